@@ -1,0 +1,79 @@
+/**
+ * The Profile: what one system measured for each block of one model. Plain, versioned,
+ * JSON-serialisable; documented by docs/schema/profile.schema.json.
+ * Times are in seconds (as Scission's), sizes in bytes.
+ */
+export interface LatencyStats {
+  /** median of the timed runs, seconds */
+  median: number;
+  /** 90th percentile, seconds */
+  p90: number;
+  /** fastest run, seconds */
+  min: number;
+  /** relative spread (p90 - min) / median; 0 when a single value was imported */
+  spread: number;
+  /** number of timed runs (1 for imported data) */
+  runs: number;
+}
+
+export interface BlockProfile {
+  /** position of the block, 0-based */
+  index: number;
+  /** first and last layer of the block: Scission's Keras layer indices for imported data,
+   * positions in kerf's topological node order for ONNX models */
+  firstLayer: number;
+  lastLayer: number;
+  /** id of the cut at the end of this block (kerf models); absent on the last block */
+  cutId?: number;
+  /** names of tensors leaving the block (kerf models) */
+  outputTensors?: string[];
+  latency: LatencyStats;
+  /** bytes this block hands to the next (the crossing tensors of its end cut; for the last
+   * block, the model outputs); Scission data: size of the block output saved as .npy */
+  outputBytes: number;
+  /** bytes of weights the block holds */
+  paramBytes: number;
+  /** approximate FLOPs (2 x multiply-accumulates of Conv, Gemm, MatMul) */
+  flops?: number;
+  /** resident memory of the block's session, bytes, when measured */
+  memoryBytes?: number;
+  /** set when the spread of this block's timings is high: treat its figure with care */
+  highSpread?: boolean;
+  /** optional per-node breakdown (kerf profile --nodes) */
+  nodes?: { name: string; opType: string; seconds: number }[];
+}
+
+export interface SystemInfo {
+  name: string;
+  tier?: 'device' | 'edge' | 'cloud';
+  cpu?: string;
+  cores?: number;
+  memoryBytes?: number;
+  threads?: number;
+  hostname?: string;
+}
+
+export interface Profile {
+  schema: 'kerf.profile/v1';
+  model: {
+    name: string;
+    file?: string;
+    sha256?: string;
+    /** bytes of the model's input(s) as sent by a device that runs nothing */
+    inputBytes?: number;
+    inputShapes?: Record<string, number[]>;
+  };
+  system: SystemInfo;
+  /** how blocks were formed: kerf cut granularity, or imported */
+  granularity: 'single' | 'all' | 'imported';
+  source: 'kerf' | 'scission';
+  blocks: BlockProfile[];
+  /** the whole model run unsplit in one session */
+  whole?: { latency: LatencyStats; memoryBytes?: number };
+  /** sum of block medians / whole-model median: the cost of cutting */
+  blockSumOverWhole?: number;
+  settings?: { repeats: number; warmup: number; threads: number; optimization: string };
+  createdAt?: string;
+}
+
+export const PROFILE_SCHEMA = 'kerf.profile/v1' as const;
