@@ -1,1 +1,1 @@
-export {};
+export * from './place/index.js';

@@ -1,0 +1,23 @@
+import { kerfError } from '../errors.js';
+
+/** `kerf bench <name>`: each benchmark lives in src/cli/bench/<name>.ts exporting run(argv). */
+const BENCHES: Record<string, string> = {
+  switch: 'live repartitioning: downtime and latency per switching strategy',
+  adapt: 'live adaptation on a device → edge → cloud pipeline under bandwidth and load traces',
+  'adapt-offline': "adaptation policies replayed on AdaptiveDNN's measured data",
+  place: 'cluster placement: kerf vs greedy, random, lower bound and exact optimum',
+  pipeline: 'N-stage pipeline throughput vs the placement prediction',
+};
+
+export async function run(argv: string[]): Promise<number | void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    const lines = ['usage: kerf bench <name> [options]', '', 'benchmarks:'];
+    for (const [n, s] of Object.entries(BENCHES)) lines.push(`  ${n.padEnd(14)} ${s}`);
+    process.stdout.write(lines.join('\n') + '\n');
+    return name ? 0 : 2;
+  }
+  if (!(name in BENCHES)) throw kerfError('KERF_ERR_USAGE', `unknown benchmark '${name}' (one of: ${Object.keys(BENCHES).join(', ')})`);
+  const mod = (await import(`./bench/${name}.js`)) as { run(argv: string[]): Promise<number | void> };
+  return mod.run(rest);
+}
