@@ -1,0 +1,312 @@
+/**
+ * The split decision: given per-tier prefix sums of the profiled block times, the bytes that
+ * cross each possible boundary, and the current conditions (link bandwidth and RTT, tier load
+ * factors and queueing delays), find the boundaries of a device → edge → cloud chain (any
+ * number of tiers) with the least predicted latency, in O(tiers × blocks). Pure: no clock.
+ */
+import { kerfError } from '../errors.js';
+import type { Profile } from '../profile/types.js';
+
+/**
+ * What the decision needs from the profiles, laid out for a linear scan. Tier j of the chain
+ * runs blocks [b_j, b_{j+1}) with b_0 = 0 and b_m = blocks; link j joins tier j and j+1.
+ */
+export interface CostModel {
+  /** number of blocks n */
+  readonly blocks: number;
+  /** tier names in chain order, e.g. ['edge', 'cloud'] or ['device', 'edge', 'cloud'] */
+  readonly tiers: readonly string[];
+  /** per tier, length n+1: prefix[j][b] = profiled seconds of blocks [0, b) on tier j */
+  readonly prefix: readonly Float64Array[];
+  /** length n+1: bytes crossing a boundary placed at b (b = 0: the model input). Nothing
+   * crosses at b = n: the result's return is not counted, as in Scission. */
+  readonly boundaryBytes: Float64Array;
+  /** length n+1: 1 where a boundary may be placed */
+  readonly allowed: Uint8Array;
+}
+
+/** The conditions a decision is made for. */
+export interface Conditions {
+  /** one per link (tiers − 1): throughput in bytes/s and round-trip time in seconds */
+  links: { bytesPerS: number; rttS: number }[];
+  /** one per tier: load factor (observed ÷ profiled) and queueing delay in seconds */
+  tiers: { factor: number; queueS: number }[];
+}
+
+/**
+ * Build a cost model from per-block times. `tiers[j].blockS[i]` is block i's profiled time on
+ * tier j; `boundaryBytes[b]` the bytes crossing a boundary at b (length blocks+1, [0] is the
+ * model input); `allowed` (length blocks+1) limits where boundaries may go (default: anywhere).
+ */
+export function costModel(
+  tiers: { name: string; blockS: readonly number[] }[],
+  boundaryBytes: readonly number[],
+  allowed?: readonly boolean[],
+): CostModel {
+  if (tiers.length < 2) throw kerfError('KERF_ERR_PLAN', `a cost model needs at least two tiers, got ${tiers.length}`);
+  const n = tiers[0]!.blockS.length;
+  if (n < 1) throw kerfError('KERF_ERR_PLAN', `tier '${tiers[0]!.name}' has no blocks`);
+  const prefix = tiers.map((t) => {
+    if (t.blockS.length !== n) {
+      throw kerfError('KERF_ERR_PROFILE', `tier '${t.name}' has ${t.blockS.length} blocks, tier '${tiers[0]!.name}' has ${n}`);
+    }
+    const p = new Float64Array(n + 1);
+    for (let i = 0; i < n; i++) {
+      const s = t.blockS[i]!;
+      if (!(s >= 0 && Number.isFinite(s))) throw kerfError('KERF_ERR_PROFILE', `tier '${t.name}' block ${i}: time ${s} is not a non-negative number`);
+      p[i + 1] = p[i]! + s;
+    }
+    return p;
+  });
+  return fromPrefix(tiers.map((t) => t.name), prefix, boundaryBytes, allowed);
+}
+
+/** Build a cost model from cumulative times directly (prefix[j][b], length n+1 per tier). */
+export function fromPrefix(
+  names: readonly string[],
+  prefix: readonly (Float64Array | readonly number[])[],
+  boundaryBytes: readonly number[] | Float64Array,
+  allowed?: readonly boolean[],
+): CostModel {
+  const n = prefix[0]!.length - 1;
+  if (names.length !== prefix.length || names.length < 2) {
+    throw kerfError('KERF_ERR_PLAN', `need one prefix array per tier and at least two tiers (${names.length} names, ${prefix.length} arrays)`);
+  }
+  for (let j = 0; j < prefix.length; j++) {
+    if (prefix[j]!.length !== n + 1) throw kerfError('KERF_ERR_PROFILE', `tier '${names[j]}': prefix has ${prefix[j]!.length} entries, expected ${n + 1}`);
+  }
+  if (boundaryBytes.length !== n + 1) {
+    throw kerfError('KERF_ERR_PROFILE', `boundaryBytes has ${boundaryBytes.length} entries, expected blocks+1 = ${n + 1}`);
+  }
+  const a = new Uint8Array(n + 1);
+  for (let b = 0; b <= n; b++) a[b] = allowed ? (allowed[b] ? 1 : 0) : 1;
+  if (!a.some((v) => v === 1)) throw kerfError('KERF_ERR_PLAN', 'no boundary position is allowed');
+  return Object.freeze({
+    blocks: n,
+    tiers: Object.freeze([...names]),
+    prefix: Object.freeze(prefix.map((p) => Float64Array.from(p))),
+    boundaryBytes: Float64Array.from(boundaryBytes),
+    allowed: a,
+  });
+}
+
+/**
+ * A cost model from kerf profiles, one per tier in chain order (same model, same blocks). The
+ * bytes crossing boundary b are the output of block b−1; at 0 the model input.
+ */
+export function costModelFromProfiles(profiles: readonly Profile[]): CostModel {
+  if (profiles.length < 2) throw kerfError('KERF_ERR_PROFILE', `need one profile per tier (at least two), got ${profiles.length}`);
+  const first = profiles[0]!;
+  for (const p of profiles) {
+    if (p.blocks.length !== first.blocks.length) {
+      throw kerfError('KERF_ERR_PROFILE', `profile of '${p.system.name}' has ${p.blocks.length} blocks, '${first.system.name}' has ${first.blocks.length}`);
+    }
+  }
+  const bytes = [first.model.inputBytes ?? 0, ...first.blocks.map((b) => b.outputBytes)];
+  return costModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median) })), bytes);
+}
+
+function checkConditions(m: CostModel, c: Conditions): void {
+  const k = m.tiers.length;
+  if (c.tiers.length !== k || c.links.length !== k - 1) {
+    throw kerfError('KERF_ERR_PLAN', `conditions have ${c.tiers.length} tiers and ${c.links.length} links; the model has ${k} tiers and ${k - 1} links`);
+  }
+  for (const l of c.links) if (!(l.bytesPerS > 0)) throw kerfError('KERF_ERR_PLAN', `link bandwidth must be positive, got ${l.bytesPerS}`);
+}
+
+/** Predicted latency (seconds) of one placement: `boundaries` = [b_1, …, b_{m−1}], non-decreasing. */
+export function predictLatency(m: CostModel, c: Conditions, boundaries: readonly number[]): number {
+  checkConditions(m, c);
+  const k = m.tiers.length, n = m.blocks;
+  if (boundaries.length !== k - 1) throw kerfError('KERF_ERR_PLAN', `expected ${k - 1} boundaries, got ${boundaries.length}`);
+  let total = 0;
+  let lo = 0;
+  for (let j = 0; j < k; j++) {
+    const hi = j < k - 1 ? boundaries[j]! : n;
+    if (!(Number.isInteger(hi) && hi >= lo && hi <= n)) throw kerfError('KERF_ERR_PLAN', `boundaries ${JSON.stringify(boundaries)} are not non-decreasing in 0..${n}`);
+    const t = c.tiers[j]!;
+    if (hi > lo) total += t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]!) + t.queueS;
+    if (j < k - 1 && hi < n) total += c.links[j]!.rttS + m.boundaryBytes[hi]! / c.links[j]!.bytesPerS;
+    lo = hi;
+  }
+  return total;
+}
+
+/**
+ * Finds the best placement by dynamic programming over the chain with running minima:
+ * g_j(b) = least cost of tiers 0..j with tier j ending at b (including link j's transfer).
+ * Scratch arrays are allocated once per model, so a decision allocates almost nothing.
+ */
+export class SplitSearch {
+  private readonly g: Float64Array[];
+  private readonly from: Int32Array[];
+  constructor(readonly model: CostModel) {
+    const k = model.tiers.length, n = model.blocks;
+    this.g = Array.from({ length: k - 1 }, () => new Float64Array(n + 1));
+    this.from = Array.from({ length: k - 1 }, () => new Int32Array(n + 1));
+  }
+
+  /** Best boundaries and their predicted latency for conditions c. */
+  best(c: Conditions): { boundaries: number[]; latencyS: number } {
+    const m = this.model;
+    checkConditions(m, c);
+    const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
+    for (let j = 0; j < k - 1; j++) {
+      const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
+      const f = c.tiers[j]!.factor, q = c.tiers[j]!.queueS;
+      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
+      const prev = j > 0 ? this.g[j - 1]! : null;
+      // running min over a < b of (cost up to a) − f·P[a]: tier j runs [a, b)
+      let runMin = Infinity, runArg = -1;
+      for (let b = 0; b <= n; b++) {
+        let best = Infinity, arg = -1;
+        if (allowed[b]) {
+          const link = b < n ? rtt + bytes[b]! / bw : 0;
+          if (prev === null) {
+            best = f * (P[b]! - P[0]!) + (b > 0 ? q : 0);
+            arg = 0;
+          } else {
+            best = prev[b]!; // tier j runs nothing
+            arg = b;
+            if (runArg >= 0) {
+              const v = runMin + f * P[b]! + q;
+              if (v < best) { best = v; arg = runArg; }
+            }
+          }
+          best += link;
+        }
+        g[b] = best;
+        from[b] = arg;
+        if (prev !== null && allowed[b]) {
+          const cand = prev[b]! - f * P[b]!;
+          if (cand < runMin) { runMin = cand; runArg = b; }
+        }
+      }
+    }
+    // last tier runs [a, n)
+    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, q = c.tiers[last]!.queueS;
+    const gl = this.g[k - 2]!;
+    let latencyS = Infinity, a = -1;
+    for (let b = 0; b <= n; b++) {
+      if (!allowed[b]) continue;
+      const v = gl[b]! + f * (P[n]! - P[b]!) + (b < n ? q : 0);
+      if (v < latencyS) { latencyS = v; a = b; }
+    }
+    if (a < 0 || !Number.isFinite(latencyS)) throw kerfError('KERF_ERR_PLAN', 'no feasible placement under these conditions');
+    const boundaries = new Array<number>(k - 1);
+    let b = a;
+    for (let j = k - 2; j >= 0; j--) {
+      boundaries[j] = b;
+      b = this.from[j]![b]!;
+    }
+    return { boundaries, latencyS };
+  }
+}
+
+/** 'bandwidth' ignores load (factors 1, no queueing); 'load-aware' uses everything. */
+export type AdaptMode = 'bandwidth' | 'load-aware';
+
+export interface DeciderOptions {
+  mode: AdaptMode;
+  /** switch only when the new placement is predicted at least this much faster, relative
+   * to the current one (default 0.1 = 10 %) */
+  minGain?: number;
+  /** and only when the current placement has been in place this long, seconds (default 5) */
+  minDwellS?: number;
+}
+
+/** One decision and why it was taken: what the controller logs. */
+export interface Decision {
+  atS: number;
+  mode: AdaptMode;
+  /** true when the controller should switch to `chosen` */
+  switch: boolean;
+  /** placement in force before the decision (null before the first) */
+  current: number[] | null;
+  /** the placement the search found best */
+  best: number[];
+  /** the placement in force after the decision */
+  chosen: number[];
+  /** predicted latency of current and best, seconds (current: NaN before the first decision) */
+  predictedCurrentS: number;
+  predictedBestS: number;
+  /** (current − best) / current: the relative gain a switch is expected to bring */
+  gain: number;
+  /** one line for the log */
+  reason: string;
+  /** the conditions as the decision used them (load masked out in 'bandwidth' mode) */
+  inputs: Conditions;
+}
+
+/**
+ * The stateful decision with hysteresis: it remembers the placement in force and when it was
+ * adopted, and switches only for a minimum expected gain after a minimum dwell time. Time comes
+ * in with every call (atS); nothing here reads a clock.
+ */
+export class Decider {
+  private readonly search: SplitSearch;
+  private readonly minGain: number;
+  private readonly minDwellS: number;
+  readonly mode: AdaptMode;
+  private cur: number[] | null;
+  private sinceS: number;
+
+  constructor(readonly model: CostModel, opts: DeciderOptions, initial?: { boundaries: number[]; atS: number }) {
+    if (opts.mode !== 'bandwidth' && opts.mode !== 'load-aware') {
+      throw kerfError('KERF_ERR_CONFIG', `adapt mode '${String(opts.mode)}' is not one of bandwidth, load-aware`);
+    }
+    this.mode = opts.mode;
+    this.minGain = opts.minGain ?? 0.1;
+    this.minDwellS = opts.minDwellS ?? 5;
+    if (!(this.minGain >= 0) || !(this.minDwellS >= 0)) throw kerfError('KERF_ERR_CONFIG', 'minGain and minDwellS must be non-negative');
+    this.search = new SplitSearch(model);
+    this.cur = initial ? [...initial.boundaries] : null;
+    this.sinceS = initial ? initial.atS : -Infinity;
+    if (this.cur && this.cur.length !== model.tiers.length - 1) {
+      throw kerfError('KERF_ERR_PLAN', `initial placement needs ${model.tiers.length - 1} boundaries, got ${this.cur.length}`);
+    }
+  }
+
+  /** Placement in force, or null before the first decision. */
+  get current(): readonly number[] | null {
+    return this.cur;
+  }
+
+  /** Tell the decider that the placement in force changed for another reason (e.g. a manual switch). */
+  adopt(boundaries: readonly number[], atS: number): void {
+    this.cur = [...boundaries];
+    this.sinceS = atS;
+  }
+
+  decide(conditions: Conditions, atS: number): Decision {
+    const inputs: Conditions = this.mode === 'bandwidth'
+      ? { links: conditions.links, tiers: conditions.tiers.map(() => ({ factor: 1, queueS: 0 })) }
+      : conditions;
+    const best = this.search.best(inputs);
+    const base = { atS, mode: this.mode, best: best.boundaries, predictedBestS: best.latencyS, inputs };
+    if (this.cur === null) {
+      this.cur = best.boundaries;
+      this.sinceS = atS;
+      return { ...base, switch: true, current: null, chosen: best.boundaries, predictedCurrentS: NaN, gain: 0, reason: 'initial placement' };
+    }
+    const current = this.cur;
+    const predictedCurrentS = predictLatency(this.model, inputs, current);
+    const gain = predictedCurrentS > 0 ? (predictedCurrentS - best.latencyS) / predictedCurrentS : 0;
+    const same = best.boundaries.every((b, i) => b === current[i]);
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    let reason: string;
+    let doSwitch = false;
+    if (same) reason = 'current placement is the best';
+    else if (gain < this.minGain) reason = `gain ${pct(gain)} < minimum ${pct(this.minGain)}`;
+    else if (atS - this.sinceS < this.minDwellS) reason = `gain ${pct(gain)} but dwell ${(atS - this.sinceS).toFixed(2)} s < ${this.minDwellS} s`;
+    else {
+      doSwitch = true;
+      reason = `gain ${pct(gain)} ≥ ${pct(this.minGain)}: [${current.join(',')}] → [${best.boundaries.join(',')}]`;
+    }
+    if (doSwitch) {
+      this.cur = best.boundaries;
+      this.sinceS = atS;
+    }
+    return { ...base, switch: doSwitch, current, chosen: doSwitch ? best.boundaries : current, predictedCurrentS, gain, reason };
+  }
+}

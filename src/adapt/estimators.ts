@@ -1,0 +1,255 @@
+/**
+ * Pure estimators behind the adaptation monitors. They are fed samples that carry their own
+ * timestamps (`atS`, seconds on any monotonic clock the caller chooses) and never read a clock,
+ * so the live monitors in serve/ and the offline replay use the same code.
+ */
+import { kerfError } from '../errors.js';
+import { median, trimmedMean, weightedMedian } from './robust.js';
+
+/** What a link monitor believes about one link. */
+export interface LinkEstimate {
+  /** payload throughput, bytes per second */
+  bytesPerS: number;
+  /** round-trip time (the fixed part of a transfer), seconds */
+  rttS: number;
+  /** transfer samples inside the window */
+  samples: number;
+  /** timestamp of the newest sample, or null when none */
+  lastSampleS: number | null;
+  /** false while the estimate still rests on the prior alone */
+  confident: boolean;
+}
+
+export interface LinkEstimatorOptions {
+  /** samples older than this are forgotten, seconds (default 30) */
+  windowS?: number;
+  /** at most this many samples are kept (default 64) */
+  maxSamples?: number;
+  /** a sample's weight halves every halfLifeS of age: the smoothing (default 5) */
+  halfLifeS?: number;
+  /** a link without a transfer for this long wants an active probe (default 2) */
+  idleProbeS?: number;
+  /** believed before any sample arrives */
+  prior?: { bytesPerS: number; rttS: number };
+}
+
+interface TransferSample { bytes: number; seconds: number; atS: number }
+interface RttSample { seconds: number; atS: number }
+
+function positive(v: number, what: string): void {
+  if (!(Number.isFinite(v) && v > 0)) throw kerfError('KERF_ERR_CONFIG', `${what} must be a positive number, got ${v}`);
+}
+
+/**
+ * Bandwidth and RTT of one link from passive transfer samples (bytes, seconds) and optional
+ * RTT probes. The bandwidth is an exponentially time-weighted median of per-sample rates:
+ * the weights smooth, the median ignores outliers (a stalled transfer, a burst of
+ * cross-traffic) as long as they are fewer than half the weight.
+ */
+export class LinkEstimator {
+  private readonly windowS: number;
+  private readonly maxSamples: number;
+  private readonly halfLifeS: number;
+  private readonly idleProbeS: number;
+  private readonly prior: { bytesPerS: number; rttS: number };
+  private transfers: TransferSample[] = [];
+  private rtts: RttSample[] = [];
+  private lastAtS = -Infinity;
+
+  constructor(opts: LinkEstimatorOptions = {}) {
+    this.windowS = opts.windowS ?? 30;
+    this.maxSamples = opts.maxSamples ?? 64;
+    this.halfLifeS = opts.halfLifeS ?? 5;
+    this.idleProbeS = opts.idleProbeS ?? 2;
+    this.prior = opts.prior ?? { bytesPerS: 12.5e6, rttS: 0.001 };
+    positive(this.windowS, 'windowS');
+    positive(this.maxSamples, 'maxSamples');
+    positive(this.halfLifeS, 'halfLifeS');
+    positive(this.idleProbeS, 'idleProbeS');
+    positive(this.prior.bytesPerS, 'prior.bytesPerS');
+  }
+
+  /** One finished transfer of `bytes` that took `seconds` (send start to receipt), at time atS. */
+  addTransfer(bytes: number, seconds: number, atS: number): void {
+    if (!(bytes >= 0 && seconds > 0 && Number.isFinite(seconds) && Number.isFinite(atS))) return;
+    this.transfers.push({ bytes, seconds, atS });
+    this.touch(atS);
+    if (this.transfers.length > this.maxSamples) this.transfers.shift();
+  }
+
+  /** One round-trip probe (an empty or tiny frame), at time atS. */
+  addRtt(seconds: number, atS: number): void {
+    if (!(seconds >= 0 && Number.isFinite(seconds) && Number.isFinite(atS))) return;
+    this.rtts.push({ seconds, atS });
+    this.touch(atS);
+    if (this.rtts.length > this.maxSamples) this.rtts.shift();
+  }
+
+  private touch(atS: number): void {
+    if (atS > this.lastAtS) this.lastAtS = atS;
+  }
+
+  private prune(atS: number): void {
+    const keep = (s: { atS: number }) => atS - s.atS <= this.windowS;
+    this.transfers = this.transfers.filter(keep);
+    this.rtts = this.rtts.filter(keep);
+  }
+
+  private weight(age: number): number {
+    return Math.pow(0.5, Math.max(0, age) / this.halfLifeS);
+  }
+
+  /** The current belief at time atS. */
+  estimate(atS: number): LinkEstimate {
+    this.prune(atS);
+    const rttS = this.rttEstimate(atS);
+    const rates: number[] = [];
+    const weights: number[] = [];
+    for (const s of this.transfers) {
+      const payloadS = s.seconds - rttS;
+      // A transfer dominated by the RTT says almost nothing about throughput.
+      if (s.bytes <= 0 || payloadS < 0.1 * s.seconds) continue;
+      rates.push(s.bytes / payloadS);
+      weights.push(this.weight(atS - s.atS));
+    }
+    const confident = rates.length > 0;
+    return {
+      bytesPerS: confident ? weightedMedian(rates, weights) : this.prior.bytesPerS,
+      rttS,
+      samples: this.transfers.length,
+      lastSampleS: Number.isFinite(this.lastAtS) ? this.lastAtS : null,
+      confident,
+    };
+  }
+
+  private rttEstimate(atS: number): number {
+    if (this.rtts.length > 0) {
+      return weightedMedian(this.rtts.map((s) => s.seconds), this.rtts.map((s) => this.weight(atS - s.atS)));
+    }
+    // Without probes, a Theil–Sen line through (bytes, seconds) gives the intercept, provided
+    // the window holds clearly different sizes.
+    const t = this.transfers;
+    if (t.length >= 3) {
+      const slopes: number[] = [];
+      for (let i = 0; i < t.length; i++) {
+        for (let j = i + 1; j < t.length; j++) {
+          const a = t[i]!, b = t[j]!;
+          const hi = Math.max(a.bytes, b.bytes), lo = Math.min(a.bytes, b.bytes);
+          if (hi > 1.5 * lo + 1) slopes.push((b.seconds - a.seconds) / (b.bytes - a.bytes));
+        }
+      }
+      if (slopes.length >= 2) {
+        const slope = median(slopes);
+        if (slope > 0) return Math.max(0, median(t.map((s) => s.seconds - slope * s.bytes)));
+      }
+    }
+    return this.prior.rttS;
+  }
+
+  /** True when the link has been idle for idleProbeS: the live monitor should send a small probe. */
+  needsProbe(atS: number): boolean {
+    return atS - this.lastAtS >= this.idleProbeS;
+  }
+}
+
+/** One observation of a tier's execution: how long some blocks took, and what the unloaded
+ * profile says they take. */
+export interface ExecSample {
+  observedS: number;
+  profiledS: number;
+}
+
+export interface LoadFactorOptions {
+  /** 'trimmed' (default): mean of the ratios after trimming `trim` at each end; 'median' */
+  estimator?: 'trimmed' | 'median';
+  /** fraction trimmed at each end (default 0.1) */
+  trim?: number;
+  /** samples whose profiled time is below this fraction of the largest profiled time in the
+   * set are ignored: the ratio of two tiny times is timer noise and fixed overhead (default 0.2) */
+  minProfiledFraction?: number;
+}
+
+/**
+ * Load factor of a tier: observed ÷ profiled execution time, robust over several samples.
+ * Returns null when no sample is usable (the tier ran nothing worth timing: probe it).
+ */
+export function loadFactor(samples: readonly ExecSample[], opts: LoadFactorOptions = {}): number | null {
+  const minFrac = opts.minProfiledFraction ?? 0.2;
+  let maxP = 0;
+  for (const s of samples) if (s.profiledS > maxP && Number.isFinite(s.observedS)) maxP = s.profiledS;
+  if (!(maxP > 0)) return null;
+  const ratios: number[] = [];
+  for (const s of samples) {
+    if (s.profiledS >= minFrac * maxP && s.profiledS > 0 && Number.isFinite(s.observedS) && s.observedS >= 0) {
+      ratios.push(s.observedS / s.profiledS);
+    }
+  }
+  if (ratios.length === 0) return null;
+  return opts.estimator === 'median' ? median(ratios) : trimmedMean(ratios, opts.trim ?? 0.1);
+}
+
+/** What a load monitor believes about one tier. */
+export interface LoadEstimate {
+  /** observed ÷ profiled execution time (1 = as profiled, 2 = twice as slow) */
+  factor: number;
+  /** typical wait before execution starts (queueing), seconds */
+  queueS: number;
+  /** execution samples inside the window */
+  samples: number;
+  /** false when no usable sample backs the factor (it is then 1, or the last known value) */
+  confident: boolean;
+}
+
+export interface LoadEstimatorOptions extends LoadFactorOptions {
+  /** samples older than this are forgotten, seconds (default 30) */
+  windowS?: number;
+  /** at most this many samples are kept (default 128) */
+  maxSamples?: number;
+}
+
+/**
+ * Load factor and queueing delay of one tier over a sliding window. Feed it every executed
+ * segment or block (observed and profiled seconds) and every measured queue wait.
+ */
+export class LoadEstimator {
+  private readonly windowS: number;
+  private readonly maxSamples: number;
+  private readonly opts: LoadFactorOptions;
+  private exec: (ExecSample & { atS: number })[] = [];
+  private queue: { waitS: number; atS: number }[] = [];
+  private lastFactor = 1;
+
+  constructor(opts: LoadEstimatorOptions = {}) {
+    this.windowS = opts.windowS ?? 30;
+    this.maxSamples = opts.maxSamples ?? 128;
+    positive(this.windowS, 'windowS');
+    positive(this.maxSamples, 'maxSamples');
+    this.opts = { estimator: opts.estimator ?? 'trimmed', trim: opts.trim ?? 0.1, minProfiledFraction: opts.minProfiledFraction ?? 0.2 };
+  }
+
+  addExec(observedS: number, profiledS: number, atS: number): void {
+    if (!(observedS >= 0 && profiledS > 0 && Number.isFinite(observedS) && Number.isFinite(atS))) return;
+    this.exec.push({ observedS, profiledS, atS });
+    if (this.exec.length > this.maxSamples) this.exec.shift();
+  }
+
+  addQueue(waitS: number, atS: number): void {
+    if (!(waitS >= 0 && Number.isFinite(waitS) && Number.isFinite(atS))) return;
+    this.queue.push({ waitS, atS });
+    if (this.queue.length > this.maxSamples) this.queue.shift();
+  }
+
+  estimate(atS: number): LoadEstimate {
+    const keep = (s: { atS: number }) => atS - s.atS <= this.windowS;
+    this.exec = this.exec.filter(keep);
+    this.queue = this.queue.filter(keep);
+    const f = loadFactor(this.exec, this.opts);
+    if (f !== null) this.lastFactor = f;
+    return {
+      factor: f ?? this.lastFactor,
+      queueS: this.queue.length ? median(this.queue.map((q) => q.waitS)) : 0,
+      samples: this.exec.length,
+      confident: f !== null,
+    };
+  }
+}
