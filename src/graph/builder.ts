@@ -260,6 +260,9 @@ export function attributeProto(name: string, value: AttrValue, where = 'node'): 
   return a;
 }
 
+/** Whether a proto carries initializer data (default) or only the structure. */
+export interface StructureOptions { data?: boolean }
+
 /** Options of one node. */
 export interface NodeOptions { name?: string; domain?: string; docString?: string }
 
@@ -352,8 +355,9 @@ export class GraphBuilder {
 
   /** A graph input; dims may hold strings for dynamic dimensions. Returns the name. */
   input(name: string, dtype: DType, dims?: readonly Dim[]): string {
+    const vi = valueInfoProto(name, dtype, dims);
     this.claim(name, `input '${name}'`);
-    this.inputs.push(valueInfoProto(name, dtype, dims));
+    this.inputs.push(vi);
     this.types.set(name, { dtype, dims });
     return name;
   }
@@ -378,6 +382,7 @@ export class GraphBuilder {
   /** A weight stored as raw little-endian data; `data` may be a function called at serialisation. Returns the name. */
   initializer(name: string, dtype: DType, dims: readonly number[], data: TensorSource): string {
     checkDims(dims, `initializer '${name}'`, false);
+    checkDType(dtype, `initializer '${name}'`);
     if (typeof data !== 'function' && data.length !== elementCount(dims)) {
       throw kerfError('KERF_ERR_SHAPE', `initializer '${name}': ${data.length} values for dims [${dims.join(',')}]`);
     }
@@ -440,11 +445,15 @@ export class GraphBuilder {
   /** Total element count of all initializers. */
   get initializerElements(): number { return this.inits.reduce((s, i) => s + elementCount(i.dims), 0); }
 
-  /** The GraphProto (materialises lazy initializer data). */
-  toGraphProto(): GraphProto {
+  /**
+   * The GraphProto (materialises lazy initializer data). With `{ data: false }` initializers carry only
+   * name, type and dims: a structure-only graph for analysis, not a runnable model.
+   */
+  toGraphProto(opts: StructureOptions = {}): GraphProto {
     const g = create(GraphProtoSchema, { name: this.name });
     g.input = [...this.inputs];
     g.initializer = this.inits.map((i) => {
+      if (opts.data === false) return create(TensorProtoSchema, { name: i.name, dataType: dtypeToOnnx(i.dtype), dims: i.dims.map((d) => BigInt(d)) });
       const data = typeof i.source === 'function' ? i.source() : i.source;
       return tensorProto(i.name, i.dtype, i.dims, data);
     });
@@ -519,9 +528,9 @@ export class ModelBuilder extends GraphBuilder {
   /** A metadata_props entry. */
   meta(key: string, value: string): this { this.metadata.push([key, value]); return this; }
 
-  /** The ModelProto (materialises lazy initializer data). */
-  toProto(): ModelProto {
-    const m = create(ModelProtoSchema, { irVersion: BigInt(this.irVersion), producerName: this.producerName, graph: this.toGraphProto() });
+  /** The ModelProto (materialises lazy initializer data; `{ data: false }` gives the structure only). */
+  toProto(opts: StructureOptions = {}): ModelProto {
+    const m = create(ModelProtoSchema, { irVersion: BigInt(this.irVersion), producerName: this.producerName, graph: this.toGraphProto(opts) });
     if (this.producerVersion) m.producerVersion = this.producerVersion;
     if (this.docString !== undefined) m.docString = this.docString;
     m.opsetImport = [...this.opsets].map(([domain, version]) => create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) }));

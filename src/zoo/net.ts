@@ -129,8 +129,7 @@ export class Net {
 
   maxPool(x: Act, path: string, k: number, stride: number, pad = 0, ceil = false): Act {
     const h = poolOut(x.h, k, stride, pad, ceil), w = poolOut(x.w, k, stride, pad, ceil);
-    const attrs: Record<string, AttrValue> = { kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] };
-    if (ceil) attrs.ceil_mode = 1;
+    const attrs: Record<string, AttrValue> = { ceil_mode: ceil ? 1 : 0, kernel_shape: [k, k], pads: [pad, pad, pad, pad], strides: [stride, stride] };
     return { name: this.op('MaxPool', path, [x.name], attrs), c: x.c, h, w };
   }
 
