@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LinkEstimator, LoadEstimator, loadFactor, median, trimmedMean, weightedMedian } from '../../src/adapt/index.js';
+import { normal, rng } from './rng.js';
+
+const within = (x: number, target: number, rel: number) => Math.abs(x - target) <= rel * target;
+
+/** Transfers over a link of `bytesPerS` and `rttS`, with ±15 % noise and `outliers` of them 4× slow. */
+function feed(est: LinkEstimator, r: () => number, from: number, to: number, bytesPerS: number, rttS: number, outliers: number): number[] {
+  const rates: number[] = [];
+  for (let t = from; t < to; t += 0.5) {
+    const bytes = 50_000 + r() * 2_000_000;
+    let s = rttS + (bytes / bytesPerS) * Math.exp(0.15 * normal(r));
+    if (r() < outliers) s *= 4;
+    est.addTransfer(bytes, s, t);
+    rates.push(bytes / s);
+  }
+  return rates;
+}
+
+test('link estimator converges to the true rate within 10% despite 20% outliers', () => {
+  const r = rng(7);
+  const est = new LinkEstimator({ prior: { bytesPerS: 1e5, rttS: 0 } });
+  for (let t = 0; t < 30; t += 1) est.addRtt(0.02 * Math.exp(0.1 * normal(r)), t);
+  const rates = feed(est, r, 0, 30, 5e6, 0.02, 0.2);
+  const e = est.estimate(30);
+  assert.ok(e.confident);
+  assert.ok(within(e.bytesPerS, 5e6, 0.1), `estimate ${e.bytesPerS} vs 5e6`);
+  assert.ok(within(e.rttS, 0.02, 0.1), `rtt ${e.rttS}`);
+  // The outliers are material: a plain mean of the per-transfer rates misses by more than 10%.
+  const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
+  assert.ok(!within(mean, 5e6, 0.1), `plain mean ${mean} should be off`);
+});
+
+test('link estimator finds the RTT from transfer sizes alone (Theil–Sen) and tracks a rate step', () => {
+  const r = rng(11);
+  const est = new LinkEstimator({ prior: { bytesPerS: 1e5, rttS: 0 } });
+  feed(est, r, 0, 30, 5e6, 0.05, 0.1);
+  const e1 = est.estimate(30);
+  assert.ok(Math.abs(e1.rttS - 0.05) < 0.02, `rtt ${e1.rttS}`);
+  assert.ok(within(e1.bytesPerS, 5e6, 0.1), `before ${e1.bytesPerS}`);
+  feed(est, r, 30, 45, 1e6, 0.05, 0.1);
+  const e2 = est.estimate(45);
+  assert.ok(within(e2.bytesPerS, 1e6, 0.1), `after the step ${e2.bytesPerS}`);
+});
+
+test('link estimator: prior before samples, probe wanted when idle, old samples forgotten', () => {
+  const est = new LinkEstimator({ prior: { bytesPerS: 1234, rttS: 0.5 }, idleProbeS: 2, windowS: 10 });
+  const e0 = est.estimate(0);
+  assert.equal(e0.bytesPerS, 1234);
+  assert.equal(e0.confident, false);
+  assert.equal(e0.lastSampleS, null);
+  assert.equal(est.needsProbe(0), true);
+  est.addTransfer(1e6, 1.5, 1);
+  assert.equal(est.needsProbe(2), false);
+  assert.equal(est.needsProbe(3.5), true);
+  assert.ok(within(est.estimate(2).bytesPerS, 1e6, 1e-9));
+  assert.equal(est.estimate(20).confident, false);
+  assert.throws(() => new LinkEstimator({ windowS: 0 }), /windowS/);
+});
+
+test('load factor is robust to outliers and ignores tiny blocks', () => {
+  const r = rng(3);
+  const samples = [];
+  for (let i = 0; i < 40; i++) {
+    const profiledS = 0.01 + r() * 0.1;
+    let observedS = 2 * profiledS * Math.exp(0.1 * normal(r));
+    if (i % 7 === 0) observedS *= 10; // a stall
+    samples.push({ observedS, profiledS });
+  }
+  for (let i = 0; i < 10; i++) samples.push({ observedS: 0.002, profiledS: 0.0001 }); // timer-noise ratios of 20
+  for (const estimator of ['trimmed', 'median'] as const) {
+    const f = loadFactor(samples, { estimator, trim: 0.2 })!;
+    assert.ok(within(f, 2, 0.1), `${estimator}: ${f}`);
+  }
+  assert.ok(!within(samples.reduce((a, s) => a + s.observedS / s.profiledS, 0) / samples.length, 2, 0.1));
+  assert.equal(loadFactor([]), null);
+  assert.equal(loadFactor([{ observedS: 1, profiledS: 0 }]), null);
+});
+
+test('load estimator: window, queueing delay, last known factor when idle', () => {
+  const le = new LoadEstimator({ windowS: 10 });
+  for (let t = 0; t < 10; t++) { le.addExec(0.1, 0.1, t); le.addQueue(0.002, t); }
+  let e = le.estimate(10);
+  assert.ok(within(e.factor, 1, 1e-9));
+  assert.ok(within(e.queueS, 0.002, 1e-9));
+  for (let t = 20; t < 30; t++) { le.addExec(0.3, 0.1, t); le.addQueue(0.05, t); }
+  e = le.estimate(30);
+  assert.ok(within(e.factor, 3, 1e-9), `factor ${e.factor}`);
+  assert.ok(within(e.queueS, 0.05, 1e-9));
+  e = le.estimate(100);
+  assert.equal(e.confident, false);
+  assert.ok(within(e.factor, 3, 1e-9));
+  assert.equal(e.queueS, 0);
+});
+
+test('robust helpers', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median([4, 1, 2, 3]), 2.5);
+  assert.ok(Number.isNaN(median([])));
+  assert.equal(trimmedMean([1, 2, 3, 4, 100], 0.2), 3);
+  assert.equal(weightedMedian([1, 2, 3], [1, 1, 5]), 3);
+  assert.equal(weightedMedian([1, 2, 3], [5, 1, 1]), 1);
+});
