@@ -2,7 +2,7 @@
  * The wire format between tiers, with no I/O: dtypes, tensors, frame encoding and a streaming
  * decoder that survives any bytes. docs/protocol.md describes the same layout byte by byte.
  */
-import { Buffer } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
 import { kerfError, type KerfError } from '../errors.js';
 
 /** Protocol version carried in every frame header. */
@@ -179,12 +179,17 @@ function encodeTensor(t: WireTensor): EncodedTensor {
     if (!Array.isArray(strs) || strs.length !== count) {
       throw kerfError('KERF_ERR_SHAPE', `${what}: string data has ${Array.isArray(strs) ? strs.length : 'no'} elements, dims [${t.dims.join(',')}] need ${count}`);
     }
-    const lens = new Uint8Array(4 * count);
-    const lv = new DataView(lens.buffer);
-    const parts = strs.map((s) => utf8.encode(String(s)));
-    parts.forEach((p, i) => lv.setUint32(4 * i, p.length, true));
-    data = [lens, ...parts];
-    dataBytes = lens.length + parts.reduce((a, p) => a + p.length, 0);
+    // One contiguous block (u32 lengths, then UTF-8 bytes): a write per string would be slow.
+    let total = 4 * count;
+    const lens = strs.map((x) => { const n = Buffer.byteLength(String(x), 'utf8'); total += n; return n; });
+    const block = Buffer.allocUnsafe(total);
+    let o = 4 * count;
+    for (let i = 0; i < count; i++) {
+      block.writeUInt32LE(lens[i]!, 4 * i);
+      o += block.write(String(strs[i]), o, 'utf8');
+    }
+    data = [block];
+    dataBytes = total;
   } else {
     const arr = t.data as TypedArray;
     if (!ArrayBuffer.isView(arr) || !(arr instanceof (info.ctor as unknown as typeof Uint8Array))) {
@@ -464,13 +469,16 @@ function typedView(buf: Uint8Array, start: number, dtype: DType, count: number):
 
 function parseStrings(b: Uint8Array, count: number, what: string): string[] {
   if (4 * count > b.length) throw protocolError(`${what}: ${count} string lengths do not fit in ${b.length} bytes`);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  // Valid UTF-8 overall + every string starting on a character boundary ⇒ every string is valid.
+  if (!isUtf8(buf.subarray(4 * count))) throw protocolError(`${what}: string data is not valid UTF-8`);
   const out: string[] = new Array(count);
   let o = 4 * count;
   for (let i = 0; i < count; i++) {
-    const n = dv.getUint32(4 * i, true);
+    const n = buf.readUInt32LE(4 * i);
     if (o + n > b.length) throw protocolError(`${what}: string ${i} of ${n} bytes overruns the tensor data`);
-    try { out[i] = utf8Strict.decode(b.subarray(o, o + n)); } catch { throw protocolError(`${what}: string ${i} is not valid UTF-8`); }
+    if (n > 0 && (buf[o]! & 0xc0) === 0x80) throw protocolError(`${what}: string ${i} starts inside a UTF-8 character`);
+    out[i] = buf.toString('utf8', o, o + n);
     o += n;
   }
   if (o !== b.length) throw protocolError(`${what}: ${b.length - o} bytes after the last string`);
