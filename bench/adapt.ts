@@ -3,7 +3,7 @@
  * hysteresis check) for 100 and 1,000 blocks, two and three tiers.
  * Run: npx tsc -p . && node dist/bench/adapt.js
  */
-import { costModel, Decider, type Conditions } from '../src/adapt/index.js';
+import { splitModel, Decider, type AdaptConditions } from '../src/adapt/index.js';
 
 const BASELINE_US = 100; // the budget for 100 blocks
 
@@ -20,13 +20,13 @@ function rng(seed: number): () => number {
 function measure(blocks: number, tiers: number): { perDecisionUs: number; decisions: number } {
   const r = rng(blocks * 10 + tiers);
   const names = ['device', 'edge', 'cloud'].slice(3 - tiers);
-  const model = costModel(
+  const model = splitModel(
     names.map((name, j) => ({ name, blockS: Array.from({ length: blocks }, () => (0.001 + r() * 0.01) / (j + 1)) })),
     Array.from({ length: blocks + 1 }, () => r() * 4e6),
   );
   const d = new Decider(model, { mode: 'load-aware', minGain: 0.1, minDwellS: 5 });
   // a pool of varying conditions so the search cannot be constant-folded
-  const pool: Conditions[] = Array.from({ length: 64 }, () => ({
+  const pool: AdaptConditions[] = Array.from({ length: 64 }, () => ({
     links: Array.from({ length: tiers - 1 }, () => ({ bytesPerS: 1e6 + r() * 2e7, rttS: r() * 0.02 })),
     tiers: Array.from({ length: tiers }, () => ({ factor: 1 + r() * 3, queueS: r() * 0.01 })),
   }));

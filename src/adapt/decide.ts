@@ -11,7 +11,7 @@ import type { Profile } from '../profile/types.js';
  * What the decision needs from the profiles, laid out for a linear scan. Tier j of the chain
  * runs blocks [b_j, b_{j+1}) with b_0 = 0 and b_m = blocks; link j joins tier j and j+1.
  */
-export interface CostModel {
+export interface SplitModel {
   /** number of blocks n */
   readonly blocks: number;
   /** tier names in chain order, e.g. ['edge', 'cloud'] or ['device', 'edge', 'cloud'] */
@@ -26,7 +26,7 @@ export interface CostModel {
 }
 
 /** The conditions a decision is made for. */
-export interface Conditions {
+export interface AdaptConditions {
   /** one per link (tiers − 1): throughput in bytes/s and round-trip time in seconds */
   links: { bytesPerS: number; rttS: number }[];
   /** one per tier: load factor (observed ÷ profiled) and queueing delay in seconds */
@@ -38,11 +38,11 @@ export interface Conditions {
  * tier j; `boundaryBytes[b]` the bytes crossing a boundary at b (length blocks+1, [0] is the
  * model input); `allowed` (length blocks+1) limits where boundaries may go (default: anywhere).
  */
-export function costModel(
+export function splitModel(
   tiers: { name: string; blockS: readonly number[] }[],
   boundaryBytes: readonly number[],
   allowed?: readonly boolean[],
-): CostModel {
+): SplitModel {
   if (tiers.length < 2) throw kerfError('KERF_ERR_PLAN', `a cost model needs at least two tiers, got ${tiers.length}`);
   const n = tiers[0]!.blockS.length;
   if (n < 1) throw kerfError('KERF_ERR_PLAN', `tier '${tiers[0]!.name}' has no blocks`);
@@ -58,16 +58,16 @@ export function costModel(
     }
     return p;
   });
-  return fromPrefix(tiers.map((t) => t.name), prefix, boundaryBytes, allowed);
+  return splitModelFromPrefix(tiers.map((t) => t.name), prefix, boundaryBytes, allowed);
 }
 
 /** Build a cost model from cumulative times directly (prefix[j][b], length n+1 per tier). */
-export function fromPrefix(
+export function splitModelFromPrefix(
   names: readonly string[],
   prefix: readonly (Float64Array | readonly number[])[],
   boundaryBytes: readonly number[] | Float64Array,
   allowed?: readonly boolean[],
-): CostModel {
+): SplitModel {
   const n = prefix[0]!.length - 1;
   if (names.length !== prefix.length || names.length < 2) {
     throw kerfError('KERF_ERR_PLAN', `need one prefix array per tier and at least two tiers (${names.length} names, ${prefix.length} arrays)`);
@@ -94,7 +94,7 @@ export function fromPrefix(
  * A cost model from kerf profiles, one per tier in chain order (same model, same blocks). The
  * bytes crossing boundary b are the output of block b−1; at 0 the model input.
  */
-export function costModelFromProfiles(profiles: readonly Profile[]): CostModel {
+export function splitModelFromProfiles(profiles: readonly Profile[]): SplitModel {
   if (profiles.length < 2) throw kerfError('KERF_ERR_PROFILE', `need one profile per tier (at least two), got ${profiles.length}`);
   const first = profiles[0]!;
   for (const p of profiles) {
@@ -103,10 +103,10 @@ export function costModelFromProfiles(profiles: readonly Profile[]): CostModel {
     }
   }
   const bytes = [first.model.inputBytes ?? 0, ...first.blocks.map((b) => b.outputBytes)];
-  return costModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median) })), bytes);
+  return splitModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median) })), bytes);
 }
 
-function checkConditions(m: CostModel, c: Conditions): void {
+function checkConditions(m: SplitModel, c: AdaptConditions): void {
   const k = m.tiers.length;
   if (c.tiers.length !== k || c.links.length !== k - 1) {
     throw kerfError('KERF_ERR_PLAN', `conditions have ${c.tiers.length} tiers and ${c.links.length} links; the model has ${k} tiers and ${k - 1} links`);
@@ -115,7 +115,7 @@ function checkConditions(m: CostModel, c: Conditions): void {
 }
 
 /** Predicted latency (seconds) of one placement: `boundaries` = [b_1, …, b_{m−1}], non-decreasing. */
-export function predictLatency(m: CostModel, c: Conditions, boundaries: readonly number[]): number {
+export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundaries: readonly number[]): number {
   checkConditions(m, c);
   const k = m.tiers.length, n = m.blocks;
   if (boundaries.length !== k - 1) throw kerfError('KERF_ERR_PLAN', `expected ${k - 1} boundaries, got ${boundaries.length}`);
@@ -140,14 +140,14 @@ export function predictLatency(m: CostModel, c: Conditions, boundaries: readonly
 export class SplitSearch {
   private readonly g: Float64Array[];
   private readonly from: Int32Array[];
-  constructor(readonly model: CostModel) {
+  constructor(readonly model: SplitModel) {
     const k = model.tiers.length, n = model.blocks;
     this.g = Array.from({ length: k - 1 }, () => new Float64Array(n + 1));
     this.from = Array.from({ length: k - 1 }, () => new Int32Array(n + 1));
   }
 
   /** Best boundaries and their predicted latency for conditions c. */
-  best(c: Conditions): { boundaries: number[]; latencyS: number } {
+  best(c: AdaptConditions): { boundaries: number[]; latencyS: number } {
     const m = this.model;
     checkConditions(m, c);
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
@@ -235,7 +235,7 @@ export interface Decision {
   /** one line for the log */
   reason: string;
   /** the conditions as the decision used them (load masked out in 'bandwidth' mode) */
-  inputs: Conditions;
+  inputs: AdaptConditions;
 }
 
 /**
@@ -251,7 +251,7 @@ export class Decider {
   private cur: number[] | null;
   private sinceS: number;
 
-  constructor(readonly model: CostModel, opts: DeciderOptions, initial?: { boundaries: number[]; atS: number }) {
+  constructor(readonly model: SplitModel, opts: DeciderOptions, initial?: { boundaries: number[]; atS: number }) {
     if (opts.mode !== 'bandwidth' && opts.mode !== 'load-aware') {
       throw kerfError('KERF_ERR_CONFIG', `adapt mode '${String(opts.mode)}' is not one of bandwidth, load-aware`);
     }
@@ -278,8 +278,8 @@ export class Decider {
     this.sinceS = atS;
   }
 
-  decide(conditions: Conditions, atS: number): Decision {
-    const inputs: Conditions = this.mode === 'bandwidth'
+  decide(conditions: AdaptConditions, atS: number): Decision {
+    const inputs: AdaptConditions = this.mode === 'bandwidth'
       ? { links: conditions.links, tiers: conditions.tiers.map(() => ({ factor: 1, queueS: 0 })) }
       : conditions;
     const best = this.search.best(inputs);
@@ -290,7 +290,7 @@ export class Decider {
       return { ...base, switch: true, current: null, chosen: best.boundaries, predictedCurrentS: NaN, gain: 0, reason: 'initial placement' };
     }
     const current = this.cur;
-    const predictedCurrentS = predictLatency(this.model, inputs, current);
+    const predictedCurrentS = predictSplitLatency(this.model, inputs, current);
     const gain = predictedCurrentS > 0 ? (predictedCurrentS - best.latencyS) / predictedCurrentS : 0;
     const same = best.boundaries.every((b, i) => b === current[i]);
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

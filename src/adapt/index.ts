@@ -1,14 +1,13 @@
 /** adapt: pure estimators (bandwidth/RTT per link, load per tier), the split decision with
  * hysteresis, and the offline evaluation on AdaptiveDNN's measurements. */
-export { median, trimmedMean, weightedMedian, madSigma } from './robust.js';
 export {
   LinkEstimator, LoadEstimator, loadFactor,
   type LinkEstimate, type LinkEstimatorOptions, type LoadEstimate, type LoadEstimatorOptions,
   type ExecSample, type LoadFactorOptions,
 } from './estimators.js';
 export {
-  costModel, costModelFromProfiles, fromPrefix, predictLatency, SplitSearch, Decider,
-  type CostModel, type Conditions, type AdaptMode, type DeciderOptions, type Decision,
+  splitModel, splitModelFromProfiles, splitModelFromPrefix, predictSplitLatency, SplitSearch, Decider,
+  type SplitModel, type AdaptConditions, type AdaptMode, type DeciderOptions, type Decision,
 } from './decide.js';
 export { loadAdaptiveDnn, parseWeightsFile, type MeasuredCut, type MeasuredNetwork } from './adaptivednn.js';
 export {

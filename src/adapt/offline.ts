@@ -14,7 +14,7 @@
  */
 import { kerfError } from '../errors.js';
 import type { MeasuredCut, MeasuredNetwork } from './adaptivednn.js';
-import { Decider, SplitSearch, fromPrefix, type Conditions, type CostModel } from './decide.js';
+import { Decider, SplitSearch, splitModelFromPrefix, type AdaptConditions, type SplitModel } from './decide.js';
 import { loadFactor, type ExecSample, type LoadFactorOptions } from './estimators.js';
 
 export type OfflinePolicy = 'bandwidth' | 'load-aware' | 'load-aware-naive' | 'load-oracle';
@@ -113,7 +113,7 @@ export function evaluateNetwork(net: MeasuredNetwork, opts: OfflineOptions = {})
   }
   Pe[n] = Pe[K]!;
   Pc[n] = cloudTop;
-  const fullModel = fromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K));
+  const fullModel = splitModelFromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K));
 
   const eligible = (t: number[]) => {
     const top = Math.max(...t);
@@ -131,10 +131,10 @@ export function evaluateNetwork(net: MeasuredNetwork, opts: OfflineOptions = {})
     const A = Number(code[0]);
     const link = { bytesPerS: (rates[A as 0 | 1 | 2] * 1e6) / 8, rttS: rtt0 };
     // A cut absent from this condition's file was not measured: it cannot be chosen.
-    const model: CostModel = cuts.every((c) => rows.has(c))
+    const model: SplitModel = cuts.every((c) => rows.has(c))
       ? fullModel
-      : fromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K && rows.has(cuts[b - 1]!)));
-    const unit: Conditions = { links: [link], tiers: [{ factor: 1, queueS: 0 }, { factor: 1, queueS: 0 }] };
+      : splitModelFromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K && rows.has(cuts[b - 1]!)));
+    const unit: AdaptConditions = { links: [link], tiers: [{ factor: 1, queueS: 0 }, { factor: 1, queueS: 0 }] };
     const bw = new SplitSearch(model).best(unit).boundaries[0]!;
     const cur = bw - 1; // index of the cut in use
 

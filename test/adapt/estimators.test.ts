@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LinkEstimator, LoadEstimator, loadFactor, median, trimmedMean, weightedMedian } from '../../src/adapt/index.js';
+import { LinkEstimator, LoadEstimator, loadFactor } from '../../src/adapt/index.js';
+import { median, trimmedMean, weightedMedian } from '../../src/adapt/robust.js';
 import { normal, rng } from './rng.js';
 
 const within = (x: number, target: number, rel: number) => Math.abs(x - target) <= rel * target;
