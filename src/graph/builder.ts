@@ -2,7 +2,7 @@
  * A small typed ONNX model builder: tests and the model zoo make real models with it.
  * It writes protobuf through onnx-buf (int64 as bigint) and never touches a file or the clock.
  */
-import { create, toBinary } from '@bufbuild/protobuf';
+import { clearField, create, isFieldSet, toBinary } from '@bufbuild/protobuf';
 import {
   AttributeProtoSchema, AttributeProto_AttributeType as AT, GraphProtoSchema, ModelProtoSchema, NodeProtoSchema,
   OperatorSetIdProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, TensorProto_DataLocation,
@@ -128,7 +128,7 @@ function checkDims(dims: readonly Dim[], what: string, allowSymbolic: boolean): 
 }
 
 /** Encodes tensor data as little-endian raw bytes (ONNX raw_data); strings are not raw and rejected here. */
-export function encodeRaw(dtype: DType, data: TensorData, what = 'tensor'): Uint8Array {
+export function encodeRaw(dtype: DType, data: TensorData, what = 'tensor', copy = true): Uint8Array {
   checkDType(dtype, what);
   if (dtype === 'string') throw kerfError('KERF_ERR_GRAPH', `${what}: string tensors have no raw_data`);
   const n = data.length;
@@ -142,7 +142,7 @@ export function encodeRaw(dtype: DType, data: TensorData, what = 'tensor'): Uint
       (dtype === 'int64' && data instanceof BigInt64Array) || (dtype === 'uint64' && data instanceof BigUint64Array);
     if (same) {
       const v = data as ArrayBufferView;
-      return new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+      return copy ? new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength)) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     }
   }
   const out = new Uint8Array(n * size);
@@ -172,7 +172,7 @@ export function encodeRaw(dtype: DType, data: TensorData, what = 'tensor'): Uint
 }
 
 /** A TensorProto with raw_data (or string_data for strings); checks that data matches dims. */
-export function tensorProto(name: string, dtype: DType, dims: readonly number[], data: TensorData): TensorProto {
+export function tensorProto(name: string, dtype: DType, dims: readonly number[], data: TensorData, copy = true): TensorProto {
   checkDims(dims, `tensor '${name}'`, false);
   const n = elementCount(dims);
   if (data.length !== n) {
@@ -181,7 +181,7 @@ export function tensorProto(name: string, dtype: DType, dims: readonly number[],
   checkDType(dtype, `tensor '${name}'`);
   const t = create(TensorProtoSchema, { name, dataType: dtypeToOnnx(dtype), dims: dims.map((d) => BigInt(d)) });
   if (dtype === 'string') t.stringData = (data as readonly string[]).map((s) => new TextEncoder().encode(String(s)));
-  else t.rawData = encodeRaw(dtype, data, `tensor '${name}'`) as Uint8Array<ArrayBuffer>;
+  else t.rawData = encodeRaw(dtype, data, `tensor '${name}'`, copy) as Uint8Array<ArrayBuffer>;
   return t;
 }
 
@@ -290,10 +290,17 @@ export function seedFor(seed: number, name: string): number {
 
 /** Seeded random numbers and weight initialisers. */
 export class Rng {
-  private readonly next: () => number;
-  constructor(seed: number) { this.next = mulberry32(seed); }
-  /** Uniform in [0, 1). */
-  uniform(): number { return this.next(); }
+  private state: number;
+  constructor(seed: number) { this.state = seed >>> 0; }
+  /** Uniform in [0, 1): mulberry32, the same sequence as `mulberry32(seed)`. */
+  uniform(): number {
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  private next(): number { return this.uniform(); }
   /** Standard normal (Box–Muller). */
   normal(): number {
     const u = 1 - this.next();
@@ -305,11 +312,18 @@ export class Rng {
     for (let k = 0; k < n; k++) out[k] = mean + std * this.normal();
     return out;
   }
-  /** n uniform values in [lo, hi). */
+  /** n uniform values in [lo, hi) (the loop inlines mulberry32: VGG's 138 M weights are made in about a second). */
   uniforms(n: number, lo: number, hi: number): Float32Array {
     const out = new Float32Array(n);
-    const w = hi - lo;
-    for (let k = 0; k < n; k++) out[k] = lo + w * this.next();
+    const w = (hi - lo) / 4294967296;
+    let s = this.state;
+    for (let k = 0; k < n; k++) {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(s ^ (s >>> 15), s | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      out[k] = lo + w * ((t ^ (t >>> 14)) >>> 0);
+    }
+    this.state = s;
     return out;
   }
   /**
@@ -454,8 +468,9 @@ export class GraphBuilder {
     g.input = [...this.inputs];
     g.initializer = this.inits.map((i) => {
       if (opts.data === false) return create(TensorProtoSchema, { name: i.name, dataType: dtypeToOnnx(i.dtype), dims: i.dims.map((d) => BigInt(d)) });
-      const data = typeof i.source === 'function' ? i.source() : i.source;
-      return tensorProto(i.name, i.dtype, i.dims, data);
+      // Data a source function just made is ours alone: raw_data may view it without a copy.
+      if (typeof i.source === 'function') return tensorProto(i.name, i.dtype, i.dims, i.source(), false);
+      return tensorProto(i.name, i.dtype, i.dims, i.source);
     });
     g.node = this.nodes.map((n) => this.nodeProto(n));
     g.output = this.outputs.map((o) => {
@@ -539,7 +554,7 @@ export class ModelBuilder extends GraphBuilder {
   }
 
   /** The serialised model. */
-  toBytes(): Uint8Array { return toBinary(ModelProtoSchema, this.toProto()); }
+  toBytes(): Uint8Array { return serializeModel(this.toProto()); }
 
   /**
    * The model with its large main-graph initializers moved to one external data file named `location`
@@ -567,6 +582,56 @@ export class ModelBuilder extends GraphBuilder {
     });
     const data = new Uint8Array(size);
     for (const c of chunks) data.set(c.bytes, c.offset);
-    return { model: toBinary(ModelProtoSchema, m), data };
+    return { model: serializeModel(m), data };
   }
+}
+
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n >= 0x80) { out.push((n % 0x80) | 0x80); n = Math.floor(n / 0x80); }
+  out.push(n);
+  return out;
+}
+
+/**
+ * toBinary(ModelProtoSchema, m) with each initializer's raw_data copied once. The generic writer copies
+ * nested message bytes at every level (model → graph → tensor), which costs seconds on VGG's 553 MB.
+ * Field values are unchanged; only graph (7), initializer (5) and raw_data (9) move to the end of their
+ * message in the byte stream, which protobuf readers accept.
+ */
+export function serializeModel(m: ModelProto): Uint8Array {
+  const g = m.graph;
+  if (!g || g.initializer.every((t) => t.rawData.length < 1 << 20)) return toBinary(ModelProtoSchema, m);
+  const parts: Uint8Array[] = [];
+  const push = (b: Uint8Array | number[]) => { parts.push(b instanceof Uint8Array ? b : Uint8Array.from(b)); };
+  const inits = g.initializer;
+  // Serialise each message with its big field detached, then restore it: the caller's proto is unchanged.
+  const tensors = inits.map((t) => {
+    const data = t.rawData;
+    const had = isFieldSet(t, TensorProtoSchema.field.rawData);
+    clearField(t, TensorProtoSchema.field.rawData);
+    const body = toBinary(TensorProtoSchema, t);
+    if (had) t.rawData = data;
+    const raw = had ? [0x4a, ...varint(data.length)] : [];
+    return { body, raw, data, size: body.length + raw.length + (had ? data.length : 0) };
+  });
+  g.initializer = [];
+  const graphHead = toBinary(GraphProtoSchema, g);
+  g.initializer = inits;
+  clearField(m, ModelProtoSchema.field.graph);
+  const modelHead = toBinary(ModelProtoSchema, m);
+  m.graph = g;
+  const graphSize = graphHead.length + tensors.reduce((a, t) => a + 1 + varint(t.size).length + t.size, 0);
+  push(modelHead);
+  push([0x3a, ...varint(graphSize)]);
+  push(graphHead);
+  for (const t of tensors) {
+    push([0x2a, ...varint(t.size)]);
+    push(t.body);
+    if (t.raw.length) { push(t.raw); push(t.data); }
+  }
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
 }

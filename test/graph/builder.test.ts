@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { fromBinary } from '@bufbuild/protobuf';
+import { equals, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { AttributeProto_AttributeType as AT, ModelProtoSchema, TensorProto_DataLocation } from 'onnx-buf';
-import { ModelBuilder, Rng, attr, fanIn, mulberry32, seedFor, toFloat16Bits } from '../../src/graph/builder.js';
+import { ModelBuilder, Rng, attr, fanIn, mulberry32, seedFor, serializeModel, toFloat16Bits } from '../../src/graph/builder.js';
 
 const OPTS: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'disabled' };
 
@@ -239,4 +239,21 @@ test('He-scaled weights keep activations alive through 50 Conv→ReLU layers (an
   assert.ok(he > 0.05 && he < 5, `He stack second moment ${he}`);
   const halved = await deepStackMoment(1);
   assert.ok(halved < 1e-9, `gain-1 stack second moment ${halved} should vanish (~2^-50)`);
+});
+
+test('the one-copy serialiser writes what the generic protobuf writer writes, and leaves the proto intact', () => {
+  const b = new ModelBuilder({ opset: 13 });
+  b.input('x', 'float32', [1, 512]);
+  b.initializer('big', 'float32', [512, 1024], () => new Rng(1).he([1024, 512], 1)); // 2 MB: takes the fast path
+  b.initializer('small', 'int64', [2], [1n, 2n]);
+  b.node('MatMul', ['x', 'big'], ['y']);
+  b.output('y', 'float32', [1, 1024]);
+  b.meta('k', 'v');
+  const proto = b.toProto();
+  const fast = serializeModel(proto);
+  const slow = toBinary(ModelProtoSchema, proto);
+  assert.equal(fast.length, slow.length);
+  assert.ok(equals(ModelProtoSchema, fromBinary(ModelProtoSchema, fast), fromBinary(ModelProtoSchema, slow)));
+  assert.equal(proto.graph!.initializer[0]!.rawData.length, 512 * 1024 * 4);
+  assert.ok(Buffer.from(toBinary(ModelProtoSchema, proto)).equals(Buffer.from(slow)), 'proto unchanged');
 });
