@@ -1,0 +1,162 @@
+/**
+ * Types of cluster placement: the Cluster (kerf.cluster/v1), the model as placement sees it
+ * (PlaceModel, built from a Profile), and the Placement (kerf.placement/v1).
+ * Times are seconds, sizes bytes, bandwidth Mbit/s (as in the cluster file).
+ */
+
+/** One edge node of a cluster. */
+export interface ClusterNode {
+  name: string;
+  /** memory the node can give to its segment, MB (1 MB = 2^20 bytes) */
+  memoryMB: number;
+  /** compute speed relative to the profile's system (2 = twice as fast); default 1 */
+  speed?: number;
+  /** name of a system profiled with `kerf profile`: that profile's per-block times are used
+   * (still divided by `speed` when given) */
+  system?: string;
+  labels?: Record<string, string>;
+}
+
+/** A direct link. Symmetric unless the opposite direction is listed as well. */
+export interface ClusterLink {
+  from: string;
+  to: string;
+  bandwidthMbps: number;
+  /** round-trip time, ms; half of it is added to end-to-end latency per hop */
+  rttMs?: number;
+  /** fixed cost per message on this link, ms (framing, syscalls); defaults to the cluster's */
+  overheadMs?: number;
+}
+
+/** Memory model knobs: a segment needs margin × (weights + peak activations) + overheadMB. */
+export interface MemoryModel {
+  /** multiplicative safety margin on weights + activations; default 1.1 */
+  margin?: number;
+  /** runtime overhead per stage (session, allocator, interpreter), MB; default 16, or
+   * measured from the profile's whole-model memory when the profile has it */
+  overheadMB?: number;
+}
+
+/** The cluster file, `"schema": "kerf.cluster/v1"` (YAML or JSON). */
+export interface Cluster {
+  schema: 'kerf.cluster/v1';
+  nodes: ClusterNode[];
+  links: ClusterLink[];
+  /** node where requests arrive and results return; when absent the pipeline ends are free
+   * and the input and output transfers are not counted (the anchor paper's model) */
+  entry?: string;
+  /** default per-message overhead, ms; default 0.1 (loopback framing cost measured here) */
+  messageOverheadMs?: number;
+  memory?: MemoryModel;
+}
+
+/** One block as placement sees it. */
+export interface PlaceBlock {
+  /** compute seconds on the reference system */
+  seconds: number;
+  /** bytes sent to the next block (the crossing tensors of its end cut) */
+  outputBytes: number;
+  paramBytes: number;
+  /** peak activation bytes while the block runs; estimated as input + output when absent */
+  activationBytes?: number;
+  flops?: number;
+  /** id of the cut at the end of this block, when known */
+  cutId?: number;
+}
+
+/** A model reduced to what placement needs: consecutive blocks. */
+export interface PlaceModel {
+  name: string;
+  /** bytes of the model input, sent by the entry to the first stage */
+  inputBytes: number;
+  blocks: PlaceBlock[];
+  /** per-block seconds on other profiled systems, keyed by system name */
+  systems?: Record<string, number[]>;
+  /** measured resident memory of the whole model, bytes, when profiled */
+  wholeMemoryBytes?: number;
+}
+
+export type Objective = 'throughput' | 'comm';
+export type SolverName = 'exact' | 'scalable' | 'greedy' | 'random' | 'auto';
+
+/** Options of `place()`. */
+export interface PlaceOptions {
+  /** at most this many stages (default: number of nodes) */
+  maxStages?: number;
+  /** 'throughput' (compute and links, default) or 'comm' (links only, the anchor's objective) */
+  objective?: Objective;
+  /** 'auto' (exact up to 12 nodes, else scalable; default) */
+  solver?: SolverName;
+  /** called now and then by the exact solver; returning true stops it with its best so far */
+  shouldStop?: () => boolean;
+  /** work budget of the exact solver (state expansions); default 2e8 */
+  maxWork?: number;
+  /** seed of the random baseline */
+  seed?: number;
+  /** memory model; overrides the cluster file's */
+  memory?: MemoryModel;
+}
+
+/** A stage: one node running a consecutive range of blocks. */
+export interface PlacementStage {
+  index: number;
+  node: string;
+  /** first and last block (0-based, inclusive) */
+  blocks: { first: number; last: number };
+  /** cut id at the stage's start (null for the model input) and end (null for the output) */
+  cutIn: number | null;
+  cutOut: number | null;
+  /** bytes the stage receives and sends */
+  inputBytes: number;
+  outputBytes: number;
+  /** memory the segment needs under the memory model, and the node's limit */
+  memoryBytes: number;
+  memoryLimitBytes: number;
+  weightBytes: number;
+  activationBytes: number;
+  /** compute seconds of the segment on this node */
+  computeSeconds: number;
+  /** the node's speed factor (for a runtime that emulates the node's share of CPU) and its
+   * profiled system, when it names one */
+  speed: number;
+  system?: string;
+  /** link carrying this stage's output: to the next stage, or back to the entry */
+  sendTo: string | null;
+  sendSeconds: number;
+}
+
+/** A transfer in the pipeline (the entry's input, between stages, the result's return). */
+export interface PlacementLink {
+  from: string;
+  to: string;
+  bytes: number;
+  seconds: number;
+  /** the link as the cluster file gives it (for a runtime that emulates it) */
+  bandwidthMbps: number;
+  rttMs: number;
+}
+
+/** `kerf.placement/v1`: what `kerf place` writes and a runtime needs. */
+export interface Placement {
+  schema: 'kerf.placement/v1';
+  model: { name: string; blocks: number; inputBytes: number };
+  entry: string | null;
+  objective: Objective;
+  solver: Exclude<SolverName, 'auto'>;
+  /** true when the solver proved the bottleneck optimal */
+  optimal: boolean;
+  /** slowest stage or link (seconds per request) and what it is */
+  bottleneck: { seconds: number; kind: 'compute' | 'link'; where: string };
+  /** requests per second the pipeline sustains: 1 / bottleneck */
+  throughput: number;
+  /** end-to-end seconds for one request (compute + transfers + half the rtt per hop) */
+  latency: number;
+  /** a proven lower bound on the bottleneck, and bottleneck / bound - 1 */
+  lowerBound: number;
+  gap: number;
+  stages: PlacementStage[];
+  links: PlacementLink[];
+  memoryModel: { margin: number; overheadBytes: number; activations: 'profiled' | 'estimated' };
+  /** wall-clock seconds the solver took (set by the CLI and benchmarks, never by the core) */
+  solveSeconds?: number;
+}
