@@ -100,7 +100,13 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
         stack.push(s === '01' ? true : s === '00' ? false : Number(s));
         break;
       }
-      case 0x4c: stack.push(Number(line().replace(/L$/, ''))); break; // LONG (text)
+      case 0x4c: { // LONG (text)
+        const t = line().replace(/L$/, '');
+        if (!/^[+-]?\d+$/.test(t)) fail(`bad LONG '${t}'`);
+        const v = BigInt(t);
+        stack.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v);
+        break;
+      }
       case 0x46: stack.push(Number(line())); break; // FLOAT (text)
       case 0x47: { need(8); stack.push(view.getFloat64(pos, false)); pos += 8; break; } // BINFLOAT
       case 0x58: stack.push(dec.decode(bytes(u32()))); break; // BINUNICODE
@@ -137,7 +143,13 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
       case 0x93: { const name = pop(); const module = pop(); stack.push(cls(String(module), String(name))); break; } // STACK_GLOBAL
       case 0x81: { const args = pop(); const c = pop(); stack.push(instantiate(c, args as unknown[])); break; } // NEWOBJ
       case 0x92: { pop(); const args = pop(); const c = pop(); stack.push(instantiate(c, args as unknown[])); break; } // NEWOBJ_EX
-      case 0x52: { const args = pop(); const c = pop(); stack.push(instantiate(c, args as unknown[])); break; } // REDUCE
+      case 0x52: { // REDUCE; protocols 0–1 build plain instances via copy_reg._reconstructor(cls, object, None)
+        const args = pop() as unknown[];
+        const c = pop() as PickledClass;
+        const recon = c?.kind === 'class' && /^copy_?reg$/.test(c.module) && c.name === '_reconstructor';
+        stack.push(recon && Array.isArray(args) ? instantiate(args[0], []) : instantiate(c, args));
+        break;
+      }
       case 0x62: { // BUILD
         const state = pop();
         const o = top();
