@@ -16,7 +16,10 @@ export function writeSplit(dir: string, split: Split, manifest: Manifest): strin
   const parent = dirname(target);
   const tmp = join(parent, `.${basename(target)}.kerf-tmp-${process.pid}-${Date.now()}`);
   try {
-    mkdirSync(tmp, { recursive: true });
+    // Parent first, then the temporary folder itself non-recursively: recursive mkdir can spin
+    // on pseudo file systems such as /proc.
+    if (!existsSync(parent)) mkdirSync(parent, { recursive: true });
+    mkdirSync(tmp);
   } catch (e) {
     throw kerfError('KERF_ERR_FILE', `${dir}: cannot create the output directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
