@@ -36,7 +36,7 @@ export async function verifySplit(
 /** The whole model as onnxruntime should see it: the original file's bytes. */
 export function normalisedBytes(prep: Prepared): Uint8Array {
   const m = prep.model as Prepared['model'] & { bytes?: Uint8Array };
-  if (m.bytes && !m.proto.graph!.initializer.some((t) => t.externalData.length > 0)) return m.bytes;
+  if (m.bytes && !m.externalData) return m.bytes;
   return serializeModel(normalisedModel(m));
 }
 

@@ -47,6 +47,8 @@ export interface Model {
   /** tensor name → indices of nodes reading it (directly or from a subgraph) */
   consumers: Map<string, number[]>;
   opsets: Map<string, number>;
+  /** some weights were read from external data files (now inlined) */
+  externalData: boolean;
 }
 
 export interface ParseOptions {
@@ -78,8 +80,9 @@ export function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Model {
 
   // Initializers, external data inlined so every part written later is standalone.
   const initializers = new Map<string, TensorProto>();
+  let externalData = false;
   for (const t of g.initializer) {
-    if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) inlineExternal(t, source, opts.externalData);
+    if (t.dataLocation === TensorProto_DataLocation.EXTERNAL) { inlineExternal(t, source, opts.externalData); externalData = true; }
     initializers.set(t.name, t);
   }
   // Constant nodes become initializers.
@@ -157,7 +160,7 @@ export function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Model {
     if (!consumers.has(name) && !outputNames.has(name)) initializers.delete(name);
   }
   return {
-    name: opts.name ?? (g.name || 'model'), source, proto, nodes, inputs, outputs, initializers, producer, consumers, opsets,
+    name: opts.name ?? (g.name || 'model'), source, proto, nodes, inputs, outputs, initializers, producer, consumers, opsets, externalData,
   };
 }
 
