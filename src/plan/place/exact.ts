@@ -1,8 +1,14 @@
 import { candidates, firstLink, lastLink, reachTable } from './core.js';
 import { hopLatency, type Inst, linkTime, score, type Seg } from './instance.js';
 
-/** Exact solvers handle at most this many nodes (subsets are int32 bit masks). */
-export const EXACT_MAX_NODES = 30;
+/** Exact solvers handle at most this many nodes (subsets are integers below 2^53). */
+export const EXACT_MAX_NODES = 52;
+
+const P2 = Array.from({ length: 53 }, (_, i) => 2 ** i);
+/** whether node w is in subset S (S an integer below 2^53) */
+function has(S: number, w: number): boolean {
+  return w < 32 ? ((S >> w) & 1) === 1 : Math.floor(S / P2[w]!) % 2 === 1;
+}
 
 interface State { S: number; v: number; val: Float64Array; par: Int32Array }
 
@@ -35,15 +41,20 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
   const { n, N } = I;
   const jm = reachTable(I, T);
   const hopOf = (v: number, w: number): number => hopLatency(I, v, w);
-  let layer = new Map<number, State>();
-  const layers: Map<number, State>[] = [];
-  const key = (S: number, v: number): number => S * 32 + v;
-  const get = (L: Map<number, State>, S: number, v: number): State => {
-    const k = key(S, v);
-    let st = L.get(k);
+  // a layer maps a subset S to its states by last node
+  type Layer = Map<number, (State | undefined)[]>;
+  let layer: Layer = new Map();
+  const layers: Layer[] = [];
+  const states = function* (L: Layer): Generator<State> {
+    for (const row of L.values()) for (const st of row) if (st) yield st;
+  };
+  const get = (L: Layer, S: number, v: number): State => {
+    let row = L.get(S);
+    if (!row) { row = new Array<State | undefined>(N); L.set(S, row); }
+    let st = row[v];
     if (!st) {
       st = { S, v, val: new Float64Array(n + 1).fill(Infinity), par: new Int32Array(n + 1).fill(-1) };
-      L.set(k, st);
+      row[v] = st;
     }
     return st;
   };
@@ -51,7 +62,7 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
     const l0 = firstLink(I, w);
     const e = jm[w * n]!;
     if (l0 > T || e < 0) continue;
-    const st = get(layer, 1 << w, w);
+    const st = get(layer, P2[w]!, w);
     const base = l0 + (I.entry >= 0 ? hopOf(I.entry, w) : 0);
     const pw = I.pre[w]!;
     for (let q = 1; q <= e + 1; q++) st.val[q] = base + pw[q]! - pw[0]!;
@@ -61,7 +72,7 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
   let best: { st: State; total: number; layer: number } | null = null;
   for (let k = 1; layer.size > 0; k++) {
     layers.push(layer);
-    for (const st of layer.values()) {
+    for (const st of states(layer)) {
       if (st.val[n]! < Infinity) {
         const l = lastLink(I, st.v);
         if (l <= T) {
@@ -71,14 +82,14 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
       }
     }
     if (k >= I.maxStages) break;
-    const next = new Map<number, State>();
-    for (const st of layer.values()) {
+    const next: Layer = new Map();
+    for (const st of states(layer)) {
       const { S, v, val } = st;
       let any = false;
       for (let q = 1; q < n; q++) if (val[q]! < Infinity) { any = true; break; }
       if (!any) continue;
       for (let w = 0; w < N; w++) {
-        if ((S >> w) & 1 || I.bw[v * N + w] === 0) continue;
+        if (has(S, w) || I.bw[v * N + w] === 0) continue;
         if (!spend(budget, n)) return 'stopped';
         const pw = I.pre[w]!;
         let head = 0, tail = 0;
@@ -99,8 +110,8 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
           while (tail > head && jm[w * n + dqP[head]!]! + 1 < q) head++;
           if (tail > head) {
             const nv = dqKey[head]! + pw[q]!;
-            target ??= get(next, S | (1 << w), w);
-            if (nv < target.val[q]!) { target.val[q] = nv; target.par[q] = dqP[head]! * 32 + v; }
+            target ??= get(next, S + P2[w]!, w);
+            if (nv < target.val[q]!) { target.val[q] = nv; target.par[q] = dqP[head]! * 64 + v; }
           }
         }
       }
@@ -115,10 +126,10 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
   for (let k = best.layer; ; k--) {
     const par = st.par[q]!;
     if (par < 0) { segs.push({ node: st.v, first: 0, last: q - 1 }); break; }
-    const p = par >> 5;
-    const v = par & 31;
+    const p = par >> 6;
+    const v = par & 63;
     segs.push({ node: st.v, first: p, last: q - 1 });
-    st = layers[k - 1]!.get(key(st.S & ~(1 << st.v), v))!;
+    st = layers[k - 1]!.get(st.S - P2[st.v]!)![v]!;
     q = p;
   }
   return segs.reverse();
