@@ -298,7 +298,7 @@ export class Link extends EventEmitter {
   stats(): LinkStats {
     return {
       connectionsTotal: this.total,
-      connectionsOpen: this.sockets.size / 2,
+      connectionsOpen: Math.ceil(this.sockets.size / 2),
       up: { ...this.up.stats },
       down: { ...this.down.stats },
     };
