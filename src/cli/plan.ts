@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { kerfError } from '../errors.js';
 import { criteriaFromFlags } from '../plan/criteria.js';
 import { formatPlanTable, planDocument } from '../plan/document.js';
-import { parseNetwork } from '../plan/network.js';
+import { parseNetwork } from '../plan/network-yaml.js';
 import { problemFromProfiles } from '../plan/problem.js';
 import { rankPlacements, systemsMissingFromNetwork } from '../plan/search.js';
 import type { PlanObjective } from '../plan/types.js';

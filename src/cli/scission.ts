@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { kerfError } from '../errors.js';
 import { parseScissionBenchmark, scissionFileSystem, scissionToProfiles } from '../profile/scission.js';
-import { parseNetwork } from '../plan/network.js';
+import { parseNetworkCsv } from '../plan/network.js';
 import { scissionPredict, type ScissionSystemProfiles } from '../plan/scission.js';
 import type { Profile } from '../profile/types.js';
 import { parse } from './args.js';
@@ -70,8 +70,11 @@ function num(v: string | undefined, flag: string, int = false): number | undefin
   return n;
 }
 
-/** Load every `*-*.dat` of a Scission benchmark folder, in name order. */
-export function loadScissionFolder(dir: string): ScissionSystemProfiles[] {
+/**
+ * Load every `*-*.dat` of a Scission benchmark folder, in name order; with `onlyModel`,
+ * convert just that model to a profile (the others are listed by name).
+ */
+export function loadScissionFolder(dir: string, onlyModel?: string): ScissionSystemProfiles[] {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw kerfError('KERF_ERR_FILE', `${dir}: no such benchmark folder`);
   const systems: ScissionSystemProfiles[] = [];
   for (const f of readdirSync(dir).sort()) {
@@ -82,10 +85,15 @@ export function loadScissionFolder(dir: string): ScissionSystemProfiles[] {
     } catch (e) {
       throw kerfError('KERF_ERR_FILE', `${join(dir, f)}: ${(e as Error).message}`);
     }
-    const sys = parseScissionBenchmark(bytes, f);
+    const sys = parseScissionBenchmark(bytes, f, onlyModel);
+    const models = [...sys.models.keys()];
+    if (onlyModel !== undefined) {
+      const only = sys.models.get(onlyModel);
+      sys.models = new Map(only ? [[onlyModel, only]] : []);
+    }
     const profiles = new Map<string, Profile>();
     for (const p of scissionToProfiles(sys)) profiles.set(p.model.name, p);
-    systems.push({ tier: sys.tier, name: sys.name, profiles });
+    systems.push({ tier: sys.tier, name: sys.name, profiles, models });
   }
   return systems;
 }
@@ -96,7 +104,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const { values: v, positionals } = parsed;
   if (positionals.length !== 3) throw kerfError('KERF_ERR_USAGE', `expected <benchmark_folder> <network_stats.csv> <model>\n${HELP.trimEnd()}`);
   const [folder, netFile, model] = positionals as [string, string, string];
-  const systems = loadScissionFolder(folder);
+  const systems = loadScissionFolder(folder, model.toLowerCase());
   if (systems.length === 0) {
     process.stdout.write('[+] No .dat benchmark files stored in benchmark_data. Exiting...\n');
     return 0;
@@ -108,7 +116,7 @@ export async function run(argv: string[]): Promise<number | void> {
   } catch {
     throw kerfError('KERF_ERR_FILE', `${netFile}: network file not found (looked in . and ${folder})`);
   }
-  const network = parseNetwork(text, netPath);
+  const network = parseNetworkCsv(text, netPath); // Scission reads it as CSV whatever its name
   const lines = scissionPredict(systems, network, {
     model,
     resultCount: num(v['result-count'], '--result-count', true),

@@ -1,6 +1,7 @@
 export * from './place/index.js';
 export * from './types.js';
 export * from './network.js';
+export * from './network-yaml.js';
 export * from './criteria.js';
 export * from './problem.js';
 export * from './search.js';

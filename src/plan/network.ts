@@ -1,4 +1,3 @@
-import { parse as parseYaml } from 'yaml';
 import { kerfError } from '../errors.js';
 import type { NetworkLink, Network } from './types.js';
 
@@ -66,17 +65,11 @@ export function parseNetworkCsv(text: string, source = 'network.csv'): Network {
 }
 
 /**
- * kerf's network file, YAML or JSON:
+ * kerf's network file, parsed from YAML or JSON:
  * `links: [{from: pi4, to: edge1, rttMs: 20, bandwidthMbps: 50}, …]` (a bare list also works).
  * A link serves both directions unless the reverse is listed too.
  */
-export function parseNetworkYaml(text: string, source = 'network.yaml'): Network {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw kerfError('KERF_ERR_NETWORK_FILE', `${source}: not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-  }
+export function networkFromObject(doc: unknown, source = 'network'): Network {
   const list = Array.isArray(doc) ? doc : (doc as { links?: unknown } | null)?.links;
   if (!Array.isArray(list)) throw kerfError('KERF_ERR_NETWORK_FILE', `${source}: expected 'links:' with a list of {from, to, rttMs, bandwidthMbps}`);
   const links: NetworkLink[] = list.map((l: unknown, i: number) => {
@@ -97,11 +90,6 @@ export function parseNetworkYaml(text: string, source = 'network.yaml'): Network
     return link(String(o.from), String(o.to), ms, mbps, mbps * 125000);
   });
   return Object.freeze({ schema: 'kerf.network/v1', format: 'yaml', links });
-}
-
-/** Pick the parser by file name: `.csv` is Scission's format, anything else YAML/JSON. */
-export function parseNetwork(text: string, fileName: string): Network {
-  return /\.csv$/i.test(fileName) ? parseNetworkCsv(text, fileName) : parseNetworkYaml(text, fileName);
 }
 
 /** The link from a to b, else b to a, else undefined. */

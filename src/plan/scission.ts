@@ -27,6 +27,8 @@ export interface ScissionSystemProfiles {
   name: string;
   /** model name → imported profile */
   profiles: Map<string, Profile>;
+  /** every model the file holds, when `profiles` holds only some */
+  models?: string[];
 }
 
 /** scission_predict.py's arguments beyond the folder and network file. */
@@ -67,7 +69,7 @@ export function scissionPredict(systems: readonly ScissionSystemProfiles[], netw
   for (const s of systems) {
     const p = s.profiles.get(model);
     if (!p) {
-      const known = [...s.profiles.keys()].sort().join(', ');
+      const known = [...(s.models ?? s.profiles.keys())].sort().join(', ');
       throw kerfError('KERF_ERR_PLAN', `unknown model '${args.model}': ${s.tier}-${s.name}.dat has ${known || 'no models'}`);
     }
     profiles.push(p);

@@ -27,7 +27,8 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
   const dec = new TextDecoder('utf-8');
   const latin1 = new TextDecoder('latin1');
   const stack: unknown[] = [];
-  const memo = new Map<number, unknown>();
+  const memo: unknown[] = [];
+  const len = buf.length;
   let pos = 0;
   const fail = (msg: string): never => { throw kerfError('KERF_ERR_IMPORT', `${what}: ${msg} at byte ${pos}`); };
   const need = (n: number): void => { if (pos + n > buf.length) fail('truncated pickle'); };
@@ -36,6 +37,20 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
   const u32 = (): number => { need(4); const v = view.getUint32(pos, true); pos += 4; return v; };
   const i32 = (): number => { need(4); const v = view.getInt32(pos, true); pos += 4; return v; };
   const bytes = (n: number): Uint8Array => { need(n); const b = buf.subarray(pos, pos + n); pos += n; return b; };
+  // TextDecoder costs ~0.5 µs a call; the short ASCII keys and names of plain data skip it
+  const utf8 = (n: number): string => {
+    need(n);
+    if (n <= 64) {
+      let ascii = true;
+      for (let i = pos; i < pos + n; i++) if (buf[i]! >= 0x80) { ascii = false; break; }
+      if (ascii) {
+        const s = String.fromCharCode.apply(null, buf.subarray(pos, pos + n) as unknown as number[]);
+        pos += n;
+        return s;
+      }
+    }
+    return dec.decode(bytes(n));
+  };
   const line = (): string => {
     const end = buf.indexOf(0x0a, pos);
     if (end < 0) fail('unterminated text line');
@@ -78,7 +93,8 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
   };
 
   for (;;) {
-    const op = u8();
+    if (pos >= len) fail('truncated pickle');
+    const op = buf[pos++]!;
     switch (op) {
       case 0x80: u8(); break; // PROTO
       case 0x95: pos += 8; break; // FRAME (length is advisory)
@@ -91,7 +107,7 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
       case 0x88: stack.push(true); break; // NEWTRUE
       case 0x89: stack.push(false); break; // NEWFALSE
       case 0x4a: stack.push(i32()); break; // BININT
-      case 0x4b: stack.push(u8()); break; // BININT1
+      case 0x4b: if (pos >= len) fail('truncated pickle'); stack.push(buf[pos++]!); break; // BININT1
       case 0x4d: stack.push(u16()); break; // BININT2
       case 0x8a: stack.push(long(bytes(u8()))); break; // LONG1
       case 0x8b: stack.push(long(bytes(u32()))); break; // LONG4
@@ -109,8 +125,8 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
       }
       case 0x46: stack.push(Number(line())); break; // FLOAT (text)
       case 0x47: { need(8); stack.push(view.getFloat64(pos, false)); pos += 8; break; } // BINFLOAT
-      case 0x58: stack.push(dec.decode(bytes(u32()))); break; // BINUNICODE
-      case 0x8c: stack.push(dec.decode(bytes(u8()))); break; // SHORT_BINUNICODE
+      case 0x58: stack.push(utf8(u32())); break; // BINUNICODE
+      case 0x8c: stack.push(utf8(u8())); break; // SHORT_BINUNICODE
       case 0x8d: { const n = Number(view.getBigUint64(pos, true)); pos += 8; stack.push(dec.decode(bytes(n))); break; } // BINUNICODE8
       case 0x56: stack.push(line()); break; // UNICODE (raw-unicode-escape; plain ASCII here)
       case 0x54: stack.push(latin1.decode(bytes(i32()))); break; // BINSTRING
@@ -132,13 +148,13 @@ export function readPickle(buf: Uint8Array, what = 'pickle'): unknown {
       case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
       case 0x75: { const items = popMark(); setItems(top(), items); break; } // SETITEMS
       case 0x90: { const items = popMark(); const s = top(); if (s instanceof Set) for (const i of items) s.add(i); break; } // ADDITEMS
-      case 0x70: memo.set(Number(line()), top()); break; // PUT
-      case 0x71: memo.set(u8(), top()); break; // BINPUT
-      case 0x72: memo.set(u32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
-      case 0x67: { const k = Number(line()); if (!memo.has(k)) fail(`unknown memo ${k}`); stack.push(memo.get(k)); break; } // GET
-      case 0x68: { const k = u8(); if (!memo.has(k)) fail(`unknown memo ${k}`); stack.push(memo.get(k)); break; } // BINGET
-      case 0x6a: { const k = u32(); if (!memo.has(k)) fail(`unknown memo ${k}`); stack.push(memo.get(k)); break; } // LONG_BINGET
+      case 0x70: memo[Number(line())] = top(); break; // PUT
+      case 0x71: { if (pos >= len || stack.length === 0) fail('truncated pickle'); memo[buf[pos++]!] = stack[stack.length - 1]; break; } // BINPUT
+      case 0x72: memo[u32()] = top(); break; // LONG_BINPUT
+      case 0x94: memo.push(top()); break; // MEMOIZE
+      case 0x67: { const k = Number(line()); if (k >= memo.length || memo[k] === undefined) fail(`unknown memo ${k}`); stack.push(memo[k]); break; } // GET
+      case 0x68: { const k = u8(); if (k >= memo.length || memo[k] === undefined) fail(`unknown memo ${k}`); stack.push(memo[k]); break; } // BINGET
+      case 0x6a: { const k = u32(); if (k >= memo.length || memo[k] === undefined) fail(`unknown memo ${k}`); stack.push(memo[k]); break; } // LONG_BINGET
       case 0x63: { const module = line(); const name = line(); stack.push(cls(module, name)); break; } // GLOBAL
       case 0x93: { const name = pop(); const module = pop(); stack.push(cls(String(module), String(name))); break; } // STACK_GLOBAL
       case 0x81: { const args = pop(); const c = pop(); stack.push(instantiate(c, args as unknown[])); break; } // NEWOBJ

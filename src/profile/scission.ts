@@ -49,8 +49,11 @@ function num(v: unknown, what: string): number {
   throw kerfError('KERF_ERR_IMPORT', `${what} is not a number`);
 }
 
-/** Decode the bytes of a Scission `.dat` pickle. `fileName` gives tier and system name. */
-export function parseScissionBenchmark(bytes: Uint8Array, fileName: string): ScissionSystem {
+/**
+ * Decode the bytes of a Scission `.dat` pickle. `fileName` gives tier and system name. With
+ * `onlyModel`, the other models are checked to be lists but not converted (their lists are empty).
+ */
+export function parseScissionBenchmark(bytes: Uint8Array, fileName: string, onlyModel?: string): ScissionSystem {
   const sys = scissionFileSystem(fileName);
   if (!sys) throw kerfError('KERF_ERR_IMPORT', `${fileName}: not a Scission benchmark file name (TYPE-NAME.dat)`);
   const root = readPickle(bytes, fileName);
@@ -60,6 +63,7 @@ export function parseScissionBenchmark(bytes: Uint8Array, fileName: string): Sci
   const models = new Map<string, ScissionLayerBenchmark[]>();
   for (const [model, list] of Object.entries(root as Record<string, unknown>)) {
     if (!Array.isArray(list)) throw kerfError('KERF_ERR_IMPORT', `${fileName}: model '${model}' is not a list`);
+    if (onlyModel !== undefined && model !== onlyModel) { models.set(model, []); continue; }
     models.set(model, list.map((o, i) => {
       const where = `${fileName}: ${model}[${i}]`;
       if (!isPickledObject(o) || o.name !== 'LayerBenchmark' || typeof o.state !== 'object' || o.state === null) {
