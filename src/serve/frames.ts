@@ -17,13 +17,13 @@ export const HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024;
 export const ALIGN = 8;
 
 /** Element types a tensor may have on the wire: every type onnxruntime-node accepts. */
-export type DType =
+export type WireDType =
   | 'float32' | 'float64' | 'float16'
   | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
   | 'bool' | 'string' | 'int4' | 'uint4';
 
 /** The JavaScript array that holds each dtype's elements (onnxruntime-common's choices). */
-export interface DTypeDataMap {
+export interface WireDataMap {
   float32: Float32Array; float64: Float64Array; float16: Uint16Array;
   int8: Int8Array; uint8: Uint8Array; int16: Int16Array; uint16: Uint16Array;
   int32: Int32Array; uint32: Uint32Array; int64: BigInt64Array; uint64: BigUint64Array;
@@ -37,28 +37,28 @@ export interface DTypeDataMap {
 }
 
 /** Any numeric typed array a tensor may hold. */
-export type TypedArray = Exclude<DTypeDataMap[DType], string[]>;
+export type WireTypedArray = Exclude<WireDataMap[WireDType], string[]>;
 
 /**
  * A tensor as it crosses the wire, independent of onnxruntime (the engine layer converts).
  * `data` is little-endian memory of `dims` in row-major order; `dims` are concrete (no -1).
  */
-export interface WireTensor<T extends DType = DType> {
+export interface WireTensor<T extends WireDType = WireDType> {
   name: string;
   dtype: T;
   dims: number[];
-  data: DTypeDataMap[T];
+  data: WireDataMap[T];
 }
 
 /** String key/value pairs a request or response carries beside its tensors (trace ids, plan epoch…). */
 export type Meta = Record<string, string>;
 
-type ArrayCtor = { new(buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray; new(length: number): TypedArray; BYTES_PER_ELEMENT: number };
+type ArrayCtor = { new(buffer: ArrayBufferLike, byteOffset: number, length: number): WireTypedArray; new(length: number): WireTypedArray; BYTES_PER_ELEMENT: number };
 
 interface DTypeInfo { code: number; size: number; ctor: ArrayCtor | null }
 
 /** dtype → ONNX TensorProto.DataType code, bytes per element (0.5 for 4-bit, 0 for string) and array type. */
-const DTYPES: Record<DType, DTypeInfo> = {
+const DTYPES: Record<WireDType, DTypeInfo> = {
   float32: { code: 1, size: 4, ctor: Float32Array as unknown as ArrayCtor },
   uint8: { code: 2, size: 1, ctor: Uint8Array as unknown as ArrayCtor },
   int8: { code: 3, size: 1, ctor: Int8Array as unknown as ArrayCtor },
@@ -75,12 +75,12 @@ const DTYPES: Record<DType, DTypeInfo> = {
   uint4: { code: 21, size: 0.5, ctor: Uint8Array as unknown as ArrayCtor },
   int4: { code: 22, size: 0.5, ctor: Int8Array as unknown as ArrayCtor },
 };
-const BY_CODE = new Map<number, DType>(Object.entries(DTYPES).map(([k, v]) => [v.code, k as DType]));
+const BY_CODE = new Map<number, WireDType>(Object.entries(DTYPES).map(([k, v]) => [v.code, k as WireDType]));
 
 /** All dtypes the protocol carries. */
-export const DTYPE_NAMES: readonly DType[] = Object.freeze(Object.keys(DTYPES) as DType[]);
+export const DTYPE_NAMES: readonly WireDType[] = Object.freeze(Object.keys(DTYPES) as WireDType[]);
 /** ONNX TensorProto.DataType code of a dtype (the byte sent on the wire). */
-export function dtypeCode(dtype: DType): number { return DTYPES[dtype].code; }
+export function dtypeCode(dtype: WireDType): number { return DTYPES[dtype].code; }
 
 /** Frame type byte. */
 export const FrameType = {
@@ -148,7 +148,7 @@ export function elementCount(dims: readonly number[], what = 'tensor'): number {
 }
 
 /** Bytes a tensor's data occupies on the wire (fixed-size dtypes). */
-function fixedByteLength(dtype: DType, count: number): number {
+function fixedByteLength(dtype: WireDType, count: number): number {
   const size = DTYPES[dtype].size;
   return size === 0.5 ? Math.ceil(count / 2) : count * size;
 }
@@ -165,7 +165,7 @@ interface EncodedTensor { desc: Uint8Array[]; descBytes: number; data: Uint8Arra
 
 /** Descriptor and data chunks of one tensor, validating dtype, dims and data length. */
 function encodeTensor(t: WireTensor): EncodedTensor {
-  const info = DTYPES[t.dtype as DType];
+  const info = DTYPES[t.dtype as WireDType];
   const what = `tensor '${t.name}'`;
   if (!info) throw kerfError('KERF_ERR_SHAPE', `${what}: unknown dtype '${String(t.dtype)}' (one of ${DTYPE_NAMES.join(', ')})`);
   if (!Array.isArray(t.dims) || t.dims.length > 255) throw kerfError('KERF_ERR_SHAPE', `${what}: dims must be an array of at most 255 sizes`);
@@ -191,7 +191,7 @@ function encodeTensor(t: WireTensor): EncodedTensor {
     data = [block];
     dataBytes = total;
   } else {
-    const arr = t.data as TypedArray;
+    const arr = t.data as WireTypedArray;
     if (!ArrayBuffer.isView(arr) || !(arr instanceof (info.ctor as unknown as typeof Uint8Array))) {
       throw kerfError('KERF_ERR_SHAPE', `${what}: dtype ${t.dtype} needs a ${(info.ctor as { name?: string }).name}, got ${(arr as object)?.constructor?.name ?? typeof arr}`);
     }
@@ -415,7 +415,7 @@ function parseTensors(r: Reader): { tensors: WireTensor[]; meta: Meta } {
     meta[k] = r.str32(`meta '${k}'`);
   }
   const n = r.u16('tensor count');
-  const descs: { name: string; dtype: DType; dims: number[]; bytes: number }[] = [];
+  const descs: { name: string; dtype: WireDType; dims: number[]; bytes: number }[] = [];
   for (let i = 0; i < n; i++) {
     const code = r.u8(`tensor ${i} dtype`);
     const dtype = BY_CODE.get(code);
@@ -436,7 +436,7 @@ function parseTensors(r: Reader): { tensors: WireTensor[]; meta: Meta } {
     for (const x of d.dims) count *= x;
     r.need(d.bytes, `tensor '${d.name}' data`);
     const start = r.o;
-    let data: DTypeDataMap[DType];
+    let data: WireDataMap[WireDType];
     if (d.dtype === 'string') {
       data = parseStrings(r.buf.subarray(start, start + d.bytes), count, what);
     } else {
@@ -452,7 +452,7 @@ function parseTensors(r: Reader): { tensors: WireTensor[]; meta: Meta } {
   return { tensors, meta };
 }
 
-function typedView(buf: Uint8Array, start: number, dtype: DType, count: number): TypedArray {
+function typedView(buf: Uint8Array, start: number, dtype: WireDType, count: number): WireTypedArray {
   const info = DTYPES[dtype];
   const ctor = info.ctor!;
   const len = info.size === 0.5 ? Math.ceil(count / 2) : count;

@@ -11,7 +11,7 @@
 export {
   PROTOCOL_VERSION, HEADER_BYTES, DEFAULT_MAX_FRAME_BYTES, HANDSHAKE_MAX_FRAME_BYTES, ALIGN, DTYPE_NAMES, FrameType,
   FrameDecoder, encodeFrame, parseFrame, dtypeCode, elementCount,
-  type DType, type DTypeDataMap, type TypedArray, type WireTensor, type Meta, type Frame, type FrameTypeName, type DecoderOptions,
+  type WireDType, type WireDataMap, type WireTypedArray, type WireTensor, type Meta, type Frame, type FrameTypeName, type DecoderOptions,
 } from './frames.js';
 export {
   Connection, FrameServer,

@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import { isKerfError } from '../../src/errors.js';
 import {
   Connection, FrameServer, DTYPE_NAMES, encodeFrame,
-  type DType, type IncomingRequest, type PeerInfo, type ServerOptions, type WireTensor,
+  type WireDType, type IncomingRequest, type PeerInfo, type ServerOptions, type WireTensor,
 } from '../../src/serve/protocol.js';
 
 const TOKEN = 'pipeline-secret';
@@ -40,7 +40,7 @@ const codeIs = (code: string) => (e: unknown): boolean => {
   return true;
 };
 
-function tensorOf(dtype: DType, n: number, seed: number): WireTensor {
+function tensorOf(dtype: WireDType, n: number, seed: number): WireTensor {
   const dims = [n];
   const b = Uint8Array.from({ length: n * 8 }, (_, i) => (i * 31 + seed) & 255);
   switch (dtype) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isKerfError } from '../../src/errors.js';
 import {
   DTYPE_NAMES, FrameDecoder, encodeFrame, parseFrame, HANDSHAKE_MAX_FRAME_BYTES,
-  type DType, type Frame, type WireTensor,
+  type WireDType, type Frame, type WireTensor,
 } from '../../src/serve/protocol.js';
 import { swapBytes } from '../../src/serve/frames.js';
 
@@ -18,7 +18,7 @@ function rng(seed: number): () => number {
 }
 
 /** A tensor of `dtype` with `count` pseudo-random elements, covering each type's extremes. */
-function sample(dtype: DType, dims: number[], r: () => number): WireTensor {
+function sample(dtype: WireDType, dims: number[], r: () => number): WireTensor {
   const n = dims.reduce((a, b) => a * b, 1);
   const bytes = (k: number): Uint8Array => Uint8Array.from({ length: k }, () => Math.floor(r() * 256));
   const view = <T>(C: new (b: ArrayBuffer) => T, size: number): T => new C(bytes(n * size).buffer as ArrayBuffer);
@@ -187,7 +187,7 @@ test('encoding refuses malformed tensors with KERF_ERR_SHAPE naming the tensor',
     { name: 'wrongtype', dtype: 'float32', dims: [2], data: new Float64Array(2) as unknown as Float32Array },
     { name: 'dyn', dtype: 'int32', dims: [-1, 2], data: new Int32Array(2) },
     { name: 'strs', dtype: 'string', dims: [3], data: ['a'] },
-    { name: 'dt', dtype: 'complex64' as DType, dims: [1], data: new Float32Array(2) },
+    { name: 'dt', dtype: 'complex64' as WireDType, dims: [1], data: new Float32Array(2) },
   ];
   for (const t of bad) {
     assert.throws(() => encodeFrame({ type: 'REQUEST', id: 1, tensors: [t], meta: {} }),
