@@ -3,7 +3,7 @@
  * hysteresis check) for 100 and 1,000 blocks, two and three tiers.
  * Run: npx tsc -p . && node dist/bench/adapt.js
  */
-import { splitModel, Decider, type AdaptConditions } from '../src/adapt/index.js';
+import { splitCostModel, Decider, type AdaptConditions } from '../src/adapt/index.js';
 
 const BASELINE_US = 100; // the budget for 100 blocks
 
@@ -20,7 +20,7 @@ function rng(seed: number): () => number {
 function measure(blocks: number, tiers: number): { perDecisionUs: number; decisions: number } {
   const r = rng(blocks * 10 + tiers);
   const names = ['device', 'edge', 'cloud'].slice(3 - tiers);
-  const model = splitModel(
+  const model = splitCostModel(
     names.map((name, j) => ({ name, blockS: Array.from({ length: blocks }, () => (0.001 + r() * 0.01) / (j + 1)) })),
     Array.from({ length: blocks + 1 }, () => r() * 4e6),
   );

@@ -38,7 +38,7 @@ export interface AdaptConditions {
  * tier j; `boundaryBytes[b]` the bytes crossing a boundary at b (length blocks+1, [0] is the
  * model input); `allowed` (length blocks+1) limits where boundaries may go (default: anywhere).
  */
-export function splitModel(
+export function splitCostModel(
   tiers: { name: string; blockS: readonly number[] }[],
   boundaryBytes: readonly number[],
   allowed?: readonly boolean[],
@@ -58,11 +58,11 @@ export function splitModel(
     }
     return p;
   });
-  return splitModelFromPrefix(tiers.map((t) => t.name), prefix, boundaryBytes, allowed);
+  return splitCostModelFromPrefix(tiers.map((t) => t.name), prefix, boundaryBytes, allowed);
 }
 
 /** Build a cost model from cumulative times directly (prefix[j][b], length n+1 per tier). */
-export function splitModelFromPrefix(
+export function splitCostModelFromPrefix(
   names: readonly string[],
   prefix: readonly (Float64Array | readonly number[])[],
   boundaryBytes: readonly number[] | Float64Array,
@@ -94,7 +94,7 @@ export function splitModelFromPrefix(
  * A cost model from kerf profiles, one per tier in chain order (same model, same blocks). The
  * bytes crossing boundary b are the output of block b−1; at 0 the model input.
  */
-export function splitModelFromProfiles(profiles: readonly Profile[]): SplitModel {
+export function splitCostModelFromProfiles(profiles: readonly Profile[]): SplitModel {
   if (profiles.length < 2) throw kerfError('KERF_ERR_PROFILE', `need one profile per tier (at least two), got ${profiles.length}`);
   const first = profiles[0]!;
   for (const p of profiles) {
@@ -103,7 +103,7 @@ export function splitModelFromProfiles(profiles: readonly Profile[]): SplitModel
     }
   }
   const bytes = [first.model.inputBytes ?? 0, ...first.blocks.map((b) => b.outputBytes)];
-  return splitModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median) })), bytes);
+  return splitCostModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median) })), bytes);
 }
 
 function checkConditions(m: SplitModel, c: AdaptConditions): void {

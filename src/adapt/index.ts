@@ -6,7 +6,7 @@ export {
   type ExecSample, type LoadFactorOptions,
 } from './estimators.js';
 export {
-  splitModel, splitModelFromProfiles, splitModelFromPrefix, predictSplitLatency, SplitSearch, Decider,
+  splitCostModel, splitCostModelFromProfiles, splitCostModelFromPrefix, predictSplitLatency, SplitSearch, Decider,
   type SplitModel, type AdaptConditions, type AdaptMode, type DeciderOptions, type Decision,
 } from './decide.js';
 export { loadAdaptiveDnn, parseWeightsFile, type MeasuredCut, type MeasuredNetwork } from './adaptivednn.js';

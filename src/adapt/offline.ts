@@ -14,7 +14,7 @@
  */
 import { kerfError } from '../errors.js';
 import type { MeasuredCut, MeasuredNetwork } from './adaptivednn.js';
-import { Decider, SplitSearch, splitModelFromPrefix, type AdaptConditions, type SplitModel } from './decide.js';
+import { Decider, SplitSearch, splitCostModelFromPrefix, type AdaptConditions, type SplitModel } from './decide.js';
 import { loadFactor, type ExecSample, type LoadFactorOptions } from './estimators.js';
 
 export type OfflinePolicy = 'bandwidth' | 'load-aware' | 'load-aware-naive' | 'load-oracle';
@@ -113,7 +113,7 @@ export function evaluateNetwork(net: MeasuredNetwork, opts: OfflineOptions = {})
   }
   Pe[n] = Pe[K]!;
   Pc[n] = cloudTop;
-  const fullModel = splitModelFromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K));
+  const fullModel = splitCostModelFromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K));
 
   const eligible = (t: number[]) => {
     const top = Math.max(...t);
@@ -133,7 +133,7 @@ export function evaluateNetwork(net: MeasuredNetwork, opts: OfflineOptions = {})
     // A cut absent from this condition's file was not measured: it cannot be chosen.
     const model: SplitModel = cuts.every((c) => rows.has(c))
       ? fullModel
-      : splitModelFromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K && rows.has(cuts[b - 1]!)));
+      : splitCostModelFromPrefix(['edge', 'cloud'], [Pe, Pc], bytes, Array.from({ length: n + 1 }, (_, b) => b >= 1 && b <= K && rows.has(cuts[b - 1]!)));
     const unit: AdaptConditions = { links: [link], tiers: [{ factor: 1, queueS: 0 }, { factor: 1, queueS: 0 }] };
     const bw = new SplitSearch(model).best(unit).boundaries[0]!;
     const cur = bw - 1; // index of the cut in use

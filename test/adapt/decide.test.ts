@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  splitModel, splitModelFromPrefix, predictSplitLatency, SplitSearch, Decider, LinkEstimator, LoadEstimator, splitModelFromProfiles,
+  splitCostModel, splitCostModelFromPrefix, predictSplitLatency, SplitSearch, Decider, LinkEstimator, LoadEstimator, splitCostModelFromProfiles,
   type AdaptConditions, type SplitModel,
 } from '../../src/adapt/index.js';
 import type { Profile } from '../../src/profile/types.js';
@@ -20,7 +20,7 @@ function bruteForce(m: SplitModel, c: AdaptConditions): number {
 }
 
 function randomCase(r: () => number, tiers: number, n: number): { model: SplitModel; cond: AdaptConditions } {
-  const model = splitModel(
+  const model = splitCostModel(
     Array.from({ length: tiers }, (_, j) => ({ name: `t${j}`, blockS: Array.from({ length: n }, () => r() * 0.05 * (tiers - j)) })),
     Array.from({ length: n + 1 }, () => r() * 2e6),
     Array.from({ length: n + 1 }, () => r() < 0.7),
@@ -52,14 +52,14 @@ test('the linear search equals exhaustive search for 2, 3 and 4 tiers', () => {
 });
 
 test('predicted latency: compute scaled by load, queueing only on tiers that run blocks, transfer per crossing', () => {
-  const m = splitModel([{ name: 'edge', blockS: [0.1, 0.2] }, { name: 'cloud', blockS: [0.01, 0.02] }], [1000, 500, 100]);
+  const m = splitCostModel([{ name: 'edge', blockS: [0.1, 0.2] }, { name: 'cloud', blockS: [0.01, 0.02] }], [1000, 500, 100]);
   const c: AdaptConditions = { links: [{ bytesPerS: 1000, rttS: 0.05 }], tiers: [{ factor: 2, queueS: 0.3 }, { factor: 1, queueS: 0.7 }] };
   assert.ok(Math.abs(predictSplitLatency(m, c, [0]) - (0.05 + 1 + 0.7 + 0.03)) < 1e-12); // all cloud: input crosses
   assert.ok(Math.abs(predictSplitLatency(m, c, [1]) - (0.2 + 0.3 + 0.05 + 0.5 + 0.02 + 0.7)) < 1e-12);
   assert.ok(Math.abs(predictSplitLatency(m, c, [2]) - (0.6 + 0.3)) < 1e-12); // all edge: nothing crosses
   assert.throws(() => predictSplitLatency(m, c, [3]), /boundaries/);
   assert.throws(() => predictSplitLatency(m, { ...c, links: [] }, [1]), /links/);
-  assert.throws(() => splitModel([{ name: 'edge', blockS: [1] }, { name: 'cloud', blockS: [1, 2] }], [0, 0]), /cloud/);
+  assert.throws(() => splitCostModel([{ name: 'edge', blockS: [1] }, { name: 'cloud', blockS: [1, 2] }], [0, 0]), /cloud/);
 });
 
 test('cost model from kerf profiles', () => {
@@ -67,7 +67,7 @@ test('cost model from kerf profiles', () => {
     schema: 'kerf.profile/v1', model: { name: 'm', inputBytes: 600 }, system: { name: tier, tier }, granularity: 'all', source: 'kerf',
     blocks: s.map((x, i) => ({ index: i, firstLayer: i, lastLayer: i, latency: { median: x, p90: x, min: x, spread: 0, runs: 1 }, outputBytes: 100 * (i + 1), paramBytes: 0 })),
   });
-  const m = splitModelFromProfiles([prof('edge', [0.1, 0.2]), prof('cloud', [0.01, 0.02])]);
+  const m = splitCostModelFromProfiles([prof('edge', [0.1, 0.2]), prof('cloud', [0.01, 0.02])]);
   assert.deepEqual([...m.boundaryBytes], [600, 100, 200]);
   assert.deepEqual([...m.prefix[0]!], [0, 0.1, 0.1 + 0.2]);
   assert.deepEqual(m.tiers, ['edge', 'cloud']);
@@ -75,7 +75,7 @@ test('cost model from kerf profiles', () => {
 
 // Two tiers where the best cut moves with bandwidth: edge 20 ms per block, cloud 4 ms.
 const BYTES = [600e3, 800e3, 400e3, 150e3, 150e3, 300e3, 40e3, 40e3, 200e3, 100e3, 0];
-const MODEL = splitModel([{ name: 'edge', blockS: Array(10).fill(0.02) }, { name: 'cloud', blockS: Array(10).fill(0.004) }], BYTES);
+const MODEL = splitCostModel([{ name: 'edge', blockS: Array(10).fill(0.02) }, { name: 'cloud', blockS: Array(10).fill(0.004) }], BYTES);
 const RTT = 0.01;
 const at = (bytesPerS: number, edge = 1): AdaptConditions => ({ links: [{ bytesPerS, rttS: RTT }], tiers: [{ factor: edge, queueS: 0 }, { factor: 1, queueS: 0 }] });
 const bestAt = (bw: number, edge = 1) => new SplitSearch(MODEL).best(at(bw, edge)).boundaries[0]!;
@@ -169,7 +169,7 @@ test('hysteresis: minimum dwell, then minimum gain', () => {
 });
 
 test('a three-tier chain decides device, edge and cloud boundaries', () => {
-  const m = splitModelFromPrefix(['device', 'edge', 'cloud'], [[0, 1, 2, 3], [0, 0.1, 0.2, 0.3], [0, 0.01, 0.02, 0.03]], [1e6, 1e3, 1e3, 0]);
+  const m = splitCostModelFromPrefix(['device', 'edge', 'cloud'], [[0, 1, 2, 3], [0, 0.1, 0.2, 0.3], [0, 0.01, 0.02, 0.03]], [1e6, 1e3, 1e3, 0]);
   const fast: AdaptConditions = { links: [{ bytesPerS: 1e9, rttS: 0 }, { bytesPerS: 1e9, rttS: 0 }], tiers: [{ factor: 1, queueS: 0 }, { factor: 1, queueS: 0 }, { factor: 1, queueS: 0 }] };
   assert.deepEqual(new SplitSearch(m).best(fast).boundaries, [0, 0]);
   const slowUplink: AdaptConditions = { ...fast, links: [{ bytesPerS: 1e5, rttS: 0 }, { bytesPerS: 1e9, rttS: 0 }] };
