@@ -35,7 +35,8 @@ export interface BlockProfile {
   paramBytes: number;
   /** approximate FLOPs (2 x multiply-accumulates of Conv, Gemm, MatMul) */
   flops?: number;
-  /** resident memory of the block's session, bytes, when measured */
+  /** resident memory of the block's session, bytes, when measured: the process's RSS growth while the
+   * session was created and first run, and at least its weights plus its input and output tensors */
   memoryBytes?: number;
   /** set when the spread of this block's timings is high: treat its figure with care */
   highSpread?: boolean;
@@ -72,7 +73,15 @@ export interface Profile {
   whole?: { latency: LatencyStats; memoryBytes?: number };
   /** sum of block medians / whole-model median: the cost of cutting */
   blockSumOverWhole?: number;
-  settings?: { repeats: number; warmup: number; threads: number; optimization: string };
+  settings?: {
+    repeats: number; warmup: number; threads: number; optimization: string;
+    /** how block times were taken: one session per block, or onnxruntime's per-node trace of whole-model runs */
+    method?: 'sessions' | 'trace';
+    /** seed of the random input */
+    seed?: number;
+    /** runtime and version that measured */
+    runtime?: string;
+  };
   createdAt?: string;
 }
 

@@ -1,0 +1,51 @@
+import { kerfError } from '../errors.js';
+import { parse } from './args.js';
+
+const HELP = `usage: kerf agent [--listen HOST:PORT] [--token T] [--max-model-mb N] [--system NAME] [--tier T]
+
+Serve profiling jobs on this box for \`kerf profile --remote http://HOST:PORT --token T …\`.
+Jobs run one at a time (others wait), so timings never interleave. The first line on stdout
+is \`kerf agent listening on http://HOST:PORT\`.
+  --listen HOST:PORT   interface and port (default 127.0.0.1:7700; 0.0.0.0:7700 to serve the network;
+                       port 0 picks a free one)
+  --token T            token clients must present (default: env KERF_AGENT_TOKEN, else a random
+                       one, printed on stdout)
+  --max-model-mb N     refuse larger models with 413 (default 512)
+  --max-queue N        refuse jobs with 503 when N are already waiting (default 8)
+  --system NAME        system name when a client gives none (default: the host name)
+  --tier T             device, edge or cloud, when a client gives none`;
+
+const OPTIONS = {
+  listen: { type: 'string' }, token: { type: 'string' }, 'max-model-mb': { type: 'string' }, 'max-queue': { type: 'string' },
+  system: { type: 'string' }, tier: { type: 'string' },
+} as const;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parse(argv, OPTIONS, HELP, false);
+  if (!a) return 0;
+  const v = a.values;
+  const m = /^(.*):(\d+)$/.exec(v.listen ?? '127.0.0.1:7700');
+  if (!m || Number(m[2]) > 65535) throw kerfError('KERF_ERR_USAGE', `--listen '${v.listen}': expected HOST:PORT, e.g. 0.0.0.0:7700`);
+  const host = m[1]!.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
+  const mb = v['max-model-mb'] ?? '512';
+  if (!/^\d+(\.\d+)?$/.test(mb) || Number(mb) <= 0) throw kerfError('KERF_ERR_USAGE', `--max-model-mb '${mb}': expected a positive number`);
+  const queue = v['max-queue'] ?? '8';
+  if (!/^\d+$/.test(queue)) throw kerfError('KERF_ERR_USAGE', `--max-queue '${queue}': expected a whole number`);
+  if (v.tier && !['device', 'edge', 'cloud'].includes(v.tier)) throw kerfError('KERF_ERR_USAGE', `--tier '${v.tier}': expected device, edge or cloud`);
+  const { Agent, newToken } = await import('../profile/agent.js');
+  const given = v.token ?? process.env.KERF_AGENT_TOKEN;
+  const token = given || newToken();
+  const agent = await Agent.start({
+    host, port: Number(m[2]), token, maxModelBytes: Number(mb) * 1e6, maxQueue: Number(queue),
+    ...(v.system ? { system: v.system } : {}), ...(v.tier ? { tier: v.tier as 'device' } : {}),
+    log: (line) => process.stderr.write(`kerf agent: ${line}\n`),
+  });
+  process.stdout.write(`kerf agent listening on ${agent.url}\n`);
+  if (!given) process.stdout.write(`token: ${token}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); void agent.close().then(resolve); };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  return 0;
+}
