@@ -1,7 +1,6 @@
 // `npx kerf` in a clone of this repository must run this project's CLI. npm 11 resolves a root project's own
 // "bin" by installing the project into its npx cache, which fails for this package; so package.json
 // declares no "bin" and this script links node_modules/.bin/kerf to bin/kerf.js on every install.
-// of the same name: link node_modules/.bin/kerf to bin/kerf.js (npm does not link a root project's own bin).
 import { mkdirSync, symlinkSync, rmSync, lstatSync, chmodSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
