@@ -1,2 +1,11 @@
 /** serve room: wire protocol between tiers (workers and gateway build on it). */
 export * from './protocol.js';
+export { Segment, segmentBounds, segmentPart, toHost, toWire, type SegmentSpec, type SegmentBounds } from './segment.js';
+export { WorkQueue, type JobTiming } from './queue.js';
+export { Registry, Counter, Gauge, Histogram, LATENCY_BUCKETS, PROMETHEUS_CONTENT_TYPE, serveMetrics } from './metrics.js';
+export { NextHop, parseAddress, fmtAddress, type NextHopOptions } from './nexthop.js';
+export { Worker, SEGMENT_META, STAGE_META_PREFIX, DEFAULT_SEGMENT, tensorBytes, type WorkerOptions, type LoadedSegment, type LoadRequest } from './worker.js';
+export { Pipeline, type PipelineOptions, type InferResult } from './pipeline.js';
+export { Gateway, httpStatus, type GatewayOptions, type SwitchRecord } from './gateway.js';
+export { OIP_DATATYPE, HEADER_LENGTH, parseInferRequest, encodeInferResponse, type TensorMeta, type InferRequest, type EncodedResponse } from './oip.js';
+export { up, type UpOptions, type UpHandle, type LinkSpec, type TierSpec, planToUp } from './up.js';

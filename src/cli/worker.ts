@@ -1,0 +1,134 @@
+import { kerfError } from '../errors.js';
+import { parse, parseInputShapes, parseIntList } from './args.js';
+
+const HELP = `usage: kerf worker --listen HOST:PORT --model m.onnx [--blocks A..B] [--cuts C1,C2] [--next HOST:PORT] [options]
+       kerf worker --gateway --listen HOST:PORT --model m.onnx [--cuts C1,C2 --blocks 0..0|none] [--next HOST:PORT]
+
+Serve one segment of a split model as a tier. A worker receives the tensors crossing its
+input cut, runs its blocks with onnxruntime and forwards outputs and carried tensors to
+--next (answering back up the chain), or answers itself when it is the last tier.
+With --gateway it is the device tier instead: the Open Inference Protocol v2 over HTTP on
+--listen (GET /v2/health/ready, GET /v2/models/NAME, POST /v2/models/NAME/infer, /metrics).
+
+options:
+  --listen HOST:PORT     where requests arrive (port 0: any free port, printed)
+  --model FILE           the whole model (.onnx); every tier loads the same file
+  --blocks A..B          blocks A to B (inclusive) of the model at --granularity; with --cuts,
+                         parts A to B of the split those cuts make (default: everything)
+  --cuts C1,C2           cut ids of the pipeline's tier boundaries (see kerf inspect)
+  --granularity G        single (default; as profiles count blocks) or all
+  --next HOST:PORT       the next tier; absent: this is the last one
+  --next-segment ID      segment id to ask the next tier for (default: its default)
+  --token T              the pipeline's shared secret (default: env KERF_TOKEN)
+  --metrics HOST:PORT    serve Prometheus /metrics here (the gateway serves it on --listen)
+  --name NAME            stage name in metrics and logs (default worker / device)
+  --model-name NAME      model name in gateway URLs (default: file name without .onnx)
+  --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
+  --threads N            onnxruntime intra-op threads (default 1)
+  --queue N              requests that may wait for compute before 503/OVERLOADED (default 64)
+  --profiled-ms MS       the segment's profiled compute time: enables the load factor metric
+  --json                 print one JSON line when listening
+  -h, --help             this help
+
+example:
+  KERF_TOKEN=s3cret kerf worker --listen 127.0.0.1:9002 --model resnet18.onnx --cuts 4,17 --blocks 2..2
+  KERF_TOKEN=s3cret kerf worker --listen 127.0.0.1:9001 --model resnet18.onnx --cuts 4,17 --blocks 1..1 --next 127.0.0.1:9002
+  KERF_TOKEN=s3cret kerf worker --gateway --listen 127.0.0.1:8000 --model resnet18.onnx --cuts 4,17 --blocks 0..0 --next 127.0.0.1:9001`;
+
+const OPTIONS = {
+  listen: { type: 'string' }, model: { type: 'string' }, blocks: { type: 'string' }, cuts: { type: 'string' },
+  granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
+  metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
+} as const;
+
+function positiveInt(v: string | undefined, flag: string, def: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw kerfError('KERF_ERR_USAGE', `${flag} '${v}': expected an integer ≥ 1`);
+  return n;
+}
+
+function parseBlocks(v: string | undefined): [number, number] | null | undefined {
+  if (v === undefined) return undefined;
+  if (v === 'none') return null;
+  const m = /^(\d+)(?:\.\.(\d+))?$/.exec(v);
+  if (!m) throw kerfError('KERF_ERR_USAGE', `--blocks '${v}': expected A..B (e.g. 0..3), a single block, or none`);
+  return [Number(m[1]), Number(m[2] ?? m[1])];
+}
+
+export async function run(argv: string[]): Promise<number | void> {
+  const p = parse(argv, OPTIONS, HELP, false);
+  if (!p) return 0;
+  const v = p.values;
+  if (!v.listen || !v.model) throw kerfError('KERF_ERR_USAGE', `--listen and --model are required\n${HELP}`);
+  const token = v.token ?? process.env.KERF_TOKEN;
+  if (!token && (!v.gateway || v.next)) throw kerfError('KERF_ERR_USAGE', '--token T (or env KERF_TOKEN) is required: the pipeline\'s shared secret');
+  const { parseAddress, fmtAddress } = await import('../serve/nexthop.js');
+  const listen = parseAddress(v.listen, '--listen');
+  const cuts = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts') : undefined;
+  const blocks = parseBlocks(v.blocks);
+  const granularity = v.granularity;
+  if (granularity !== undefined && granularity !== 'single' && granularity !== 'all') throw kerfError('KERF_ERR_USAGE', `--granularity '${granularity}': expected single or all`);
+  const inputShapes = parseInputShapes(v['input-shape']);
+  const threads = positiveInt(v.threads, '--threads', 1);
+  const queueLimit = positiveInt(v.queue, '--queue', 64);
+  let profiledS: number | undefined;
+  if (v['profiled-ms'] !== undefined) {
+    profiledS = Number(v['profiled-ms']) / 1000;
+    if (!(profiledS > 0)) throw kerfError('KERF_ERR_USAGE', `--profiled-ms '${v['profiled-ms']}': expected a positive number`);
+  }
+  const next = v.next !== undefined ? parseAddress(v.next, '--next') : null;
+  const out = (line: string): void => { process.stdout.write(line + '\n'); };
+
+  let close: () => Promise<void>;
+  if (v.gateway) {
+    const { Gateway } = await import('../serve/gateway.js');
+    const nParts = (cuts?.length ?? 0) + 1;
+    if (blocks !== undefined && blocks !== null && (blocks[0] !== 0 || (next && blocks[1] !== 0) || (!next && blocks[1] !== nParts - 1))) {
+      throw kerfError('KERF_ERR_USAGE', `--gateway --blocks '${v.blocks}': the gateway runs part 0 (0..0) with --next, all parts (0..${nParts - 1}) without, or none`);
+    }
+    const g = await Gateway.start({
+      host: listen.host, port: listen.port, model: v.model, inputShapes,
+      ...(v['model-name'] ? { name: v['model-name'] } : {}),
+      pipeline: {
+        cuts: cuts ?? [], local: blocks !== null, next, token: token ?? '', threads, queueLimit, id: `cuts ${(cuts ?? []).join(',') || 'none'}`,
+        ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}),
+      },
+    });
+    const url = `http://${fmtAddress(g.address)}`;
+    if (v.json) out(JSON.stringify({ event: 'listening', role: 'gateway', url, model: g.name, address: fmtAddress(g.address) }));
+    else out(`kerf gateway: ${g.name} at ${url}/v2/models/${g.name} (ready: ${url}/v2/health/ready)${next ? ` → ${fmtAddress(next)}` : ''}`);
+    process.send?.({ event: 'listening', address: fmtAddress(g.address) });
+    close = () => g.close();
+  } else {
+    const { Worker } = await import('../serve/worker.js');
+    const w = await Worker.start({
+      host: listen.host, port: listen.port, token: token!, model: v.model, inputShapes, name: v.name ?? 'worker',
+      segment: { ...(cuts ? { cuts } : {}), ...(blocks ? { blocks } : {}), ...(granularity ? { granularity } : {}) },
+      next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
+      ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
+    });
+    const seg = w.segments.get(w.defaultSegment)!.segment;
+    const addr = fmtAddress(w.address);
+    if (v.json) {
+      out(JSON.stringify({ event: 'listening', role: 'worker', name: w.name, address: addr, metrics: w.metricsAddress ? fmtAddress(w.metricsAddress) : null, segment: seg.label, next: next ? fmtAddress(next) : null }));
+    } else {
+      out(`kerf worker ${w.name}: ${seg.label} on ${addr}${next ? ` → ${fmtAddress(next)}` : ' (last tier)'}${w.metricsAddress ? `; metrics http://${fmtAddress(w.metricsAddress)}/metrics` : ''}`);
+    }
+    process.send?.({ event: 'listening', address: addr });
+    close = () => w.close();
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (): void => { resolve(); };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    // Started by `kerf up`: die with the parent (its IPC channel closes when it goes, even on SIGKILL).
+    if (process.send) process.once('disconnect', stop);
+  });
+  const t = setTimeout(() => process.exit(0), 3000);
+  t.unref();
+  await close();
+  if (process.connected) process.disconnect();
+  return 0;
+}

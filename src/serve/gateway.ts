@@ -1,0 +1,258 @@
+/**
+ * The gateway on the device tier: the Open Inference Protocol v2 over HTTP in front of the
+ * active Pipeline. Every request enters the pipeline active when it arrives and finishes on
+ * it; `switchTo` makes another pipeline active in one assignment, so live repartitioning
+ * never stops admitting requests.
+ */
+import * as http from 'node:http';
+import { basename } from 'node:path';
+import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
+import { prepareModel, type Prepared } from '../engine/prepare.js';
+import type { WireDType } from './frames.js';
+import { Pipeline, type PipelineOptions } from './pipeline.js';
+import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, type TensorMeta } from './oip.js';
+import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from './metrics.js';
+import type { HostPort } from './nexthop.js';
+
+export interface GatewayOptions {
+  host?: string;
+  /** HTTP port; 0 or absent: any free port */
+  port?: number;
+  model: string | Prepared;
+  inputShapes?: Record<string, number[]>;
+  /** model name in URLs (default: the file name without .onnx) */
+  name?: string;
+  /** the first pipeline (prep is filled in) */
+  pipeline: Omit<PipelineOptions, 'prep'>;
+  /** largest request body, bytes (default 256 MiB) */
+  maxBodyBytes?: number;
+  /** requests in flight beyond which new ones get 503 (default 256) */
+  maxInFlight?: number;
+}
+
+/** HTTP status for a kerf error code crossing to a client. */
+export function httpStatus(code: ErrorCode | string): number {
+  switch (code) {
+    case 'KERF_ERR_SHAPE': case 'KERF_ERR_USAGE': case 'KERF_ERR_PROTOCOL': return 400;
+    case 'KERF_ERR_OVERLOADED': case 'KERF_ERR_UPSTREAM': case 'KERF_ERR_CLOSED': case 'KERF_ERR_AUTH': return 503;
+    case 'KERF_ERR_TIMEOUT': return 504;
+    default: return 500;
+  }
+}
+
+/** One pipeline switch, for the record. */
+export interface SwitchRecord { from: string; to: string; at: string; drainS: number }
+
+/** A running gateway. Create with `Gateway.start`; `close()` is idempotent. */
+export class Gateway {
+  private active: Pipeline;
+  private server!: http.Server;
+  private closing: Promise<void> | null = null;
+  private inflight = 0;
+  readonly name: string;
+  readonly inputs: readonly TensorMeta[];
+  readonly outputs: readonly TensorMeta[];
+  readonly registry = new Registry();
+  readonly switches: SwitchRecord[] = [];
+  private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter };
+  address!: HostPort;
+
+  private constructor(readonly prep: Prepared, first: Pipeline, private readonly opts: GatewayOptions) {
+    this.active = first;
+    this.name = opts.name ?? prep.model.name ?? basename(String(opts.model)).replace(/\.onnx$/i, '');
+    const meta = (name: string): TensorMeta => {
+      const t = prep.analysis.tensors.get(name);
+      if (!t) throw kerfError('KERF_ERR_SHAPE', `${prep.model.source}: the shape of '${name}' is unknown`);
+      return { name, dtype: t.dtype as WireDType, shape: [...t.dims] };
+    };
+    this.inputs = Object.freeze(prep.model.inputs.map((i) => ({ name: i.name, dtype: (prep.analysis.tensors.get(i.name)?.dtype ?? i.type?.dtype) as WireDType, shape: [...prep.inputShapes[i.name]!] })));
+    this.outputs = Object.freeze(prep.model.outputs.map((o) => meta(o.name)));
+    const r = this.registry;
+    this.m = {
+      requests: r.counter('kerf_gateway_requests_total', 'Inference requests answered, by HTTP status.'),
+      seconds: r.histogram('kerf_gateway_stage_seconds', 'Seconds per stage: total, decode, queue, compute (device part), remote (tiers beyond), encode.'),
+      bytesSent: r.counter('kerf_gateway_bytes_sent_total', 'Response bytes written to HTTP clients.'),
+      switches: r.counter('kerf_gateway_switches_total', 'Pipeline switches.'),
+    };
+    r.gauge('kerf_gateway_in_flight', 'Inference requests being served.').set(() => this.inflight);
+    r.gauge('kerf_gateway_ready', '1 when every tier of the active pipeline is ready.').set(() => (this.ready ? 1 : 0));
+    r.gauge('kerf_gateway_queue_depth', 'Requests waiting for the device part.').set(() => this.active.queueDepth);
+    r.gauge('kerf_gateway_next_bytes_total', 'Bytes sent to the next tier by the active pipeline.').set(() => this.active.next?.bytesSent ?? 0);
+  }
+
+  /** Load the model and the first pipeline, and listen. Does not wait for the tiers: see `waitReady`. */
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const prep = typeof opts.model === 'string'
+      ? await prepareModel(opts.model, { ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}), ...(opts.name ? { name: opts.name } : {}) })
+      : opts.model;
+    const first = await Pipeline.create({ ...opts.pipeline, prep });
+    const g = new Gateway(prep, first, opts);
+    try {
+      g.server = http.createServer({ keepAliveTimeout: 30_000 }, (req, res) => g.route(req, res));
+      await new Promise<void>((resolve, reject) => {
+        g.server.once('error', (e: NodeJS.ErrnoException) => reject(kerfError('KERF_ERR_USAGE', `gateway: cannot listen on ${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}: ${e.code ?? e.message}`)));
+        g.server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+      });
+      const a = g.server.address() as { address: string; port: number };
+      g.address = { host: a.address, port: a.port };
+    } catch (e) {
+      await first.close();
+      throw e;
+    }
+    return g;
+  }
+
+  /** The pipeline new requests go to. */
+  get pipeline(): Pipeline { return this.active; }
+  get ready(): boolean { return !this.closing && this.active.ready; }
+  get url(): string { return `http://${this.address.host}:${this.address.port}`; }
+
+  waitReady(timeoutMs: number): Promise<void> { return this.active.waitReady(timeoutMs); }
+
+  /**
+   * Route new requests to `next` at once; requests in flight finish on the old pipeline,
+   * which is then closed (unless `keepOld`). Resolves with the old pipeline once drained.
+   */
+  async switchTo(next: Pipeline, opts: { keepOld?: boolean } = {}): Promise<{ old: Pipeline; drainS: number }> {
+    if (this.closing) throw kerfError('KERF_ERR_CLOSED', 'gateway is closed');
+    const old = this.active;
+    this.active = next; // the switch: one assignment, no await before it
+    this.m.switches.inc();
+    const t0 = performance.now();
+    await old.drain();
+    const drainS = (performance.now() - t0) / 1000;
+    this.switches.push({ from: old.id, to: next.id, at: new Date().toISOString(), drainS });
+    if (!opts.keepOld) await old.close();
+    return { old, drainS };
+  }
+
+  /** Model metadata as OIP's `GET /v2/models/{name}` returns it. */
+  metadata(): unknown {
+    const t = (m: TensorMeta) => ({ name: m.name, datatype: OIP_DATATYPE[m.dtype] ?? m.dtype, shape: m.shape });
+    return { name: this.name, versions: ['1'], platform: 'onnxruntime_onnx', inputs: this.inputs.map(t), outputs: this.outputs.map(t) };
+  }
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const get = req.method === 'GET' || req.method === 'HEAD';
+    if (get && path === '/v2/health/live') return json(res, 200, { live: true });
+    if (get && path === '/v2/health/ready') return json(res, this.ready ? 200 : 503, { ready: this.ready, ...(this.ready ? {} : { reason: this.active.reason }) });
+    if (get && path === '/v2') return json(res, 200, { name: 'kerf', version: '1', extensions: ['binary_tensor_data'] });
+    if (get && path === '/metrics') {
+      const body = this.registry.render();
+      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+      return;
+    }
+    const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/.exec(path);
+    if (!m) return fail(res, 404, 'KERF_ERR_USAGE', `no such endpoint ${req.method} ${path}`);
+    const name = decodeURIComponent(m[1]!);
+    if (name !== this.name) return fail(res, 404, 'KERF_ERR_USAGE', `unknown model '${name}' (this gateway serves '${this.name}')`);
+    if (m[2] !== undefined && m[2] !== '1') return fail(res, 404, 'KERF_ERR_USAGE', `model '${name}' has no version '${m[2]}' (only 1)`);
+    if (get && m[3] === undefined) return json(res, 200, this.metadata());
+    if (get && m[3] === '/ready') return json(res, this.ready ? 200 : 503, { name: this.name, ready: this.ready });
+    if (req.method === 'POST' && m[3] === '/infer') { void this.infer(req, res); return; }
+    return fail(res, 405, 'KERF_ERR_USAGE', `${req.method} not allowed on ${path}`);
+  }
+
+  private async infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const t0 = performance.now();
+    let status = 200;
+    this.inflight++;
+    // Abort downstream work when the client goes away before the answer.
+    const ac = new AbortController();
+    res.on('close', () => { if (!res.writableFinished) ac.abort(kerfError('KERF_ERR_CLOSED', 'client closed the request')); });
+    try {
+      const body = await readBody(req, this.opts.maxBodyBytes ?? 256 * 1024 * 1024);
+      const hl = req.headers[HEADER_LENGTH];
+      const jsonLength = hl === undefined ? null : Number(hl);
+      const parsed = parseInferRequest(body, jsonLength, this.inputs, this.outputs.map((o) => o.name));
+      const t1 = performance.now();
+      if (this.inflight > (this.opts.maxInFlight ?? 256)) throw kerfError('KERF_ERR_OVERLOADED', `gateway: over ${this.opts.maxInFlight ?? 256} requests in flight; retry later`);
+      const p = this.active;
+      if (!p.ready) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
+      p.enter();
+      let r;
+      try { r = await p.infer(parsed.inputs, { signal: ac.signal }); } finally { p.leave(); }
+      const t2 = performance.now();
+      const enc = encodeInferResponse(this.name, parsed, r.tensors, { parameters: { pipeline: p.id } });
+      const headers: http.OutgoingHttpHeaders = { 'content-length': enc.length };
+      if (enc.binary) {
+        headers['content-type'] = 'application/octet-stream';
+        headers['Inference-Header-Content-Length'] = enc.jsonLength;
+      } else headers['content-type'] = 'application/json';
+      res.writeHead(200, headers);
+      for (const c of enc.chunks) res.write(c);
+      res.end();
+      this.m.bytesSent.inc(undefined, enc.length);
+      const s = this.m.seconds;
+      s.observe((t1 - t0) / 1000, { stage: 'decode' });
+      s.observe(r.timings.queueS, { stage: 'queue' });
+      s.observe(r.timings.computeS, { stage: 'compute' });
+      s.observe(r.timings.remoteS, { stage: 'remote' });
+      s.observe((performance.now() - t2) / 1000, { stage: 'encode' });
+    } catch (e) {
+      const code = isKerfError(e) ? e.code : 'KERF_ERR_REMOTE';
+      status = httpStatus(code);
+      if (!res.headersSent && !res.destroyed) fail(res, status, code, isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`);
+    } finally {
+      this.inflight--;
+      this.m.requests.inc({ status: String(status) });
+      this.m.seconds.observe((performance.now() - t0) / 1000, { stage: 'total' });
+    }
+  }
+
+  /** Stop listening, close the pipeline. Idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        if (this.server) {
+          this.server.closeIdleConnections();
+          const closed = new Promise<void>((r) => this.server.close(() => r()));
+          setTimeout(() => this.server.closeAllConnections(), 2000).unref();
+          await this.active.close();
+          await closed;
+        } else await this.active.close();
+      })();
+    }
+    return this.closing;
+  }
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function fail(res: http.ServerResponse, status: number, code: string, message: string): void {
+  json(res, status, { error: message, code });
+}
+
+/** The whole body in one buffer (allocated once when Content-Length is given). */
+function readBody(req: http.IncomingMessage, max: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : NaN;
+    if (declared > max) { req.resume(); reject(kerfError('KERF_ERR_USAGE', `request body of ${declared} bytes is over the ${max}-byte limit`)); return; }
+    const fixed = Number.isInteger(declared) ? Buffer.allocUnsafeSlow(declared) : null;
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      if (n + c.length > (fixed ? fixed.length : max)) {
+        req.destroy();
+        reject(kerfError('KERF_ERR_USAGE', `request body longer than ${fixed ? 'its Content-Length' : `${max} bytes`}`));
+        return;
+      }
+      if (fixed) c.copy(fixed, n); else chunks.push(c);
+      n += c.length;
+    });
+    req.on('end', () => {
+      if (fixed) {
+        if (n !== fixed.length) { reject(kerfError('KERF_ERR_USAGE', `request body ended after ${n} of ${fixed.length} bytes`)); return; }
+        resolve(new Uint8Array(fixed.buffer, fixed.byteOffset, n));
+      } else resolve(Buffer.concat(chunks, n));
+    });
+    req.on('error', (e) => reject(kerfError('KERF_ERR_USAGE', `reading the request body: ${e.message}`)));
+  });
+}
+

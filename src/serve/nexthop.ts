@@ -1,0 +1,150 @@
+/**
+ * A client connection to the next tier that reconnects by itself. While the tier is down,
+ * requests fail at once with KERF_ERR_UPSTREAM (never hang), and 'down' lets the owner fail
+ * what it still holds for that tier.
+ */
+import { EventEmitter } from 'node:events';
+import { kerfError, type KerfError } from '../errors.js';
+import { Connection, type RequestOptions, type Response } from './conn.js';
+import type { WireTensor } from './frames.js';
+
+/** host and port of a tier. */
+export interface HostPort { host: string; port: number }
+
+/** "host:port" or a port number → HostPort (KERF_ERR_USAGE naming `what` when malformed). */
+export function parseAddress(v: string | number | HostPort, what: string): HostPort {
+  if (typeof v === 'object') return v;
+  const s = String(v);
+  const m = /^(?:(\[[^\]]+\]|[^:]+):)?(\d+)$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) throw kerfError('KERF_ERR_USAGE', `${what} '${s}': expected HOST:PORT, e.g. 127.0.0.1:9001`);
+  return { host: (m[1] ?? '127.0.0.1').replace(/^\[|\]$/g, ''), port };
+}
+
+export const fmtAddress = (a: HostPort): string => `${a.host}:${a.port}`;
+
+export interface NextHopOptions {
+  token: string;
+  /** free text the next tier sees in its peer info */
+  info?: string;
+  /** first and largest gap between reconnection attempts, ms (default 100 and 1000) */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+/**
+ * Events: 'up' (Connection), 'down' (KerfError). Create with `NextHop.open`; `close()` is
+ * idempotent and stops reconnecting.
+ */
+export class NextHop extends EventEmitter {
+  private conn: Connection | null = null;
+  private closedFlag = false;
+  private timer: NodeJS.Timeout | null = null;
+  private delay: number;
+  private waiters: (() => void)[] = [];
+  /** why the last attempt or connection failed */
+  lastError: KerfError | null = null;
+  readonly where: string;
+
+  private constructor(readonly address: HostPort, private readonly opts: NextHopOptions) {
+    super();
+    this.where = fmtAddress(address);
+    this.delay = opts.retryMs ?? 100;
+    this.on('error', () => { /* 'error' events are informational here */ });
+  }
+
+  /** Start connecting (in the background); resolves at once. */
+  static open(address: HostPort, opts: NextHopOptions): NextHop {
+    const h = new NextHop(address, opts);
+    h.attempt();
+    return h;
+  }
+
+  get connected(): boolean { return this.conn !== null && !this.conn.closed; }
+  get connection(): Connection | null { return this.connected ? this.conn : null; }
+  get closed(): boolean { return this.closedFlag; }
+
+  /** Resolve once connected, or reject after `timeoutMs`. */
+  async waitConnected(timeoutMs: number): Promise<void> {
+    if (this.connected) return;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== done);
+        reject(kerfError('KERF_ERR_TIMEOUT', `next tier ${this.where} not reachable within ${timeoutMs} ms${this.lastError ? ` (${this.lastError.message})` : ''}`));
+      }, timeoutMs);
+      const done = (): void => { clearTimeout(t); resolve(); };
+      this.waiters.push(done);
+    });
+  }
+
+  private attempt(): void {
+    this.timer = null;
+    if (this.closedFlag) return;
+    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000 }).then(
+      (c) => {
+        if (this.closedFlag) { void c.close(); return; }
+        this.conn = c;
+        this.delay = this.opts.retryMs ?? 100;
+        this.lastError = null;
+        c.once('close', (reason: KerfError) => {
+          if (this.conn !== c) return; // retired after GOAWAY, already replaced
+          this.conn = null;
+          this.sentBefore += c.stats.bytesSent;
+          this.lastError = reason;
+          this.emit('down', reason);
+          this.schedule();
+        });
+        // A draining tier finishes what it has; new requests need a new connection.
+        c.once('goaway', () => { if (this.conn === c) { this.conn = null; this.sentBefore += c.stats.bytesSent; this.schedule(0); setTimeout(() => void c.close(), 30_000).unref(); } });
+        for (const w of this.waiters.splice(0)) w();
+        this.emit('up', c);
+      },
+      (e: KerfError) => {
+        this.lastError = e;
+        // A wrong token will not fix itself, but the operator may restart the peer: keep trying.
+        this.schedule();
+      },
+    );
+  }
+
+  private schedule(ms?: number): void {
+    if (this.closedFlag || this.timer) return;
+    const d = ms ?? this.delay;
+    this.delay = Math.min(this.opts.maxRetryMs ?? 1000, this.delay * 2);
+    this.timer = setTimeout(() => this.attempt(), d);
+    this.timer.unref();
+  }
+
+  private unreachable(): KerfError {
+    return kerfError('KERF_ERR_UPSTREAM', `next tier ${this.where} is unreachable${this.lastError ? ` (${this.lastError.message})` : ''}`);
+  }
+
+  request(tensors: WireTensor[], opts: RequestOptions = {}): Promise<Response> {
+    const c = this.connection;
+    if (!c) return Promise.reject(this.unreachable());
+    return c.request(tensors, opts).catch((e: KerfError) => {
+      // The connection died under the request: report the tier, not the socket.
+      if (e?.code === 'KERF_ERR_CLOSED' && !this.closedFlag && c.closed) throw kerfError('KERF_ERR_UPSTREAM', `next tier ${this.where} went away: ${e.message}`);
+      throw e;
+    });
+  }
+
+  control(op: string, body: string, opts: { timeoutMs?: number } = {}): Promise<Uint8Array> {
+    const c = this.connection;
+    if (!c) return Promise.reject(this.unreachable());
+    return c.control(op, body, opts);
+  }
+
+  private sentBefore = 0;
+  /** Bytes written to the next tier over every connection so far. */
+  get bytesSent(): number { return this.sentBefore + (this.conn?.stats.bytesSent ?? 0); }
+
+  close(): Promise<void> {
+    this.closedFlag = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const c = this.conn;
+    this.conn = null;
+    return c ? c.close() : Promise.resolve();
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * A segment: a contiguous range of a model's parts or blocks, loaded in one onnxruntime
+ * session. It reads the tensors crossing its input cut and hands on outputs ∪ carry, the
+ * tensors crossing its output cut. Workers and the gateway run segments; hot-swapping later
+ * means loading another segment beside this one.
+ */
+import { kerfError } from '../errors.js';
+import { blockCuts, type Granularity } from '../graph/cuts.js';
+import { splitModel, serializeModel, type Part, type TensorSpec } from '../graph/slice.js';
+import { Session, type HostTensor, type SessionOptions, type TypedArray } from '../engine/ort.js';
+import type { Prepared } from '../engine/prepare.js';
+import type { WireTensor, WireDType } from './frames.js';
+
+/**
+ * Which part of the model a segment runs. With `cuts` (the pipeline's tier boundaries),
+ * `blocks` index the parts those cuts make; without, they index blocks at `granularity`
+ * (default 'single', as profiles and plans count them). No `blocks`: the whole model.
+ */
+export interface SegmentSpec {
+  cuts?: readonly number[];
+  /** first and last block (inclusive) */
+  blocks?: readonly [number, number];
+  granularity?: Granularity;
+}
+
+/** The cut ids bounding a segment: null start = the model's inputs, null end = its outputs. */
+export interface SegmentBounds { start: number | null; end: number | null; label: string }
+
+/** Resolve a SegmentSpec against a prepared model; throws KERF_ERR_CUT naming the bad range. */
+export function segmentBounds(prep: Prepared, spec: SegmentSpec): SegmentBounds {
+  const boundaries = spec.cuts ? [...spec.cuts] : blockCuts(prep.analysis, spec.granularity ?? 'single').map((c) => c.id);
+  const unit = spec.cuts ? 'part' : 'block';
+  const n = boundaries.length + 1;
+  const [a, b] = spec.blocks ?? [0, n - 1];
+  if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b < a || b >= n) {
+    throw kerfError('KERF_ERR_CUT', `${prep.model.source}: ${unit}s ${a}..${b} do not exist (valid ${unit}s are 0..${n - 1}${spec.cuts ? ` for cuts ${spec.cuts.join(',')}` : ''})`);
+  }
+  return {
+    start: a > 0 ? boundaries[a - 1]! : null,
+    end: b < n - 1 ? boundaries[b]! : null,
+    label: `${unit}s ${a}..${b}`,
+  };
+}
+
+/** The sub-model between two cuts (either may be null) as a Part. */
+export function segmentPart(prep: Prepared, bounds: SegmentBounds): Part {
+  const ids = [bounds.start, bounds.end].filter((x): x is number => x !== null);
+  const split = splitModel(prep.model, prep.analysis, ids);
+  return split.parts[bounds.start === null ? 0 : 1]!;
+}
+
+/** A loaded segment. Create with `Segment.create`; `close()` is idempotent. */
+export class Segment {
+  /** tensors the segment reads (by their names in the whole model) */
+  readonly inputs: readonly TensorSpec[];
+  /** tensors it computes and hands on */
+  readonly outputs: readonly TensorSpec[];
+  /** tensors it receives and hands on untouched */
+  readonly carry: readonly TensorSpec[];
+  /** every tensor a request must bring: inputs ∪ carry */
+  readonly accepts: ReadonlyMap<string, TensorSpec>;
+  /** seconds onnxruntime took to load the session */
+  readonly loadS: number;
+
+  private constructor(readonly bounds: SegmentBounds, part: Part, private readonly session: Session, loadS: number, readonly label: string) {
+    this.inputs = Object.freeze([...part.inputs]);
+    this.outputs = Object.freeze([...part.outputs]);
+    this.carry = Object.freeze([...part.carry]);
+    this.accepts = new Map([...part.inputs, ...part.carry].map((t) => [t.name, t]));
+    this.loadS = loadS;
+  }
+
+  static async create(prep: Prepared, spec: SegmentSpec, opts: SessionOptions = {}): Promise<Segment> {
+    const bounds = segmentBounds(prep, spec);
+    const part = segmentPart(prep, bounds);
+    const label = `${prep.model.name} ${bounds.label}`;
+    const t0 = performance.now();
+    const session = await Session.create(serializeModel(part.proto), { optimization: 'disabled', ...opts, label });
+    return new Segment(bounds, part, session, (performance.now() - t0) / 1000, label);
+  }
+
+  get closed(): boolean { return this.session.closed; }
+
+  /** Check that `tensors` are exactly what the segment accepts; throws KERF_ERR_SHAPE naming the tensor. */
+  check(tensors: readonly WireTensor[]): Map<string, WireTensor> {
+    const byName = new Map<string, WireTensor>();
+    for (const t of tensors) {
+      const want = this.accepts.get(t.name);
+      if (!want) throw kerfError('KERF_ERR_SHAPE', `${this.label}: unexpected tensor '${t.name}' (expects ${[...this.accepts.keys()].join(', ')})`);
+      if (byName.has(t.name)) throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${t.name}' sent twice`);
+      if (t.dtype !== want.dtype) throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${t.name}' is ${t.dtype}, expected ${want.dtype}`);
+      if (t.dims.length !== want.shape.length || t.dims.some((d, i) => d !== want.shape[i])) {
+        throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${t.name}' has shape [${t.dims.join(',')}], expected [${want.shape.join(',')}]`);
+      }
+      byName.set(t.name, t);
+    }
+    for (const name of this.accepts.keys()) {
+      if (!byName.has(name)) throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${name}' is missing`);
+    }
+    return byName;
+  }
+
+  /** Run on checked tensors; returns outputs ∪ carry, ready to send on. */
+  async run(byName: Map<string, WireTensor>): Promise<WireTensor[]> {
+    const feeds: Record<string, HostTensor> = {};
+    for (const t of this.inputs) feeds[t.name] = toHost(byName.get(t.name)!);
+    const out = await this.session.run(feeds, this.outputs.map((t) => t.name));
+    const result: WireTensor[] = this.outputs.map((t) => toWire(t.name, out[t.name]!));
+    for (const t of this.carry) result.push(byName.get(t.name)!);
+    return result;
+  }
+
+  close(): Promise<void> { return this.session.close(); }
+}
+
+/** A wire tensor as onnxruntime input (same memory, no copy). */
+export function toHost(t: WireTensor): HostTensor {
+  return { dtype: t.dtype as HostTensor['dtype'], dims: t.dims, data: t.data as TypedArray | string[] };
+}
+
+/** An onnxruntime output as a wire tensor (same memory, no copy). */
+export function toWire(name: string, t: HostTensor): WireTensor {
+  return { name, dtype: t.dtype as WireDType, dims: t.dims, data: t.data } as WireTensor;
+}

@@ -1,0 +1,332 @@
+/**
+ * A worker: one tier of a split model. It holds one or more segments (by id; requests name
+ * theirs in meta `seg`, else the default one), runs each request's segment with onnxruntime
+ * behind a bounded queue, and forwards outputs ∪ carry to the segment's next tier — answering
+ * back up the chain — or answers itself when it is the last tier. Control frames load and
+ * unload segments without a restart, so a new split can be prepared beside the running one.
+ */
+import type * as http from 'node:http';
+import { isKerfError, kerfError, type KerfError } from '../errors.js';
+import { prepareModel, type Prepared } from '../engine/prepare.js';
+import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
+import type { Meta, WireTensor } from './frames.js';
+import { Segment, type SegmentSpec } from './segment.js';
+import { WorkQueue } from './queue.js';
+import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
+import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
+
+/** Meta key naming the segment a request is for. */
+export const SEGMENT_META = 'seg';
+/** Meta key prefix of per-stage timings a tier adds to a response: `t.<stage>` = "queueS,computeS". */
+export const STAGE_META_PREFIX = 't.';
+/** Id of the segment a worker starts with. */
+export const DEFAULT_SEGMENT = 'main';
+
+export interface WorkerOptions {
+  host?: string;
+  /** 0 or absent: any free port (see `address`) */
+  port?: number;
+  /** the pipeline's shared secret */
+  token: string;
+  /** model file, or a model already prepared */
+  model: string | Prepared;
+  inputShapes?: Record<string, number[]>;
+  /** stage name in metrics and response meta (default "worker") */
+  name?: string;
+  /** the segment to start with (id "main") */
+  segment: SegmentSpec;
+  /** where to forward outputs ∪ carry; absent: this is the last tier */
+  next?: HostPort | string | null;
+  /** segment id to ask the next tier for (default: its default) */
+  nextSegment?: string;
+  /** seconds the segment took when profiled: enables the load factor */
+  profiledS?: number;
+  /** onnxruntime intra-op threads per segment (default 1) */
+  threads?: number;
+  /** requests that may wait for compute before new ones are refused (default 64) */
+  queueLimit?: number;
+  /** segments run at once (default 1) */
+  concurrency?: number;
+  /** serve Prometheus /metrics here */
+  metrics?: HostPort | string | null;
+  maxFrameBytes?: number;
+}
+
+/** A segment loaded on a worker, with where its results go. */
+export interface LoadedSegment {
+  id: string;
+  segment: Segment;
+  spec: SegmentSpec;
+  next: NextHop | null;
+  nextSegment: string | undefined;
+  profiledS: number | undefined;
+  /** exponentially weighted mean compute seconds */
+  computeEwmaS: number;
+}
+
+/** Body of the `load` control operation. */
+export interface LoadRequest extends SegmentSpec {
+  id: string;
+  next?: string | null;
+  nextSegment?: string;
+  profiledS?: number;
+  /** make it the segment of requests that name none */
+  makeDefault?: boolean;
+}
+
+const enc = (o: unknown): string => JSON.stringify(o);
+
+function parseJson<T>(body: Uint8Array, op: string): T {
+  if (body.length === 0) return {} as T;
+  try { return JSON.parse(new TextDecoder().decode(body)) as T; } catch {
+    throw kerfError('KERF_ERR_PROTOCOL', `control '${op}': body is not JSON`);
+  }
+}
+
+interface WorkerMetrics {
+  registry: Registry;
+  requests: Counter;
+  stage: Histogram;
+  bytesSent: Counter;
+  queueDepth: Gauge;
+  inFlight: Gauge;
+  loadFactor: Gauge;
+}
+
+/** A running worker. Create with `Worker.start`; `close()` is idempotent. */
+export class Worker {
+  readonly segments = new Map<string, LoadedSegment>();
+  private readonly hops = new Map<string, NextHop>();
+  private readonly queue: WorkQueue;
+  private server!: FrameServer;
+  private metricsServer: http.Server | null = null;
+  private closing: Promise<void> | null = null;
+  private inflight = 0;
+  readonly metrics: WorkerMetrics;
+  readonly name: string;
+  defaultSegment = DEFAULT_SEGMENT;
+  /** where requests arrive */
+  address!: HostPort;
+  /** where /metrics is served, if asked for */
+  metricsAddress: HostPort | null = null;
+
+  private constructor(readonly prep: Prepared, private readonly opts: WorkerOptions) {
+    this.name = opts.name ?? 'worker';
+    this.queue = new WorkQueue(opts.queueLimit ?? 64, opts.concurrency ?? 1, `worker ${this.name} queue`);
+    const registry = new Registry();
+    this.metrics = {
+      registry,
+      requests: registry.counter('kerf_worker_requests_total', 'Requests handled, by segment and outcome (ok or the error code).'),
+      stage: registry.histogram('kerf_worker_stage_seconds', 'Seconds per stage of a request: queue, compute, downstream, total.'),
+      bytesSent: registry.counter('kerf_worker_bytes_sent_total', 'Bytes written: to the next tier (next) and back to the caller (reply, tensor data).'),
+      queueDepth: registry.gauge('kerf_worker_queue_depth', 'Requests waiting for compute.'),
+      inFlight: registry.gauge('kerf_worker_in_flight', 'Requests received and not yet answered.'),
+      loadFactor: registry.gauge('kerf_worker_load_factor', 'Observed compute time divided by the profiled time, per segment.'),
+    };
+    this.metrics.queueDepth.set(() => this.queue.depth);
+    this.metrics.inFlight.set(() => this.inflight);
+    this.metrics.bytesSent.inc({ to: 'next' }, 0);
+    registry.gauge('kerf_worker_next_bytes_total', 'Bytes written to next tiers, as counted by their connections.')
+      .set(() => [...this.hops.values()].reduce((a, h) => a + h.bytesSent, 0));
+  }
+
+  /** Load the model and the first segment, listen, and start connecting to the next tier. */
+  static async start(opts: WorkerOptions): Promise<Worker> {
+    const prep = typeof opts.model === 'string'
+      ? await prepareModel(opts.model, opts.inputShapes ? { inputShapes: opts.inputShapes } : {})
+      : opts.model;
+    const w = new Worker(prep, opts);
+    try {
+      await w.load({
+        id: DEFAULT_SEGMENT, ...opts.segment, next: opts.next ? fmtAddress(parseAddress(opts.next, 'next')) : null,
+        ...(opts.nextSegment ? { nextSegment: opts.nextSegment } : {}), ...(opts.profiledS !== undefined ? { profiledS: opts.profiledS } : {}),
+      });
+      w.server = await FrameServer.listen({
+        host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, token: opts.token,
+        info: `worker ${w.name} ${prep.model.name}`,
+        ...(opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+        onRequest: (req) => w.handle(req),
+        onControl: (op, body) => w.control(op, body),
+      });
+      w.server.on('peer-error', () => { /* refused peers are the server's business; it serves on */ });
+      w.address = w.server.address;
+      if (opts.metrics) {
+        const m = parseAddress(opts.metrics, 'metrics');
+        w.metricsServer = await serveMetrics(w.metrics.registry, m.host, m.port);
+        const a = w.metricsServer.address() as { address: string; port: number };
+        w.metricsAddress = { host: a.address, port: a.port };
+      }
+    } catch (e) {
+      await w.close();
+      throw e;
+    }
+    return w;
+  }
+
+  private hop(where: string): NextHop {
+    let h = this.hops.get(where);
+    if (!h || h.closed) {
+      h = NextHop.open(parseAddress(where, 'next'), { token: this.opts.token, info: `worker ${this.name}` });
+      h.on('down', (why: KerfError) => {
+        // Requests still waiting for compute cannot be forwarded: fail them now, not later.
+        this.queue.rejectWhere((tag) => (tag as LoadedSegment).next === h,
+          kerfError('KERF_ERR_UPSTREAM', `${this.name}: next tier ${where} went away (${why.message})`));
+      });
+      this.hops.set(where, h);
+    }
+    return h;
+  }
+
+  /** Load a segment under `id` (replacing one of the same id once loaded). */
+  async load(r: LoadRequest): Promise<{ id: string; loadS: number; inputs: string[]; outputs: string[] }> {
+    if (this.closing) throw kerfError('KERF_ERR_CLOSED', `worker ${this.name} is closing`);
+    if (typeof r.id !== 'string' || !r.id) throw kerfError('KERF_ERR_USAGE', `load: segment id must be a non-empty string`);
+    const spec: SegmentSpec = {
+      ...(r.cuts ? { cuts: r.cuts } : {}), ...(r.blocks ? { blocks: r.blocks } : {}), ...(r.granularity ? { granularity: r.granularity } : {}),
+    };
+    const segment = await Segment.create(this.prep, spec, { threads: this.opts.threads ?? 1, label: `${this.name} ${r.id}` });
+    const loaded: LoadedSegment = {
+      id: r.id, segment, spec, next: r.next ? this.hop(r.next) : null, nextSegment: r.nextSegment,
+      profiledS: r.profiledS, computeEwmaS: NaN,
+    };
+    const old = this.segments.get(r.id);
+    this.segments.set(r.id, loaded);
+    if (r.makeDefault) this.defaultSegment = r.id;
+    if (r.profiledS) this.metrics.loadFactor.set(() => loaded.computeEwmaS / r.profiledS!, { segment: r.id });
+    // The replaced session may still run requests that started on it; release it once they end.
+    if (old) void this.retire(old);
+    return { id: r.id, loadS: segment.loadS, inputs: [...segment.accepts.keys()], outputs: [...segment.outputs, ...segment.carry].map((t) => t.name) };
+  }
+
+  /** Drop a segment (requests already running on it finish). */
+  async unload(id: string): Promise<void> {
+    const l = this.segments.get(id);
+    if (!l) throw kerfError('KERF_ERR_USAGE', `unload: no segment '${id}' on ${this.name}`);
+    this.segments.delete(id);
+    this.metrics.loadFactor.delete({ segment: id });
+    await this.retire(l);
+  }
+
+  private async retire(l: LoadedSegment): Promise<void> {
+    // Requests already on it finish first (bounded: each either completes or fails).
+    for (let waited = 0; this.busyWith(l) && waited < 60_000; waited += 5) await new Promise((r) => setTimeout(r, 5));
+    await l.segment.close();
+  }
+
+  private readonly using = new Map<LoadedSegment, number>();
+  private busyWith(l: LoadedSegment): boolean { return (this.using.get(l) ?? 0) > 0; }
+
+  /** Ready when every next tier is connected and, asked in turn, ready. */
+  async ready(): Promise<{ ready: boolean; name: string; reason?: string }> {
+    if (this.closing) return { ready: false, name: this.name, reason: 'closing' };
+    const hops = new Set([...this.segments.values()].map((l) => l.next).filter((h): h is NextHop => h !== null));
+    for (const h of hops) {
+      if (!h.connected) return { ready: false, name: this.name, reason: `next tier ${h.where} unreachable` };
+      try {
+        const r = JSON.parse(new TextDecoder().decode(await h.control('ready', '', { timeoutMs: 1000 }))) as { ready: boolean; reason?: string; name?: string };
+        if (!r.ready) return { ready: false, name: this.name, reason: `${r.name ?? h.where}: ${r.reason ?? 'not ready'}` };
+      } catch (e) {
+        return { ready: false, name: this.name, reason: `next tier ${h.where}: ${(e as Error).message}` };
+      }
+    }
+    return { ready: true, name: this.name };
+  }
+
+  private info(): unknown {
+    return {
+      name: this.name, model: this.prep.model.name, default: this.defaultSegment, queue: this.queue.depth, inFlight: this.inflight,
+      segments: [...this.segments.values()].map((l) => ({
+        id: l.id, spec: l.spec, start: l.segment.bounds.start, end: l.segment.bounds.end,
+        inputs: [...l.segment.accepts.keys()], outputs: [...l.segment.outputs, ...l.segment.carry].map((t) => t.name),
+        next: l.next?.where ?? null, nextSegment: l.nextSegment ?? null, profiledS: l.profiledS ?? null,
+        computeS: Number.isFinite(l.computeEwmaS) ? l.computeEwmaS : null,
+      })),
+    };
+  }
+
+  private async control(op: string, body: Uint8Array): Promise<string> {
+    switch (op) {
+      case 'ready': return enc(await this.ready());
+      case 'info': return enc(this.info());
+      case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
+      case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }
+      case 'default': {
+        const { id } = parseJson<{ id: string }>(body, op);
+        if (!this.segments.has(id)) throw kerfError('KERF_ERR_USAGE', `default: no segment '${id}' on ${this.name}`);
+        this.defaultSegment = id;
+        return enc({ id });
+      }
+      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, load, unload, default)`);
+    }
+  }
+
+  private async handle(req: IncomingRequest): Promise<Reply> {
+    const t0 = performance.now();
+    const id = req.meta[SEGMENT_META] ?? this.defaultSegment;
+    const l = this.segments.get(id);
+    if (!l) {
+      this.metrics.requests.inc({ segment: id, outcome: 'KERF_ERR_USAGE' });
+      throw kerfError('KERF_ERR_USAGE', `${this.name}: no segment '${id}' loaded (have ${[...this.segments.keys()].join(', ')})`);
+    }
+    this.inflight++;
+    this.using.set(l, (this.using.get(l) ?? 0) + 1);
+    try {
+      const byName = l.segment.check(req.tensors);
+      let queueS = 0, computeS = 0;
+      const out = await this.queue.push(async (timing) => {
+        queueS = timing.waitS;
+        const c0 = performance.now();
+        const r = await l.segment.run(byName);
+        computeS = (performance.now() - c0) / 1000;
+        return r;
+      }, { tag: l, signal: req.signal });
+      l.computeEwmaS = Number.isFinite(l.computeEwmaS) ? 0.9 * l.computeEwmaS + 0.1 * computeS : computeS;
+      this.metrics.stage.observe(queueS, { stage: 'queue' });
+      this.metrics.stage.observe(computeS, { stage: 'compute' });
+      const stage: Meta = { [`${STAGE_META_PREFIX}${this.name}`]: `${queueS.toFixed(6)},${computeS.toFixed(6)}` };
+      let reply: Reply;
+      if (l.next) {
+        const meta: Meta = { ...req.meta };
+        if (l.nextSegment) meta[SEGMENT_META] = l.nextSegment; else delete meta[SEGMENT_META];
+        const d0 = performance.now();
+        this.metrics.bytesSent.inc({ to: 'next' }, tensorBytes(out));
+        const r = await l.next.request(out, { meta, signal: req.signal });
+        this.metrics.stage.observe((performance.now() - d0) / 1000, { stage: 'downstream' });
+        reply = { tensors: r.tensors, meta: { ...r.meta, ...stage } };
+      } else {
+        reply = { tensors: out, meta: stage };
+      }
+      this.metrics.bytesSent.inc({ to: 'reply' }, tensorBytes(reply.tensors));
+      this.metrics.requests.inc({ segment: id, outcome: 'ok' });
+      this.metrics.stage.observe((performance.now() - t0) / 1000, { stage: 'total' });
+      return reply;
+    } catch (e) {
+      this.metrics.requests.inc({ segment: id, outcome: isKerfError(e) ? e.code : 'internal' });
+      throw e;
+    } finally {
+      this.inflight--;
+      this.using.set(l, this.using.get(l)! - 1);
+    }
+  }
+
+  /** Stop listening, fail what is pending, release sessions. Idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        this.queue.rejectWhere(() => true, kerfError('KERF_ERR_CLOSED', `worker ${this.name} is shutting down`));
+        await this.server?.close();
+        if (this.metricsServer) { const s = this.metricsServer; s.closeAllConnections(); await new Promise<void>((r) => s.close(() => r())); }
+        await Promise.all([...this.hops.values()].map((h) => h.close()));
+        await Promise.all([...this.segments.values()].map((l) => l.segment.close()));
+      })();
+    }
+    return this.closing;
+  }
+}
+
+/** Bytes of tensor data (strings: UTF-16 length as an estimate). */
+export function tensorBytes(ts: readonly WireTensor[]): number {
+  let n = 0;
+  for (const t of ts) n += Array.isArray(t.data) ? (t.data as string[]).reduce((a, s) => a + s.length, 0) : (t.data as ArrayBufferView).byteLength;
+  return n;
+}
