@@ -5,3 +5,4 @@ export * from './trace.js';
 export * from './profile.js';
 export * from './schema.js';
 export * from './agent.js';
+export * from './plot.js';
