@@ -1,0 +1,122 @@
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { kerfError } from '../errors.js';
+import { parse, parseInputShapes, parseIntList } from './args.js';
+
+const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
+       kerf up --model m.onnx --cuts C1,C2 [--links '10mbit/20ms,100mbit/5ms'] [options]
+
+Start the device gateway and one worker per further tier as child processes on this machine,
+with emulated links between tiers, wait until the pipeline is ready, print the endpoint, and
+stop everything on Ctrl-C or SIGTERM (children also exit if this process dies).
+
+From a plan (kerf plan -o plan.json): its cuts, its tiers and its network (rate = bandwidth,
+one-way delay = RTT/2). The model is --model, else <plan's model>.onnx beside plan.json.
+
+options:
+  --model FILE           the model (.onnx)
+  --cuts C1,C2           cut ids of the tier boundaries (see kerf inspect): gateway runs part 0,
+                         one worker per further part
+  --links L1,L2          per hop, gateway first: RATE/DELAY[/JITTER] (e.g. 10mbit/20ms) or
+                         'direct'; overrides the plan's network
+  --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
+  --name NAME            model name in URLs (default: file name without .onnx)
+  --host HOST            address to bind (default 127.0.0.1)
+  --port PORT            gateway HTTP port (default: any free port)
+  --threads N            onnxruntime threads per tier (default 1)
+  --json                 print one JSON line when ready (endpoint, pids, links)
+  -h, --help             this help
+
+example:
+  kerf up --model resnet18.onnx --cuts 2,28 --links 50mbit/10ms,20mbit/30ms
+  curl -s localhost:PORT/v2/models/resnet18`;
+
+const OPTIONS = {
+  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
+} as const;
+
+export async function run(argv: string[]): Promise<number | void> {
+  const p = parse(argv, OPTIONS, HELP);
+  if (!p) return 0;
+  const v = p.values;
+  const { up, planToUp } = await import('../serve/up.js');
+  const { parseRate, parseDuration } = await import('../link/index.js');
+  type Opts = Parameters<typeof up>[0];
+  let opts: Opts;
+  if (p.positionals.length > 1) throw kerfError('KERF_ERR_USAGE', `expected at most one plan.json\n${HELP}`);
+  if (p.positionals.length === 1) {
+    const file = p.positionals[0]!;
+    let plan: unknown;
+    try { plan = JSON.parse(await readFile(file, 'utf8')); } catch (e) {
+      throw kerfError('KERF_ERR_FILE', `${file}: cannot read the plan (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const doc = plan as Parameters<typeof planToUp>[0];
+    if (typeof doc !== 'object' || doc === null || !Array.isArray(doc.cuts) || !Array.isArray(doc.tiers)) {
+      throw kerfError('KERF_ERR_PLAN', `${file}: not a kerf plan (expected "schema": "kerf.plan/v1" with cuts and tiers)`);
+    }
+    const model = v.model ?? join(dirname(file), `${doc.model}.onnx`);
+    if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
+    opts = planToUp(doc, model);
+    if (v.cuts !== undefined) throw kerfError('KERF_ERR_USAGE', '--cuts conflicts with a plan (the plan gives the cuts)');
+  } else {
+    if (!v.model || v.cuts === undefined) throw kerfError('KERF_ERR_USAGE', `give a plan.json, or --model and --cuts\n${HELP}`);
+    opts = { model: v.model, cuts: parseIntList(v.cuts, '--cuts') };
+  }
+  if (v.links !== undefined) {
+    opts.links = v.links.split(',').map((s, i) => {
+      const t = s.trim();
+      if (t === 'direct' || t === '-' || t === '') return null;
+      const [rate, delay, jitter, more] = t.split('/');
+      if (more !== undefined || !rate) throw kerfError('KERF_ERR_USAGE', `--links hop ${i} '${t}': expected RATE/DELAY[/JITTER], e.g. 10mbit/20ms`);
+      return {
+        rateBps: parseRate(rate, `--links hop ${i} rate`),
+        delayMs: delay ? parseDuration(delay, `--links hop ${i} delay`) : 0,
+        jitterMs: jitter ? parseDuration(jitter, `--links hop ${i} jitter`) : 0,
+      };
+    });
+    if (opts.links.length > opts.cuts.length + 1) throw kerfError('KERF_ERR_USAGE', `--links: ${opts.links.length} hops given, the pipeline has at most ${opts.cuts.length + (opts.local === false ? 1 : 0)}`);
+  }
+  const shapes = parseInputShapes(v['input-shape']);
+  if (Object.keys(shapes).length) opts.inputShapes = shapes;
+  if (v.name) opts.name = v.name;
+  if (v.host) opts.host = v.host;
+  if (v.port !== undefined) {
+    const port = Number(v.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw kerfError('KERF_ERR_USAGE', `--port '${v.port}': expected 0..65535`);
+    opts.port = port;
+  }
+  if (v.threads !== undefined) {
+    const t = Number(v.threads);
+    if (!Number.isInteger(t) || t < 1) throw kerfError('KERF_ERR_USAGE', `--threads '${v.threads}': expected an integer ≥ 1`);
+    opts.workerArgs = ['--threads', String(t)];
+  }
+  const quiet = v.json ?? false;
+  opts.log = (line) => { if (!quiet) process.stderr.write(`kerf up: ${line}\n`); };
+  // Signals during start-up must also stop the children started so far.
+  let stopRequested = false;
+  const early = (): void => { stopRequested = true; };
+  process.once('SIGINT', early);
+  process.once('SIGTERM', early);
+  const h = await up(opts);
+  process.off('SIGINT', early);
+  process.off('SIGTERM', early);
+  if (v.json) {
+    process.stdout.write(JSON.stringify({
+      event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`,
+      processes: h.processes, links: h.links.map((l) => ({ from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null } })),
+    }) + '\n');
+  } else {
+    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}`).join(', ')}); Ctrl-C stops\n`);
+  }
+  if (!stopRequested) {
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  }
+  await h.close();
+  if (!quiet) process.stderr.write('kerf up: stopped\n');
+  return 0;
+}
