@@ -1,7 +1,9 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { kerfError } from '../errors.js';
-import { parseScissionBenchmark, scissionFileSystem, scissionToProfiles } from '../profile/scission.js';
+import { parseScissionBenchmark, scissionFileSystem, scissionToProfiles, type ScissionSystem } from '../profile/scission.js';
 import { parseNetworkCsv } from '../plan/network.js';
 import { scissionPredict, type ScissionSystemProfiles } from '../plan/scission.js';
 import type { Profile } from '../profile/types.js';
@@ -71,6 +73,31 @@ function num(v: string | undefined, flag: string, int = false): number | undefin
 }
 
 /**
+ * Parsed .dat files are cached as JSON under ~/.cache/kerf/scission (KERF_CACHE_DIR overrides;
+ * KERF_CACHE_DIR=off disables), keyed by the sha256 of the file's bytes — as Python keeps
+ * __pycache__: a query re-reads five pickles every time, and in a fresh process the pickle
+ * reader is not yet compiled. A stale or unreadable cache entry is ignored and rewritten.
+ */
+function cachedParse(bytes: Buffer, fileName: string, onlyModel?: string): ScissionSystem {
+  const root = process.env.KERF_CACHE_DIR ?? join(homedir(), '.cache', 'kerf');
+  if (root === 'off') return parseScissionBenchmark(bytes, fileName, onlyModel);
+  const key = createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+  const file = join(root, 'scission', `${key}.json`);
+  try {
+    const j = JSON.parse(readFileSync(file, 'utf8')) as { v: number; fileName: string; tier: ScissionSystem['tier']; name: string; models: [string, ScissionSystem['models'] extends Map<string, infer V> ? V : never][] };
+    if (j.v === 1 && j.fileName === fileName) return { tier: j.tier, name: j.name, models: new Map(j.models) } as ScissionSystem;
+  } catch { /* miss */ }
+  const sys = parseScissionBenchmark(bytes, fileName);
+  try {
+    mkdirSync(join(root, 'scission'), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ v: 1, fileName, tier: sys.tier, name: sys.name, models: [...sys.models] }));
+    renameSync(tmp, file);
+  } catch { /* a read-only home still answers the query */ }
+  return sys;
+}
+
+/**
  * Load every `*-*.dat` of a Scission benchmark folder, in name order; with `onlyModel`,
  * convert just that model to a profile (the others are listed by name).
  */
@@ -85,7 +112,7 @@ export function loadScissionFolder(dir: string, onlyModel?: string): ScissionSys
     } catch (e) {
       throw kerfError('KERF_ERR_FILE', `${join(dir, f)}: ${(e as Error).message}`);
     }
-    const sys = parseScissionBenchmark(bytes, f, onlyModel);
+    const sys = cachedParse(bytes, f, onlyModel);
     const models = [...sys.models.keys()];
     if (onlyModel !== undefined) {
       const only = sys.models.get(onlyModel);
