@@ -119,9 +119,15 @@ export function plotProfiles(profiles: readonly Profile[], opts: PlotOptions = {
       const y = yl(p.whole.latency.median);
       o.push(`<line x1="${L}" x2="${L + plotW}" y1="${f1(y)}" y2="${f1(y)}" stroke="${c}" stroke-width="1.2" stroke-dasharray="6 4" opacity="0.8"/>`);
     }
-    const pts = p.blocks.map((b, i) => `${f1(xc(i))},${f1(yl(b.latency.median))}`).join(' ');
-    o.push(`<polyline points="${pts}" fill="none" stroke="${c}" stroke-width="1.8" stroke-linejoin="round"/>`);
+    // A zero time (imported data below its timer's resolution) has no place on a log axis: the line breaks there.
+    let run: string[] = [];
+    const flush = () => { if (run.length) o.push(`<polyline points="${run.join(' ')}" fill="none" stroke="${c}" stroke-width="1.8" stroke-linejoin="round"/>`); run = []; };
     for (const [i, b] of p.blocks.entries()) {
+      if (b.latency.median > 0) run.push(`${f1(xc(i))},${f1(yl(b.latency.median))}`); else flush();
+    }
+    flush();
+    for (const [i, b] of p.blocks.entries()) {
+      if (!(b.latency.median > 0)) continue;
       const high = b.highSpread ?? b.latency.spread > HIGH_SPREAD;
       o.push(`<circle cx="${f1(xc(i))}" cy="${f1(yl(b.latency.median))}" r="${f1(r)}" fill="${high ? '#ffffff' : c}" stroke="${c}" stroke-width="1.5"><title>${esc(`${p.system.name} block ${b.index}: ${fmtTime(b.latency.median)}`)}</title></circle>`);
     }
@@ -181,9 +187,17 @@ export function plotProfiles(profiles: readonly Profile[], opts: PlotOptions = {
     ly += p.whole ? 40 : 26;
   });
   ly += 6;
-  o.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly}" y2="${ly}" stroke="#555" stroke-width="1.2" stroke-dasharray="6 4"/><text x="${lx + 32}" y="${ly + 4}" font-size="12">whole model, unsplit</text>`);
-  ly += 22;
-  o.push(`<circle cx="${lx + 12}" cy="${ly}" r="4" fill="#fff" stroke="#555" stroke-width="1.5"/><text x="${lx + 32}" y="${ly + 4}" font-size="12">spread &gt; ${Math.round(HIGH_SPREAD * 100)}% (noisy)</text>`);
+  if (profiles.some((p) => p.whole)) {
+    o.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly}" y2="${ly}" stroke="#555" stroke-width="1.2" stroke-dasharray="6 4"/><text x="${lx + 32}" y="${ly + 4}" font-size="12">whole model, unsplit</text>`);
+    ly += 22;
+  }
+  if (profiles.some((p) => p.blocks.some((b) => b.latency.runs > 1))) {
+    o.push(`<circle cx="${lx + 12}" cy="${ly}" r="4" fill="#fff" stroke="#555" stroke-width="1.5"/><text x="${lx + 32}" y="${ly + 4}" font-size="12">spread &gt; ${Math.round(HIGH_SPREAD * 100)}% (noisy)</text>`);
+    ly += 22;
+  }
+  if (profiles.some((p) => p.blocks.some((b) => !(b.latency.median > 0)))) {
+    o.push(`<text x="${lx}" y="${ly + 4}" font-size="12" fill="#555">gaps: 0 s recorded</text>`);
+  }
   if (first.blockSumOverWhole !== undefined) {
     ly += 26;
     o.push(`<text x="${lx}" y="${ly + 4}" font-size="12" fill="#555">block sum / whole:</text>`);
