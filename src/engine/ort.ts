@@ -91,11 +91,12 @@ export class Session {
     return out;
   }
 
-  /** Stop onnxruntime's profiler; returns the JSON trace file it wrote. */
-  endProfiling(): string {
+  /** Stop onnxruntime's profiler. onnxruntime-node 1.30 returns nothing: the JSON trace is the
+   * newest `<profilePrefix>_*.json` file (point profilePrefix at a fresh folder to find it). */
+  endProfiling(): void {
     const s = this.#s;
     if (!s) throw kerfError('KERF_ERR_CLOSED', `${this.label}: session is closed`);
-    return (s as unknown as { endProfiling(): string }).endProfiling();
+    s.endProfiling();
   }
 
   async close(): Promise<void> {

@@ -34,7 +34,7 @@ export async function verifySplit(
 }
 
 /** The whole model as onnxruntime should see it: the original file's bytes. */
-export function normalisedBytes(prep: Prepared): Uint8Array {
+export function normalisedBytes(prep: Pick<Prepared, 'model'>): Uint8Array {
   const m = prep.model as Prepared['model'] & { bytes?: Uint8Array };
   if (m.bytes && !m.externalData) return m.bytes;
   return serializeModel(normalisedModel(m));

@@ -20,6 +20,7 @@ import { normalisedModel, rebuildModel, serializeModel, splitModel } from '../gr
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { Session, ortVersion, type HostTensor, type Optimization } from '../engine/ort.js';
 import { randomInputs } from '../engine/shapes.js';
+import { normalisedBytes } from '../engine/verify.js';
 import { HIGH_SPREAD, latencyStats, rss, systemInfo } from './measure.js';
 import { parseOrtTrace, type TraceRun } from './trace.js';
 import { PROFILE_SCHEMA, type BlockProfile, type Profile, type SystemInfo } from './types.js';
@@ -240,8 +241,7 @@ async function bySessions(ctx: RunContext): Promise<Measured> {
 
 /** The whole model's bytes for one session: the file as read, unless weights had to be inlined. */
 export function wholeBytes(model: Model): Uint8Array {
-  const b = (model as Model & { bytes?: Uint8Array }).bytes;
-  return b && !model.externalData ? b : serializeModel(normalisedModel(model));
+  return normalisedBytes({ model });
 }
 
 /** The whole model with kerf's node names written into it, so onnxruntime's trace names nodes as kerf does. */
