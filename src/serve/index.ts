@@ -4,7 +4,7 @@ export { Segment, segmentBounds, segmentPart, toHost, toWire, type SegmentSpec, 
 export { WorkQueue, type JobTiming } from './queue.js';
 export { Registry, Counter, Gauge, Histogram, LATENCY_BUCKETS, PROMETHEUS_CONTENT_TYPE, serveMetrics } from './metrics.js';
 export { NextHop, parseAddress, fmtAddress, type NextHopOptions } from './nexthop.js';
-export { Worker, SEGMENT_META, STAGE_META_PREFIX, DEFAULT_SEGMENT, tensorBytes, type WorkerOptions, type LoadedSegment, type LoadRequest } from './worker.js';
+export { Worker, SEGMENT_META, STAGE_META_PREFIX, DEFAULT_SEGMENT, tensorBytes as wireTensorsBytes, type WorkerOptions, type LoadedSegment, type LoadRequest } from './worker.js';
 export { Pipeline, type PipelineOptions, type InferResult } from './pipeline.js';
 export { Gateway, httpStatus, type GatewayOptions, type SwitchRecord } from './gateway.js';
 export { OIP_DATATYPE, HEADER_LENGTH, parseInferRequest, encodeInferResponse, type TensorMeta, type InferRequest, type EncodedResponse } from './oip.js';
