@@ -9,3 +9,4 @@ export { Pipeline, type PipelineOptions, type InferResult } from './pipeline.js'
 export { Gateway, httpStatus, type GatewayOptions, type SwitchRecord } from './gateway.js';
 export { OIP_DATATYPE, HEADER_LENGTH, parseInferRequest, encodeInferResponse, type TensorMeta, type InferRequest, type EncodedResponse } from './oip.js';
 export { up, type UpOptions, type UpHandle, type LinkSpec, type TierSpec, planToUp } from './up.js';
+export { OipClient, type InferOutcome } from './client.js';
