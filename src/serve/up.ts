@@ -162,7 +162,7 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       let child: Child;
       if (w >= 0) {
         const part = local ? w + 1 : w;
-        child = await startChild(bin, tier.name, 'worker', ['--listen', `${host}:0`, '--blocks', `${part}..${part}`, ...args], env, log, timeout);
+        child = await startChild(bin, tier.name, 'worker', ['--listen', `${host}:0`, ...(opts.cuts.length ? ['--blocks', `${part}..${part}`] : []), ...args], env, log, timeout);
       } else {
         child = await startChild(bin, tier.name, 'gateway', ['--gateway', '--listen', `${host}:${opts.port ?? 0}`, '--blocks', local ? (nWorkers ? '0..0' : `0..${parts - 1}`) : 'none',
           ...(opts.name ? ['--model-name', opts.name] : []), ...args], env, log, timeout);
