@@ -5,6 +5,7 @@ import { kerfError } from '../errors.js';
 import { parse, parseInputShapes, parseIntList } from './args.js';
 
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
+       kerf up placement.json [--model m.onnx] [--reference-cpus C] [--cpus NODE=C ...] [options]
        kerf up --model m.onnx --cuts C1,C2 [--links '10mbit/20ms,100mbit/5ms'] [options]
 
 Start the device gateway and one worker per further tier as child processes on this machine,
@@ -13,6 +14,13 @@ stop everything on Ctrl-C or SIGTERM (children also exit if this process dies).
 
 From a plan (kerf plan -o plan.json): its cuts, its tiers and its network (rate = bandwidth,
 one-way delay = RTT/2). The model is --model, else <plan's model>.onnx beside plan.json.
+
+From a placement (kerf place -o placement.json): one worker per stage in its order, the gateway
+at the entry node (running stage 0 when the entry is stage 0's node), the cluster's links
+emulated, and every worker held to its node's CPU share with a cgroup quota
+(/sys/fs/cgroup/cpu/kerf-<pid>-<tier>; removed on exit). A node of speed s gets
+s × --reference-cpus cores; --cpus NODE=C sets one directly. Without writable cgroups the
+workers run with 1 thread and a notice says the shares are not enforced.
 
 options:
   --model FILE           the model (.onnx)
@@ -25,6 +33,11 @@ options:
   --host HOST            address to bind (default 127.0.0.1)
   --port PORT            gateway HTTP port (default: any free port)
   --threads N            onnxruntime threads per tier (default 1)
+  --reference-cpus C     cores of the system the placement's times were profiled on (default 1)
+  --cpus NODE=C          hold NODE's process to C cores (repeatable; also gives the entry's
+                         gateway a share)
+  --cpu-period-us P      CFS period of the quotas (default 100000)
+  --no-cpu-limit         do not use cgroups (tiers get whatever CPU they can)
   --json                 print one JSON line when ready (endpoint, pids, links)
   -h, --help             this help
 
@@ -35,13 +48,20 @@ example:
 const OPTIONS = {
   model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
+  'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
 } as const;
+
+function positive(v: string, flag: string): number {
+  const x = Number(v);
+  if (!Number.isFinite(x) || x <= 0) throw kerfError('KERF_ERR_USAGE', `${flag} '${v}': expected a positive number`);
+  return x;
+}
 
 export async function run(argv: string[]): Promise<number | void> {
   const p = parse(argv, OPTIONS, HELP);
   if (!p) return 0;
   const v = p.values;
-  const { up, planToUp } = await import('../serve/up.js');
+  const { up, planToUp, placementToUp } = await import('../serve/up.js');
   const { parseRate, parseDuration } = await import('../link/index.js');
   type Opts = Parameters<typeof up>[0];
   let opts: Opts;
@@ -52,14 +72,29 @@ export async function run(argv: string[]): Promise<number | void> {
     try { plan = JSON.parse(await readFile(file, 'utf8')); } catch (e) {
       throw kerfError('KERF_ERR_FILE', `${file}: cannot read the plan (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    const doc = plan as Parameters<typeof planToUp>[0];
-    if (typeof doc !== 'object' || doc === null || !Array.isArray(doc.cuts) || !Array.isArray(doc.tiers)) {
-      throw kerfError('KERF_ERR_PLAN', `${file}: not a kerf plan (expected "schema": "kerf.plan/v1" with cuts and tiers)`);
+    if (v.cuts !== undefined) throw kerfError('KERF_ERR_USAGE', `--cuts conflicts with ${file} (it gives the cuts)`);
+    if ((plan as { schema?: unknown })?.schema === 'kerf.placement/v1') {
+      const doc = plan as Parameters<typeof placementToUp>[0];
+      const model = v.model ?? join(dirname(file), `${doc.model?.name}.onnx`);
+      if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
+      const cpus: Record<string, number> = {};
+      for (const c of v.cpus ?? []) {
+        const m = /^([^=]+)=(.+)$/.exec(c);
+        if (!m) throw kerfError('KERF_ERR_USAGE', `--cpus '${c}': expected NODE=CORES, e.g. pi1=0.25`);
+        cpus[m[1]!] = positive(m[2]!, `--cpus ${m[1]}`);
+      }
+      opts = placementToUp(doc, model, { ...(v['reference-cpus'] !== undefined ? { referenceCpus: positive(v['reference-cpus'], '--reference-cpus') } : {}), cpus });
+      const { checkPlacementModel } = await import('../serve/up.js');
+      await checkPlacementModel(doc, model, parseInputShapes(v['input-shape']), file);
+    } else {
+      const doc = plan as Parameters<typeof planToUp>[0];
+      if (typeof doc !== 'object' || doc === null || !Array.isArray(doc.cuts) || !Array.isArray(doc.tiers)) {
+        throw kerfError('KERF_ERR_PLAN', `${file}: neither a kerf plan ("schema": "kerf.plan/v1") nor a placement ("kerf.placement/v1")`);
+      }
+      const model = v.model ?? join(dirname(file), `${doc.model}.onnx`);
+      if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
+      opts = planToUp(doc, model);
     }
-    const model = v.model ?? join(dirname(file), `${doc.model}.onnx`);
-    if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
-    opts = planToUp(doc, model);
-    if (v.cuts !== undefined) throw kerfError('KERF_ERR_USAGE', '--cuts conflicts with a plan (the plan gives the cuts)');
   } else {
     if (!v.model || v.cuts === undefined) throw kerfError('KERF_ERR_USAGE', `give a plan.json, or --model and --cuts\n${HELP}`);
     opts = { model: v.model, cuts: parseIntList(v.cuts, '--cuts') };
@@ -77,6 +112,12 @@ export async function run(argv: string[]): Promise<number | void> {
       };
     });
     if (opts.links.length > opts.cuts.length + 1) throw kerfError('KERF_ERR_USAGE', `--links: ${opts.links.length} hops given, the pipeline has at most ${opts.cuts.length + (opts.local === false ? 1 : 0)}`);
+  }
+  if ((v.cpus?.length || v['reference-cpus'] !== undefined) && (p.positionals.length === 0 || opts.tiers?.every((t) => t.cpus === undefined))) {
+    throw kerfError('KERF_ERR_USAGE', '--cpus and --reference-cpus apply to a placement.json');
+  }
+  if (v['cpu-period-us'] !== undefined || v['no-cpu-limit']) {
+    opts.cpu = { ...(v['cpu-period-us'] !== undefined ? { periodUs: positive(v['cpu-period-us'], '--cpu-period-us') } : {}), ...(v['no-cpu-limit'] ? { disabled: true } : {}) };
   }
   const shapes = parseInputShapes(v['input-shape']);
   if (Object.keys(shapes).length) opts.inputShapes = shapes;
@@ -103,12 +144,14 @@ export async function run(argv: string[]): Promise<number | void> {
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
   if (v.json) {
+    if (h.cpu.notice) process.stderr.write(`kerf up: ${h.cpu.notice}\n`);
     process.stdout.write(JSON.stringify({
       event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`,
-      processes: h.processes, links: h.links.map((l) => ({ from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null } })),
+      processes: h.processes, cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({ from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null } })),
     }) + '\n');
   } else {
-    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}`).join(', ')}); Ctrl-C stops\n`);
+    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); Ctrl-C stops\n`);
+
   }
   if (!stopRequested) {
     await new Promise<void>((resolve) => {

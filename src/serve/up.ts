@@ -3,6 +3,11 @@
  * machine, with emulated links (src/link) between tiers, wait until the pipeline is ready,
  * and tear everything down on `close()`. Children watch their IPC channel and exit when this
  * process goes away, so no orphan survives even a SIGKILL of the parent.
+ *
+ * A tier may be held to a share of the CPU (`TierSpec.cpus`): its process goes into a cgroup
+ * with a CFS quota (src/serve/cpu.ts) from the moment it is spawned, so it starts, loads and
+ * serves as slowly as the node it stands for. Where cgroups are not writable, tiers run with one
+ * onnxruntime thread and `UpHandle.cpu.notice` says that the shares are not enforced.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
@@ -12,7 +17,9 @@ import * as http from 'node:http';
 import { kerfError } from '../errors.js';
 import { Link } from '../link/index.js';
 import type { PlanDocument } from '../plan/types.js';
+import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
+import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
 export interface LinkSpec { rateBps?: number; delayMs?: number; jitterMs?: number }
@@ -23,6 +30,20 @@ export interface TierSpec {
   threads?: number;
   /** profiled compute seconds of the tier's part (enables the workers' load factor) */
   profiledS?: number;
+  /** hold the tier's process to this many cores (cgroup CPU quota); absent: no limit */
+  cpus?: number;
+  /** memory the tier's node has, bytes (reported beside the process's resident memory) */
+  memoryLimitBytes?: number;
+}
+
+/** How tiers with a CPU share are held to it. */
+export interface CpuLimitOptions {
+  /** cgroup v1 cpu hierarchy (default /sys/fs/cgroup/cpu) */
+  root?: string;
+  /** CFS period, µs (default 100000) */
+  periodUs?: number;
+  /** never use cgroups (as if they were not writable) */
+  disabled?: boolean;
 }
 
 export interface UpOptions {
@@ -51,15 +72,38 @@ export interface UpOptions {
   kerfBin?: string;
   /** extra arguments for every child (e.g. ['--queue', '128']) */
   workerArgs?: string[];
+  /** how tiers' CPU shares are enforced */
+  cpu?: CpuLimitOptions;
 }
+
+/** A process of the deployment. */
+export interface UpProcess {
+  name: string;
+  role: 'gateway' | 'worker';
+  pid: number;
+  address: string;
+  /** CPU share it is held to (cgroup), when it has one */
+  cpus?: number;
+  /** its cgroup directory, when it is in one */
+  cgroup?: string;
+  memoryLimitBytes?: number;
+}
+
+/** Resident memory of one process now (VmRSS) and at its peak (VmHWM), bytes. */
+export interface ProcessMemory { name: string; pid: number; rss: number; peak: number; limit?: number }
 
 /** A running deployment. `close()` is idempotent. */
 export interface UpHandle {
   /** the gateway's base URL */
   url: string;
   name: string;
-  processes: { name: string; role: 'gateway' | 'worker'; pid: number; address: string }[];
+  processes: UpProcess[];
   links: { from: string; to: string; link: Link }[];
+  /** 'cgroup': CPU shares are enforced; 'threads': they were asked for but cannot be (see
+   * notice), tiers run with one thread each; 'none': no tier asked for one */
+  cpu: { mode: 'cgroup' | 'threads' | 'none'; notice?: string };
+  /** resident memory of every live process, in pipeline order */
+  memory(): ProcessMemory[];
   close(): Promise<void>;
 }
 
@@ -68,9 +112,17 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 interface Child { name: string; role: 'gateway' | 'worker'; proc: ChildProcess; address: string }
 
-function startChild(bin: string, name: string, role: Child['role'], args: string[], env: NodeJS.ProcessEnv, log: (l: string) => void, timeoutMs: number): Promise<Child> {
+function startChild(bin: string, name: string, role: Child['role'], args: string[], env: NodeJS.ProcessEnv, log: (l: string) => void, timeoutMs: number,
+  onSpawn: (proc: ChildProcess) => Promise<void>): Promise<Child> {
   return new Promise((resolvePromise, reject) => {
     const proc = spawn(process.execPath, [bin, 'worker', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
+    onSpawn(proc).catch((e: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      proc.kill('SIGKILL');
+      reject(e);
+    });
     let settled = false;
     let stderr = '';
     const prefix = (chunk: Buffer, err: boolean): void => {
@@ -129,16 +181,36 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
   const common = ['--model', opts.model, '--json', ...(opts.cuts.length ? ['--cuts', opts.cuts.join(',')] : [])];
   for (const [k, v] of Object.entries(opts.inputShapes ?? {})) common.push('--input-shape', `${k}=${v.join('x')}`);
   const children: Child[] = [];
+  const started: ChildProcess[] = [];
   const links: UpHandle['links'] = [];
+  const groups = new Map<ChildProcess, CpuGroup>();
+  const wantCpu = tiers.some((t) => t.cpus !== undefined);
+  const cpuRoot = opts.cpu?.root;
+  const why = !wantCpu ? null : opts.cpu?.disabled ? 'CPU limits disabled' : cpuQuotaUnavailable(cpuRoot);
+  const cpu: UpHandle['cpu'] = !wantCpu ? { mode: 'none' } : why === null ? { mode: 'cgroup' }
+    : { mode: 'threads', notice: `CPU shares not enforced (${why}): every tier runs with 1 onnxruntime thread on whatever CPU it gets` };
+  if (cpu.notice) log(cpu.notice);
+  if (cpu.mode === 'cgroup') {
+    for (const p of sweepStaleCpuGroups(cpuRoot)) log(`removed stale cgroup ${p}`);
+  }
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     if (!closing) {
       closing = (async () => {
-        await Promise.all(children.map((c) => stopChild(c.proc)));
+        await Promise.all(started.map((p) => stopChild(p)));
         await Promise.all(links.map((l) => l.link.close()));
+        const failed = (await Promise.allSettled([...groups.values()].map((g) => g.remove()))).filter((r) => r.status === 'rejected');
+        for (const f of failed) log(String((f as PromiseRejectedResult).reason?.message ?? f));
       })();
     }
     return closing;
+  };
+  const limitOf = (tierIndex: number, tier: TierSpec) => async (proc: ChildProcess): Promise<void> => {
+    started.push(proc);
+    if (cpu.mode !== 'cgroup' || tier.cpus === undefined || proc.pid === undefined) return;
+    const g = await CpuGroup.create(`${tierIndex}-${tier.name}`, tier.cpus, { ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}) });
+    groups.set(proc, g);
+    await g.add(proc.pid);
   };
   try {
     let next: string | null = null;
@@ -157,18 +229,20 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
           next = fmtAddress(link.address);
         }
       }
-      const args = [...common, '--name', tier.name, ...(tier.threads ? ['--threads', String(tier.threads)] : []),
+      const threads = cpu.mode === 'threads' ? 1 : tier.threads;
+      const args = [...common, '--name', tier.name, ...(threads ? ['--threads', String(threads)] : []),
         ...(tier.profiledS !== undefined ? ['--profiled-ms', String(tier.profiledS * 1000)] : []), ...(next ? ['--next', next] : []), ...(opts.workerArgs ?? [])];
       let child: Child;
       if (w >= 0) {
         const part = local ? w + 1 : w;
-        child = await startChild(bin, tier.name, 'worker', ['--listen', `${host}:0`, ...(opts.cuts.length ? ['--blocks', `${part}..${part}`] : []), ...args], env, log, timeout);
+        child = await startChild(bin, tier.name, 'worker', ['--listen', `${host}:0`, ...(opts.cuts.length ? ['--blocks', `${part}..${part}`] : []), ...args], env, log, timeout, limitOf(tierIndex, tier));
       } else {
         child = await startChild(bin, tier.name, 'gateway', ['--gateway', '--listen', `${host}:${opts.port ?? 0}`, '--blocks', local ? (nWorkers ? '0..0' : `0..${parts - 1}`) : 'none',
-          ...(opts.name ? ['--model-name', opts.name] : []), ...args], env, log, timeout);
+          ...(opts.name ? ['--model-name', opts.name] : []), ...args], env, log, timeout, limitOf(tierIndex, tier));
       }
       children.push(child);
-      log(`${child.role} ${tier.name} (pid ${child.proc.pid}) on ${child.address}`);
+      const g = groups.get(child.proc);
+      log(`${child.role} ${tier.name} (pid ${child.proc.pid}) on ${child.address}${g ? `, ${g.cpus} CPU (${g.path})` : ''}`);
       next = child.address;
     }
     const gw = children[children.length - 1]!;
@@ -180,11 +254,16 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const name = await modelName(url);
-    return {
-      url, name, links,
-      processes: children.slice().reverse().map((c) => ({ name: c.name, role: c.role, pid: c.proc.pid!, address: c.address })),
-      close,
-    };
+    const processes: UpProcess[] = children.slice().reverse().map((c, i) => {
+      const g = groups.get(c.proc);
+      const lim = tiers[i]!.memoryLimitBytes;
+      return { name: c.name, role: c.role, pid: c.proc.pid!, address: c.address, ...(g ? { cpus: g.cpus, cgroup: g.path } : {}), ...(lim !== undefined ? { memoryLimitBytes: lim } : {}) };
+    });
+    const memory = (): ProcessMemory[] => processes.flatMap((p) => {
+      const m = processMemory(p.pid);
+      return m ? [{ name: p.name, pid: p.pid, rss: m.rss, peak: m.peak, ...(p.memoryLimitBytes !== undefined ? { limit: p.memoryLimitBytes } : {}) }] : [];
+    });
+    return { url, name, links, processes, cpu, memory, close };
   } catch (e) {
     await close();
     throw e;
@@ -229,3 +308,89 @@ export function planToUp(plan: PlanDocument, model: string): UpOptions {
   return { model, cuts, local, tiers, links };
 }
 
+
+/** How `placementToUp` gives each node its CPU share. */
+export interface PlacementUpOptions {
+  /**
+   * Cores of the system the placement's compute times were measured on (default 1: `kerf
+   * profile` times blocks with one thread on a whole core). A node of speed s is as fast as s
+   * such systems, so it gets s × referenceCpus cores.
+   */
+  referenceCpus?: number;
+  /** cores per node name, overriding the derivation from speed; the only way to give the
+   * entry node's gateway a share when the entry runs no stage (placements do not record its speed) */
+  cpus?: Record<string, number>;
+}
+
+/**
+ * UpOptions for a placement (`kerf place -o placement.json`): one worker per stage in the
+ * placement's order (the stage's cut ids are the pipeline's cuts), the gateway at the entry
+ * node (running stage 0 itself when the entry is stage 0's node), one emulated link per hop
+ * (rate = bandwidthMbps, one-way delay = rttMs / 2) and every node held to its CPU share.
+ */
+export function placementToUp(p: Placement, model: string, o: PlacementUpOptions = {}): UpOptions {
+  const bad = (msg: string): never => { throw kerfError('KERF_ERR_PLACE', `placement${p?.model?.name ? ` of '${p.model.name}'` : ''}: ${msg}`); };
+  if (typeof p !== 'object' || p === null || p.schema !== 'kerf.placement/v1') bad(`schema '${String((p as { schema?: unknown })?.schema)}' is not kerf.placement/v1`);
+  if (!Array.isArray(p.stages) || p.stages.length === 0) bad("field 'stages' must be a non-empty list");
+  if (!Array.isArray(p.links)) bad("field 'links' must be a list");
+  const ref = o.referenceCpus ?? 1;
+  if (!(ref > 0)) throw kerfError('KERF_ERR_USAGE', `reference CPU share ${ref}: expected a positive number of cores`);
+  const nodes = new Set(p.stages.map((s) => s.node));
+  for (const [n, c] of Object.entries(o.cpus ?? {})) {
+    if (!nodes.has(n) && n !== p.entry) throw kerfError('KERF_ERR_USAGE', `--cpus ${n}=${c}: the placement has no node '${n}' (nodes: ${[...nodes].join(', ')}${p.entry ? `, entry ${p.entry}` : ''})`);
+    if (!(c > 0)) throw kerfError('KERF_ERR_USAGE', `--cpus ${n}=${c}: expected a positive number of cores`);
+  }
+  const cuts: number[] = [];
+  p.stages.forEach((s, k) => {
+    if (typeof s?.node !== 'string') bad(`stage ${k} names no node`);
+    const want = k === 0 ? null : p.stages[k - 1]!.cutOut;
+    if (s.cutIn !== want) bad(`stage ${k} starts at cut ${String(s.cutIn)} but stage ${k - 1} ends at cut ${String(want)}`);
+    if (k < p.stages.length - 1) {
+      if (!Number.isInteger(s.cutOut) || s.cutOut! < 0) bad(`stage ${k} has no cut id at its end (cutOut ${String(s.cutOut)}); place from a kerf profile of the model`);
+      if (cuts.length && s.cutOut! <= cuts[cuts.length - 1]!) bad(`stage ${k} ends at cut ${s.cutOut}, not after stage ${k - 1}'s cut ${cuts[cuts.length - 1]}`);
+      cuts.push(s.cutOut!);
+    } else if (s.cutOut !== null) bad(`the last stage ends at cut ${String(s.cutOut)}, not at the model's output`);
+  });
+  const share = (node: string, speed: number | undefined): number | undefined => o.cpus?.[node] ?? (speed !== undefined ? speed * ref : undefined);
+  const local = p.entry !== null && p.stages[0]!.node === p.entry;
+  const tiers: TierSpec[] = [];
+  if (!local) {
+    const c = p.entry !== null ? o.cpus?.[p.entry] : undefined;
+    tiers.push({ name: p.entry ?? 'gateway', ...(c !== undefined ? { cpus: c } : {}) });
+  }
+  for (const s of p.stages) {
+    const c = share(s.node, s.speed ?? 1);
+    tiers.push({ name: s.node, profiledS: s.computeSeconds, ...(c !== undefined ? { cpus: c } : {}), memoryLimitBytes: s.memoryLimitBytes });
+  }
+  const links: (LinkSpec | null)[] = [];
+  for (let i = 0; i + 1 < tiers.length; i++) {
+    const from = tiers[i]!.name;
+    const to = tiers[i + 1]!.name;
+    if (i === 0 && !local && p.entry === null) { links.push(null); continue; }
+    const l = p.links.find((x) => x.from === from && x.to === to) ?? p.links.find((x) => x.from === to && x.to === from);
+    if (!l) bad(`no link ${from} -> ${to} in its links`);
+    if (!(l!.bandwidthMbps > 0)) bad(`link ${from} -> ${to} has bandwidthMbps ${String(l!.bandwidthMbps)}`);
+    links.push({ rateBps: l!.bandwidthMbps * 1e6, delayMs: (l!.rttMs ?? 0) / 2 });
+  }
+  return { model, cuts, local, tiers, links };
+}
+
+/**
+ * Check that a placement was made for this model: its block count is the model's at single or
+ * all granularity, and every stage boundary is a cut of that granularity. Catches placements
+ * of the built-in architecture tables (`kerf place resnet50` without a profile), whose block
+ * indices are not the model's cut ids. Throws KERF_ERR_PLACE naming the mismatch.
+ */
+export async function checkPlacementModel(p: Placement, model: string, inputShapes: Record<string, number[]> = {}, source = 'placement'): Promise<void> {
+  const { prepareModel } = await import('../engine/prepare.js');
+  const { blockCuts } = await import('../graph/cuts.js');
+  const prep = await prepareModel(model, { inputShapes });
+  const single = blockCuts(prep.analysis, 'single').map((c) => c.id);
+  const all = blockCuts(prep.analysis, 'all').map((c) => c.id);
+  const ids = p.stages.slice(0, -1).map((s) => s.cutOut!);
+  const fits = (cuts: number[]): boolean => p.model.blocks === cuts.length + 1 && ids.every((id) => cuts.includes(id));
+  if (!fits(single) && !fits(all)) {
+    throw kerfError('KERF_ERR_PLACE', `${source}: placed '${p.model.name}' as ${p.model.blocks} blocks with stage cuts ${ids.join(',') || 'none'}, ` +
+      `but ${model} has ${single.length + 1} blocks (single) or ${all.length + 1} (all) with other cut ids; place it from a kerf profile of this model`);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * CPU limits for the processes of a pipeline on one machine: each worker stands for an edge
+ * node with a fraction of a core, so it is held to that share with a cgroup v1 CFS quota
+ * (`cpu.cfs_quota_us` / `cpu.cfs_period_us`), which throttles a process exactly. Groups are
+ * named `kerf-<owner pid>-<label>` under the cpu hierarchy, so groups left by an owner that
+ * died (SIGKILL) can be recognised and swept by the next one.
+ */
+import { accessSync, constants, existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { kerfError } from '../errors.js';
+
+/** Where the cgroup v1 cpu controller is mounted on most Linux systems. */
+export const CGROUP_CPU_ROOT = '/sys/fs/cgroup/cpu';
+/** Default CFS period: the kernel's own default, 100 ms. */
+export const DEFAULT_CPU_PERIOD_US = 100_000;
+/** The kernel refuses quotas below 1 ms. */
+const MIN_QUOTA_US = 1000;
+const NAME = /^kerf-(\d+)-[A-Za-z0-9_.-]+$/;
+
+/** Whether CPU quotas can be set under `root`: null when they can, else why not. */
+export function cpuQuotaUnavailable(root = CGROUP_CPU_ROOT): string | null {
+  if (process.platform !== 'linux') return `cgroups need Linux (this is ${process.platform})`;
+  if (!existsSync(join(root, 'cpu.cfs_quota_us'))) return `no cgroup v1 cpu controller at ${root}`;
+  try {
+    accessSync(root, constants.W_OK);
+  } catch (e) {
+    return `${root} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  return null;
+}
+
+/** Turn a label into a safe cgroup directory suffix. */
+function safe(label: string): string {
+  const s = label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._]+/, '');
+  return s.slice(0, 64) || 'x';
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A cgroup holding processes to `cpus` cores. Create with `CpuGroup.create`; `remove()` is
+ * idempotent and waits (bounded) for the group's processes to leave it.
+ */
+export class CpuGroup {
+  private removed: Promise<void> | null = null;
+  private readonly pids: number[] = [];
+
+  private constructor(readonly path: string, readonly cpus: number, readonly periodUs: number, readonly quotaUs: number) {}
+
+  /** Make `<root>/kerf-<owner>-<label>` with a quota of `cpus` × period. */
+  static async create(label: string, cpus: number, opts: { root?: string; periodUs?: number; owner?: number } = {}): Promise<CpuGroup> {
+    if (!(cpus > 0) || !Number.isFinite(cpus)) throw kerfError('KERF_ERR_USAGE', `CPU share of '${label}' must be a positive number of cores (got ${cpus})`);
+    const root = opts.root ?? CGROUP_CPU_ROOT;
+    const periodUs = Math.round(opts.periodUs ?? DEFAULT_CPU_PERIOD_US);
+    if (!(periodUs >= 1000 && periodUs <= 1_000_000)) throw kerfError('KERF_ERR_USAGE', `CPU period ${periodUs} µs: expected 1000..1000000`);
+    const quotaUs = Math.max(MIN_QUOTA_US, Math.round(cpus * periodUs));
+    const path = join(root, `kerf-${opts.owner ?? process.pid}-${safe(label)}`);
+    await mkdir(path);
+    try {
+      await writeFile(join(path, 'cpu.cfs_period_us'), String(periodUs));
+      await writeFile(join(path, 'cpu.cfs_quota_us'), String(quotaUs));
+    } catch (e) {
+      await rmdir(path).catch(() => {});
+      throw kerfError('KERF_ERR_CONFIG', `${path}: cannot set the CPU quota (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    return new CpuGroup(path, cpus, periodUs, quotaUs);
+  }
+
+  /** Move a process (all its threads, and the children it starts later) into the group. */
+  async add(pid: number): Promise<void> {
+    if (this.removed) throw kerfError('KERF_ERR_CLOSED', `${this.path}: the group was removed`);
+    try {
+      await writeFile(join(this.path, 'cgroup.procs'), String(pid));
+    } catch (e) {
+      throw kerfError('KERF_ERR_CONFIG', `${this.path}: cannot add process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    this.pids.push(pid);
+  }
+
+  /** Process ids now in the group. */
+  async procs(): Promise<number[]> {
+    try {
+      return (await readFile(join(this.path, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /** The kernel's throttling counters: periods, periods throttled, seconds throttled. */
+  async stat(): Promise<{ periods: number; throttled: number; throttledS: number }> {
+    const text = await readFile(join(this.path, 'cpu.stat'), 'utf8');
+    const get = (k: string): number => Number(new RegExp(`^${k} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return { periods: get('nr_periods'), throttled: get('nr_throttled'), throttledS: get('throttled_time') / 1e9 };
+  }
+
+  /** Remove the group once its processes are gone (they should have exited; waits up to `waitMs`). */
+  remove(waitMs = 5000): Promise<void> {
+    if (!this.removed) {
+      this.removed = (async () => {
+        const until = performance.now() + waitMs;
+        for (;;) {
+          try {
+            await rmdir(this.path);
+            return;
+          } catch (e) {
+            const code = (e as NodeJS.ErrnoException).code;
+            if (code === 'ENOENT') return;
+            // EBUSY: a process (or a zombie not yet reaped) is still inside.
+            if (code !== 'EBUSY' || performance.now() > until) {
+              throw kerfError('KERF_ERR_CONFIG', `${this.path}: cannot remove the cgroup (${code ?? (e as Error).message}); processes inside: ${(await this.procs()).join(', ') || 'none'}`);
+            }
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      })();
+    }
+    return this.removed;
+  }
+}
+
+/**
+ * Remove `kerf-<pid>-*` groups under `root` whose owner is no longer alive and that hold no
+ * process: what an owner killed with SIGKILL left behind. Returns the paths removed.
+ */
+export function sweepStaleCpuGroups(root = CGROUP_CPU_ROOT): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = NAME.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    const path = join(root, name);
+    try {
+      if (readFileSync(join(path, 'cgroup.procs'), 'utf8').trim() !== '') continue;
+      rmdirSync(path);
+      removed.push(path);
+    } catch {
+      // busy or gone: leave it
+    }
+  }
+  return removed;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat; null when gone. */
+export function processCpuSeconds(pid: number): number | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** Resident memory of a process (VmRSS) and its peak (VmHWM), bytes; null when gone. */
+export function processMemory(pid: number): { rss: number; peak: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return null;
+  }
+}
