@@ -13,6 +13,7 @@ import { Pipeline, type PipelineOptions } from './pipeline.js';
 import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, type TensorMeta } from './oip.js';
 import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from './metrics.js';
 import type { HostPort } from './nexthop.js';
+import { Switcher, type SwitchStrategy } from './switch.js';
 
 export interface GatewayOptions {
   host?: string;
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   maxBodyBytes?: number;
   /** requests in flight beyond which new ones get 503 (default 256) */
   maxInFlight?: number;
+  /** how `POST /v1/partition` switches splits (default on-demand; changeable at run time) */
+  switchStrategy?: SwitchStrategy;
 }
 
 /** HTTP status for a kerf error code crossing to a client. */
@@ -41,7 +44,17 @@ export function httpStatus(code: ErrorCode | string): number {
 }
 
 /** One pipeline switch, for the record. */
-export interface SwitchRecord { from: string; to: string; at: string; drainS: number }
+export interface SwitchRecord {
+  from: string; to: string; at: string; drainS: number;
+  /** seconds during which no pipeline admitted new requests (the flip, or the whole pause) */
+  downtimeS: number;
+}
+
+/** A handler for extra HTTP routes under a prefix (the control API mounts /v1/partition). */
+export type RouteHandler = (req: http.IncomingMessage, res: http.ServerResponse, path: string) => void;
+
+const hrNow = (): bigint => process.hrtime.bigint();
+const hrS = (a: bigint, b: bigint): number => Number(b - a) / 1e9;
 
 /** A running gateway. Create with `Gateway.start`; `close()` is idempotent. */
 export class Gateway {
@@ -55,6 +68,12 @@ export class Gateway {
   readonly registry = new Registry();
   readonly switches: SwitchRecord[] = [];
   private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter };
+  private readonly mounts: [string, RouteHandler][] = [];
+  private readonly closers: (() => Promise<void>)[] = [];
+  private pausedAt: bigint | null = null;
+  /** live repartitioning: serves /v1/partition */
+  switcher!: Switcher;
+  private pauseReason = '';
   address!: HostPort;
 
   private constructor(readonly prep: Prepared, first: Pipeline, private readonly opts: GatewayOptions) {
@@ -95,6 +114,7 @@ export class Gateway {
       });
       const a = g.server.address() as { address: string; port: number };
       g.address = { host: a.address, port: a.port };
+      g.switcher = Switcher.attach(g, opts.switchStrategy ? { strategy: opts.switchStrategy } : {});
     } catch (e) {
       await first.close();
       throw e;
@@ -102,9 +122,14 @@ export class Gateway {
     return g;
   }
 
+  /** The options the first pipeline was made with (new pipelines of a switch reuse them). */
+  get pipelineOptions(): Readonly<Omit<PipelineOptions, 'prep'>> { return this.opts.pipeline; }
+
   /** The pipeline new requests go to. */
   get pipeline(): Pipeline { return this.active; }
-  get ready(): boolean { return !this.closing && this.active.ready; }
+  get ready(): boolean { return !this.closing && this.pausedAt === null && this.active.ready; }
+  /** True while `pause` holds new requests off. */
+  get paused(): boolean { return this.pausedAt !== null; }
   get url(): string { return `http://${this.address.host}:${this.address.port}`; }
 
   waitReady(timeoutMs: number): Promise<void> { return this.active.waitReady(timeoutMs); }
@@ -113,18 +138,52 @@ export class Gateway {
    * Route new requests to `next` at once; requests in flight finish on the old pipeline,
    * which is then closed (unless `keepOld`). Resolves with the old pipeline once drained.
    */
-  async switchTo(next: Pipeline, opts: { keepOld?: boolean } = {}): Promise<{ old: Pipeline; drainS: number }> {
+  async switchTo(next: Pipeline, opts: { keepOld?: boolean } = {}): Promise<{ old: Pipeline; drainS: number; downtimeS: number }> {
     if (this.closing) throw kerfError('KERF_ERR_CLOSED', 'gateway is closed');
     const old = this.active;
-    this.active = next; // the switch: one assignment, no await before it
+    // Downtime: from the last instant the old pipeline could admit a request to the first
+    // instant the new one can. The switch is one assignment, no await in between.
+    const a = hrNow();
+    this.active = next;
+    const b = hrNow();
+    const downtimeS = hrS(a, b);
     this.m.switches.inc();
     const t0 = performance.now();
     await old.drain();
     const drainS = (performance.now() - t0) / 1000;
-    this.switches.push({ from: old.id, to: next.id, at: new Date().toISOString(), drainS });
+    this.switches.push({ from: old.id, to: next.id, at: new Date().toISOString(), drainS, downtimeS });
     if (!opts.keepOld) await old.close();
-    return { old, drainS };
+    return { old, drainS, downtimeS };
   }
+
+  /**
+   * Stop admitting requests (they get 503 naming `reason`) until `resume`. Requests already
+   * admitted finish; `gateway.pipeline.drain()` waits for them.
+   */
+  pause(reason: string): void {
+    if (this.closing) throw kerfError('KERF_ERR_CLOSED', 'gateway is closed');
+    if (this.pausedAt !== null) throw kerfError('KERF_ERR_USAGE', 'gateway is already paused');
+    this.pausedAt = hrNow();
+    this.pauseReason = reason;
+  }
+
+  /** Admit requests again, on `next` if given; returns the seconds the pause lasted. */
+  resume(next?: Pipeline): number {
+    if (this.pausedAt === null) throw kerfError('KERF_ERR_USAGE', 'gateway is not paused');
+    const old = this.active;
+    if (next) this.active = next;
+    const downtimeS = hrS(this.pausedAt, hrNow());
+    this.pausedAt = null;
+    this.m.switches.inc();
+    this.switches.push({ from: old.id, to: this.active.id, at: new Date().toISOString(), drainS: 0, downtimeS });
+    return downtimeS;
+  }
+
+  /** Serve `prefix` (e.g. '/v1/partition') and everything below it with `handler`. */
+  mount(prefix: string, handler: RouteHandler): void { this.mounts.push([prefix, handler]); }
+
+  /** Run `fn` when the gateway closes, before its pipeline closes. */
+  onClose(fn: () => Promise<void>): void { this.closers.push(fn); }
 
   /** Model metadata as OIP's `GET /v2/models/{name}` returns it. */
   metadata(): unknown {
@@ -143,6 +202,9 @@ export class Gateway {
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
       res.end(body);
       return;
+    }
+    for (const [prefix, h] of this.mounts) {
+      if (path === prefix || path.startsWith(prefix + '/')) { h(req, res, path); return; }
     }
     const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/.exec(path);
     if (!m) return fail(res, 404, 'KERF_ERR_USAGE', `no such endpoint ${req.method} ${path}`);
@@ -169,6 +231,7 @@ export class Gateway {
       const parsed = parseInferRequest(body, jsonLength, this.inputs, this.outputs.map((o) => o.name));
       const t1 = performance.now();
       if (this.inflight > (this.opts.maxInFlight ?? 256)) throw kerfError('KERF_ERR_OVERLOADED', `gateway: over ${this.opts.maxInFlight ?? 256} requests in flight; retry later`);
+      if (this.pausedAt !== null) throw kerfError('KERF_ERR_OVERLOADED', `gateway paused: ${this.pauseReason}; retry shortly`);
       const p = this.active;
       if (!p.ready) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
       p.enter();
@@ -206,6 +269,7 @@ export class Gateway {
   close(): Promise<void> {
     if (!this.closing) {
       this.closing = (async () => {
+        for (const fn of this.closers) await fn().catch(() => {});
         if (this.server) {
           this.server.closeIdleConnections();
           const closed = new Promise<void>((r) => this.server.close(() => r()));

@@ -7,7 +7,7 @@
 import { kerfError, type KerfError } from '../errors.js';
 import type { Prepared } from '../engine/prepare.js';
 import type { Meta, WireTensor } from './frames.js';
-import { Segment } from './segment.js';
+import { Segment, type SegmentRunner } from './segment.js';
 import { WorkQueue } from './queue.js';
 import { NextHop, parseAddress, type HostPort } from './nexthop.js';
 import { SEGMENT_META, STAGE_META_PREFIX } from './worker.js';
@@ -32,7 +32,7 @@ export interface PipelineOptions {
   /** how often readiness of the remote tiers is asked, ms (default 200) */
   healthIntervalMs?: number;
   /** a local segment to use instead of loading one (it stays the caller's to close) */
-  localSegment?: Segment;
+  localSegment?: SegmentRunner;
 }
 
 /** What an inference returns: the model's outputs, the tiers' meta, and where time went. */
@@ -60,7 +60,7 @@ export class Pipeline {
 
   private constructor(
     readonly prep: Prepared, opts: PipelineOptions,
-    readonly local: Segment | null, private readonly ownsLocal: boolean,
+    readonly local: SegmentRunner | null, private readonly ownsLocal: boolean,
     readonly next: NextHop | null, readonly nextSegment: string | undefined,
   ) {
     this.id = opts.id ?? `cuts ${opts.cuts.join(',') || 'none'}`;
@@ -89,7 +89,7 @@ export class Pipeline {
     if (!opts.next && !local) throw kerfError('KERF_ERR_USAGE', 'pipeline: with no next tier the gateway must run the model itself');
     if (opts.next && !opts.token) throw kerfError('KERF_ERR_USAGE', 'pipeline: a token is needed to reach the next tier');
     if (opts.next && n === 1 && local) throw kerfError('KERF_ERR_USAGE', 'pipeline: a next tier needs at least one cut (the gateway would run everything)');
-    let seg: Segment | null = null;
+    let seg: SegmentRunner | null = null;
     if (local) {
       seg = opts.localSegment ?? await Segment.create(opts.prep, { cuts: opts.cuts, blocks: [0, opts.next ? 0 : n - 1] }, { threads: opts.threads ?? 1, label: `gateway ${opts.id ?? ''}`.trim() });
     }

@@ -49,8 +49,45 @@ export function segmentPart(prep: Prepared, bounds: SegmentBounds): Part {
   return split.parts[bounds.start === null ? 0 : 1]!;
 }
 
+/**
+ * What workers and pipelines run: one session (`Segment`) or several composed in order
+ * (`ComposedSegment` in switch-chunks.ts, for hot-swap).
+ */
+export interface SegmentRunner {
+  readonly bounds: SegmentBounds;
+  readonly label: string;
+  readonly inputs: readonly TensorSpec[];
+  readonly outputs: readonly TensorSpec[];
+  readonly carry: readonly TensorSpec[];
+  readonly accepts: ReadonlyMap<string, TensorSpec>;
+  readonly loadS: number;
+  readonly closed: boolean;
+  check(tensors: readonly WireTensor[]): Map<string, WireTensor>;
+  run(byName: Map<string, WireTensor>): Promise<WireTensor[]>;
+  close(): Promise<void>;
+}
+
+/** Check that `tensors` are exactly `accepts`; throws KERF_ERR_SHAPE naming the tensor. */
+export function checkTensors(label: string, accepts: ReadonlyMap<string, TensorSpec>, tensors: readonly WireTensor[]): Map<string, WireTensor> {
+  const byName = new Map<string, WireTensor>();
+  for (const t of tensors) {
+    const want = accepts.get(t.name);
+    if (!want) throw kerfError('KERF_ERR_SHAPE', `${label}: unexpected tensor '${t.name}' (expects ${[...accepts.keys()].join(', ')})`);
+    if (byName.has(t.name)) throw kerfError('KERF_ERR_SHAPE', `${label}: tensor '${t.name}' sent twice`);
+    if (t.dtype !== want.dtype) throw kerfError('KERF_ERR_SHAPE', `${label}: tensor '${t.name}' is ${t.dtype}, expected ${want.dtype}`);
+    if (t.dims.length !== want.shape.length || t.dims.some((d, i) => d !== want.shape[i])) {
+      throw kerfError('KERF_ERR_SHAPE', `${label}: tensor '${t.name}' has shape [${t.dims.join(',')}], expected [${want.shape.join(',')}]`);
+    }
+    byName.set(t.name, t);
+  }
+  for (const name of accepts.keys()) {
+    if (!byName.has(name)) throw kerfError('KERF_ERR_SHAPE', `${label}: tensor '${name}' is missing`);
+  }
+  return byName;
+}
+
 /** A loaded segment. Create with `Segment.create`; `close()` is idempotent. */
-export class Segment {
+export class Segment implements SegmentRunner {
   /** tensors the segment reads (by their names in the whole model) */
   readonly inputs: readonly TensorSpec[];
   /** tensors it computes and hands on */
@@ -61,13 +98,16 @@ export class Segment {
   readonly accepts: ReadonlyMap<string, TensorSpec>;
   /** seconds onnxruntime took to load the session */
   readonly loadS: number;
+  /** bytes of the serialized sub-model (about what its weights occupy) */
+  readonly bytes: number;
 
-  private constructor(readonly bounds: SegmentBounds, part: Part, private readonly session: Session, loadS: number, readonly label: string) {
+  private constructor(readonly bounds: SegmentBounds, part: Part, private readonly session: Session, loadS: number, readonly label: string, bytes: number) {
     this.inputs = Object.freeze([...part.inputs]);
     this.outputs = Object.freeze([...part.outputs]);
     this.carry = Object.freeze([...part.carry]);
     this.accepts = new Map([...part.inputs, ...part.carry].map((t) => [t.name, t]));
     this.loadS = loadS;
+    this.bytes = bytes;
   }
 
   static async create(prep: Prepared, spec: SegmentSpec, opts: SessionOptions = {}): Promise<Segment> {
@@ -75,30 +115,15 @@ export class Segment {
     const part = segmentPart(prep, bounds);
     const label = `${prep.model.name} ${bounds.label}`;
     const t0 = performance.now();
-    const session = await Session.create(serializeModel(part.proto), { optimization: 'disabled', ...opts, label });
-    return new Segment(bounds, part, session, (performance.now() - t0) / 1000, label);
+    const bytes = serializeModel(part.proto);
+    const session = await Session.create(bytes, { optimization: 'disabled', ...opts, label });
+    return new Segment(bounds, part, session, (performance.now() - t0) / 1000, label, bytes.length);
   }
 
   get closed(): boolean { return this.session.closed; }
 
   /** Check that `tensors` are exactly what the segment accepts; throws KERF_ERR_SHAPE naming the tensor. */
-  check(tensors: readonly WireTensor[]): Map<string, WireTensor> {
-    const byName = new Map<string, WireTensor>();
-    for (const t of tensors) {
-      const want = this.accepts.get(t.name);
-      if (!want) throw kerfError('KERF_ERR_SHAPE', `${this.label}: unexpected tensor '${t.name}' (expects ${[...this.accepts.keys()].join(', ')})`);
-      if (byName.has(t.name)) throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${t.name}' sent twice`);
-      if (t.dtype !== want.dtype) throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${t.name}' is ${t.dtype}, expected ${want.dtype}`);
-      if (t.dims.length !== want.shape.length || t.dims.some((d, i) => d !== want.shape[i])) {
-        throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${t.name}' has shape [${t.dims.join(',')}], expected [${want.shape.join(',')}]`);
-      }
-      byName.set(t.name, t);
-    }
-    for (const name of this.accepts.keys()) {
-      if (!byName.has(name)) throw kerfError('KERF_ERR_SHAPE', `${this.label}: tensor '${name}' is missing`);
-    }
-    return byName;
-  }
+  check(tensors: readonly WireTensor[]): Map<string, WireTensor> { return checkTensors(this.label, this.accepts, tensors); }
 
   /** Run on checked tensors; returns outputs ∪ carry, ready to send on. */
   async run(byName: Map<string, WireTensor>): Promise<WireTensor[]> {

@@ -10,7 +10,8 @@ import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
-import { Segment, type SegmentSpec } from './segment.js';
+import { Segment, segmentBounds, type SegmentRunner, type SegmentSpec } from './segment.js';
+import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { WorkQueue } from './queue.js';
 import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
@@ -35,6 +36,8 @@ export interface WorkerOptions {
   name?: string;
   /** the segment to start with (id "main") */
   segment: SegmentSpec;
+  /** compose segments from shared chunk sessions (hot-swap), the first one too */
+  shared?: boolean;
   /** where to forward outputs ∪ carry; absent: this is the last tier */
   next?: HostPort | string | null;
   /** segment id to ask the next tier for (default: its default) */
@@ -55,7 +58,7 @@ export interface WorkerOptions {
 /** A segment loaded on a worker, with where its results go. */
 export interface LoadedSegment {
   id: string;
-  segment: Segment;
+  segment: SegmentRunner;
   spec: SegmentSpec;
   next: NextHop | null;
   nextSegment: string | undefined;
@@ -72,6 +75,18 @@ export interface LoadRequest extends SegmentSpec {
   profiledS?: number;
   /** make it the segment of requests that name none */
   makeDefault?: boolean;
+  /** compose it from the worker's shared chunk sessions (hot-swap) instead of loading a session of its own */
+  shared?: boolean;
+}
+
+/** What `load` answers. */
+export interface LoadResult {
+  id: string;
+  loadS: number;
+  inputs: string[];
+  outputs: string[];
+  /** with `shared`: chunks loaded and reused */
+  chunks?: ComposeReport;
 }
 
 const enc = (o: unknown): string => JSON.stringify(o);
@@ -109,6 +124,8 @@ export class Worker {
   address!: HostPort;
   /** where /metrics is served, if asked for */
   metricsAddress: HostPort | null = null;
+  /** chunk sessions shared by segments loaded with `shared` (created on first use) */
+  store: ChunkStore | null = null;
 
   private constructor(readonly prep: Prepared, private readonly opts: WorkerOptions) {
     this.name = opts.name ?? 'worker';
@@ -138,7 +155,7 @@ export class Worker {
     const w = new Worker(prep, opts);
     try {
       await w.load({
-        id: DEFAULT_SEGMENT, ...opts.segment, next: opts.next ? fmtAddress(parseAddress(opts.next, 'next')) : null,
+        id: DEFAULT_SEGMENT, ...opts.segment, ...(opts.shared ? { shared: true } : {}), next: opts.next ? fmtAddress(parseAddress(opts.next, 'next')) : null,
         ...(opts.nextSegment ? { nextSegment: opts.nextSegment } : {}), ...(opts.profiledS !== undefined ? { profiledS: opts.profiledS } : {}),
       });
       w.server = await FrameServer.listen({
@@ -178,13 +195,21 @@ export class Worker {
   }
 
   /** Load a segment under `id` (replacing one of the same id once loaded). */
-  async load(r: LoadRequest): Promise<{ id: string; loadS: number; inputs: string[]; outputs: string[] }> {
+  async load(r: LoadRequest): Promise<LoadResult> {
     if (this.closing) throw kerfError('KERF_ERR_CLOSED', `worker ${this.name} is closing`);
     if (typeof r.id !== 'string' || !r.id) throw kerfError('KERF_ERR_USAGE', `load: segment id must be a non-empty string`);
     const spec: SegmentSpec = {
       ...(r.cuts ? { cuts: r.cuts } : {}), ...(r.blocks ? { blocks: r.blocks } : {}), ...(r.granularity ? { granularity: r.granularity } : {}),
     };
-    const segment = await Segment.create(this.prep, spec, { threads: this.opts.threads ?? 1, label: `${this.name} ${r.id}` });
+    let segment: SegmentRunner;
+    let chunks: ComposeReport | undefined;
+    if (r.shared) {
+      const b = segmentBounds(this.prep, spec);
+      this.store ??= new ChunkStore(this.prep, { threads: this.opts.threads ?? 1, label: this.name });
+      ({ segment, report: chunks } = await this.store.compose(b.start, b.end, `${this.name} ${r.id}`));
+    } else {
+      segment = await Segment.create(this.prep, spec, { threads: this.opts.threads ?? 1, label: `${this.name} ${r.id}` });
+    }
     const loaded: LoadedSegment = {
       id: r.id, segment, spec, next: r.next ? this.hop(r.next) : null, nextSegment: r.nextSegment,
       profiledS: r.profiledS, computeEwmaS: NaN,
@@ -195,7 +220,10 @@ export class Worker {
     if (r.profiledS) this.metrics.loadFactor.set(() => loaded.computeEwmaS / r.profiledS!, { segment: r.id });
     // The replaced session may still run requests that started on it; release it once they end.
     if (old) void this.retire(old);
-    return { id: r.id, loadS: segment.loadS, inputs: [...segment.accepts.keys()], outputs: [...segment.outputs, ...segment.carry].map((t) => t.name) };
+    return {
+      id: r.id, loadS: segment.loadS, inputs: [...segment.accepts.keys()], outputs: [...segment.outputs, ...segment.carry].map((t) => t.name),
+      ...(chunks ? { chunks } : {}),
+    };
   }
 
   /** Drop a segment (requests already running on it finish). */
@@ -234,7 +262,8 @@ export class Worker {
 
   private info(): unknown {
     return {
-      name: this.name, model: this.prep.model.name, default: this.defaultSegment, queue: this.queue.depth, inFlight: this.inflight,
+      name: this.name, model: this.prep.model.name, default: this.defaultSegment, queue: this.queue.depth, inFlight: this.inflight, pid: process.pid,
+      chunks: this.store ? this.store.list() : [],
       segments: [...this.segments.values()].map((l) => ({
         id: l.id, spec: l.spec, start: l.segment.bounds.start, end: l.segment.bounds.end,
         inputs: [...l.segment.accepts.keys()], outputs: [...l.segment.outputs, ...l.segment.carry].map((t) => t.name),
@@ -318,6 +347,7 @@ export class Worker {
         if (this.metricsServer) { const s = this.metricsServer; s.closeAllConnections(); await new Promise<void>((r) => s.close(() => r())); }
         await Promise.all([...this.hops.values()].map((h) => h.close()));
         await Promise.all([...this.segments.values()].map((l) => l.segment.close()));
+        await this.store?.close();
       })();
     }
     return this.closing;

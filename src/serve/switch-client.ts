@@ -1,0 +1,46 @@
+/** HTTP client of a gateway's control API (`/v1/partition`): what `kerf repartition`, `kerf up --switch` and the benchmark call. */
+import * as http from 'node:http';
+import { kerfError, isKerfError, type ErrorCode } from '../errors.js';
+import type { PlanDocument } from '../plan/types.js';
+import type { PartitionStatus, SwitchReport, SwitchStrategy } from './switch.js';
+
+function call<T>(url: string, method: string, body?: unknown, timeoutMs = 600_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let u: URL;
+    try { u = new URL(url); } catch { reject(kerfError('KERF_ERR_USAGE', `gateway URL '${url}' is not a URL (e.g. http://127.0.0.1:8000)`)); return; }
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(u, { method, headers: text ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        let doc: unknown;
+        try { doc = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch {
+          reject(kerfError('KERF_ERR_UPSTREAM', `${u.origin}${u.pathname}: answered ${res.statusCode} without JSON (not a kerf gateway?)`));
+          return;
+        }
+        if (res.statusCode === 200) { resolve(doc as T); return; }
+        const e = doc as { error?: string; code?: string };
+        const code = isKerfError(e) ? e.code as ErrorCode : 'KERF_ERR_REMOTE';
+        reject(kerfError(code, `${u.origin}: ${e.error ?? `HTTP ${res.statusCode}`}`));
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(kerfError('KERF_ERR_TIMEOUT', `${u.origin}: no answer within ${timeoutMs} ms`)));
+    req.on('error', (e: NodeJS.ErrnoException) => reject(isKerfError(e) ? e : kerfError('KERF_ERR_UPSTREAM', `cannot reach the gateway at ${u.origin}: ${e.code ?? e.message}`)));
+    req.end(text);
+  });
+}
+
+/** `POST /v1/partition`: switch the gateway at `url` to new cuts or a plan; resolves when done. */
+export function repartition(url: string, target: { cuts: number[] } | { plan: PlanDocument }): Promise<SwitchReport> {
+  return call<SwitchReport>(`${url.replace(/\/$/, '')}/v1/partition`, 'POST', target);
+}
+
+/** `GET /v1/partition`: the active split, the standby, the history of switches. */
+export function partitionStatus(url: string): Promise<PartitionStatus> {
+  return call<PartitionStatus>(`${url.replace(/\/$/, '')}/v1/partition`, 'GET');
+}
+
+/** `PUT /v1/partition/strategy`: choose how the gateway switches (standby: which cuts to keep loaded). */
+export function setSwitchStrategy(url: string, strategy: SwitchStrategy, opts: { standby?: number[] } = {}): Promise<PartitionStatus> {
+  return call<PartitionStatus>(`${url.replace(/\/$/, '')}/v1/partition/strategy`, 'PUT', { strategy, ...(opts.standby ? { standby: opts.standby } : {}) });
+}

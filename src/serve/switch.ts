@@ -1,0 +1,454 @@
+/**
+ * Live repartitioning: the gateway's control API (`/v1/partition`) and the four ways to
+ * switch a running pipeline to new cuts.
+ *
+ * A split being served is a *version*: segment id `vN` on every worker (requests name it in
+ * their meta, tier to tier) and one gateway `Pipeline`. A switch prepares the new version
+ * beside the old one (or, for pause-resume, after tearing the old one down), flips the
+ * gateway's active pipeline in one assignment, lets requests in flight finish on the old
+ * version, then releases it. Strategies differ in what preparing costs:
+ *
+ * - `pause-resume`: stop admitting (503), drain, unload, load the new sessions, resume;
+ * - `standby`: a second version is always loaded; flipping to it loads nothing, and the old
+ *   version becomes the new standby (two copies of the model, always);
+ * - `on-demand`: load the new version's sessions beside the old, flip, unload the old;
+ * - `hot-swap`: every tier composes its range from shared chunk sessions
+ *   (switch-chunks.ts); a new version reuses them and loads only what no chunk covers.
+ */
+import type * as http from 'node:http';
+import { isKerfError, kerfError } from '../errors.js';
+import { checkCutIds } from '../graph/cuts.js';
+import type { PlanDocument } from '../plan/types.js';
+import type { Gateway } from './gateway.js';
+import { Pipeline } from './pipeline.js';
+import { NextHop, parseAddress } from './nexthop.js';
+import type { SegmentRunner } from './segment.js';
+import { ChunkStore, type ComposeReport } from './switch-chunks.js';
+import { DEFAULT_SEGMENT, type LoadResult } from './worker.js';
+
+/** How a pipeline switches to a new split. */
+export type SwitchStrategy = 'pause-resume' | 'standby' | 'on-demand' | 'hot-swap';
+export const SWITCH_STRATEGIES: readonly SwitchStrategy[] = Object.freeze(['pause-resume', 'standby', 'on-demand', 'hot-swap']);
+/** Strategy of a gateway nobody configured. */
+export const DEFAULT_STRATEGY: SwitchStrategy = 'on-demand';
+
+/** What one tier did to prepare a version. */
+export interface TierPrepare {
+  tier: string;
+  /** milliseconds the tier took to load (sessions or chunks) */
+  loadMs: number;
+  /** hot-swap: chunk sessions loaded and reused, bytes loaded */
+  chunksLoaded?: number;
+  chunksReused?: number;
+  loadedBytes?: number;
+}
+
+/** One switch, as `POST /v1/partition` answers it and `GET /v1/partition` lists it. */
+export interface SwitchReport {
+  version: string;
+  strategy: SwitchStrategy;
+  from: number[];
+  to: number[];
+  /** ISO time the switch started */
+  at: string;
+  /** how the new version was ready: loaded now, the standby, composed from chunks, or nothing to do */
+  prepared: 'loaded' | 'standby' | 'chunks' | 'none';
+  /** no pipeline admitted new requests for this long (the flip; for pause-resume the whole pause) */
+  downtimeMs: number;
+  /** preparing the new version (for pause-resume: tearing down the old one and loading the new) */
+  prepareMs: number;
+  /** waiting for requests in flight on the old version */
+  drainMs: number;
+  /** releasing the old version's sessions */
+  releaseMs: number;
+  /** start of preparation to old version released */
+  durationMs: number;
+  tiers: TierPrepare[];
+  /** a plan's summary when the switch came from one */
+  plan?: { model: string; totalS: number; objective: string };
+  /** set up by the switcher itself (e.g. adopting hot-swap), not asked for */
+  setup?: boolean;
+}
+
+/** `GET /v1/partition`. */
+export interface PartitionStatus {
+  strategy: SwitchStrategy;
+  model: string;
+  version: string;
+  cuts: number[];
+  plan: SwitchReport['plan'] | null;
+  standby: { version: string; cuts: number[] } | null;
+  tiers: { name: string; address: string; part: number }[];
+  /** the gateway's hot-swap chunk sessions */
+  chunks: { start: number | null; end: number | null; bytes: number; refs: number }[];
+  switching: boolean;
+  history: SwitchReport[];
+}
+
+/** A target split: cut ids, or a kerf plan whose cuts are used. */
+export interface PartitionTarget { cuts?: number[]; plan?: PlanDocument }
+
+interface WorkerTier { name: string; where: string; hop: NextHop; next: string | null; part: number }
+
+interface Version {
+  id: string;
+  cuts: number[];
+  pipeline: Pipeline;
+  /** segment id on the workers */
+  seg: string;
+  /** a composed local segment the switcher must release after the pipeline closes */
+  ownLocal: SegmentRunner | null;
+  shared: boolean;
+  plan?: SwitchReport['plan'];
+}
+
+const LOAD_TIMEOUT_MS = 300_000;
+const ms = (a: number, b: number): number => b - a;
+const sameCuts = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+const dec = (b: Uint8Array): unknown => JSON.parse(new TextDecoder().decode(b));
+
+/** The switching machinery of one gateway. Create with `Switcher.attach`. */
+export class Switcher {
+  private strategyName: SwitchStrategy;
+  private active: Version;
+  private standbyV: Version | null = null;
+  private workers: WorkerTier[] | null = null;
+  private store: ChunkStore | null = null;
+  private seq = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private busy = 0;
+  private closed = false;
+  private v0Alive = true;
+  readonly history: SwitchReport[] = [];
+
+  private constructor(readonly gateway: Gateway, strategy: SwitchStrategy) {
+    this.strategyName = strategy;
+    const p = gateway.pipeline;
+    this.active = { id: 'v0', cuts: [...p.cuts], pipeline: p, seg: p.nextSegment ?? DEFAULT_SEGMENT, ownLocal: null, shared: false };
+    gateway.onClose(() => this.close());
+  }
+
+  /** A switcher for `gateway` (its current pipeline is version v0); mounts `/v1/partition`. */
+  static attach(gateway: Gateway, opts: { strategy?: SwitchStrategy } = {}): Switcher {
+    const s = new Switcher(gateway, opts.strategy ?? DEFAULT_STRATEGY);
+    gateway.mount('/v1/partition', (req, res, path) => s.route(req, res, path));
+    return s;
+  }
+
+  get strategy(): SwitchStrategy { return this.strategyName; }
+  get cuts(): number[] { return [...this.active.cuts]; }
+
+  private get local(): boolean { return this.active.pipeline.local !== null; }
+  private get parts(): number { return this.active.cuts.length + 1; }
+
+  /** Find the workers by walking the chain from the gateway's first remote tier. */
+  private async tiers(): Promise<WorkerTier[]> {
+    if (this.workers) return this.workers;
+    const opts = this.gateway.pipelineOptions;
+    const tiers: WorkerTier[] = [];
+    let where = this.active.pipeline.next?.where ?? null;
+    let seg: string | undefined = this.active.pipeline.nextSegment;
+    try {
+      while (where) {
+        if (tiers.length > 64) throw kerfError('KERF_ERR_UPSTREAM', 'partition: more than 64 tiers (a loop in the chain?)');
+        const hop = NextHop.open(parseAddress(where, 'tier'), { token: opts.token ?? '', info: 'gateway switcher' });
+        tiers.push({ name: where, where, hop, next: null, part: tiers.length + (this.local ? 1 : 0) });
+        await hop.waitConnected(5000);
+        const info = dec(await hop.control('info', '', { timeoutMs: 5000 })) as { name: string; default: string; segments: { id: string; next: string | null; nextSegment: string | null }[] };
+        const s = info.segments.find((x) => x.id === (seg ?? info.default));
+        if (!s) throw kerfError('KERF_ERR_UPSTREAM', `partition: tier ${where} has no segment '${seg ?? info.default}'`);
+        tiers[tiers.length - 1]!.name = info.name;
+        tiers[tiers.length - 1]!.next = s.next;
+        where = s.next;
+        seg = s.nextSegment ?? undefined;
+      }
+    } catch (e) {
+      await Promise.all(tiers.map((t) => t.hop.close()));
+      throw e;
+    }
+    if (tiers.length + (this.local ? 1 : 0) !== this.parts) {
+      await Promise.all(tiers.map((t) => t.hop.close()));
+      throw kerfError('KERF_ERR_UPSTREAM', `partition: found ${tiers.length} workers for ${this.parts} parts of cuts ${this.active.cuts.join(',')}`);
+    }
+    this.workers = tiers;
+    return tiers;
+  }
+
+  /** Cut ids of `target`, checked against the model and the pipeline's number of tiers. */
+  resolve(target: PartitionTarget): { cuts: number[]; plan?: SwitchReport['plan'] } {
+    const prep = this.gateway.prep;
+    let cuts: unknown;
+    let plan: SwitchReport['plan'] | undefined;
+    if (target.plan !== undefined) {
+      const p = target.plan as Partial<PlanDocument> | null;
+      if (typeof p !== 'object' || p === null || p.schema !== 'kerf.plan/v1' || !Array.isArray(p.cuts)) {
+        throw kerfError('KERF_ERR_PLAN', `partition: "plan" is not a kerf plan (expected "schema": "kerf.plan/v1" with cuts)`);
+      }
+      if (p.model !== undefined && p.model !== prep.model.name) throw kerfError('KERF_ERR_PLAN', `partition: the plan is for model '${p.model}', this gateway serves '${prep.model.name}'`);
+      if (p.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_PLAN', `partition: the plan has no cut ids (made from imported profiles?); plan from kerf profiles`);
+      cuts = p.cuts;
+      plan = { model: String(p.model ?? prep.model.name), totalS: Number(p.totalS ?? NaN), objective: String(p.objective ?? 'latency') };
+      if (target.cuts !== undefined) throw kerfError('KERF_ERR_USAGE', 'partition: give "plan" or "cuts", not both');
+    } else cuts = target.cuts;
+    if (!Array.isArray(cuts) || cuts.some((c) => typeof c !== 'number')) throw kerfError('KERF_ERR_USAGE', 'partition: expected {"cuts": [ids…]} or {"plan": {…}}');
+    const ids = checkCutIds(prep.model, prep.analysis, cuts as number[]);
+    if (ids.length !== this.parts - 1) {
+      throw kerfError('KERF_ERR_CUT', `partition: ${ids.length} cut${ids.length === 1 ? '' : 's'} (${ids.join(',')}) for a pipeline of ${this.parts} parts; give ${this.parts - 1} (the tiers stay the same)`);
+    }
+    return { cuts: ids, ...(plan ? { plan } : {}) };
+  }
+
+  /** Switch to `target` with the current strategy; resolves when the old version is released. */
+  partition(target: PartitionTarget): Promise<SwitchReport> {
+    if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'partition: the gateway is closing'));
+    let r: ReturnType<Switcher['resolve']>;
+    try { r = this.resolve(target); } catch (e) { return Promise.reject(e); }
+    return this.serial(() => this.doSwitch(r.cuts, r.plan));
+  }
+
+  /**
+   * Change the strategy. Standby loads the version for `standby` cuts beside the active one
+   * (the next likely split); hot-swap moves the active version onto shared chunk sessions.
+   */
+  setStrategy(strategy: SwitchStrategy, opts: { standby?: number[] } = {}): Promise<PartitionStatus> {
+    if (!SWITCH_STRATEGIES.includes(strategy)) return Promise.reject(kerfError('KERF_ERR_USAGE', `unknown switch strategy '${String(strategy)}' (one of ${SWITCH_STRATEGIES.join(', ')})`));
+    let standby: number[] | undefined;
+    try { if (opts.standby) standby = this.resolve({ cuts: opts.standby }).cuts; } catch (e) { return Promise.reject(e); }
+    if (standby && strategy !== 'standby') return Promise.reject(kerfError('KERF_ERR_USAGE', `"standby" cuts need the standby strategy, not ${strategy}`));
+    return this.serial(async () => {
+      this.strategyName = strategy;
+      if (strategy !== 'standby' || (standby && this.standbyV && !sameCuts(standby, this.standbyV.cuts))) await this.dropStandby();
+      if (strategy === 'standby' && standby && !this.standbyV && !sameCuts(standby, this.active.cuts)) {
+        this.standbyV = (await this.prepare(standby, false)).v;
+      }
+      if (strategy === 'hot-swap' && !this.active.shared) await this.doSwitch(this.active.cuts, this.active.plan, true);
+      return this.status();
+    });
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    this.busy++;
+    const p = this.queue.then(fn);
+    this.queue = p.catch(() => {}).finally(() => { this.busy--; });
+    return p;
+  }
+
+  /** Load version `cuts` on every tier (fresh sessions, or composed from chunks when `shared`). */
+  private async prepare(cuts: number[], shared: boolean): Promise<{ v: Version; tiers: TierPrepare[] }> {
+    const workers = await this.tiers();
+    const id = `v${++this.seq}`;
+    const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, ...gopts } = this.gateway.pipelineOptions;
+    const tiers: TierPrepare[] = [];
+    const loaded: WorkerTier[] = [];
+    let ownLocal: SegmentRunner | null = null;
+    let pipeline: Pipeline | null = null;
+    try {
+      const localJob = (async () => {
+        if (!this.local) return;
+        const t0 = performance.now();
+        let report: ComposeReport | undefined;
+        if (shared) {
+          this.store ??= new ChunkStore(this.gateway.prep, { threads: gopts.threads ?? 1, label: 'gateway' });
+          const r = await this.store.compose(null, workers.length ? cuts[0]! : null, `gateway ${id}`);
+          ownLocal = r.segment;
+          report = r.report;
+        }
+        pipeline = await Pipeline.create({
+          ...gopts, prep: this.gateway.prep, cuts, id, ...(workers[0] ? { next: workers[0].where, nextSegment: id } : {}),
+          ...(ownLocal ? { localSegment: ownLocal } : {}),
+        });
+        tiers.push({ tier: 'gateway', loadMs: ms(t0, performance.now()), ...(report ? { chunksLoaded: report.loaded, chunksReused: report.reused, loadedBytes: report.loadedBytes } : {}) });
+      })();
+      const workerJobs = workers.map(async (w, j) => {
+        const t0 = performance.now();
+        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}) };
+        const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
+        loaded.push(w);
+        tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}) });
+      });
+      const settled = await Promise.allSettled([localJob, ...workerJobs]);
+      const bad = settled.find((s) => s.status === 'rejected');
+      if (bad) throw (bad as PromiseRejectedResult).reason;
+      if (!this.local) {
+        pipeline = await Pipeline.create({ ...gopts, prep: this.gateway.prep, cuts, id, local: false, next: workers[0]!.where, nextSegment: id });
+      }
+      await pipeline!.waitReady(30_000);
+    } catch (e) {
+      // Leave nothing of a half-prepared version behind.
+      await (pipeline as Pipeline | null)?.close();
+      await (ownLocal as SegmentRunner | null)?.close();
+      await Promise.all(loaded.map((w) => w.hop.control('unload', JSON.stringify({ id }), { timeoutMs: 60_000 }).catch(() => {})));
+      throw e;
+    }
+    const order = ['gateway', ...workers.map((w) => w.name)];
+    tiers.sort((a, b) => order.indexOf(a.tier) - order.indexOf(b.tier));
+    return { v: { id, cuts, pipeline: pipeline!, seg: id, ownLocal, shared }, tiers };
+  }
+
+  /** Unload a version everywhere (its pipeline must be closed or idle). */
+  private async release(v: Version): Promise<void> {
+    await v.pipeline.close();
+    await v.ownLocal?.close();
+    const workers = await this.tiers();
+    await Promise.all(workers.map((w) => w.hop.control('unload', JSON.stringify({ id: v.seg }), { timeoutMs: 120_000 }).catch((e: unknown) => {
+      // A segment already gone is what we want; anything else is worth reporting.
+      if (!(isKerfError(e) && /no segment/.test(e.message))) throw e;
+    })));
+    if (v.id === 'v0') {
+      this.v0Alive = false;
+      await this.makeDefault(this.active);
+    }
+  }
+
+  private async dropStandby(): Promise<void> {
+    const s = this.standbyV;
+    if (!s) return;
+    this.standbyV = null;
+    await this.release(s);
+  }
+
+  /**
+   * New requests of clients that name no segment go to `v` on every worker. Version v0 (the
+   * pipeline the gateway started with) names no segment, so while it lives the default stays.
+   */
+  private async makeDefault(v: Version): Promise<void> {
+    if (this.v0Alive || v.id === 'v0') return;
+    const workers = await this.tiers();
+    await Promise.all(workers.map((w) => w.hop.control('default', JSON.stringify({ id: v.seg }), { timeoutMs: 10_000 }).catch(() => {})));
+  }
+
+  private async doSwitch(cuts: number[], plan: SwitchReport['plan'] | undefined, setup = false): Promise<SwitchReport> {
+    const strategy = this.strategyName;
+    const old = this.active;
+    const at = new Date().toISOString();
+    const t0 = performance.now();
+    const base = { strategy, from: [...old.cuts], to: [...cuts], at, ...(plan ? { plan } : {}), ...(setup ? { setup } : {}) };
+    if (!setup && sameCuts(cuts, old.cuts)) {
+      const r: SwitchReport = { ...base, version: old.id, prepared: 'none', downtimeMs: 0, prepareMs: 0, drainMs: 0, releaseMs: 0, durationMs: 0, tiers: [] };
+      this.history.push(r);
+      return r;
+    }
+    let report: SwitchReport;
+    if (strategy === 'pause-resume') {
+      this.gateway.pause(`repartitioning to cuts ${cuts.join(',')}`);
+      let next: { v: Version; tiers: TierPrepare[] };
+      let drainMs = 0;
+      try {
+        const d0 = performance.now();
+        await old.pipeline.drain();
+        drainMs = ms(d0, performance.now());
+        await this.release(old);
+        next = await this.prepare(cuts, false);
+      } catch (e) {
+        // Bring the old split back rather than stay down.
+        const back = await this.prepare(old.cuts, false).catch(() => null);
+        this.gateway.resume(back?.v.pipeline);
+        if (back) this.active = back.v;
+        throw e;
+      }
+      const downtimeS = this.gateway.resume(next.v.pipeline);
+      this.active = next.v;
+      const t1 = performance.now();
+      await this.makeDefault(next.v);
+      report = {
+        ...base, version: next.v.id, prepared: 'loaded', downtimeMs: downtimeS * 1000, prepareMs: ms(t0, t1) - drainMs, drainMs,
+        releaseMs: 0, durationMs: ms(t0, performance.now()), tiers: next.tiers,
+      };
+    } else {
+      let next: { v: Version; tiers: TierPrepare[] };
+      let prepared: SwitchReport['prepared'];
+      if (strategy === 'standby' && this.standbyV && sameCuts(this.standbyV.cuts, cuts)) {
+        next = { v: this.standbyV, tiers: [] };
+        this.standbyV = null;
+        prepared = 'standby';
+      } else {
+        const shared = strategy === 'hot-swap';
+        next = await this.prepare(cuts, shared);
+        prepared = shared ? 'chunks' : 'loaded';
+      }
+      const t1 = performance.now();
+      const keepOld = strategy === 'standby';
+      const { drainS, downtimeS } = await this.gateway.switchTo(next.v.pipeline, { keepOld });
+      this.active = next.v;
+      const t2 = performance.now();
+      await this.makeDefault(next.v);
+      if (keepOld) {
+        // The old version is the new standby; the one it replaces goes.
+        await this.dropStandby();
+        this.standbyV = old;
+      } else await this.release(old);
+      report = {
+        ...base, version: next.v.id, prepared, downtimeMs: downtimeS * 1000, prepareMs: ms(t0, t1), drainMs: drainS * 1000,
+        releaseMs: ms(t2, performance.now()), durationMs: ms(t0, performance.now()), tiers: next.tiers,
+      };
+    }
+    if (plan) this.active.plan = plan;
+    this.history.push(report);
+    if (this.history.length > 1000) this.history.splice(0, this.history.length - 1000);
+    return report;
+  }
+
+  status(): PartitionStatus {
+    const workers = this.workers ?? [];
+    return {
+      strategy: this.strategyName, model: this.gateway.name, version: this.active.id, cuts: [...this.active.cuts],
+      plan: this.active.plan ?? null,
+      standby: this.standbyV ? { version: this.standbyV.id, cuts: [...this.standbyV.cuts] } : null,
+      tiers: [...(this.local ? [{ name: 'gateway', address: `${this.gateway.address.host}:${this.gateway.address.port}`, part: 0 }] : []),
+        ...workers.map((w) => ({ name: w.name, address: w.where, part: w.part }))],
+      chunks: this.store?.list() ?? [],
+      switching: this.busy > 0,
+      history: [...this.history],
+    };
+  }
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
+    const reply = (status: number, body: unknown): void => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    const failWith = (e: unknown): void => {
+      const code = isKerfError(e) ? e.code : 'KERF_ERR_REMOTE';
+      const status = isKerfError(e) && ['KERF_ERR_CUT', 'KERF_ERR_PLAN', 'KERF_ERR_USAGE'].includes(e.code) ? 400
+        : code === 'KERF_ERR_CLOSED' ? 503 : 500;
+      reply(status, { error: isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`, code });
+    };
+    if (path === '/v1/partition' && (req.method === 'GET' || req.method === 'HEAD')) return reply(200, this.status());
+    const body = (fn: (doc: Record<string, unknown>) => Promise<unknown>): void => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      req.on('data', (c: Buffer) => { n += c.length; if (n <= 64 << 20) chunks.push(c); });
+      req.on('end', () => {
+        let doc: unknown;
+        try { doc = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { return failWith(kerfError('KERF_ERR_USAGE', 'partition: the body is not JSON')); }
+        if (n > 64 << 20) return failWith(kerfError('KERF_ERR_USAGE', 'partition: body over 64 MiB'));
+        if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return failWith(kerfError('KERF_ERR_USAGE', 'partition: expected a JSON object'));
+        fn(doc as Record<string, unknown>).then((r) => reply(200, r), failWith);
+      });
+    };
+    if (path === '/v1/partition' && req.method === 'POST') {
+      return body(async (doc) => this.partition({
+        ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.plan !== undefined ? { plan: doc.plan as PlanDocument } : {}),
+      }));
+    }
+    if (path === '/v1/partition/strategy' && (req.method === 'PUT' || req.method === 'POST')) {
+      return body(async (doc) => this.setStrategy(doc.strategy as SwitchStrategy, Array.isArray(doc.standby) ? { standby: doc.standby as number[] } : {}));
+    }
+    if (path === '/v1/partition/strategy' && req.method === 'GET') return reply(200, { strategy: this.strategyName });
+    reply(405, { error: `${req.method} not allowed on ${path} (GET/POST /v1/partition, PUT /v1/partition/strategy)`, code: 'KERF_ERR_USAGE' });
+  }
+
+  /** Release the standby, the tiers' control connections and the gateway's chunks. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.catch(() => {});
+    const s = this.standbyV;
+    this.standbyV = null;
+    if (s) { await s.pipeline.close(); await s.ownLocal?.close(); }
+    await Promise.all((this.workers ?? []).map((w) => w.hop.close()));
+    // The active version's pipeline is the gateway's to close; its chunks go with the store.
+    await this.store?.close();
+  }
+}
