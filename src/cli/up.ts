@@ -38,6 +38,9 @@ options:
                          gateway a share)
   --cpu-period-us P      CFS period of the quotas (default 100000)
   --no-cpu-limit         do not use cgroups (tiers get whatever CPU they can)
+  --switch STRATEGY      how POST /v1/partition (kerf repartition) switches splits live:
+                         pause-resume, standby, on-demand (default) or hot-swap
+  --standby C1,C2        with --switch standby: the split kept loaded beside the active one
   --json                 print one JSON line when ready (endpoint, pids, links)
   -h, --help             this help
 
@@ -49,6 +52,7 @@ const OPTIONS = {
   model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
+  switch: { type: 'string' }, standby: { type: 'string' },
 } as const;
 
 function positive(v: string, flag: string): number {
@@ -141,6 +145,11 @@ export async function run(argv: string[]): Promise<number | void> {
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
   const h = await up(opts);
+  if (v.switch !== undefined || v.standby !== undefined) {
+    const { setSwitchStrategy } = await import('../serve/switch-client.js');
+    await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, v.standby !== undefined ? { standby: parseIntList(v.standby, '--standby') } : {})
+      .catch(async (e: unknown) => { await h.close(); throw e; });
+  }
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
   if (v.json) {
