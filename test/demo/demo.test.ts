@@ -1,0 +1,31 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../support/shared.js';
+
+test('kerf demo: profiles three tiers, plans, serves the split, every answer equals the unsplit model', () => {
+  const keep = join(mkdtempSync(join(tmpdir(), 'kerf-demo-test-')), 'out');
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kerf.js'), 'demo', '--requests', '2', '--json', '--keep', keep], { encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout) as {
+    plan: { cuts: number[]; tiers: { tier: string; blocks: number[] | null }[]; predictedS: number };
+    results: { label: string; p50: number; predicted: number; equal: number; n: number; failed: number }[];
+  };
+  assert.deepEqual(s.results.map((x) => x.label), ['kerf plan', 'all on device', 'all on cloud']);
+  for (const x of s.results) {
+    assert.equal(x.failed, 0, `${x.label}: failed requests`);
+    assert.equal(x.equal, x.n, `${x.label}: outputs differ from the unsplit model`);
+    assert.ok(x.p50 > 0 && Number.isFinite(x.p50));
+  }
+  assert.ok(s.plan.tiers.some((t) => t.blocks), 'the plan places blocks');
+  const files = readdirSync(keep);
+  assert.ok(files.includes('plan.json'));
+  assert.equal(files.filter((f) => f.endsWith('.profile.json')).length, 3);
+  // No cgroup of ours is left behind.
+  if (existsSync('/sys/fs/cgroup/cpu')) {
+    assert.deepEqual(readdirSync('/sys/fs/cgroup/cpu').filter((d) => d.startsWith(`kerf-`) && d.includes('profile-')), []);
+  }
+});
