@@ -1,4 +1,5 @@
 import { kerfError } from '../errors.js';
+import { mulberry32 } from '../util/prng.js';
 import { numel, type DType } from '../graph/dtypes.js';
 import type { Model } from '../graph/model.js';
 import type { TensorInfo } from '../graph/cuts.js';
@@ -39,16 +40,7 @@ export function resolveInputShapes(model: Model, given: Record<string, number[]>
 }
 
 /** Seeded PRNG (mulberry32): same seed, same inputs on every machine. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng: (seed: number) => () => number = mulberry32;
 
 /** A seeded random tensor: floats uniform in [0,1), integers 0, booleans false. */
 export function randomTensor(dtype: DType, dims: number[], rnd: () => number): HostTensor {

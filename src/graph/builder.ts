@@ -269,17 +269,8 @@ export interface NodeOptions { name?: string; domain?: string; docString?: strin
 interface NodeSpec { opType: string; inputs: string[]; outputs: string[]; attrs: Record<string, AttrValue>; name: string; domain: string; docString?: string }
 interface InitSpec { name: string; dtype: DType; dims: number[]; source: TensorSource }
 
-/** A deterministic PRNG (mulberry32): same seed, same sequence, on every platform. Returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../util/prng.js';
+import { mulberry32 } from '../util/prng.js';
 
 /** FNV-1a of a string mixed with a seed: gives each named tensor its own stream, independent of build order. */
 export function seedFor(seed: number, name: string): number {

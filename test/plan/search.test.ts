@@ -4,17 +4,9 @@ import { searchPlacements, describePlacement } from '../../src/plan/search.js';
 import { emptyCriteria } from '../../src/plan/criteria.js';
 import type { Network, NetworkLink, PlanCriteria, PlanProblem, PlanSearchOptions, SystemCost, PlanTier } from '../../src/plan/types.js';
 import { bruteForce } from './brute.js';
+import { mulberry32 } from '../../src/util/prng.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 interface Case { problem: PlanProblem; net: Network; criteria: PlanCriteria; opts: PlanSearchOptions }
 

@@ -1,17 +1,9 @@
+import { mulberry32 } from '../../util/prng.js';
 import { firstLink, lastLink, reachTable } from './core.js';
 import { better, checkStages, type Inst, score, type Score, type Seg } from './instance.js';
 
 /** mulberry32: a small seeded generator so baselines and benchmarks repeat exactly. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng: (seed: number) => () => number = mulberry32;
 
 function valid(I: Inst, segs: Seg[]): Score | null {
   if (checkStages(I, segs) !== null) return null;
