@@ -10,7 +10,7 @@ import { rankPlacements, systemsMissingFromNetwork } from '../plan/search.js';
 import type { PlanObjective } from '../plan/types.js';
 import type { Profile } from '../profile/types.js';
 import { parse } from './args.js';
-import { joinNegativeValues } from './scission.js';
+import { joinNegativeValues, SCISSION_OPTIONS } from './scission.js';
 
 const HELP = `usage: kerf plan <model | model.onnx> --profiles DIR --network FILE [criteria] [-o plan.json]
 
@@ -43,19 +43,10 @@ const OPTIONS = {
   json: { type: 'boolean' },
   objective: { type: 'string' },
   'return-result': { type: 'boolean' },
-  'result-count': { type: 'string' },
-  input: { type: 'string', short: 'i' },
   load: { type: 'string', multiple: true },
   privacy: { type: 'string' },
   'max-memory': { type: 'string', multiple: true },
-  device: { type: 'string', short: 'd' },
-  'device-upload': { type: 'string' },
-  'device-time': { type: 'string' },
-  edge: { type: 'string', short: 'e' },
-  'edge-upload': { type: 'string' },
-  'edge-time': { type: 'string' },
-  cloud: { type: 'string', short: 'c' },
-  'cloud-time': { type: 'string' },
+  ...SCISSION_OPTIONS,
 } as const;
 
 function readText(file: string): string {

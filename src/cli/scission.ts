@@ -27,7 +27,8 @@ in the benchmark folder (where Scission looks).
   --cloud-time S|x%       cloud time limit
 `;
 
-const OPTIONS = {
+/** Scission's query flags; `kerf plan` takes the same ones and more. */
+export const SCISSION_OPTIONS = {
   'result-count': { type: 'string' },
   input: { type: 'string', short: 'i' },
   device: { type: 'string', short: 'd' },
@@ -39,6 +40,7 @@ const OPTIONS = {
   cloud: { type: 'string', short: 'c' },
   'cloud-time': { type: 'string' },
 } as const;
+const OPTIONS = SCISSION_OPTIONS;
 
 /**
  * argparse takes `-d -1` (a value that looks like a negative number); node's parseArgs does not, so join
