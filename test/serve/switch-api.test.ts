@@ -1,0 +1,111 @@
+/** The control API (/v1/partition) and `kerf repartition`: answers, history, and one-line errors naming the culprit. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { prepareModel } from '../../src/engine/index.js';
+import { Gateway, Worker, type PartitionStatus, type SwitchReport } from '../../src/serve/index.js';
+import { blockCuts } from '../../src/graph/cuts.js';
+import { sharedPath } from '../support/shared.js';
+import { KERF, TOKEN, httpRequest, inferBinary, inputsFor } from './serve-helpers.js';
+
+const path = sharedPath('models/squeezenet1_1.onnx');
+
+function kerf(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [KERF, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+    p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
+    p.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
+
+const json = async (url: string, method: string, body?: unknown): Promise<{ status: number; doc: Record<string, unknown> }> => {
+  const r = await httpRequest(url, method, body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body), { 'content-type': 'application/json' });
+  return { status: r.status, doc: JSON.parse(r.body.toString()) as Record<string, unknown> };
+};
+
+test('/v1/partition and kerf repartition', { skip: !path }, async () => {
+  const prep = await prepareModel(path!);
+  const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
+  const A = [ids[5]!, ids[15]!], B = [ids[10]!, ids[20]!];
+  const cloud = await Worker.start({ token: TOKEN, model: prep, segment: { cuts: A, blocks: [2, 2] }, name: 'cloud' });
+  const edge = await Worker.start({ token: TOKEN, model: prep, segment: { cuts: A, blocks: [1, 1] }, name: 'edge', next: cloud.address });
+  const g = await Gateway.start({ model: prep, pipeline: { cuts: A, next: edge.address, token: TOKEN } });
+  try {
+    await g.waitReady(10_000);
+    const base = `${g.url}/v1/partition`;
+    let st = (await json(base, 'GET')).doc as unknown as PartitionStatus;
+    assert.deepEqual([st.strategy, st.version, st.cuts, st.history.length], ['on-demand', 'v0', A, 0]);
+
+    // Mistakes: 400 with a code and a message naming the culprit.
+    let r = await json(base, 'POST', { cuts: [A[0]] });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_CUT']);
+    assert.match(String(r.doc.error), /1 cut .* 3 parts; give 2/);
+    r = await json(base, 'POST', { cuts: [A[0], 999999] });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_CUT']);
+    assert.match(String(r.doc.error), /unknown cut id 999999/);
+    r = await json(base, 'POST', { cuts: [B[1], B[0]] });
+    assert.match(String(r.doc.error), /strictly increasing/);
+    r = await json(base, 'POST', '{"cuts": [1,');
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_USAGE']);
+    r = await json(base, 'POST', { plan: { schema: 'kerf.plan/v0', cuts: B } });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_PLAN']);
+    r = await json(base, 'POST', { plan: { schema: 'kerf.plan/v1', model: 'resnet18', cuts: B } });
+    assert.match(String(r.doc.error), /for model 'resnet18'/);
+    r = await json(`${base}/strategy`, 'PUT', { strategy: 'teleport' });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_USAGE']);
+    assert.match(String(r.doc.error), /teleport/);
+
+    // A plan: its cuts are used and its summary recorded.
+    r = await json(base, 'POST', { plan: { schema: 'kerf.plan/v1', model: prep.model.name, cuts: B, totalS: 0.012, objective: 'latency' } });
+    assert.equal(r.status, 200, JSON.stringify(r.doc));
+    const rep = r.doc as unknown as SwitchReport;
+    assert.deepEqual([rep.from, rep.to, rep.version, rep.prepared, rep.strategy], [A, B, 'v1', 'loaded', 'on-demand']);
+    assert.deepEqual(rep.tiers.map((t) => t.tier), ['gateway', 'edge', 'cloud']);
+    assert.ok(rep.durationMs >= rep.prepareMs && rep.prepareMs > 0);
+    // Still answers, now on v1; the old segments are gone from the workers.
+    const res = await inferBinary(g.url, g.name, inputsFor(prep, 1)[0]!);
+    assert.equal(res.status, 200);
+    assert.deepEqual([...edge.segments.keys()], ['v1']);
+    assert.equal(edge.defaultSegment, 'v1');
+
+    // The CLI: switch back, show the status, and refuse mistakes in one line.
+    const c1 = await kerf(['repartition', '--cuts', A.join(','), '--url', g.url]);
+    assert.equal(c1.code, 0, c1.err);
+    assert.match(c1.out, new RegExp(`cuts ${B.join(',')} → ${A.join(',')} \\(v2, on-demand, loaded\\): downtime [\\d.]+ ms`));
+    const c2 = await kerf(['repartition', '--status', '--url', g.url, '--json']);
+    st = JSON.parse(c2.out) as PartitionStatus;
+    assert.deepEqual([st.version, st.cuts, st.history.map((h) => h.version)], ['v2', A, ['v1', 'v2']]);
+    assert.deepEqual(st.plan, null);
+    assert.deepEqual(st.tiers.map((t) => [t.name, t.part]), [['gateway', 0], ['edge', 1], ['cloud', 2]]);
+    const c3 = await kerf(['repartition', '--cuts', String(A[0]), '--url', g.url]);
+    assert.equal(c3.code, 1);
+    assert.match(c3.err, /^kerf: .*1 cut .* give 2.*\n$/);
+    const c4 = await kerf(['repartition']);
+    assert.equal(c4.code, 2);
+    assert.match(c4.err, /give --to plan.json, --cuts/);
+    const c5 = await kerf(['repartition', '--to', '/nonexistent/plan.json', '--url', g.url]);
+    assert.equal(c5.code, 1);
+    assert.match(c5.err, /^kerf: \/nonexistent\/plan.json: cannot read the plan/);
+    const c6 = await kerf(['repartition', '--status', '--url', 'http://127.0.0.1:1']);
+    assert.equal(c6.code, 1);
+    assert.match(c6.err, /cannot reach the gateway/);
+
+    // Same cuts again: nothing to do, said so.
+    r = await json(base, 'POST', { cuts: A });
+    assert.deepEqual([r.status, (r.doc as unknown as SwitchReport).prepared], [200, 'none']);
+
+    // Standby via the API: the standby split is loaded beside, and a switch to it loads nothing.
+    r = await json(`${base}/strategy`, 'PUT', { strategy: 'standby', standby: B });
+    assert.equal(r.status, 200, JSON.stringify(r.doc));
+    assert.deepEqual((r.doc as unknown as PartitionStatus).standby?.cuts, B);
+    assert.equal(edge.segments.size, 2);
+    r = await json(base, 'POST', { cuts: B });
+    assert.deepEqual([(r.doc as unknown as SwitchReport).prepared, (r.doc as unknown as SwitchReport).tiers], ['standby', []]);
+    assert.deepEqual(((await json(base, 'GET')).doc as unknown as PartitionStatus).standby?.cuts, A);
+    assert.equal(((await httpRequest(`${g.url}/v2/health/ready`, 'GET')).status), 200);
+  } finally {
+    await g.close(); await edge.close(); await cloud.close();
+  }
+});
