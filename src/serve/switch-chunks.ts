@@ -80,8 +80,9 @@ export interface ChunkStoreOptions {
   threads?: number;
   /**
    * Bytes of chunks no composition uses that the store keeps for later splits (least
-   * recently used dropped first). Default: the model's parameter bytes, so a tier never
-   * holds more than about one copy of the model plus what is in use.
+   * recently used dropped first). Default: 1.5 × the model's parameter bytes: room for the
+   * union of two splits' ranges even when their chunks overlap, so alternating splits never
+   * reloads, while a tier stays well under two copies of the model plus what is in use.
    */
   cacheBytes?: number;
   label?: string;
@@ -96,7 +97,7 @@ export class ChunkStore {
   readonly cacheBytes: number;
 
   constructor(readonly prep: Prepared, private readonly opts: ChunkStoreOptions = {}) {
-    this.cacheBytes = opts.cacheBytes ?? prep.analysis.totals.paramBytes;
+    this.cacheBytes = opts.cacheBytes ?? 1.5 * prep.analysis.totals.paramBytes;
   }
 
   /** Bytes of every chunk loaded (in use or cached). */
@@ -110,7 +111,7 @@ export class ChunkStore {
   /**
    * A segment running the model from cut `start` to cut `end` (null: the model's inputs /
    * outputs), reusing loaded chunks: among compositions of loaded and new chunks it picks the
-   * one that loads the fewest parameters, then the fewest chunks.
+   * one that loads the fewest parameters, then the one cut at most loaded boundaries.
    */
   async compose(start: number | null, end: number | null, label?: string): Promise<{ segment: ComposedSegment; report: ComposeReport }> {
     if (this.closedFlag) throw kerfError('KERF_ERR_CLOSED', 'chunk store is closed');
@@ -135,7 +136,8 @@ export class ChunkStore {
         const have = this.chunks.has(key(bi, bj));
         const cost = best[i]!.cost + (have ? 0 : Math.max(1, params(bj, true) - params(bi, false)));
         const n = best[i]!.n + 1;
-        if (cost < best[j]!.cost || (cost === best[j]!.cost && n < best[j]!.n)) best[j] = { cost, n, prev: i };
+        // Equal cost: split at the loaded chunks' ends, so later splits find more to reuse.
+        if (cost < best[j]!.cost || (cost === best[j]!.cost && n > best[j]!.n)) best[j] = { cost, n, prev: i };
       }
     }
     const ranges: [number | null, number | null][] = [];

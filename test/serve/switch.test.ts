@@ -96,7 +96,7 @@ for (const strategy of ['pause-resume', 'standby', 'on-demand', 'hot-swap'] as S
       // The old versions are released: one segment per worker (two with standby).
       for (const w of p.workers) assert.equal(w.segments.size, strategy === 'standby' ? 2 : 1, `${w.name}: ${[...w.segments.keys()].join(',')}`);
       if (strategy === 'hot-swap') {
-        for (const w of p.workers) assert.ok(w.store!.bytes <= prep.analysis.totals.paramBytes * 1.05, `${w.name} holds ${w.store!.bytes} bytes of chunks`);
+        for (const w of p.workers) assert.ok(w.store!.bytes <= prep.analysis.totals.paramBytes * 1.5, `${w.name} holds ${w.store!.bytes} bytes of chunks`);
       }
     } finally {
       await p.close();
