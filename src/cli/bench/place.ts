@@ -1,7 +1,7 @@
 import { kerfError } from '../../errors.js';
 import {
   anchorCluster, place, placementLowerBound, zooPlaceModel,
-  type Objective, type Placement, type PlaceModelName,
+  type Objective, type Placement, type PlaceModel, type PlaceModelName,
 } from '../../plan/place/index.js';
 import { parse } from '../args.js';
 
@@ -19,6 +19,9 @@ options:
   --trials N          seeded instances per setting (default 5)
   --seed N            base seed (default 1)
   --gflops G          node speed, GFLOP/s (default 8, a Raspberry-Pi-4-class node)
+  --source S          graph (default): the zoo's ONNX models analysed by kerf's graph code
+                      (blocks between single-tensor cuts, FLOPs, weights, crossing bytes);
+                      table: the hand-computed per-layer tables of src/plan/place/models.ts
   --objective NAME    throughput (default) | comm (links only, the anchor's objective)
   --exact-nodes N     run the exact solver up to N nodes (default 20; at most 52)
   --exact-limit S     seconds the exact solver may take per instance (default 10)
@@ -33,6 +36,7 @@ const OPTIONS = {
   trials: { type: 'string' },
   seed: { type: 'string' },
   gflops: { type: 'string' },
+  source: { type: 'string' },
   objective: { type: 'string' },
   'exact-nodes': { type: 'string' },
   'exact-limit': { type: 'string' },
@@ -85,12 +89,35 @@ function intOpt(v: string | undefined, flag: string, def: number, min: number): 
   return x;
 }
 
-/** Run one instance with every solver. */
+/** Zoo architecture of each benchmark model. */
+const ZOO_NAMES: Record<PlaceModelName, string> = { resnet50: 'resnet50', mobilenetv2: 'mobilenet_v2', inception: 'googlenet' };
+
+/**
+ * A benchmark model from the zoo's ONNX graph (BatchNorm folded, as exported): blocks between
+ * single-tensor cuts with kerf's FLOPs, weight bytes and crossing bytes; seconds = FLOPs ÷ GFLOP/s
+ * (FLOPs count Conv and Gemm only, so pooling and adds are free here).
+ */
+export async function graphPlaceModel(model: PlaceModelName, gflops: number): Promise<PlaceModel> {
+  const { zooModel } = await import('../../zoo/index.js');
+  const { parseModel } = await import('../../graph/model.js');
+  const { blockCuts, blocksOf } = await import('../../graph/cuts.js');
+  const { prepareModel } = await import('../../engine/prepare.js');
+  const name = ZOO_NAMES[model];
+  const prep = await prepareModel(parseModel(zooModel(name, { batchNorm: 'folded' }), { name, source: `zoo:${name}` }));
+  const cuts = blockCuts(prep.analysis, 'single').map((c) => c.id);
+  const blocks = blocksOf(prep.model, prep.analysis, cuts).map((b) => ({
+    seconds: b.flops / (gflops * 1e9), outputBytes: b.outputBytes, paramBytes: b.paramBytes, flops: b.flops, ...(b.cutId !== undefined ? { cutId: b.cutId } : {}),
+  }));
+  return { name: model, inputBytes: prep.analysis.totals.inputBytes, blocks };
+}
+
+/** Run one instance with every solver (on `pm` when given, else the model's table). */
 export function benchInstance(
   model: PlaceModelName, nodes: number, memory: number | 'mixed', trial: number, seed: number,
   o: { gflops: number; objective: Objective; exactNodes: number; exactLimit: number; entry: boolean },
+  pm?: PlaceModel,
 ): PlaceBenchRow | null {
-  const m = zooPlaceModel(model, o.gflops);
+  const m = pm ?? zooPlaceModel(model, o.gflops);
   const c = anchorCluster({ nodes, seed, memoryMB: memory, entry: o.entry });
   const [lb, tLb] = timed(() => placementLowerBound(m, c, { objective: o.objective }));
   if (lb === Infinity) return null;
@@ -159,10 +186,15 @@ export async function run(argv: string[]): Promise<number | void> {
   const exactNodes = Math.min(52, intOpt(v['exact-nodes'], '--exact-nodes', 20, 0));
   const exactLimit = v['exact-limit'] !== undefined ? Number(v['exact-limit']) : 10;
   const o = { gflops, objective, exactNodes, exactLimit, entry: !v['no-entry'] };
+  const source = v.source ?? 'graph';
+  if (source !== 'graph' && source !== 'table') throw kerfError('KERF_ERR_USAGE', `--source '${source}': expected graph or table`);
+  const pms = new Map<PlaceModelName, PlaceModel>();
+  for (const m of models) pms.set(m, source === 'graph' ? await graphPlaceModel(m, gflops) : zooPlaceModel(m, gflops));
   const rows: PlaceBenchRow[] = [];
   const out = process.stdout;
   if (!v.json) {
-    out.write(`kerf bench place: objective ${objective}, ${o.entry ? 'entry n0' : 'no entry'}, ${gflops} GFLOP/s nodes, ${trials} trials per setting, exact up to ${exactNodes} nodes (${exactLimit} s limit)\n`);
+    const desc = models.map((m) => `${m} ${pms.get(m)!.blocks.length} blocks`).join(', ');
+    out.write(`kerf bench place: models from ${source === 'graph' ? "the zoo's ONNX graphs" : 'the per-layer tables'} (${desc}); objective ${objective}, ${o.entry ? 'entry n0' : 'no entry'}, ${gflops} GFLOP/s nodes, ${trials} trials per setting, exact up to ${exactNodes} nodes (${exactLimit} s limit)\n`);
     out.write('bottlenecks are means over feasible trials, ms; ratios are means of per-instance ratios\n\n');
     out.write(['model'.padEnd(11), 'N'.padStart(3), 'memMB'.padStart(6), 'ok'.padStart(3), 'kerf'.padStart(9), 'greedy'.padStart(9), 'random'.padStart(9),
       'bound'.padStart(9), 'exact'.padStart(9), 'k/bound'.padStart(8), 'k/exact'.padStart(8), 'g/k'.padStart(6), 'r/k'.padStart(6),
@@ -174,7 +206,7 @@ export async function run(argv: string[]): Promise<number | void> {
         const set: PlaceBenchRow[] = [];
         for (let t = 0; t < trials; t++) {
           const seed = seed0 * 1_000_003 + N * 7919 + (mem === 'mixed' ? 1 : mem) * 31 + t * 104_729;
-          const row = benchInstance(model, N, mem, t, seed, o);
+          const row = benchInstance(model, N, mem, t, seed, o, pms.get(model));
           if (!row) continue;
           set.push(row);
           if (v.json) out.write(JSON.stringify(row) + '\n');
