@@ -81,12 +81,15 @@ export async function run(argv: string[]): Promise<number> {
   const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
 
   const work = a.values.keep ? resolve(a.values.keep) : mkdtempSync(join(tmpdir(), 'kerf-demo-'));
-  const { CpuQuota } = await import('./demo-model.js');
-  const quota = CpuQuota.probe();
+  const { CpuGroup, cpuQuotaUnavailable } = await import('../serve/cpu.js');
+  const quotaWhyNot = cpuQuotaUnavailable();
+  const quota = { available: quotaWhyNot === null };
+  const groups: import("../serve/cpu.js").CpuGroup[] = [];
+  const release = () => { for (const g of groups.splice(0)) void g.remove(2000).catch(() => undefined); };
   // Ctrl-C: children exit on their own when this process goes (their IPC channel closes);
   // the cgroups and the work folder are ours to remove.
   const onSignal = (sig: NodeJS.Signals) => {
-    quota.release();
+    release();
     if (!a.values.keep) rmSync(work, { recursive: true, force: true });
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
@@ -103,7 +106,7 @@ export async function run(argv: string[]): Promise<number> {
     const pct = (c: number) => `${Math.round(c * 100)}% of a core`;
     say(quota.available
       ? `  tiers (one thread each, CPU held by cgroup quotas): device ${pct(deviceCpu)}, edge ${pct(edgeCpu)}, cloud a whole core`
-      : '  no cgroup CPU quota can be set here: the three tiers run at the same speed (1 thread each)');
+      : `  no CPU quota can be set here (${quotaWhyNot}): the three tiers run at the same speed, 1 thread each`);
     say(`  network: ${NETWORK.links.map((l) => `${l.from}–${l.to} ${l.bandwidthMbps} Mbit/s ${l.rttMs} ms RTT`).join(', ')}`);
 
     // 2. Profiles, one child process per tier (the device's under its CPU quota).
@@ -116,7 +119,9 @@ export async function run(argv: string[]): Promise<number> {
       const shapeArgs = Object.entries(prep.inputShapes).flatMap(([k, v]) => ['--input-shape', `${k}=${v.join('x')}`]);
       const args = ['profile', modelFile, '--system', t.tier, '--tier', t.tier, '--threads', String(t.threads),
         '--method', 'trace', '--repeats', '5', '--warmup', '1', '--json', '-o', work, ...shapeArgs];
-      const out = await runChild(args, (pid) => { if (t.cpu !== null) quota.limit(pid, t.cpu, `profile-${t.tier}`); });
+      let group: import("../serve/cpu.js").CpuGroup | null = null;
+      if (quota.available && t.cpu !== null) groups.push(group = await CpuGroup.create(`demo-profile-${t.tier}`, t.cpu, { periodUs: cfsPeriodUs(t.cpu) }));
+      const out = await runChild(args, (pid) => group?.add(pid));
       profiles.push(JSON.parse(out) as Profile);
     }
 
@@ -156,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     const measured: Measured[] = [];
     for (const c of configs) {
       say(`serving "${c.label}" and sending ${requests} requests… (${elapsed()})`);
-      measured.push(await serveAndMeasure(c.label, c.placement, plan, modelFile, prep.inputShapes, name, tiers, quota, inputs, expected, outNames, compareOutputs));
+      measured.push(await serveAndMeasure(c.label, c.placement, plan, modelFile, prep.inputShapes, name, tiers, quota.available, inputs, expected, outNames, compareOutputs));
     }
 
     // 5. Summary.
@@ -187,14 +192,14 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    quota.release();
+    release();
     if (!a.values.keep) rmSync(work, { recursive: true, force: true });
   }
 }
 
 async function serveAndMeasure(
   label: string, p: RankedPlacement, plan: PlanDocument, modelFile: string, inputShapes: Record<string, number[]>, name: string,
-  tiers: TierSetup[], quota: import('./demo-model.js').CpuQuota,
+  tiers: TierSetup[], limitCpu: boolean,
   inputs: Record<string, HostTensor>[], expected: Record<string, HostTensor>[], outNames: string[],
   compare: typeof import('../engine/verify.js').compareOutputs,
 ): Promise<Measured> {
@@ -203,17 +208,16 @@ async function serveAndMeasure(
   const doc = { ...plan, ...p, network: plan.network } as PlanDocument;
   const links = NETWORK.links;
   const opts = planToUp({ ...doc, network: { links } }, modelFile);
-  const threadsOf = (t: string) => tiers.find((x) => t.startsWith(x.tier))?.threads ?? 1;
-  opts.tiers = opts.tiers!.map((t) => ({ ...t, threads: threadsOf(t.name) }));
+  // Each process gets its tier's threads and CPU share (the gateway is the device).
+  opts.tiers = opts.tiers!.map((t, i) => {
+    const setup = i === 0 ? tiers[0]! : tiers.find((x) => t.name.startsWith(x.tier))!;
+    return { ...t, threads: setup.threads, ...(limitCpu && setup.cpu !== null ? { cpus: setup.cpu } : {}) };
+  });
+  opts.cpu = { periodUs: cfsPeriodUs(Math.min(...tiers.map((t) => t.cpu ?? 1))) };
   opts.inputShapes = inputShapes;
   opts.name = name;
   const h = await up(opts);
   try {
-    // Each process gets its tier's CPU share (the gateway is the device).
-    for (const proc of h.processes) {
-      const t = proc.role === 'gateway' ? tiers[0]! : tiers.find((x) => proc.name.startsWith(x.tier));
-      if (t?.cpu != null) quota.limit(proc.pid, t.cpu, `${label.replace(/\W+/g, '-')}-${proc.pid}`);
-    }
     const client = new OipClient(h.url, name);
     try {
       await client.infer(inputs[0]!); // warm-up: connections, first-run allocations
@@ -236,11 +240,20 @@ async function serveAndMeasure(
   }
 }
 
+/**
+ * CFS period for a CPU share: short (10 ms) so throttling is fine-grained — with the kernel's
+ * 100 ms, a 1 ms block at 10% either runs at once or waits 90 ms and block medians mean
+ * nothing — but long enough that the quota stays above the kernel's 1 ms minimum.
+ */
+function cfsPeriodUs(share: number): number {
+  return Math.max(10_000, Math.ceil(1000 / share));
+}
+
 /** Run `kerf ARGS` as a child; `onSpawn(pid)` right after it starts; resolves with its stdout. */
-function runChild(args: string[], onSpawn: (pid: number) => void): Promise<string> {
+function runChild(args: string[], onSpawn: (pid: number) => Promise<void> | undefined): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [KERF_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    if (child.pid) onSpawn(child.pid);
+    if (child.pid) void onSpawn(child.pid)?.catch(reject);
     let out = '', err = '';
     child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); });
     child.stderr.on('data', (c: Buffer) => { err += c.toString('utf8'); });
