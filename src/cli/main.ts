@@ -15,6 +15,7 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   plan: { file: './plan.js', summary: 'rank placements across device, edge and cloud' },
   scission: { file: './scission.js', summary: "Scission's scission_predict.py, same output" },
   worker: { file: './worker.js', summary: 'run one segment of a split model as a tier' },
+  gateway: { file: './gateway.js', summary: 'the device tier: Open Inference Protocol front (kerf worker --gateway)' },
   link: { file: './link.js', summary: 'a TCP proxy emulating a network link' },
   up: { file: './up.js', summary: 'start gateway and workers for a plan on this machine' },
   repartition: { file: './repartition.js', summary: 'switch a running pipeline to new cuts or a plan' },

@@ -8,7 +8,8 @@ export { Worker, SEGMENT_META, STAGE_META_PREFIX, DEFAULT_SEGMENT, tensorBytes a
 export { Pipeline, type PipelineOptions, type InferResult } from './pipeline.js';
 export { Gateway, httpStatus, type GatewayOptions, type SwitchRecord, type RouteHandler } from './gateway.js';
 export { OIP_DATATYPE, HEADER_LENGTH, parseInferRequest, encodeInferResponse, type TensorMeta, type InferRequest, type EncodedResponse } from './oip.js';
-export { up, type UpOptions, type UpHandle, type LinkSpec, type TierSpec, planToUp } from './up.js';
+export { up, planToUp, placementToUp, checkPlacementModel, type UpOptions, type UpHandle, type UpProcess, type ProcessMemory, type LinkSpec, type TierSpec, type CpuLimitOptions, type PlacementUpOptions } from './up.js';
+export { CpuGroup, cpuQuotaUnavailable, sweepStaleCpuGroups, processCpuSeconds, processMemory, CGROUP_CPU_ROOT, DEFAULT_CPU_PERIOD_US } from './cpu.js';
 export { OipClient, type InferOutcome } from './client.js';
 export { Switcher, SWITCH_STRATEGIES, DEFAULT_STRATEGY, type SwitchStrategy, type SwitchReport, type PartitionStatus, type PartitionTarget, type TierPrepare } from './switch.js';
 export { ChunkStore, ComposedSegment, type ComposeReport, type ChunkStoreOptions } from './switch-chunks.js';
