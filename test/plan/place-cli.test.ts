@@ -13,9 +13,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const CLUSTER = `schema: kerf.cluster/v1
 entry: gw
 nodes:
-  - { name: gw, memoryMB: 64 }
-  - { name: pi1, memoryMB: 128, speed: 1.5 }
-  - { name: pi2, memoryMB: 96 }
+  - { name: gw, memoryMB: 160 }
+  - { name: pi1, memoryMB: 224, speed: 1.5 }
+  - { name: pi2, memoryMB: 192 }
 links:
   - { from: gw, to: pi1, bandwidthMbps: 100, rttMs: 1 }
   - { from: pi1, to: pi2, bandwidthMbps: 50, rttMs: 2 }
@@ -65,7 +65,8 @@ describe('kerf place', () => {
 
   it('says why when the model cannot fit', () => {
     const c = join(dir, 'small.yaml');
-    writeFileSync(c, CLUSTER.replace(/memoryMB: \d+/g, 'memoryMB: 40'));
+    // 22 MB each beside the default 88 MB worker overhead: not enough for ResNet-50's weights
+    writeFileSync(c, CLUSTER.replace(/memoryMB: \d+/g, 'memoryMB: 110'));
     const r = kerf('place', 'resnet50', '--cluster', c);
     assert.equal(r.code, 1);
     assert.match(r.err, /^kerf: model 'resnet50': .*weights need/);

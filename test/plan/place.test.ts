@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  anchorCluster, place, placementLowerBound, rng, validateCluster, zooPlaceModel,
+  anchorCluster, DEFAULT_WIRE_CPU_MS_PER_MB, place, placementLowerBound, rng, validateCluster, zooPlaceModel,
   type Cluster, type Placement, type PlaceModel,
 } from '../../src/plan/place/index.js';
 
@@ -25,7 +25,13 @@ function randomModel(rand: () => number, n: number): PlaceModel {
 /** A random cluster: memory 16..96 MB, speed 0.5..2, links with probability `density`. */
 function randomCluster(rand: () => number, N: number, density: number, entry: boolean): Cluster {
   const nodes = [];
-  for (let i = 0; i < N; i++) nodes.push({ name: `n${i}`, memoryMB: 16 + Math.floor(rand() * 80), speed: 0.5 + rand() * 1.5 });
+  // wire CPU: the default, none, or per node (up to 10 ms/MB, enough to move the optimum)
+  const wireMode = rand();
+  for (let i = 0; i < N; i++) {
+    const node: Cluster['nodes'][number] = { name: `n${i}`, memoryMB: 16 + Math.floor(rand() * 80), speed: 0.5 + rand() * 1.5 };
+    if (wireMode > 0.6) node.wireCpuMsPerMB = rand() < 0.2 ? 0 : rand() * 10;
+    nodes.push(node);
+  }
   const links = [];
   for (let i = 0; i < N; i++) {
     for (let j = i + 1; j < N; j++) {
@@ -36,6 +42,7 @@ function randomCluster(rand: () => number, N: number, density: number, entry: bo
   }
   const dedup = new Map(links.map((l) => [`${l.from}>${l.to}`, l]));
   const c: Cluster = { schema: 'kerf.cluster/v1', nodes, links: [...dedup.values()], messageOverheadMs: 0.3, memory: { margin: 1, overheadMB: 0 } };
+  if (wireMode < 0.2) c.wireCpuMsPerMB = 0;
   if (entry) c.entry = 'n0';
   return validateCluster(c, 'test');
 }
@@ -67,10 +74,16 @@ function bruteForce(m: PlaceModel, c: Cluster, maxStages: number): number {
     for (let i = s; i <= j; i++) { wgt += m.blocks[i]!.paramBytes; act = Math.max(act, m.blocks[i]!.activationBytes!); }
     return wgt + act <= c.nodes[w]!.memoryMB * MB;
   };
+  // a stage's time: its blocks' compute plus the node's CPU for the bytes it receives and
+  // sends (none to or from itself as the entry)
   const comp = (w: number, s: number, j: number): number => {
     let t = 0;
-    for (let i = s; i <= j; i++) t += m.blocks[i]!.seconds / (c.nodes[w]!.speed ?? 1);
-    return t;
+    for (let i = s; i <= j; i++) t += m.blocks[i]!.seconds;
+    const msPerMB = c.nodes[w]!.wireCpuMsPerMB ?? c.wireCpuMsPerMB ?? DEFAULT_WIRE_CPU_MS_PER_MB;
+    const ext = entry >= 0 && entry !== w;
+    const bytesIn = s > 0 ? m.blocks[s - 1]!.outputBytes : ext ? m.inputBytes : 0;
+    const bytesOut = j < n - 1 || ext ? m.blocks[j]!.outputBytes : 0;
+    return (t + (msPerMB / 1000) * ((bytesIn + bytesOut) / MB)) / (c.nodes[w]!.speed ?? 1);
   };
   let best = Infinity;
   const seq: number[] = [];
@@ -178,6 +191,32 @@ describe('exact solver', () => {
     assert.equal(p.stages.length, 1);
     assert.equal(p.stages[0]!.node, 'a');
     assert.equal(p.bottleneck.seconds, 0);
+  });
+
+  it('counts the CPU a stage spends on the bytes it moves, and cuts where fewer bytes cross', () => {
+    // four equal blocks on two equal nodes; the cut after block 1 carries 8 MB, after block 0
+    // and block 2 only 1 KB. Without wire CPU the balanced cut (after block 1) wins; at
+    // 10 ms/MB it costs each side 80 ms, so an unbalanced cut with small transfers wins.
+    const outs = [1000, 8 * MB, 1000, 1000];
+    const m: PlaceModel = { name: 't', inputBytes: 1000, blocks: outs.map((o) => ({ seconds: 0.02, outputBytes: o, paramBytes: MB, activationBytes: 0 })) };
+    const cl = (wire: number): Cluster => validateCluster({
+      schema: 'kerf.cluster/v1', entry: 'a', wireCpuMsPerMB: wire, messageOverheadMs: 0, memory: { margin: 1, overheadMB: 0 },
+      nodes: [{ name: 'a', memoryMB: 64 }, { name: 'b', memoryMB: 64 }],
+      links: [{ from: 'a', to: 'b', bandwidthMbps: 1e6 }],
+    });
+    for (const solver of ['exact', 'scalable'] as const) {
+      const p0 = place(m, cl(0), { solver });
+      assert.equal(p0.stages.length, 2);
+      assert.equal(p0.stages[0]!.blocks.last, 1, solver);
+      assert.ok(Math.abs(p0.bottleneck.seconds - 0.04) < 1e-6);
+      const p1 = place(m, cl(10), { solver });
+      const cut = p1.stages.length === 2 ? p1.stages[0]!.blocks.last : -1;
+      assert.ok(cut === 0 || cut === 2, `${solver}: cut after block ${cut}`);
+      // 3 blocks of compute + the 1 KB crossings: 60 ms and a little wire
+      assert.ok(p1.bottleneck.seconds > 0.06 && p1.bottleneck.seconds < 0.0601, String(p1.bottleneck.seconds));
+      const wire = p1.stages.reduce((a, s) => a + s.wireSeconds, 0);
+      assert.ok(wire > 0 && wire < 0.0001);
+    }
   });
 
   it('returns its best with a proven bound when stopped early', () => {

@@ -38,6 +38,8 @@ export function validateCluster(doc: unknown, source = 'cluster'): Cluster {
     const node: ClusterNode = { name: n.name, memoryMB: posNum(n.memoryMB, w, 'memoryMB', false)! };
     const speed = posNum(n.speed, w, 'speed', true);
     if (speed !== undefined) node.speed = speed;
+    const wire = posNum(n.wireCpuMsPerMB, w, 'wireCpuMsPerMB', true, true);
+    if (wire !== undefined) node.wireCpuMsPerMB = wire;
     if (n.system !== undefined) {
       if (typeof n.system !== 'string' || n.system.length === 0) fail(w, "field 'system' must be a system name");
       node.system = n.system;
@@ -49,7 +51,7 @@ export function validateCluster(doc: unknown, source = 'cluster'): Cluster {
       node.labels = labels;
     }
     for (const k of Object.keys(n)) {
-      if (!['name', 'memoryMB', 'speed', 'system', 'labels'].includes(k)) fail(w, `unknown field '${k}'`);
+      if (!['name', 'memoryMB', 'speed', 'system', 'labels', 'wireCpuMsPerMB'].includes(k)) fail(w, `unknown field '${k}'`);
     }
     return Object.freeze(node);
   });
@@ -85,6 +87,8 @@ export function validateCluster(doc: unknown, source = 'cluster'): Cluster {
   }
   const mo = posNum(doc.messageOverheadMs, source, 'messageOverheadMs', true, true);
   if (mo !== undefined) out.messageOverheadMs = mo;
+  const wc = posNum(doc.wireCpuMsPerMB, source, 'wireCpuMsPerMB', true, true);
+  if (wc !== undefined) out.wireCpuMsPerMB = wc;
   if (doc.memory !== undefined) {
     if (!isObj(doc.memory)) fail(source, "field 'memory' must be a mapping (margin, overheadMB)");
     const margin = posNum(doc.memory.margin, `${source}: memory`, 'margin', true);
@@ -93,7 +97,7 @@ export function validateCluster(doc: unknown, source = 'cluster'): Cluster {
     out.memory = Object.freeze({ ...(margin !== undefined ? { margin } : {}), ...(overheadMB !== undefined ? { overheadMB } : {}) });
   }
   for (const k of Object.keys(doc)) {
-    if (!['schema', 'nodes', 'links', 'entry', 'messageOverheadMs', 'memory'].includes(k)) fail(source, `unknown field '${k}'`);
+    if (!['schema', 'nodes', 'links', 'entry', 'messageOverheadMs', 'wireCpuMsPerMB', 'memory'].includes(k)) fail(source, `unknown field '${k}'`);
   }
   return Object.freeze(out);
 }

@@ -1,9 +1,11 @@
-import { type Inst, linkTime, segComp, segFits } from './instance.js';
+import { type Inst, linkTime, segComp, segFits, stageTime } from './instance.js';
 
 /**
  * For bottleneck T: jm[w*n + s] = the last block j such that blocks s..j fit node w's memory
- * and (objective throughput) run within T on w; s - 1 when not even block s does.
+ * and (objective throughput) compute within T on w; s - 1 when not even block s does.
  * Non-decreasing in s for each w, which the sliding windows of the solvers rely on.
+ * Wire CPU is left out (it depends on the bytes at both ends, not monotone in j): a stage
+ * within jm may still exceed T by its wire CPU, which the solvers check with `stageTime`.
  */
 export function reachTable(I: Inst, T: number): Int32Array {
   const { n, N } = I;
@@ -44,22 +46,32 @@ export function adjacency(I: Inst): Int32Array[] {
 }
 
 /**
- * Every value the bottleneck can take is a segment's compute time on a node or one link's
+ * Every value the bottleneck can take is a stage's time on a node or one link's
  * transfer time. Collect those strictly between lo and hi (sorted, deduplicated), or return
- * their count alone when more than `limit`.
+ * their count alone when more than `limit`. `wire` false: stage times without wire CPU (the
+ * values of the walk relaxation, which ignores it).
  */
-export function candidates(I: Inst, lo: number, hi: number, limit: number): { count: number; values: Float64Array | null } {
+export function candidates(I: Inst, lo: number, hi: number, limit: number, wire = true): { count: number; values: Float64Array | null } {
   const { n, N } = I;
   const jmMem = reachTable(I, Infinity);
   let count = 0;
   const inRange = (x: number): boolean => x > lo && x < hi;
   // compute values: for each (w, s) they grow with j, so count by binary search
   const ranges: number[] = [];
+  const wired: number[] = [];
   if (!I.comm) {
     for (let w = 0; w < N; w++) {
       for (let s = 0; s < n; s++) {
         const jEnd = jmMem[w * n + s]!;
         if (jEnd < s) continue;
+        if (wire && I.wire[w]! > 0) {
+          // with wire CPU a stage's time is not monotone in j: take every end
+          for (let j = s; j <= jEnd; j++) {
+            const t = stageTime(I, w, s, j);
+            if (inRange(t)) { count++; if (count <= limit) wired.push(t); }
+          }
+          continue;
+        }
         // first j with comp > lo, first j with comp >= hi
         let a = s, b = jEnd + 1;
         while (a < b) { const m = (a + b) >> 1; if (segComp(I, w, s, m) > lo) b = m; else a = m + 1; }
@@ -96,6 +108,7 @@ export function candidates(I: Inst, lo: number, hi: number, limit: number): { co
     for (let j = j0; j < j1; j++) vals[k++] = segComp(I, w, s, j);
   }
   for (const t of links) vals[k++] = t;
+  for (const t of wired) vals[k++] = t;
   vals.sort();
   let u = 0;
   for (let i = 0; i < vals.length; i++) if (i === 0 || vals[i] !== vals[u - 1]) vals[u++] = vals[i]!;
@@ -182,7 +195,7 @@ export function lowerBound(I: Inst): number {
   while (!feasible(hi)) { lo = hi; hi *= 2; if (hi > 1e12) return lo; }
   // listing candidates costs N²·n; on large instances bisect instead (to 0.01%, keeping the
   // largest value proven infeasible, so the bound stays valid)
-  const c = I.N * I.N * I.n <= 4e6 ? candidates(I, lo, hi, 200_000) : { count: Infinity, values: null };
+  const c = I.N * I.N * I.n <= 4e6 ? candidates(I, lo, hi, 200_000, false) : { count: Infinity, values: null };
   if (c.values) {
     const v = c.values;
     let a = 0, b = v.length; // answer among v[a..b) or hi

@@ -1,5 +1,5 @@
 import { candidates, firstLink, lastLink, reachTable } from './core.js';
-import { hopLatency, type Inst, linkTime, score, type Seg } from './instance.js';
+import { hopLatency, type Inst, linkTime, score, type Seg, stageTime } from './instance.js';
 
 /** Exact solvers handle at most this many nodes (subsets are integers below 2^53). */
 export const EXACT_MAX_NODES = 52;
@@ -64,8 +64,10 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
     if (l0 > T || e < 0) continue;
     const st = get(layer, P2[w]!, w);
     const base = l0 + (I.entry >= 0 ? hopOf(I.entry, w) : 0);
-    const pw = I.pre[w]!;
-    for (let q = 1; q <= e + 1; q++) st.val[q] = base + pw[q]! - pw[0]!;
+    for (let q = 1; q <= e + 1; q++) {
+      const t = stageTime(I, w, 0, q - 1);
+      if (t <= T) st.val[q] = base + t;
+    }
   }
   const dqP = new Int32Array(n + 1);
   const dqKey = new Float64Array(n + 1);
@@ -90,6 +92,30 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
       if (!any) continue;
       for (let w = 0; w < N; w++) {
         if (has(S, w) || I.bw[v * N + w] === 0) continue;
+        if (I.wire[w]! > 0) {
+          // wire CPU makes a stage's time depend on the bytes at both of its ends, so the
+          // feasible starts of an end are no window: try every start the memory and compute
+          // window (jm) allows, each checked with its exact stage time
+          let target: State | null = null;
+          for (let q = 2; q <= n; q++) {
+            let bestK = Infinity, bestP = -1;
+            for (let p = q - 1; p >= 1; p--) {
+              if (jm[w * n + p]! + 1 < q) break; // jm is non-decreasing in p
+              if (val[p]! === Infinity) continue;
+              const l = linkTime(I, v, w, I.out[p - 1]!);
+              if (l > T) continue;
+              const t = stageTime(I, w, p, q - 1);
+              if (t > T) continue;
+              const kk = val[p]! + l + hopOf(v, w) + t;
+              if (kk < bestK) { bestK = kk; bestP = p; }
+            }
+            if (!spend(budget, q)) return 'stopped';
+            if (bestP < 0) continue;
+            target ??= get(next, S + P2[w]!, w);
+            if (bestK < target.val[q]!) { target.val[q] = bestK; target.par[q] = bestP * 64 + v; }
+          }
+          continue;
+        }
         if (!spend(budget, n)) return 'stopped';
         const pw = I.pre[w]!;
         let head = 0, tail = 0;

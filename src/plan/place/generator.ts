@@ -18,9 +18,13 @@ export interface AnchorOptions {
   /** compute speed factors drawn uniformly from this list (default all 1) */
   speeds?: number[];
   memory?: Cluster['memory'];
+  /** wire CPU per MB sent or received, ms (default 0: the anchor counts no CPU for transfers) */
+  wireCpuMsPerMB?: number;
 }
 
 export const ANCHOR_SIDE = 150;
+/** runtime memory per stage in the anchor's instances, MB (kerf's default is a measured worker) */
+export const ANCHOR_OVERHEAD_MB = 16;
 export const ANCHOR_MEMORIES = [64, 128, 256, 512] as const;
 
 /** Bandwidth of the anchor's model at distance d, Mbit/s. */
@@ -46,8 +50,9 @@ export function anchorCluster(o: AnchorOptions): Cluster {
       links.push({ from: `n${i}`, to: `n${j}`, bandwidthMbps: anchorBandwidth(d) });
     }
   }
-  const c: Cluster = { schema: 'kerf.cluster/v1', nodes, links, messageOverheadMs: o.messageOverheadMs ?? 0 };
+  const c: Cluster = { schema: 'kerf.cluster/v1', nodes, links, messageOverheadMs: o.messageOverheadMs ?? 0, wireCpuMsPerMB: o.wireCpuMsPerMB ?? 0 };
   if (o.entry !== false) c.entry = 'n0';
-  if (o.memory) c.memory = o.memory;
+  // the anchor's nodes are small devices, not Node.js processes: 16 MB of runtime per stage
+  c.memory = o.memory ?? { overheadMB: ANCHOR_OVERHEAD_MB };
   return c;
 }

@@ -14,7 +14,7 @@ import type { Cluster, Placement, PlaceModel, PlaceOptions } from './types.js';
 
 export * from './types.js';
 export { validateCluster, CLUSTER_SCHEMA } from './cluster.js';
-export { placeModelFromProfiles, blockActivation, DEFAULT_MARGIN, DEFAULT_OVERHEAD_MB, DEFAULT_MESSAGE_OVERHEAD_MS } from './instance.js';
+export { placeModelFromProfiles, blockActivation, DEFAULT_MARGIN, DEFAULT_OVERHEAD_MB, DEFAULT_MESSAGE_OVERHEAD_MS, DEFAULT_WIRE_CPU_MS_PER_MB } from './instance.js';
 export { rng } from './baselines.js';
 export { zooPlaceModel, PLACE_MODELS, type PlaceModelName } from './models.js';
 export { anchorCluster, type AnchorOptions } from './generator.js';

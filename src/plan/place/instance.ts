@@ -4,7 +4,14 @@ import type { Cluster, Objective, Placement, PlacementLink, PlacementStage, Plac
 
 const MB = 1 << 20;
 export const DEFAULT_MARGIN = 1.1;
-export const DEFAULT_OVERHEAD_MB = 16;
+/** Resident memory of a kerf worker before its segment: Node.js 20, kerf's serving modules,
+ * onnxruntime-node and one trivial session run once (VmRSS 87.8 MB on linux x64, measured
+ * with /proc/self/status; docs/place.md). */
+export const DEFAULT_OVERHEAD_MB = 88;
+/** CPU a kerf worker spends per MB it receives or sends over TCP (kernel loopback, framing,
+ * tensor copies), ms on one whole core of the profiled system; measured by `kerf bench
+ * pipeline` at N = 1 (docs/cluster-runtime.md). */
+export const DEFAULT_WIRE_CPU_MS_PER_MB = 2.95;
 export const DEFAULT_MESSAGE_OVERHEAD_MS = 0.1;
 
 /** A stage as the solvers see it: node index and inclusive block range. */
@@ -40,6 +47,8 @@ export interface Inst {
   /** entry node index, -1 when the pipeline ends are free */
   entry: number;
   speed: Float64Array;
+  /** per node: CPU seconds per byte received or sent (already divided by speed) */
+  wire: Float64Array;
   systems: (string | undefined)[];
   maxStages: number;
   comm: boolean;
@@ -160,6 +169,8 @@ export function buildInstance(model: PlaceModel, cluster: Cluster, opts: PlaceOp
     n, N, names, pre, wpre, act, st, out, inputBytes: model.inputBytes, memCap, memLimit, bw, ovh, hop,
     entry: cluster.entry !== undefined ? idx.get(cluster.entry)! : -1,
     speed: Float64Array.from(cluster.nodes.map((c) => c.speed ?? 1)),
+    wire: Float64Array.from(cluster.nodes.map((c) =>
+      (c.wireCpuMsPerMB ?? cluster.wireCpuMsPerMB ?? DEFAULT_WIRE_CPU_MS_PER_MB) / 1000 / MB / (c.speed ?? 1))),
     systems: cluster.nodes.map((c) => c.system),
     maxStages, comm: (opts.objective ?? 'throughput') === 'comm', margin, overheadBytes,
     activations: profiled ? 'profiled' : 'estimated', model,
@@ -186,6 +197,29 @@ export function segFits(I: Inst, w: number, s: number, j: number): boolean {
 export function segComp(I: Inst, w: number, s: number, j: number): number {
   const p = I.pre[w]!;
   return p[j + 1]! - p[s]!;
+}
+
+/** bytes node w receives for a stage starting at block s (none from itself as the entry) */
+export function stageInBytes(I: Inst, w: number, s: number): number {
+  if (s > 0) return I.out[s - 1]!;
+  return I.entry >= 0 && I.entry !== w ? I.inputBytes : 0;
+}
+
+/** bytes node w sends for a stage ending at block j (the result goes back to the entry) */
+export function stageOutBytes(I: Inst, w: number, j: number): number {
+  if (j < I.n - 1) return I.out[j]!;
+  return I.entry >= 0 && I.entry !== w ? I.out[j]! : 0;
+}
+
+/** CPU seconds node w spends moving a stage's input and output (s..j) */
+export function segWire(I: Inst, w: number, s: number, j: number): number {
+  const c = I.wire[w]!;
+  return c === 0 ? 0 : c * (stageInBytes(I, w, s) + stageOutBytes(I, w, j));
+}
+
+/** a stage's time on node w: compute of blocks s..j plus the CPU for its input and output */
+export function stageTime(I: Inst, w: number, s: number, j: number): number {
+  return segComp(I, w, s, j) + segWire(I, w, s, j);
 }
 
 /** seconds to send `bytes` from v to w (0 when v = w, Infinity without a link) */
@@ -258,7 +292,7 @@ export function score(I: Inst, segs: Seg[]): Score {
   }
   for (let k = 0; k < K; k++) {
     const s = segs[k]!;
-    const c = segComp(I, s.node, s.first, s.last);
+    const c = stageTime(I, s.node, s.first, s.last);
     lat += c;
     consider(c, 'compute', () => `stage ${k} on ${I.names[s.node]}`, !I.comm);
     const to = k + 1 < K ? segs[k + 1]!.node : I.entry;
@@ -307,6 +341,7 @@ export function toPlacement(
       weightBytes: weights,
       activationBytes: a,
       computeSeconds: segComp(I, s.node, s.first, s.last),
+      wireSeconds: segWire(I, s.node, s.first, s.last),
       speed: I.speed[s.node]!,
       ...(I.systems[s.node] !== undefined ? { system: I.systems[s.node]! } : {}),
       sendTo: to >= 0 ? I.names[to]! : null,

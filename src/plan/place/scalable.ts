@@ -1,5 +1,5 @@
 import { adjacency, firstLink, lastLink, reachTable } from './core.js';
-import { better, checkStages, hopLatency, type Inst, linkTime, score, type Score, type Seg, segComp, segFits } from './instance.js';
+import { better, checkStages, hopLatency, type Inst, linkTime, score, type Score, type Seg, segFits, stageInBytes, stageOutBytes, stageTime } from './instance.js';
 
 /**
  * Heuristic check for bottleneck T: the exact programme with the set of used nodes dropped,
@@ -35,7 +35,7 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
   };
   for (let w = 0; w < N; w++) {
     const l0 = firstLink(I, w);
-    if (l0 <= T && jm[w * n]! >= 0) push(w, 0, -1, l0 + (I.entry >= 0 ? hopLatency(I, I.entry, w) : 0) - I.pre[w]![0]!);
+    if (l0 <= T && jm[w * n]! >= 0) push(w, 0, -1, l0 + (I.entry >= 0 ? hopLatency(I, I.entry, w) : 0) - I.pre[w]![0]! + I.wire[w]! * stageInBytes(I, w, 0));
   }
   for (let q = 1; q <= n; q++) {
     for (let w = 0; w < N; w++) {
@@ -44,10 +44,13 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
       const t = tail[w]!;
       while (h < t && jm[w * n + dqP[base + h]!]! + 1 < q) h++;
       head[w] = h;
-      if (h === t) continue;
-      const p = dqP[base + h]!, v = dqV[base + h]!;
+      // jm bounds compute only: the first entry whose stage time with wire CPU fits T
+      let x = h;
+      if (I.wire[w]! > 0) while (x < t && stageTime(I, w, dqP[base + x]!, q - 1) > T) x++;
+      if (x === t) continue;
+      const p = dqP[base + x]!, v = dqV[base + x]!;
       const s = w * M + q;
-      val[s] = dqK[base + h]! + I.pre[w]![q]!;
+      val[s] = dqK[base + x]! + I.pre[w]![q]! + I.wire[w]! * stageOutBytes(I, w, q - 1);
       parV[s] = v; parP[s] = p;
       if (v >= 0) {
         const from = (v * M + p) * W;
@@ -84,7 +87,7 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
         const k = val[s]! + l + hopLatency(I, v, w);
         if (k < bk) { bk = k; bv = v; }
       }
-      if (bv >= 0) push(w, q, bv, bk - I.pre[w]![q]!);
+      if (bv >= 0) push(w, q, bv, bk - I.pre[w]![q]! + I.wire[w]! * stageInBytes(I, w, q));
     }
   }
   let bestV = -1, bestT = Infinity;
@@ -234,7 +237,7 @@ function bestBoundary(I: Inst, segs: Seg[], k: number): number {
   if (I.entry >= 0) { const v = segs[0]!.node; add(linkTime(I, I.entry, v, I.inputBytes), true); restLat += hopLatency(I, I.entry, v); }
   for (let i = 0; i < K; i++) {
     const s = segs[i]!;
-    if (i !== k && i !== k + 1) add(segComp(I, s.node, s.first, s.last), !I.comm);
+    if (i !== k && i !== k + 1) add(stageTime(I, s.node, s.first, s.last), !I.comm);
     const to = i + 1 < K ? segs[i + 1]!.node : I.entry;
     if (to >= 0) {
       restLat += hopLatency(I, s.node, to);
@@ -245,8 +248,8 @@ function bestBoundary(I: Inst, segs: Seg[], k: number): number {
   let bestB = Infinity, bestL = Infinity;
   for (let cut = a.first; cut < b.last; cut++) {
     if (!segFits(I, a.node, a.first, cut) || !segFits(I, b.node, cut + 1, b.last)) continue;
-    const ca = segComp(I, a.node, a.first, cut);
-    const cb = segComp(I, b.node, cut + 1, b.last);
+    const ca = stageTime(I, a.node, a.first, cut);
+    const cb = stageTime(I, b.node, cut + 1, b.last);
     const l = linkTime(I, a.node, b.node, I.out[cut]!);
     const bn = Math.max(rest, l, I.comm ? 0 : Math.max(ca, cb));
     const lat = restLat + ca + cb + l;
@@ -260,7 +263,7 @@ function bestBoundary(I: Inst, segs: Seg[], k: number): number {
 function splitTargets(I: Inst, segs: Seg[]): number[] {
   let kc = 0, bc = -1;
   for (let k = 0; k < segs.length; k++) {
-    const c = segComp(I, segs[k]!.node, segs[k]!.first, segs[k]!.last);
+    const c = stageTime(I, segs[k]!.node, segs[k]!.first, segs[k]!.last);
     if (c > bc) { bc = c; kc = k; }
   }
   const out = new Set<number>([kc]);

@@ -15,6 +15,10 @@ export interface ClusterNode {
    * (still divided by `speed` when given) */
   system?: string;
   labels?: Record<string, string>;
+  /** CPU milliseconds the node spends per MB (2^20 bytes) it receives or sends (kernel TCP,
+   * framing, tensor copies), on the profile's system: divided by `speed` like compute.
+   * Default: the cluster's `wireCpuMsPerMB`, else DEFAULT_WIRE_CPU_MS_PER_MB (measured). */
+  wireCpuMsPerMB?: number;
 }
 
 /** A direct link. Symmetric unless the opposite direction is listed as well. */
@@ -32,8 +36,9 @@ export interface ClusterLink {
 export interface MemoryModel {
   /** multiplicative safety margin on weights + activations; default 1.1 */
   margin?: number;
-  /** runtime overhead per stage (session, allocator, interpreter), MB; default 16, or
-   * measured from the profile's whole-model memory when the profile has it */
+  /** runtime overhead per stage (process, session, allocator), MB; default
+   * DEFAULT_OVERHEAD_MB (a measured Node.js + onnxruntime worker baseline), or measured from
+   * the profile's whole-model memory when the profile has it */
   overheadMB?: number;
 }
 
@@ -47,6 +52,8 @@ export interface Cluster {
   entry?: string;
   /** default per-message overhead, ms; default 0.1 (loopback framing cost measured here) */
   messageOverheadMs?: number;
+  /** default of every node's `wireCpuMsPerMB` */
+  wireCpuMsPerMB?: number;
   memory?: MemoryModel;
 }
 
@@ -116,6 +123,9 @@ export interface PlacementStage {
   activationBytes: number;
   /** compute seconds of the segment on this node */
   computeSeconds: number;
+  /** CPU seconds the node spends receiving its input and sending its output (wireCpuMsPerMB);
+   * the stage's time is computeSeconds + wireSeconds */
+  wireSeconds: number;
   /** the node's speed factor (for a runtime that emulates the node's share of CPU) and its
    * profiled system, when it names one */
   speed: number;
