@@ -14,3 +14,8 @@ export {
   evaluateNetwork, evaluateOffline, formatOfflineReport, OFFLINE_POLICIES,
   type OfflinePolicy, type OfflineOptions, type OfflineReport, type NetworkReport, type PolicyStats, type ConditionRecord,
 } from './offline.js';
+export { LiveMonitor, type RequestObservation, type LiveMonitorOptions, type MonitorSnapshot } from './monitor.js';
+export {
+  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, ADAPT_SETTINGS,
+  type AdaptSetting, type AdaptControllerOptions, type AdaptEvent, type AdaptArgs,
+} from './live.js';

@@ -1,0 +1,319 @@
+/**
+ * The live controller: monitors fed from every request the gateway answers, a decision every
+ * period, and a switch through the gateway's Switcher (its configured strategy) when the
+ * decision changes. Unlike the rest of src/adapt it reads the clock and does I/O: it is the
+ * glue between the pure decision and the serving runtime.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type * as http from 'node:http';
+import { isKerfError, kerfError } from '../errors.js';
+import type { Profile } from '../profile/types.js';
+import type { Gateway } from '../serve/gateway.js';
+import type { InferResult, Pipeline } from '../serve/pipeline.js';
+import { Decider, predictSplitLatency, splitCostModel, type AdaptConditions, type AdaptMode, type Decision, type SplitModel } from './decide.js';
+import { LiveMonitor, type MonitorSnapshot } from './monitor.js';
+
+/** `--adapt`: no controller, bandwidth-only, or load-aware. */
+export type AdaptSetting = 'off' | AdaptMode;
+export const ADAPT_SETTINGS: readonly AdaptSetting[] = ['off', 'bandwidth', 'load-aware'];
+
+export interface AdaptControllerOptions {
+  /** 'off' still runs the monitors (for /v1/conditions) but never switches */
+  mode: AdaptSetting;
+  /** one profile per tier in chain order (gateway first), same model and blocks */
+  profiles: readonly Profile[];
+  /** stage names of the tiers in the response meta (default: the profiles' tier or system names) */
+  tierNames?: readonly string[];
+  /** per link: believed before transfers arrive, e.g. from the plan or `--links` */
+  linkPriors?: { bytesPerS: number; rttS: number }[];
+  /** seconds between decisions (default 1) */
+  periodS?: number;
+  minGain?: number;
+  minDwellS?: number;
+  /** one line per decision that switches (JSON) and per failure */
+  log?: (line: string) => void;
+}
+
+/** A decision that led to a switch (or tried to), as logged and served. */
+export interface AdaptEvent extends Decision {
+  at: string;
+  fromCuts: number[];
+  toCuts: number[];
+  /** the switch's outcome: its downtime and duration, or the error */
+  switchReport?: { downtimeMs: number; durationMs: number; strategy: string };
+  error?: string;
+}
+
+const nowS = (): number => performance.now() / 1000;
+
+/** A cost model whose boundaries are the profile's block ends; boundary b ↔ cut id of block b−1. */
+export function liveCostModel(profiles: readonly Profile[]): { model: SplitModel; cutOf: number[]; boundaryOf: Map<number, number>; outputBytes: number } {
+  const first = profiles[0];
+  if (!first || profiles.length < 2) throw kerfError('KERF_ERR_PROFILE', `adapt needs one profile per tier (at least two), got ${profiles.length}`);
+  const n = first.blocks.length;
+  for (const p of profiles) {
+    if (p.blocks.length !== n) throw kerfError('KERF_ERR_PROFILE', `profile of '${p.system.name}' has ${p.blocks.length} blocks, '${first.system.name}' has ${n}`);
+    p.blocks.forEach((b, i) => {
+      if (b.cutId !== first.blocks[i]!.cutId) throw kerfError('KERF_ERR_PROFILE', `profile of '${p.system.name}': block ${i} ends at cut ${b.cutId}, '${first.system.name}' says ${first.blocks[i]!.cutId}`);
+    });
+  }
+  const cutOf: number[] = [-1];
+  const boundaryOf = new Map<number, number>();
+  const allowed: boolean[] = [false];
+  for (let b = 1; b <= n; b++) {
+    const id = b < n ? first.blocks[b - 1]!.cutId : undefined;
+    cutOf.push(id ?? -1);
+    if (id !== undefined) boundaryOf.set(id, b);
+    // Every tier must run at least one block (a switch keeps the tiers): no boundary at 0 or n.
+    allowed.push(id !== undefined && b < n);
+  }
+  const bytes = [first.model.inputBytes ?? 0, ...first.blocks.map((b) => b.outputBytes)];
+  const model = splitCostModel(profiles.map((p, j) => ({ name: p.system.tier ?? p.system.name ?? `tier${j}`, blockS: p.blocks.map((b) => b.latency.median) })), bytes, allowed);
+  return { model, cutOf, boundaryOf, outputBytes: first.blocks[n - 1]!.outputBytes };
+}
+
+/** The best placement in which every tier runs at least one block (boundaries strictly increasing). */
+export function bestFeasible(model: SplitModel, c: AdaptConditions): { boundaries: number[]; latencyS: number } {
+  const k = model.tiers.length, n = model.blocks;
+  let best: number[] = [], bestS = Infinity;
+  const cur: number[] = [];
+  const walk = (j: number, from: number): void => {
+    if (j === k - 1) {
+      const s = predictSplitLatency(model, c, cur);
+      if (s < bestS) { bestS = s; best = [...cur]; }
+      return;
+    }
+    for (let b = from; b <= n - (k - 1 - j); b++) {
+      if (!model.allowed[b]) continue;
+      cur.push(b);
+      walk(j + 1, b + 1);
+      cur.pop();
+    }
+  };
+  walk(0, 1);
+  if (!Number.isFinite(bestS)) throw kerfError('KERF_ERR_PLAN', `no placement gives each of ${k} tiers a block of ${n}`);
+  return { boundaries: best, latencyS: bestS };
+}
+
+const strictly = (b: readonly number[]): boolean => b.every((x, i) => i === 0 || x > b[i - 1]!);
+
+/**
+ * Attach with `AdaptController.attach(gateway, opts)`: it observes every answered request,
+ * decides every `periodS`, switches through `gateway.switcher`, and serves `GET /v1/conditions`
+ * and its gauges in the gateway's /metrics. `close()` stops the timer (the gateway calls it).
+ */
+export class AdaptController {
+  readonly monitor: LiveMonitor;
+  readonly decider: Decider | null;
+  readonly model: SplitModel;
+  readonly events: AdaptEvent[] = [];
+  private last: Decision | null = null;
+  private readonly cutOf: number[];
+  private readonly boundaryOf: Map<number, number>;
+  private readonly names: readonly string[];
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+  private unmapped = new Set<string>();
+  private readonly log: (line: string) => void;
+  decisions = 0;
+
+  private constructor(readonly gateway: Gateway, readonly opts: AdaptControllerOptions) {
+    if (!ADAPT_SETTINGS.includes(opts.mode)) throw kerfError('KERF_ERR_USAGE', `--adapt '${String(opts.mode)}': expected one of ${ADAPT_SETTINGS.join(', ')}`);
+    const m = liveCostModel(opts.profiles);
+    this.model = m.model;
+    this.cutOf = m.cutOf;
+    this.boundaryOf = m.boundaryOf;
+    this.names = opts.tierNames ?? m.model.tiers;
+    if (this.names.length !== m.model.tiers.length) throw kerfError('KERF_ERR_USAGE', `adapt: ${this.names.length} tier names for ${m.model.tiers.length} profiles`);
+    const k = m.model.tiers.length;
+    if (gateway.switcher && gateway.switcher.cuts.length !== k - 1) {
+      throw kerfError('KERF_ERR_PROFILE', `adapt: ${k} tier profiles, but the pipeline has ${gateway.switcher.cuts.length + 1} tiers`);
+    }
+    this.log = opts.log ?? (() => {});
+    this.monitor = new LiveMonitor(m.model, { linkPriors: opts.linkPriors ?? [], outputBytes: m.outputBytes });
+    const initial = this.boundaries(gateway.pipeline.cuts);
+    this.decider = opts.mode === 'off' ? null : new Decider(m.model, {
+      mode: opts.mode, minGain: opts.minGain ?? 0.1, minDwellS: opts.minDwellS ?? 3,
+    }, initial ? { boundaries: initial, atS: nowS() } : undefined);
+  }
+
+  static attach(gateway: Gateway, opts: AdaptControllerOptions): AdaptController {
+    const c = new AdaptController(gateway, opts);
+    gateway.observers.push((p, r) => c.onRequest(p, r));
+    gateway.mount('/v1/conditions', (req, res) => c.route(req, res));
+    gateway.onClose(async () => c.close());
+    const r = gateway.registry;
+    const link = r.gauge('kerf_adapt_link_bytes_per_second', 'Estimated link throughput, bytes/s.');
+    const rtt = r.gauge('kerf_adapt_link_rtt_seconds', 'Estimated link round-trip time, seconds.');
+    const lf = r.gauge('kerf_adapt_tier_load_factor', 'Observed ÷ profiled execution time per tier.');
+    const q = r.gauge('kerf_adapt_tier_queue_seconds', 'Median queueing delay per tier, seconds.');
+    c.model.tiers.forEach((_, j) => {
+      lf.set(() => c.monitor.loads[j]!.estimate(nowS()).factor, { tier: c.names[j]! });
+      q.set(() => c.monitor.loads[j]!.estimate(nowS()).queueS, { tier: c.names[j]! });
+      if (j < c.model.tiers.length - 1) {
+        const l = { link: `${c.names[j]}-${c.names[j + 1]}` };
+        link.set(() => c.monitor.links[j]!.estimate(nowS()).bytesPerS, l);
+        rtt.set(() => c.monitor.links[j]!.estimate(nowS()).rttS, l);
+      }
+    });
+    r.gauge('kerf_adapt_decisions_total', 'Decisions taken by the adapt controller.').set(() => c.decisions);
+    r.gauge('kerf_adapt_switches_total', 'Switches the adapt controller asked for.').set(() => c.events.length);
+    const period = (opts.periodS ?? 1) * 1000;
+    c.timer = setInterval(() => void c.tick(), period);
+    c.timer.unref();
+    return c;
+  }
+
+  /** Boundaries of a split given as cut ids, or null when a cut is not a profiled block end. */
+  boundaries(cuts: readonly number[]): number[] | null {
+    const b = cuts.map((id) => this.boundaryOf.get(id));
+    return b.every((x) => x !== undefined) ? (b as number[]) : null;
+  }
+
+  cuts(boundaries: readonly number[]): number[] { return boundaries.map((b) => this.cutOf[b]!); }
+
+  private onRequest(p: Pipeline, r: InferResult): void {
+    try { this.observeRequest(p, r); } catch (e) { this.log(`adapt: observing a request failed: ${(e as Error).message}`); }
+  }
+
+  private observeRequest(p: Pipeline, r: InferResult): void {
+    const b = this.boundaries(p.cuts);
+    if (!b) {
+      const key = p.cuts.join(',');
+      if (!this.unmapped.has(key)) { this.unmapped.add(key); this.log(`adapt: cuts ${key} are not block ends of the profiles; requests on them are not observed`); }
+      return;
+    }
+    const tiers = this.names.map((name, j) => {
+      if (j === 0) return { queueS: r.timings.queueS, computeS: p.local ? r.timings.computeS : NaN };
+      const s = r.stages[name];
+      return s ? { queueS: s[0], computeS: s[1] } : { queueS: NaN, computeS: NaN };
+    });
+    this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: r.timings.remoteS });
+  }
+
+  /** The monitors and the last decision, as `GET /v1/conditions` answers. */
+  conditions(): { mode: AdaptSetting; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number } {
+    const at = nowS();
+    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions };
+  }
+
+  private route(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const ok = req.method === 'GET' || req.method === 'HEAD';
+    const text = JSON.stringify(ok ? this.conditions() : { error: `${req.method} not allowed on /v1/conditions (GET)`, code: 'KERF_ERR_USAGE' });
+    res.writeHead(ok ? 200 : 405, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  /** One period: probe an idle first hop, decide, and switch if the decision says so. */
+  async tick(): Promise<Decision | null> {
+    if (this.busy) return null;
+    this.busy = true;
+    try {
+      const p = this.gateway.pipeline;
+      if (p.next && p.ready && this.monitor.needsProbe(nowS())) {
+        const t0 = performance.now();
+        try {
+          await p.next.control('ready', '', { timeoutMs: 1000 });
+          this.monitor.observeProbe((performance.now() - t0) / 1000, nowS());
+        } catch { /* a failed probe says nothing about the rate */ }
+      }
+      const d = this.decider;
+      if (!d || this.gateway.switcher.status().switching) return null;
+      const at = nowS();
+      const cur = this.boundaries(this.gateway.switcher.cuts);
+      if (cur && (!d.current || !cur.every((x, i) => x === d.current![i]))) d.adopt(cur, at); // switched by someone else
+      let dec = d.decide(this.monitor.conditions(at), at);
+      this.decisions++;
+      if (dec.switch && dec.current && !strictly(dec.chosen)) {
+        // The search may leave a tier empty, which a switch cannot do: take the best placement
+        // that keeps every tier, under the same inputs and the same minimum gain.
+        const f = bestFeasible(this.model, dec.inputs);
+        const gain = (dec.predictedCurrentS - f.latencyS) / dec.predictedCurrentS;
+        const same = f.boundaries.every((x, i) => x === dec.current![i]);
+        const min = this.opts.minGain ?? 0.1;
+        const go = !same && gain >= min;
+        d.adopt(go ? f.boundaries : dec.current, at);
+        dec = { ...dec, switch: go, chosen: go ? f.boundaries : dec.current, predictedBestS: f.latencyS, gain,
+          reason: go ? `${dec.reason}; keeping every tier: → [${f.boundaries.join(',')}] gain ${(gain * 100).toFixed(1)}%`
+            : `best [${dec.best.join(',')}] leaves a tier empty; best keeping every tier gains ${(gain * 100).toFixed(1)}% < ${(min * 100).toFixed(1)}%` };
+      }
+      this.last = dec;
+      if (!dec.switch || !dec.current) return dec;
+      const ev: AdaptEvent = { ...dec, at: new Date().toISOString(), fromCuts: this.cuts(dec.current), toCuts: this.cuts(dec.chosen) };
+      this.events.push(ev);
+      if (this.events.length > 200) this.events.shift();
+      try {
+        const rep = await this.gateway.switcher.partition({ cuts: ev.toCuts });
+        ev.switchReport = { downtimeMs: rep.downtimeMs, durationMs: rep.durationMs, strategy: rep.strategy };
+      } catch (e) {
+        ev.error = isKerfError(e) ? `${e.code}: ${e.message}` : String(e);
+        d.adopt(dec.current, nowS());
+      }
+      this.log(JSON.stringify({ event: 'adapt', mode: dec.mode, from: ev.fromCuts, to: ev.toCuts, reason: dec.reason, gain: +dec.gain.toFixed(4),
+        predictedCurrentS: +dec.predictedCurrentS.toFixed(5), predictedBestS: +dec.predictedBestS.toFixed(5), inputs: dec.inputs, ...(ev.switchReport ? { switch: ev.switchReport } : {}), ...(ev.error ? { error: ev.error } : {}) }));
+      return dec;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Profiles for `names` from `dir/<name>.profile.json`, in that order. */
+export async function loadTierProfiles(dir: string, names: readonly string[]): Promise<Profile[]> {
+  return Promise.all(names.map(async (name) => {
+    const file = join(dir, `${name}.profile.json`);
+    let text: string;
+    try { text = await readFile(file, 'utf8'); } catch (e) {
+      throw kerfError('KERF_ERR_USAGE', `--profiles: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); expected one <tier>.profile.json per tier (${names.join(', ')})`);
+    }
+    let p: Profile;
+    try { p = JSON.parse(text) as Profile; } catch (e) { throw kerfError('KERF_ERR_PROFILE', `${file}: not JSON (${(e as Error).message})`); }
+    if (p?.schema !== 'kerf.profile/v1' || !Array.isArray(p.blocks)) throw kerfError('KERF_ERR_PROFILE', `${file}: not a kerf.profile/v1 document`);
+    return p;
+  }));
+}
+
+/** The gateway's `--adapt …` flags, as `kerf worker --gateway` and `kerf up` pass them. */
+export interface AdaptArgs {
+  adapt?: string | undefined; profiles?: string | undefined; 'adapt-tiers'?: string | undefined; 'adapt-links'?: string | undefined;
+  'adapt-period'?: string | undefined; 'min-gain'?: string | undefined; 'min-dwell'?: string | undefined;
+}
+
+/** Attach a controller to `gateway` from command-line flags (`tiers` = parts of the pipeline). */
+export async function attachAdaptFromArgs(gateway: Gateway, v: AdaptArgs, tiers: number, log: (line: string) => void): Promise<AdaptController> {
+  const mode = (v.adapt ?? 'off') as AdaptSetting;
+  if (!ADAPT_SETTINGS.includes(mode)) throw kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`);
+  if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier: the profiled block times the decision scales)');
+  const defaults = ['device', 'edge', 'cloud'];
+  const names = v['adapt-tiers'] ? v['adapt-tiers'].split(',').map((s) => s.trim()) : Array.from({ length: tiers }, (_, i) => defaults[i] ?? `tier${i}`);
+  if (names.length !== tiers) throw kerfError('KERF_ERR_USAGE', `--adapt-tiers '${v['adapt-tiers']}': ${names.length} names for a pipeline of ${tiers} tiers`);
+  const num = (s: string | undefined, flag: string, def: number): number => {
+    if (s === undefined) return def;
+    const x = Number(s);
+    if (!(x >= 0 && Number.isFinite(x))) throw kerfError('KERF_ERR_USAGE', `${flag} '${s}': expected a non-negative number`);
+    return x;
+  };
+  let linkPriors: { bytesPerS: number; rttS: number }[] | undefined;
+  if (v['adapt-links']) {
+    const { parseRate, parseDuration } = await import('../link/index.js');
+    linkPriors = v['adapt-links'].split(',').map((s, i) => {
+      const [rate, delay] = s.trim().split('/');
+      if (!rate || rate === 'direct' || rate === '-') return { bytesPerS: 1e9, rttS: 0.0002 };
+      return { bytesPerS: parseRate(rate, `--adapt-links hop ${i} rate`) / 8, rttS: delay ? 2 * parseDuration(delay, `--adapt-links hop ${i} delay`) / 1000 : 0.0005 };
+    });
+  }
+  const profiles = await loadTierProfiles(v.profiles, names);
+  const c = AdaptController.attach(gateway, {
+    mode, profiles, tierNames: names, ...(linkPriors ? { linkPriors } : {}),
+    periodS: num(v['adapt-period'], '--adapt-period', 1) || 1, minGain: num(v['min-gain'], '--min-gain', 0.1), minDwellS: num(v['min-dwell'], '--min-dwell', 3),
+    log,
+  });
+  log(`kerf gateway: adapt ${mode} over ${names.join(' → ')}, ${c.model.blocks} blocks`);
+  return c;
+}

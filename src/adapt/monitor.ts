@@ -1,0 +1,125 @@
+/**
+ * Live monitors: turn what the gateway sees of every real request (per-tier queue and compute
+ * times from the tiers' response meta, the remote round trip, the bytes each hop carried under
+ * the split in force) into link and tier estimates for the decision. Pure like the estimators:
+ * every observation carries its own timestamp `atS`.
+ */
+import { LinkEstimator, LoadEstimator, type LinkEstimate, type LoadEstimate } from './estimators.js';
+import type { AdaptConditions, SplitModel } from './decide.js';
+
+/** One finished request as the gateway saw it. */
+export interface RequestObservation {
+  atS: number;
+  /** boundaries of the split it ran on (SplitModel positions, one per link) */
+  boundaries: readonly number[];
+  /** per tier in chain order: queue wait and compute seconds (NaN when unknown) */
+  tiers: readonly { queueS: number; computeS: number }[];
+  /** seconds from sending to the first remote tier until its answer (all tiers beyond) */
+  remoteS: number;
+}
+
+export interface LiveMonitorOptions {
+  /** per link, believed before transfers arrive (and kept for links the gateway cannot see
+   * separately: only the first hop's share of the remote time is observable) */
+  linkPriors: { bytesPerS: number; rttS: number }[];
+  /** bytes of the model's outputs (they travel back over every link) */
+  outputBytes: number;
+  /** load and link windows, seconds (defaults 6 and 10: quick enough for phases of ~10 s) */
+  loadWindowS?: number;
+  linkWindowS?: number;
+  linkHalfLifeS?: number;
+  idleProbeS?: number;
+}
+
+/** The monitors' state as JSON (`GET /v1/conditions`, /metrics). */
+export interface MonitorSnapshot {
+  atS: number;
+  links: (LinkEstimate & { from: string; to: string; observed: boolean })[];
+  tiers: (LoadEstimate & { name: string })[];
+  requests: number;
+}
+
+/**
+ * Per link a LinkEstimator, per tier a LoadEstimator, fed from request observations.
+ *
+ * What each request tells: tier j ran blocks [b_j, b_{j+1}), profiled P_j[b_{j+1}] − P_j[b_j],
+ * observed computeS → a load sample; its queue wait → a queue sample. The network time of the
+ * request is remoteS minus every remote tier's queue and compute; of that, links beyond the
+ * first are predicted from their own estimates and the rest is the first hop's transfer of
+ * bytes[b_1] up and the outputs back (an RTT plus bytes ÷ rate, as the link model counts it).
+ */
+export class LiveMonitor {
+  readonly links: LinkEstimator[];
+  readonly loads: LoadEstimator[];
+  private n = 0;
+
+  constructor(readonly model: SplitModel, private readonly opts: LiveMonitorOptions) {
+    const k = model.tiers.length;
+    this.links = Array.from({ length: k - 1 }, (_, j) => new LinkEstimator({
+      windowS: opts.linkWindowS ?? 10, halfLifeS: opts.linkHalfLifeS ?? 3, idleProbeS: opts.idleProbeS ?? 2,
+      prior: opts.linkPriors[j] ?? { bytesPerS: 12.5e6, rttS: 0.001 },
+    }));
+    this.loads = Array.from({ length: k }, () => new LoadEstimator({ windowS: opts.loadWindowS ?? 6 }));
+  }
+
+  /** Bytes crossing link j (up and back) under `boundaries`; 0 when the link carries nothing. */
+  linkBytes(boundaries: readonly number[], j: number): number {
+    const b = boundaries[j]!;
+    return b >= this.model.blocks ? 0 : this.model.boundaryBytes[b]! + this.opts.outputBytes;
+  }
+
+  observe(o: RequestObservation): void {
+    const m = this.model, k = m.tiers.length;
+    this.n++;
+    let lo = 0;
+    let remoteTiersS = 0;
+    for (let j = 0; j < k; j++) {
+      const hi = j < k - 1 ? o.boundaries[j]! : m.blocks;
+      const t = o.tiers[j];
+      if (t && hi > lo) {
+        const profiled = m.prefix[j]![hi]! - m.prefix[j]![lo]!;
+        if (Number.isFinite(t.computeS)) this.loads[j]!.addExec(t.computeS, profiled, o.atS);
+        if (Number.isFinite(t.queueS)) this.loads[j]!.addQueue(t.queueS, o.atS);
+        if (j > 0) remoteTiersS += (Number.isFinite(t.queueS) ? t.queueS : 0) + (Number.isFinite(t.computeS) ? t.computeS : 0);
+      }
+      lo = hi;
+    }
+    if (!(o.remoteS > 0) || k < 2) return;
+    let beyondS = 0;
+    for (let j = 1; j < k - 1; j++) {
+      const bytes = this.linkBytes(o.boundaries, j);
+      if (bytes === 0) continue;
+      const e = this.links[j]!.estimate(o.atS);
+      beyondS += e.rttS + bytes / e.bytesPerS;
+    }
+    const firstS = o.remoteS - remoteTiersS - beyondS;
+    const bytes0 = this.linkBytes(o.boundaries, 0);
+    if (bytes0 > 0 && firstS > 0) this.links[0]!.addTransfer(bytes0, firstS, o.atS);
+  }
+
+  /** A round trip of a tiny control frame over the first hop (the idle probe). */
+  observeProbe(rttS: number, atS: number): void {
+    this.links[0]?.addRtt(rttS, atS);
+  }
+
+  needsProbe(atS: number): boolean {
+    return this.links.length > 0 && this.links[0]!.needsProbe(atS);
+  }
+
+  conditions(atS: number): AdaptConditions {
+    return {
+      links: this.links.map((l) => { const e = l.estimate(atS); return { bytesPerS: e.bytesPerS, rttS: e.rttS }; }),
+      tiers: this.loads.map((l) => { const e = l.estimate(atS); return { factor: e.factor, queueS: e.queueS }; }),
+    };
+  }
+
+  snapshot(atS: number): MonitorSnapshot {
+    const names = this.model.tiers;
+    return {
+      atS,
+      links: this.links.map((l, j) => ({ from: names[j]!, to: names[j + 1]!, observed: j === 0, ...l.estimate(atS) })),
+      tiers: this.loads.map((l, j) => ({ name: names[j]!, ...l.estimate(atS) })),
+      requests: this.n,
+    };
+  }
+}
