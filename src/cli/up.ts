@@ -41,6 +41,9 @@ options:
   --switch STRATEGY      how POST /v1/partition (kerf repartition) switches splits live:
                          pause-resume, standby, on-demand (default) or hot-swap
   --standby C1,C2        with --switch standby: the split kept loaded beside the active one
+  --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
+                         itself (use --switch hot-swap); --profiles DIR holds <tier>.profile.json
+                         per tier; --adapt-period S, --min-gain F, --min-dwell S (docs/adapt.md)
   --json                 print one JSON line when ready (endpoint, pids, links)
   -h, --help             this help
 
@@ -53,6 +56,7 @@ const OPTIONS = {
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' },
+  adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
 
 function positive(v: string, flag: string): number {
@@ -136,6 +140,16 @@ export async function run(argv: string[]): Promise<number | void> {
     const t = Number(v.threads);
     if (!Number.isInteger(t) || t < 1) throw kerfError('KERF_ERR_USAGE', `--threads '${v.threads}': expected an integer ≥ 1`);
     opts.workerArgs = ['--threads', String(t)];
+  }
+  if (v.adapt !== undefined && v.adapt !== 'off') {
+    // The gateway's controller: tier names and links as this command starts them (workers ignore these flags).
+    if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier)');
+    const names = opts.tiers?.map((t) => t.name) ?? ['device', 'edge', 'cloud', 'tier3', 'tier4'].slice(0, opts.cuts.length + 1);
+    const hops = (opts.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
+    opts.workerArgs = [...(opts.workerArgs ?? []), '--adapt', v.adapt, '--profiles', v.profiles, '--adapt-tiers', names.join(','),
+      ...(hops.length ? ['--adapt-links', hops.join(',')] : []),
+      ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
+      ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : [])];
   }
   const quiet = v.json ?? false;
   opts.log = (line) => { if (!quiet) process.stderr.write(`kerf up: ${line}\n`); };

@@ -28,6 +28,14 @@ options:
   --queue N              requests that may wait for compute before 503/OVERLOADED (default 64)
   --profiled-ms MS       the segment's profiled compute time: enables the load factor metric
   --json                 print one JSON line when listening
+gateway only, adaptation (docs/adapt.md):
+  --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
+  --profiles DIR         per-tier profiles DIR/<tier>.profile.json (needed by --adapt)
+  --adapt-tiers T1,T2    tier names in chain order (default device,edge,cloud…; the workers' --name)
+  --adapt-links L1,L2    per hop, believed before transfers arrive: RATE/DELAY (e.g. 50mbit/5ms)
+  --adapt-period S       seconds between decisions (default 1)
+  --min-gain F           switch only for this predicted relative gain (default 0.1)
+  --min-dwell S          and only after this many seconds on the current split (default 3)
   -h, --help             this help
 
 example:
@@ -40,6 +48,8 @@ const OPTIONS = {
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
   metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
+  adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
+  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
 
 function positiveInt(v: string | undefined, flag: string, def: number): number {
@@ -96,6 +106,12 @@ export async function run(argv: string[]): Promise<number | void> {
         ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}),
       },
     });
+    if (v.adapt !== undefined || v.profiles !== undefined) {
+      const { attachAdaptFromArgs } = await import('../adapt/live.js');
+      try {
+        await attachAdaptFromArgs(g, v, nParts, out);
+      } catch (e) { await g.close(); throw e; }
+    }
     const url = `http://${fmtAddress(g.address)}`;
     if (v.json) out(JSON.stringify({ event: 'listening', role: 'gateway', url, model: g.name, address: fmtAddress(g.address) }));
     else out(`kerf gateway: ${g.name} at ${url}/v2/models/${g.name} (ready: ${url}/v2/health/ready)${next ? ` → ${fmtAddress(next)}` : ''}`);

@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import type { WireDType } from './frames.js';
-import { Pipeline, type PipelineOptions } from './pipeline.js';
+import { Pipeline, type InferResult, type PipelineOptions } from './pipeline.js';
 import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, type TensorMeta } from './oip.js';
 import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from './metrics.js';
 import type { HostPort } from './nexthop.js';
@@ -67,6 +67,8 @@ export class Gateway {
   readonly outputs: readonly TensorMeta[];
   readonly registry = new Registry();
   readonly switches: SwitchRecord[] = [];
+  /** called after every answered request with the pipeline it ran on (the adapt monitors) */
+  readonly observers: ((p: Pipeline, r: InferResult) => void)[] = [];
   private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter };
   private readonly mounts: [string, RouteHandler][] = [];
   private readonly closers: (() => Promise<void>)[] = [];
@@ -237,6 +239,7 @@ export class Gateway {
       p.enter();
       let r;
       try { r = await p.infer(parsed.inputs, { signal: ac.signal }); } finally { p.leave(); }
+      for (const f of this.observers) f(p, r);
       const t2 = performance.now();
       const enc = encodeInferResponse(this.name, parsed, r.tensors, { parameters: { pipeline: p.id } });
       const headers: http.OutgoingHttpHeaders = { 'content-length': enc.length };
