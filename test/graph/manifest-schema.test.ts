@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelBuilder, Rng } from '../../src/graph/builder.js';
+import { parseModel } from '../../src/graph/model.js';
+import { splitModel } from '../../src/graph/slice.js';
+import { makeManifest } from '../../src/graph/manifest.js';
+import { prepareModel } from '../../src/engine/prepare.js';
+import { validateJson } from '../../src/profile/schema.js';
+import { ROOT } from '../support/shared.js';
+
+test('manifest.json follows docs/schema/manifest.schema.json, and the schema catches a bad field', async () => {
+  const b = new ModelBuilder({ opset: 13, name: 'm' });
+  const r = new Rng(2);
+  b.input('x', 'float32', [1, 2, 4, 4]);
+  b.initializer('w', 'float32', [2, 2, 1, 1], r.he([2, 2, 1, 1]));
+  b.node('Conv', ['x', 'w'], ['c']);
+  b.node('Relu', ['c'], ['r']);
+  b.node('Add', ['r', 'x'], ['y']);
+  b.output('y', 'float32', [1, 2, 4, 4]);
+  const prep = await prepareModel(parseModel(b.toBytes(), { source: 'm.onnx' }));
+  const split = splitModel(prep.model, prep.analysis, [0, 1]);
+  const manifest = JSON.parse(JSON.stringify(makeManifest(prep.model, prep.analysis, split, prep.inputShapes)));
+  const schema = JSON.parse(readFileSync(join(ROOT, 'docs', 'schema', 'manifest.schema.json'), 'utf8'));
+  assert.equal(validateJson(schema, manifest), null);
+  assert.deepEqual(manifest.parts[1].carry.map((t: { name: string }) => t.name), ['x'], 'x skips part 1');
+  manifest.parts[0].inputs[0].bytes = -1;
+  assert.match(validateJson(schema, manifest) ?? '', /parts\[0\]\.inputs\[0\]\.bytes/);
+});
