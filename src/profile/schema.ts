@@ -107,14 +107,16 @@ export function validateJson(schema: Schema, value: unknown, root: Schema = sche
   }
   if ('const' in schema && value !== schema.const) return `${path}: expected ${JSON.stringify(schema.const)}`;
   if (Array.isArray(schema.enum) && !schema.enum.includes(value as never)) return `${path}: expected one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`;
-  const type = schema.type as string | undefined;
-  if (type) {
-    const ok = type === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value)
+  if (schema.type !== undefined) {
+    const types = (Array.isArray(schema.type) ? schema.type : [schema.type]) as string[];
+    const is = (type: string) => type === 'object' ? typeof value === 'object' && value !== null && !Array.isArray(value)
       : type === 'array' ? Array.isArray(value)
       : type === 'integer' ? Number.isInteger(value)
       : type === 'number' ? typeof value === 'number' && Number.isFinite(value)
+      : type === 'null' ? value === null
       : typeof value === type;
-    if (!ok) return `${path}: expected ${type === 'integer' ? 'an integer' : type === 'array' || type === 'object' ? `an ${type}` : `a ${type}`}`;
+    const article = (type: string) => type === 'integer' || type === 'array' || type === 'object' ? `an ${type}` : type === 'null' ? 'null' : `a ${type}`;
+    if (!types.some(is)) return `${path}: expected ${types.map(article).join(' or ')}`;
   }
   if (typeof value === 'number') {
     if (typeof schema.minimum === 'number' && value < schema.minimum) return `${path}: ${value} is below ${schema.minimum}`;
