@@ -1,0 +1,241 @@
+/**
+ * `kerf bench adapt`: live evaluation of the adapt controller. A device → edge → cloud pipeline
+ * on this machine (tiers held to CPU shares by cgroups, emulated links), a bandwidth trace on
+ * the device → edge link and a load trace on the edge (its CPU quota rewritten live: other
+ * tenants taking the edge's CPU). The same trace and the same open-loop request schedule run
+ * under: static best-at-start, bandwidth-only, load-aware, and the per-phase oracle (the best
+ * fixed split of each phase, found by running every candidate split in that phase).
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { kerfError } from '../../errors.js';
+import { parse } from '../args.js';
+import { table } from '../format.js';
+import { prepareModel } from '../../engine/prepare.js';
+import { randomInputs } from '../../engine/shapes.js';
+import { profileModel } from '../../profile/profile.js';
+import type { Profile } from '../../profile/types.js';
+import { up, type UpHandle } from '../../serve/up.js';
+import { OipClient } from '../../serve/client.js';
+import { repartition, setSwitchStrategy } from '../../serve/switch-client.js';
+import { bestFeasible, liveCostModel, type AdaptEvent } from '../../adapt/live.js';
+import type { AdaptConditions } from '../../adapt/decide.js';
+
+const HELP = `usage: kerf bench adapt [--model m.onnx] [--phase-s 12] [--rate 3] [--oracle-s 4] [--json]
+
+Device → edge → cloud on this machine (cgroup CPU shares, emulated links); four phases of
+bandwidth (device → edge) × edge load (its CPU quota); the same open-loop request schedule under
+static best-at-start, --adapt bandwidth, --adapt load-aware and the per-phase oracle. Reports
+mean and p95 end-to-end latency per phase and overall, failed requests, and switches.
+
+options:
+  --model FILE      default ../shared/models/resnet18.onnx
+  --phase-s S       seconds per phase (default 12)
+  --rate R          requests per second, open loop (default 3)
+  --oracle-s S      seconds per candidate split and phase for the oracle (default 4)
+  --json            one JSON document instead of tables`;
+
+const OPTIONS = {
+  model: { type: 'string' }, 'phase-s': { type: 'string' }, rate: { type: 'string' }, 'oracle-s': { type: 'string' }, json: { type: 'boolean' },
+} as const;
+
+interface Phase { name: string; rateMbit: number; edgeCpus: number }
+
+/** Tier shares (cores) and links: a slow device, an edge of half a core, a cloud of a whole core behind a WAN. */
+const SHARES = { device: 0.25, edge: 0.5, cloud: 1.0 };
+const PERIOD_US = 10_000;
+const LINK0 = { delayMs: 2 };
+const LINK1 = { rateMbit: 40, delayMs: 10 };
+const PHASES: Phase[] = [
+  { name: 'A 50 Mbit/s, edge idle', rateMbit: 50, edgeCpus: 0.5 },
+  { name: 'B 50 Mbit/s, edge loaded', rateMbit: 50, edgeCpus: 0.1 },
+  { name: 'C 10 Mbit/s, edge loaded', rateMbit: 10, edgeCpus: 0.1 },
+  { name: 'D 10 Mbit/s, edge idle', rateMbit: 10, edgeCpus: 0.5 },
+];
+
+interface Sample { phase: number; seconds: number; ok: boolean }
+interface Row { policy: string; phases: { mean: number; p95: number; n: number; failed: number; cuts?: string }[]; mean: number; p95: number; failed: number; switches: number }
+
+function stats(xs: number[]): { mean: number; p95: number } {
+  if (!xs.length) return { mean: NaN, p95: NaN };
+  const s = [...xs].sort((a, b) => a - b);
+  return { mean: s.reduce((a, b) => a + b, 0) / s.length, p95: s[Math.min(s.length - 1, Math.ceil(0.95 * s.length) - 1)]! };
+}
+
+function scaled(base: Profile, tier: 'device' | 'edge' | 'cloud', cpus: number): Profile {
+  const f = 1 / cpus;
+  return {
+    ...base, system: { ...base.system, name: tier, tier },
+    blocks: base.blocks.map((b) => ({ ...b, latency: { ...b.latency, median: b.latency.median * f, p90: b.latency.p90 * f, min: b.latency.min * f } })),
+  };
+}
+
+async function setEdge(h: UpHandle, cpus: number): Promise<void> {
+  const edge = h.processes.find((p) => p.name === 'edge');
+  if (!edge?.cgroup) throw kerfError('KERF_ERR_CONFIG', 'bench adapt: the edge worker has no cgroup (CPU quotas unavailable here)');
+  await writeFile(join(edge.cgroup, 'cpu.cfs_quota_us'), String(Math.round(cpus * PERIOD_US)));
+}
+
+async function apply(h: UpHandle, p: Phase): Promise<void> {
+  h.links[0]!.link.update({ rateBps: p.rateMbit * 1e6 });
+  await setEdge(h, p.edgeCpus);
+}
+
+/** Fire requests at `rate` per second for `seconds` (same schedule for every policy); wait for all. */
+async function drive(client: OipClient, inputs: Parameters<OipClient['infer']>[0], rate: number, seconds: number, phase: number, out: Sample[]): Promise<void> {
+  const n = Math.round(rate * seconds);
+  const t0 = performance.now();
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    const wait = t0 + (i * 1000) / rate - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    pending.push(client.infer(inputs).then((o) => { out.push({ phase, seconds: o.seconds, ok: o.status === 200 }); },
+      () => { out.push({ phase, seconds: NaN, ok: false }); }));
+  }
+  await Promise.all(pending);
+}
+
+export async function run(argv: string[]): Promise<number | void> {
+  const p = parse(argv, OPTIONS, HELP);
+  if (!p) return 0;
+  const v = p.values;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const modelPath = v.model ?? resolve(here, '..', '..', '..', '..', '..', 'shared', 'models', 'resnet18.onnx');
+  if (!existsSync(modelPath)) throw kerfError('KERF_ERR_FILE', `${modelPath}: no such model; pass --model m.onnx`);
+  const num = (s: string | undefined, flag: string, def: number): number => {
+    if (s === undefined) return def;
+    const x = Number(s);
+    if (!(x > 0)) throw kerfError('KERF_ERR_USAGE', `${flag} '${s}': expected a positive number`);
+    return x;
+  };
+  const phaseS = num(v['phase-s'], '--phase-s', 12), rate = num(v.rate, '--rate', 3), oracleS = num(v['oracle-s'], '--oracle-s', 4);
+  const say = (s: string): void => { if (!v.json) process.stderr.write(`bench adapt: ${s}\n`); };
+  const t00 = performance.now();
+
+  say(`profiling ${modelPath} on one core (single-tensor blocks)`);
+  const base = await profileModel(modelPath, { system: 'core', granularity: 'single', repeats: 5, warmup: 2 });
+  const profiles = [scaled(base, 'device', SHARES.device), scaled(base, 'edge', SHARES.edge), scaled(base, 'cloud', SHARES.cloud)];
+  const dir = await mkdtemp(join(tmpdir(), 'kerf-adapt-'));
+  for (const pr of profiles) await writeFile(join(dir, `${pr.system.name}.profile.json`), JSON.stringify(pr));
+  const { model, cutOf } = liveCostModel(profiles);
+  const truth = (ph: Phase): AdaptConditions => ({
+    links: [{ bytesPerS: ph.rateMbit * 1e6 / 8, rttS: 2 * LINK0.delayMs / 1000 }, { bytesPerS: LINK1.rateMbit * 1e6 / 8, rttS: 2 * LINK1.delayMs / 1000 }],
+    tiers: [{ factor: 1, queueS: 0 }, { factor: SHARES.edge / ph.edgeCpus, queueS: 0 }, { factor: 1, queueS: 0 }],
+  });
+  const cutsOf = (b: number[]): number[] => b.map((x) => cutOf[x]!);
+  const start = cutsOf(bestFeasible(model, truth(PHASES[0]!)).boundaries);
+  say(`${model.blocks} blocks; best at start (phase A, profiled): cuts ${start.join(',')}`);
+
+  const prep = await prepareModel(modelPath);
+  const inputs = randomInputs(prep.model, prep.inputShapes, 1);
+  const launch = async (extra: string[]): Promise<UpHandle> => {
+    const h = await up({
+      model: modelPath, cuts: start,
+      tiers: [{ name: 'device', cpus: SHARES.device }, { name: 'edge', cpus: SHARES.edge }, { name: 'cloud', cpus: SHARES.cloud }],
+      links: [{ rateBps: PHASES[0]!.rateMbit * 1e6, delayMs: LINK0.delayMs }, { rateBps: LINK1.rateMbit * 1e6, delayMs: LINK1.delayMs }],
+      cpu: { periodUs: PERIOD_US }, workerArgs: extra, log: () => {},
+    });
+    if (h.cpu.mode !== 'cgroup') { await h.close(); throw kerfError('KERF_ERR_CONFIG', `bench adapt needs cgroup CPU quotas: ${h.cpu.notice ?? 'not available'}`); }
+    await setSwitchStrategy(h.url, 'hot-swap');
+    return h;
+  };
+  const warm = async (client: OipClient): Promise<void> => { for (let i = 0; i < 4; i++) await client.infer(inputs); };
+
+  const rows: Row[] = [];
+  const allEvents: Record<string, AdaptEvent[]> = {};
+  const candidates = new Map<string, number[]>([[start.join(','), start]]);
+  for (const ph of PHASES) { const c = cutsOf(bestFeasible(model, truth(ph)).boundaries); candidates.set(c.join(','), c); }
+  const policies: [string, string[]][] = [
+    ['static best-at-start', []],
+    ['bandwidth-only', ['--adapt', 'bandwidth']],
+    ['load-aware', ['--adapt', 'load-aware']],
+  ];
+  const common = ['--profiles', dir, '--adapt-tiers', 'device,edge,cloud', '--adapt-links', `${PHASES[0]!.rateMbit}mbit/${LINK0.delayMs}ms,${LINK1.rateMbit}mbit/${LINK1.delayMs}ms`, '--min-dwell', '3'];
+  try {
+    for (const [name, args] of policies) {
+      say(`${name}: starting`);
+      const h = await launch(args.length ? [...args, ...common] : []);
+      const client = new OipClient(h.url, h.name);
+      try {
+        await apply(h, PHASES[0]!);
+        await warm(client);
+        const samples: Sample[] = [];
+        for (let i = 0; i < PHASES.length; i++) {
+          await apply(h, PHASES[i]!);
+          await drive(client, inputs, rate, phaseS, i, samples);
+        }
+        let events: AdaptEvent[] = [];
+        if (args.length) {
+          const r = await fetch(`${h.url}/v1/conditions`);
+          events = ((await r.json()) as { events: AdaptEvent[] }).events;
+          for (const e of events) candidates.set(e.toCuts.join(','), e.toCuts);
+        }
+        allEvents[name] = events;
+        rows.push(summarise(name, samples, events.length));
+        say(`${name}: mean ${(rows.at(-1)!.mean * 1000).toFixed(1)} ms, ${events.length} switches`);
+      } finally {
+        client.close();
+        await h.close();
+      }
+    }
+    // Oracle: each phase, every candidate split, keep the best mean.
+    say(`oracle: ${candidates.size} candidate splits × ${PHASES.length} phases`);
+    const h = await launch([]);
+    const client = new OipClient(h.url, h.name);
+    try {
+      await warm(client);
+      const best: { samples: Sample[]; cuts: string }[] = [];
+      for (let i = 0; i < PHASES.length; i++) {
+        await apply(h, PHASES[i]!);
+        let top: { samples: Sample[]; cuts: string; mean: number } | null = null;
+        for (const [key, cuts] of candidates) {
+          await repartition(h.url, { cuts });
+          for (let w = 0; w < 2; w++) await client.infer(inputs);
+          const s: Sample[] = [];
+          await drive(client, inputs, rate, oracleS, i, s);
+          const m = stats(s.filter((x) => x.ok).map((x) => x.seconds)).mean;
+          if (!top || m < top.mean) top = { samples: s, cuts: key, mean: m };
+        }
+        best.push(top!);
+      }
+      const row = summarise('per-phase oracle', best.flatMap((b) => b.samples), 0);
+      row.phases.forEach((ph, i) => { ph.cuts = best[i]!.cuts; });
+      rows.push(row);
+    } finally {
+      client.close();
+      await h.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const bw = rows.find((r) => r.policy === 'bandwidth-only')!, la = rows.find((r) => r.policy === 'load-aware')!, or = rows.find((r) => r.policy === 'per-phase oracle')!;
+  const vsBw = 1 - la.mean / bw.mean, vsOracle = la.mean / or.mean - 1;
+  const doc = {
+    model: modelPath, blocks: model.blocks, shares: SHARES, links: { deviceEdge: LINK0, edgeCloud: LINK1 }, phases: PHASES, phaseS, rate, oracleS,
+    start, rows, events: allEvents, loadAwareVsBandwidth: vsBw, loadAwareVsOracle: vsOracle, wallS: (performance.now() - t00) / 1000,
+  };
+  if (v.json) { process.stdout.write(JSON.stringify(doc) + '\n'); return 0; }
+  const ms = (x: number): string => (x * 1000).toFixed(1);
+  const head = ['policy', ...PHASES.map((ph) => `${ph.name} mean/p95 ms`), 'overall mean/p95 ms', 'failed', 'switches'];
+  process.stdout.write(table(head, rows.map((r) => [r.policy, ...r.phases.map((ph) => `${ms(ph.mean)}/${ms(ph.p95)}${ph.cuts ? ` [${ph.cuts}]` : ''}`), `${ms(r.mean)}/${ms(r.p95)}`, String(r.failed), String(r.switches)])) + '\n');
+  process.stdout.write(`load-aware mean vs bandwidth-only: ${(vsBw * 100).toFixed(1)}% lower (target ≥ 14%); vs per-phase oracle: ${(vsOracle * 100).toFixed(1)}% higher (target ≤ 10%); wall ${doc.wallS.toFixed(0)} s\n`);
+  for (const [name, evs] of Object.entries(allEvents)) {
+    for (const e of evs) process.stdout.write(`  ${name}: [${e.fromCuts}] → [${e.toCuts}] ${e.reason}\n`);
+  }
+  return 0;
+}
+
+function summarise(policy: string, samples: Sample[], switches: number): Row {
+  const phases = PHASES.map((_, i) => {
+    const s = samples.filter((x) => x.phase === i);
+    const st = stats(s.filter((x) => x.ok).map((x) => x.seconds));
+    return { ...st, n: s.length, failed: s.filter((x) => !x.ok).length };
+  });
+  // Overall = the mean over phases of equal length, so the oracle's shorter runs weigh the same.
+  const ok = samples.filter((x) => x.ok).map((x) => x.seconds);
+  return { policy, phases, mean: phases.reduce((a, p) => a + p.mean, 0) / phases.length, p95: stats(ok).p95, failed: samples.filter((x) => !x.ok).length, switches };
+}

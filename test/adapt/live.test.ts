@@ -1,0 +1,84 @@
+/**
+ * The live monitors and controller on a real two-tier pipeline (gateway = device, one worker =
+ * edge) with an emulated link between them: the link estimate converges to the link's rate from
+ * real requests, and when the link's bandwidth drops (link.update) the controller switches
+ * through the gateway's Switcher to a later cut, with no failed request.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { prepareModel } from '../../src/engine/index.js';
+import { Gateway, Worker } from '../../src/serve/index.js';
+import { Link } from '../../src/link/index.js';
+import { profileModel } from '../../src/profile/profile.js';
+import type { Profile } from '../../src/profile/types.js';
+import { AdaptController, liveCostModel, bestFeasible } from '../../src/adapt/index.js';
+import { sharedPath } from '../support/shared.js';
+import { TOKEN, inferBinary, inputsFor } from '../serve/serve-helpers.js';
+
+const path = sharedPath('models/squeezenet1_1.onnx');
+
+const scale = (p: Profile, name: 'device' | 'edge', f: number): Profile => ({
+  ...p, system: { ...p.system, name, tier: name },
+  blocks: p.blocks.map((b) => ({ ...b, latency: { ...b.latency, median: b.latency.median * f } })),
+});
+
+test('link estimate converges on live transfers; the controller switches when bandwidth drops', { skip: !path }, async () => {
+  const prep = await prepareModel(path!);
+  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1 });
+  // A slow device (×4) and the edge as profiled: at 20 Mbit/s the best cut sends early, at
+  // 0.5 Mbit/s the tensors are too big and the device keeps more blocks.
+  const profiles = [scale(base, 'device', 4), scale(base, 'edge', 1)];
+  const { model, cutOf } = liveCostModel(profiles);
+  const cond = (mbit: number) => ({ links: [{ bytesPerS: mbit * 1e6 / 8, rttS: 0.004 }], tiers: [{ factor: 1, queueS: 0 }, { factor: 1, queueS: 0 }] });
+  const fast = bestFeasible(model, cond(20)).boundaries, slow = bestFeasible(model, cond(0.5)).boundaries;
+  assert.ok(slow[0]! > fast[0]!, `the scenario needs a later cut at low bandwidth (fast ${fast}, slow ${slow})`);
+  const start = [cutOf[fast[0]!]!];
+
+  const edge = await Worker.start({ token: TOKEN, model: prep, segment: { cuts: start, blocks: [1, 1] }, name: 'edge' });
+  const link = await Link.create({ listen: '127.0.0.1:0', to: `${edge.address.host}:${edge.address.port}`, rateBps: 20e6, delayMs: 2 });
+  const g = await Gateway.start({ model: prep, pipeline: { cuts: start, next: link.address, token: TOKEN }, switchStrategy: 'hot-swap' });
+  const lines: string[] = [];
+  const c = AdaptController.attach(g, { mode: 'bandwidth', profiles, tierNames: ['device', 'edge'], linkPriors: [{ bytesPerS: 20e6 / 8, rttS: 0.004 }], periodS: 0.25, minDwellS: 1, log: (l) => lines.push(l) });
+  try {
+    await g.waitReady(10_000);
+    const inputs = inputsFor(prep, 1)[0]!;
+    let failed = 0, n = 0;
+    const drive = async (ms: number): Promise<void> => {
+      const until = performance.now() + ms;
+      while (performance.now() < until) {
+        const r = await inferBinary(g.url, g.name, inputs);
+        n++;
+        if (r.status !== 200) failed++;
+      }
+    };
+    await drive(3000);
+    const est = c.monitor.snapshot(performance.now() / 1000).links[0]!;
+    assert.ok(est.confident, 'the link estimate rests on transfers');
+    const err = Math.abs(est.bytesPerS * 8 / 20e6 - 1);
+    assert.ok(err < 0.1, `estimated ${(est.bytesPerS * 8 / 1e6).toFixed(2)} Mbit/s on a 20 Mbit/s link (error ${(err * 100).toFixed(1)}%)`);
+    assert.equal(c.events.length, 0, `no switch while conditions hold: ${lines.join('\n')}`);
+
+    link.update({ rateBps: 0.5e6 });
+    const until = performance.now() + 40_000;
+    while (c.events.length === 0 && performance.now() < until) await drive(500);
+    assert.ok(c.events.length >= 1, `the controller switched after the drop (${n} requests): ${JSON.stringify(c.conditions().lastDecision?.reason)}`);
+    const ev = c.events[0]!;
+    assert.ok(ev.toCuts[0]! > ev.fromCuts[0]!, `moved the cut later: ${ev.fromCuts} → ${ev.toCuts}`);
+    assert.equal(ev.error, undefined);
+    await drive(1500);
+    assert.deepEqual(g.pipeline.cuts, c.events.at(-1)!.toCuts, 'the gateway serves the chosen split');
+    assert.equal(failed, 0, `no failed request while adapting (${n} requests)`);
+    const r = await fetch(`${g.url}/v1/conditions`);
+    const doc = (await r.json()) as { mode: string; monitor: { links: unknown[]; tiers: unknown[] } };
+    assert.equal(doc.mode, 'bandwidth');
+    assert.equal(doc.monitor.tiers.length, 2);
+    const metrics = await (await fetch(`${g.url}/metrics`)).text();
+    assert.match(metrics, /kerf_adapt_link_bytes_per_second\{link="device-edge"\} /);
+    assert.match(metrics, /kerf_adapt_tier_load_factor\{tier="edge"\} /);
+    assert.ok(lines.some((l) => l.includes('"event":"adapt"') && l.includes('"reason"')), 'the switch is logged with its reason');
+  } finally {
+    await g.close();
+    await link.close();
+    await edge.close();
+  }
+});
