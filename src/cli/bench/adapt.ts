@@ -44,16 +44,16 @@ const OPTIONS = {
 
 interface Phase { name: string; rateMbit: number; edgeCpus: number }
 
-/** Tier shares (cores) and links: a slow device, an edge of half a core, a cloud of a whole core behind a WAN. */
-const SHARES = { device: 0.25, edge: 0.5, cloud: 1.0 };
+/** Tier shares (cores) and links: a slow device; an edge and a cloud of a core each, the cloud one more hop away. */
+const SHARES = { device: 0.25, edge: 1.0, cloud: 1.0 };
 const PERIOD_US = 10_000;
 const LINK0 = { delayMs: 2 };
-const LINK1 = { rateMbit: 40, delayMs: 10 };
+const LINK1 = { rateMbit: 100, delayMs: 5 };
 const PHASES: Phase[] = [
-  { name: 'A 50 Mbit/s, edge idle', rateMbit: 50, edgeCpus: 0.5 },
-  { name: 'B 50 Mbit/s, edge loaded', rateMbit: 50, edgeCpus: 0.1 },
-  { name: 'C 10 Mbit/s, edge loaded', rateMbit: 10, edgeCpus: 0.1 },
-  { name: 'D 10 Mbit/s, edge idle', rateMbit: 10, edgeCpus: 0.5 },
+  { name: 'A 50 Mbit/s, edge idle', rateMbit: 50, edgeCpus: 1.0 },
+  { name: 'B 50 Mbit/s, edge loaded', rateMbit: 50, edgeCpus: 0.12 },
+  { name: 'C 10 Mbit/s, edge loaded', rateMbit: 10, edgeCpus: 0.12 },
+  { name: 'D 10 Mbit/s, edge idle', rateMbit: 10, edgeCpus: 1.0 },
 ];
 
 interface Sample { phase: number; seconds: number; ok: boolean }
