@@ -28,6 +28,8 @@ options:
   --queue N              requests that may wait for compute before 503/OVERLOADED (default 64)
   --profiled-ms MS       the segment's profiled compute time: enables the load factor metric
   --json                 print one JSON line when listening
+  --release-model        worker: free the whole model once its segment is loaded (less memory;
+                         a later load control prepares it again)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
   --profiles DIR         per-tier profiles DIR/<tier>.profile.json (needed by --adapt)
@@ -48,6 +50,7 @@ const OPTIONS = {
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
   metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
+  'release-model': { type: 'boolean' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
@@ -124,6 +127,7 @@ export async function run(argv: string[]): Promise<number | void> {
       segment: { ...(cuts ? { cuts } : {}), ...(blocks ? { blocks } : {}), ...(granularity ? { granularity } : {}) },
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
+      ...(v['release-model'] ? { releaseModel: true } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;
     const addr = fmtAddress(w.address);

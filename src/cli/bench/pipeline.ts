@@ -33,6 +33,9 @@ options:
   --input-shape N=DxD    concrete input shape for dynamic dims
   --stages A..B|LIST     pipeline lengths (default 1..8)
   --cpus C               cores per node (default 0.25)
+  --machine-share F      all nodes together get at most F × this machine's cores (default 0.8):
+                         above that a node gets F × cores ÷ N, so the gateway, link emulators
+                         and load generator keep the rest and quotas are real
   --granularity G        blocks placement may cut at: all (default) or single
   --bandwidth MBPS       every link's bandwidth, Mbit/s (default 1000)
   --rtt MS               every link's round-trip time, ms (default 1)
@@ -45,7 +48,7 @@ options:
 
 const OPTIONS = {
   model: { type: 'string' }, 'input-shape': { type: 'string', multiple: true }, stages: { type: 'string' }, cpus: { type: 'string' },
-  granularity: { type: 'string' }, bandwidth: { type: 'string' }, rtt: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' },
+  granularity: { type: 'string' }, 'machine-share': { type: 'string' }, bandwidth: { type: 'string' }, rtt: { type: 'string' }, seconds: { type: 'string' }, warmup: { type: 'string' },
   'in-flight': { type: 'string' }, 'cpu-period-us': { type: 'string' }, json: { type: 'boolean' },
 } as const;
 
@@ -63,6 +66,10 @@ export interface PipelineRow {
   failed: number;
   inFlight: number;
   latencyP50: number;
+  /** cores each node got (--cpus, or less to keep the machine from being oversubscribed) */
+  nodeCpus: number;
+  /** the placement's stage time spent on wire CPU at its bottleneck stage, seconds */
+  wireSeconds: number;
   /** per process: CPU used over the window ÷ its share (1 = saturated), resident memory, limit */
   processes: { name: string; role: string; cpus?: number; utilisation: number | null; rss: number; peak: number; limit?: number; predictedMemory?: number }[];
   /** CPU the benchmark process itself used over the window (load generator and link emulators), cores */
@@ -70,9 +77,9 @@ export interface PipelineRow {
   /** cores the whole machine was busy over the window (other users' work included), of `machineCores` */
   machineBusy: number;
   machineCores: number;
-  /** 1 ÷ bottleneck with every stage also paying the wire CPU measured at N=1 for the bytes it
-   * receives and sends (null without an N=1 row) */
-  predictedWithWire: number | null;
+  /** 1 ÷ bottleneck of the same placement without wire CPU (what the cost model predicted
+   * before it counted it) */
+  predictedNoWire: number;
 }
 
 /** Busy and total jiffies of the whole machine, from /proc/stat. */
@@ -195,6 +202,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const v = parsed.values;
   const stages = stagesOpt(v.stages);
   const cpus = num(v.cpus, '--cpus', 0.25);
+  const machineShare = num(v['machine-share'], '--machine-share', 0.8);
   const granularity = v.granularity ?? 'all';
   if (granularity !== 'all' && granularity !== 'single') throw kerfError('KERF_ERR_USAGE', `--granularity '${granularity}': expected all or single`);
   const bandwidth = num(v.bandwidth, '--bandwidth', 1000);
@@ -211,7 +219,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const { cpuQuotaUnavailable, processCpuSeconds } = await import('../../serve/cpu.js');
   const { up, placementToUp } = await import('../../serve/up.js');
   const { profileModel } = await import('../../profile/index.js');
-  const { place, placeModelFromProfiles, validateCluster } = await import('../../plan/place/index.js');
+  const { place, placeModelFromProfiles, validateCluster, DEFAULT_WIRE_CPU_MS_PER_MB } = await import('../../plan/place/index.js');
   const { prepareModel, randomInputs } = await import('../../engine/index.js');
   const noCgroup = cpuQuotaUnavailable();
   if (noCgroup) note(`WARNING: ${noCgroup}; workers cannot be held to ${cpus} core and the predictions below will not hold`);
@@ -232,22 +240,34 @@ export async function run(argv: string[]): Promise<number | void> {
     // 1. Per-block times on a whole core, and the factor a quota of `cpus` costs.
     note(`profiling ${modelName} (granularity ${granularity}) on one whole core`);
     const prof: Profile = await profileModel(file, { system: 'core', threads: 1, granularity, repeats: 10, inputShapes: shapes });
-    note('calibrating: the whole model back to back under the quota');
     // Absolute scale from the quota'd run, relative block costs from the profile: a busy machine
     // inflates the profile's whole and block medians alike, so the ratio survives it.
     const whole = prof.whole!.latency.median;
     const blockSum = prof.blocks.reduce((a, b) => a + b.latency.median, 0);
-    const tq = noCgroup ? whole : await calibrate(file, shapes, cpus, periodUs, Math.max(4, Math.min(10, seconds)));
-    // A one-stage pipeline's compute is the sum of its blocks: make that what the whole model takes under the quota.
-    const factor = tq / blockSum;
-    const scaled: Profile = {
-      ...prof, system: { ...prof.system, name: `${cpus}-core` },
-      blocks: prof.blocks.map((b) => ({ ...b, latency: { ...b.latency, median: b.latency.median * factor } })),
+    const cores = osCpus().length;
+    // Nodes together stay within machineShare of the machine: the rest is for the gateway, the
+    // link emulators and the load generator (8 × 0.25 core would be all of a 2-core machine).
+    const shareOf = (n: number): number => Math.round(Math.min(cpus, (machineShare * cores) / n) * 1000) / 1000;
+    say(`kerf bench pipeline: ${modelName}, ${prof.blocks.length} blocks (${granularity}), nodes of ${cpus} core, at most ${machineShare} × ${cores} cores for all nodes (cgroup quota, period ${periodUs / 1000} ms), links ${bandwidth} Mbit/s, rtt ${rtt} ms`);
+    /** per node share: the quota'd whole model (seconds) and the factor on the whole-core profile */
+    const calib = new Map<number, { tq: number; factor: number; pm: ReturnType<typeof placeModelFromProfiles> }>();
+    const calibrated = async (share: number): Promise<{ tq: number; factor: number; pm: ReturnType<typeof placeModelFromProfiles> }> => {
+      let c = calib.get(share);
+      if (c) return c;
+      note(`calibrating: the whole model back to back under a quota of ${share} core`);
+      const tq = noCgroup ? whole : await calibrate(file, shapes, share, periodUs, Math.max(4, Math.min(10, seconds)));
+      // A one-stage pipeline's compute is the sum of its blocks: make that what the whole model takes under the quota.
+      const factor = tq / blockSum;
+      const scaled: Profile = {
+        ...prof, system: { ...prof.system, name: `${share}-core` },
+        blocks: prof.blocks.map((b) => ({ ...b, latency: { ...b.latency, median: b.latency.median * factor } })),
+      };
+      say(`profile on a whole core: blocks sum ${(blockSum * 1000).toFixed(1)} ms, whole model ${(whole * 1000).toFixed(1)} ms; ` +
+        `whole model under ${share} core ${(tq * 1000).toFixed(1)} ms: factor ${factor.toFixed(3)} (ideal ${(1 / share).toFixed(2)}; factor = quota'd whole ÷ block sum)`);
+      c = { tq, factor, pm: placeModelFromProfiles([scaled]) };
+      calib.set(share, c);
+      return c;
     };
-    say(`kerf bench pipeline: ${modelName}, ${prof.blocks.length} blocks (${granularity}), nodes of ${cpus} core (cgroup quota, period ${periodUs / 1000} ms), links ${bandwidth} Mbit/s, rtt ${rtt} ms`);
-    say(`profile on a whole core: blocks sum ${(blockSum * 1000).toFixed(1)} ms, whole model ${(whole * 1000).toFixed(1)} ms; ` +
-      `whole model under the quota ${(tq * 1000).toFixed(1)} ms: factor ${factor.toFixed(3)} (ideal ${(1 / cpus).toFixed(2)}; factor = quota'd whole ÷ block sum)`);
-    const pm = placeModelFromProfiles([scaled]);
 
     // 2. Per N: place on N equal nodes behind an entry that holds nothing, run, load, compare.
     const prep = await prepareModel(file, { inputShapes: shapes });
@@ -261,25 +281,34 @@ export async function run(argv: string[]): Promise<number | void> {
     }));
     const body = Buffer.concat([head, ...raw]);
 
+    for (const n of stages) await calibrated(shareOf(n));
     if (!json) {
       say('');
       say(['N'.padStart(2), 'stg'.padStart(3), 'bottleneck'.padStart(18), 'predicted'.padStart(10), 'achieved'.padStart(9), 'ratio'.padStart(6),
-        'w/ wire'.padStart(8), 'ratio'.padStart(6), 'p50 ms'.padStart(7), 'util min-max'.padStart(13), 'RSS MB max'.padStart(11), 'pred MB'.padStart(8), 'limit'.padStart(6),
+        'cpus'.padStart(5), 'wire ms'.padStart(7), 'no wire'.padStart(8), 'ratio'.padStart(6), 'p50 ms'.padStart(7), 'util min-max'.padStart(13), 'RSS MB max'.padStart(11), 'pred MB'.padStart(8), 'limit'.padStart(6),
         'bench CPU'.padStart(9), 'busy'.padStart(5)].join(' '));
     }
     const rows: PipelineRow[] = [];
-    const cores = osCpus().length;
     /** wire CPU, seconds per byte received or sent on a whole core (measured at N=1) */
     let wire: number | null = null;
+    // Workers free the whole model once sliced; glibc returns freed memory to the system
+    // sooner with fewer arenas and a low trim threshold (the children inherit this).
+    process.env.MALLOC_ARENA_MAX ??= '2';
+    process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
     for (const n of stages) {
+      const share = shareOf(n);
+      const { tq, factor, pm } = await calibrated(share);
       const nodes = [{ name: 'gw', memoryMB: 1 }, ...Array.from({ length: n }, (_, i) => ({ name: `n${i + 1}`, memoryMB: 512 }))];
       const links = [];
       for (let a = 0; a < nodes.length; a++) for (let b = a + 1; b < nodes.length; b++) links.push({ from: nodes[a]!.name, to: nodes[b]!.name, bandwidthMbps: bandwidth, rttMs: rtt });
-      const cluster = validateCluster({ schema: 'kerf.cluster/v1', entry: 'gw', nodes, links }, `bench cluster (${n} nodes)`);
+      // The placement counts each stage's wire CPU: the whole-core cost per MB (measured at N=1,
+      // else the default) slowed by the quota like compute.
+      const wireMs = (wire !== null ? wire * 2 ** 20 * 1000 : DEFAULT_WIRE_CPU_MS_PER_MB) * factor;
+      const cluster = validateCluster({ schema: 'kerf.cluster/v1', entry: 'gw', nodes, links, wireCpuMsPerMB: wireMs }, `bench cluster (${n} nodes)`);
       const p: Placement = place(pm, cluster, { maxStages: n });
-      const opts = placementToUp(p, file, { referenceCpus: cpus });
+      const opts = placementToUp(p, file, { referenceCpus: share });
       const inFlight = fixedInFlight ?? 2 * n + 2;
-      const h = await up({ ...opts, inputShapes: prep.inputShapes, cpu: { periodUs }, workerArgs: ['--queue', String(Math.max(64, inFlight * 2))], readyTimeoutMs: 120_000 });
+      const h = await up({ ...opts, inputShapes: prep.inputShapes, cpu: { periodUs }, workerArgs: ['--queue', String(Math.max(64, inFlight * 2)), '--release-model'], readyTimeoutMs: 120_000 });
       try {
         const cpu0 = new Map<number, number>();
         let cpuEnd = new Map<number, number>();
@@ -307,16 +336,13 @@ export async function run(argv: string[]): Promise<number | void> {
           // The one worker's CPU per request beyond the model itself (tq × cpus core-seconds) is
           // what receiving the input and sending the output cost it.
           const w = h.processes.find((q) => q.role === 'worker');
-          if (w) wire = Math.max(0, (cpuUsed(w.pid) / r.completed - tq * cpus) / (p.stages[0]!.inputBytes + p.stages[0]!.outputBytes));
+          if (w) wire = Math.max(0, (cpuUsed(w.pid) / r.completed - tq * share) / (p.stages[0]!.inputBytes + p.stages[0]!.outputBytes));
         }
-        let predictedWithWire: number | null = null;
-        if (wire !== null) {
-          const stageS = p.stages.map((s) => s.computeSeconds + (wire! * (s.inputBytes + s.outputBytes)) / cpus);
-          predictedWithWire = 1 / Math.max(...stageS, ...p.links.map((l) => l.seconds));
-        }
+        const predictedNoWire = 1 / Math.max(...p.stages.map((s) => s.computeSeconds), ...p.links.map((l) => l.seconds));
+        const bnStage = p.stages.reduce((a, b) => (b.computeSeconds + b.wireSeconds > a.computeSeconds + a.wireSeconds ? b : a));
         const row: PipelineRow = {
           n, stages: p.stages.length, cuts: opts.cuts, bottleneck: p.bottleneck, predicted: p.throughput, achieved, ratio: achieved / p.throughput,
-          completed: r.completed, failed: r.failed, inFlight, latencyP50: r.p50,
+          completed: r.completed, failed: r.failed, inFlight, latencyP50: r.p50, nodeCpus: share, wireSeconds: bnStage.wireSeconds,
           processes: h.processes.map((q) => {
             const m = mem.find((x) => x.pid === q.pid);
             const used = (cpuEnd.get(q.pid)! - cpu0.get(q.pid)!) / seconds;
@@ -328,7 +354,7 @@ export async function run(argv: string[]): Promise<number | void> {
               ...(st ? { predictedMemory: st.memoryBytes } : {}),
             };
           }),
-          benchCpu: benchUsed, machineBusy: busy, machineCores: cores, predictedWithWire,
+          benchCpu: benchUsed, machineBusy: busy, machineCores: cores, predictedNoWire,
         };
         rows.push(row);
         if (json) process.stdout.write(JSON.stringify(row) + '\n');
@@ -339,7 +365,7 @@ export async function run(argv: string[]): Promise<number | void> {
           say([String(n).padStart(2), String(row.stages).padStart(3),
             `${(p.bottleneck.seconds * 1000).toFixed(1)} ms ${p.bottleneck.kind}`.padStart(18),
             row.predicted.toFixed(2).padStart(10), achieved.toFixed(2).padStart(9), row.ratio.toFixed(3).padStart(6),
-            (predictedWithWire !== null ? predictedWithWire.toFixed(2) : '-').padStart(8), (predictedWithWire !== null ? (achieved / predictedWithWire).toFixed(3) : '-').padStart(6),
+            share.toFixed(3).padStart(5), `${(bnStage.wireSeconds * 1000).toFixed(1)}`.padStart(7), predictedNoWire.toFixed(2).padStart(8), (achieved / predictedNoWire).toFixed(3).padStart(6),
             (r.p50 * 1000).toFixed(0).padStart(7), `${Math.min(...utils).toFixed(2)}-${Math.max(...utils).toFixed(2)}`.padStart(13),
             mb(Math.max(...w.map((q) => q.rss))).padStart(11), mb(Math.max(...w.map((q) => q.predictedMemory ?? 0))).padStart(8),
             mb(Math.max(...w.map((q) => q.limit ?? 0))).padStart(6), row.benchCpu.toFixed(2).padStart(9), busy.toFixed(2).padStart(5)].join(' ') + (r.failed ? ` (${r.failed} failed)` : ''));
@@ -354,7 +380,7 @@ export async function run(argv: string[]): Promise<number | void> {
     const speedup = one && four ? four.achieved / one.achieved : null;
     const memOk = rows.every((r) => r.processes.every((q) => q.limit === undefined || q.rss <= q.limit));
     const summary = {
-      model: modelName, cpus, factor, minRatio, speedup4v1: speedup, predictedSpeedup4v1: one && four ? four.predicted / one.predicted : null,
+      model: modelName, cpus, machineShare, factors: Object.fromEntries([...calib].map(([k, c]) => [k, c.factor])), minRatio, speedup4v1: speedup, predictedSpeedup4v1: one && four ? four.predicted / one.predicted : null,
       memoryWithinLimits: memOk, targets: { ratio: 0.85, speedup: 3 }, wireSecondsPerMB: wire !== null ? wire * 2 ** 20 : null,
     };
     if (json) process.stdout.write(JSON.stringify({ summary }) + '\n');
@@ -362,7 +388,7 @@ export async function run(argv: string[]): Promise<number | void> {
       say('');
       say(`achieved ÷ predicted: min ${minRatio.toFixed(3)} (target ≥ 0.85) ${minRatio >= 0.85 ? 'met' : 'MISSED'}`);
       if (speedup !== null) say(`4 nodes ÷ 1 node: ${speedup.toFixed(2)}× achieved, ${summary.predictedSpeedup4v1!.toFixed(2)}× predicted (target ≥ 3×) ${speedup >= 3 ? 'met' : 'MISSED'}`);
-      if (wire !== null) say(`wire CPU measured at N=1: ${(wire * 2 ** 20 * 1000).toFixed(2)} ms per MB received or sent on a whole core (the placement does not count it; 'w/ wire' adds it to every stage)`);
+      if (wire !== null) say(`wire CPU measured at N=1: ${(wire * 2 ** 20 * 1000).toFixed(2)} ms per MB received or sent on a whole core (default ${DEFAULT_WIRE_CPU_MS_PER_MB}); the placements from N=2 on count it ('wire ms': at the bottleneck stage; 'no wire': the prediction without it)`);
       say(`resident memory of every stage within its node's memoryMB: ${memOk ? 'yes' : 'NO'}`);
     }
     return minRatio >= 0.85 && (speedup === null || speedup >= 3) && memOk ? 0 : 1;

@@ -140,7 +140,9 @@ export function buildInstance(model: PlaceModel, cluster: Cluster, opts: PlaceOp
   for (let i = 0; i < n; i++) maxAct = Math.max(maxAct, act[i]!);
   let overheadBytes: number;
   if (mem.overheadMB !== undefined) overheadBytes = mem.overheadMB * MB;
-  else if (model.wholeMemoryBytes !== undefined) overheadBytes = Math.max(0, model.wholeMemoryBytes - wpre[n]! - maxAct);
+  // The profile's whole-model memory is what loading the session added to the process: beyond
+  // weights and activations it is the session's own overhead, on top of the process baseline.
+  else if (model.wholeMemoryBytes !== undefined) overheadBytes = DEFAULT_OVERHEAD_MB * MB + Math.max(0, model.wholeMemoryBytes - wpre[n]! - maxAct);
   else overheadBytes = DEFAULT_OVERHEAD_MB * MB;
   const memLimit = new Float64Array(N);
   const memCap = new Float64Array(N);
