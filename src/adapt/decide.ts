@@ -29,8 +29,29 @@ export interface SplitModel {
 export interface AdaptConditions {
   /** one per link (tiers − 1): throughput in bytes/s and round-trip time in seconds */
   links: { bytesPerS: number; rttS: number }[];
-  /** one per tier: load factor (observed ÷ profiled) and queueing delay in seconds */
-  tiers: { factor: number; queueS: number }[];
+  /** one per tier: load factor (observed ÷ profiled). `queueS`, the queueing delay observed
+   * under the placement in force, is carried for logs only: it belongs to that placement, so
+   * the prediction derives each placement's own queueing from `ratePerS` instead. */
+  tiers: { factor: number; queueS?: number }[];
+  /** request arrival rate λ (per second); 0 or absent: no queueing is predicted */
+  ratePerS?: number;
+}
+
+/** Utilisation beyond which a server's sojourn continues on its tangent (finite, convex, steep). */
+export const RHO_MAX = 0.95;
+
+/**
+ * Expected sojourn of a FIFO server with service time `s` at arrival rate `lambda`,
+ * M/M/1-like: s / (1 − ρ), ρ = λ·s. Beyond ρ = RHO_MAX it continues on its tangent, so a
+ * saturated placement costs (very) much more than any feasible one while staying finite and
+ * convex in s (which the search relies on).
+ */
+export function sojourn(s: number, lambda: number): number {
+  if (!(lambda > 0) || s <= 0) return s;
+  const rho = lambda * s;
+  if (rho <= RHO_MAX) return s / (1 - rho);
+  const s0 = RHO_MAX / lambda, d = 1 - RHO_MAX;
+  return s0 / d + (s - s0) / (d * d);
 }
 
 /**
@@ -112,6 +133,7 @@ function checkConditions(m: SplitModel, c: AdaptConditions): void {
     throw kerfError('KERF_ERR_PLAN', `conditions have ${c.tiers.length} tiers and ${c.links.length} links; the model has ${k} tiers and ${k - 1} links`);
   }
   for (const l of c.links) if (!(l.bytesPerS > 0)) throw kerfError('KERF_ERR_PLAN', `link bandwidth must be positive, got ${l.bytesPerS}`);
+  if (c.ratePerS !== undefined && !(c.ratePerS >= 0)) throw kerfError('KERF_ERR_PLAN', `request rate must be non-negative, got ${c.ratePerS}`);
 }
 
 /** Predicted latency (seconds) of one placement: `boundaries` = [b_1, …, b_{m−1}], non-decreasing. */
@@ -124,17 +146,23 @@ export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundarie
   for (let j = 0; j < k; j++) {
     const hi = j < k - 1 ? boundaries[j]! : n;
     if (!(Number.isInteger(hi) && hi >= lo && hi <= n)) throw kerfError('KERF_ERR_PLAN', `boundaries ${JSON.stringify(boundaries)} are not non-decreasing in 0..${n}`);
-    const t = c.tiers[j]!;
-    if (hi > lo) total += t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]!) + t.queueS;
-    if (j < k - 1 && hi < n) total += c.links[j]!.rttS + m.boundaryBytes[hi]! / c.links[j]!.bytesPerS;
+    const t = c.tiers[j]!, lambda = c.ratePerS ?? 0;
+    if (hi > lo) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]!), lambda);
+    if (j < k - 1 && hi < n) total += c.links[j]!.rttS + sojourn(m.boundaryBytes[hi]! / c.links[j]!.bytesPerS, lambda);
     lo = hi;
   }
   return total;
 }
 
 /**
- * Finds the best placement by dynamic programming over the chain with running minima:
- * g_j(b) = least cost of tiers 0..j with tier j ending at b (including link j's transfer).
+ * Finds the best placement by dynamic programming over the chain:
+ * g_j(b) = least cost of tiers 0..j with tier j ending at b (including link j's transfer),
+ * g_j(b) = link_j(b) + min_{a ≤ b} g_{j−1}(a) + h_j(P_j[b] − P_j[a]), a = b: tier j runs nothing.
+ *
+ * Without queueing (no rate) h_j is linear, h_j(x) = f_j·x, and the inner minimum is a running
+ * prefix minimum: O(tiers × blocks). With a rate λ, h_j(x) = sojourn(f_j·x, λ) is convex in x
+ * and P_j is non-decreasing, so the matrix of the inner minimum is Monge and its row minima
+ * are monotone in b: divide and conquer finds them in O(blocks · log blocks) per tier, exactly.
  * Scratch arrays are allocated once per model, so a decision allocates almost nothing.
  */
 export class SplitSearch {
@@ -150,46 +178,17 @@ export class SplitSearch {
   best(c: AdaptConditions): { boundaries: number[]; latencyS: number } {
     const m = this.model;
     checkConditions(m, c);
-    const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
-    for (let j = 0; j < k - 1; j++) {
-      const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor, q = c.tiers[j]!.queueS;
-      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
-      const prev = j > 0 ? this.g[j - 1]! : null;
-      // running min over a < b of (cost up to a) − f·P[a]: tier j runs [a, b)
-      let runMin = Infinity, runArg = -1;
-      for (let b = 0; b <= n; b++) {
-        let best = Infinity, arg = -1;
-        if (allowed[b]) {
-          const link = b < n ? rtt + bytes[b]! / bw : 0;
-          if (prev === null) {
-            best = f * (P[b]! - P[0]!) + (b > 0 ? q : 0);
-            arg = 0;
-          } else {
-            best = prev[b]!; // tier j runs nothing
-            arg = b;
-            if (runArg >= 0) {
-              const v = runMin + f * P[b]! + q;
-              if (v < best) { best = v; arg = runArg; }
-            }
-          }
-          best += link;
-        }
-        g[b] = best;
-        from[b] = arg;
-        if (prev !== null && allowed[b]) {
-          const cand = prev[b]! - f * P[b]!;
-          if (cand < runMin) { runMin = cand; runArg = b; }
-        }
-      }
-    }
+    const lambda = c.ratePerS ?? 0;
+    if (lambda > 0) this.queued(c, lambda);
+    else this.linear(c);
+    const k = m.tiers.length, n = m.blocks, allowed = m.allowed;
     // last tier runs [a, n)
-    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, q = c.tiers[last]!.queueS;
+    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor;
     const gl = this.g[k - 2]!;
     let latencyS = Infinity, a = -1;
     for (let b = 0; b <= n; b++) {
       if (!allowed[b]) continue;
-      const v = gl[b]! + f * (P[n]! - P[b]!) + (b < n ? q : 0);
+      const v = gl[b]! + sojourn(f * (P[n]! - P[b]!), lambda);
       if (v < latencyS) { latencyS = v; a = b; }
     }
     if (a < 0 || !Number.isFinite(latencyS)) throw kerfError('KERF_ERR_PLAN', 'no feasible placement under these conditions');
@@ -201,9 +200,77 @@ export class SplitSearch {
     }
     return { boundaries, latencyS };
   }
+
+  /** g_j for linear tier costs: running prefix minimum of g_{j−1}(a) − f·P[a]. */
+  private linear(c: AdaptConditions): void {
+    const m = this.model;
+    const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
+    for (let j = 0; j < k - 1; j++) {
+      const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
+      const f = c.tiers[j]!.factor;
+      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
+      const prev = j > 0 ? this.g[j - 1]! : null;
+      let runMin = Infinity, runArg = -1;
+      for (let b = 0; b <= n; b++) {
+        let best = Infinity, arg = -1;
+        if (prev !== null && allowed[b]) {
+          const cand = prev[b]! - f * P[b]!;
+          if (cand < runMin) { runMin = cand; runArg = b; }
+        }
+        if (allowed[b]) {
+          if (prev === null) { best = f * (P[b]! - P[0]!); arg = 0; }
+          else if (runArg >= 0) { best = runMin + f * P[b]!; arg = runArg; }
+          best += b < n ? rtt + bytes[b]! / bw : 0;
+        }
+        g[b] = best;
+        from[b] = arg;
+      }
+    }
+  }
+
+  /** g_j with queueing: row minima of a Monge matrix by divide and conquer. */
+  private queued(c: AdaptConditions, lambda: number): void {
+    const m = this.model;
+    const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
+    for (let j = 0; j < k - 1; j++) {
+      const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
+      const f = c.tiers[j]!.factor;
+      if (j === 0) {
+        for (let b = 0; b <= n; b++) { g[b] = sojourn(f * (P[b]! - P[0]!), lambda); from[b] = 0; }
+      } else {
+        const prev = this.g[j - 1]!;
+        const solve = (lo: number, hi: number, optLo: number, optHi: number): void => {
+          if (lo > hi) return;
+          const mid = (lo + hi) >> 1;
+          let best = Infinity, arg = optLo;
+          const top = Math.min(mid, optHi), Pm = P[mid]!;
+          for (let a = optLo; a <= top; a++) {
+            const pa = prev[a]!;
+            if (pa === Infinity) continue;
+            const v = pa + sojourn(f * (Pm - P[a]!), lambda);
+            if (v < best) { best = v; arg = a; }
+          }
+          g[mid] = best;
+          from[mid] = arg;
+          solve(lo, mid - 1, optLo, arg);
+          solve(mid + 1, hi, arg, optHi);
+        };
+        solve(0, n, 0, n);
+      }
+      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
+      for (let b = 0; b <= n; b++) {
+        if (!allowed[b]) { g[b] = Infinity; from[b] = -1; }
+        else if (b < n) g[b]! += rtt + sojourn(bytes[b]! / bw, lambda);
+      }
+    }
+  }
 }
 
-/** 'bandwidth' ignores load (factors 1, no queueing); 'load-aware' uses everything. */
+function sameBoundaries(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** 'bandwidth' ignores load (factors 1, no rate hence no queueing); 'load-aware' uses everything. */
 export type AdaptMode = 'bandwidth' | 'load-aware';
 
 export interface DeciderOptions {
@@ -213,6 +280,17 @@ export interface DeciderOptions {
   minGain?: number;
   /** and only when the current placement has been in place this long, seconds (default 5) */
   minDwellS?: number;
+  /** flap damping: a switch back to the placement just left needs a dwell of
+   * minDwellS × backoff^(returns so far), up to maxBackoff× (defaults 2 and 32); a switch
+   * elsewhere resets the count */
+  backoff?: number;
+  maxBackoff?: number;
+  /** and only when the same better placement has met the minimum gain at every decision for
+   * this long, seconds (default 0: one decision suffices) — filters short excursions of noisy
+   * estimates. A gain of at least `confirmBelowGain` (default 0.5) needs no confirmation: noise
+   * does not halve a latency, saturation does, and every second waited there grows a queue. */
+  confirmS?: number;
+  confirmBelowGain?: number;
 }
 
 /** One decision and why it was taken: what the controller logs. */
@@ -248,8 +326,15 @@ export class Decider {
   private readonly minGain: number;
   private readonly minDwellS: number;
   readonly mode: AdaptMode;
+  private readonly backoff: number;
+  private readonly maxBackoff: number;
   private cur: number[] | null;
   private sinceS: number;
+  private prev: number[] | null = null;
+  private returns = 0;
+  private readonly confirmS: number;
+  private readonly confirmBelowGain: number;
+  private pending: { boundaries: number[]; sinceS: number } | null = null;
 
   constructor(readonly model: SplitModel, opts: DeciderOptions, initial?: { boundaries: number[]; atS: number }) {
     if (opts.mode !== 'bandwidth' && opts.mode !== 'load-aware') {
@@ -258,6 +343,12 @@ export class Decider {
     this.mode = opts.mode;
     this.minGain = opts.minGain ?? 0.1;
     this.minDwellS = opts.minDwellS ?? 5;
+    this.backoff = opts.backoff ?? 2;
+    this.maxBackoff = opts.maxBackoff ?? 32;
+    this.confirmS = opts.confirmS ?? 0;
+    this.confirmBelowGain = opts.confirmBelowGain ?? 0.5;
+    if (!(this.confirmS >= 0)) throw kerfError('KERF_ERR_CONFIG', 'confirmS must be non-negative');
+    if (!(this.backoff >= 1) || !(this.maxBackoff >= 1)) throw kerfError('KERF_ERR_CONFIG', 'backoff and maxBackoff must be at least 1');
     if (!(this.minGain >= 0) || !(this.minDwellS >= 0)) throw kerfError('KERF_ERR_CONFIG', 'minGain and minDwellS must be non-negative');
     this.search = new SplitSearch(model);
     this.cur = initial ? [...initial.boundaries] : null;
@@ -274,13 +365,14 @@ export class Decider {
 
   /** Tell the decider that the placement in force changed for another reason (e.g. a manual switch). */
   adopt(boundaries: readonly number[], atS: number): void {
+    if (this.cur && !sameBoundaries(this.cur, boundaries)) this.prev = this.cur;
     this.cur = [...boundaries];
     this.sinceS = atS;
   }
 
   decide(conditions: AdaptConditions, atS: number): Decision {
     const inputs: AdaptConditions = this.mode === 'bandwidth'
-      ? { links: conditions.links, tiers: conditions.tiers.map(() => ({ factor: 1, queueS: 0 })) }
+      ? { links: conditions.links, tiers: conditions.tiers.map(() => ({ factor: 1, queueS: 0 })), ratePerS: 0 }
       : conditions;
     const best = this.search.best(inputs);
     const base = { atS, mode: this.mode, best: best.boundaries, predictedBestS: best.latencyS, inputs };
@@ -292,18 +384,26 @@ export class Decider {
     const current = this.cur;
     const predictedCurrentS = predictSplitLatency(this.model, inputs, current);
     const gain = predictedCurrentS > 0 ? (predictedCurrentS - best.latencyS) / predictedCurrentS : 0;
-    const same = best.boundaries.every((b, i) => b === current[i]);
+    const same = sameBoundaries(best.boundaries, current);
+    const back = this.prev !== null && sameBoundaries(best.boundaries, this.prev);
+    const dwell = this.minDwellS * (back ? Math.min(this.maxBackoff, this.backoff ** (this.returns + 1)) : 1);
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
     let reason: string;
     let doSwitch = false;
+    if (same || gain < this.minGain) this.pending = null;
+    else if (!this.pending || !sameBoundaries(this.pending.boundaries, best.boundaries)) this.pending = { boundaries: best.boundaries, sinceS: atS };
     if (same) reason = 'current placement is the best';
     else if (gain < this.minGain) reason = `gain ${pct(gain)} < minimum ${pct(this.minGain)}`;
-    else if (atS - this.sinceS < this.minDwellS) reason = `gain ${pct(gain)} but dwell ${(atS - this.sinceS).toFixed(2)} s < ${this.minDwellS} s`;
+    else if (gain < this.confirmBelowGain && atS - this.pending!.sinceS < this.confirmS) reason = `gain ${pct(gain)} for ${(atS - this.pending!.sinceS).toFixed(2)} s < ${this.confirmS} s to confirm`;
+    else if (atS - this.sinceS < dwell) reason = `gain ${pct(gain)} but dwell ${(atS - this.sinceS).toFixed(2)} s < ${dwell} s${back ? ' (back to the placement just left: damped)' : ''}`;
     else {
       doSwitch = true;
       reason = `gain ${pct(gain)} ≥ ${pct(this.minGain)}: [${current.join(',')}] → [${best.boundaries.join(',')}]`;
     }
     if (doSwitch) {
+      this.pending = null;
+      this.returns = back ? this.returns + 1 : 0;
+      this.prev = current;
       this.cur = best.boundaries;
       this.sinceS = atS;
     }

@@ -253,3 +253,36 @@ export class LoadEstimator {
     };
   }
 }
+
+/**
+ * Request arrival rate λ over a sliding window: the count of arrivals stamped inside the window
+ * divided by the window (or by the time since the first arrival while the window is filling).
+ * Arrivals are stamped when they are known (the gateway sees a request when it is answered and
+ * back-dates it by its latency): requests still in flight are missing, so a saturated pipeline
+ * reads as its service rate, which still makes the saturated placement look saturated.
+ */
+export class ArrivalRate {
+  private readonly windowS: number;
+  private stamps: number[] = [];
+  private firstS = Infinity;
+
+  constructor(opts: { windowS?: number } = {}) {
+    this.windowS = opts.windowS ?? 10;
+    positive(this.windowS, 'windowS');
+  }
+
+  add(atS: number): void {
+    if (!Number.isFinite(atS)) return;
+    this.stamps.push(atS);
+    if (atS < this.firstS) this.firstS = atS;
+    if (this.stamps.length > 4096) this.stamps.shift();
+  }
+
+  /** Requests per second at `atS` (0 before two arrivals). */
+  estimate(atS: number): number {
+    this.stamps = this.stamps.filter((s) => atS - s <= this.windowS);
+    if (this.stamps.length < 2) return 0;
+    const span = Math.min(this.windowS, atS - this.firstS);
+    return span > 0 ? this.stamps.length / span : 0;
+  }
+}

@@ -1,12 +1,12 @@
 /** adapt: pure estimators (bandwidth/RTT per link, load per tier), the split decision with
  * hysteresis, and the offline evaluation on AdaptiveDNN's measurements. */
 export {
-  LinkEstimator, LoadEstimator, loadFactor,
+  LinkEstimator, LoadEstimator, ArrivalRate, loadFactor,
   type LinkEstimate, type LinkEstimatorOptions, type LoadEstimate, type LoadEstimatorOptions,
   type ExecSample, type LoadFactorOptions,
 } from './estimators.js';
 export {
-  splitCostModel, splitCostModelFromProfiles, splitCostModelFromPrefix, predictSplitLatency, SplitSearch, Decider,
+  splitCostModel, splitCostModelFromProfiles, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SplitSearch, Decider,
   type SplitModel, type AdaptConditions, type AdaptMode, type DeciderOptions, type Decision,
 } from './decide.js';
 export { loadAdaptiveDnn, parseWeightsFile, type MeasuredCut, type MeasuredNetwork } from './adaptivednn.js';

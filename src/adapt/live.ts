@@ -31,6 +31,8 @@ export interface AdaptControllerOptions {
   periodS?: number;
   minGain?: number;
   minDwellS?: number;
+  /** seconds a better placement must stay better before a switch (default 2; gains ≥ 50 % switch at once) */
+  confirmS?: number;
   /** one line per decision that switches (JSON) and per failure */
   log?: (line: string) => void;
 }
@@ -134,7 +136,7 @@ export class AdaptController {
     this.monitor = new LiveMonitor(m.model, { linkPriors: opts.linkPriors ?? [], outputBytes: m.outputBytes });
     const initial = this.boundaries(gateway.pipeline.cuts);
     this.decider = opts.mode === 'off' ? null : new Decider(m.model, {
-      mode: opts.mode, minGain: opts.minGain ?? 0.1, minDwellS: opts.minDwellS ?? 3,
+      mode: opts.mode, minGain: opts.minGain ?? 0.1, minDwellS: opts.minDwellS ?? 3, confirmS: opts.confirmS ?? 2,
     }, initial ? { boundaries: initial, atS: nowS() } : undefined);
   }
 
@@ -157,6 +159,7 @@ export class AdaptController {
         rtt.set(() => c.monitor.links[j]!.estimate(nowS()).rttS, l);
       }
     });
+    r.gauge('kerf_adapt_request_rate', 'Estimated request arrival rate, per second.').set(() => c.monitor.arrivals.estimate(nowS()));
     r.gauge('kerf_adapt_decisions_total', 'Decisions taken by the adapt controller.').set(() => c.decisions);
     r.gauge('kerf_adapt_switches_total', 'Switches the adapt controller asked for.').set(() => c.events.length);
     const period = (opts.periodS ?? 1) * 1000;
@@ -189,7 +192,9 @@ export class AdaptController {
       const s = r.stages[name];
       return s ? { queueS: s[0], computeS: s[1] } : { queueS: NaN, computeS: NaN };
     });
-    this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: r.timings.remoteS });
+    const t = r.timings;
+    const latencyS = [t.queueS, t.computeS, t.remoteS].reduce((a, x) => a + (Number.isFinite(x) ? x : 0), 0);
+    this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS });
   }
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */

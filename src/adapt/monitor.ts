@@ -4,7 +4,7 @@
  * the split in force) into link and tier estimates for the decision. Pure like the estimators:
  * every observation carries its own timestamp `atS`.
  */
-import { LinkEstimator, LoadEstimator, type LinkEstimate, type LoadEstimate } from './estimators.js';
+import { ArrivalRate, LinkEstimator, LoadEstimator, type LinkEstimate, type LoadEstimate } from './estimators.js';
 import type { AdaptConditions, SplitModel } from './decide.js';
 
 /** One finished request as the gateway saw it. */
@@ -16,6 +16,9 @@ export interface RequestObservation {
   tiers: readonly { queueS: number; computeS: number }[];
   /** seconds from sending to the first remote tier until its answer (all tiers beyond) */
   remoteS: number;
+  /** seconds the request spent in the pipeline: it arrived at atS − latencyS (default: the
+   * sum of the first tier's queue and compute and remoteS) */
+  latencyS?: number;
 }
 
 export interface LiveMonitorOptions {
@@ -29,6 +32,9 @@ export interface LiveMonitorOptions {
   linkWindowS?: number;
   linkHalfLifeS?: number;
   idleProbeS?: number;
+  /** window of the arrival-rate estimate, seconds (default 20: a Poisson count over 6 s is
+   * ±25 % noise at 3 req/s, which the queueing term amplifies) */
+  rateWindowS?: number;
 }
 
 /** The monitors' state as JSON (`GET /v1/conditions`, /metrics). */
@@ -37,6 +43,8 @@ export interface MonitorSnapshot {
   links: (LinkEstimate & { from: string; to: string; observed: boolean })[];
   tiers: (LoadEstimate & { name: string })[];
   requests: number;
+  /** estimated request arrival rate, per second */
+  ratePerS: number;
 }
 
 /**
@@ -51,6 +59,7 @@ export interface MonitorSnapshot {
 export class LiveMonitor {
   readonly links: LinkEstimator[];
   readonly loads: LoadEstimator[];
+  readonly arrivals: ArrivalRate;
   private n = 0;
 
   constructor(readonly model: SplitModel, private readonly opts: LiveMonitorOptions) {
@@ -60,6 +69,7 @@ export class LiveMonitor {
       prior: opts.linkPriors[j] ?? { bytesPerS: 12.5e6, rttS: 0.001 },
     }));
     this.loads = Array.from({ length: k }, () => new LoadEstimator({ windowS: opts.loadWindowS ?? 6 }));
+    this.arrivals = new ArrivalRate({ windowS: opts.rateWindowS ?? 20 });
   }
 
   /** Bytes crossing link j (up and back) under `boundaries`; 0 when the link carries nothing. */
@@ -71,6 +81,10 @@ export class LiveMonitor {
   observe(o: RequestObservation): void {
     const m = this.model, k = m.tiers.length;
     this.n++;
+    const t0 = o.tiers[0];
+    const fin = (x: number | undefined): number => (x !== undefined && Number.isFinite(x) ? x : 0);
+    const latencyS = o.latencyS ?? (fin(t0?.queueS) + fin(t0?.computeS) + fin(o.remoteS));
+    this.arrivals.add(o.atS - latencyS);
     let lo = 0;
     let remoteTiersS = 0;
     for (let j = 0; j < k; j++) {
@@ -110,6 +124,7 @@ export class LiveMonitor {
     return {
       links: this.links.map((l) => { const e = l.estimate(atS); return { bytesPerS: e.bytesPerS, rttS: e.rttS }; }),
       tiers: this.loads.map((l) => { const e = l.estimate(atS); return { factor: e.factor, queueS: e.queueS }; }),
+      ratePerS: this.arrivals.estimate(atS),
     };
   }
 
@@ -120,6 +135,7 @@ export class LiveMonitor {
       links: this.links.map((l, j) => ({ from: names[j]!, to: names[j + 1]!, observed: j === 0, ...l.estimate(atS) })),
       tiers: this.loads.map((l, j) => ({ name: names[j]!, ...l.estimate(atS) })),
       requests: this.n,
+      ratePerS: this.arrivals.estimate(atS),
     };
   }
 }

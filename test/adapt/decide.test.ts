@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  splitCostModel, splitCostModelFromPrefix, predictSplitLatency, SplitSearch, Decider, LinkEstimator, LoadEstimator, splitCostModelFromProfiles,
+  splitCostModel, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SplitSearch, Decider, LinkEstimator, LoadEstimator, ArrivalRate, splitCostModelFromProfiles,
   type AdaptConditions, type SplitModel,
 } from '../../src/adapt/index.js';
 import type { Profile } from '../../src/profile/types.js';
@@ -51,15 +51,51 @@ test('the linear search equals exhaustive search for 2, 3 and 4 tiers', () => {
   assert.ok(cases > 300);
 });
 
-test('predicted latency: compute scaled by load, queueing only on tiers that run blocks, transfer per crossing', () => {
+test('predicted latency: compute scaled by load, transfer per crossing; observed queue is not added', () => {
   const m = splitCostModel([{ name: 'edge', blockS: [0.1, 0.2] }, { name: 'cloud', blockS: [0.01, 0.02] }], [1000, 500, 100]);
+  // queueS belongs to the placement in force: it must not change any prediction
   const c: AdaptConditions = { links: [{ bytesPerS: 1000, rttS: 0.05 }], tiers: [{ factor: 2, queueS: 0.3 }, { factor: 1, queueS: 0.7 }] };
-  assert.ok(Math.abs(predictSplitLatency(m, c, [0]) - (0.05 + 1 + 0.7 + 0.03)) < 1e-12); // all cloud: input crosses
-  assert.ok(Math.abs(predictSplitLatency(m, c, [1]) - (0.2 + 0.3 + 0.05 + 0.5 + 0.02 + 0.7)) < 1e-12);
-  assert.ok(Math.abs(predictSplitLatency(m, c, [2]) - (0.6 + 0.3)) < 1e-12); // all edge: nothing crosses
+  assert.ok(Math.abs(predictSplitLatency(m, c, [0]) - (0.05 + 1 + 0.03)) < 1e-12); // all cloud: input crosses
+  assert.ok(Math.abs(predictSplitLatency(m, c, [1]) - (0.2 + 0.05 + 0.5 + 0.02)) < 1e-12);
+  assert.ok(Math.abs(predictSplitLatency(m, c, [2]) - 0.6) < 1e-12); // all edge: nothing crosses
   assert.throws(() => predictSplitLatency(m, c, [3]), /boundaries/);
   assert.throws(() => predictSplitLatency(m, { ...c, links: [] }, [1]), /links/);
+  assert.throws(() => predictSplitLatency(m, { ...c, ratePerS: -1 }, [1]), /rate/);
   assert.throws(() => splitCostModel([{ name: 'edge', blockS: [1] }, { name: 'cloud', blockS: [1, 2] }], [0, 0]), /cloud/);
+});
+
+test('queueing: each server (tier segment, link transfer) costs S/(1 − λS); saturated is finite, convex and steep', () => {
+  const m = splitCostModel([{ name: 'edge', blockS: [0.1, 0.2] }, { name: 'cloud', blockS: [0.01, 0.02] }], [1000, 500, 100]);
+  const c: AdaptConditions = { links: [{ bytesPerS: 1000, rttS: 0.05 }], tiers: [{ factor: 2 }, { factor: 1 }], ratePerS: 1 };
+  const q = (s: number) => s / (1 - s);
+  assert.ok(Math.abs(predictSplitLatency(m, c, [1]) - (q(0.2) + 0.05 + q(0.5) + q(0.02))) < 1e-12);
+  assert.equal(sojourn(0.3, 0), 0.3);
+  assert.ok(Math.abs(sojourn(0.5, 1) - 1) < 1e-12);
+  // beyond RHO_MAX: continuous, increasing, convex, and far above any unsaturated sojourn
+  const lam = 2, s0 = RHO_MAX / lam;
+  assert.ok(Math.abs(sojourn(s0 + 1e-9, lam) - sojourn(s0, lam)) < 1e-5);
+  const a = sojourn(0.6, lam), b = sojourn(0.8, lam), d = sojourn(1.0, lam);
+  assert.ok(Number.isFinite(d) && a < b && b < d && d - b >= b - a - 1e-9);
+  assert.ok(sojourn(0.5, lam) > 30 * 0.5, `saturated server (ρ = 1): ${sojourn(0.5, lam)}`);
+});
+
+test('with a request rate the search still equals exhaustive search (2, 3 and 4 tiers)', () => {
+  const r = rng(11);
+  let cases = 0;
+  for (const tiers of [2, 3, 4]) {
+    for (let i = 0; i < 150; i++) {
+      const n = 1 + Math.floor(r() * 12);
+      let c;
+      try { c = randomCase(r, tiers, n); } catch { continue; }
+      const cond = { ...c.cond, ratePerS: r() * 8 };
+      const got = new SplitSearch(c.model).best(cond);
+      const want = bruteForce(c.model, cond);
+      assert.ok(Math.abs(got.latencyS - want) <= 1e-9 * Math.max(1, want), `tiers ${tiers} n ${n}: ${got.latencyS} vs ${want}`);
+      assert.ok(Math.abs(predictSplitLatency(c.model, cond, got.boundaries) - got.latencyS) <= 1e-9 * Math.max(1, want));
+      cases++;
+    }
+  }
+  assert.ok(cases > 300);
 });
 
 test('cost model from kerf profiles', () => {
@@ -176,4 +212,97 @@ test('a three-tier chain decides device, edge and cloud boundaries', () => {
   assert.deepEqual(new SplitSearch(m).best(slowUplink).boundaries, [1, 1]);
   const cloudFar: AdaptConditions = { ...fast, links: [{ bytesPerS: 1e5, rttS: 0 }, { bytesPerS: 1e9, rttS: 5 }] };
   assert.deepEqual(new SplitSearch(m).best(cloudFar).boundaries, [1, 3]);
+});
+
+// The live scenario in small: device (slow) → edge → cloud. Boundaries [b1, b2].
+const CHAIN = splitCostModel(
+  [
+    { name: 'device', blockS: Array(8).fill(0.04) },
+    { name: 'edge', blockS: Array(8).fill(0.01) },
+    { name: 'cloud', blockS: Array(8).fill(0.01) },
+  ],
+  [600e3, 400e3, 100e3, 100e3, 50e3, 50e3, 20e3, 20e3, 0],
+);
+const chain = (edgeFactor: number, rate: number, queueS = 0): AdaptConditions => ({
+  links: [{ bytesPerS: 6.25e6, rttS: 0.004 }, { bytesPerS: 12.5e6, rttS: 0.1 }],
+  tiers: [{ factor: 1, queueS: 0 }, { factor: edgeFactor, queueS }, { factor: 1, queueS: 0 }],
+  ratePerS: rate,
+});
+
+test('a saturated edge is avoided: its work shrinks until it is far from saturation', () => {
+  const s = new SplitSearch(CHAIN);
+  const idle = s.best(chain(1, 3)).boundaries;
+  const edgeWork = (b: number[], f: number) => f * (CHAIN.prefix[1]![b[1]!]! - CHAIN.prefix[1]![b[0]!]!);
+  // loaded ×8: running the idle placement's edge part would saturate the edge at 3 req/s
+  assert.ok(3 * edgeWork(idle, 8) >= 1, `idle placement ${idle} would not saturate: ${edgeWork(idle, 8)}`);
+  const loaded = s.best(chain(8, 3));
+  assert.ok(3 * edgeWork(loaded.boundaries, 8) < 0.5, `loaded: ${loaded.boundaries}, edge ρ ${3 * edgeWork(loaded.boundaries, 8)}`);
+  assert.ok(loaded.latencyS < predictSplitLatency(CHAIN, chain(8, 3), idle) / 2);
+  // the observed queue of the placement in force changes nothing
+  assert.deepEqual(s.best(chain(8, 3, 5)).boundaries, loaded.boundaries);
+  // the decider switches there in load-aware mode, not in bandwidth mode
+  const la = new Decider(CHAIN, { mode: 'load-aware' }, { boundaries: idle, atS: 0 }).decide(chain(8, 3), 10);
+  const bo = new Decider(CHAIN, { mode: 'bandwidth' }, { boundaries: idle, atS: 0 }).decide(chain(8, 3), 10);
+  assert.equal(la.switch, true, la.reason);
+  assert.deepEqual(la.chosen, loaded.boundaries);
+  assert.equal(bo.switch, false, bo.reason);
+  assert.equal(bo.inputs.ratePerS, 0);
+});
+
+test('no flapping with queueing under noisy load and Poisson arrivals near a tie (live settings)', () => {
+  // an edge factor where the best placement changes at 3 req/s
+  const s = new SplitSearch(CHAIN);
+  const key = (f: number) => s.best(chain(f, 3)).boundaries.join(',');
+  let lo = 1, hi = 8;
+  assert.notEqual(key(lo), key(hi));
+  for (let i = 0; i < 50; i++) { const mid = (lo + hi) / 2; if (key(mid) === key(lo)) lo = mid; else hi = mid; }
+  const tie = (lo + hi) / 2;
+  // the live controller: a decision every second, dwell 3 s, confirm 2 s, load window 6 s, rate window 20 s
+  const run = (raw: boolean, seed: number): number => {
+    const r = rng(seed);
+    const d = raw ? new Decider(CHAIN, { mode: 'load-aware', minGain: 0, minDwellS: 0 })
+      : new Decider(CHAIN, { mode: 'load-aware', minGain: 0.1, minDwellS: 3, confirmS: 2 });
+    const edge = new LoadEstimator({ windowS: 6 });
+    const arrivals = new ArrivalRate({ windowS: 20 });
+    let switches = 0, next = 0, last = tie;
+    for (let t = 0; t < 300; t += 1) {
+      while (next <= t) { // Poisson arrivals at 3 req/s, each one an edge execution with ±20 % noise
+        last = tie * Math.exp(0.2 * normal(r));
+        arrivals.add(next);
+        edge.addExec(0.05 * last, 0.05, next);
+        next += -Math.log(1 - r()) / 3;
+      }
+      const dec = d.decide(raw ? chain(last, 3) : chain(edge.estimate(t).factor, arrivals.estimate(t)), t);
+      if (dec.switch && dec.current !== null) switches++;
+    }
+    return switches;
+  };
+  for (const seed of [3, 4, 5, 6, 7]) {
+    const n = run(false, seed);
+    assert.ok(n <= 2, `seed ${seed}: ${n} switches in 300 s (tie at edge factor ${tie.toFixed(3)})`);
+  }
+  const raw = run(true, 3);
+  assert.ok(raw > 20, `the noise is real: raw inputs without hysteresis switch ${raw} times`);
+});
+
+test('flap damping: a return to the placement just left waits a doubled dwell; a confirmation filters a one-off excursion', () => {
+  const d = new Decider(MODEL, { mode: 'load-aware', minGain: 0.1, minDwellS: 3 }, { boundaries: [bestAt(1e6)], atS: 0 });
+  const home = bestAt(1e6), away = bestAt(1e6, 3);
+  assert.equal(d.decide(at(1e6, 3), 10).switch, true);
+  const back = d.decide(at(1e6), 14); // 4 s > 3 s, but going back needs 6 s
+  assert.equal(back.switch, false);
+  assert.match(back.reason, /damped/);
+  assert.equal(d.decide(at(1e6), 16).switch, true);
+  assert.deepEqual(d.current, [home]);
+  const again = d.decide(at(1e6, 3), 25); // second return: 12 s
+  assert.equal(again.switch, false);
+  assert.equal(d.decide(at(1e6, 3), 28).switch, true);
+  assert.deepEqual(d.current, [away]);
+  const c = new Decider(MODEL, { mode: 'load-aware', minGain: 0.1, minDwellS: 0, confirmS: 2, confirmBelowGain: 0.99 }, { boundaries: [home], atS: 0 });
+  const first = c.decide(at(1e6, 3), 10);
+  assert.equal(first.switch, false);
+  assert.match(first.reason, /confirm/);
+  assert.equal(c.decide(at(1e6), 11).switch, false); // the excursion ended: nothing pending
+  assert.equal(c.decide(at(1e6, 3), 12).switch, false);
+  assert.equal(c.decide(at(1e6, 3), 14).switch, true);
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LinkEstimator, LoadEstimator, loadFactor } from '../../src/adapt/index.js';
+import { ArrivalRate, LinkEstimator, LoadEstimator, loadFactor } from '../../src/adapt/index.js';
 import { median, trimmedMean, weightedMedian } from '../../src/adapt/robust.js';
 import { normal, rng } from './rng.js';
 
@@ -102,4 +102,17 @@ test('robust helpers', () => {
   assert.equal(trimmedMean([1, 2, 3, 4, 100], 0.2), 3);
   assert.equal(weightedMedian([1, 2, 3], [1, 1, 5]), 3);
   assert.equal(weightedMedian([1, 2, 3], [5, 1, 1]), 1);
+});
+
+test('arrival rate converges to a known Poisson rate within 10 % and follows a change', () => {
+  const r = rng(21);
+  const a = new ArrivalRate({ windowS: 30 });
+  let t = 0;
+  while (t < 60) { a.add(t); t += -Math.log(1 - r()) / 20; }
+  const e = a.estimate(60);
+  assert.ok(Math.abs(e - 20) / 20 < 0.1, `rate ${e}`);
+  while (t < 100) { a.add(t); t += -Math.log(1 - r()) / 5; }
+  const e2 = a.estimate(100);
+  assert.ok(Math.abs(e2 - 5) / 5 < 0.2, `rate after the change ${e2}`);
+  assert.equal(new ArrivalRate().estimate(5), 0);
 });
