@@ -30,7 +30,9 @@ function placeModel(prep: Prepared): PlaceModel {
 /** A 3-node chain behind an entry that can hold nothing, so the placement has 3 stages. */
 function chainCluster(entryHolds: boolean) {
   return validateCluster({
-    schema: 'kerf.cluster/v1', entry: 'gw',
+    // no wire CPU: these tests are about the runtime, and the tiny model's compute is
+    // far below what moving its tensors would cost, which would steer the stages elsewhere
+    schema: 'kerf.cluster/v1', entry: 'gw', wireCpuMsPerMB: 0,
     nodes: [{ name: 'gw', memoryMB: entryHolds ? 512 : 1, speed: 0.5 }, { name: 'n1', memoryMB: 512, speed: 0.5 }, { name: 'n2', memoryMB: 512, speed: 0.5 }, { name: 'n3', memoryMB: 512, speed: 0.5 }],
     links: [
       { from: 'gw', to: 'n1', bandwidthMbps: 200, rttMs: 2 }, { from: 'n1', to: 'n2', bandwidthMbps: 100, rttMs: 4 },
