@@ -36,10 +36,11 @@ options:
   --phase-s S       seconds per phase (default 12)
   --rate R          requests per second, open loop (default 3)
   --oracle-s S      seconds per candidate split and phase for the oracle (default 4)
+  --policies LIST   subset of static,bandwidth,load-aware,oracle (default all)
   --json            one JSON document instead of tables`;
 
 const OPTIONS = {
-  model: { type: 'string' }, 'phase-s': { type: 'string' }, rate: { type: 'string' }, 'oracle-s': { type: 'string' }, json: { type: 'boolean' },
+  model: { type: 'string' }, 'phase-s': { type: 'string' }, rate: { type: 'string' }, 'oracle-s': { type: 'string' }, policies: { type: 'string' }, json: { type: 'boolean' },
 } as const;
 
 interface Phase { name: string; rateMbit: number; edgeCpus: number }
@@ -56,8 +57,8 @@ const PHASES: Phase[] = [
   { name: 'D 10 Mbit/s, edge idle', rateMbit: 10, edgeCpus: 1.0 },
 ];
 
-interface Sample { phase: number; seconds: number; ok: boolean }
-interface Row { policy: string; phases: { mean: number; p95: number; n: number; failed: number; cuts?: string }[]; mean: number; p95: number; failed: number; switches: number }
+interface Sample { phase: number; seconds: number; ok: boolean; error?: string }
+interface Row { errors: string[]; policy: string; phases: { mean: number; p95: number; n: number; failed: number; cuts?: string }[]; mean: number; p95: number; failed: number; switches: number }
 
 function stats(xs: number[]): { mean: number; p95: number } {
   if (!xs.length) return { mean: NaN, p95: NaN };
@@ -92,8 +93,10 @@ async function drive(client: OipClient, inputs: Parameters<OipClient['infer']>[0
   for (let i = 0; i < n; i++) {
     const wait = t0 + (i * 1000) / rate - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(client.infer(inputs).then((o) => { out.push({ phase, seconds: o.seconds, ok: o.status === 200 }); },
-      () => { out.push({ phase, seconds: NaN, ok: false }); }));
+    const sentS = performance.now() / 1000;
+    pending.push(client.infer(inputs).then((o) => {
+      out.push({ phase, seconds: o.seconds, ok: o.status === 200, ...(o.status === 200 ? {} : { error: `t=${(sentS - t0 / 1000).toFixed(2)} s HTTP ${o.status} ${o.error?.code ?? ''}: ${o.error?.message ?? ''}` }) });
+    }, (e: unknown) => { out.push({ phase, seconds: NaN, ok: false, error: `t=${(sentS - t0 / 1000).toFixed(2)} s ${(e as Error)?.message ?? String(e)}` }); }));
   }
   await Promise.all(pending);
 }
@@ -147,12 +150,17 @@ export async function run(argv: string[]): Promise<number | void> {
   const rows: Row[] = [];
   const allEvents: Record<string, AdaptEvent[]> = {};
   const candidates = new Map<string, number[]>([[start.join(','), start]]);
-  for (const ph of PHASES) { const c = cutsOf(bestFeasible(model, truth(ph)).boundaries); candidates.set(c.join(','), c); }
-  const policies: [string, string[]][] = [
-    ['static best-at-start', []],
-    ['bandwidth-only', ['--adapt', 'bandwidth']],
-    ['load-aware', ['--adapt', 'load-aware']],
-  ];
+  for (const ph of PHASES) {
+    for (const ratePerS of [0, rate]) { const c = cutsOf(bestFeasible(model, { ...truth(ph), ratePerS }).boundaries); candidates.set(c.join(','), c); }
+  }
+  const KNOWN = ['static', 'bandwidth', 'load-aware', 'oracle'];
+  const want = new Set((v.policies ?? KNOWN.join(',')).split(',').map((x) => x.trim()));
+  for (const w of want) if (!KNOWN.includes(w)) throw kerfError('KERF_ERR_USAGE', `--policies: '${w}' is not one of ${KNOWN.join(', ')}`);
+  const policies = ([
+    ['static best-at-start', [], 'static'],
+    ['bandwidth-only', ['--adapt', 'bandwidth'], 'bandwidth'],
+    ['load-aware', ['--adapt', 'load-aware'], 'load-aware'],
+  ] as [string, string[], string][]).filter((x) => want.has(x[2]));
   const common = ['--profiles', dir, '--adapt-tiers', 'device,edge,cloud', '--adapt-links', `${PHASES[0]!.rateMbit}mbit/${LINK0.delayMs}ms,${LINK1.rateMbit}mbit/${LINK1.delayMs}ms`, '--min-dwell', '3'];
   try {
     for (const [name, args] of policies) {
@@ -163,7 +171,9 @@ export async function run(argv: string[]): Promise<number | void> {
         await apply(h, PHASES[0]!);
         await warm(client);
         const samples: Sample[] = [];
+        const starts: number[] = [];
         for (let i = 0; i < PHASES.length; i++) {
+          starts.push(Date.now());
           await apply(h, PHASES[i]!);
           await drive(client, inputs, rate, phaseS, i, samples);
         }
@@ -171,7 +181,13 @@ export async function run(argv: string[]): Promise<number | void> {
         if (args.length) {
           const r = await fetch(`${h.url}/v1/conditions`);
           events = ((await r.json()) as { events: AdaptEvent[] }).events;
-          for (const e of events) candidates.set(e.toCuts.join(','), e.toCuts);
+          for (const e of events) {
+            candidates.set(e.toCuts.join(','), e.toCuts);
+            const t = Date.parse(e.at);
+            let i = -1;
+            starts.forEach((s0, k) => { if (s0 <= t) i = k; });
+            if (i >= 0) (e as AdaptEvent & { when?: string }).when = `phase ${PHASES[i]!.name.split(' ')[0]} +${((t - starts[i]!) / 1000).toFixed(1)} s`;
+          }
         }
         allEvents[name] = events;
         rows.push(summarise(name, samples, events.length));
@@ -182,6 +198,7 @@ export async function run(argv: string[]): Promise<number | void> {
       }
     }
     // Oracle: each phase, every candidate split, keep the best mean.
+    if (want.has('oracle')) {
     say(`oracle: ${candidates.size} candidate splits × ${PHASES.length} phases`);
     const h = await launch([]);
     const client = new OipClient(h.url, h.name);
@@ -208,12 +225,13 @@ export async function run(argv: string[]): Promise<number | void> {
       client.close();
       await h.close();
     }
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 
-  const bw = rows.find((r) => r.policy === 'bandwidth-only')!, la = rows.find((r) => r.policy === 'load-aware')!, or = rows.find((r) => r.policy === 'per-phase oracle')!;
-  const vsBw = 1 - la.mean / bw.mean, vsOracle = la.mean / or.mean - 1;
+  const bw = rows.find((r) => r.policy === 'bandwidth-only'), la = rows.find((r) => r.policy === 'load-aware'), or = rows.find((r) => r.policy === 'per-phase oracle');
+  const vsBw = la && bw ? 1 - la.mean / bw.mean : NaN, vsOracle = la && or ? la.mean / or.mean - 1 : NaN;
   const doc = {
     model: modelPath, blocks: model.blocks, shares: SHARES, links: { deviceEdge: LINK0, edgeCloud: LINK1 }, phases: PHASES, phaseS, rate, oracleS,
     start, rows, events: allEvents, loadAwareVsBandwidth: vsBw, loadAwareVsOracle: vsOracle, wallS: (performance.now() - t00) / 1000,
@@ -223,8 +241,9 @@ export async function run(argv: string[]): Promise<number | void> {
   const head = ['policy', ...PHASES.map((ph) => `${ph.name} mean/p95 ms`), 'overall mean/p95 ms', 'failed', 'switches'];
   process.stdout.write(table(head, rows.map((r) => [r.policy, ...r.phases.map((ph) => `${ms(ph.mean)}/${ms(ph.p95)}${ph.cuts ? ` [${ph.cuts}]` : ''}`), `${ms(r.mean)}/${ms(r.p95)}`, String(r.failed), String(r.switches)])) + '\n');
   process.stdout.write(`load-aware mean vs bandwidth-only: ${(vsBw * 100).toFixed(1)}% lower (target ≥ 14%); vs per-phase oracle: ${(vsOracle * 100).toFixed(1)}% higher (target ≤ 10%); wall ${doc.wallS.toFixed(0)} s\n`);
+  for (const r of rows) for (const e of r.errors) process.stdout.write(`  failed (${r.policy}): ${e}\n`);
   for (const [name, evs] of Object.entries(allEvents)) {
-    for (const e of evs) process.stdout.write(`  ${name}: [${e.fromCuts}] → [${e.toCuts}] ${e.reason}\n`);
+    for (const e of evs) process.stdout.write(`  ${name}: ${(e as AdaptEvent & { when?: string }).when ?? ''} [${e.fromCuts}] → [${e.toCuts}] ${e.reason}\n`);
   }
   return 0;
 }
@@ -237,5 +256,5 @@ function summarise(policy: string, samples: Sample[], switches: number): Row {
   });
   // Overall = the mean over phases of equal length, so the oracle's shorter runs weigh the same.
   const ok = samples.filter((x) => x.ok).map((x) => x.seconds);
-  return { policy, phases, mean: phases.reduce((a, p) => a + p.mean, 0) / phases.length, p95: stats(ok).p95, failed: samples.filter((x) => !x.ok).length, switches };
+  return { errors: samples.filter((x) => !x.ok).map((x) => `phase ${PHASES[x.phase]!.name.split(' ')[0]} ${x.error ?? ''}`), policy, phases, mean: phases.reduce((a, p) => a + p.mean, 0) / phases.length, p95: stats(ok).p95, failed: samples.filter((x) => !x.ok).length, switches };
 }
