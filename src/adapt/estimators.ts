@@ -31,6 +31,36 @@ export interface LinkEstimatorOptions {
   idleProbeS?: number;
   /** believed before any sample arrives */
   prior?: { bytesPerS: number; rttS: number };
+  /** level-shift detection (off by default): see `ShiftOptions` */
+  shift?: ShiftOptions;
+}
+
+/**
+ * Level-shift detection: when `run` consecutive samples all lie beyond `ratio` × the current
+ * estimate on the same side (all above, or all below 1/ratio), the level has moved: the
+ * window restarts from those samples. A lone outlier, or outliers on both sides, never
+ * restarts it, so robustness is kept; a real step is followed after `run` samples instead of
+ * after half the window's weight.
+ */
+export interface ShiftOptions { run: number; ratio: number }
+
+/** Tracks the run of samples beyond the estimate; true when the level has shifted. */
+class ShiftDetector {
+  private dir = 0;
+  private n = 0;
+  constructor(private readonly o: ShiftOptions) {
+    positive(o.run, 'shift.run');
+    if (!(o.ratio > 1)) throw kerfError('KERF_ERR_CONFIG', `shift.ratio must be above 1, got ${o.ratio}`);
+  }
+  /** Feed a sample's value against the estimate before it; returns the run length when shifted, else 0. */
+  feed(value: number, estimate: number): number {
+    const d = value > estimate * this.o.ratio ? 1 : value < estimate / this.o.ratio ? -1 : 0;
+    this.n = d !== 0 && d === this.dir ? this.n + 1 : d !== 0 ? 1 : 0;
+    this.dir = d;
+    if (this.n >= this.o.run) { const n = this.n; this.n = 0; this.dir = 0; return n; }
+    return 0;
+  }
+  reset(): void { this.n = 0; this.dir = 0; }
 }
 
 interface TransferSample { bytes: number; seconds: number; atS: number }
@@ -55,6 +85,7 @@ export class LinkEstimator {
   private transfers: TransferSample[] = [];
   private rtts: RttSample[] = [];
   private lastAtS = -Infinity;
+  private readonly shift: ShiftDetector | null;
 
   constructor(opts: LinkEstimatorOptions = {}) {
     this.windowS = opts.windowS ?? 30;
@@ -67,12 +98,20 @@ export class LinkEstimator {
     positive(this.halfLifeS, 'halfLifeS');
     positive(this.idleProbeS, 'idleProbeS');
     positive(this.prior.bytesPerS, 'prior.bytesPerS');
+    this.shift = opts.shift ? new ShiftDetector(opts.shift) : null;
   }
 
   /** One finished transfer of `bytes` that took `seconds` (send start to receipt), at time atS. */
   addTransfer(bytes: number, seconds: number, atS: number): void {
     if (!(bytes >= 0 && seconds > 0 && Number.isFinite(seconds) && Number.isFinite(atS))) return;
+    let keep = 0;
+    if (this.shift && this.transfers.length > 0) {
+      const e = this.estimate(atS);
+      const payloadS = seconds - e.rttS;
+      if (e.confident && bytes > 0 && payloadS >= 0.1 * seconds) keep = this.shift.feed(bytes / payloadS, e.bytesPerS);
+    }
     this.transfers.push({ bytes, seconds, atS });
+    if (keep > 0) this.transfers = this.transfers.slice(-keep);
     this.touch(atS);
     if (this.transfers.length > this.maxSamples) this.transfers.shift();
   }
@@ -203,6 +242,8 @@ export interface LoadEstimate {
 export interface LoadEstimatorOptions extends LoadFactorOptions {
   /** samples older than this are forgotten, seconds (default 30) */
   windowS?: number;
+  /** level-shift detection on the ratios (off by default): see `ShiftOptions` */
+  shift?: ShiftOptions;
   /** at most this many samples are kept (default 128) */
   maxSamples?: number;
 }
@@ -218,8 +259,10 @@ export class LoadEstimator {
   private exec: (ExecSample & { atS: number })[] = [];
   private queue: { waitS: number; atS: number }[] = [];
   private lastFactor = 1;
+  private readonly shift: ShiftDetector | null;
 
   constructor(opts: LoadEstimatorOptions = {}) {
+    this.shift = opts.shift ? new ShiftDetector(opts.shift) : null;
     this.windowS = opts.windowS ?? 30;
     this.maxSamples = opts.maxSamples ?? 128;
     positive(this.windowS, 'windowS');
@@ -229,7 +272,20 @@ export class LoadEstimator {
 
   addExec(observedS: number, profiledS: number, atS: number): void {
     if (!(observedS >= 0 && profiledS > 0 && Number.isFinite(observedS) && Number.isFinite(atS))) return;
+    let keep = 0;
+    if (this.shift && this.exec.length > 0) {
+      // only samples the factor would use (not tiny against the window's largest)
+      let maxP = 0;
+      for (const x of this.exec) if (atS - x.atS <= this.windowS && x.profiledS > maxP) maxP = x.profiledS;
+      if (profiledS >= (this.opts.minProfiledFraction ?? 0.2) * maxP) {
+        // against the window's median, not the (trimmed-mean) factor: a bursty minority of
+        // hit runs pulls the mean but not the median, so it never reads as a shift
+        const ref = loadFactor(this.exec.filter((x) => atS - x.atS <= this.windowS), { ...this.opts, estimator: 'median' });
+        if (ref !== null) keep = this.shift.feed(observedS / profiledS, ref);
+      }
+    }
     this.exec.push({ observedS, profiledS, atS });
+    if (keep > 0) this.exec = this.exec.slice(-keep);
     if (this.exec.length > this.maxSamples) this.exec.shift();
   }
 

@@ -2,7 +2,7 @@
  * hysteresis, and the offline evaluation on AdaptiveDNN's measurements. */
 export {
   LinkEstimator, LoadEstimator, ArrivalRate, loadFactor,
-  type LinkEstimate, type LinkEstimatorOptions, type LoadEstimate, type LoadEstimatorOptions,
+  type LinkEstimate, type LinkEstimatorOptions, type ShiftOptions, type LoadEstimate, type LoadEstimatorOptions,
   type ExecSample, type LoadFactorOptions,
 } from './estimators.js';
 export {

@@ -32,6 +32,12 @@ export interface LiveMonitorOptions {
   linkWindowS?: number;
   linkHalfLifeS?: number;
   idleProbeS?: number;
+  /** level-shift detection for load ratios (default { run: 3, ratio: 1.5 }; null: off) and
+   * link rates (default { run: 3, ratio: 2 }: a request's first-hop time is a difference of
+   * timings, noisier than an execution time): a step in load or bandwidth is followed after 3
+   * requests instead of half a window */
+  shift?: { run: number; ratio: number } | null;
+  linkShift?: { run: number; ratio: number } | null;
   /** window of the arrival-rate estimate, seconds (default 20: a Poisson count over 6 s is
    * ±25 % noise at 3 req/s, which the queueing term amplifies) */
   rateWindowS?: number;
@@ -64,11 +70,14 @@ export class LiveMonitor {
 
   constructor(readonly model: SplitModel, private readonly opts: LiveMonitorOptions) {
     const k = model.tiers.length;
+    const shift = opts.shift === undefined ? { run: 3, ratio: 1.5 } : opts.shift;
+    const linkShift = opts.linkShift === undefined ? { run: 3, ratio: 2 } : opts.linkShift;
     this.links = Array.from({ length: k - 1 }, (_, j) => new LinkEstimator({
       windowS: opts.linkWindowS ?? 10, halfLifeS: opts.linkHalfLifeS ?? 3, idleProbeS: opts.idleProbeS ?? 2,
       prior: opts.linkPriors[j] ?? { bytesPerS: 12.5e6, rttS: 0.001 },
+      ...(linkShift ? { shift: linkShift } : {}),
     }));
-    this.loads = Array.from({ length: k }, () => new LoadEstimator({ windowS: opts.loadWindowS ?? 6 }));
+    this.loads = Array.from({ length: k }, () => new LoadEstimator({ windowS: opts.loadWindowS ?? 6, ...(shift ? { shift } : {}) }));
     this.arrivals = new ArrivalRate({ windowS: opts.rateWindowS ?? 20 });
   }
 

@@ -116,3 +116,27 @@ test('arrival rate converges to a known Poisson rate within 10 % and follows a c
   assert.ok(Math.abs(e2 - 5) / 5 < 0.2, `rate after the change ${e2}`);
   assert.equal(new ArrivalRate().estimate(5), 0);
 });
+
+test('level-shift detection follows a load step after 3 samples; lone outliers do not restart the window', () => {
+  const plain = new LoadEstimator({ windowS: 6 });
+  const fast = new LoadEstimator({ windowS: 6, shift: { run: 3, ratio: 1.5 } });
+  let t = 0;
+  for (; t < 6; t += 0.33) { plain.addExec(0.1, 0.1, t); fast.addExec(0.1, 0.1, t); }
+  // lone outliers (one in four) never restart the window
+  for (let i = 0; i < 12; i++, t += 0.33) { const o = i % 4 === 0 ? 0.8 : 0.1; plain.addExec(o, 0.1, t); fast.addExec(o, 0.1, t); }
+  // (a bursty minority of hit runs is load: it stays in the mean, exactly as without detection)
+  assert.equal(fast.estimate(t).factor, plain.estimate(t).factor);
+  assert.ok(fast.estimate(t).samples > 10);
+  // a step to 8× load
+  for (let i = 0; i < 3; i++, t += 0.33) { plain.addExec(0.8, 0.1, t); fast.addExec(0.8, 0.1, t); }
+  assert.ok(Math.abs(fast.estimate(t).factor - 8) < 0.8, `after 3 loaded samples: ${fast.estimate(t).factor}`);
+  assert.ok(plain.estimate(t).factor < 4, `without detection the step shows late: ${plain.estimate(t).factor}`);
+  // links: a 5× bandwidth drop
+  const link = new LinkEstimator({ windowS: 10, halfLifeS: 3, shift: { run: 3, ratio: 1.5 }, prior: { bytesPerS: 6.25e6, rttS: 0.004 } });
+  for (let i = 0; i < 30; i++) link.addTransfer(100e3, 0.004 + 100e3 / 6.25e6, i * 0.33);
+  link.addRtt(0.004, 10);
+  for (let i = 0; i < 3; i++) link.addTransfer(100e3, 0.004 + 100e3 / 1.25e6, 10 + i * 0.33);
+  const e = link.estimate(11);
+  assert.ok(Math.abs(e.bytesPerS - 1.25e6) / 1.25e6 < 0.1, `after 3 slow transfers: ${e.bytesPerS}`);
+  assert.throws(() => new LoadEstimator({ shift: { run: 3, ratio: 1 } }), /ratio/);
+});
