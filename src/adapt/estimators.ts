@@ -101,9 +101,10 @@ export class LinkEstimator {
     this.shift = opts.shift ? new ShiftDetector(opts.shift) : null;
   }
 
-  /** One finished transfer of `bytes` that took `seconds` (send start to receipt), at time atS. */
-  addTransfer(bytes: number, seconds: number, atS: number): void {
-    if (!(bytes >= 0 && seconds > 0 && Number.isFinite(seconds) && Number.isFinite(atS))) return;
+  /** One finished transfer of `bytes` that took `seconds` (send start to receipt), at time atS.
+   * Returns true when it completed a level shift (the window restarted). */
+  addTransfer(bytes: number, seconds: number, atS: number): boolean {
+    if (!(bytes >= 0 && seconds > 0 && Number.isFinite(seconds) && Number.isFinite(atS))) return false;
     let keep = 0;
     if (this.shift && this.transfers.length > 0) {
       const e = this.estimate(atS);
@@ -114,6 +115,7 @@ export class LinkEstimator {
     if (keep > 0) this.transfers = this.transfers.slice(-keep);
     this.touch(atS);
     if (this.transfers.length > this.maxSamples) this.transfers.shift();
+    return keep > 0;
   }
 
   /** One round-trip probe (an empty or tiny frame), at time atS. */
@@ -270,8 +272,9 @@ export class LoadEstimator {
     this.opts = { estimator: opts.estimator ?? 'trimmed', trim: opts.trim ?? 0.1, minProfiledFraction: opts.minProfiledFraction ?? 0.2 };
   }
 
-  addExec(observedS: number, profiledS: number, atS: number): void {
-    if (!(observedS >= 0 && profiledS > 0 && Number.isFinite(observedS) && Number.isFinite(atS))) return;
+  /** Returns true when this sample completed a level shift (the window restarted). */
+  addExec(observedS: number, profiledS: number, atS: number): boolean {
+    if (!(observedS >= 0 && profiledS > 0 && Number.isFinite(observedS) && Number.isFinite(atS))) return false;
     let keep = 0;
     if (this.shift && this.exec.length > 0) {
       // only samples the factor would use (not tiny against the window's largest)
@@ -287,6 +290,7 @@ export class LoadEstimator {
     this.exec.push({ observedS, profiledS, atS });
     if (keep > 0) this.exec = this.exec.slice(-keep);
     if (this.exec.length > this.maxSamples) this.exec.shift();
+    return keep > 0;
   }
 
   addQueue(waitS: number, atS: number): void {

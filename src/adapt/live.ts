@@ -194,7 +194,8 @@ export class AdaptController {
     });
     const t = r.timings;
     const latencyS = [t.queueS, t.computeS, t.remoteS].reduce((a, x) => a + (Number.isFinite(x) ? x : 0), 0);
-    this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS });
+    // A level shift (load or bandwidth stepped) is decided on at once, not at the next period.
+    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS }) && this.timer) void this.tick();
   }
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */

@@ -87,7 +87,10 @@ export class LiveMonitor {
     return b >= this.model.blocks ? 0 : this.model.boundaryBytes[b]! + this.opts.outputBytes;
   }
 
-  observe(o: RequestObservation): void {
+  /** Feed one request; returns true when it revealed a level shift in a load or link estimate
+   * (the controller then decides at once instead of at its next period). */
+  observe(o: RequestObservation): boolean {
+    let shifted = false;
     const m = this.model, k = m.tiers.length;
     this.n++;
     const t0 = o.tiers[0];
@@ -101,13 +104,13 @@ export class LiveMonitor {
       const t = o.tiers[j];
       if (t && hi > lo) {
         const profiled = m.prefix[j]![hi]! - m.prefix[j]![lo]!;
-        if (Number.isFinite(t.computeS)) this.loads[j]!.addExec(t.computeS, profiled, o.atS);
+        if (Number.isFinite(t.computeS) && this.loads[j]!.addExec(t.computeS, profiled, o.atS)) shifted = true;
         if (Number.isFinite(t.queueS)) this.loads[j]!.addQueue(t.queueS, o.atS);
         if (j > 0) remoteTiersS += (Number.isFinite(t.queueS) ? t.queueS : 0) + (Number.isFinite(t.computeS) ? t.computeS : 0);
       }
       lo = hi;
     }
-    if (!(o.remoteS > 0) || k < 2) return;
+    if (!(o.remoteS > 0) || k < 2) return shifted;
     let beyondS = 0;
     for (let j = 1; j < k - 1; j++) {
       const bytes = this.linkBytes(o.boundaries, j);
@@ -117,7 +120,8 @@ export class LiveMonitor {
     }
     const firstS = o.remoteS - remoteTiersS - beyondS;
     const bytes0 = this.linkBytes(o.boundaries, 0);
-    if (bytes0 > 0 && firstS > 0) this.links[0]!.addTransfer(bytes0, firstS, o.atS);
+    if (bytes0 > 0 && firstS > 0 && this.links[0]!.addTransfer(bytes0, firstS, o.atS)) shifted = true;
+    return shifted;
   }
 
   /** A round trip of a tiny control frame over the first hop (the idle probe). */
