@@ -4,6 +4,7 @@
  * tensors crossing its output cut. Workers and the gateway run segments; hot-swapping later
  * means loading another segment beside this one.
  */
+import { Worker as Thread } from 'node:worker_threads';
 import { kerfError } from '../errors.js';
 import { blockCuts, type Granularity } from '../graph/cuts.js';
 import { splitModel, serializeModel, type Part, type TensorSpec } from '../graph/slice.js';
@@ -115,7 +116,7 @@ export class Segment implements SegmentRunner {
     const part = segmentPart(prep, bounds);
     const label = `${prep.model.name} ${bounds.label}`;
     const t0 = performance.now();
-    const bytes = serializeModel(part.proto);
+    const bytes = await serializePart(part);
     const session = await Session.create(bytes, { optimization: 'disabled', ...opts, label });
     return new Segment(bounds, part, session, (performance.now() - t0) / 1000, label, bytes.length);
   }
@@ -146,4 +147,82 @@ export function toHost(t: WireTensor): HostTensor {
 /** An onnxruntime output as a wire tensor (same memory, no copy). */
 export function toWire(name: string, t: HostTensor): WireTensor {
   return { name, dtype: t.dtype as WireDType, dims: t.dims, data: t.data } as WireTensor;
+}
+
+/**
+ * Parts whose weights exceed this are serialized on a helper thread at the lowest CPU
+ * priority: serializing a part is ~2 ms per MB of weights of pure JS (70–90 ms for a third of
+ * resnet18), which on the main thread stalls every request the process is serving while a new
+ * split loads (issue 6). What stays on the main thread: cloning the part to the helper and
+ * onnxruntime's synchronous model load.
+ */
+export const OFF_THREAD_BYTES = 4 * 2 ** 20;
+const YIELD_BYTES = 2 * 2 ** 20;
+
+interface Helper { thread: Thread; seq: number; pending: Map<number, { resolve(b: Uint8Array): void; reject(e: Error): void }> }
+let helper: Helper | null = null;
+
+function serializer(): Helper {
+  if (helper) return helper;
+  const slice = new URL('../graph/slice.js', import.meta.url).href;
+  // nice 19 applies to this thread only (Linux priorities are per thread)
+  const code = `
+    const { parentPort } = require('node:worker_threads');
+    try { require('node:os').setPriority(19); } catch {}
+    const mod = import(${JSON.stringify(slice)});
+    parentPort.on('message', async ({ id, proto }) => {
+      try {
+        const bytes = (await mod).serializeModel(proto);
+        parentPort.postMessage({ id, bytes }, [bytes.buffer]);
+      } catch (e) { parentPort.postMessage({ id, error: String(e && e.message || e) }); }
+    });`;
+  const thread = new Thread(code, { eval: true });
+  const h: Helper = { thread, seq: 0, pending: new Map() };
+  const failAll = (e: Error): void => {
+    if (helper === h) helper = null;
+    for (const p of h.pending.values()) p.reject(e);
+    h.pending.clear();
+  };
+  thread.on('message', (m: { id: number; bytes?: Uint8Array; error?: string }) => {
+    const p = h.pending.get(m.id);
+    if (!p) return;
+    h.pending.delete(m.id);
+    if (m.bytes) p.resolve(m.bytes); else p.reject(kerfError('KERF_ERR_ENGINE', `serializing a part: ${m.error}`));
+    if (h.pending.size === 0) thread.unref();
+  });
+  thread.on('error', (e) => failAll(kerfError('KERF_ERR_ENGINE', `serializer thread: ${e.message}`)));
+  thread.on('exit', () => failAll(kerfError('KERF_ERR_ENGINE', 'serializer thread exited')));
+  thread.unref();
+  helper = h;
+  return h;
+}
+
+/** ONNX bytes of a part: on the helper thread when its weights are large, else right here. */
+export async function serializePart(part: Part): Promise<Uint8Array> {
+  const graph = part.proto.graph;
+  let weights = 0;
+  for (const t of graph?.initializer ?? []) weights += t.rawData?.byteLength ?? 0;
+  if (!graph || weights < OFF_THREAD_BYTES) return serializeModel(part.proto);
+  // The weights are views into the whole model's buffers, which a structured clone would copy
+  // whole: gather this part's into one buffer (a memcpy) and hand that over without a copy.
+  // Copies yield to the event loop every few MB, so requests being served wait at most ~1 ms.
+  const pool = new Uint8Array(weights);
+  let o = 0, sinceYield = 0;
+  const initializer: typeof graph.initializer = [];
+  for (const t of graph.initializer) {
+    if (!t.rawData || t.rawData.byteLength === 0) { initializer.push(t); continue; }
+    pool.set(t.rawData, o);
+    initializer.push({ ...t, rawData: pool.subarray(o, o + t.rawData.byteLength) });
+    o += t.rawData.byteLength;
+    sinceYield += t.rawData.byteLength;
+    if (sinceYield >= YIELD_BYTES) { sinceYield = 0; await new Promise((r) => setImmediate(r)); }
+  }
+  const proto = { ...part.proto, graph: { ...graph, initializer } };
+  const h = serializer();
+  const id = ++h.seq;
+  return new Promise<Uint8Array>((resolve, reject) => {
+    h.pending.set(id, { resolve, reject });
+    h.thread.ref();
+    h.thread.postMessage({ id, proto }, [pool.buffer]);
+  });
 }
