@@ -15,6 +15,7 @@
  * - `hot-swap`: every tier composes its range from shared chunk sessions
  *   (switch-chunks.ts); a new version reuses them and loads only what no chunk covers.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
 import { checkCutIds } from '../graph/cuts.js';
@@ -68,6 +69,8 @@ export interface SwitchReport {
   plan?: { model: string; totalS: number; objective: string };
   /** set up by the switcher itself (e.g. adopting hot-swap), not asked for */
   setup?: boolean;
+  /** the longest the gateway's event loop was blocked during the switch (requests wait that long) */
+  gatewayStallMs?: number;
 }
 
 /** `GET /v1/partition`. */
@@ -203,7 +206,15 @@ export class Switcher {
     if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'partition: the gateway is closing'));
     let r: ReturnType<Switcher['resolve']>;
     try { r = this.resolve(target); } catch (e) { return Promise.reject(e); }
-    return this.serial(() => this.doSwitch(r.cuts, r.plan));
+    return this.serial(async () => {
+      const loop = monitorEventLoopDelay({ resolution: 5 });
+      loop.enable();
+      try {
+        const rep = await this.doSwitch(r.cuts, r.plan);
+        rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
+        return rep;
+      } finally { loop.disable(); }
+    });
   }
 
   /**
