@@ -243,7 +243,10 @@ export async function run(argv: string[]): Promise<number | void> {
   process.stdout.write(`load-aware mean vs bandwidth-only: ${(vsBw * 100).toFixed(1)}% lower (target ≥ 14%); vs per-phase oracle: ${(vsOracle * 100).toFixed(1)}% higher (target ≤ 10%); wall ${doc.wallS.toFixed(0)} s\n`);
   for (const r of rows) for (const e of r.errors) process.stdout.write(`  failed (${r.policy}): ${e}\n`);
   for (const [name, evs] of Object.entries(allEvents)) {
-    for (const e of evs) process.stdout.write(`  ${name}: ${(e as AdaptEvent & { when?: string }).when ?? ''} [${e.fromCuts}] → [${e.toCuts}] ${e.reason}\n`);
+    for (const e of evs) {
+      const sw = e.switchReport ? ` (switch took ${e.switchReport.durationMs.toFixed(0)} ms, downtime ${e.switchReport.downtimeMs.toFixed(3)} ms)` : e.error ? ` (switch failed: ${e.error})` : '';
+      process.stdout.write(`  ${name}: ${(e as AdaptEvent & { when?: string }).when ?? ''} [${e.fromCuts}] → [${e.toCuts}] ${e.reason}${sw}\n`);
+    }
   }
   return 0;
 }
