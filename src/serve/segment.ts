@@ -188,7 +188,12 @@ function serializer(): Helper {
     if (!p) return;
     h.pending.delete(m.id);
     if (m.bytes) p.resolve(m.bytes); else p.reject(kerfError('KERF_ERR_ENGINE', `serializing a part: ${m.error}`));
-    if (h.pending.size === 0) thread.unref();
+    // An idle thread never collects its garbage (the part's weights it was handed): end it,
+    // and with it that memory; the next burst of loads starts a new one (~30 ms, off this thread).
+    if (h.pending.size === 0) {
+      if (helper === h) helper = null;
+      void thread.terminate();
+    }
   });
   thread.on('error', (e) => failAll(kerfError('KERF_ERR_ENGINE', `serializer thread: ${e.message}`)));
   thread.on('exit', () => failAll(kerfError('KERF_ERR_ENGINE', 'serializer thread exited')));
