@@ -235,7 +235,9 @@ export class Gateway {
       if (this.inflight > (this.opts.maxInFlight ?? 256)) throw kerfError('KERF_ERR_OVERLOADED', `gateway: over ${this.opts.maxInFlight ?? 256} requests in flight; retry later`);
       if (this.pausedAt !== null) throw kerfError('KERF_ERR_OVERLOADED', `gateway paused: ${this.pauseReason}; retry shortly`);
       const p = this.active;
-      if (!p.ready) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
+      // A health check that timed out while the next hop is connected (behind requests on a slow
+      // link) says the link is busy, not down: serve; a real fault fails the request downstream.
+      if (!p.ready && !p.next?.connected) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
       p.enter();
       let r;
       try { r = await p.infer(parsed.inputs, { signal: ac.signal }); } finally { p.leave(); }
