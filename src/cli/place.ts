@@ -24,7 +24,8 @@ options:
   --time-limit S        seconds the exact solver may take before returning its best with the
                         proven gap (default 10)
   --margin X            memory margin on weights + activations (default 1.1)
-  --overhead-mb M       runtime memory per stage, MB (default 16, or measured from the profile)
+  --overhead-mb M       runtime memory per stage, MB (default 88: a measured Node.js + onnxruntime
+                        worker; plus the session overhead the profile measured, when it did)
   --gflops G            node speed for built-in models, GFLOP/s (default 8)
   --seed N              seed of the random baseline (default 1)
   --json                print the placement as JSON

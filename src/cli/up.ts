@@ -92,6 +92,11 @@ export async function run(argv: string[]): Promise<number | void> {
         cpus[m[1]!] = positive(m[2]!, `--cpus ${m[1]}`);
       }
       opts = placementToUp(doc, model, { ...(v['reference-cpus'] !== undefined ? { referenceCpus: positive(v['reference-cpus'], '--reference-cpus') } : {}), cpus });
+      // A stage stands for a small node: it keeps only its segment (the memory model counts no
+      // more) and glibc returns freed memory instead of keeping an arena per thread.
+      opts.workerArgs = [...(opts.workerArgs ?? []), '--release-model'];
+      process.env.MALLOC_ARENA_MAX ??= '2';
+      process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
       const { checkPlacementModel } = await import('../serve/up.js');
       await checkPlacementModel(doc, model, parseInputShapes(v['input-shape']), file);
     } else {
