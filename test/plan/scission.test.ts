@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, mkdtempSync, copyFileSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, copyFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sharedPath, ROOT } from '../support/shared.js';
@@ -97,10 +97,31 @@ test('pyFixed4 rounds exact halves to even, like Python', () => {
   assert.equal(pyFixed4(-0.03125), '-0.0312');
 });
 
-function kerf(args: string[], cwd?: string): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [KERF, ...args], { encoding: 'utf8', cwd });
+// Parsed .dat files are cached; tests keep theirs out of the user's home.
+const CACHE = mkdtempSync(join(tmpdir(), 'kerf-cache-'));
+
+function kerf(args: string[], cwd?: string, cache = CACHE): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [KERF, ...args], { encoding: 'utf8', cwd, env: { ...process.env, KERF_CACHE_DIR: cache } });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
+
+test('kerf scission: the .dat cache gives the same answer, and a damaged entry is ignored and rewritten', { skip: !DATA }, () => {
+  const cache = mkdtempSync(join(tmpdir(), 'kerf-cache-'));
+  const args = ['scission', DATA!, 'network_stats.csv', 'mobilenet', '--device-upload', '0.5', '--edge-time', '50%'];
+  const off = kerf(args, undefined, 'off');
+  const cold = kerf(args, undefined, cache);
+  const entries = readdirSync(join(cache, 'scission'));
+  assert.equal(entries.length, 5, 'one entry per .dat file');
+  const warm = kerf(args, undefined, cache);
+  writeFileSync(join(cache, 'scission', entries[0]!), '{"v":1,"fileName":');
+  const damaged = kerf(args, undefined, cache);
+  for (const r of [off, cold, warm, damaged]) assert.equal(r.code, 0, r.err);
+  assert.equal(cold.out, off.out);
+  assert.equal(warm.out, off.out);
+  assert.equal(damaged.out, off.out);
+  assert.match(warm.out, /\[1\] 0\.3444s - 0\.0000MB - Device\(raspi4\) = 0 - 92/);
+  assert.ok(JSON.parse(readFileSync(join(cache, 'scission', entries[0]!), 'utf8')).v === 1, 'rewritten');
+});
 
 test('kerf scission CLI: README example end to end, -d -1 as argparse takes it', { skip: !DATA }, () => {
   const r = kerf(['scission', DATA!, 'network_stats.csv', 'vgg19', '-d', '!-1', '-e', '10', '-c', '16']);
