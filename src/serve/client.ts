@@ -6,12 +6,9 @@ import * as http from 'node:http';
 import { kerfError, type ErrorCode } from '../errors.js';
 import type { DType } from '../graph/dtypes.js';
 import type { HostTensor, TypedArray } from '../engine/ort.js';
+import { encodeInferRequest, HEADER_LENGTH, OIP_DATATYPE } from './oip.js';
 
-const OIP: Partial<Record<DType, string>> = {
-  float32: 'FP32', float64: 'FP64', float16: 'FP16', int64: 'INT64', int32: 'INT32', int16: 'INT16', int8: 'INT8',
-  uint64: 'UINT64', uint32: 'UINT32', uint16: 'UINT16', uint8: 'UINT8', bool: 'BOOL',
-};
-const FROM_OIP: Record<string, DType> = Object.fromEntries(Object.entries(OIP).map(([k, v]) => [v, k as DType]));
+const FROM_OIP: Record<string, DType> = Object.fromEntries(Object.entries(OIP_DATATYPE).map(([k, v]) => [v, k as DType]));
 const CTOR: Partial<Record<DType, new (b: ArrayBuffer, o: number, n: number) => TypedArray>> = {
   float32: Float32Array, float64: Float64Array, int64: BigInt64Array, int32: Int32Array, int16: Int16Array, int8: Int8Array,
   uint64: BigUint64Array, uint32: Uint32Array, uint16: Uint16Array, uint8: Uint8Array, bool: Uint8Array, float16: Uint16Array,
@@ -40,18 +37,14 @@ export class OipClient {
   /** POST /v2/models/{model}/infer with binary inputs, asking for binary outputs. */
   async infer(inputs: Record<string, HostTensor>, id?: string): Promise<InferOutcome> {
     if (this.#closed) throw kerfError('KERF_ERR_CLOSED', 'OIP client is closed');
-    const names = Object.keys(inputs);
-    const bins = names.map((n) => bytes(inputs[n]!));
-    const head = Buffer.from(JSON.stringify({
-      ...(id !== undefined ? { id } : {}),
-      inputs: names.map((n, i) => ({
-        name: n, shape: inputs[n]!.dims, datatype: OIP[inputs[n]!.dtype] ?? inputs[n]!.dtype, parameters: { binary_data_size: bins[i]!.length },
-      })),
-      parameters: { binary_data_output: true },
-    }));
+    const tensors = Object.entries(inputs).map(([name, t]) => {
+      if (Array.isArray(t.data)) throw kerfError('KERF_ERR_SHAPE', `input '${name}': string tensors are not supported by the binary OIP client`);
+      return { name, dtype: t.dtype, dims: t.dims, data: t.data };
+    });
+    const req = encodeInferRequest(tensors, { ...(id !== undefined ? { id } : {}), binaryOutput: true });
     const t0 = process.hrtime.bigint();
-    const res = await this.#request('POST', `/v2/models/${encodeURIComponent(this.model)}/infer`, [head, ...bins], {
-      'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length),
+    const res = await this.#request('POST', `/v2/models/${encodeURIComponent(this.model)}/infer`, [req.head, ...req.data], {
+      'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(req.head.length),
     });
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     if (res.status !== 200) {
@@ -114,9 +107,4 @@ export class OipClient {
       req.end();
     });
   }
-}
-
-function bytes(t: HostTensor): Uint8Array {
-  if (Array.isArray(t.data)) throw kerfError('KERF_ERR_SHAPE', 'string tensors are not supported by the binary OIP client');
-  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }

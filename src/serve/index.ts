@@ -7,7 +7,7 @@ export { NextHop, parseAddress, fmtAddress, type NextHopOptions } from './nextho
 export { Worker, SEGMENT_META, STAGE_META_PREFIX, DEFAULT_SEGMENT, tensorBytes as wireTensorsBytes, type WorkerOptions, type LoadedSegment, type LoadRequest, type LoadResult } from './worker.js';
 export { Pipeline, type PipelineOptions, type InferResult } from './pipeline.js';
 export { Gateway, httpStatus, type GatewayOptions, type SwitchRecord, type RouteHandler } from './gateway.js';
-export { OIP_DATATYPE, HEADER_LENGTH, parseInferRequest, encodeInferResponse, type TensorMeta, type InferRequest, type EncodedResponse } from './oip.js';
+export { OIP_DATATYPE, HEADER_LENGTH, parseInferRequest, encodeInferRequest, encodeInferResponse, type RequestTensor, type EncodedRequest, type TensorMeta, type InferRequest, type EncodedResponse } from './oip.js';
 export { up, planToUp, placementToUp, checkPlacementModel, type UpOptions, type UpHandle, type UpProcess, type ProcessMemory, type LinkSpec, type TierSpec, type CpuLimitOptions, type PlacementUpOptions } from './up.js';
 export { CpuGroup, cpuQuotaUnavailable, sweepStaleCpuGroups, processCpuSeconds, processMemory, CGROUP_CPU_ROOT, DEFAULT_CPU_PERIOD_US } from './cpu.js';
 export { OipClient, type InferOutcome } from './client.js';

@@ -24,6 +24,32 @@ const CTORS: Partial<Record<WireDType, { new(n: number): ArrayBufferView & Array
 /** Header name of the binary extension. */
 export const HEADER_LENGTH = 'inference-header-content-length';
 
+/** A tensor a client sends: any typed array view (HostTensor and WireTensor both fit). */
+export interface RequestTensor { name: string; dtype: string; dims: readonly number[]; data: ArrayBufferView }
+
+/** An infer request with the binary tensor data extension: the JSON header, then each input's raw bytes. */
+export interface EncodedRequest {
+  /** the JSON header; its length goes in the Inference-Header-Content-Length header */
+  head: Buffer;
+  /** the inputs' bytes, in order, as views (no copy) */
+  data: Buffer[];
+  /** head + data */
+  length: number;
+}
+
+/** Encode an infer request with binary inputs; `binaryOutput` asks for binary outputs too. */
+export function encodeInferRequest(inputs: readonly RequestTensor[], opts: { id?: string; binaryOutput?: boolean } = {}): EncodedRequest {
+  const data = inputs.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  const head = Buffer.from(JSON.stringify({
+    ...(opts.id !== undefined ? { id: opts.id } : {}),
+    inputs: inputs.map((t, i) => ({
+      name: t.name, shape: t.dims, datatype: OIP_DATATYPE[t.dtype as WireDType] ?? t.dtype, parameters: { binary_data_size: data[i]!.length },
+    })),
+    ...(opts.binaryOutput ? { parameters: { binary_data_output: true } } : {}),
+  }));
+  return { head, data, length: data.reduce((n, b) => n + b.length, head.length) };
+}
+
 /** A model tensor as the gateway expects it. */
 export interface TensorMeta { name: string; dtype: WireDType; shape: number[] }
 

@@ -4,7 +4,7 @@
  * switching benchmark and tests drive switches under it and read what clients saw.
  */
 import * as http from 'node:http';
-import { OIP_DATATYPE } from './oip.js';
+import { encodeInferRequest } from './oip.js';
 import type { WireDType } from './frames.js';
 
 /** One input and the output bytes every answer to it must carry. */
@@ -48,16 +48,6 @@ export interface LoadHandle {
   stop(): Promise<LoadRecord[]>;
 }
 
-function encode(model: string, c: LoadCase, id: string): { body: Buffer; headerLength: number } {
-  const bytes = c.inputs.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  const head = Buffer.from(JSON.stringify({
-    id, inputs: c.inputs.map((t, k) => ({ name: t.name, shape: t.dims, datatype: OIP_DATATYPE[t.dtype], parameters: { binary_data_size: bytes[k]!.length } })),
-    parameters: { binary_data_output: true },
-  }));
-  void model;
-  return { body: Buffer.concat([head, ...bytes]), headerLength: head.length };
-}
-
 /** Start sending `rate` requests per second, cycling through `cases`. */
 export function startLoad(opts: LoadOptions): LoadHandle {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
@@ -73,7 +63,8 @@ export function startLoad(opts: LoadOptions): LoadHandle {
   const one = (i: number): Promise<void> => new Promise<void>((resolve) => {
     const c = opts.cases[i % opts.cases.length]!;
     const id = `r${i}`;
-    const { body, headerLength } = encode(opts.model, c, id);
+    const enc = encodeInferRequest(c.inputs, { id, binaryOutput: true });
+    const body = Buffer.concat([enc.head, ...enc.data]), headerLength = enc.head.length;
     const start = performance.now();
     const rec: LoadRecord = { i, start, end: NaN, status: 0, pipeline: null, correct: false, idOk: false };
     const finish = (): void => { rec.end = performance.now(); records.push(rec); resolve(); };

@@ -5,6 +5,7 @@ import * as http from 'node:http';
 import { ROOT } from '../support/shared.js';
 import { Session, normalisedBytes, randomInputs, type HostTensor, type Prepared } from '../../src/engine/index.js';
 import { blockCuts } from '../../src/graph/cuts.js';
+import { encodeInferRequest } from '../../src/serve/oip.js';
 
 export const TOKEN = 'serve-test-token';
 export const KERF = join(ROOT, 'bin', 'kerf.js');
@@ -45,14 +46,8 @@ export function httpRequest(url: string, method: string, body?: Buffer | string,
 
 /** POST an OIP infer with binary input and binary output; returns status and the output bytes (or the error). */
 export async function inferBinary(base: string, model: string, inputs: Record<string, HostTensor>, id?: string): Promise<{ status: number; id?: string; outputs: Record<string, Buffer>; error?: string; code?: string }> {
-  const names = Object.keys(inputs);
-  const dt: Record<string, string> = { float32: 'FP32', int64: 'INT64', float64: 'FP64', int32: 'INT32', uint8: 'UINT8', bool: 'BOOL' };
-  const head = Buffer.from(JSON.stringify({
-    ...(id !== undefined ? { id } : {}),
-    inputs: names.map((n) => ({ name: n, shape: inputs[n]!.dims, datatype: dt[inputs[n]!.dtype], parameters: { binary_data_size: bytesOf(inputs[n]!).length } })),
-    parameters: { binary_data_output: true },
-  }));
-  const body = Buffer.concat([head, ...names.map((n) => bytesOf(inputs[n]!))]);
+  const { head, data } = encodeInferRequest(Object.entries(inputs).map(([name, t]) => ({ name, dtype: t.dtype, dims: t.dims, data: t.data as ArrayBufferView })), { ...(id !== undefined ? { id } : {}), binaryOutput: true });
+  const body = Buffer.concat([head, ...data]);
   const r = await httpRequest(`${base}/v2/models/${model}/infer`, 'POST', body, { 'inference-header-content-length': head.length, 'content-type': 'application/octet-stream' });
   if (r.status !== 200) {
     const e = JSON.parse(r.body.toString()) as { error: string; code: string };

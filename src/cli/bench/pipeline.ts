@@ -19,6 +19,7 @@ import { parse, parseInputShapes } from '../args.js';
 import type { Profile } from '../../profile/types.js';
 import type { Placement } from '../../plan/place/types.js';
 import type { CpuGroup as CpuGroupT } from '../../serve/cpu.js';
+import { encodeInferRequest } from '../../serve/oip.js';
 
 const HELP = `usage: kerf bench pipeline [options]
 
@@ -272,14 +273,8 @@ export async function run(argv: string[]): Promise<number | void> {
     // 2. Per N: place on N equal nodes behind an entry that holds nothing, run, load, compare.
     const prep = await prepareModel(file, { inputShapes: shapes });
     const feeds = randomInputs(prep.model, prep.inputShapes, 7);
-    const names = Object.keys(feeds);
-    const dt: Record<string, string> = { float32: 'FP32', int64: 'INT64', float64: 'FP64', int32: 'INT32', uint8: 'UINT8', bool: 'BOOL' };
-    const raw = names.map((n) => { const d = feeds[n]!.data as ArrayBufferView; return Buffer.from(d.buffer, d.byteOffset, d.byteLength); });
-    const head = Buffer.from(JSON.stringify({
-      inputs: names.map((n, i) => ({ name: n, shape: feeds[n]!.dims, datatype: dt[feeds[n]!.dtype], parameters: { binary_data_size: raw[i]!.length } })),
-      parameters: { binary_data_output: true },
-    }));
-    const body = Buffer.concat([head, ...raw]);
+    const { head, data } = encodeInferRequest(Object.entries(feeds).map(([name, t]) => ({ name, dtype: t.dtype, dims: t.dims, data: t.data as ArrayBufferView })), { binaryOutput: true });
+    const body = Buffer.concat([head, ...data]);
 
     for (const n of stages) await calibrated(shareOf(n));
     if (!json) {

@@ -12,6 +12,7 @@ import * as http from 'node:http';
 import { kerfError } from '../../errors.js';
 import { parse, parseIntList } from '../args.js';
 import { table } from '../format.js';
+import { encodeInferRequest } from '../../serve/oip.js';
 
 const HELP = `usage: kerf bench switch [--model m.onnx] [--rate 200] [--switches 20] [options]
 
@@ -173,9 +174,8 @@ export async function run(argv: string[]): Promise<number | void> {
       await setSwitchStrategy(h.url, strategy as never, strategy === 'standby' ? { standby: B } : {});
       if (!rateGiven && rows.length === 0) {
         const c = cases[0]!;
-        const bytes = c.inputs.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-        const head = Buffer.from(JSON.stringify({ inputs: c.inputs.map((t, k) => ({ name: t.name, shape: t.dims, datatype: 'FP32', parameters: { binary_data_size: bytes[k]!.length } })) }));
-        const cap = await closedLoopRate(h.url, h.name, Buffer.concat([head, ...bytes]), head.length, 2000);
+        const { head, data } = encodeInferRequest(c.inputs);
+        const cap = await closedLoopRate(h.url, h.name, Buffer.concat([head, ...data]), head.length, 2000);
         rate = Math.min(rateAsked, Math.max(1, Math.floor(cap / 2)));
         log(`pipeline sustains ${cap.toFixed(1)} req/s: rate ${rate} req/s`);
       }
