@@ -1,6 +1,7 @@
 import { parse, parseInputShapes, requireOne } from './args.js';
 import { fmtBytes, fmtCount, table } from './format.js';
 import type { Granularity } from '../graph/cuts.js';
+import { tensorBytes } from '../graph/dtypes.js';
 import { kerfError } from '../errors.js';
 
 const HELP = `usage: kerf inspect <model.onnx> [--input-shape NAME=DxD…] [--granularity single|all] [--order auto|file|depth|greedy] [--json]
@@ -33,7 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const n of model.nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
   const io = (names: { name: string }[]) => names.map((v) => {
     const i = analysis.tensors.get(v.name);
-    return { name: v.name, dtype: i?.dtype ?? null, shape: i?.dims ?? null, bytes: i ? i.dims.reduce((x, y) => x * y, 1) * dsize(i.dtype) : null };
+    return { name: v.name, dtype: i?.dtype ?? null, shape: i?.dims ?? null, bytes: i ? tensorBytes(i.dtype, i.dims) : null };
   });
   const chosen = blockCuts(analysis, granularity);
   const blocks = blocksOf(model, analysis, chosen.map((c) => c.id));
@@ -74,8 +75,4 @@ export async function run(argv: string[]): Promise<number> {
   if (granularity === 'single' && single < analysis.cuts.length) out.push(`(${analysis.cuts.length - single} multi-tensor cuts not shown: --granularity all)`);
   process.stdout.write(out.join('\n') + '\n');
   return 0;
-}
-
-function dsize(d: string): number {
-  return ({ float64: 8, int64: 8, uint64: 8, float32: 4, int32: 4, uint32: 4, float16: 2, bfloat16: 2, int16: 2, uint16: 2 } as Record<string, number>)[d] ?? 1;
 }

@@ -1,4 +1,4 @@
-import type { Split, TensorSpec } from './slice.js';
+import { tensorSpec, type Split, type TensorSpec } from './slice.js';
 import type { Model } from './model.js';
 import type { Analysis } from './cuts.js';
 
@@ -36,12 +36,7 @@ export function partFileName(i: number): string { return `part-${i}.onnx`; }
 export function makeManifest(
   model: Model & { file?: string; sha256?: string }, analysis: Analysis, split: Split, inputShapes: Record<string, number[]>,
 ): Manifest {
-  const spec = (name: string): TensorSpec => {
-    const i = analysis.tensors.get(name)!;
-    let n = 1;
-    for (const d of i.dims) n *= d;
-    return { name, dtype: i.dtype, shape: [...i.dims], bytes: Math.ceil(n * (dtypeBytes[i.dtype] ?? 1)) };
-  };
+  const spec = (name: string): TensorSpec => tensorSpec(model, analysis, name);
   return {
     schema: MANIFEST_SCHEMA,
     model: { name: model.name, ...(model.file ? { file: model.file } : {}), ...(model.sha256 ? { sha256: model.sha256 } : {}) },
@@ -56,8 +51,3 @@ export function makeManifest(
     })),
   };
 }
-
-const dtypeBytes: Record<string, number> = {
-  float32: 4, float64: 8, int64: 8, uint64: 8, int32: 4, uint32: 4, int16: 2, uint16: 2, float16: 2, bfloat16: 2,
-  int8: 1, uint8: 1, bool: 1, complex64: 8, complex128: 16,
-};

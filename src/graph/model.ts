@@ -1,6 +1,6 @@
 import { clone, create, fromBinary } from '@bufbuild/protobuf';
 import {
-  ModelProtoSchema, TensorProtoSchema, TensorProto_DataLocation, TensorProto_DataType, AttributeProto_AttributeType,
+  ModelProtoSchema, TensorProtoSchema, TensorProto_DataLocation, TensorProto_DataType,
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
 } from 'onnx-buf';
 import { kerfError } from '../errors.js';
@@ -323,4 +323,3 @@ export function initializerNumel(t: TensorProto): number {
   return n;
 }
 
-export { AttributeProto_AttributeType };

@@ -47,11 +47,7 @@ export function splitModel(model: Model, analysis: Analysis, cutIds: readonly nu
   const staticShapes = model.inputs.every((v) => v.type?.dims?.every((d) => typeof d === 'number'));
   const declared = new Map<string, ValueInfoProto>();
   for (const v of [...model.proto.graph!.input, ...model.proto.graph!.output]) declared.set(v.name, v);
-  const spec = (name: string): TensorSpec => {
-    const i = analysis.tensors.get(name);
-    if (!i) throw kerfError('KERF_ERR_SHAPE', `${model.source}: the shape of tensor '${name}' is unknown`);
-    return { name, dtype: i.dtype, shape: [...i.dims], bytes: tensorBytes(i.dtype, i.dims) };
-  };
+  const spec = (name: string): TensorSpec => tensorSpec(model, analysis, name);
   const crossingAt = (c: number): string[] => (c < 0 ? [] : c >= n - 1 ? graphOutputs : analysis.cuts[c]!.tensors);
 
   const parts: Part[] = [];
@@ -118,6 +114,13 @@ export function splitModel(model: Model, analysis: Analysis, cutIds: readonly nu
     parts.push({ index: k, first, last, inputs: inputs.map(spec), outputs: outputs.map(spec), carry: carry.map(spec), proto });
   }
   return { cuts: ids, parts };
+}
+
+/** A tensor as the manifest describes it, for the analysed input shapes; throws naming it when unknown. */
+export function tensorSpec(model: Model, analysis: Analysis, name: string): TensorSpec {
+  const i = analysis.tensors.get(name);
+  if (!i) throw kerfError('KERF_ERR_SHAPE', `${model.source}: the shape of tensor '${name}' is unknown`);
+  return { name, dtype: i.dtype, shape: [...i.dims], bytes: tensorBytes(i.dtype, i.dims) };
 }
 
 /** A new ModelProto with the model's header (IR version, opsets, functions, metadata) and the given graph. */
