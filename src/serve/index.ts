@@ -11,7 +11,7 @@ export { OIP_DATATYPE, HEADER_LENGTH, parseInferRequest, encodeInferRequest, enc
 export { up, planToUp, placementToUp, checkPlacementModel, type UpOptions, type UpHandle, type UpProcess, type ProcessMemory, type LinkSpec, type TierSpec, type CpuLimitOptions, type PlacementUpOptions } from './up.js';
 export { CpuGroup, cpuQuotaUnavailable, sweepStaleCpuGroups, processCpuSeconds, processMemory, CGROUP_CPU_ROOT, DEFAULT_CPU_PERIOD_US } from './cpu.js';
 export { OipClient, type InferOutcome } from './client.js';
-export { Switcher, SWITCH_STRATEGIES, DEFAULT_STRATEGY, type SwitchStrategy, type SwitchReport, type PartitionStatus, type PartitionTarget, type TierPrepare } from './switch.js';
+export { Switcher, SWITCH_STRATEGIES, DEFAULT_STRATEGY, type SwitchStrategy, type SwitchReport, type PartitionStatus, type PartitionTarget, type TierPrepare, type WarmReport } from './switch.js';
 export { ChunkStore, ComposedSegment, type ComposeReport, type ChunkStoreOptions } from './switch-chunks.js';
 export { repartition, partitionStatus, setSwitchStrategy } from './switch-client.js';
 export { startLoad, type LoadCase, type LoadRecord, type LoadOptions, type LoadHandle } from './switch-load.js';

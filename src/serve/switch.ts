@@ -88,6 +88,13 @@ export interface PartitionStatus {
   history: SwitchReport[];
 }
 
+/** What `Switcher.warm` did: per tier, chunks loaded and reused over all candidates. */
+export interface WarmReport {
+  candidates: number[][];
+  durationMs: number;
+  tiers: TierPrepare[];
+}
+
 /** A target split: cut ids, or a kerf plan whose cuts are used. */
 export interface PartitionTarget { cuts?: number[]; plan?: PlanDocument }
 
@@ -235,6 +242,57 @@ export class Switcher {
       if (strategy === 'hot-swap' && !this.active.shared) await this.doSwitch(this.active.cuts, this.active.plan, true);
       return this.status();
     });
+  }
+
+  /**
+   * Hot-swap: load now, on every tier, the chunks that `candidates` (splits likely to be
+   * switched to) need, so a later switch to any of them composes loaded chunks and loads
+   * nothing. Each candidate's ranges are composed and released at once (the chunks stay in
+   * the tiers' caches, LRU-bounded); candidates are warmed one at a time, so a switch asked for
+   * meanwhile waits for one candidate at most.
+   */
+  async warm(candidates: readonly (readonly number[])[]): Promise<WarmReport> {
+    if (this.strategyName !== 'hot-swap') throw kerfError('KERF_ERR_USAGE', `warm: needs the hot-swap strategy (this pipeline switches ${this.strategyName})`);
+    const t0 = performance.now();
+    const resolved = candidates.map((c) => this.resolve({ cuts: [...c] }).cuts);
+    const byTier = new Map<string, TierPrepare>();
+    const add = (tier: string, loadMs: number, r: ComposeReport | undefined): void => {
+      const t = byTier.get(tier) ?? { tier, loadMs: 0, chunksLoaded: 0, chunksReused: 0, loadedBytes: 0 };
+      t.loadMs += loadMs;
+      t.chunksLoaded! += r?.loaded ?? 0;
+      t.chunksReused! += r?.reused ?? 0;
+      t.loadedBytes! += r?.loadedBytes ?? 0;
+      byTier.set(tier, t);
+    };
+    for (const cuts of resolved) {
+      await this.serial(async () => {
+        const workers = await this.tiers();
+        const id = `warm${++this.seq}`;
+        const jobs: Promise<void>[] = workers.map(async (w) => {
+          const t1 = performance.now();
+          const r = dec(await w.hop.control('load', JSON.stringify({ id, cuts, blocks: [w.part, w.part], next: null, shared: true }), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
+          await w.hop.control('unload', JSON.stringify({ id }), { timeoutMs: 60_000 });
+          add(w.name, ms(t1, performance.now()), r.chunks);
+        });
+        if (this.local) {
+          jobs.push((async () => {
+            const t1 = performance.now();
+            this.store ??= new ChunkStore(this.gateway.prep, { threads: this.gateway.pipelineOptions.threads ?? 1, label: 'gateway' });
+            const r = await this.store.compose(null, workers.length ? cuts[0]! : null, `gateway ${id}`);
+            await r.segment.close();
+            add('gateway', ms(t1, performance.now()), r.report);
+          })());
+        }
+        const settled = await Promise.allSettled(jobs);
+        const bad = settled.find((s) => s.status === 'rejected');
+        if (bad) throw (bad as PromiseRejectedResult).reason;
+      });
+    }
+    const order = ['gateway', ...(this.workers ?? []).map((w) => w.name)];
+    return {
+      candidates: resolved, durationMs: ms(t0, performance.now()),
+      tiers: [...byTier.values()].sort((a, b) => order.indexOf(a.tier) - order.indexOf(b.tier)),
+    };
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -447,7 +505,14 @@ export class Switcher {
       return body(async (doc) => this.setStrategy(doc.strategy as SwitchStrategy, Array.isArray(doc.standby) ? { standby: doc.standby as number[] } : {}));
     }
     if (path === '/v1/partition/strategy' && req.method === 'GET') return reply(200, { strategy: this.strategyName });
-    reply(405, { error: `${req.method} not allowed on ${path} (GET/POST /v1/partition, PUT /v1/partition/strategy)`, code: 'KERF_ERR_USAGE' });
+    if (path === '/v1/partition/warm' && req.method === 'POST') {
+      return body(async (doc) => {
+        const c = doc.candidates;
+        if (!Array.isArray(c) || c.some((x) => !Array.isArray(x))) throw kerfError('KERF_ERR_USAGE', 'partition warm: expected {"candidates": [[cut ids…], …]}');
+        return this.warm(c as number[][]);
+      });
+    }
+    reply(405, { error: `${req.method} not allowed on ${path} (GET/POST /v1/partition, PUT /v1/partition/strategy, POST /v1/partition/warm)`, code: 'KERF_ERR_USAGE' });
   }
 
   /** Release the standby, the tiers' control connections and the gateway's chunks. Idempotent. */

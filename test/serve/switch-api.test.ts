@@ -105,6 +105,26 @@ test('/v1/partition and kerf repartition', { skip: !path }, async () => {
     assert.deepEqual([(r.doc as unknown as SwitchReport).prepared, (r.doc as unknown as SwitchReport).tiers], ['standby', []]);
     assert.deepEqual(((await json(base, 'GET')).doc as unknown as PartitionStatus).standby?.cuts, A);
     assert.equal(((await httpRequest(`${g.url}/v2/health/ready`, 'GET')).status), 200);
+
+    // Warming likely splits: only with hot-swap; afterwards a switch to a warmed split loads nothing.
+    const C = [ids[8]!, ids[18]!];
+    r = await json(`${base}/warm`, 'POST', { candidates: [C] });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_USAGE']);
+    assert.match(String(r.doc.error), /hot-swap/);
+    assert.equal((await json(`${base}/strategy`, 'PUT', { strategy: 'hot-swap' })).status, 200);
+    r = await json(`${base}/warm`, 'POST', { candidates: [[C[0]]] });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_CUT']);
+    r = await json(`${base}/warm`, 'POST', { candidates: [C] });
+    assert.equal(r.status, 200, JSON.stringify(r.doc));
+    const warmed = r.doc as unknown as { candidates: number[][]; tiers: { tier: string; chunksLoaded: number }[] };
+    assert.deepEqual(warmed.candidates, [C]);
+    assert.deepEqual(warmed.tiers.map((t) => t.tier), ['gateway', 'edge', 'cloud']);
+    assert.ok(warmed.tiers.some((t) => t.chunksLoaded > 0), JSON.stringify(warmed));
+    assert.deepEqual([...edge.segments.keys()].filter((k) => k.startsWith('warm')), [], 'warm leaves no segment behind');
+    r = await json(base, 'POST', { cuts: C });
+    const toC = r.doc as unknown as SwitchReport;
+    assert.deepEqual([toC.prepared, toC.tiers.map((t) => t.chunksLoaded)], ['chunks', [0, 0, 0]]);
+    assert.equal((await inferBinary(g.url, g.name, inputsFor(prep, 1)[0]!)).status, 200);
   } finally {
     await g.close(); await edge.close(); await cloud.close();
   }
