@@ -1,8 +1,9 @@
 /**
  * A worker: one tier of a split model. It holds one or more segments (by id; requests name
  * theirs in meta `seg`, else the default one), runs each request's segment with onnxruntime
- * behind a bounded queue, and forwards outputs ∪ carry to the segment's next tier — answering
- * back up the chain — or answers itself when it is the last tier. Control frames load and
+ * behind a bounded queue (shortest expected compute first), and forwards outputs ∪ carry to
+ * the segment's next tier — answering back up the chain — or answers itself when it is the
+ * last tier. Control frames load and
  * unload segments without a restart, so a new split can be prepared beside the running one.
  */
 import type * as http from 'node:http';
@@ -20,6 +21,8 @@ import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
 export const SEGMENT_META = 'seg';
 /** Meta key prefix of per-stage timings a tier adds to a response: `t.<stage>` = "queueS,computeS". */
 export const STAGE_META_PREFIX = 't.';
+/** Meta key prefix of the seconds a tier waited on its next hop: `d.<stage>` = "downstreamS". */
+export const DOWNSTREAM_META_PREFIX = 'd.';
 /** Id of the segment a worker starts with. */
 export const DEFAULT_SEGMENT = 'main';
 
@@ -331,7 +334,7 @@ export class Worker {
         const r = await l.segment.run(byName);
         computeS = (performance.now() - c0) / 1000;
         return r;
-      }, { tag: l, signal: req.signal });
+      }, { tag: l, signal: req.signal, costS: expectedS(l) });
       l.computeEwmaS = Number.isFinite(l.computeEwmaS) ? 0.9 * l.computeEwmaS + 0.1 * computeS : computeS;
       this.metrics.stage.observe(queueS, { stage: 'queue' });
       this.metrics.stage.observe(computeS, { stage: 'compute' });
@@ -343,8 +346,10 @@ export class Worker {
         const d0 = performance.now();
         this.metrics.bytesSent.inc({ to: 'next' }, tensorBytes(out));
         const r = await l.next.request(out, { meta, signal: req.signal });
-        this.metrics.stage.observe((performance.now() - d0) / 1000, { stage: 'downstream' });
-        reply = { tensors: r.tensors, meta: { ...r.meta, ...stage } };
+        const downS = (performance.now() - d0) / 1000;
+        this.metrics.stage.observe(downS, { stage: 'downstream' });
+        // The time waited on the next hop lets the gateway solve each link's share of a request.
+        reply = { tensors: r.tensors, meta: { ...r.meta, ...stage, [`${DOWNSTREAM_META_PREFIX}${this.name}`]: downS.toFixed(6) } };
       } else {
         reply = { tensors: out, meta: stage };
       }
@@ -375,6 +380,12 @@ export class Worker {
     }
     return this.closing;
   }
+}
+
+/** Expected compute seconds of a request on `l` (its recent mean, else its profiled time; 0 when unknown). */
+function expectedS(l: LoadedSegment): number {
+  if (Number.isFinite(l.computeEwmaS)) return l.computeEwmaS;
+  return l.profiledS ?? 0;
 }
 
 /** Bytes of tensor data (strings: UTF-16 length as an estimate). */
