@@ -202,16 +202,18 @@ function serializer(): Helper {
   return h;
 }
 
-/** ONNX bytes of a part: on the helper thread when its weights are large, else right here. */
-export async function serializePart(part: Part): Promise<Uint8Array> {
+/**
+ * A part's proto whose weights are gathered into one buffer (a memcpy), so it can be handed to
+ * another thread without copying the whole model's buffers the weights are views into (a
+ * structured clone would copy each whole). Copies yield to the event loop every few MB, so
+ * requests being served wait at most ~1 ms.
+ */
+export async function pooledPart(part: Part): Promise<{ proto: Part['proto']; pool: Uint8Array; weights: number }> {
   const graph = part.proto.graph;
   let weights = 0;
   for (const t of graph?.initializer ?? []) weights += t.rawData?.byteLength ?? 0;
-  if (!graph || weights < OFF_THREAD_BYTES) return serializeModel(part.proto);
-  // The weights are views into the whole model's buffers, which a structured clone would copy
-  // whole: gather this part's into one buffer (a memcpy) and hand that over without a copy.
-  // Copies yield to the event loop every few MB, so requests being served wait at most ~1 ms.
   const pool = new Uint8Array(weights);
+  if (!graph) return { proto: part.proto, pool, weights };
   let o = 0, sinceYield = 0;
   const initializer: typeof graph.initializer = [];
   for (const t of graph.initializer) {
@@ -222,12 +224,21 @@ export async function serializePart(part: Part): Promise<Uint8Array> {
     sinceYield += t.rawData.byteLength;
     if (sinceYield >= YIELD_BYTES) { sinceYield = 0; await new Promise((r) => setImmediate(r)); }
   }
-  const proto = { ...part.proto, graph: { ...graph, initializer } };
+  return { proto: { ...part.proto, graph: { ...graph, initializer } }, pool, weights };
+}
+
+/** ONNX bytes of a part: on the helper thread when its weights are large, else right here. */
+export async function serializePart(part: Part): Promise<Uint8Array> {
+  const graph = part.proto.graph;
+  let weights = 0;
+  for (const t of graph?.initializer ?? []) weights += t.rawData?.byteLength ?? 0;
+  if (!graph || weights < OFF_THREAD_BYTES) return serializeModel(part.proto);
+  const { proto, pool } = await pooledPart(part);
   const h = serializer();
   const id = ++h.seq;
   return new Promise<Uint8Array>((resolve, reject) => {
     h.pending.set(id, { resolve, reject });
     h.thread.ref();
-    h.thread.postMessage({ id, proto }, [pool.buffer]);
+    h.thread.postMessage({ id, proto }, [pool.buffer as ArrayBuffer]);
   });
 }

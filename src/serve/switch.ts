@@ -25,6 +25,7 @@ import { Pipeline } from './pipeline.js';
 import { NextHop, parseAddress } from './nexthop.js';
 import type { SegmentRunner } from './segment.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
+import { ThreadSegment } from './thread-segment.js';
 import { DEFAULT_SEGMENT, type LoadResult } from './worker.js';
 
 /** How a pipeline switches to a new split. */
@@ -237,7 +238,7 @@ export class Switcher {
       this.strategyName = strategy;
       if (strategy !== 'standby' || (standby && this.standbyV && !sameCuts(standby, this.standbyV.cuts))) await this.dropStandby();
       if (strategy === 'standby' && standby && !this.standbyV && !sameCuts(standby, this.active.cuts)) {
-        this.standbyV = (await this.prepare(standby, false)).v;
+        this.standbyV = (await this.prepare(standby, false, true)).v;
       }
       if (strategy === 'hot-swap' && !this.active.shared) await this.doSwitch(this.active.cuts, this.active.plan, true);
       return this.status();
@@ -302,8 +303,12 @@ export class Switcher {
     return p;
   }
 
-  /** Load version `cuts` on every tier (fresh sessions, or composed from chunks when `shared`). */
-  private async prepare(cuts: number[], shared: boolean): Promise<{ v: Version; tiers: TierPrepare[] }> {
+  /**
+   * Load version `cuts` on every tier: composed from chunks when `shared`; else fresh sessions,
+   * on threads of their own when `thread` (loaded at low priority and warmed up beside the
+   * version being served, which they never stall).
+   */
+  private async prepare(cuts: number[], shared: boolean, thread = false): Promise<{ v: Version; tiers: TierPrepare[] }> {
     const workers = await this.tiers();
     const id = `v${++this.seq}`;
     const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, ...gopts } = this.gateway.pipelineOptions;
@@ -321,6 +326,8 @@ export class Switcher {
           const r = await this.store.compose(null, workers.length ? cuts[0]! : null, `gateway ${id}`);
           ownLocal = r.segment;
           report = r.report;
+        } else if (thread) {
+          ownLocal = await ThreadSegment.create(this.gateway.prep, { cuts, blocks: [0, workers.length ? 0 : cuts.length] }, { threads: gopts.threads ?? 1, label: `gateway ${id}` });
         }
         pipeline = await Pipeline.create({
           ...gopts, prep: this.gateway.prep, cuts, id, ...(workers[0] ? { next: workers[0].where, nextSegment: id } : {}),
@@ -330,7 +337,7 @@ export class Switcher {
       })();
       const workerJobs = workers.map(async (w, j) => {
         const t0 = performance.now();
-        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}) };
+        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}) };
         const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
         loaded.push(w);
         tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}) });
@@ -432,7 +439,7 @@ export class Switcher {
         prepared = 'standby';
       } else {
         const shared = strategy === 'hot-swap';
-        next = await this.prepare(cuts, shared);
+        next = await this.prepare(cuts, shared, !shared);
         prepared = shared ? 'chunks' : 'loaded';
       }
       const t1 = performance.now();

@@ -13,6 +13,7 @@ import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, type SegmentRunner, type SegmentSpec } from './segment.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
+import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
 import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
@@ -84,6 +85,9 @@ export interface LoadRequest extends SegmentSpec {
   makeDefault?: boolean;
   /** compose it from the worker's shared chunk sessions (hot-swap) instead of loading a session of its own */
   shared?: boolean;
+  /** load and run its session on a thread of its own (loading at low priority, warmed up before it
+   * answers), so loading it never stalls the requests this worker is serving (on-demand switching) */
+  thread?: boolean;
 }
 
 /** What `load` answers. */
@@ -221,6 +225,8 @@ export class Worker {
       const b = segmentBounds(prep, spec);
       this.store ??= new ChunkStore(prep, { threads: this.opts.threads ?? 1, label: this.name });
       ({ segment, report: chunks } = await this.store.compose(b.start, b.end, `${this.name} ${r.id}`));
+    } else if (r.thread) {
+      segment = await ThreadSegment.create(prep, spec, { threads: this.opts.threads ?? 1, label: `${this.name} ${r.id}` });
     } else {
       segment = await Segment.create(prep, spec, { threads: this.opts.threads ?? 1, label: `${this.name} ${r.id}` });
     }

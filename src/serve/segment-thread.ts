@@ -1,0 +1,83 @@
+/**
+ * Entry point of a segment thread (see thread-segment.ts): serializes one part, loads it in
+ * onnxruntime, runs it once on random inputs so the first real request finds a warm session,
+ * then runs requests posted by the serving thread. Loading happens at nice 19 when the
+ * serving thread can take this thread's priority back afterwards: a new split loads on cores
+ * the running split does not need, and never on the thread that serves.
+ */
+import { parentPort } from 'node:worker_threads';
+import { setPriority } from 'node:os';
+import { Session, type HostTensor } from '../engine/ort.js';
+import { randomTensor, prng } from '../engine/shapes.js';
+import { serializeModel } from '../graph/slice.js';
+import type { TensorSpec } from '../graph/slice.js';
+import type { Part } from '../graph/slice.js';
+type ModelProto = Part['proto'];
+
+/** The serving thread's messages. */
+export type ToThread =
+  | { op: 'init'; proto: ModelProto; label: string; threads: number; lowPriority: boolean; restorePriority: number | null; inputs: TensorSpec[]; outputs: string[] }
+  | { op: 'run'; id: number; feeds: Record<string, HostTensor> }
+  | { op: 'close' };
+
+/** The segment thread's answers. */
+export type FromThread =
+  | { op: 'ready'; bytes: number; serializeS: number; createS: number; warmS: number | null; warmError?: string; niced: boolean }
+  | { op: 'result'; id: number; outputs: Record<string, HostTensor> }
+  | { op: 'error'; id: number | null; message: string; code?: string }
+  | { op: 'closed' };
+
+const port = parentPort!;
+let session: Session | null = null;
+let outputs: string[] = [];
+
+const post = (m: FromThread, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+const buffersOf = (ts: Record<string, HostTensor>): ArrayBuffer[] => {
+  const seen = new Set<ArrayBuffer>();
+  for (const t of Object.values(ts)) {
+    if (Array.isArray(t.data)) continue;
+    const b = (t.data as { buffer: ArrayBuffer }).buffer;
+    if (b instanceof ArrayBuffer && b.byteLength > 0) seen.add(b);
+  }
+  return [...seen];
+};
+
+async function init(m: Extract<ToThread, { op: 'init' }>): Promise<void> {
+  let niced = false;
+  if (m.lowPriority) { try { setPriority(19); niced = true; } catch { /* stays at the process's priority */ } }
+  const t0 = performance.now();
+  const bytes = serializeModel(m.proto);
+  const t1 = performance.now();
+  session = await Session.create(bytes, { optimization: 'disabled', threads: m.threads, label: m.label });
+  const t2 = performance.now();
+  outputs = m.outputs;
+  // One run on random inputs: onnxruntime allocates its buffers on the first run. A part whose
+  // inputs random values do not suit (indices, say) just starts cold.
+  let warmS: number | null = null, warmError: string | undefined;
+  try {
+    const rnd = prng(7);
+    const feeds: Record<string, HostTensor> = {};
+    for (const t of m.inputs) feeds[t.name] = randomTensor(t.dtype, t.shape, rnd);
+    await session.run(feeds, outputs);
+    warmS = (performance.now() - t2) / 1000;
+  } catch (e) { warmError = String((e as Error)?.message ?? e); }
+  if (niced && m.restorePriority !== null) { try { setPriority(m.restorePriority); niced = false; } catch { /* reported as niced */ } }
+  post({ op: 'ready', bytes: bytes.length, serializeS: (t1 - t0) / 1000, createS: (t2 - t1) / 1000, warmS, ...(warmError ? { warmError } : {}), niced });
+}
+
+port.on('message', (m: ToThread) => {
+  if (m.op === 'init') {
+    init(m).catch((e: unknown) => post({ op: 'error', id: null, message: String((e as Error)?.message ?? e), code: (e as { code?: string }).code ?? 'KERF_ERR_ENGINE' }));
+  } else if (m.op === 'run') {
+    const s = session;
+    if (!s) { post({ op: 'error', id: m.id, message: 'session not loaded', code: 'KERF_ERR_CLOSED' }); return; }
+    s.run(m.feeds, outputs).then(
+      (out) => post({ op: 'result', id: m.id, outputs: out }, buffersOf(out)),
+      (e: unknown) => post({ op: 'error', id: m.id, message: String((e as Error)?.message ?? e), code: (e as { code?: string }).code ?? 'KERF_ERR_ENGINE' }),
+    );
+  } else if (m.op === 'close') {
+    const s = session;
+    session = null;
+    void (s ? s.close() : Promise.resolve()).finally(() => { post({ op: 'closed' }); port.close(); });
+  }
+});
