@@ -16,6 +16,6 @@ export {
 } from './offline.js';
 export { LiveMonitor, type RequestObservation, type LiveMonitorOptions, type MonitorSnapshot } from './monitor.js';
 export {
-  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, ADAPT_SETTINGS,
-  type AdaptSetting, type AdaptControllerOptions, type AdaptEvent, type AdaptArgs,
+  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, warmCandidates, ADAPT_SETTINGS,
+  type AdaptSetting, type AdaptControllerOptions, type AdaptEvent, type AdaptArgs, type WarmStatus, type WarmGridOptions,
 } from './live.js';

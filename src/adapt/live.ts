@@ -11,6 +11,8 @@ import { isKerfError, kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
 import type { Gateway } from '../serve/gateway.js';
 import type { InferResult, Pipeline } from '../serve/pipeline.js';
+import type { WarmReport } from '../serve/switch.js';
+import { DOWNSTREAM_META_PREFIX } from '../serve/worker.js';
 import { Decider, predictSplitLatency, splitCostModel, type AdaptConditions, type AdaptMode, type Decision, type SplitModel } from './decide.js';
 import { LiveMonitor, type MonitorSnapshot } from './monitor.js';
 
@@ -35,6 +37,18 @@ export interface AdaptControllerOptions {
   confirmS?: number;
   /** one line per decision that switches (JSON) and per failure */
   log?: (line: string) => void;
+  /** hot-swap: splits to load the chunks of on every tier once the controller runs (default:
+   * `warmCandidates` of the model around the priors, ≤ 12 splits; [] or false: none) */
+  warm?: readonly (readonly number[])[] | false;
+}
+
+/** Warming the likely splits' chunks, as `GET /v1/conditions` reports it. */
+export interface WarmStatus {
+  state: 'off' | 'waiting' | 'running' | 'done' | 'failed';
+  /** cut ids of the splits warmed (or to warm) */
+  candidates: number[][];
+  report?: WarmReport;
+  error?: string;
 }
 
 /** A decision that led to a switch (or tried to), as logged and served. */
@@ -42,8 +56,8 @@ export interface AdaptEvent extends Decision {
   at: string;
   fromCuts: number[];
   toCuts: number[];
-  /** the switch's outcome: its downtime and duration, or the error */
-  switchReport?: { downtimeMs: number; durationMs: number; strategy: string };
+  /** the switch's outcome: its downtime, preparation and duration, or the error */
+  switchReport?: { downtimeMs: number; prepareMs: number; durationMs: number; strategy: string; prepared: string };
   error?: string;
 }
 
@@ -98,6 +112,66 @@ export function bestFeasible(model: SplitModel, c: AdaptConditions): { boundarie
   return { boundaries: best, latencyS: bestS };
 }
 
+/** Options of `warmCandidates`. */
+export interface WarmGridOptions {
+  /** multipliers of the first link's bandwidth (default 1/8 … 8 in powers of two) */
+  bandwidth?: readonly number[];
+  /** multipliers of each non-first tier's load factor (default 1, 2, 4, 8, 16) */
+  load?: readonly number[];
+  /** request rates per second (default 0 and 3) */
+  rates?: readonly number[];
+  /** at most this many splits (default 12) */
+  max?: number;
+  /** leave this split out (the one in force: it is loaded already) */
+  exclude?: readonly number[];
+}
+
+/**
+ * Splits (boundaries) the controller is likely to switch to: the best placement keeping every
+ * tier (`bestFeasible`, queueing included) over a grid of conditions around `base` — the first
+ * link's bandwidth scaled 1/8 … 8, each non-first tier's load 1 … 16 (load-aware only), a few
+ * request rates — the splits of the conditions nearest the base first (distance: Σ |log2| of
+ * the multipliers), then the most often chosen; at most `max`. Pure: no clock, no I/O.
+ */
+export function warmCandidates(model: SplitModel, base: AdaptConditions, mode: AdaptMode, opts: WarmGridOptions = {}): number[][] {
+  const bw = opts.bandwidth ?? [1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8];
+  const loadAware = mode === 'load-aware';
+  const loads = loadAware ? (opts.load ?? [1, 2, 4, 8, 16]) : [1];
+  const rates = loadAware ? (opts.rates ?? [0, 3]) : [0];
+  const k = model.tiers.length;
+  // Load combinations of the non-first tiers: all of them up to 3 such tiers, else one tier at a time.
+  const combos: number[][] = [];
+  if (k - 1 <= 3) {
+    const walk = (acc: number[]): void => { if (acc.length === k - 1) { combos.push(acc); return; } for (const f of loads) walk([...acc, f]); };
+    walk([]);
+  } else {
+    combos.push(Array(k - 1).fill(1));
+    for (let j = 0; j < k - 1; j++) for (const f of loads) if (f !== 1) combos.push(Array.from({ length: k - 1 }, (_, i) => (i === j ? f : 1)));
+  }
+  const count = new Map<string, { b: number[]; n: number; dist: number }>();
+  for (const m of bw) {
+    for (const combo of combos) {
+      // How far the condition is from the base (a step of 2× in any input counts 1).
+      const dist = Math.abs(Math.log2(m)) + combo.reduce((a, f) => a + Math.abs(Math.log2(f)), 0);
+      for (const ratePerS of rates) {
+        const c: AdaptConditions = {
+          links: base.links.map((l, j) => (j === 0 ? { ...l, bytesPerS: l.bytesPerS * m } : l)),
+          tiers: base.tiers.map((t, j) => (j === 0 ? t : { ...t, factor: t.factor * combo[j - 1]! })),
+          ratePerS,
+        };
+        const b = bestFeasible(model, c).boundaries;
+        const key = b.join(',');
+        const e = count.get(key);
+        if (e) { e.n++; e.dist = Math.min(e.dist, dist); } else count.set(key, { b, n: 1, dist });
+      }
+    }
+  }
+  const skip = opts.exclude ? opts.exclude.join(',') : null;
+  return [...count.entries()].filter(([key]) => key !== skip)
+    .sort((x, y) => x[1].dist - y[1].dist || y[1].n - x[1].n || (x[0] < y[0] ? -1 : 1))
+    .slice(0, opts.max ?? 12).map(([, e]) => e.b);
+}
+
 const strictly = (b: readonly number[]): boolean => b.every((x, i) => i === 0 || x > b[i - 1]!);
 
 /**
@@ -119,6 +193,8 @@ export class AdaptController {
   private unmapped = new Set<string>();
   private readonly log: (line: string) => void;
   decisions = 0;
+  /** warming the likely splits' chunks (hot-swap) */
+  readonly warm: WarmStatus;
 
   private constructor(readonly gateway: Gateway, readonly opts: AdaptControllerOptions) {
     if (!ADAPT_SETTINGS.includes(opts.mode)) throw kerfError('KERF_ERR_USAGE', `--adapt '${String(opts.mode)}': expected one of ${ADAPT_SETTINGS.join(', ')}`);
@@ -138,6 +214,32 @@ export class AdaptController {
     this.decider = opts.mode === 'off' ? null : new Decider(m.model, {
       mode: opts.mode, minGain: opts.minGain ?? 0.1, minDwellS: opts.minDwellS ?? 3, confirmS: opts.confirmS ?? 2,
     }, initial ? { boundaries: initial, atS: nowS() } : undefined);
+    let warm: number[][] = [];
+    if (this.decider && opts.warm !== false) {
+      warm = opts.warm ? opts.warm.map((c) => [...c])
+        : warmCandidates(m.model, this.monitor.conditions(nowS()), opts.mode as AdaptMode, initial ? { exclude: initial } : {}).map((b) => this.cuts(b));
+    }
+    this.warm = { state: warm.length ? 'waiting' : 'off', candidates: warm };
+  }
+
+  /**
+   * Hot-swap only: load the chunks of the likely splits on every tier, in the background, so
+   * that a switch to any of them composes loaded chunks instead of loading under load. Started
+   * by the first tick that finds the gateway on hot-swap; decisions wait while it runs (the
+   * switcher is busy), requests do not.
+   */
+  private startWarm(): void {
+    if (this.warm.state !== 'waiting' || this.gateway.switcher.strategy !== 'hot-swap') return;
+    this.warm.state = 'running';
+    this.gateway.switcher.warm(this.warm.candidates).then((r) => {
+      this.warm.state = 'done';
+      this.warm.report = r;
+      this.log(JSON.stringify({ event: 'adapt-warm', candidates: r.candidates, durationMs: Math.round(r.durationMs), tiers: r.tiers }));
+    }, (e: unknown) => {
+      this.warm.state = 'failed';
+      this.warm.error = isKerfError(e) ? `${e.code}: ${e.message}` : String(e);
+      this.log(`adapt: warming ${this.warm.candidates.length} splits failed: ${this.warm.error}`);
+    });
   }
 
   static attach(gateway: Gateway, opts: AdaptControllerOptions): AdaptController {
@@ -165,6 +267,7 @@ export class AdaptController {
     const period = (opts.periodS ?? 1) * 1000;
     c.timer = setInterval(() => void c.tick(), period);
     c.timer.unref();
+    c.startWarm();
     return c;
   }
 
@@ -190,7 +293,8 @@ export class AdaptController {
     const tiers = this.names.map((name, j) => {
       if (j === 0) return { queueS: r.timings.queueS, computeS: p.local ? r.timings.computeS : NaN };
       const s = r.stages[name];
-      return s ? { queueS: s[0], computeS: s[1] } : { queueS: NaN, computeS: NaN };
+      const d = r.meta[`${DOWNSTREAM_META_PREFIX}${name}`];
+      return { queueS: s ? s[0] : NaN, computeS: s ? s[1] : NaN, ...(d !== undefined ? { downS: Number(d) } : {}) };
     });
     const t = r.timings;
     const latencyS = [t.queueS, t.computeS, t.remoteS].reduce((a, x) => a + (Number.isFinite(x) ? x : 0), 0);
@@ -199,9 +303,9 @@ export class AdaptController {
   }
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */
-  conditions(): { mode: AdaptSetting; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number } {
+  conditions(): { mode: AdaptSetting; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus } {
     const at = nowS();
-    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions };
+    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm };
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -216,6 +320,7 @@ export class AdaptController {
     if (this.busy) return null;
     this.busy = true;
     try {
+      this.startWarm();
       const p = this.gateway.pipeline;
       if (p.next && p.ready && this.monitor.needsProbe(nowS())) {
         const t0 = performance.now();
@@ -251,7 +356,7 @@ export class AdaptController {
       if (this.events.length > 200) this.events.shift();
       try {
         const rep = await this.gateway.switcher.partition({ cuts: ev.toCuts });
-        ev.switchReport = { downtimeMs: rep.downtimeMs, durationMs: rep.durationMs, strategy: rep.strategy };
+        ev.switchReport = { downtimeMs: rep.downtimeMs, prepareMs: rep.prepareMs, durationMs: rep.durationMs, strategy: rep.strategy, prepared: rep.prepared };
       } catch (e) {
         ev.error = isKerfError(e) ? `${e.code}: ${e.message}` : String(e);
         d.adopt(dec.current, nowS());

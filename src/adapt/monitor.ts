@@ -12,8 +12,9 @@ export interface RequestObservation {
   atS: number;
   /** boundaries of the split it ran on (SplitModel positions, one per link) */
   boundaries: readonly number[];
-  /** per tier in chain order: queue wait and compute seconds (NaN when unknown) */
-  tiers: readonly { queueS: number; computeS: number }[];
+  /** per tier in chain order: queue wait and compute seconds (NaN when unknown), and for
+   * remote tiers with a next hop the seconds they waited on it (`downS`, the worker's `d.<name>`) */
+  tiers: readonly { queueS: number; computeS: number; downS?: number }[];
   /** seconds from sending to the first remote tier until its answer (all tiers beyond) */
   remoteS: number;
   /** seconds the request spent in the pipeline: it arrived at atS − latencyS (default: the
@@ -61,12 +62,19 @@ export interface MonitorSnapshot {
  * request is remoteS minus every remote tier's queue and compute; of that, links beyond the
  * first are predicted from their own estimates and the rest is the first hop's transfer of
  * bytes[b_1] up and the outputs back (an RTT plus bytes ÷ rate, as the link model counts it).
+ *
+ * When the remote tiers report the time they waited on their next hop (`downS`), every link is
+ * solved on its own instead: link j's time = what tier j waited on tier j+1 (remoteS for the
+ * gateway) − tier j+1's queue, compute and own wait downstream. Links beyond the first then get
+ * real samples, and delay added beyond the first hop no longer reads as a slow first hop.
  */
 export class LiveMonitor {
   readonly links: LinkEstimator[];
   readonly loads: LoadEstimator[];
   readonly arrivals: ArrivalRate;
   private n = 0;
+  /** links that have had a transfer sample of their own */
+  private readonly observed: boolean[];
 
   constructor(readonly model: SplitModel, private readonly opts: LiveMonitorOptions) {
     const k = model.tiers.length;
@@ -79,6 +87,7 @@ export class LiveMonitor {
     }));
     this.loads = Array.from({ length: k }, () => new LoadEstimator({ windowS: opts.loadWindowS ?? 6, ...(shift ? { shift } : {}) }));
     this.arrivals = new ArrivalRate({ windowS: opts.rateWindowS ?? 20 });
+    this.observed = Array.from({ length: k - 1 }, () => false);
   }
 
   /** Bytes crossing link j (up and back) under `boundaries`; 0 when the link carries nothing. */
@@ -111,6 +120,17 @@ export class LiveMonitor {
       lo = hi;
     }
     if (!(o.remoteS > 0) || k < 2) return shifted;
+    const solved = this.solveLinks(o);
+    if (solved) {
+      solved.forEach((sec, j) => {
+        const bytes = this.linkBytes(o.boundaries, j);
+        if (bytes > 0 && sec > 0) {
+          this.observed[j] = true;
+          if (this.links[j]!.addTransfer(bytes, sec, o.atS)) shifted = true;
+        }
+      });
+      return shifted;
+    }
     let beyondS = 0;
     for (let j = 1; j < k - 1; j++) {
       const bytes = this.linkBytes(o.boundaries, j);
@@ -120,8 +140,28 @@ export class LiveMonitor {
     }
     const firstS = o.remoteS - remoteTiersS - beyondS;
     const bytes0 = this.linkBytes(o.boundaries, 0);
-    if (bytes0 > 0 && firstS > 0 && this.links[0]!.addTransfer(bytes0, firstS, o.atS)) shifted = true;
+    if (bytes0 > 0 && firstS > 0) {
+      this.observed[0] = true;
+      if (this.links[0]!.addTransfer(bytes0, firstS, o.atS)) shifted = true;
+    }
     return shifted;
+  }
+
+  /** Each link's seconds for this request from the tiers' downstream waits, or null when a
+   * remote tier with a next hop did not report its wait (older workers). */
+  private solveLinks(o: RequestObservation): number[] | null {
+    const k = this.model.tiers.length;
+    const waited = [o.remoteS];
+    for (let j = 1; j < k - 1; j++) {
+      const d = o.tiers[j]?.downS;
+      if (d === undefined || !Number.isFinite(d)) return null;
+      waited.push(d);
+    }
+    const fin = (x: number | undefined): number => (x !== undefined && Number.isFinite(x) ? x : 0);
+    return waited.map((w, j) => {
+      const t = o.tiers[j + 1];
+      return w - fin(t?.queueS) - fin(t?.computeS) - (j + 1 < k - 1 ? waited[j + 1]! : 0);
+    });
   }
 
   /** A round trip of a tiny control frame over the first hop (the idle probe). */
@@ -145,7 +185,7 @@ export class LiveMonitor {
     const names = this.model.tiers;
     return {
       atS,
-      links: this.links.map((l, j) => ({ from: names[j]!, to: names[j + 1]!, observed: j === 0, ...l.estimate(atS) })),
+      links: this.links.map((l, j) => ({ from: names[j]!, to: names[j + 1]!, observed: this.observed[j]!, ...l.estimate(atS) })),
       tiers: this.loads.map((l, j) => ({ name: names[j]!, ...l.estimate(atS) })),
       requests: this.n,
       ratePerS: this.arrivals.estimate(atS),

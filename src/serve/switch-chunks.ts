@@ -111,7 +111,8 @@ export class ChunkStore {
   /**
    * A segment running the model from cut `start` to cut `end` (null: the model's inputs /
    * outputs), reusing loaded chunks: among compositions of loaded and new chunks it picks the
-   * one that loads the fewest parameters, then the one cut at most loaded boundaries.
+   * one that loads the fewest parameters; when that is none, the one of the fewest chunks, else
+   * the one cut at most loaded boundaries (so later splits find more to reuse).
    */
   async compose(start: number | null, end: number | null, label?: string): Promise<{ segment: ComposedSegment; report: ComposeReport }> {
     if (this.closedFlag) throw kerfError('KERF_ERR_CLOSED', 'chunk store is closed');
@@ -140,8 +141,20 @@ export class ChunkStore {
         if (cost < best[j]!.cost || (cost === best[j]!.cost && n > best[j]!.n)) best[j] = { cost, n, prev: i };
       }
     }
+    // When loaded chunks alone cover the range, take the cover with the fewest chunks: every
+    // chunk boundary costs compute (tensors copied out of one session into the next), and a
+    // store warmed with many splits holds both big chunks and the small pieces of others.
+    const few: { n: number; prev: number }[] = order.map(() => ({ n: Infinity, prev: -1 }));
+    few[0] = { n: 0, prev: -1 };
+    for (let j = 1; j < order.length; j++) {
+      const bj = pts.get(order[j]!)!;
+      for (let i = 0; i < j; i++) {
+        if (few[i]!.n + 1 < few[j]!.n && this.chunks.has(key(pts.get(order[i]!)!, bj))) few[j] = { n: few[i]!.n + 1, prev: i };
+      }
+    }
+    const path = Number.isFinite(few[order.length - 1]!.n) ? few : best;
     const ranges: [number | null, number | null][] = [];
-    for (let j = order.length - 1; j > 0; j = best[j]!.prev) ranges.unshift([pts.get(order[best[j]!.prev]!)!, pts.get(order[j]!)!]);
+    for (let j = order.length - 1; j > 0; j = path[j]!.prev) ranges.unshift([pts.get(order[path[j]!.prev]!)!, pts.get(order[j]!)!]);
     const report: ComposeReport = { loaded: 0, reused: 0, loadedBytes: 0, loadS: 0 };
     const got: Chunk[] = [];
     try {

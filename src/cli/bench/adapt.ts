@@ -21,7 +21,7 @@ import type { Profile } from '../../profile/types.js';
 import { up, type UpHandle } from '../../serve/up.js';
 import { OipClient } from '../../serve/client.js';
 import { repartition, setSwitchStrategy } from '../../serve/switch-client.js';
-import { bestFeasible, liveCostModel, type AdaptEvent } from '../../adapt/live.js';
+import { bestFeasible, liveCostModel, type AdaptEvent, type WarmStatus } from '../../adapt/live.js';
 import type { AdaptConditions } from '../../adapt/decide.js';
 
 const HELP = `usage: kerf bench adapt [--model m.onnx] [--phase-s 12] [--rate 3] [--oracle-s 4] [--json]
@@ -33,7 +33,7 @@ mean and p95 end-to-end latency per phase and overall, failed requests, and swit
 
 options:
   --model FILE      default ../shared/models/resnet18.onnx
-  --phase-s S       seconds per phase (default 12)
+  --phase-s S       seconds per phase (default 12; longer phases weigh transitions less)
   --rate R          requests per second, open loop (default 3)
   --oracle-s S      seconds per candidate split and phase for the oracle (default 4)
   --policies LIST   subset of static,bandwidth,load-aware,oracle (default all)
@@ -146,6 +146,16 @@ export async function run(argv: string[]): Promise<number | void> {
     return h;
   };
   const warm = async (client: OipClient): Promise<void> => { for (let i = 0; i < 4; i++) await client.infer(inputs); };
+  /** The controller loads the likely splits' chunks on every tier once hot-swap is on: wait for it (bounded), so every policy starts from a settled deployment. */
+  const warmed = async (h: UpHandle): Promise<WarmStatus | null> => {
+    for (let i = 0; i < 600; i++) {
+      const w = ((await (await fetch(`${h.url}/v1/conditions`)).json()) as { warm?: WarmStatus }).warm;
+      if (!w || w.state === 'off' || w.state === 'done' || w.state === 'failed') return w ?? null;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw kerfError('KERF_ERR_TIMEOUT', 'bench adapt: the controller did not finish warming the likely splits within 150 s');
+  };
+  const warmReports: Record<string, WarmStatus> = {};
 
   const rows: Row[] = [];
   const allEvents: Record<string, AdaptEvent[]> = {};
@@ -169,6 +179,14 @@ export async function run(argv: string[]): Promise<number | void> {
       const client = new OipClient(h.url, h.name);
       try {
         await apply(h, PHASES[0]!);
+        if (args.length) {
+          const w = await warmed(h);
+          if (w) {
+            warmReports[name] = w;
+            const t = w.report?.tiers.map((x) => `${x.tier} ${x.chunksLoaded ?? 0} chunks ${((x.loadedBytes ?? 0) / 1e6).toFixed(1)} MB`).join(', ');
+            say(`${name}: warm ${w.state}, ${w.candidates.length} splits${w.report ? ` in ${(w.report.durationMs / 1000).toFixed(1)} s (${t})` : ''}${w.error ? `: ${w.error}` : ''}`);
+          }
+        }
         await warm(client);
         const samples: Sample[] = [];
         const starts: number[] = [];
@@ -234,7 +252,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const vsBw = la && bw ? 1 - la.mean / bw.mean : NaN, vsOracle = la && or ? la.mean / or.mean - 1 : NaN;
   const doc = {
     model: modelPath, blocks: model.blocks, shares: SHARES, links: { deviceEdge: LINK0, edgeCloud: LINK1 }, phases: PHASES, phaseS, rate, oracleS,
-    start, rows, events: allEvents, loadAwareVsBandwidth: vsBw, loadAwareVsOracle: vsOracle, wallS: (performance.now() - t00) / 1000,
+    start, rows, events: allEvents, warm: warmReports, loadAwareVsBandwidth: vsBw, loadAwareVsOracle: vsOracle, wallS: (performance.now() - t00) / 1000,
   };
   if (v.json) { process.stdout.write(JSON.stringify(doc) + '\n'); return 0; }
   const ms = (x: number): string => (x * 1000).toFixed(1);
@@ -244,7 +262,7 @@ export async function run(argv: string[]): Promise<number | void> {
   for (const r of rows) for (const e of r.errors) process.stdout.write(`  failed (${r.policy}): ${e}\n`);
   for (const [name, evs] of Object.entries(allEvents)) {
     for (const e of evs) {
-      const sw = e.switchReport ? ` (switch took ${e.switchReport.durationMs.toFixed(0)} ms, downtime ${e.switchReport.downtimeMs.toFixed(3)} ms)` : e.error ? ` (switch failed: ${e.error})` : '';
+      const sw = e.switchReport ? ` (switch prepared in ${e.switchReport.prepareMs.toFixed(0)} ms from ${e.switchReport.prepared}, took ${e.switchReport.durationMs.toFixed(0)} ms, downtime ${e.switchReport.downtimeMs.toFixed(3)} ms)` : e.error ? ` (switch failed: ${e.error})` : '';
       process.stdout.write(`  ${name}: ${(e as AdaptEvent & { when?: string }).when ?? ''} [${e.fromCuts}] → [${e.toCuts}] ${e.reason}${sw}\n`);
     }
   }
