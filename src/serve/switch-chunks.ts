@@ -80,9 +80,10 @@ export interface ChunkStoreOptions {
   threads?: number;
   /**
    * Bytes of chunks no composition uses that the store keeps for later splits (least
-   * recently used dropped first). Default: 1.5 × the model's parameter bytes: room for the
-   * union of two splits' ranges even when their chunks overlap, so alternating splits never
-   * reloads, while a tier stays well under two copies of the model plus what is in use.
+   * recently used dropped first). Default: 3 × the model's parameter bytes: room for the
+   * chunks of the dozen likely splits the adapt controller warms (their ranges overlap: a chunk
+   * cannot be cut, so 28..46 next to 17..46 holds the late layers twice; resnet18's edge tier
+   * held 2.4 × after warming 12 splits, and at 1.5 × the LRU dropped the likeliest, warmed first).
    */
   cacheBytes?: number;
   label?: string;
@@ -97,7 +98,7 @@ export class ChunkStore {
   readonly cacheBytes: number;
 
   constructor(readonly prep: Prepared, private readonly opts: ChunkStoreOptions = {}) {
-    this.cacheBytes = opts.cacheBytes ?? 1.5 * prep.analysis.totals.paramBytes;
+    this.cacheBytes = opts.cacheBytes ?? 3 * prep.analysis.totals.paramBytes;
   }
 
   /** Bytes of every chunk loaded (in use or cached). */

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prepareModel } from '../../src/engine/index.js';
-import { Gateway, Worker } from '../../src/serve/index.js';
+import { Gateway, Worker, type PartitionStatus } from '../../src/serve/index.js';
 import { Link } from '../../src/link/index.js';
 import { profileModel } from '../../src/profile/profile.js';
 import type { Profile } from '../../src/profile/types.js';
@@ -53,6 +53,11 @@ test('link estimate converges on live transfers; the controller switches when ba
       }
     };
     await drive(3000);
+    // Hot-swap: the controller loads the likely splits' chunks in the background (bounded wait).
+    for (let i = 0; i < 60 && (c.warm.state === 'waiting' || c.warm.state === 'running'); i++) await drive(250);
+    assert.equal(c.warm.state, 'done', `warming: ${JSON.stringify(c.warm)}`);
+    assert.ok(c.warm.candidates.length >= 1 && !c.warm.candidates.some((k) => k.join(',') === start.join(',')), `warmed ${JSON.stringify(c.warm.candidates)}`);
+    assert.deepEqual(c.warm.report!.tiers.map((t) => t.tier).sort(), ['edge', 'gateway']);
     const est = c.monitor.snapshot(performance.now() / 1000).links[0]!;
     assert.ok(est.confident, 'the link estimate rests on transfers');
     const err = Math.abs(est.bytesPerS * 8 / 20e6 - 1);
@@ -73,6 +78,12 @@ test('link estimate converges on live transfers; the controller switches when ba
     for (let i = 0; i < 30 && !c.events.at(-1)!.switchReport && !c.events.at(-1)!.error; i++) await drive(500);
     assert.deepEqual(g.pipeline.cuts, c.events.at(-1)!.toCuts, 'the gateway serves the chosen split');
     assert.equal(failed, 0, `no failed request while adapting (${n} requests): ${errors.join('; ')}`);
+    if (c.warm.candidates.some((k) => k.join(',') === ev.toCuts.join(','))) {
+      // The target was warmed: the switch composed loaded chunks and loaded none.
+      const hist = ((await (await fetch(`${g.url}/v1/partition`)).json()) as PartitionStatus).history;
+      const sw = hist.find((h) => h.to.join(',') === ev.toCuts.join(','))!;
+      assert.deepEqual(sw.tiers.map((t) => t.chunksLoaded ?? 0), sw.tiers.map(() => 0), `warmed switch loaded nothing: ${JSON.stringify(sw.tiers)}`);
+    }
     const r = await fetch(`${g.url}/v1/conditions`);
     const doc = (await r.json()) as { mode: string; monitor: { links: unknown[]; tiers: unknown[] } };
     assert.equal(doc.mode, 'bandwidth');
