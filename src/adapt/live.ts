@@ -37,13 +37,14 @@ export interface AdaptControllerOptions {
   confirmS?: number;
   /** one line per decision that switches (JSON) and per failure */
   log?: (line: string) => void;
-  /** hot-swap: splits to load the chunks of on every tier once the controller runs (default:
+  /** hot-swap: splits (cut ids) to load the chunks of on every tier once the controller runs (default:
    * `warmCandidates` of the model around the priors, ≤ 12 splits; [] or false: none) */
   warm?: readonly (readonly number[])[] | false;
 }
 
 /** Warming the likely splits' chunks, as `GET /v1/conditions` reports it. */
 export interface WarmStatus {
+  /** 'waiting': for the gateway to switch with hot-swap; 'off': nothing to warm (mode off, no candidates) */
   state: 'off' | 'waiting' | 'running' | 'done' | 'failed';
   /** cut ids of the splits warmed (or to warm) */
   candidates: number[][];
