@@ -370,7 +370,12 @@ export class Decider {
     this.sinceS = atS;
   }
 
-  decide(conditions: AdaptConditions, atS: number): Decision {
+  /**
+   * One decision at `atS`. `opts.shifted`: the monitors have just detected a level shift (several
+   * consecutive samples beyond a ratio of the reference, their own confirmation), so a better
+   * placement needs no further confirmation; minimum gain and dwell still apply.
+   */
+  decide(conditions: AdaptConditions, atS: number, opts: { shifted?: boolean } = {}): Decision {
     const inputs: AdaptConditions = this.mode === 'bandwidth'
       ? { links: conditions.links, tiers: conditions.tiers.map(() => ({ factor: 1, queueS: 0 })), ratePerS: 0 }
       : conditions;
@@ -394,7 +399,7 @@ export class Decider {
     else if (!this.pending || !sameBoundaries(this.pending.boundaries, best.boundaries)) this.pending = { boundaries: best.boundaries, sinceS: atS };
     if (same) reason = 'current placement is the best';
     else if (gain < this.minGain) reason = `gain ${pct(gain)} < minimum ${pct(this.minGain)}`;
-    else if (gain < this.confirmBelowGain && atS - this.pending!.sinceS < this.confirmS) reason = `gain ${pct(gain)} for ${(atS - this.pending!.sinceS).toFixed(2)} s < ${this.confirmS} s to confirm`;
+    else if (gain < this.confirmBelowGain && !opts.shifted && atS - this.pending!.sinceS < this.confirmS) reason = `gain ${pct(gain)} for ${(atS - this.pending!.sinceS).toFixed(2)} s < ${this.confirmS} s to confirm`;
     else if (atS - this.sinceS < dwell) reason = `gain ${pct(gain)} but dwell ${(atS - this.sinceS).toFixed(2)} s < ${dwell} s${back ? ' (back to the placement just left: damped)' : ''}`;
     else {
       doSwitch = true;

@@ -38,7 +38,7 @@ export interface AdaptControllerOptions {
   /** one line per decision that switches (JSON) and per failure */
   log?: (line: string) => void;
   /** hot-swap: splits (cut ids) to load the chunks of on every tier once the controller runs (default:
-   * `warmCandidates` of the model around the priors, ≤ 12 splits; [] or false: none) */
+   * `warmCandidates` of the model around the priors, ≤ 20 splits; [] or false: none) */
   warm?: readonly (readonly number[])[] | false;
 }
 
@@ -121,7 +121,7 @@ export interface WarmGridOptions {
   load?: readonly number[];
   /** request rates per second (default 0 and 3) */
   rates?: readonly number[];
-  /** at most this many splits (default 12) */
+  /** at most this many splits (default 20) */
   max?: number;
   /** leave this split out (the one in force: it is loaded already) */
   exclude?: readonly number[];
@@ -170,7 +170,7 @@ export function warmCandidates(model: SplitModel, base: AdaptConditions, mode: A
   const skip = opts.exclude ? opts.exclude.join(',') : null;
   return [...count.entries()].filter(([key]) => key !== skip)
     .sort((x, y) => x[1].dist - y[1].dist || y[1].n - x[1].n || (x[0] < y[0] ? -1 : 1))
-    .slice(0, opts.max ?? 12).map(([, e]) => e.b);
+    .slice(0, opts.max ?? 20).map(([, e]) => e.b);
 }
 
 const strictly = (b: readonly number[]): boolean => b.every((x, i) => i === 0 || x > b[i - 1]!);
@@ -192,6 +192,8 @@ export class AdaptController {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private unmapped = new Set<string>();
+  /** when the monitors last detected a level shift (seconds, monotonic) */
+  private shiftAtS = -Infinity;
   private readonly log: (line: string) => void;
   decisions = 0;
   /** warming the likely splits' chunks (hot-swap) */
@@ -232,7 +234,8 @@ export class AdaptController {
   private startWarm(): void {
     if (this.warm.state !== 'waiting' || this.gateway.switcher.strategy !== 'hot-swap') return;
     this.warm.state = 'running';
-    this.gateway.switcher.warm(this.warm.candidates).then((r) => {
+    // Least likely first: should the chunk cache overflow, its LRU then drops those, not the likeliest.
+    this.gateway.switcher.warm([...this.warm.candidates].reverse()).then((r) => {
       this.warm.state = 'done';
       this.warm.report = r;
       this.log(JSON.stringify({ event: 'adapt-warm', candidates: r.candidates, durationMs: Math.round(r.durationMs), tiers: r.tiers }));
@@ -300,7 +303,10 @@ export class AdaptController {
     const t = r.timings;
     const latencyS = [t.queueS, t.computeS, t.remoteS].reduce((a, x) => a + (Number.isFinite(x) ? x : 0), 0);
     // A level shift (load or bandwidth stepped) is decided on at once, not at the next period.
-    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS }) && this.timer) void this.tick();
+    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS })) {
+      this.shiftAtS = nowS();
+      if (this.timer) void this.tick();
+    }
   }
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */
@@ -335,7 +341,8 @@ export class AdaptController {
       const at = nowS();
       const cur = this.boundaries(this.gateway.switcher.cuts);
       if (cur && (!d.current || !cur.every((x, i) => x === d.current![i]))) d.adopt(cur, at); // switched by someone else
-      let dec = d.decide(this.monitor.conditions(at), at);
+      // Within the confirmation time after a detected level shift, the shift was the confirmation.
+      let dec = d.decide(this.monitor.conditions(at), at, { shifted: at - this.shiftAtS <= (this.opts.confirmS ?? 2) });
       this.decisions++;
       if (dec.switch && dec.current && !strictly(dec.chosen)) {
         // The search may leave a tier empty, which a switch cannot do: take the best placement

@@ -306,3 +306,24 @@ test('flap damping: a return to the placement just left waits a doubled dwell; a
   assert.equal(c.decide(at(1e6, 3), 12).switch, false);
   assert.equal(c.decide(at(1e6, 3), 14).switch, true);
 });
+
+test('a detected level shift stands in for confirmation; minimum gain and dwell still hold', () => {
+  // Two tiers, 4 blocks: device slow, edge fast; the input is large, later tensors small.
+  const m = splitCostModel([{ name: 'device', blockS: [0.01, 0.01, 0.01, 0.01] }, { name: 'edge', blockS: [0.004, 0.004, 0.004, 0.004] }], [4e5, 2e5, 1e5, 5e4, 1e3]);
+  const cond = (bytesPerS: number): AdaptConditions => ({ links: [{ bytesPerS, rttS: 0.002 }], tiers: [{ factor: 1, queueS: 0 }, { factor: 1, queueS: 0 }] });
+  const opts = { mode: 'bandwidth' as const, minGain: 0.1, minDwellS: 3, confirmS: 2, confirmBelowGain: 0.5 };
+  const start = new SplitSearch(m).best(cond(40e6)).boundaries;
+  // A bandwidth at which another cut is better by a gain between the minimum and 50 %.
+  let rate = 40e6, probe = new Decider(m, opts, { boundaries: start, atS: 0 }).decide(cond(rate), 10);
+  while (!(probe.gain >= 0.1 && probe.gain < 0.5) && rate > 1e4) { rate /= 1.25; probe = new Decider(m, opts, { boundaries: start, atS: 0 }).decide(cond(rate), 10); }
+  assert.ok(probe.gain >= 0.1 && probe.gain < 0.5, `scenario: a gain in [10 %, 50 %) (got ${(probe.gain * 100).toFixed(1)} %)`);
+  const plain = new Decider(m, opts, { boundaries: start, atS: 0 });
+  assert.equal(plain.decide(cond(rate), 10).switch, false, 'unconfirmed: waits');
+  assert.equal(plain.decide(cond(rate), 12.5).switch, true, 'confirmed after confirmS');
+  const shifted = new Decider(m, opts, { boundaries: start, atS: 0 });
+  assert.equal(shifted.decide(cond(rate), 10, { shifted: true }).switch, true, 'after a shift: at once');
+  const early = new Decider(m, opts, { boundaries: start, atS: 9 });
+  assert.match(early.decide(cond(rate), 10, { shifted: true }).reason, /dwell/, 'dwell still applies');
+  const same = new Decider(m, opts, { boundaries: start, atS: 0 });
+  assert.equal(same.decide(cond(40e6), 10, { shifted: true }).switch, false, 'no better placement: no switch');
+});

@@ -28,7 +28,7 @@ test('warm candidates: distinct, capped, without the split in force, covering a 
   const { model, base } = chain();
   const here = bestFeasible(model, base).boundaries;
   const c = warmCandidates(model, base, 'load-aware', { exclude: here });
-  assert.ok(c.length >= 2 && c.length <= 12, `${c.length} candidates`);
+  assert.ok(c.length >= 2 && c.length <= 20, `${c.length} candidates`);
   assert.equal(new Set(c.map((b) => b.join(','))).size, c.length, 'distinct');
   assert.ok(!c.some((b) => b.join(',') === here.join(',')), 'the split in force is not warmed again');
   for (const b of c) assert.ok(b.every((x, i) => i === 0 || x > b[i - 1]!), `every tier runs a block: ${b}`);
