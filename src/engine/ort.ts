@@ -58,6 +58,8 @@ export class Session {
     };
     if (opts.profilePrefix) o.profileFilePrefix = opts.profilePrefix;
     if (opts.optimizedModelPath) o.optimizedModelFilePath = opts.optimizedModelPath;
+    // onnxruntime-node takes model bytes only in an ArrayBuffer, not in shared memory.
+    if (typeof model !== 'string' && typeof SharedArrayBuffer !== 'undefined' && model.buffer instanceof SharedArrayBuffer) model = model.slice();
     try {
       const s = typeof model === 'string'
         ? await ort.InferenceSession.create(model, o)

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, relative } from 'node:path';
 import { kerfError } from '../errors.js';
 import { parseModel, type Model } from './model.js';
@@ -19,7 +19,7 @@ export function loadModel(file: string, opts: { name?: string } = {}): LoadedMod
   try {
     const st = statSync(file);
     if (st.isDirectory()) throw kerfError('KERF_ERR_FILE', `${file}: is a directory, not an ONNX file`);
-    bytes = readFileSync(file);
+    bytes = readShared(file);
   } catch (e) {
     if ((e as { code?: string }).code?.startsWith('KERF_')) throw e;
     throw kerfError('KERF_ERR_FILE', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
@@ -33,7 +33,7 @@ export function loadModel(file: string, opts: { name?: string } = {}): LoadedMod
     }
     let b = cache.get(rel);
     if (!b) {
-      try { b = readFileSync(join(dir, rel)); } catch (e) {
+      try { b = readShared(join(dir, rel)); } catch (e) {
         throw kerfError('KERF_ERR_FILE', `${file}: external data file '${join(dir, rel)}' cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       }
       cache.set(rel, b);
@@ -44,4 +44,23 @@ export function loadModel(file: string, opts: { name?: string } = {}): LoadedMod
   const model = parseModel(bytes, { name, source: file, externalData });
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   return Object.assign(model, { file, sha256, bytes });
+}
+
+/**
+ * A file's bytes in shared memory. The parsed model's weights are views into these bytes, so
+ * a part handed to another thread (a segment thread, the serializer) shares its weights instead
+ * of copying them on the thread that serves requests.
+ */
+export function readShared(file: string): Uint8Array {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const out = new Uint8Array(new SharedArrayBuffer(size));
+    for (let o = 0; o < size;) {
+      const n = readSync(fd, out, o, size - o, o);
+      if (n === 0) throw kerfError('KERF_ERR_FILE', `${file}: ended after ${o} of ${size} bytes while reading`);
+      o += n;
+    }
+    return out;
+  } finally { closeSync(fd); }
 }

@@ -211,13 +211,14 @@ function serializer(): Helper {
 export async function pooledPart(part: Part): Promise<{ proto: Part['proto']; pool: Uint8Array; weights: number }> {
   const graph = part.proto.graph;
   let weights = 0;
-  for (const t of graph?.initializer ?? []) weights += t.rawData?.byteLength ?? 0;
+  for (const t of graph?.initializer ?? []) if (!isShared(t.rawData)) weights += t.rawData?.byteLength ?? 0;
   const pool = new Uint8Array(weights);
   if (!graph) return { proto: part.proto, pool, weights };
   let o = 0, sinceYield = 0;
   const initializer: typeof graph.initializer = [];
   for (const t of graph.initializer) {
-    if (!t.rawData || t.rawData.byteLength === 0) { initializer.push(t); continue; }
+    // Weights in shared memory (models loaded by loadModel) go as they are: the thread shares them.
+    if (!t.rawData || t.rawData.byteLength === 0 || isShared(t.rawData)) { initializer.push(t); continue; }
     pool.set(t.rawData, o);
     initializer.push({ ...t, rawData: pool.subarray(o, o + t.rawData.byteLength) });
     o += t.rawData.byteLength;
@@ -226,6 +227,8 @@ export async function pooledPart(part: Part): Promise<{ proto: Part['proto']; po
   }
   return { proto: { ...part.proto, graph: { ...graph, initializer } }, pool, weights };
 }
+
+const isShared = (u: Uint8Array | undefined): boolean => u !== undefined && typeof SharedArrayBuffer !== 'undefined' && u.buffer instanceof SharedArrayBuffer;
 
 /** ONNX bytes of a part: on the helper thread when its weights are large, else right here. */
 export async function serializePart(part: Part): Promise<Uint8Array> {
