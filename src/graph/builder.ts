@@ -592,14 +592,15 @@ function varint(n: number): number[] {
  */
 export function serializeModel(m: ModelProto): Uint8Array {
   const g = m.graph;
-  if (!g || g.initializer.every((t) => t.rawData.length < 1 << 20)) return toBinary(ModelProtoSchema, m);
+  // (Fields may be absent, not just empty: protos that crossed threads lose their defaults.)
+  if (!g || g.initializer.every((t) => (t.rawData?.length ?? 0) < 1 << 20)) return toBinary(ModelProtoSchema, m);
   const parts: Uint8Array[] = [];
   const push = (b: Uint8Array | number[]) => { parts.push(b instanceof Uint8Array ? b : Uint8Array.from(b)); };
   const inits = g.initializer;
   // Serialise each message with its big field detached, then restore it: the caller's proto is unchanged.
   const tensors = inits.map((t) => {
     const data = t.rawData;
-    const had = isFieldSet(t, TensorProtoSchema.field.rawData);
+    const had = data !== undefined && isFieldSet(t, TensorProtoSchema.field.rawData);
     clearField(t, TensorProtoSchema.field.rawData);
     const body = toBinary(TensorProtoSchema, t);
     if (had) t.rawData = data;

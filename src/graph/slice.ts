@@ -1,12 +1,16 @@
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create } from '@bufbuild/protobuf';
 import {
   GraphProtoSchema, ModelProtoSchema, TensorShapeProtoSchema, TensorShapeProto_DimensionSchema, TypeProtoSchema,
   TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
 } from 'onnx-buf';
 import { kerfError } from '../errors.js';
+import { serializeModel } from './builder.js';
 import { dtypeToOnnx, tensorBytes, type DType } from './dtypes.js';
 import { checkCutIds, constInitializers, type Analysis } from './cuts.js';
 import type { Dim, Model } from './model.js';
+
+/** ONNX bytes of a model proto, each large raw_data copied once (see builder.ts). */
+export { serializeModel };
 
 /** A tensor as the manifest describes it. */
 export interface TensorSpec { name: string; dtype: DType; shape: number[]; bytes: number }
@@ -176,6 +180,3 @@ export function makeValueInfo(name: string, dtype: DType, dims: Dim[] | null): V
   });
 }
 
-export function serializeModel(proto: ModelProto): Uint8Array {
-  return toBinary(ModelProtoSchema, proto);
-}

@@ -256,4 +256,7 @@ test('the one-copy serialiser writes what the generic protobuf writer writes, an
   assert.ok(equals(ModelProtoSchema, fromBinary(ModelProtoSchema, fast), fromBinary(ModelProtoSchema, slow)));
   assert.equal(proto.graph!.initializer[0]!.rawData.length, 512 * 1024 * 4);
   assert.ok(Buffer.from(toBinary(ModelProtoSchema, proto)).equals(Buffer.from(slow)), 'proto unchanged');
+  // A proto that crossed to another thread (structured clone: unset fields absent, not defaulted).
+  const cloned = serializeModel(structuredClone(proto));
+  assert.ok(equals(ModelProtoSchema, fromBinary(ModelProtoSchema, cloned), fromBinary(ModelProtoSchema, slow)));
 });
