@@ -1,6 +1,7 @@
 /** serve room: wire protocol between tiers (workers and gateway build on it). */
 export * from './protocol.js';
 export { Segment, checkTensors, type SegmentRunner, segmentBounds, segmentPart, toHost, toWire, type SegmentSpec, type SegmentBounds } from './segment.js';
+export { ThreadSegment, restorablePriority, type ThreadSegmentOptions, type ThreadLoadStats } from './thread-segment.js';
 export { WorkQueue, type JobTiming } from './queue.js';
 export { Registry, Counter, Gauge, Histogram, LATENCY_BUCKETS, PROMETHEUS_CONTENT_TYPE, serveMetrics } from './metrics.js';
 export { NextHop, parseAddress, fmtAddress, type NextHopOptions } from './nexthop.js';

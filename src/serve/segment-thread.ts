@@ -5,18 +5,16 @@
  * serving thread can take this thread's priority back afterwards: a new split loads on cores
  * the running split does not need, and never on the thread that serves.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { setPriority } from 'node:os';
-import { Session, type HostTensor } from '../engine/ort.js';
-import { randomTensor, prng } from '../engine/shapes.js';
-import { serializeModel } from '../graph/slice.js';
+import type { HostTensor, Session } from '../engine/ort.js';
 import type { TensorSpec } from '../graph/slice.js';
 import type { Part } from '../graph/slice.js';
 type ModelProto = Part['proto'];
 
 /** The serving thread's messages. */
 export type ToThread =
-  | { op: 'init'; proto: ModelProto; label: string; threads: number; lowPriority: boolean; restorePriority: number | null; inputs: TensorSpec[]; outputs: string[] }
+  | { op: 'init'; proto: ModelProto; label: string; threads: number; restorePriority: number | null; inputs: TensorSpec[]; outputs: string[] }
   | { op: 'run'; id: number; feeds: Record<string, HostTensor> }
   | { op: 'close' };
 
@@ -26,6 +24,17 @@ export type FromThread =
   | { op: 'result'; id: number; outputs: Record<string, HostTensor> }
   | { op: 'error'; id: number | null; message: string; code?: string }
   | { op: 'closed' };
+
+/** What the thread is started with (before it loads any module). */
+export interface ThreadData { lowPriority: boolean }
+
+// Lower the priority first: starting a thread compiles onnxruntime's and the protobuf code,
+// tens of milliseconds of CPU the serving threads should not have to share.
+let niced = false;
+if ((workerData as ThreadData | undefined)?.lowPriority) { try { setPriority(19); niced = true; } catch { /* stays at the process's priority */ } }
+const [{ Session: SessionClass }, { randomTensor, prng }, { serializeModel }] = await Promise.all([
+  import('../engine/ort.js'), import('../engine/shapes.js'), import('../graph/slice.js'),
+]);
 
 const port = parentPort!;
 let session: Session | null = null;
@@ -43,12 +52,10 @@ const buffersOf = (ts: Record<string, HostTensor>): ArrayBuffer[] => {
 };
 
 async function init(m: Extract<ToThread, { op: 'init' }>): Promise<void> {
-  let niced = false;
-  if (m.lowPriority) { try { setPriority(19); niced = true; } catch { /* stays at the process's priority */ } }
   const t0 = performance.now();
   const bytes = serializeModel(m.proto);
   const t1 = performance.now();
-  session = await Session.create(bytes, { optimization: 'disabled', threads: m.threads, label: m.label });
+  session = await SessionClass.create(bytes, { optimization: 'disabled', threads: m.threads, label: m.label });
   const t2 = performance.now();
   outputs = m.outputs;
   // One run on random inputs: onnxruntime allocates its buffers on the first run. A part whose

@@ -317,7 +317,7 @@ export class Switcher {
     let ownLocal: SegmentRunner | null = null;
     let pipeline: Pipeline | null = null;
     try {
-      const localJob = (async () => {
+      const localJob = async (): Promise<void> => {
         if (!this.local) return;
         const t0 = performance.now();
         let report: ComposeReport | undefined;
@@ -334,17 +334,24 @@ export class Switcher {
           ...(ownLocal ? { localSegment: ownLocal } : {}),
         });
         tiers.push({ tier: 'gateway', loadMs: ms(t0, performance.now()), ...(report ? { chunksLoaded: report.loaded, chunksReused: report.reused, loadedBytes: report.loadedBytes } : {}) });
-      })();
-      const workerJobs = workers.map(async (w, j) => {
+      };
+      const workerJob = async (w: WorkerTier, j: number): Promise<void> => {
         const t0 = performance.now();
         const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}) };
         const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
         loaded.push(w);
         tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}) });
-      });
-      const settled = await Promise.allSettled([localJob, ...workerJobs]);
-      const bad = settled.find((s) => s.status === 'rejected');
-      if (bad) throw (bad as PromiseRejectedResult).reason;
+      };
+      const jobs = [localJob, ...workers.map((w, j) => () => workerJob(w, j))];
+      if (thread) {
+        // One tier at a time: the loads run on the cores serving leaves idle, and several at
+        // once would only share those (and the memory bus) with each other and the servers.
+        for (const job of jobs) await job();
+      } else {
+        const settled = await Promise.allSettled(jobs.map((job) => job()));
+        const bad = settled.find((s) => s.status === 'rejected');
+        if (bad) throw (bad as PromiseRejectedResult).reason;
+      }
       if (!this.local) {
         pipeline = await Pipeline.create({ ...gopts, prep: this.gateway.prep, cuts, id, local: false, next: workers[0]!.where, nextSegment: id });
       }

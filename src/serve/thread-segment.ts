@@ -10,8 +10,8 @@
  * thread's priority back afterwards, and then serves requests the serving thread posts to it.
  * The serving thread only copies input tensors out and back (transferred, not cloned).
  */
-import { readFileSync } from 'node:fs';
-import { getPriority } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { Worker as Thread } from 'node:worker_threads';
 import { kerfError, type ErrorCode } from '../errors.js';
 import type { Prepared } from '../engine/prepare.js';
@@ -19,7 +19,7 @@ import type { HostTensor } from '../engine/ort.js';
 import type { TensorSpec } from '../graph/slice.js';
 import type { WireTensor } from './frames.js';
 import { checkTensors, pooledPart, segmentBounds, segmentPart, toHost, toWire, type SegmentBounds, type SegmentRunner, type SegmentSpec } from './segment.js';
-import type { FromThread, ToThread } from './segment-thread.js';
+import type { FromThread, ThreadData, ToThread } from './segment-thread.js';
 
 export interface ThreadSegmentOptions {
   /** onnxruntime intra-op threads (default 1) */
@@ -66,6 +66,11 @@ export function restorablePriority(): number | null {
   return restoreCache;
 }
 
+/** Thread ids of this process (Linux), empty elsewhere. */
+function tasks(): Set<number> {
+  try { return new Set(readdirSync('/proc/self/task').map(Number)); } catch { return new Set(); }
+}
+
 interface Pending { resolve(out: Record<string, HostTensor>): void; reject(e: Error): void }
 
 /** A segment served from its own thread. Create with `ThreadSegment.create`; `close()` is idempotent. */
@@ -99,7 +104,11 @@ export class ThreadSegment implements SegmentRunner {
     const { proto, pool } = await pooledPart(part);
     const restore = restorablePriority();
     const lowPriority = (opts.lowPriority ?? true) && restore !== null;
-    const thread = new Thread(new URL('./segment-thread.js', import.meta.url));
+    const before = lowPriority ? tasks() : null;
+    const thread = new Thread(new URL('./segment-thread.js', import.meta.url), { workerData: { lowPriority } satisfies ThreadData });
+    // Node starts a thread by building a whole JavaScript environment on it (tens of ms of CPU)
+    // before any of our code runs there: lower the new thread from here, at once.
+    if (before) for (const tid of tasks()) if (!before.has(tid)) { try { setPriority(tid, 19); } catch { /* it lowers itself shortly */ } }
     const seg = new ThreadSegment(bounds, part, thread, label);
     const ready = new Promise<Extract<FromThread, { op: 'ready' }>>((resolve, reject) => {
       thread.on('message', (m: FromThread) => {
@@ -111,7 +120,7 @@ export class ThreadSegment implements SegmentRunner {
       thread.on('exit', () => { const err = kerfError('KERF_ERR_CLOSED', `${label}: segment thread exited`); reject(err); seg.fail(err); });
     });
     const init: ToThread = {
-      op: 'init', proto, label, threads: opts.threads ?? 1, lowPriority, restorePriority: restore,
+      op: 'init', proto, label, threads: opts.threads ?? 1, restorePriority: restore,
       inputs: [...part.inputs], outputs: part.outputs.map((t) => t.name),
     };
     thread.postMessage(init, [pool.buffer as ArrayBuffer]);
