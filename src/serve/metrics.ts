@@ -24,6 +24,10 @@ export class Counter implements Metric {
     if (e) e.v += v; else this.values.set(k, { labels, v });
   }
   get(labels?: Labels): number { return this.values.get(key(labels))?.v ?? 0; }
+  /** Drop the series whose labels match (e.g. those of a segment that was unloaded). */
+  deleteWhere(pred: (labels: Labels) => boolean): void {
+    for (const [k, e] of this.values) if (pred(e.labels ?? {})) this.values.delete(k);
+  }
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
     for (const e of this.values.values()) lines.push(`${this.name}${fmtLabels(e.labels)} ${num(e.v)}`);

@@ -264,6 +264,8 @@ export class Worker {
     if (!l) throw kerfError('KERF_ERR_USAGE', `unload: no segment '${id}' on ${this.name}`);
     this.segments.delete(id);
     this.metrics.loadFactor.delete({ segment: id });
+    // Versions come and go with every switch: their series would pile up without bound.
+    this.metrics.requests.deleteWhere((l) => l.segment === id);
     await this.retire(l);
   }
 

@@ -69,11 +69,14 @@ test('/v1/partition and kerf repartition', { skip: !path }, async () => {
     assert.equal(res.status, 200);
     assert.deepEqual([...edge.segments.keys()], ['v1']);
     assert.equal(edge.defaultSegment, 'v1');
+    assert.equal(edge.metrics.requests.get({ segment: 'v1', outcome: 'ok' }), 1);
 
     // The CLI: switch back, show the status, and refuse mistakes in one line.
     const c1 = await kerf(['repartition', '--cuts', A.join(','), '--url', g.url]);
     assert.equal(c1.code, 0, c1.err);
     assert.match(c1.out, new RegExp(`cuts ${B.join(',')} → ${A.join(',')} \\(v2, on-demand, loaded\\): downtime [\\d.]+ ms`));
+    // An unloaded version's metric series go with it (they would pile up over many switches).
+    assert.equal(edge.metrics.requests.get({ segment: 'v1', outcome: 'ok' }), 0);
     const c2 = await kerf(['repartition', '--status', '--url', g.url, '--json']);
     st = JSON.parse(c2.out) as PartitionStatus;
     assert.deepEqual([st.version, st.cuts, st.history.map((h) => h.version)], ['v2', A, ['v1', 'v2']]);

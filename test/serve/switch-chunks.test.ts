@@ -85,7 +85,7 @@ test('idle chunks are kept within the cache budget and dropped beyond it, least 
   try {
     const s = await keep.compose(null, ids[10]!);
     await s.segment.close();
-    // Within the default budget (1.5 × the model's parameter bytes) it stays for the next split.
+    // Within the default budget (3 × the model's parameter bytes) it stays for the next split.
     assert.equal(keep.list().length, 1);
     const again = await keep.compose(null, ids[10]!);
     assert.equal(again.report.loaded, 0);

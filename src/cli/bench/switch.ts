@@ -82,6 +82,10 @@ export interface SwitchBenchRow {
   extraPeakRssMB: number;
   modelMB: number;
   extraPctModel: number;
+  /** peak during the switches over the steady window's own peak: what switching adds beyond the
+   * steady state's fluctuation (V8 heaps, onnxruntime arenas, socket buffers of 4 processes) */
+  extraOverSteadyPeakMB: number;
+  extraOverSteadyPeakPctModel: number;
 }
 
 async function closedLoopRate(url: string, model: string, body: Buffer, headerLength: number, ms: number): Promise<number> {
@@ -218,6 +222,7 @@ export async function run(argv: string[]): Promise<number | void> {
       }
       const steadyRss = quantile(samples.filter((s) => s.t <= steadyTo).map((s) => s.bytes), 0.5);
       const peakRss = Math.max(...samples.filter((s) => s.t > steadyTo).map((s) => s.bytes));
+      const steadyPeak = Math.max(...samples.filter((s) => s.t <= steadyTo).map((s) => s.bytes));
       const dts = reports.map((r) => r.downtimeMs);
       const durs = reports.map((r) => r.durationMs);
       const p99Switch = quantile(lat(switchRecs), 0.99), p99Steady = quantile(lat(steadyRecs), 0.99);
@@ -232,6 +237,7 @@ export async function run(argv: string[]): Promise<number | void> {
         switchMs: durs.reduce((a, b) => a + b, 0) / durs.length, switchMaxMs: Math.max(...durs),
         steadyRssMB: steadyRss / 1e6, extraPeakRssMB: Math.max(0, peakRss - steadyRss) / 1e6, modelMB: modelBytes / 1e6,
         extraPctModel: (100 * Math.max(0, peakRss - steadyRss)) / modelBytes,
+        extraOverSteadyPeakMB: Math.max(0, peakRss - steadyPeak) / 1e6, extraOverSteadyPeakPctModel: (100 * Math.max(0, peakRss - steadyPeak)) / modelBytes,
       };
       rows.push(row);
       if (v.json) process.stdout.write(JSON.stringify(row) + '\n');
@@ -244,9 +250,9 @@ export async function run(argv: string[]): Promise<number | void> {
     const f = (x: number, d = 1): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
     process.stdout.write(`${prep.model.name}: ${rate} req/s, ${switches} switches per strategy, cuts ${A.join(',')} ⇄ ${B.join(',')}, model ${f(modelBytes / 1e6)} MB\n`);
     process.stdout.write(table(
-      ['strategy', 'downtime ms (mean/max)', 'p99 switch ms', 'p99 steady ms', 'ratio', 'max gap switch/steady ms', 'failed', 'lost', 'wrong', 'switch ms (mean/max)', 'steady RSS MB', 'extra peak RSS MB', '% model'],
+      ['strategy', 'downtime ms (mean/max)', 'p99 switch ms', 'p99 steady ms', 'ratio', 'max gap switch/steady ms', 'failed', 'lost', 'wrong', 'switch ms (mean/max)', 'steady RSS MB', 'extra peak RSS MB', '% model', 'over steady peak MB (% model)'],
       rows.map((r) => [r.strategy, `${r.downtimeMs.toFixed(4)}/${r.downtimeMaxMs.toFixed(4)}`, f(r.p99SwitchMs), f(r.p99SteadyMs), f(r.p99Ratio, 2),
-        `${f(r.maxGapSwitchMs)}/${f(r.maxGapSteadyMs)}`, r.failed, r.lost, r.wrong, `${f(r.switchMs)}/${f(r.switchMaxMs)}`, f(r.steadyRssMB), f(r.extraPeakRssMB), f(r.extraPctModel)]),
+        `${f(r.maxGapSwitchMs)}/${f(r.maxGapSteadyMs)}`, r.failed, r.lost, r.wrong, `${f(r.switchMs)}/${f(r.switchMaxMs)}`, f(r.steadyRssMB), f(r.extraPeakRssMB), f(r.extraPctModel), `${f(r.extraOverSteadyPeakMB)} (${f(r.extraOverSteadyPeakPctModel)})`]),
     ) + '\n');
   }
   return 0;
