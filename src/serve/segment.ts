@@ -10,6 +10,7 @@ import { blockCuts, type Granularity } from '../graph/cuts.js';
 import { splitModel, serializeModel, type Part, type TensorSpec } from '../graph/slice.js';
 import { Session, type HostTensor, type SessionOptions, type TypedArray } from '../engine/ort.js';
 import type { Prepared } from '../engine/prepare.js';
+import { prng, randomTensor } from '../engine/shapes.js';
 import type { WireTensor, WireDType } from './frames.js';
 
 /**
@@ -122,6 +123,20 @@ export class Segment implements SegmentRunner {
   }
 
   get closed(): boolean { return this.session.closed; }
+
+  /**
+   * Run once on random inputs (seconds taken, or null when such inputs do not suit the part,
+   * e.g. indices): onnxruntime allocates its buffers on a session's first run, so warmed
+   * sessions do not grow the process, or slow a request, when they first serve.
+   */
+  async warm(): Promise<number | null> {
+    const rnd = prng(7);
+    const byName = new Map<string, WireTensor>();
+    for (const t of this.accepts.values()) byName.set(t.name, toWire(t.name, randomTensor(t.dtype, t.shape, rnd)));
+    const t0 = performance.now();
+    try { await this.run(byName); } catch { return null; }
+    return (performance.now() - t0) / 1000;
+  }
 
   /** Check that `tensors` are exactly what the segment accepts; throws KERF_ERR_SHAPE naming the tensor. */
   check(tensors: readonly WireTensor[]): Map<string, WireTensor> { return checkTensors(this.label, this.accepts, tensors); }

@@ -191,6 +191,9 @@ export class ChunkStore {
         const cuts = [a, b].filter((x): x is number => x !== null);
         const idx = a === null ? 0 : 1;
         const segment = await Segment.create(this.prep, { cuts, blocks: [idx, idx] }, { threads: this.opts.threads ?? 1, label: `${this.opts.label ?? 'chunk'} ${k}` });
+        // A cached chunk may first run long after it loaded (another split, a warmed candidate):
+        // allocate onnxruntime's buffers now, while switching, not then, while serving.
+        await segment.warm();
         const c: Chunk = { key: k, start: a, end: b, segment, refs: 0, lastUsed: ++this.tick };
         this.chunks.set(k, c);
         return c;
