@@ -194,7 +194,9 @@ export async function run(argv: string[]): Promise<number | void> {
       let sampling = true;
       const sampler = (async () => { while (sampling) { const t = performance.now(); const b = (await Promise.all(pids.map(rss))).reduce((a, x) => a + x, 0); samples.push({ t, bytes: b }); await sleep(20); } })();
       const steadyFrom = performance.now();
-      await sleep(Math.max(3000, gapMs * 4));
+      // As long as the switching that follows (≈ switches × (gap + 100 ms)), so the steady p99 is
+      // a p99 of as many requests and the steady RSS peak has had as long to wander.
+      await sleep(Math.max(3000, gapMs * 4, switches * (gapMs + 100)));
       const steadyTo = performance.now();
       const windows: [number, number][] = [];
       const reports = [];
