@@ -64,6 +64,20 @@ export function randomTensor(dtype: DType, dims: number[], rnd: () => number): H
   return { dtype, dims, data };
 }
 
+/**
+ * Run `session` once on seeded random inputs; resolves with the seconds it took, rejects when
+ * such inputs do not suit it (indices, say). onnxruntime allocates a session's buffers on its
+ * first run: a warmed session neither grows the process nor slows a request when it first serves.
+ */
+export async function warmUp(session: Session, inputs: readonly { name: string; dtype: DType; shape: number[] }[], outputs?: readonly string[]): Promise<number> {
+  const rnd = prng(7);
+  const feeds: Record<string, HostTensor> = {};
+  for (const t of inputs) feeds[t.name] = randomTensor(t.dtype, t.shape, rnd);
+  const t0 = performance.now();
+  await session.run(feeds, outputs);
+  return (performance.now() - t0) / 1000;
+}
+
 export function randomInputs(model: Model, shapes: Record<string, number[]>, seed = 0): Record<string, HostTensor> {
   const rnd = prng(seed);
   const feeds: Record<string, HostTensor> = {};

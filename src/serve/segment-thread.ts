@@ -32,7 +32,7 @@ export interface ThreadData { lowPriority: boolean }
 // tens of milliseconds of CPU the serving threads should not have to share.
 let niced = false;
 if ((workerData as ThreadData | undefined)?.lowPriority) { try { setPriority(19); niced = true; } catch { /* stays at the process's priority */ } }
-const [{ Session: SessionClass }, { randomTensor, prng }, { serializeModel }] = await Promise.all([
+const [{ Session: SessionClass }, { warmUp }, { serializeModel }] = await Promise.all([
   import('../engine/ort.js'), import('../engine/shapes.js'), import('../graph/slice.js'),
 ]);
 
@@ -61,13 +61,7 @@ async function init(m: Extract<ToThread, { op: 'init' }>): Promise<void> {
   // One run on random inputs: onnxruntime allocates its buffers on the first run. A part whose
   // inputs random values do not suit (indices, say) just starts cold.
   let warmS: number | null = null, warmError: string | undefined;
-  try {
-    const rnd = prng(7);
-    const feeds: Record<string, HostTensor> = {};
-    for (const t of m.inputs) feeds[t.name] = randomTensor(t.dtype, t.shape, rnd);
-    await session.run(feeds, outputs);
-    warmS = (performance.now() - t2) / 1000;
-  } catch (e) { warmError = String((e as Error)?.message ?? e); }
+  try { warmS = await warmUp(session, m.inputs, outputs); } catch (e) { warmError = String((e as Error)?.message ?? e); }
   if (niced && m.restorePriority !== null) { try { setPriority(m.restorePriority); niced = false; } catch { /* reported as niced */ } }
   post({ op: 'ready', bytes: bytes.length, serializeS: (t1 - t0) / 1000, createS: (t2 - t1) / 1000, warmS, ...(warmError ? { warmError } : {}), niced });
 }

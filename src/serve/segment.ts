@@ -10,7 +10,7 @@ import { blockCuts, type Granularity } from '../graph/cuts.js';
 import { splitModel, serializeModel, type Part, type TensorSpec } from '../graph/slice.js';
 import { Session, type HostTensor, type SessionOptions, type TypedArray } from '../engine/ort.js';
 import type { Prepared } from '../engine/prepare.js';
-import { prng, randomTensor } from '../engine/shapes.js';
+import { warmUp } from '../engine/shapes.js';
 import type { WireTensor, WireDType } from './frames.js';
 
 /**
@@ -104,10 +104,7 @@ export class Segment implements SegmentRunner {
   readonly bytes: number;
 
   private constructor(readonly bounds: SegmentBounds, part: Part, private readonly session: Session, loadS: number, readonly label: string, bytes: number) {
-    this.inputs = Object.freeze([...part.inputs]);
-    this.outputs = Object.freeze([...part.outputs]);
-    this.carry = Object.freeze([...part.carry]);
-    this.accepts = new Map([...part.inputs, ...part.carry].map((t) => [t.name, t]));
+    ({ inputs: this.inputs, outputs: this.outputs, carry: this.carry, accepts: this.accepts } = partIO(part));
     this.loadS = loadS;
     this.bytes = bytes;
   }
@@ -130,12 +127,7 @@ export class Segment implements SegmentRunner {
    * sessions do not grow the process, or slow a request, when they first serve.
    */
   async warm(): Promise<number | null> {
-    const rnd = prng(7);
-    const byName = new Map<string, WireTensor>();
-    for (const t of this.accepts.values()) byName.set(t.name, toWire(t.name, randomTensor(t.dtype, t.shape, rnd)));
-    const t0 = performance.now();
-    try { await this.run(byName); } catch { return null; }
-    return (performance.now() - t0) / 1000;
+    try { return await warmUp(this.session, this.inputs, this.outputs.map((t) => t.name)); } catch { return null; }
   }
 
   /** Check that `tensors` are exactly what the segment accepts; throws KERF_ERR_SHAPE naming the tensor. */
@@ -145,13 +137,27 @@ export class Segment implements SegmentRunner {
   async run(byName: Map<string, WireTensor>): Promise<WireTensor[]> {
     const feeds: Record<string, HostTensor> = {};
     for (const t of this.inputs) feeds[t.name] = toHost(byName.get(t.name)!);
-    const out = await this.session.run(feeds, this.outputs.map((t) => t.name));
-    const result: WireTensor[] = this.outputs.map((t) => toWire(t.name, out[t.name]!));
-    for (const t of this.carry) result.push(byName.get(t.name)!);
-    return result;
+    return handOn(this, await this.session.run(feeds, this.outputs.map((t) => t.name)), byName);
   }
 
   close(): Promise<void> { return this.session.close(); }
+}
+
+/** What a single-session segment of `part` reads, computes and carries; accepts = inputs ∪ carry. */
+export function partIO(part: Part): Pick<SegmentRunner, 'inputs' | 'outputs' | 'carry' | 'accepts'> {
+  return {
+    inputs: Object.freeze([...part.inputs]),
+    outputs: Object.freeze([...part.outputs]),
+    carry: Object.freeze([...part.carry]),
+    accepts: new Map([...part.inputs, ...part.carry].map((t) => [t.name, t])),
+  };
+}
+
+/** What a segment hands on: its computed outputs (from `out`), then the carried tensors untouched. */
+export function handOn(seg: Pick<SegmentRunner, 'outputs' | 'carry'>, out: Record<string, HostTensor>, byName: Map<string, WireTensor>): WireTensor[] {
+  const result: WireTensor[] = seg.outputs.map((t) => toWire(t.name, out[t.name]!));
+  for (const t of seg.carry) result.push(byName.get(t.name)!);
+  return result;
 }
 
 /** A wire tensor as onnxruntime input (same memory, no copy). */

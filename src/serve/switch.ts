@@ -278,8 +278,7 @@ export class Switcher {
         if (this.local) {
           jobs.push((async () => {
             const t1 = performance.now();
-            this.store ??= new ChunkStore(this.gateway.prep, { threads: this.gateway.pipelineOptions.threads ?? 1, label: 'gateway' });
-            const r = await this.store.compose(null, workers.length ? cuts[0]! : null, `gateway ${id}`);
+            const r = await this.chunkStore().compose(null, workers.length ? cuts[0]! : null, `gateway ${id}`);
             await r.segment.close();
             add('gateway', ms(t1, performance.now()), r.report);
           })());
@@ -294,6 +293,11 @@ export class Switcher {
       candidates: resolved, durationMs: ms(t0, performance.now()),
       tiers: [...byTier.values()].sort((a, b) => order.indexOf(a.tier) - order.indexOf(b.tier)),
     };
+  }
+
+  /** The gateway's own chunk sessions (hot-swap), created on first use. */
+  private chunkStore(): ChunkStore {
+    return (this.store ??= new ChunkStore(this.gateway.prep, { threads: this.gateway.pipelineOptions.threads ?? 1, label: 'gateway' }));
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -322,8 +326,7 @@ export class Switcher {
         const t0 = performance.now();
         let report: ComposeReport | undefined;
         if (shared) {
-          this.store ??= new ChunkStore(this.gateway.prep, { threads: gopts.threads ?? 1, label: 'gateway' });
-          const r = await this.store.compose(null, workers.length ? cuts[0]! : null, `gateway ${id}`);
+          const r = await this.chunkStore().compose(null, workers.length ? cuts[0]! : null, `gateway ${id}`);
           ownLocal = r.segment;
           report = r.report;
         } else if (thread) {

@@ -18,7 +18,7 @@ import type { Prepared } from '../engine/prepare.js';
 import type { HostTensor } from '../engine/ort.js';
 import type { TensorSpec } from '../graph/slice.js';
 import type { WireTensor } from './frames.js';
-import { checkTensors, pooledPart, segmentBounds, segmentPart, toHost, toWire, type SegmentBounds, type SegmentRunner, type SegmentSpec } from './segment.js';
+import { checkTensors, handOn, partIO, pooledPart, segmentBounds, segmentPart, toHost, type SegmentBounds, type SegmentRunner, type SegmentSpec } from './segment.js';
 import type { FromThread, ThreadData, ToThread } from './segment-thread.js';
 
 export interface ThreadSegmentOptions {
@@ -90,10 +90,7 @@ export class ThreadSegment implements SegmentRunner {
   stats!: ThreadLoadStats;
 
   private constructor(readonly bounds: SegmentBounds, part: ReturnType<typeof segmentPart>, private readonly thread: Thread, readonly label: string) {
-    this.inputs = Object.freeze([...part.inputs]);
-    this.outputs = Object.freeze([...part.outputs]);
-    this.carry = Object.freeze([...part.carry]);
-    this.accepts = new Map([...part.inputs, ...part.carry].map((t) => [t.name, t]));
+    ({ inputs: this.inputs, outputs: this.outputs, carry: this.carry, accepts: this.accepts } = partIO(part));
   }
 
   static async create(prep: Prepared, spec: SegmentSpec, opts: ThreadSegmentOptions = {}): Promise<ThreadSegment> {
@@ -160,9 +157,7 @@ export class ThreadSegment implements SegmentRunner {
       if (this.pending.size === 1) this.thread.ref();
       this.thread.postMessage({ op: 'run', id, feeds } satisfies ToThread, transfer);
     });
-    const result: WireTensor[] = this.outputs.map((t) => toWire(t.name, out[t.name]!));
-    for (const t of this.carry) result.push(byName.get(t.name)!);
-    return result;
+    return handOn(this, out, byName);
   }
 
   private onMessage(m: FromThread): void {
