@@ -4,6 +4,7 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { kerfError, type KerfError } from '../errors.js';
+import { dtypeSize, dtypeToOnnx } from '../graph/dtypes.js';
 
 /** Protocol version carried in every frame header. */
 export const PROTOCOL_VERSION = 1;
@@ -57,24 +58,26 @@ type ArrayCtor = { new(buffer: ArrayBufferLike, byteOffset: number, length: numb
 
 interface DTypeInfo { code: number; size: number; ctor: ArrayCtor | null }
 
-/** dtype → ONNX TensorProto.DataType code, bytes per element (0.5 for 4-bit, 0 for string) and array type. */
-const DTYPES: Record<WireDType, DTypeInfo> = {
-  float32: { code: 1, size: 4, ctor: Float32Array as unknown as ArrayCtor },
-  uint8: { code: 2, size: 1, ctor: Uint8Array as unknown as ArrayCtor },
-  int8: { code: 3, size: 1, ctor: Int8Array as unknown as ArrayCtor },
-  uint16: { code: 4, size: 2, ctor: Uint16Array as unknown as ArrayCtor },
-  int16: { code: 5, size: 2, ctor: Int16Array as unknown as ArrayCtor },
-  int32: { code: 6, size: 4, ctor: Int32Array as unknown as ArrayCtor },
-  int64: { code: 7, size: 8, ctor: BigInt64Array as unknown as ArrayCtor },
-  string: { code: 8, size: 0, ctor: null },
-  bool: { code: 9, size: 1, ctor: Uint8Array as unknown as ArrayCtor },
-  float16: { code: 10, size: 2, ctor: Uint16Array as unknown as ArrayCtor },
-  float64: { code: 11, size: 8, ctor: Float64Array as unknown as ArrayCtor },
-  uint32: { code: 12, size: 4, ctor: Uint32Array as unknown as ArrayCtor },
-  uint64: { code: 13, size: 8, ctor: BigUint64Array as unknown as ArrayCtor },
-  uint4: { code: 21, size: 0.5, ctor: Uint8Array as unknown as ArrayCtor },
-  int4: { code: 22, size: 0.5, ctor: Int8Array as unknown as ArrayCtor },
+/** The array type of each wire dtype; its ONNX TensorProto.DataType code (the byte sent) and
+ * bytes per element (0.5 for 4-bit, 0 for string) come from the one dtype table, graph/dtypes. */
+const CTORS: Record<WireDType, ArrayCtor | null> = {
+  float32: Float32Array as unknown as ArrayCtor,
+  uint8: Uint8Array as unknown as ArrayCtor,
+  int8: Int8Array as unknown as ArrayCtor,
+  uint16: Uint16Array as unknown as ArrayCtor,
+  int16: Int16Array as unknown as ArrayCtor,
+  int32: Int32Array as unknown as ArrayCtor,
+  int64: BigInt64Array as unknown as ArrayCtor,
+  string: null,
+  bool: Uint8Array as unknown as ArrayCtor,
+  float16: Uint16Array as unknown as ArrayCtor,
+  float64: Float64Array as unknown as ArrayCtor,
+  uint32: Uint32Array as unknown as ArrayCtor,
+  uint64: BigUint64Array as unknown as ArrayCtor,
+  uint4: Uint8Array as unknown as ArrayCtor,
+  int4: Int8Array as unknown as ArrayCtor,
 };
+const DTYPES = Object.fromEntries(Object.entries(CTORS).map(([d, ctor]) => [d, { code: dtypeToOnnx(d as WireDType), size: dtypeSize(d as WireDType), ctor }])) as Record<WireDType, DTypeInfo>;
 const BY_CODE = new Map<number, WireDType>(Object.entries(DTYPES).map(([k, v]) => [v.code, k as WireDType]));
 
 /** All dtypes the protocol carries. */
