@@ -30,8 +30,18 @@ export interface SessionOptions {
   label?: string;
 }
 
+/** What runs a model: a `Session` here, or one on the compute thread (`engine/compute.ts`). */
+export interface Runner {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly label: string;
+  readonly closed: boolean;
+  run(feeds: Record<string, HostTensor>, outputs?: readonly string[]): Promise<Record<string, HostTensor>>;
+  close(): Promise<void>;
+}
+
 /** An inference session. Created only through `Session.create`; `close()` is idempotent. */
-export class Session {
+export class Session implements Runner {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   readonly label: string;

@@ -4,7 +4,7 @@ import { numel, type DType } from '../graph/dtypes.js';
 import type { Model } from '../graph/model.js';
 import type { TensorInfo } from '../graph/cuts.js';
 import { normalisedModel, serializeModel } from '../graph/slice.js';
-import { Session, type HostTensor, type TypedArray } from './ort.js';
+import { Session, type HostTensor, type Runner, type TypedArray } from './ort.js';
 
 /** Concrete input shapes: given ones, else the declared dims with a dynamic leading (batch) dim set to 1. */
 export function resolveInputShapes(model: Model, given: Record<string, number[]> = {}): Record<string, number[]> {
@@ -69,7 +69,7 @@ export function randomTensor(dtype: DType, dims: number[], rnd: () => number): H
  * such inputs do not suit it (indices, say). onnxruntime allocates a session's buffers on its
  * first run: a warmed session neither grows the process nor slows a request when it first serves.
  */
-export async function warmUp(session: Session, inputs: readonly { name: string; dtype: DType; shape: number[] }[], outputs?: readonly string[]): Promise<number> {
+export async function warmUp(session: Runner, inputs: readonly { name: string; dtype: DType; shape: number[] }[], outputs?: readonly string[]): Promise<number> {
   const rnd = prng(7);
   const feeds: Record<string, HostTensor> = {};
   for (const t of inputs) feeds[t.name] = randomTensor(t.dtype, t.shape, rnd);

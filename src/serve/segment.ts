@@ -8,7 +8,8 @@ import { Worker as Thread } from 'node:worker_threads';
 import { kerfError } from '../errors.js';
 import { blockCuts, type Granularity } from '../graph/cuts.js';
 import { splitModel, serializeModel, type Part, type TensorSpec } from '../graph/slice.js';
-import { Session, type HostTensor, type SessionOptions, type TypedArray } from '../engine/ort.js';
+import { Session, type HostTensor, type Runner, type SessionOptions, type TypedArray } from '../engine/ort.js';
+import { OffLoopSession } from '../engine/compute.js';
 import type { Prepared } from '../engine/prepare.js';
 import { warmUp } from '../engine/shapes.js';
 import type { WireTensor, WireDType } from './frames.js';
@@ -103,20 +104,27 @@ export class Segment implements SegmentRunner {
   /** bytes of the serialized sub-model (about what its weights occupy) */
   readonly bytes: number;
 
-  private constructor(readonly bounds: SegmentBounds, part: Part, private readonly session: Session, loadS: number, readonly label: string, bytes: number) {
+  private constructor(readonly bounds: SegmentBounds, part: Part, readonly session: Runner, loadS: number, readonly label: string, bytes: number) {
     ({ inputs: this.inputs, outputs: this.outputs, carry: this.carry, accepts: this.accepts } = partIO(part));
     this.loadS = loadS;
     this.bytes = bytes;
   }
 
-  static async create(prep: Prepared, spec: SegmentSpec, opts: SessionOptions = {}): Promise<Segment> {
+  /**
+   * Load the segment. `offLoop` (default true): its session lives on the process's compute
+   * thread (engine/compute.ts), so runs never block the thread that serves; false: on this thread.
+   */
+  static async create(prep: Prepared, spec: SegmentSpec, opts: SessionOptions & { offLoop?: boolean } = {}): Promise<Segment> {
     const bounds = segmentBounds(prep, spec);
     const part = segmentPart(prep, bounds);
     const label = `${prep.model.name} ${bounds.label}`;
     const t0 = performance.now();
     const bytes = await serializePart(part);
-    const session = await Session.create(bytes, { optimization: 'disabled', ...opts, label });
-    return new Segment(bounds, part, session, (performance.now() - t0) / 1000, label, bytes.length);
+    const size = bytes.length;
+    const { offLoop = true, ...so } = opts;
+    const o = { optimization: 'disabled' as const, ...so, label };
+    const session = offLoop ? await OffLoopSession.create(bytes, o) : await Session.create(bytes, o);
+    return new Segment(bounds, part, session, (performance.now() - t0) / 1000, label, size);
   }
 
   get closed(): boolean { return this.session.closed; }

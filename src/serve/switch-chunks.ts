@@ -8,8 +8,10 @@
 import { kerfError } from '../errors.js';
 import type { Prepared } from '../engine/prepare.js';
 import type { TensorSpec } from '../graph/slice.js';
+import type { HostTensor } from '../engine/ort.js';
 import type { WireTensor } from './frames.js';
-import { Segment, checkTensors, type SegmentBounds, type SegmentRunner } from './segment.js';
+import { OffLoopSession, runChain, type ChainLink } from '../engine/compute.js';
+import { Segment, checkTensors, toHost, toWire, type SegmentBounds, type SegmentRunner } from './segment.js';
 
 /** One chunk session of the store. */
 interface Chunk {
@@ -61,6 +63,22 @@ export class ComposedSegment implements SegmentRunner {
 
   async run(byName: Map<string, WireTensor>): Promise<WireTensor[]> {
     if (this.closedFlag) throw kerfError('KERF_ERR_CLOSED', `${this.label} is closed`);
+    const chain = this.chain();
+    if (chain) {
+      // One message to the compute thread: the chunks' intermediate tensors stay there.
+      const feeds: Record<string, HostTensor> = {};
+      for (const n of [...chain[0]!.inputs, ...chain[0]!.carry]) feeds[n] = toHost(byName.get(n)!);
+      const out = await runChain(chain, feeds);
+      // What the last chunk hands on, in its order: its outputs, then the carried tensors (the
+      // request's own when it brought them, else as an earlier chunk computed them).
+      const last = this.chunks[this.chunks.length - 1]!;
+      const wire = (name: string): WireTensor => {
+        const t = out[name];
+        if (!t) throw kerfError('KERF_ERR_ENGINE', `${this.label}: tensor '${name}' did not come back from the compute thread`);
+        return toWire(name, t);
+      };
+      return [...last.outputs.map((t) => wire(t.name)), ...last.carry.map((t) => byName.get(t.name) ?? wire(t.name))];
+    }
     let cur = byName;
     for (let i = 0; ; i++) {
       const out = await this.chunks[i]!.run(cur);
@@ -68,6 +86,18 @@ export class ComposedSegment implements SegmentRunner {
       cur = new Map(out.map((t) => [t.name, t]));
     }
   }
+
+  /** The chunks as one chain on the compute thread, or null when a chunk runs elsewhere. */
+  private chain(): ChainLink[] | null {
+    if (this.chainCache !== undefined) return this.chainCache;
+    const links: ChainLink[] = [];
+    for (const c of this.chunks) {
+      if (!(c.session instanceof OffLoopSession)) return (this.chainCache = null);
+      links.push({ session: c.session, inputs: c.inputs.map((t) => t.name), outputs: c.outputs.map((t) => t.name), carry: c.carry.map((t) => t.name) });
+    }
+    return (this.chainCache = links);
+  }
+  private chainCache: ChainLink[] | null | undefined;
 
   close(): Promise<void> {
     if (this.closedFlag) return Promise.resolve();
