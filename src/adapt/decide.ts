@@ -23,35 +23,54 @@ export interface SplitModel {
   readonly boundaryBytes: Float64Array;
   /** length n+1: 1 where a boundary may be placed */
   readonly allowed: Uint8Array;
+  /** per tier: seconds (on the profile's scale, so the load factor scales them too) each request
+   * costs the tier beyond its blocks' own time — handing tensors to the compute thread and back,
+   * onnxruntime's fixed cost per run. Every tier of the chain handles every request. Absent: 0. */
+  readonly overheadS?: Float64Array;
 }
 
 /** The conditions a decision is made for. */
 export interface AdaptConditions {
   /** one per link (tiers − 1): throughput in bytes/s and round-trip time in seconds */
-  links: { bytesPerS: number; rttS: number }[];
+  links: { bytesPerS: number; rttS: number; serviceScv?: number }[];
   /** one per tier: load factor (observed ÷ profiled). `queueS`, the queueing delay observed
    * under the placement in force, is carried for logs only: it belongs to that placement, so
    * the prediction derives each placement's own queueing from `ratePerS` instead. */
-  tiers: { factor: number; queueS?: number }[];
+  tiers: { factor: number; queueS?: number; serviceScv?: number }[];
   /** request arrival rate λ (per second); 0 or absent: no queueing is predicted */
   ratePerS?: number;
+  /** squared coefficient of variation of the gaps between arrivals (default 1: Poisson; a camera
+   * sending frames at a fixed rate is near 0). With each server's `serviceScv` (of its service
+   * times, default 1) it sets how much a utilisation queues: Kingman's G/G/1 approximation. */
+  arrivalScv?: number;
 }
 
 /** Utilisation beyond which a server's sojourn continues on its tangent (finite, convex, steep). */
 export const RHO_MAX = 0.95;
 
 /**
- * Expected sojourn of a FIFO server with service time `s` at arrival rate `lambda`,
- * M/M/1-like: s / (1 − ρ), ρ = λ·s. Beyond ρ = RHO_MAX it continues on its tangent, so a
- * saturated placement costs (very) much more than any feasible one while staying finite and
- * convex in s (which the search relies on).
+ * Expected sojourn of a FIFO server with service time `s` at arrival rate `lambda`, by
+ * Kingman's G/G/1 approximation: s + c·s·ρ/(1 − ρ), ρ = λ·s, where c = (ca² + cs²)/2 is the mean
+ * of the squared coefficients of variation of the arrival gaps and the service times. c = 1
+ * (the default) is M/M/1: s / (1 − ρ). Periodic arrivals and steady service (c near 0) queue
+ * little until the server saturates; bursty ones queue more. Beyond ρ = RHO_MAX it continues on
+ * a line at least as steep as M/M/1's tangent there (slope 400): a saturated placement's queue
+ * grows without bound whatever the variability, so it costs (very) much more than any feasible
+ * one while staying finite and convex in s (which the search relies on).
  */
-export function sojourn(s: number, lambda: number): number {
+export function sojourn(s: number, lambda: number, c = 1): number {
   if (!(lambda > 0) || s <= 0) return s;
   const rho = lambda * s;
-  if (rho <= RHO_MAX) return s / (1 - rho);
+  if (rho <= RHO_MAX) return s + (c * s * rho) / (1 - rho);
   const s0 = RHO_MAX / lambda, d = 1 - RHO_MAX;
-  return s0 / d + (s - s0) / (d * d);
+  const slope = Math.max(1 + (c * (2 * RHO_MAX - RHO_MAX * RHO_MAX)) / (d * d), 1 / (d * d));
+  return s0 + (c * s0 * RHO_MAX) / d + (s - s0) * slope;
+}
+
+/** Kingman's variability factor (ca² + cs²)/2 of a server under `c` (defaults: 1 each). */
+export function variability(arrivalScv: number | undefined, serviceScv: number | undefined): number {
+  const a = arrivalScv ?? 1, b = serviceScv ?? 1;
+  return (Math.max(0, Number.isFinite(a) ? a : 1) + Math.max(0, Number.isFinite(b) ? b : 1)) / 2;
 }
 
 /**
@@ -60,7 +79,7 @@ export function sojourn(s: number, lambda: number): number {
  * model input); `allowed` (length blocks+1) limits where boundaries may go (default: anywhere).
  */
 export function splitCostModel(
-  tiers: { name: string; blockS: readonly number[] }[],
+  tiers: { name: string; blockS: readonly number[]; overheadS?: number }[],
   boundaryBytes: readonly number[],
   allowed?: readonly boolean[],
 ): SplitModel {
@@ -79,7 +98,12 @@ export function splitCostModel(
     }
     return p;
   });
-  return splitCostModelFromPrefix(tiers.map((t) => t.name), prefix, boundaryBytes, allowed);
+  const overheadS = tiers.map((t) => {
+    const o = t.overheadS ?? 0;
+    if (!(o >= 0 && Number.isFinite(o))) throw kerfError('KERF_ERR_PROFILE', `tier '${t.name}': per-request overhead ${o} is not a non-negative number`);
+    return o;
+  });
+  return splitCostModelFromPrefix(tiers.map((t) => t.name), prefix, boundaryBytes, allowed, overheadS);
 }
 
 /** Build a cost model from cumulative times directly (prefix[j][b], length n+1 per tier). */
@@ -88,6 +112,7 @@ export function splitCostModelFromPrefix(
   prefix: readonly (Float64Array | readonly number[])[],
   boundaryBytes: readonly number[] | Float64Array,
   allowed?: readonly boolean[],
+  overheadS?: readonly number[],
 ): SplitModel {
   const n = prefix[0]!.length - 1;
   if (names.length !== prefix.length || names.length < 2) {
@@ -108,6 +133,7 @@ export function splitCostModelFromPrefix(
     prefix: Object.freeze(prefix.map((p) => Float64Array.from(p))),
     boundaryBytes: Float64Array.from(boundaryBytes),
     allowed: a,
+    ...(overheadS && overheadS.some((o) => o > 0) ? { overheadS: Float64Array.from(overheadS) } : {}),
   });
 }
 
@@ -124,7 +150,7 @@ export function splitCostModelFromProfiles(profiles: readonly Profile[]): SplitM
     }
   }
   const bytes = [first.model.inputBytes ?? 0, ...first.blocks.map((b) => b.outputBytes)];
-  return splitCostModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median) })), bytes);
+  return splitCostModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median), overheadS: p.callOverheadS ?? 0 })), bytes);
 }
 
 function checkConditions(m: SplitModel, c: AdaptConditions): void {
@@ -146,9 +172,13 @@ export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundarie
   for (let j = 0; j < k; j++) {
     const hi = j < k - 1 ? boundaries[j]! : n;
     if (!(Number.isInteger(hi) && hi >= lo && hi <= n)) throw kerfError('KERF_ERR_PLAN', `boundaries ${JSON.stringify(boundaries)} are not non-decreasing in 0..${n}`);
-    const t = c.tiers[j]!, lambda = c.ratePerS ?? 0;
-    if (hi > lo) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]!), lambda);
-    if (j < k - 1 && hi < n) total += c.links[j]!.rttS + sojourn(m.boundaryBytes[hi]! / c.links[j]!.bytesPerS, lambda);
+    const t = c.tiers[j]!, lambda = c.ratePerS ?? 0, o = m.overheadS?.[j] ?? 0;
+    // Every tier handles every request: its fixed overhead even when it runs no block.
+    if (hi > lo || o > 0) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]! + o), lambda, variability(c.arrivalScv, t.serviceScv));
+    if (j < k - 1 && hi < n) {
+      const l = c.links[j]!;
+      total += l.rttS + sojourn(m.boundaryBytes[hi]! / l.bytesPerS, lambda, variability(c.arrivalScv, l.serviceScv));
+    }
     lo = hi;
   }
   return total;
@@ -183,12 +213,13 @@ export class SplitSearch {
     else this.linear(c);
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed;
     // last tier runs [a, n)
-    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor;
+    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, o = m.overheadS?.[last] ?? 0;
+    const cv = variability(c.arrivalScv, c.tiers[last]!.serviceScv);
     const gl = this.g[k - 2]!;
     let latencyS = Infinity, a = -1;
     for (let b = 0; b <= n; b++) {
       if (!allowed[b]) continue;
-      const v = gl[b]! + sojourn(f * (P[n]! - P[b]!), lambda);
+      const v = gl[b]! + sojourn(f * (P[n]! - P[b]! + o), lambda, cv);
       if (v < latencyS) { latencyS = v; a = b; }
     }
     if (a < 0 || !Number.isFinite(latencyS)) throw kerfError('KERF_ERR_PLAN', 'no feasible placement under these conditions');
@@ -207,7 +238,7 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor;
+      const f = c.tiers[j]!.factor, fo = f * (m.overheadS?.[j] ?? 0);
       const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
       const prev = j > 0 ? this.g[j - 1]! : null;
       let runMin = Infinity, runArg = -1;
@@ -218,8 +249,8 @@ export class SplitSearch {
           if (cand < runMin) { runMin = cand; runArg = b; }
         }
         if (allowed[b]) {
-          if (prev === null) { best = f * (P[b]! - P[0]!); arg = 0; }
-          else if (runArg >= 0) { best = runMin + f * P[b]!; arg = runArg; }
+          if (prev === null) { best = f * (P[b]! - P[0]!) + fo; arg = 0; }
+          else if (runArg >= 0) { best = runMin + f * P[b]! + fo; arg = runArg; }
           best += b < n ? rtt + bytes[b]! / bw : 0;
         }
         g[b] = best;
@@ -234,9 +265,9 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor;
+      const f = c.tiers[j]!.factor, o = m.overheadS?.[j] ?? 0, cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
       if (j === 0) {
-        for (let b = 0; b <= n; b++) { g[b] = sojourn(f * (P[b]! - P[0]!), lambda); from[b] = 0; }
+        for (let b = 0; b <= n; b++) { g[b] = sojourn(f * (P[b]! - P[0]! + o), lambda, cv); from[b] = 0; }
       } else {
         const prev = this.g[j - 1]!;
         const solve = (lo: number, hi: number, optLo: number, optHi: number): void => {
@@ -247,7 +278,7 @@ export class SplitSearch {
           for (let a = optLo; a <= top; a++) {
             const pa = prev[a]!;
             if (pa === Infinity) continue;
-            const v = pa + sojourn(f * (Pm - P[a]!), lambda);
+            const v = pa + sojourn(f * (Pm - P[a]! + o), lambda, cv);
             if (v < best) { best = v; arg = a; }
           }
           g[mid] = best;
@@ -257,10 +288,10 @@ export class SplitSearch {
         };
         solve(0, n, 0, n);
       }
-      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
+      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS, lv = variability(c.arrivalScv, c.links[j]!.serviceScv);
       for (let b = 0; b <= n; b++) {
         if (!allowed[b]) { g[b] = Infinity; from[b] = -1; }
-        else if (b < n) g[b]! += rtt + sojourn(bytes[b]! / bw, lambda);
+        else if (b < n) g[b]! += rtt + sojourn(bytes[b]! / bw, lambda, lv);
       }
     }
   }

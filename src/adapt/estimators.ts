@@ -4,7 +4,7 @@
  * so the live monitors in serve/ and the offline replay use the same code.
  */
 import { kerfError } from '../errors.js';
-import { median, trimmedMean, weightedMedian } from './robust.js';
+import { median, trimmedMean, trimmedScv, weightedMedian } from './robust.js';
 
 /** What a link monitor believes about one link. */
 export interface LinkEstimate {
@@ -18,6 +18,8 @@ export interface LinkEstimate {
   lastSampleS: number | null;
   /** false while the estimate still rests on the prior alone */
   confident: boolean;
+  /** squared coefficient of variation of the transfer rates in the window (1 with fewer than 5) */
+  serviceScv: number;
 }
 
 export interface LinkEstimatorOptions {
@@ -156,6 +158,7 @@ export class LinkEstimator {
     const confident = rates.length > 0;
     return {
       bytesPerS: confident ? weightedMedian(rates, weights) : this.prior.bytesPerS,
+      serviceScv: trimmedScv(rates) ?? 1,
       rttS,
       samples: this.transfers.length,
       lastSampleS: Number.isFinite(this.lastAtS) ? this.lastAtS : null,
@@ -239,6 +242,9 @@ export interface LoadEstimate {
   samples: number;
   /** false when no usable sample backs the factor (it is then 1, or the last known value) */
   confident: boolean;
+  /** squared coefficient of variation of the usable observed ÷ profiled ratios in the window:
+   * how variable the tier's service is (1 with fewer than 5) */
+  serviceScv: number;
 }
 
 export interface LoadEstimatorOptions extends LoadFactorOptions {
@@ -305,8 +311,13 @@ export class LoadEstimator {
     this.queue = this.queue.filter(keep);
     const f = loadFactor(this.exec, this.opts);
     if (f !== null) this.lastFactor = f;
+    let maxP = 0;
+    for (const x of this.exec) if (x.profiledS > maxP) maxP = x.profiledS;
+    const minP = (this.opts.minProfiledFraction ?? 0.2) * maxP;
+    const ratios = this.exec.filter((x) => x.profiledS >= minP && x.profiledS > 0).map((x) => x.observedS / x.profiledS);
     return {
       factor: f ?? this.lastFactor,
+      serviceScv: trimmedScv(ratios, this.opts.trim ?? 0.1) ?? 1,
       queueS: this.queue.length ? median(this.queue.map((q) => q.waitS)) : 0,
       samples: this.exec.length,
       confident: f !== null,
@@ -336,6 +347,19 @@ export class ArrivalRate {
     this.stamps.push(atS);
     if (atS < this.firstS) this.firstS = atS;
     if (this.stamps.length > 4096) this.stamps.shift();
+  }
+
+  /**
+   * Squared coefficient of variation of the gaps between the arrivals in the window (1, as for
+   * Poisson arrivals, with fewer than 8 gaps): near 0 for a source sending at a fixed rate.
+   */
+  scv(atS: number): number {
+    const s = this.stamps.filter((x) => atS - x <= this.windowS).sort((a, b) => a - b);
+    if (s.length < 9) return 1;
+    const gaps: number[] = [];
+    for (let i = 1; i < s.length; i++) gaps.push(s[i]! - s[i - 1]!);
+    // untrimmed: the long gaps of Poisson arrivals are the variability, not outliers
+    return trimmedScv(gaps, 0, 8) ?? 1;
   }
 
   /** Requests per second at `atS` (0 before two arrivals). */

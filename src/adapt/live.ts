@@ -86,7 +86,9 @@ export function liveCostModel(profiles: readonly Profile[]): { model: SplitModel
     allowed.push(id !== undefined && b < n);
   }
   const bytes = [first.model.inputBytes ?? 0, ...first.blocks.map((b) => b.outputBytes)];
-  const model = splitCostModel(profiles.map((p, j) => ({ name: p.system.tier ?? p.system.name ?? `tier${j}`, blockS: p.blocks.map((b) => b.latency.median) })), bytes, allowed);
+  const model = splitCostModel(profiles.map((p, j) => ({
+    name: p.system.tier ?? p.system.name ?? `tier${j}`, blockS: p.blocks.map((b) => b.latency.median), overheadS: p.callOverheadS ?? 0,
+  })), bytes, allowed);
   return { model, cutOf, boundaryOf, outputBytes: first.blocks[n - 1]!.outputBytes };
 }
 
@@ -266,6 +268,7 @@ export class AdaptController {
       }
     });
     r.gauge('kerf_adapt_request_rate', 'Estimated request arrival rate, per second.').set(() => c.monitor.arrivals.estimate(nowS()));
+    r.gauge('kerf_adapt_arrival_scv', 'Squared coefficient of variation of the gaps between arrivals (1: Poisson, 0: periodic).').set(() => c.monitor.arrivals.scv(nowS()));
     r.gauge('kerf_adapt_decisions_total', 'Decisions taken by the adapt controller.').set(() => c.decisions);
     r.gauge('kerf_adapt_switches_total', 'Switches the adapt controller asked for.').set(() => c.events.length);
     const period = (opts.periodS ?? 1) * 1000;

@@ -52,6 +52,8 @@ export interface MonitorSnapshot {
   requests: number;
   /** estimated request arrival rate, per second */
   ratePerS: number;
+  /** squared coefficient of variation of the gaps between arrivals (1: Poisson, 0: periodic) */
+  arrivalScv: number;
 }
 
 /**
@@ -112,7 +114,9 @@ export class LiveMonitor {
       const hi = j < k - 1 ? o.boundaries[j]! : m.blocks;
       const t = o.tiers[j];
       if (t && hi > lo) {
-        const profiled = m.prefix[j]![hi]! - m.prefix[j]![lo]!;
+        // What the cost model charges the tier: its blocks plus its fixed per-request overhead
+        // (without it, a tier running one tiny block reads as several times loaded).
+        const profiled = m.prefix[j]![hi]! - m.prefix[j]![lo]! + (m.overheadS?.[j] ?? 0);
         if (Number.isFinite(t.computeS) && this.loads[j]!.addExec(t.computeS, profiled, o.atS)) shifted = true;
         if (Number.isFinite(t.queueS)) this.loads[j]!.addQueue(t.queueS, o.atS);
         if (j > 0) remoteTiersS += (Number.isFinite(t.queueS) ? t.queueS : 0) + (Number.isFinite(t.computeS) ? t.computeS : 0);
@@ -175,9 +179,10 @@ export class LiveMonitor {
 
   conditions(atS: number): AdaptConditions {
     return {
-      links: this.links.map((l) => { const e = l.estimate(atS); return { bytesPerS: e.bytesPerS, rttS: e.rttS }; }),
-      tiers: this.loads.map((l) => { const e = l.estimate(atS); return { factor: e.factor, queueS: e.queueS }; }),
+      links: this.links.map((l) => { const e = l.estimate(atS); return { bytesPerS: e.bytesPerS, rttS: e.rttS, serviceScv: e.serviceScv }; }),
+      tiers: this.loads.map((l) => { const e = l.estimate(atS); return { factor: e.factor, queueS: e.queueS, serviceScv: e.serviceScv }; }),
       ratePerS: this.arrivals.estimate(atS),
+      arrivalScv: this.arrivals.scv(atS),
     };
   }
 
@@ -189,6 +194,7 @@ export class LiveMonitor {
       tiers: this.loads.map((l, j) => ({ name: names[j]!, ...l.estimate(atS) })),
       requests: this.n,
       ratePerS: this.arrivals.estimate(atS),
+      arrivalScv: this.arrivals.scv(atS),
     };
   }
 }

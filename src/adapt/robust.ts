@@ -40,3 +40,23 @@ export function weightedMedian(values: readonly number[], weights: readonly numb
 export function madSigma(values: readonly number[], center = median(values)): number {
   return 1.4826 * median(values.map((v) => Math.abs(v - center)));
 }
+
+/**
+ * Squared coefficient of variation (variance ÷ mean²) after dropping the `trim` fraction at
+ * each end; null with fewer than `min` values or a mean of 0. Trimming keeps one wild sample
+ * from posing as variability, while two modes of a bursty load (both well inside) stay.
+ */
+export function trimmedScv(values: readonly number[], trim = 0.1, min = 5): number | null {
+  if (values.length < min) return null;
+  const s = Float64Array.from(values).sort();
+  const k = Math.floor(s.length * trim);
+  const n = s.length - 2 * k;
+  if (n < 2) return null;
+  let sum = 0;
+  for (let i = k; i < s.length - k; i++) sum += s[i]!;
+  const mean = sum / n;
+  if (!(mean > 0)) return null;
+  let v = 0;
+  for (let i = k; i < s.length - k; i++) v += (s[i]! - mean) ** 2;
+  return v / (n - 1) / (mean * mean);
+}

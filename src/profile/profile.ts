@@ -20,6 +20,8 @@ import { normalisedModel, rebuildModel, serializeModel, splitModel } from '../gr
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { Session, ortVersion, type HostTensor, type Optimization } from '../engine/ort.js';
 import { randomInputs } from '../engine/shapes.js';
+import { OffLoopSession } from '../engine/compute.js';
+import { ModelBuilder } from '../graph/builder.js';
 import { normalisedBytes } from '../engine/verify.js';
 import { HIGH_SPREAD, latencyStats, rss, systemInfo } from './measure.js';
 import { parseOrtTrace, type TraceRun } from './trace.js';
@@ -129,6 +131,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
   });
   const whole = latencyStats(measured.wholeSamples);
   const sum = out.reduce((s, b) => s + b.latency.median, 0);
+  const callOverheadS = await callOverhead(threads);
   const system = { ...systemInfo(opts.system, opts.tier, threads), ...(opts.systemExtra ?? {}) };
   return {
     schema: PROFILE_SCHEMA,
@@ -145,6 +148,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
     blocks: out,
     whole: { latency: whole, ...(measured.wholeMemory !== undefined ? { memoryBytes: measured.wholeMemory } : {}) },
     blockSumOverWhole: sum / whole.median,
+    ...(callOverheadS !== null ? { callOverheadS } : {}),
     settings: { repeats, warmup, threads, optimization, method, seed, runtime: `onnxruntime-node ${ortVersion}` },
     createdAt: new Date().toISOString(),
   };
@@ -236,6 +240,35 @@ async function bySessions(ctx: RunContext): Promise<Measured> {
     return { blockSamples, wholeSamples, outputBytes, memory, wholeMemory };
   } finally {
     await Promise.all([...sessions, ...(whole ? [whole] : [])].map((s) => s.close()));
+  }
+}
+
+/**
+ * What a serving process spends per request and part beyond the blocks' own time: the median
+ * of runs of a one-node model through the compute thread, as a worker runs its segment (the
+ * hand-over both ways and onnxruntime's fixed cost per run). Null when it cannot be measured.
+ */
+export async function callOverhead(threads: number, runs = 31): Promise<number | null> {
+  const b = new ModelBuilder({ name: 'overhead' });
+  b.input('x', 'float32', [1]);
+  b.node('Identity', ['x'], ['y']);
+  b.output('y', 'float32', [1]);
+  let s: OffLoopSession | null = null;
+  try {
+    s = await OffLoopSession.create(b.toBytes(), { threads, label: 'per-call overhead' });
+    const x: HostTensor = { dtype: 'float32', dims: [1], data: new Float32Array(1) };
+    for (let i = 0; i < 5; i++) await s.run({ x });
+    const t: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await s.run({ x });
+      t.push((performance.now() - t0) / 1000);
+    }
+    return latencyStats(t).median;
+  } catch {
+    return null;
+  } finally {
+    await s?.close();
   }
 }
 

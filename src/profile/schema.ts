@@ -54,6 +54,7 @@ export const PROFILE_JSON_SCHEMA = {
       properties: { latency: { $ref: '#/$defs/latency' }, memoryBytes: nonneg },
     },
     blockSumOverWhole: { ...nonneg, description: 'sum of block medians / whole-model median: the cost of cutting' },
+    callOverheadS: { ...nonneg, description: "seconds a serving process spends per request and part beyond the blocks' own time (compute-thread hand-over, onnxruntime's fixed cost per run); the adapt cost model adds it to every tier" },
     settings: {
       type: 'object',
       required: ['repeats', 'warmup', 'threads', 'optimization'],

@@ -73,6 +73,11 @@ export interface Profile {
   whole?: { latency: LatencyStats; memoryBytes?: number };
   /** sum of block medians / whole-model median: the cost of cutting */
   blockSumOverWhole?: number;
+  /** seconds a serving process on this system spends per request and part beyond the blocks'
+   * own time: handing the tensors to its compute thread and back, onnxruntime's fixed cost per
+   * run (median runs of a one-node model through the compute thread). The adapt controller's
+   * cost model adds it to every tier (absent: 0). */
+  callOverheadS?: number;
   settings?: {
     repeats: number; warmup: number; threads: number; optimization: string;
     /** how block times were taken: one session per block, or onnxruntime's per-node trace of whole-model runs */

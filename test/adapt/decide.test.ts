@@ -98,6 +98,60 @@ test('with a request rate the search still equals exhaustive search (2, 3 and 4 
   assert.ok(cases > 300);
 });
 
+test('with per-tier overheads and measured variability (Kingman) the search still equals exhaustive search', () => {
+  const r = rng(23);
+  let cases = 0;
+  for (const tiers of [2, 3, 4]) {
+    for (let i = 0; i < 150; i++) {
+      const n = 1 + Math.floor(r() * 12);
+      let model: SplitModel;
+      try {
+        model = splitCostModel(
+          Array.from({ length: tiers }, (_, j) => ({ name: `t${j}`, blockS: Array.from({ length: n }, () => r() * 0.05 * (tiers - j)), overheadS: r() < 0.3 ? 0 : r() * 0.01 })),
+          Array.from({ length: n + 1 }, () => r() * 2e6), Array.from({ length: n + 1 }, () => r() < 0.7));
+      } catch { continue; }
+      const cond: AdaptConditions = {
+        links: Array.from({ length: tiers - 1 }, () => ({ bytesPerS: 1e5 + r() * 2e7, rttS: r() * 0.05, serviceScv: r() * 2 })),
+        tiers: Array.from({ length: tiers }, () => ({ factor: 0.5 + r() * 4, serviceScv: r() * 2 })),
+        ...(r() < 0.8 ? { ratePerS: r() * 8, arrivalScv: r() * 2 } : {}),
+      };
+      const got = new SplitSearch(model).best(cond);
+      const want = bruteForce(model, cond);
+      assert.ok(Math.abs(got.latencyS - want) <= 1e-9 * Math.max(1, want), `tiers ${tiers} n ${n}: ${got.latencyS} vs ${want}`);
+      assert.ok(Math.abs(predictSplitLatency(model, cond, got.boundaries) - got.latencyS) <= 1e-9 * Math.max(1, want));
+      cases++;
+    }
+  }
+  assert.ok(cases > 300);
+});
+
+test('Kingman: c = 1 is M/M/1, periodic arrivals and steady service queue little until saturation, which stays steep', () => {
+  for (const [s, lam] of [[0.1, 3], [0.3, 3], [0.2, 1]] as const) {
+    assert.ok(Math.abs(sojourn(s, lam, 1) - s / (1 - s * lam)) < 1e-12);
+    // c = 0.05 (a camera at a fixed rate, steady compute): a fraction of M/M/1's wait
+    const w = sojourn(s, lam, 0.05) - s, wMM1 = s / (1 - s * lam) - s;
+    assert.ok(Math.abs(w - 0.05 * wMM1) < 1e-12);
+  }
+  // Beyond RHO_MAX: continuous, convex, and at least M/M/1's slope whatever c is.
+  for (const c of [0, 0.05, 1, 3]) {
+    const lam = 3, s0 = RHO_MAX / lam;
+    assert.ok(Math.abs(sojourn(s0 + 1e-9, lam, c) - sojourn(s0, lam, c)) < 1e-5, `c ${c}: continuous`);
+    const slope = (sojourn(s0 + 0.02, lam, c) - sojourn(s0 + 0.01, lam, c)) / 0.01;
+    assert.ok(slope >= 1 / (1 - RHO_MAX) ** 2 - 1e-6, `c ${c}: slope ${slope}`);
+    const a = sojourn(s0 - 0.01, lam, c), b = sojourn(s0, lam, c), d = sojourn(s0 + 0.01, lam, c);
+    assert.ok(d - b >= b - a - 1e-12, `c ${c}: convex at the joint`);
+  }
+  // Each tier's and link's own service variability, with the arrivals' (predicted per server).
+  const m = splitCostModel([{ name: 'edge', blockS: [0.1, 0.2], overheadS: 0.01 }, { name: 'cloud', blockS: [0.01, 0.02] }], [1000, 500, 100]);
+  const c: AdaptConditions = { links: [{ bytesPerS: 1000, rttS: 0.05, serviceScv: 0 }], tiers: [{ factor: 2, serviceScv: 0.2 }, { factor: 1, serviceScv: 0 }], ratePerS: 1, arrivalScv: 0 };
+  const want = sojourn(2 * 0.11, 1, 0.1) + 0.05 + sojourn(0.5, 1, 0) + sojourn(0.02, 1, 0);
+  assert.ok(Math.abs(predictSplitLatency(m, c, [1]) - want) < 1e-12);
+  // The overhead is charged to every tier, also one running no block (each tier handles every request).
+  assert.ok(Math.abs(predictSplitLatency(m, { ...c, ratePerS: 0 }, [2]) - (2 * (0.3 + 0.01) + 0)) < 1e-12);
+  assert.ok(Math.abs(predictSplitLatency(m, { ...c, ratePerS: 0 }, [0]) - (2 * 0.01 + 0.05 + 1 + 0.03)) < 1e-12);
+  assert.throws(() => splitCostModel([{ name: 'edge', blockS: [1], overheadS: -1 }, { name: 'cloud', blockS: [1] }], [0, 0]), /edge.*overhead/);
+});
+
 test('cost model from kerf profiles', () => {
   const prof = (tier: 'edge' | 'cloud', s: number[]): Profile => ({
     schema: 'kerf.profile/v1', model: { name: 'm', inputBytes: 600 }, system: { name: tier, tier }, granularity: 'all', source: 'kerf',

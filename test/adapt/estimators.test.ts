@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ArrivalRate, LinkEstimator, LoadEstimator, loadFactor } from '../../src/adapt/index.js';
-import { median, trimmedMean, weightedMedian } from '../../src/adapt/robust.js';
+import { median, trimmedMean, trimmedScv, weightedMedian } from '../../src/adapt/robust.js';
+import { LiveMonitor } from '../../src/adapt/monitor.js';
+import { splitCostModel } from '../../src/adapt/decide.js';
 import { normal, rng } from './rng.js';
 
 const within = (x: number, target: number, rel: number) => Math.abs(x - target) <= rel * target;
@@ -115,6 +117,43 @@ test('arrival rate converges to a known Poisson rate within 10 % and follows a c
   const e2 = a.estimate(100);
   assert.ok(Math.abs(e2 - 5) / 5 < 0.2, `rate after the change ${e2}`);
   assert.equal(new ArrivalRate().estimate(5), 0);
+});
+
+test('variability: arrival gaps near 0 for a fixed rate and near 1 for Poisson; service variability of a bursty tier', () => {
+  const r = rng(31);
+  const periodic = new ArrivalRate({ windowS: 20 }), poisson = new ArrivalRate({ windowS: 200 });
+  for (let t = 0; t < 20; t += 1 / 3) periodic.add(t + 0.002 * normal(r));
+  assert.ok(periodic.scv(20) < 0.01, `periodic ${periodic.scv(20)}`);
+  let t = 0;
+  while (t < 200) { poisson.add(t); t += -Math.log(1 - r()) / 3; }
+  assert.ok(Math.abs(poisson.scv(200) - 1) < 0.25, `poisson ${poisson.scv(200)}`);
+  assert.equal(new ArrivalRate().scv(1), 1, 'too few arrivals: assume Poisson');
+  // A tier whose runs are either hit (2×) or not, half the time each: cs² = 1/9 of the ratios.
+  const steady = new LoadEstimator({ windowS: 100 }), bursty = new LoadEstimator({ windowS: 100 });
+  for (let i = 0; i < 60; i++) {
+    steady.addExec(0.1 * (1 + 0.01 * normal(r)), 0.1, i);
+    bursty.addExec(i % 2 ? 0.2 : 0.1, 0.1, i);
+  }
+  assert.ok(steady.estimate(60).serviceScv < 0.001);
+  assert.ok(Math.abs(bursty.estimate(60).serviceScv - 1 / 9) < 0.02, `bursty ${bursty.estimate(60).serviceScv}`);
+  assert.equal(new LoadEstimator().estimate(0).serviceScv, 1);
+  assert.equal(trimmedScv([1, 1, 1]), null);
+});
+
+test('a tier running one tiny block reads as unloaded once its per-request overhead is counted', () => {
+  // 3 blocks; the edge runs only block 1 (0.2 ms), and each request costs it 0.5 ms more.
+  const model = splitCostModel([
+    { name: 'device', blockS: [0.01, 0.0002, 0.01] },
+    { name: 'edge', blockS: [0.01, 0.0002, 0.01], overheadS: 0.0005 },
+    { name: 'cloud', blockS: [0.01, 0.0002, 0.01] },
+  ], [1000, 1000, 1000, 100]);
+  const mon = new LiveMonitor(model, { linkPriors: [], outputBytes: 100 });
+  const r = rng(5);
+  for (let i = 0; i < 20; i++) {
+    mon.observe({ atS: i, boundaries: [1, 2], tiers: [{ queueS: 0, computeS: 0.01 }, { queueS: 0, computeS: 0.0007 * (1 + 0.05 * normal(r)) }, { queueS: 0, computeS: 0.01 }], remoteS: 0.05 });
+  }
+  const f = mon.conditions(20).tiers[1]!.factor;
+  assert.ok(Math.abs(f - 1) < 0.1, `edge factor ${f} (3.5 without the overhead)`);
 });
 
 test('level-shift detection follows a load step after 3 samples; lone outliers do not restart the window', () => {

@@ -71,6 +71,7 @@ function scaled(base: Profile, tier: 'device' | 'edge' | 'cloud', cpus: number):
   return {
     ...base, system: { ...base.system, name: tier, tier },
     blocks: base.blocks.map((b) => ({ ...b, latency: { ...b.latency, median: b.latency.median * f, p90: b.latency.p90 * f, min: b.latency.min * f } })),
+    ...(base.callOverheadS !== undefined ? { callOverheadS: base.callOverheadS * f } : {}),
   };
 }
 
@@ -161,7 +162,8 @@ export async function run(argv: string[]): Promise<number | void> {
   const allEvents: Record<string, AdaptEvent[]> = {};
   const candidates = new Map<string, number[]>([[start.join(','), start]]);
   for (const ph of PHASES) {
-    for (const ratePerS of [0, rate]) { const c = cutsOf(bestFeasible(model, { ...truth(ph), ratePerS }).boundaries); candidates.set(c.join(','), c); }
+    // without queueing, with M/M/1 queueing, and with the bench's own periodic arrivals
+    for (const q of [{ ratePerS: 0 }, { ratePerS: rate }, { ratePerS: rate, arrivalScv: 0 }]) { const c = cutsOf(bestFeasible(model, { ...truth(ph), ...q }).boundaries); candidates.set(c.join(','), c); }
   }
   const KNOWN = ['static', 'bandwidth', 'load-aware', 'oracle'];
   const want = new Set((v.policies ?? KNOWN.join(',')).split(',').map((x) => x.trim()));
