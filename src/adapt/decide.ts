@@ -35,8 +35,10 @@ export interface AdaptConditions {
   links: { bytesPerS: number; rttS: number; serviceScv?: number }[];
   /** one per tier: load factor (observed ÷ profiled). `queueS`, the queueing delay observed
    * under the placement in force, is carried for logs only: it belongs to that placement, so
-   * the prediction derives each placement's own queueing from `ratePerS` instead. */
-  tiers: { factor: number; queueS?: number; serviceScv?: number }[];
+   * the prediction derives each placement's own queueing from `ratePerS` instead. `fixedS`:
+   * seconds of the tier's service per request that no split changes and the load factor does
+   * not scale, as measured (a gateway's own request handling: HTTP, frames); default 0. */
+  tiers: { factor: number; queueS?: number; serviceScv?: number; fixedS?: number }[];
   /** request arrival rate λ (per second); 0 or absent: no queueing is predicted */
   ratePerS?: number;
   /** squared coefficient of variation of the gaps between arrivals (default 1: Poisson; a camera
@@ -45,8 +47,16 @@ export interface AdaptConditions {
   arrivalScv?: number;
 }
 
-/** Utilisation beyond which a server's sojourn continues on its tangent (finite, convex, steep). */
-export const RHO_MAX = 0.95;
+/**
+ * Utilisation beyond which a server counts as saturated: its sojourn continues on a steep line
+ * (finite, convex). Below 1 on purpose: a placement's service times are extrapolated from what
+ * the monitors saw under another placement (a load factor measured on 7 ms of a tier's blocks
+ * priced on 60 ms), off by 20–30 % on a slow device, so a placement predicted at ρ = 0.85 may
+ * well be saturated — and a saturated placement's queue grows for as long as it stays.
+ */
+export const RHO_MAX = 0.8;
+/** Slope of the sojourn beyond RHO_MAX, at least: M/M/1's tangent at ρ = 0.95, 1/(1 − 0.95)². */
+export const SATURATED_SLOPE = 400;
 
 /**
  * Expected sojourn of a FIFO server with service time `s` at arrival rate `lambda`, by
@@ -54,16 +64,16 @@ export const RHO_MAX = 0.95;
  * of the squared coefficients of variation of the arrival gaps and the service times. c = 1
  * (the default) is M/M/1: s / (1 − ρ). Periodic arrivals and steady service (c near 0) queue
  * little until the server saturates; bursty ones queue more. Beyond ρ = RHO_MAX it continues on
- * a line at least as steep as M/M/1's tangent there (slope 400): a saturated placement's queue
- * grows without bound whatever the variability, so it costs (very) much more than any feasible
- * one while staying finite and convex in s (which the search relies on).
+ * a line of slope at least SATURATED_SLOPE: a saturated placement's queue grows without bound
+ * whatever the variability, so it costs (very) much more than any feasible one while staying
+ * finite and convex in s (which the search relies on).
  */
 export function sojourn(s: number, lambda: number, c = 1): number {
   if (!(lambda > 0) || s <= 0) return s;
   const rho = lambda * s;
   if (rho <= RHO_MAX) return s + (c * s * rho) / (1 - rho);
   const s0 = RHO_MAX / lambda, d = 1 - RHO_MAX;
-  const slope = Math.max(1 + (c * (2 * RHO_MAX - RHO_MAX * RHO_MAX)) / (d * d), 1 / (d * d));
+  const slope = Math.max(1 + (c * (2 * RHO_MAX - RHO_MAX * RHO_MAX)) / (d * d), SATURATED_SLOPE);
   return s0 + (c * s0 * RHO_MAX) / d + (s - s0) * slope;
 }
 
@@ -159,6 +169,10 @@ function checkConditions(m: SplitModel, c: AdaptConditions): void {
     throw kerfError('KERF_ERR_PLAN', `conditions have ${c.tiers.length} tiers and ${c.links.length} links; the model has ${k} tiers and ${k - 1} links`);
   }
   for (const l of c.links) if (!(l.bytesPerS > 0)) throw kerfError('KERF_ERR_PLAN', `link bandwidth must be positive, got ${l.bytesPerS}`);
+  for (const t of c.tiers) {
+    if (!(t.factor > 0 && Number.isFinite(t.factor))) throw kerfError('KERF_ERR_PLAN', `load factor must be a positive number, got ${t.factor}`);
+    if (t.fixedS !== undefined && !(t.fixedS >= 0 && Number.isFinite(t.fixedS))) throw kerfError('KERF_ERR_PLAN', `a tier's fixed time per request must be a non-negative number, got ${t.fixedS}`);
+  }
   if (c.ratePerS !== undefined && !(c.ratePerS >= 0)) throw kerfError('KERF_ERR_PLAN', `request rate must be non-negative, got ${c.ratePerS}`);
 }
 
@@ -174,7 +188,8 @@ export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundarie
     if (!(Number.isInteger(hi) && hi >= lo && hi <= n)) throw kerfError('KERF_ERR_PLAN', `boundaries ${JSON.stringify(boundaries)} are not non-decreasing in 0..${n}`);
     const t = c.tiers[j]!, lambda = c.ratePerS ?? 0, o = m.overheadS?.[j] ?? 0;
     // Every tier handles every request: its fixed overhead even when it runs no block.
-    if (hi > lo || o > 0) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]! + o), lambda, variability(c.arrivalScv, t.serviceScv));
+    const fixed = t.fixedS ?? 0;
+    if (hi > lo || o > 0 || fixed > 0) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]! + o) + fixed, lambda, variability(c.arrivalScv, t.serviceScv));
     if (j < k - 1 && hi < n) {
       const l = c.links[j]!;
       total += l.rttS + sojourn(m.boundaryBytes[hi]! / l.bytesPerS, lambda, variability(c.arrivalScv, l.serviceScv));
@@ -213,7 +228,7 @@ export class SplitSearch {
     else this.linear(c);
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed;
     // last tier runs [a, n)
-    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, o = m.overheadS?.[last] ?? 0;
+    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, o = (m.overheadS?.[last] ?? 0) + (c.tiers[last]!.fixedS ?? 0) / f;
     const cv = variability(c.arrivalScv, c.tiers[last]!.serviceScv);
     const gl = this.g[k - 2]!;
     let latencyS = Infinity, a = -1;
@@ -238,7 +253,7 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor, fo = f * (m.overheadS?.[j] ?? 0);
+      const f = c.tiers[j]!.factor, fo = f * (m.overheadS?.[j] ?? 0) + (c.tiers[j]!.fixedS ?? 0);
       const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
       const prev = j > 0 ? this.g[j - 1]! : null;
       let runMin = Infinity, runArg = -1;
@@ -265,7 +280,7 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor, o = m.overheadS?.[j] ?? 0, cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
+      const f = c.tiers[j]!.factor, o = (m.overheadS?.[j] ?? 0) + (c.tiers[j]!.fixedS ?? 0) / f, cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
       if (j === 0) {
         for (let b = 0; b <= n; b++) { g[b] = sojourn(f * (P[b]! - P[0]! + o), lambda, cv); from[b] = 0; }
       } else {

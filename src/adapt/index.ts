@@ -6,7 +6,7 @@ export {
   type ExecSample, type LoadFactorOptions,
 } from './estimators.js';
 export {
-  splitCostModel, splitCostModelFromProfiles, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SplitSearch, Decider,
+  splitCostModel, splitCostModelFromProfiles, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SATURATED_SLOPE, SplitSearch, Decider,
   type SplitModel, type AdaptConditions, type AdaptMode, type DeciderOptions, type Decision,
 } from './decide.js';
 export { loadAdaptiveDnn, parseWeightsFile, type MeasuredCut, type MeasuredNetwork } from './adaptivednn.js';

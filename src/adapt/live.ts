@@ -194,6 +194,8 @@ export class AdaptController {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private unmapped = new Set<string>();
+  /** the event loop's utilisation and the requests observed at the last tick (the gateway's own work) */
+  private lastElu: { elu: ReturnType<typeof performance.eventLoopUtilization>; requests: number } | null = null;
   /** when the monitors last detected a level shift (seconds, monotonic) */
   private shiftAtS = -Infinity;
   private readonly log: (line: string) => void;
@@ -331,6 +333,13 @@ export class AdaptController {
     this.busy = true;
     try {
       this.startWarm();
+      // The gateway's own busy time per request (the device's work no profile holds).
+      const elu = performance.eventLoopUtilization();
+      if (this.lastElu) {
+        const d = performance.eventLoopUtilization(elu, this.lastElu.elu);
+        this.monitor.observeFront(d.active / 1000, this.monitor.requests - this.lastElu.requests, nowS());
+      }
+      this.lastElu = { elu, requests: this.monitor.requests };
       const p = this.gateway.pipeline;
       if (p.next && p.ready && this.monitor.needsProbe(nowS())) {
         const t0 = performance.now();

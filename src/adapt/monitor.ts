@@ -48,7 +48,7 @@ export interface LiveMonitorOptions {
 export interface MonitorSnapshot {
   atS: number;
   links: (LinkEstimate & { from: string; to: string; observed: boolean })[];
-  tiers: (LoadEstimate & { name: string })[];
+  tiers: (LoadEstimate & { name: string; fixedS?: number })[];
   requests: number;
   /** estimated request arrival rate, per second */
   ratePerS: number;
@@ -75,6 +75,8 @@ export class LiveMonitor {
   readonly loads: LoadEstimator[];
   readonly arrivals: ArrivalRate;
   private n = 0;
+  /** the gateway's own busy time (its event loop) per tick, and the requests answered in it */
+  private front: { activeS: number; requests: number; atS: number }[] = [];
   /** links that have had a transfer sample of their own */
   private readonly observed: boolean[];
 
@@ -168,6 +170,30 @@ export class LiveMonitor {
     });
   }
 
+  /** Requests observed so far. */
+  get requests(): number { return this.n; }
+
+  /**
+   * The first tier's own work outside its compute (the gateway: parsing HTTP requests, copying
+   * tensors, encoding frames, answering): `activeS` seconds its event loop was busy while it
+   * answered `requests` requests. On a slow device this is tens of ms a request that no profile
+   * holds, and it competes with the device's compute for the same CPU.
+   */
+  observeFront(activeS: number, requests: number, atS: number): void {
+    if (!(activeS >= 0 && Number.isFinite(activeS) && requests > 0 && Number.isFinite(atS))) return;
+    this.front.push({ activeS, requests, atS });
+    if (this.front.length > 256) this.front.shift();
+  }
+
+  /** Seconds of the first tier's own work per request over the load window (0 before 3 requests). */
+  frontS(atS: number): number {
+    const w = this.opts.loadWindowS ?? 6;
+    this.front = this.front.filter((f) => atS - f.atS <= w);
+    let a = 0, r = 0;
+    for (const f of this.front) { a += f.activeS; r += f.requests; }
+    return r >= 3 ? a / r : 0;
+  }
+
   /** A round trip of a tiny control frame over the first hop (the idle probe). */
   observeProbe(rttS: number, atS: number): void {
     this.links[0]?.addRtt(rttS, atS);
@@ -180,7 +206,11 @@ export class LiveMonitor {
   conditions(atS: number): AdaptConditions {
     return {
       links: this.links.map((l) => { const e = l.estimate(atS); return { bytesPerS: e.bytesPerS, rttS: e.rttS, serviceScv: e.serviceScv }; }),
-      tiers: this.loads.map((l) => { const e = l.estimate(atS); return { factor: e.factor, queueS: e.queueS, serviceScv: e.serviceScv }; }),
+      tiers: this.loads.map((l, j) => {
+        const e = l.estimate(atS);
+        const fixedS = j === 0 ? this.frontS(atS) : 0;
+        return { factor: e.factor, queueS: e.queueS, serviceScv: e.serviceScv, ...(fixedS > 0 ? { fixedS } : {}) };
+      }),
       ratePerS: this.arrivals.estimate(atS),
       arrivalScv: this.arrivals.scv(atS),
     };
@@ -191,7 +221,7 @@ export class LiveMonitor {
     return {
       atS,
       links: this.links.map((l, j) => ({ from: names[j]!, to: names[j + 1]!, observed: this.observed[j]!, ...l.estimate(atS) })),
-      tiers: this.loads.map((l, j) => ({ name: names[j]!, ...l.estimate(atS) })),
+      tiers: this.loads.map((l, j) => ({ name: names[j]!, ...l.estimate(atS), ...(j === 0 ? { fixedS: this.frontS(atS) } : {}) })),
       requests: this.n,
       ratePerS: this.arrivals.estimate(atS),
       arrivalScv: this.arrivals.scv(atS),

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  splitCostModel, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SplitSearch, Decider, LinkEstimator, LoadEstimator, ArrivalRate, splitCostModelFromProfiles,
+  splitCostModel, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SATURATED_SLOPE, SplitSearch, Decider, LinkEstimator, LoadEstimator, ArrivalRate, splitCostModelFromProfiles,
   type AdaptConditions, type SplitModel,
 } from '../../src/adapt/index.js';
 import type { Profile } from '../../src/profile/types.js';
@@ -112,7 +112,7 @@ test('with per-tier overheads and measured variability (Kingman) the search stil
       } catch { continue; }
       const cond: AdaptConditions = {
         links: Array.from({ length: tiers - 1 }, () => ({ bytesPerS: 1e5 + r() * 2e7, rttS: r() * 0.05, serviceScv: r() * 2 })),
-        tiers: Array.from({ length: tiers }, () => ({ factor: 0.5 + r() * 4, serviceScv: r() * 2 })),
+        tiers: Array.from({ length: tiers }, () => ({ factor: 0.5 + r() * 4, serviceScv: r() * 2, ...(r() < 0.5 ? { fixedS: r() * 0.02 } : {}) })),
         ...(r() < 0.8 ? { ratePerS: r() * 8, arrivalScv: r() * 2 } : {}),
       };
       const got = new SplitSearch(model).best(cond);
@@ -126,7 +126,7 @@ test('with per-tier overheads and measured variability (Kingman) the search stil
 });
 
 test('Kingman: c = 1 is M/M/1, periodic arrivals and steady service queue little until saturation, which stays steep', () => {
-  for (const [s, lam] of [[0.1, 3], [0.3, 3], [0.2, 1]] as const) {
+  for (const [s, lam] of [[0.1, 3], [0.25, 3], [0.2, 1]] as const) {
     assert.ok(Math.abs(sojourn(s, lam, 1) - s / (1 - s * lam)) < 1e-12);
     // c = 0.05 (a camera at a fixed rate, steady compute): a fraction of M/M/1's wait
     const w = sojourn(s, lam, 0.05) - s, wMM1 = s / (1 - s * lam) - s;
@@ -137,7 +137,7 @@ test('Kingman: c = 1 is M/M/1, periodic arrivals and steady service queue little
     const lam = 3, s0 = RHO_MAX / lam;
     assert.ok(Math.abs(sojourn(s0 + 1e-9, lam, c) - sojourn(s0, lam, c)) < 1e-5, `c ${c}: continuous`);
     const slope = (sojourn(s0 + 0.02, lam, c) - sojourn(s0 + 0.01, lam, c)) / 0.01;
-    assert.ok(slope >= 1 / (1 - RHO_MAX) ** 2 - 1e-6, `c ${c}: slope ${slope}`);
+    assert.ok(slope >= SATURATED_SLOPE - 1e-6, `c ${c}: slope ${slope}`);
     const a = sojourn(s0 - 0.01, lam, c), b = sojourn(s0, lam, c), d = sojourn(s0 + 0.01, lam, c);
     assert.ok(d - b >= b - a - 1e-12, `c ${c}: convex at the joint`);
   }
@@ -150,6 +150,11 @@ test('Kingman: c = 1 is M/M/1, periodic arrivals and steady service queue little
   assert.ok(Math.abs(predictSplitLatency(m, { ...c, ratePerS: 0 }, [2]) - (2 * (0.3 + 0.01) + 0)) < 1e-12);
   assert.ok(Math.abs(predictSplitLatency(m, { ...c, ratePerS: 0 }, [0]) - (2 * 0.01 + 0.05 + 1 + 0.03)) < 1e-12);
   assert.throws(() => splitCostModel([{ name: 'edge', blockS: [1], overheadS: -1 }, { name: 'cloud', blockS: [1] }], [0, 0]), /edge.*overhead/);
+  // A measured fixed time per request (a gateway's HTTP handling) adds to the tier's service, unscaled by its factor.
+  const withFixed: AdaptConditions = { ...c, tiers: [{ factor: 2, serviceScv: 0.2, fixedS: 0.03 }, { factor: 1, serviceScv: 0 }] };
+  assert.ok(Math.abs(predictSplitLatency(m, withFixed, [1]) - (sojourn(2 * 0.11 + 0.03, 1, 0.1) + 0.05 + sojourn(0.5, 1, 0) + sojourn(0.02, 1, 0))) < 1e-12);
+  assert.throws(() => predictSplitLatency(m, { ...c, tiers: [{ factor: 0 }, { factor: 1 }] }, [1]), /load factor/);
+  assert.throws(() => predictSplitLatency(m, { ...c, tiers: [{ factor: 1, fixedS: -1 }, { factor: 1 }] }, [1]), /fixed time/);
 });
 
 test('cost model from kerf profiles', () => {

@@ -154,6 +154,13 @@ test('a tier running one tiny block reads as unloaded once its per-request overh
   }
   const f = mon.conditions(20).tiers[1]!.factor;
   assert.ok(Math.abs(f - 1) < 0.1, `edge factor ${f} (3.5 without the overhead)`);
+  // The gateway's own work per request (event-loop busy time ÷ requests answered) is the first tier's fixed time.
+  assert.equal(mon.conditions(20).tiers[0]!.fixedS, undefined);
+  mon.observeFront(0.03, 1, 18);
+  mon.observeFront(0.09, 3, 19);
+  mon.observeFront(0.5, 0, 19.5); // no request answered: nothing to attribute
+  assert.ok(Math.abs(mon.conditions(20).tiers[0]!.fixedS! - 0.03) < 1e-12);
+  assert.equal(mon.conditions(40).tiers[0]!.fixedS, undefined, 'forgotten after the window');
 });
 
 test('level-shift detection follows a load step after 3 samples; lone outliers do not restart the window', () => {
