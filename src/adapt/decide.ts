@@ -339,6 +339,15 @@ export interface DeciderOptions {
   confirmBelowGain?: number;
 }
 
+/** Options of one `Decider.decide`. */
+export interface DecideOptions {
+  /** the monitors have just detected a level shift: it stands in for the confirmation */
+  shifted?: boolean;
+  /** factor on the model's prediction of a placement (measured ÷ predicted latency where it
+   * ran, see `Calibration`); default 1 for all */
+  calibrate?: (boundaries: readonly number[]) => number;
+}
+
 /** One decision and why it was taken: what the controller logs. */
 export interface Decision {
   atS: number;
@@ -421,20 +430,24 @@ export class Decider {
    * consecutive samples beyond a ratio of the reference, their own confirmation), so a better
    * placement needs no further confirmation; minimum gain and dwell still apply.
    */
-  decide(conditions: AdaptConditions, atS: number, opts: { shifted?: boolean } = {}): Decision {
+  decide(conditions: AdaptConditions, atS: number, opts: DecideOptions = {}): Decision {
     const inputs: AdaptConditions = this.mode === 'bandwidth'
       ? { links: conditions.links, tiers: conditions.tiers.map(() => ({ factor: 1, queueS: 0 })), ratePerS: 0 }
       : conditions;
     const best = this.search.best(inputs);
-    const base = { atS, mode: this.mode, best: best.boundaries, predictedBestS: best.latencyS, inputs };
+    const cal = opts.calibrate ?? (() => 1);
+    const calBest = cal(best.boundaries);
+    const base = { atS, mode: this.mode, best: best.boundaries, predictedBestS: best.latencyS * calBest, inputs };
     if (this.cur === null) {
       this.cur = best.boundaries;
       this.sinceS = atS;
       return { ...base, switch: true, current: null, chosen: best.boundaries, predictedCurrentS: NaN, gain: 0, reason: 'initial placement' };
     }
     const current = this.cur;
-    const predictedCurrentS = predictSplitLatency(this.model, inputs, current);
-    const gain = predictedCurrentS > 0 ? (predictedCurrentS - best.latencyS) / predictedCurrentS : 0;
+    const calCurrent = cal(current);
+    const predictedCurrentS = predictSplitLatency(this.model, inputs, current) * calCurrent;
+    const gain = predictedCurrentS > 0 ? (predictedCurrentS - base.predictedBestS) / predictedCurrentS : 0;
+    const calNote = calBest !== 1 || calCurrent !== 1 ? ` (measured ÷ model: current ×${calCurrent.toFixed(2)}, best ×${calBest.toFixed(2)})` : '';
     const same = sameBoundaries(best.boundaries, current);
     const back = this.prev !== null && sameBoundaries(best.boundaries, this.prev);
     const dwell = this.minDwellS * (back ? Math.min(this.maxBackoff, this.backoff ** (this.returns + 1)) : 1);
@@ -444,12 +457,12 @@ export class Decider {
     if (same || gain < this.minGain) this.pending = null;
     else if (!this.pending || !sameBoundaries(this.pending.boundaries, best.boundaries)) this.pending = { boundaries: best.boundaries, sinceS: atS };
     if (same) reason = 'current placement is the best';
-    else if (gain < this.minGain) reason = `gain ${pct(gain)} < minimum ${pct(this.minGain)}`;
+    else if (gain < this.minGain) reason = `gain ${pct(gain)} < minimum ${pct(this.minGain)}${calNote}`;
     else if (gain < this.confirmBelowGain && !opts.shifted && atS - this.pending!.sinceS < this.confirmS) reason = `gain ${pct(gain)} for ${(atS - this.pending!.sinceS).toFixed(2)} s < ${this.confirmS} s to confirm`;
     else if (atS - this.sinceS < dwell) reason = `gain ${pct(gain)} but dwell ${(atS - this.sinceS).toFixed(2)} s < ${dwell} s${back ? ' (back to the placement just left: damped)' : ''}`;
     else {
       doSwitch = true;
-      reason = `gain ${pct(gain)} ≥ ${pct(this.minGain)}: [${current.join(',')}] → [${best.boundaries.join(',')}]`;
+      reason = `gain ${pct(gain)} ≥ ${pct(this.minGain)}: [${current.join(',')}] → [${best.boundaries.join(',')}]${calNote}`;
     }
     if (doSwitch) {
       this.pending = null;

@@ -7,8 +7,9 @@ export {
 } from './estimators.js';
 export {
   splitCostModel, splitCostModelFromProfiles, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SATURATED_SLOPE, SplitSearch, Decider,
-  type SplitModel, type AdaptConditions, type AdaptMode, type DeciderOptions, type Decision,
+  type SplitModel, type AdaptConditions, type AdaptMode, type DeciderOptions, type DecideOptions, type Decision,
 } from './decide.js';
+export { Calibration, type CalibrationOptions } from './calibrate.js';
 export { loadAdaptiveDnn, parseWeightsFile, type MeasuredCut, type MeasuredNetwork } from './adaptivednn.js';
 export {
   evaluateNetwork, evaluateOffline, formatOfflineReport, OFFLINE_POLICIES,

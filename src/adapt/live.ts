@@ -15,6 +15,7 @@ import type { WarmReport } from '../serve/switch.js';
 import { DOWNSTREAM_META_PREFIX } from '../serve/worker.js';
 import { Decider, predictSplitLatency, splitCostModel, type AdaptConditions, type AdaptMode, type Decision, type SplitModel } from './decide.js';
 import { LiveMonitor, type MonitorSnapshot } from './monitor.js';
+import { Calibration } from './calibrate.js';
 
 /** `--adapt`: no controller, bandwidth-only, or load-aware. */
 export type AdaptSetting = 'off' | AdaptMode;
@@ -37,6 +38,9 @@ export interface AdaptControllerOptions {
   confirmS?: number;
   /** one line per decision that switches (JSON) and per failure */
   log?: (line: string) => void;
+  /** load-aware: price each split the controller has run at its measured ÷ predicted latency
+   * (`Calibration`; default true) */
+  calibrate?: boolean;
   /** hot-swap: splits (cut ids) to load the chunks of on every tier once the controller runs (default:
    * `warmCandidates` of the model around the priors, ≤ 20 splits; [] or false: none) */
   warm?: readonly (readonly number[])[] | false;
@@ -194,6 +198,12 @@ export class AdaptController {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private unmapped = new Set<string>();
+  /** measured ÷ predicted latency per split that ran (load-aware), null when off */
+  readonly calibration: Calibration | null;
+  /** requests of the split in force that arrived after it settled, since the last tick */
+  private settled = { sumS: 0, n: 0 };
+  /** requests arriving before this (seconds, monotonic) met the previous split's backlog */
+  private settledAfterS = -Infinity;
   /** the event loop's utilisation and the requests observed at the last tick (the gateway's own work) */
   private lastElu: { elu: ReturnType<typeof performance.eventLoopUtilization>; requests: number } | null = null;
   /** when the monitors last detected a level shift (seconds, monotonic) */
@@ -227,6 +237,7 @@ export class AdaptController {
         : warmCandidates(m.model, this.monitor.conditions(nowS()), opts.mode as AdaptMode, initial ? { exclude: initial } : {}).map((b) => this.cuts(b));
     }
     this.warm = { state: warm.length ? 'waiting' : 'off', candidates: warm };
+    this.calibration = opts.mode === 'load-aware' && opts.calibrate !== false ? new Calibration() : null;
   }
 
   /**
@@ -307,6 +318,12 @@ export class AdaptController {
     });
     const t = r.timings;
     const latencyS = [t.queueS, t.computeS, t.remoteS].reduce((a, x) => a + (Number.isFinite(x) ? x : 0), 0);
+    // Requests of the split in force that met no backlog of the one before: its own latency.
+    const cur = this.decider?.current;
+    if (this.calibration && cur && b.every((x, i) => x === cur[i]) && nowS() - latencyS >= this.settledAfterS) {
+      this.settled.sumS += latencyS;
+      this.settled.n++;
+    }
     // A level shift (load or bandwidth stepped) is decided on at once, not at the next period.
     if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS })) {
       this.shiftAtS = nowS();
@@ -315,9 +332,13 @@ export class AdaptController {
   }
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */
-  conditions(): { mode: AdaptSetting; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus } {
+  conditions(): {
+    mode: AdaptSetting; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus;
+    calibration: { cuts: number[]; ratio: number; requests: number }[];
+  } {
     const at = nowS();
-    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm };
+    const calibration = (this.calibration?.snapshot(at) ?? []).map((c) => ({ cuts: this.cuts(c.boundaries), ratio: c.ratio, requests: c.requests }));
+    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm, calibration };
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -352,14 +373,22 @@ export class AdaptController {
       if (!d || this.gateway.switcher.status().switching) return null;
       const at = nowS();
       const cur = this.boundaries(this.gateway.switcher.cuts);
-      if (cur && (!d.current || !cur.every((x, i) => x === d.current![i]))) d.adopt(cur, at); // switched by someone else
+      if (cur && (!d.current || !cur.every((x, i) => x === d.current![i]))) { d.adopt(cur, at); this.settle(at); } // switched by someone else
+      const cond = this.monitor.conditions(at);
+      const cal = this.calibration;
+      if (cal && d.current && this.settled.n > 0) {
+        cal.add(d.current, this.settled.sumS / this.settled.n, predictSplitLatency(this.model, cond, d.current), this.settled.n, at);
+      }
+      this.settled = { sumS: 0, n: 0 };
+      const calibrate = cal ? (b: readonly number[]) => cal.ratio(b, at) : undefined;
       // Within the confirmation time after a detected level shift, the shift was the confirmation.
-      let dec = d.decide(this.monitor.conditions(at), at, { shifted: at - this.shiftAtS <= (this.opts.confirmS ?? 2) });
+      let dec = d.decide(cond, at, { shifted: at - this.shiftAtS <= (this.opts.confirmS ?? 2), ...(calibrate ? { calibrate } : {}) });
       this.decisions++;
       if (dec.switch && dec.current && !strictly(dec.chosen)) {
         // The search may leave a tier empty, which a switch cannot do: take the best placement
         // that keeps every tier, under the same inputs and the same minimum gain.
         const f = bestFeasible(this.model, dec.inputs);
+        if (calibrate) f.latencyS *= calibrate(f.boundaries);
         const gain = (dec.predictedCurrentS - f.latencyS) / dec.predictedCurrentS;
         const same = f.boundaries.every((x, i) => x === dec.current![i]);
         const min = this.opts.minGain ?? 0.1;
@@ -381,12 +410,20 @@ export class AdaptController {
         ev.error = isKerfError(e) ? `${e.code}: ${e.message}` : String(e);
         d.adopt(dec.current, nowS());
       }
+      this.settle(nowS());
       this.log(JSON.stringify({ event: 'adapt', mode: dec.mode, from: ev.fromCuts, to: ev.toCuts, reason: dec.reason, gain: +dec.gain.toFixed(4),
         predictedCurrentS: +dec.predictedCurrentS.toFixed(5), predictedBestS: +dec.predictedBestS.toFixed(5), inputs: dec.inputs, ...(ev.switchReport ? { switch: ev.switchReport } : {}), ...(ev.error ? { error: ev.error } : {}) }));
       return dec;
     } finally {
       this.busy = false;
     }
+  }
+
+  /** A new split is in force from `atS`: requests arriving within the next second may still
+   * queue behind the old split's backlog, so they do not measure it. */
+  private settle(atS: number): void {
+    this.settledAfterS = atS + 1;
+    this.settled = { sumS: 0, n: 0 };
   }
 
   close(): void {
