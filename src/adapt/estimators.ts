@@ -44,25 +44,40 @@ export interface LinkEstimatorOptions {
  * restarts it, so robustness is kept; a real step is followed after `run` samples instead of
  * after half the window's weight.
  */
-export interface ShiftOptions { run: number; ratio: number }
+export interface ShiftOptions {
+  run: number;
+  ratio: number;
+  /** a step this large (samples beyond `bigRatio` × the estimate, same side) needs only `bigRun`
+   * samples (defaults: off): on a tier slowed 16×, each sample takes a whole slowed run to
+   * arrive, so waiting for `run` of them costs seconds while its queue grows */
+  bigRatio?: number;
+  bigRun?: number;
+}
 
 /** Tracks the run of samples beyond the estimate; true when the level has shifted. */
 class ShiftDetector {
   private dir = 0;
   private n = 0;
+  /** consecutive samples (same side) beyond bigRatio */
+  private big = 0;
   constructor(private readonly o: ShiftOptions) {
     positive(o.run, 'shift.run');
     if (!(o.ratio > 1)) throw kerfError('KERF_ERR_CONFIG', `shift.ratio must be above 1, got ${o.ratio}`);
+    if (o.bigRatio !== undefined && !(o.bigRatio > o.ratio)) throw kerfError('KERF_ERR_CONFIG', `shift.bigRatio must be above shift.ratio, got ${o.bigRatio}`);
+    if (o.bigRun !== undefined) positive(o.bigRun, 'shift.bigRun');
   }
   /** Feed a sample's value against the estimate before it; returns the run length when shifted, else 0. */
   feed(value: number, estimate: number): number {
     const d = value > estimate * this.o.ratio ? 1 : value < estimate / this.o.ratio ? -1 : 0;
     this.n = d !== 0 && d === this.dir ? this.n + 1 : d !== 0 ? 1 : 0;
+    const bigR = this.o.bigRatio;
+    const bd = bigR === undefined ? 0 : value > estimate * bigR ? 1 : value < estimate / bigR ? -1 : 0;
+    this.big = bd !== 0 && d === this.dir ? this.big + 1 : bd !== 0 ? 1 : 0;
     this.dir = d;
-    if (this.n >= this.o.run) { const n = this.n; this.n = 0; this.dir = 0; return n; }
+    if (this.n >= this.o.run || (bd !== 0 && this.big >= (this.o.bigRun ?? this.o.run))) { const n = this.n; this.n = 0; this.big = 0; this.dir = 0; return n; }
     return 0;
   }
-  reset(): void { this.n = 0; this.dir = 0; }
+  reset(): void { this.n = 0; this.big = 0; this.dir = 0; }
 }
 
 interface TransferSample { bytes: number; seconds: number; atS: number }

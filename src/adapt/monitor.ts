@@ -4,7 +4,7 @@
  * the split in force) into link and tier estimates for the decision. Pure like the estimators:
  * every observation carries its own timestamp `atS`.
  */
-import { ArrivalRate, LinkEstimator, LoadEstimator, type LinkEstimate, type LoadEstimate } from './estimators.js';
+import { ArrivalRate, LinkEstimator, LoadEstimator, type LinkEstimate, type LoadEstimate, type ShiftOptions } from './estimators.js';
 import type { AdaptConditions, SplitModel } from './decide.js';
 
 /** One finished request as the gateway saw it. */
@@ -33,11 +33,12 @@ export interface LiveMonitorOptions {
   linkWindowS?: number;
   linkHalfLifeS?: number;
   idleProbeS?: number;
-  /** level-shift detection for load ratios (default { run: 3, ratio: 1.5 }; null: off) and
+  /** level-shift detection for load ratios (default { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2 }: two
+   * samples beyond 4× suffice; null: off) and
    * link rates (default { run: 3, ratio: 2 }: a request's first-hop time is a difference of
    * timings, noisier than an execution time): a step in load or bandwidth is followed after 3
    * requests instead of half a window */
-  shift?: { run: number; ratio: number } | null;
+  shift?: ShiftOptions | null;
   linkShift?: { run: number; ratio: number } | null;
   /** window of the arrival-rate estimate, seconds (default 20: a Poisson count over 6 s is
    * ±25 % noise at 3 req/s, which the queueing term amplifies) */
@@ -82,7 +83,7 @@ export class LiveMonitor {
 
   constructor(readonly model: SplitModel, private readonly opts: LiveMonitorOptions) {
     const k = model.tiers.length;
-    const shift = opts.shift === undefined ? { run: 3, ratio: 1.5 } : opts.shift;
+    const shift = opts.shift === undefined ? { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2 } : opts.shift;
     const linkShift = opts.linkShift === undefined ? { run: 3, ratio: 2 } : opts.linkShift;
     this.links = Array.from({ length: k - 1 }, (_, j) => new LinkEstimator({
       windowS: opts.linkWindowS ?? 10, halfLifeS: opts.linkHalfLifeS ?? 3, idleProbeS: opts.idleProbeS ?? 2,

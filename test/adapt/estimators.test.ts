@@ -185,4 +185,14 @@ test('level-shift detection follows a load step after 3 samples; lone outliers d
   const e = link.estimate(11);
   assert.ok(Math.abs(e.bytesPerS - 1.25e6) / 1.25e6 < 0.1, `after 3 slow transfers: ${e.bytesPerS}`);
   assert.throws(() => new LoadEstimator({ shift: { run: 3, ratio: 1 } }), /ratio/);
+  // A big step (beyond bigRatio) needs only bigRun samples; lone big outliers still never restart it.
+  const big = new LoadEstimator({ windowS: 6, shift: { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2 } });
+  let u = 0;
+  for (; u < 6; u += 0.33) big.addExec(0.1, 0.1, u);
+  for (let i = 0; i < 12; i++, u += 0.33) big.addExec(i % 4 === 0 ? 1.6 : 0.1, 0.1, u);
+  assert.ok(big.estimate(u).samples > 10, 'lone 16× outliers do not restart the window');
+  assert.equal(big.addExec(1.6, 0.1, u), false);
+  assert.equal(big.addExec(1.6, 0.1, u + 0.33), true, 'two samples 16× slower: a shift');
+  assert.ok(Math.abs(big.estimate(u + 0.33).factor - 16) < 1e-9);
+  assert.throws(() => new LoadEstimator({ shift: { run: 3, ratio: 1.5, bigRatio: 1.2 } }), /bigRatio/);
 });
