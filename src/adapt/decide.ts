@@ -51,10 +51,10 @@ export interface AdaptConditions {
  * Utilisation beyond which a server counts as saturated: its sojourn continues on a steep line
  * (finite, convex). Below 1 on purpose: a placement's service times are extrapolated from what
  * the monitors saw under another placement (a load factor measured on 7 ms of a tier's blocks
- * priced on 60 ms), off by 20–30 % on a slow device, so a placement predicted at ρ = 0.85 may
+ * priced on 60 ms), off by 10–20 % on a slow device, so a placement predicted at ρ = 0.95 may
  * well be saturated — and a saturated placement's queue grows for as long as it stays.
  */
-export const RHO_MAX = 0.8;
+export const RHO_MAX = 0.9;
 /** Slope of the sojourn beyond RHO_MAX, at least: M/M/1's tangent at ρ = 0.95, 1/(1 − 0.95)². */
 export const SATURATED_SLOPE = 400;
 

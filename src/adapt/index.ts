@@ -17,6 +17,6 @@ export {
 } from './offline.js';
 export { LiveMonitor, type RequestObservation, type LiveMonitorOptions, type MonitorSnapshot } from './monitor.js';
 export {
-  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, warmCandidates, ADAPT_SETTINGS,
+  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, warmCandidates, ADAPT_SETTINGS, LIVE_MIN_GAIN,
   type AdaptSetting, type AdaptControllerOptions, type AdaptEvent, type AdaptArgs, type WarmStatus, type WarmGridOptions,
 } from './live.js';

@@ -36,7 +36,7 @@ gateway only, adaptation (docs/adapt.md):
   --adapt-tiers T1,T2    tier names in chain order (default device,edge,cloud…; the workers' --name)
   --adapt-links L1,L2    per hop, believed before transfers arrive: RATE/DELAY (e.g. 50mbit/5ms)
   --adapt-period S       seconds between decisions (default 1)
-  --min-gain F           switch only for this predicted relative gain (default 0.1)
+  --min-gain F           switch only for this predicted relative gain (default 0.2)
   --min-dwell S          and only after this many seconds on the current split (default 3)
   -h, --help             this help
 

@@ -47,6 +47,26 @@ test('link estimator finds the RTT from transfer sizes alone (Theil–Sen) and t
   assert.ok(within(e2.bytesPerS, 1e6, 0.1), `after the step ${e2.bytesPerS}`);
 });
 
+test('link estimator: small transfers tell the fixed part, not the rate (which they would read 2–3× low)', () => {
+  // 50 Mbit/s, 4 ms RTT, 2 ms of fixed costs beyond the RTT per transfer (framing, copies).
+  const rate = 6.25e6, rtt = 0.004, extra = 0.002;
+  const est = new LinkEstimator({ windowS: 10, halfLifeS: 3, prior: { bytesPerS: rate, rttS: rtt } });
+  let t = 0;
+  for (; t < 10; t += 0.33) est.addTransfer(196e3, rtt + extra + 196e3 / rate, t); // a split sending 196 KB
+  const big = est.estimate(t);
+  assert.ok(within(big.bytesPerS, rate, 0.1), `big transfers: ${big.bytesPerS}`);
+  for (; t < 30; t += 0.33) est.addTransfer(6e3, rtt + extra + 6e3 / rate, t); // then one sending 6 KB
+  const small = est.estimate(t);
+  assert.ok(within(small.bytesPerS, big.bytesPerS, 1e-9), `only small transfers: the rate stays ${small.bytesPerS}`);
+  assert.ok(Math.abs(small.rttS - (rtt + extra)) < 0.0005, `and their fixed part shows in the RTT: ${small.rttS}`);
+  // Taken as rates they would have read 6 KB / 2.96 ms ≈ 2 MB/s.
+  assert.ok(6e3 / (rtt + extra + 6e3 / rate - rtt) < 0.4 * rate);
+  // A transfer far slower than the fixed part is informative whatever the last rate said.
+  const slow = new LinkEstimator({ windowS: 10, prior: { bytesPerS: 12e6, rttS: 0.01 } });
+  for (let i = 0; i < 20; i++) slow.addTransfer(40e3, 0.01 + 40e3 / 0.5e6, i * 0.3);
+  assert.ok(within(slow.estimate(6).bytesPerS, 0.5e6, 0.05), `24× below the prior: ${slow.estimate(6).bytesPerS}`);
+});
+
 test('link estimator: prior before samples, probe wanted when idle, old samples forgotten', () => {
   const est = new LinkEstimator({ prior: { bytesPerS: 1234, rttS: 0.5 }, idleProbeS: 2, windowS: 10 });
   const e0 = est.estimate(0);
