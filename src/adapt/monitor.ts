@@ -33,6 +33,9 @@ export interface LiveMonitorOptions {
   linkWindowS?: number;
   linkHalfLifeS?: number;
   idleProbeS?: number;
+  /** a tier's runs shorter than this (profiled seconds, overhead included) do not tell its load
+   * (default 0.005: a run inside a CPU quota's budget per period runs at full speed) */
+  minProfiledS?: number;
   /** level-shift detection for load ratios (default { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2 }: two
    * samples beyond 4× suffice; null: off) and
    * link rates (default { run: 3, ratio: 2 }: a request's first-hop time is a difference of
@@ -90,7 +93,7 @@ export class LiveMonitor {
       prior: opts.linkPriors[j] ?? { bytesPerS: 12.5e6, rttS: 0.001 },
       ...(linkShift ? { shift: linkShift } : {}),
     }));
-    this.loads = Array.from({ length: k }, () => new LoadEstimator({ windowS: opts.loadWindowS ?? 6, ...(shift ? { shift } : {}) }));
+    this.loads = Array.from({ length: k }, () => new LoadEstimator({ windowS: opts.loadWindowS ?? 6, minProfiledS: opts.minProfiledS ?? 0.005, ...(shift ? { shift } : {}) }));
     this.arrivals = new ArrivalRate({ windowS: opts.rateWindowS ?? 20 });
     this.observed = Array.from({ length: k - 1 }, () => false);
   }

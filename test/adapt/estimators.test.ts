@@ -167,11 +167,17 @@ test('a tier running one tiny block reads as unloaded once its per-request overh
     { name: 'edge', blockS: [0.01, 0.0002, 0.01], overheadS: 0.0005 },
     { name: 'cloud', blockS: [0.01, 0.0002, 0.01] },
   ], [1000, 1000, 1000, 100]);
-  const mon = new LiveMonitor(model, { linkPriors: [], outputBytes: 100 });
+  const mon = new LiveMonitor(model, { linkPriors: [], outputBytes: 100, minProfiledS: 0 });
+  const live = new LiveMonitor(model, { linkPriors: [], outputBytes: 100 }); // default: runs under 5 ms tell nothing
   const r = rng(5);
   for (let i = 0; i < 20; i++) {
-    mon.observe({ atS: i, boundaries: [1, 2], tiers: [{ queueS: 0, computeS: 0.01 }, { queueS: 0, computeS: 0.0007 * (1 + 0.05 * normal(r)) }, { queueS: 0, computeS: 0.01 }], remoteS: 0.05 });
+    const o = { atS: i, boundaries: [1, 2], tiers: [{ queueS: 0, computeS: 0.01 }, { queueS: 0, computeS: 0.0007 * (1 + 0.05 * normal(r)) }, { queueS: 0, computeS: 0.01 }], remoteS: 0.05 };
+    mon.observe(o);
+    // On a tier held to a CPU quota a run this short fits the quota's budget and runs at full speed, loaded or not.
+    live.observe({ ...o, tiers: [o.tiers[0]!, { queueS: 0, computeS: 0.0007 * 1.7 }, o.tiers[2]!] });
   }
+  assert.equal(live.conditions(20).tiers[1]!.factor, 1, 'tiny runs keep the last factor (here the prior)');
+  assert.equal(live.snapshot(20).tiers[1]!.confident, false);
   const f = mon.conditions(20).tiers[1]!.factor;
   assert.ok(Math.abs(f - 1) < 0.1, `edge factor ${f} (3.5 without the overhead)`);
   // The gateway's own work per request (event-loop busy time ÷ requests answered) is the first tier's fixed time.
