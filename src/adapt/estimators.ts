@@ -105,6 +105,8 @@ export class LinkEstimator {
   /** throughput of the last window that held an informative transfer: a link's rate is kept
    * while only small transfers cross it (they cannot tell it), instead of falling back to the prior */
   private lastRate: number | null = null;
+  /** when lastRate was last measured */
+  private lastRateAtS = -Infinity;
   private readonly shift: ShiftDetector | null;
 
   constructor(opts: LinkEstimatorOptions = {}) {
@@ -173,6 +175,19 @@ export class LinkEstimator {
     return bytes > 0 && (bytes / (this.lastRate ?? this.prior.bytesPerS) >= 2 * f || seconds - rttS >= 4 * f);
   }
 
+  /**
+   * The rate believed while no transfer can tell it: the last one measured, returning to the
+   * prior (the link as declared) with a half-life of `halfLifeS` × 2 in log scale. A rate read
+   * while a tier beside the link was saturated (its own handling of the frames counted as the
+   * link's time: 0.3 Mbit/s on a 100 Mbit/s link next to an edge held to 0.12 core) would
+   * otherwise stay for as long as only small tensors cross.
+   */
+  private unconfirmedRate(atS: number): number {
+    if (this.lastRate === null) return this.prior.bytesPerS;
+    const w = Math.pow(0.5, Math.max(0, atS - this.lastRateAtS) / (2 * this.halfLifeS));
+    return Math.exp(w * Math.log(this.lastRate) + (1 - w) * Math.log(this.prior.bytesPerS));
+  }
+
   /** The current belief at time atS. */
   estimate(atS: number): LinkEstimate {
     this.prune(atS);
@@ -190,11 +205,11 @@ export class LinkEstimator {
       weights.push(this.weight(atS - s.atS));
     }
     const confident = rates.length > 0;
-    if (confident) this.lastRate = weightedMedian(rates, weights);
+    if (confident) { this.lastRate = weightedMedian(rates, weights); this.lastRateAtS = atS; }
     // Only small transfers: they tell the fixed part of a transfer, at the last rate known.
     else if (fixed.length) rttS = Math.max(rttS, median(fixed));
     return {
-      bytesPerS: this.lastRate ?? this.prior.bytesPerS,
+      bytesPerS: confident ? this.lastRate! : this.unconfirmedRate(atS),
       serviceScv: trimmedScv(rates) ?? 1,
       rttS,
       samples: this.transfers.length,

@@ -62,7 +62,7 @@ export interface AdaptEvent extends Decision {
   fromCuts: number[];
   toCuts: number[];
   /** the switch's outcome: its downtime, preparation and duration, or the error */
-  switchReport?: { downtimeMs: number; prepareMs: number; durationMs: number; strategy: string; prepared: string };
+  switchReport?: { downtimeMs: number; prepareMs: number; durationMs: number; strategy: string; prepared: string; rerouted?: number };
   error?: string;
 }
 
@@ -413,8 +413,10 @@ export class AdaptController {
       this.events.push(ev);
       if (this.events.length > 200) this.events.shift();
       try {
-        const rep = await this.gateway.switcher.partition({ cuts: ev.toCuts });
-        ev.switchReport = { downtimeMs: rep.downtimeMs, prepareMs: rep.prepareMs, durationMs: rep.durationMs, strategy: rep.strategy, prepared: rep.prepared };
+        // Leaving a saturated split (a gain of half or more): its backlog would hold the requests
+        // in flight there for seconds, so they start over on the new split.
+        const rep = await this.gateway.switcher.partition({ cuts: ev.toCuts, ...(dec.gain >= 0.5 ? { reroute: true } : {}) });
+        ev.switchReport = { downtimeMs: rep.downtimeMs, prepareMs: rep.prepareMs, durationMs: rep.durationMs, strategy: rep.strategy, prepared: rep.prepared, ...(rep.rerouted !== undefined ? { rerouted: rep.rerouted } : {}) };
       } catch (e) {
         ev.error = isKerfError(e) ? `${e.code}: ${e.message}` : String(e);
         d.adopt(dec.current, nowS());

@@ -15,6 +15,9 @@ import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from 
 import type { HostPort } from './nexthop.js';
 import { Switcher, type SwitchStrategy } from './switch.js';
 
+/** A request being served: its pipeline, and the abort of its downstream calls. */
+interface Running { pipeline: Pipeline; hop: AbortController; rerouted: boolean }
+
 export interface GatewayOptions {
   host?: string;
   /** HTTP port; 0 or absent: any free port */
@@ -62,6 +65,8 @@ export class Gateway {
   private server!: http.Server;
   private closing: Promise<void> | null = null;
   private inflight = 0;
+  /** requests being served, with the pipeline they are on (for `switchTo(…, { reroute })`) */
+  private readonly running = new Set<Running>();
   readonly name: string;
   readonly inputs: readonly TensorMeta[];
   readonly outputs: readonly TensorMeta[];
@@ -69,7 +74,7 @@ export class Gateway {
   readonly switches: SwitchRecord[] = [];
   /** called after every answered request with the pipeline it ran on (the adapt monitors) */
   readonly observers: ((p: Pipeline, r: InferResult) => void)[] = [];
-  private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter };
+  private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter; rerouted: Counter };
   private readonly mounts: [string, RouteHandler][] = [];
   private readonly closers: (() => Promise<void>)[] = [];
   private pausedAt: bigint | null = null;
@@ -94,6 +99,7 @@ export class Gateway {
       seconds: r.histogram('kerf_gateway_stage_seconds', 'Seconds per stage: total, decode, queue, compute (device part), remote (tiers beyond), encode.'),
       bytesSent: r.counter('kerf_gateway_bytes_sent_total', 'Response bytes written to HTTP clients.'),
       switches: r.counter('kerf_gateway_switches_total', 'Pipeline switches.'),
+      rerouted: r.counter('kerf_gateway_rerouted_total', 'Requests moved from the old pipeline to the new one by a switch (reroute).'),
     };
     r.gauge('kerf_gateway_in_flight', 'Inference requests being served.').set(() => this.inflight);
     r.gauge('kerf_gateway_ready', '1 when every tier of the active pipeline is ready.').set(() => (this.ready ? 1 : 0));
@@ -140,7 +146,7 @@ export class Gateway {
    * Route new requests to `next` at once; requests in flight finish on the old pipeline,
    * which is then closed (unless `keepOld`). Resolves with the old pipeline once drained.
    */
-  async switchTo(next: Pipeline, opts: { keepOld?: boolean } = {}): Promise<{ old: Pipeline; drainS: number; downtimeS: number }> {
+  async switchTo(next: Pipeline, opts: { keepOld?: boolean; reroute?: boolean } = {}): Promise<{ old: Pipeline; drainS: number; downtimeS: number; rerouted: number }> {
     if (this.closing) throw kerfError('KERF_ERR_CLOSED', 'gateway is closed');
     const old = this.active;
     // Downtime: from the last instant the old pipeline could admit a request to the first
@@ -150,12 +156,25 @@ export class Gateway {
     const b = hrNow();
     const downtimeS = hrS(a, b);
     this.m.switches.inc();
+    // Requests still on the old pipeline start over on the new one: their downstream calls are
+    // cancelled (a tier drops them from its queue; one already computing finishes unheard) and
+    // their handlers run them again on the active pipeline.
+    let rerouted = 0;
+    if (opts.reroute) {
+      for (const e of this.running) {
+        if (e.pipeline !== old || e.rerouted) continue;
+        e.rerouted = true;
+        e.hop.abort(kerfError('KERF_ERR_CLOSED', `rerouted from ${old.id} to ${next.id}`));
+        rerouted++;
+      }
+      this.m.rerouted.inc(undefined, rerouted);
+    }
     const t0 = performance.now();
     await old.drain();
     const drainS = (performance.now() - t0) / 1000;
     this.switches.push({ from: old.id, to: next.id, at: new Date().toISOString(), drainS, downtimeS });
     if (!opts.keepOld) await old.close();
-    return { old, drainS, downtimeS };
+    return { old, drainS, downtimeS, rerouted };
   }
 
   /**
@@ -234,13 +253,32 @@ export class Gateway {
       const t1 = performance.now();
       if (this.inflight > (this.opts.maxInFlight ?? 256)) throw kerfError('KERF_ERR_OVERLOADED', `gateway: over ${this.opts.maxInFlight ?? 256} requests in flight; retry later`);
       if (this.pausedAt !== null) throw kerfError('KERF_ERR_OVERLOADED', `gateway paused: ${this.pauseReason}; retry shortly`);
-      const p = this.active;
-      // A health check that timed out while the next hop is connected (behind requests on a slow
-      // link) says the link is busy, not down: serve; a real fault fails the request downstream.
-      if (!p.ready && !p.next?.connected) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
-      p.enter();
-      let r;
-      try { r = await p.infer(parsed.inputs, { signal: ac.signal }); } finally { p.leave(); }
+      let p = this.active;
+      let r: InferResult;
+      for (;;) {
+        // A health check that timed out while the next hop is connected (behind requests on a slow
+        // link) says the link is busy, not down: serve; a real fault fails the request downstream.
+        if (!p.ready && !p.next?.connected) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
+        // Its own abort signal, so that a switch can move it (`reroute`) without the client going.
+        const hop = new AbortController();
+        const onClose = (): void => hop.abort(ac.signal.reason);
+        ac.signal.addEventListener('abort', onClose, { once: true });
+        const e: Running = { pipeline: p, hop, rerouted: false };
+        this.running.add(e);
+        p.enter();
+        try {
+          r = await p.infer(parsed.inputs, { signal: hop.signal });
+          break;
+        } catch (err) {
+          // Moved by a switch (once): start over on the pipeline active now.
+          if (!e.rerouted || ac.signal.aborted || this.active === p) throw err;
+        } finally {
+          p.leave();
+          this.running.delete(e);
+          ac.signal.removeEventListener('abort', onClose);
+        }
+        p = this.active;
+      }
       for (const f of this.observers) f(p, r);
       const t2 = performance.now();
       const enc = encodeInferResponse(this.name, parsed, r.tensors, { parameters: { pipeline: p.id } });

@@ -61,6 +61,8 @@ export interface SwitchReport {
   prepareMs: number;
   /** waiting for requests in flight on the old version */
   drainMs: number;
+  /** requests in flight on the old split that started over on the new one (`reroute`) */
+  rerouted?: number;
   /** releasing the old version's sessions */
   releaseMs: number;
   /** start of preparation to old version released */
@@ -97,7 +99,13 @@ export interface WarmReport {
 }
 
 /** A target split: cut ids, or a kerf plan whose cuts are used. */
-export interface PartitionTarget { cuts?: number[]; plan?: PlanDocument }
+export interface PartitionTarget {
+  cuts?: number[];
+  plan?: PlanDocument;
+  /** requests in flight on the old split start over on the new one instead of finishing where
+   * they are (for leaving a saturated split: its backlog would keep them for seconds) */
+  reroute?: boolean;
+}
 
 interface WorkerTier { name: string; where: string; hop: NextHop; next: string | null; part: number }
 
@@ -218,7 +226,7 @@ export class Switcher {
       const loop = monitorEventLoopDelay({ resolution: 5 });
       loop.enable();
       try {
-        const rep = await this.doSwitch(r.cuts, r.plan);
+        const rep = await this.doSwitch(r.cuts, r.plan, false, target.reroute === true);
         rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
         return rep;
       } finally { loop.disable(); }
@@ -403,7 +411,7 @@ export class Switcher {
     await Promise.all(workers.map((w) => w.hop.control('default', JSON.stringify({ id: v.seg }), { timeoutMs: 10_000 }).catch(() => {})));
   }
 
-  private async doSwitch(cuts: number[], plan: SwitchReport['plan'] | undefined, setup = false): Promise<SwitchReport> {
+  private async doSwitch(cuts: number[], plan: SwitchReport['plan'] | undefined, setup = false, reroute = false): Promise<SwitchReport> {
     const strategy = this.strategyName;
     const old = this.active;
     const at = new Date().toISOString();
@@ -454,7 +462,7 @@ export class Switcher {
       }
       const t1 = performance.now();
       const keepOld = strategy === 'standby';
-      const { drainS, downtimeS } = await this.gateway.switchTo(next.v.pipeline, { keepOld });
+      const { drainS, downtimeS, rerouted } = await this.gateway.switchTo(next.v.pipeline, { keepOld, reroute });
       this.active = next.v;
       const t2 = performance.now();
       await this.makeDefault(next.v);
@@ -466,6 +474,7 @@ export class Switcher {
       report = {
         ...base, version: next.v.id, prepared, downtimeMs: downtimeS * 1000, prepareMs: ms(t0, t1), drainMs: drainS * 1000,
         releaseMs: ms(t2, performance.now()), durationMs: ms(t0, performance.now()), tiers: next.tiers,
+        ...(reroute ? { rerouted } : {}),
       };
     }
     if (plan) this.active.plan = plan;
@@ -516,6 +525,7 @@ export class Switcher {
     if (path === '/v1/partition' && req.method === 'POST') {
       return body(async (doc) => this.partition({
         ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.plan !== undefined ? { plan: doc.plan as PlanDocument } : {}),
+        ...(doc.reroute === true ? { reroute: true } : {}),
       }));
     }
     if (path === '/v1/partition/strategy' && (req.method === 'PUT' || req.method === 'POST')) {
