@@ -260,6 +260,7 @@ export class Gateway {
         // link) says the link is busy, not down: serve; a real fault fails the request downstream.
         if (!p.ready && !p.next?.connected) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
         // Its own abort signal, so that a switch can move it (`reroute`) without the client going.
+        if (ac.signal.aborted) throw ac.signal.reason as Error;
         const hop = new AbortController();
         const onClose = (): void => hop.abort(ac.signal.reason);
         ac.signal.addEventListener('abort', onClose, { once: true });
@@ -270,7 +271,7 @@ export class Gateway {
           r = await p.infer(parsed.inputs, { signal: hop.signal });
           break;
         } catch (err) {
-          // Moved by a switch (once): start over on the pipeline active now.
+          // Moved by a switch: start over on the pipeline active now.
           if (!e.rerouted || ac.signal.aborted || this.active === p) throw err;
         } finally {
           p.leave();
