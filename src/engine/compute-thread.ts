@@ -3,7 +3,7 @@
  * them, one message at a time, so the thread that serves requests never blocks on a run.
  */
 import { parentPort } from 'node:worker_threads';
-import { Session, type HostTensor, type SessionOptions } from './ort.js';
+import { Session, tensorBuffers, type HostTensor, type SessionOptions } from './ort.js';
 
 /** One session run of a chain: it reads `inputs` from the tensors so far, and hands on its
  * `outputs` and the `carry` tensors it received untouched. */
@@ -20,16 +20,6 @@ export type FromCompute =
 
 const port = parentPort!;
 const sessions = new Map<number, Session>();
-
-const buffersOf = (ts: Record<string, HostTensor>): ArrayBuffer[] => {
-  const seen = new Set<ArrayBuffer>();
-  for (const t of Object.values(ts)) {
-    if (Array.isArray(t.data)) continue;
-    const b = (t.data as { buffer: ArrayBuffer }).buffer;
-    if (b instanceof ArrayBuffer && b.byteLength > 0) seen.add(b);
-  }
-  return [...seen];
-};
 
 const fail = (id: number, e: unknown): void => {
   const code = (e as { code?: string })?.code ?? 'KERF_ERR_ENGINE';
@@ -72,7 +62,7 @@ port.on('message', (m: ToCompute) => {
         port.postMessage({ id: m.id, ok: true, inputNames: [...s.inputNames], outputNames: [...s.outputNames] } satisfies FromCompute);
       } else if (m.op === 'run') {
         const outputs = await runChain(m.steps, m.feeds);
-        port.postMessage({ id: m.id, ok: true, outputs } satisfies FromCompute, buffersOf(outputs));
+        port.postMessage({ id: m.id, ok: true, outputs } satisfies FromCompute, tensorBuffers(outputs));
       } else if (m.op === 'close') {
         const s = sessions.get(m.sid);
         sessions.delete(m.sid);

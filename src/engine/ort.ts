@@ -130,4 +130,15 @@ function fromOrt(v: ort.Tensor): HostTensor {
   return { dtype: v.type as DType, dims: [...v.dims], data: v.data as TypedArray | string[] };
 }
 
+/** The distinct ArrayBuffers behind tensors' data, to transfer them to another thread. */
+export function tensorBuffers(ts: Record<string, HostTensor>): ArrayBuffer[] {
+  const seen = new Set<ArrayBuffer>();
+  for (const t of Object.values(ts)) {
+    if (Array.isArray(t.data)) continue;
+    const b = (t.data as { buffer: ArrayBuffer }).buffer;
+    if (b instanceof ArrayBuffer && b.byteLength > 0) seen.add(b);
+  }
+  return [...seen];
+}
+
 export const ortVersion: string = (ort.env as { versions?: { node?: string } }).versions?.node ?? 'unknown';

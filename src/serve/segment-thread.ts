@@ -32,7 +32,7 @@ export interface ThreadData { lowPriority: boolean }
 // tens of milliseconds of CPU the serving threads should not have to share.
 let niced = false;
 if ((workerData as ThreadData | undefined)?.lowPriority) { try { setPriority(19); niced = true; } catch { /* stays at the process's priority */ } }
-const [{ Session: SessionClass }, { warmUp }, { serializeModel }] = await Promise.all([
+const [{ Session: SessionClass, tensorBuffers }, { warmUp }, { serializeModel }] = await Promise.all([
   import('../engine/ort.js'), import('../engine/shapes.js'), import('../graph/slice.js'),
 ]);
 
@@ -41,15 +41,6 @@ let session: Session | null = null;
 let outputs: string[] = [];
 
 const post = (m: FromThread, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
-const buffersOf = (ts: Record<string, HostTensor>): ArrayBuffer[] => {
-  const seen = new Set<ArrayBuffer>();
-  for (const t of Object.values(ts)) {
-    if (Array.isArray(t.data)) continue;
-    const b = (t.data as { buffer: ArrayBuffer }).buffer;
-    if (b instanceof ArrayBuffer && b.byteLength > 0) seen.add(b);
-  }
-  return [...seen];
-};
 
 async function init(m: Extract<ToThread, { op: 'init' }>): Promise<void> {
   const t0 = performance.now();
@@ -73,7 +64,7 @@ port.on('message', (m: ToThread) => {
     const s = session;
     if (!s) { post({ op: 'error', id: m.id, message: 'session not loaded', code: 'KERF_ERR_CLOSED' }); return; }
     s.run(m.feeds, outputs).then(
-      (out) => post({ op: 'result', id: m.id, outputs: out }, buffersOf(out)),
+      (out) => post({ op: 'result', id: m.id, outputs: out }, tensorBuffers(out)),
       (e: unknown) => post({ op: 'error', id: m.id, message: String((e as Error)?.message ?? e), code: (e as { code?: string }).code ?? 'KERF_ERR_ENGINE' }),
     );
   } else if (m.op === 'close') {
