@@ -13,8 +13,10 @@ export interface CalibrationOptions {
   memoryS?: number;
   /** a split's ratio needs this many requests behind it (default 3) */
   minRequests?: number;
-  /** ratios are clamped to [1/maxRatio, maxRatio] (default 4: a saturated split's queue grows
-   * with the time it runs, so its ratio says "avoid", not "by how much") */
+  /** ratios are clamped to [1/maxRatio, maxRatio] (default 16: at a tier's capacity edge the
+   * model's prediction can be off by more than 4× either way — resnet18's [46,47] ran at ¼ of a
+   * prediction that called it saturated — and the measurement should win; a saturated split's
+   * ratio grows with the time it runs, so beyond 16 it says "avoid", not "by how much") */
   maxRatio?: number;
 }
 
@@ -30,7 +32,7 @@ export class Calibration {
   constructor(opts: CalibrationOptions = {}) {
     this.memoryS = opts.memoryS ?? 120;
     this.minRequests = opts.minRequests ?? 3;
-    this.maxRatio = opts.maxRatio ?? 4;
+    this.maxRatio = opts.maxRatio ?? 16;
     if (!(this.memoryS > 0) || !(this.minRequests >= 1) || !(this.maxRatio >= 1)) {
       throw kerfError('KERF_ERR_CONFIG', 'calibration: memoryS must be positive, minRequests and maxRatio at least 1');
     }
