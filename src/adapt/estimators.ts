@@ -275,18 +275,28 @@ export interface LoadFactorOptions {
  * Returns null when no sample is usable (the tier ran nothing worth timing: probe it).
  */
 export function loadFactor(samples: readonly ExecSample[], opts: LoadFactorOptions = {}): number | null {
-  const minFrac = opts.minProfiledFraction ?? 0.2, minAbs = opts.minProfiledS ?? 0;
-  let maxP = 0;
-  for (const s of samples) if (s.profiledS > maxP && Number.isFinite(s.observedS)) maxP = s.profiledS;
-  if (!(maxP > 0)) return null;
-  const ratios: number[] = [];
-  for (const s of samples) {
-    if (s.profiledS >= minFrac * maxP && s.profiledS >= minAbs && s.profiledS > 0 && Number.isFinite(s.observedS) && s.observedS >= 0) {
-      ratios.push(s.observedS / s.profiledS);
-    }
-  }
+  const ratios = usableRatios(samples, opts);
   if (ratios.length === 0) return null;
   return opts.estimator === 'median' ? median(ratios) : trimmedMean(ratios, opts.trim ?? 0.1);
+}
+
+/** The least profiled time a sample needs to count (`minProfiledFraction` of the largest, and
+ * `minProfiledS`), or null when no sample has a profiled time. */
+function minUsableProfiledS(samples: readonly ExecSample[], opts: LoadFactorOptions): number | null {
+  let maxP = 0;
+  for (const s of samples) if (s.profiledS > maxP && Number.isFinite(s.observedS)) maxP = s.profiledS;
+  return maxP > 0 ? Math.max((opts.minProfiledFraction ?? 0.2) * maxP, opts.minProfiledS ?? 0) : null;
+}
+
+/** Observed ÷ profiled of the samples a load factor rests on (see `minUsableProfiledS`). */
+function usableRatios(samples: readonly ExecSample[], opts: LoadFactorOptions): number[] {
+  const minP = minUsableProfiledS(samples, opts);
+  if (minP === null) return [];
+  const ratios: number[] = [];
+  for (const s of samples) {
+    if (s.profiledS >= minP && s.profiledS > 0 && Number.isFinite(s.observedS) && s.observedS >= 0) ratios.push(s.observedS / s.profiledS);
+  }
+  return ratios;
 }
 
 /** What a load monitor believes about one tier. */
@@ -341,12 +351,12 @@ export class LoadEstimator {
     let keep = 0;
     if (this.shift && this.exec.length > 0) {
       // only samples the factor would use (not tiny against the window's largest)
-      let maxP = 0;
-      for (const x of this.exec) if (atS - x.atS <= this.windowS && x.profiledS > maxP) maxP = x.profiledS;
-      if (profiledS >= (this.opts.minProfiledFraction ?? 0.2) * maxP && profiledS >= (this.opts.minProfiledS ?? 0)) {
+      const inWindow = this.exec.filter((x) => atS - x.atS <= this.windowS);
+      const minP = minUsableProfiledS(inWindow, this.opts);
+      if (minP !== null && profiledS >= minP) {
         // against the window's median, not the (trimmed-mean) factor: a bursty minority of
         // hit runs pulls the mean but not the median, so it never reads as a shift
-        const ref = loadFactor(this.exec.filter((x) => atS - x.atS <= this.windowS), { ...this.opts, estimator: 'median' });
+        const ref = loadFactor(inWindow, { ...this.opts, estimator: 'median' });
         if (ref !== null) keep = this.shift.feed(observedS / profiledS, ref);
       }
     }
@@ -366,12 +376,9 @@ export class LoadEstimator {
     const keep = (s: { atS: number }) => atS - s.atS <= this.windowS;
     this.exec = this.exec.filter(keep);
     this.queue = this.queue.filter(keep);
+    const ratios = usableRatios(this.exec, this.opts);
     const f = loadFactor(this.exec, this.opts);
     if (f !== null) this.lastFactor = f;
-    let maxP = 0;
-    for (const x of this.exec) if (x.profiledS > maxP) maxP = x.profiledS;
-    const minP = Math.max((this.opts.minProfiledFraction ?? 0.2) * maxP, this.opts.minProfiledS ?? 0);
-    const ratios = this.exec.filter((x) => x.profiledS >= minP && x.profiledS > 0).map((x) => x.observedS / x.profiledS);
     return {
       factor: f ?? this.lastFactor,
       serviceScv: trimmedScv(ratios, this.opts.trim ?? 0.1) ?? 1,
