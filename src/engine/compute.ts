@@ -13,7 +13,7 @@
  */
 import { Worker as Thread } from 'node:worker_threads';
 import { kerfError, type ErrorCode } from '../errors.js';
-import type { HostTensor, Runner, SessionOptions } from './ort.js';
+import { ownedCopies, type HostTensor, type Runner, type SessionOptions } from './ort.js';
 import type { ChainStep, FromCompute, ToCompute } from './compute-thread.js';
 
 type Answer = Extract<FromCompute, { ok: true }>;
@@ -69,19 +69,6 @@ export async function stopComputeThread(): Promise<void> {
   const t = shared;
   shared = null;
   if (t) await t.terminate();
-}
-
-/** A compact copy of each input the compute thread can own, and the buffers to transfer. */
-function owned(feeds: Record<string, HostTensor>): { feeds: Record<string, HostTensor>; transfer: ArrayBuffer[] } {
-  const out: Record<string, HostTensor> = {};
-  const transfer: ArrayBuffer[] = [];
-  for (const [name, t] of Object.entries(feeds)) {
-    if (Array.isArray(t.data)) { out[name] = t; continue; }
-    const copy = t.data.slice();
-    transfer.push(copy.buffer as ArrayBuffer);
-    out[name] = { ...t, data: copy };
-  }
-  return { feeds: out, transfer };
 }
 
 /** An onnxruntime session on the compute thread. Create with `OffLoopSession.create`; `close()` is idempotent. */
@@ -148,7 +135,7 @@ export async function runChain(links: readonly ChainLink[], feeds: Record<string
     if (!t) throw kerfError('KERF_ERR_SHAPE', `${first.session.label}: input tensor '${n}' is missing`);
     given[n] = t;
   }
-  const o = owned(given);
-  const a = await thread.call({ op: 'run', steps, feeds: o.feeds }, o.transfer).answer;
+  const o = ownedCopies(given);
+  const a = await thread.call({ op: 'run', steps, feeds: o.tensors }, o.transfer).answer;
   return a.outputs ?? {};
 }

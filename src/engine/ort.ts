@@ -130,6 +130,23 @@ function fromOrt(v: ort.Tensor): HostTensor {
   return { dtype: v.type as DType, dims: [...v.dims], data: v.data as TypedArray | string[] };
 }
 
+/**
+ * Compact copies of tensors that another thread can own, and the buffers to transfer with them
+ * (a tensor here is often a view into a larger buffer, e.g. a received frame, which a structured
+ * clone would copy whole). String tensors go as they are (cloned).
+ */
+export function ownedCopies(ts: Record<string, HostTensor>): { tensors: Record<string, HostTensor>; transfer: ArrayBuffer[] } {
+  const tensors: Record<string, HostTensor> = {};
+  const transfer: ArrayBuffer[] = [];
+  for (const [name, t] of Object.entries(ts)) {
+    if (Array.isArray(t.data)) { tensors[name] = t; continue; }
+    const copy = t.data.slice();
+    transfer.push(copy.buffer as ArrayBuffer);
+    tensors[name] = { ...t, data: copy };
+  }
+  return { tensors, transfer };
+}
+
 /** The distinct ArrayBuffers behind tensors' data, to transfer them to another thread. */
 export function tensorBuffers(ts: Record<string, HostTensor>): ArrayBuffer[] {
   const seen = new Set<ArrayBuffer>();

@@ -120,7 +120,7 @@ export class Segment implements SegmentRunner {
     const label = `${prep.model.name} ${bounds.label}`;
     const t0 = performance.now();
     const bytes = await serializePart(part);
-    const size = bytes.length;
+    const size = bytes.length; // before the bytes are handed (transferred) to the compute thread
     const { offLoop = true, ...so } = opts;
     const o = { optimization: 'disabled' as const, ...so, label };
     const session = offLoop ? await OffLoopSession.create(bytes, o) : await Session.create(bytes, o);

@@ -15,7 +15,7 @@ import { getPriority, setPriority } from 'node:os';
 import { Worker as Thread } from 'node:worker_threads';
 import { kerfError, type ErrorCode } from '../errors.js';
 import type { Prepared } from '../engine/prepare.js';
-import type { HostTensor } from '../engine/ort.js';
+import { ownedCopies, type HostTensor } from '../engine/ort.js';
 import type { TensorSpec } from '../graph/slice.js';
 import type { WireTensor } from './frames.js';
 import { checkTensors, handOn, partIO, pooledPart, segmentBounds, segmentPart, toHost, type SegmentBounds, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -141,16 +141,10 @@ export class ThreadSegment implements SegmentRunner {
   async run(byName: Map<string, WireTensor>): Promise<WireTensor[]> {
     if (this.dead) throw this.dead;
     if (this.closing) throw kerfError('KERF_ERR_CLOSED', `${this.label} is closed`);
-    const feeds: Record<string, HostTensor> = {};
-    const transfer: ArrayBuffer[] = [];
-    for (const t of this.inputs) {
-      const h = toHost(byName.get(t.name)!);
-      if (Array.isArray(h.data)) { feeds[t.name] = h; continue; }
-      // A compact copy the thread can own (the wire tensor is a view into a frame's buffer).
-      const copy = h.data.slice();
-      transfer.push(copy.buffer as ArrayBuffer);
-      feeds[t.name] = { ...h, data: copy };
-    }
+    const inputs: Record<string, HostTensor> = {};
+    for (const t of this.inputs) inputs[t.name] = toHost(byName.get(t.name)!);
+    // Compact copies the thread can own (a wire tensor is a view into a frame's buffer).
+    const { tensors: feeds, transfer } = ownedCopies(inputs);
     const id = ++this.seq;
     const out = await new Promise<Record<string, HostTensor>>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
