@@ -59,7 +59,10 @@ export class Calibration {
   /** The split's own ratio (request-weighted median of its samples), or null when it has too few requests. */
   own(boundaries: readonly number[], atS: number): number | null {
     this.prune(atS);
-    const s = this.splits.get(boundaries.join(','));
+    return this.ratioOf(this.splits.get(boundaries.join(',')));
+  }
+
+  private ratioOf(s: readonly Sample[] | undefined): number | null {
     if (!s) return null;
     let n = 0;
     for (const x of s) n += x.requests;
@@ -79,8 +82,8 @@ export class Calibration {
     const own = this.own(boundaries, atS);
     if (own !== null) return own;
     const all: number[] = [];
-    for (const k of this.splits.keys()) {
-      const r = this.own(k.split(',').map(Number), atS);
+    for (const s of this.splits.values()) {
+      const r = this.ratioOf(s);
       if (r !== null) all.push(r);
     }
     return all.length ? median(all) : 1;
@@ -90,7 +93,7 @@ export class Calibration {
   snapshot(atS: number): { boundaries: number[]; ratio: number; requests: number }[] {
     this.prune(atS);
     return [...this.splits.entries()].map(([k, s]) => ({
-      boundaries: k.split(",").map(Number), ratio: this.own(k.split(",").map(Number), atS) ?? NaN, requests: s.reduce((a, x) => a + x.requests, 0),
+      boundaries: k.split(',').map(Number), ratio: this.ratioOf(s) ?? NaN, requests: s.reduce((a, x) => a + x.requests, 0),
     }));
   }
 }
