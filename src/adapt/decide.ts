@@ -77,6 +77,17 @@ export function sojourn(s: number, lambda: number, c = 1): number {
   return s0 + (c * s0 * RHO_MAX) / d + (s - s0) * slope;
 }
 
+/**
+ * What tier j costs each request beyond its blocks, in its profile's seconds (so the load
+ * factor scales it with the blocks): the profile's per-request overhead, plus the measured fixed
+ * time (`fixedS`, wall seconds, which the factor must not scale) taken back to that scale.
+ * Charged to every tier: each handles every request, even one that runs no block.
+ */
+function extraS(m: SplitModel, c: AdaptConditions, j: number): number {
+  const t = c.tiers[j]!;
+  return (m.overheadS?.[j] ?? 0) + (t.fixedS ?? 0) / t.factor;
+}
+
 /** Kingman's variability factor (ca² + cs²)/2 of a server under `c` (defaults: 1 each). */
 export function variability(arrivalScv: number | undefined, serviceScv: number | undefined): number {
   const a = arrivalScv ?? 1, b = serviceScv ?? 1;
@@ -186,10 +197,8 @@ export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundarie
   for (let j = 0; j < k; j++) {
     const hi = j < k - 1 ? boundaries[j]! : n;
     if (!(Number.isInteger(hi) && hi >= lo && hi <= n)) throw kerfError('KERF_ERR_PLAN', `boundaries ${JSON.stringify(boundaries)} are not non-decreasing in 0..${n}`);
-    const t = c.tiers[j]!, lambda = c.ratePerS ?? 0, o = m.overheadS?.[j] ?? 0;
-    // Every tier handles every request: its fixed overhead even when it runs no block.
-    const fixed = t.fixedS ?? 0;
-    if (hi > lo || o > 0 || fixed > 0) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]! + o) + fixed, lambda, variability(c.arrivalScv, t.serviceScv));
+    const t = c.tiers[j]!, lambda = c.ratePerS ?? 0, o = extraS(m, c, j);
+    if (hi > lo || o > 0) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]! + o), lambda, variability(c.arrivalScv, t.serviceScv));
     if (j < k - 1 && hi < n) {
       const l = c.links[j]!;
       total += l.rttS + sojourn(m.boundaryBytes[hi]! / l.bytesPerS, lambda, variability(c.arrivalScv, l.serviceScv));
@@ -228,7 +237,7 @@ export class SplitSearch {
     else this.linear(c);
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed;
     // last tier runs [a, n)
-    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, o = (m.overheadS?.[last] ?? 0) + (c.tiers[last]!.fixedS ?? 0) / f;
+    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, o = extraS(m, c, last);
     const cv = variability(c.arrivalScv, c.tiers[last]!.serviceScv);
     const gl = this.g[k - 2]!;
     let latencyS = Infinity, a = -1;
@@ -253,7 +262,7 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor, fo = f * (m.overheadS?.[j] ?? 0) + (c.tiers[j]!.fixedS ?? 0);
+      const f = c.tiers[j]!.factor, fo = f * extraS(m, c, j);
       const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
       const prev = j > 0 ? this.g[j - 1]! : null;
       let runMin = Infinity, runArg = -1;
@@ -280,7 +289,7 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor, o = (m.overheadS?.[j] ?? 0) + (c.tiers[j]!.fixedS ?? 0) / f, cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
+      const f = c.tiers[j]!.factor, o = extraS(m, c, j), cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
       if (j === 0) {
         for (let b = 0; b <= n; b++) { g[b] = sojourn(f * (P[b]! - P[0]! + o), lambda, cv); from[b] = 0; }
       } else {
