@@ -135,9 +135,9 @@ export async function run(argv: string[]): Promise<number | void> {
 
   const prep = await prepareModel(modelPath);
   const inputs = randomInputs(prep.model, prep.inputShapes, 1);
-  const launch = async (extra: string[]): Promise<UpHandle> => {
+  const launch = async (extra: string[], cuts: number[] = start): Promise<UpHandle> => {
     const h = await up({
-      model: modelPath, cuts: start,
+      model: modelPath, cuts,
       tiers: [{ name: 'device', cpus: SHARES.device }, { name: 'edge', cpus: SHARES.edge }, { name: 'cloud', cpus: SHARES.cloud }],
       links: [{ rateBps: PHASES[0]!.rateMbit * 1e6, delayMs: LINK0.delayMs }, { rateBps: LINK1.rateMbit * 1e6, delayMs: LINK1.delayMs }],
       cpu: { periodUs: PERIOD_US }, workerArgs: extra, log: () => {},
@@ -217,50 +217,82 @@ export async function run(argv: string[]): Promise<number | void> {
         await h.close();
       }
     }
-    // Oracle: each phase, every candidate split, keep the best mean.
+    // Oracle, in two steps. Screening: in each phase every candidate split runs alone from a
+    // drained state; the best mean picks the phase's split. Then the oracle itself: one fresh
+    // deployment through the same continuous trace, switching (hot-swap, chunks loaded) to each
+    // phase's split the moment the phase begins. It knows the future, so it pays no detection;
+    // it pays what any policy on that trace pays (the previous phase's backlog, the switch). Its
+    // requests are new ones: the screening's best mean, chosen as the minimum of several noisy
+    // means, is biased low and is reported beside it, not used as the target.
     if (want.has('oracle')) {
-    say(`oracle: ${candidates.size} candidate splits × ${PHASES.length} phases`);
-    const h = await launch([]);
-    const client = new OipClient(h.url, h.name);
-    try {
-      await warm(client);
+      say(`oracle: screening ${candidates.size} candidate splits × ${PHASES.length} phases`);
       const best: { samples: Sample[]; cuts: string }[] = [];
-      for (let i = 0; i < PHASES.length; i++) {
-        await apply(h, PHASES[i]!);
-        let top: { samples: Sample[]; cuts: string; mean: number } | null = null;
-        for (const [key, cuts] of candidates) {
-          await repartition(h.url, { cuts });
-          for (let w = 0; w < 2; w++) await client.infer(inputs);
-          const s: Sample[] = [];
-          await drive(client, inputs, rate, oracleS, i, s);
-          const m = stats(s.filter((x) => x.ok).map((x) => x.seconds)).mean;
-          if (!top || m < top.mean) top = { samples: s, cuts: key, mean: m };
+      const h = await launch([]);
+      const client = new OipClient(h.url, h.name);
+      try {
+        await warm(client);
+        for (let i = 0; i < PHASES.length; i++) {
+          await apply(h, PHASES[i]!);
+          let top: { samples: Sample[]; cuts: string; mean: number } | null = null;
+          for (const [key, cuts] of candidates) {
+            await repartition(h.url, { cuts });
+            for (let w = 0; w < 2; w++) await client.infer(inputs);
+            const s: Sample[] = [];
+            await drive(client, inputs, rate, oracleS, i, s);
+            const m = stats(s.filter((x) => x.ok).map((x) => x.seconds)).mean;
+            if (!top || m < top.mean) top = { samples: s, cuts: key, mean: m };
+          }
+          best.push(top!);
         }
-        best.push(top!);
+      } finally {
+        client.close();
+        await h.close();
       }
-      const row = summarise('per-phase oracle', best.flatMap((b) => b.samples), 0);
-      row.phases.forEach((ph, i) => { ph.cuts = best[i]!.cuts; });
-      rows.push(row);
-    } finally {
-      client.close();
-      await h.close();
-    }
+      const screen = summarise('oracle screening (best drained run per phase)', best.flatMap((b) => b.samples), 0);
+      screen.phases.forEach((ph, i) => { ph.cuts = best[i]!.cuts; });
+      const plan = best.map((b) => candidates.get(b.cuts)!);
+      say(`oracle: the trace on ${plan.map((c) => `[${c.join(',')}]`).join(' → ')}, switching at each phase's start`);
+      const h2 = await launch([], plan[0]!);
+      const client2 = new OipClient(h2.url, h2.name);
+      try {
+        await apply(h2, PHASES[0]!);
+        // Load every split's chunks once (hot-swap keeps them), then back to phase A's split.
+        for (const cuts of [...plan.slice(1), plan[0]!]) await repartition(h2.url, { cuts });
+        await warm(client2);
+        const samples: Sample[] = [];
+        let cur = plan[0]!.join(','), switches = 0;
+        for (let i = 0; i < PHASES.length; i++) {
+          await apply(h2, PHASES[i]!);
+          const to = plan[i]!;
+          const sw = to.join(',') === cur ? null : repartition(h2.url, { cuts: to });
+          if (sw) { cur = to.join(','); switches++; }
+          await drive(client2, inputs, rate, phaseS, i, samples);
+          await sw;
+        }
+        const row = summarise('per-phase oracle', samples, switches);
+        row.phases.forEach((ph, i) => { ph.cuts = plan[i]!.join(','); });
+        rows.push(row, screen);
+      } finally {
+        client2.close();
+        await h2.close();
+      }
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 
   const bw = rows.find((r) => r.policy === 'bandwidth-only'), la = rows.find((r) => r.policy === 'load-aware'), or = rows.find((r) => r.policy === 'per-phase oracle');
-  const vsBw = la && bw ? 1 - la.mean / bw.mean : NaN, vsOracle = la && or ? la.mean / or.mean - 1 : NaN;
+  const sc = rows.find((r) => r.policy.startsWith('oracle screening'));
+  const vsBw = la && bw ? 1 - la.mean / bw.mean : NaN, vsOracle = la && or ? la.mean / or.mean - 1 : NaN, vsScreening = la && sc ? la.mean / sc.mean - 1 : NaN;
   const doc = {
     model: modelPath, blocks: model.blocks, shares: SHARES, links: { deviceEdge: LINK0, edgeCloud: LINK1 }, phases: PHASES, phaseS, rate, oracleS,
-    start, rows, events: allEvents, warm: warmReports, loadAwareVsBandwidth: vsBw, loadAwareVsOracle: vsOracle, wallS: (performance.now() - t00) / 1000,
+    start, rows, events: allEvents, warm: warmReports, loadAwareVsBandwidth: vsBw, loadAwareVsOracle: vsOracle, loadAwareVsScreening: vsScreening, wallS: (performance.now() - t00) / 1000,
   };
   if (v.json) { process.stdout.write(JSON.stringify(doc) + '\n'); return 0; }
   const ms = (x: number): string => (x * 1000).toFixed(1);
   const head = ['policy', ...PHASES.map((ph) => `${ph.name} mean/p95 ms`), 'overall mean/p95 ms', 'failed', 'switches'];
   process.stdout.write(table(head, rows.map((r) => [r.policy, ...r.phases.map((ph) => `${ms(ph.mean)}/${ms(ph.p95)}${ph.cuts ? ` [${ph.cuts}]` : ''}`), `${ms(r.mean)}/${ms(r.p95)}`, String(r.failed), String(r.switches)])) + '\n');
-  process.stdout.write(`load-aware mean vs bandwidth-only: ${(vsBw * 100).toFixed(1)}% lower (target ≥ 14%); vs per-phase oracle: ${(vsOracle * 100).toFixed(1)}% higher (target ≤ 10%); wall ${doc.wallS.toFixed(0)} s\n`);
+  process.stdout.write(`load-aware mean vs bandwidth-only: ${(vsBw * 100).toFixed(1)}% lower (target ≥ 14%); vs per-phase oracle: ${(vsOracle * 100).toFixed(1)}% higher (target ≤ 10%; vs the screening's best drained runs ${(vsScreening * 100).toFixed(1)}%); wall ${doc.wallS.toFixed(0)} s\n`);
   for (const r of rows) for (const e of r.errors) process.stdout.write(`  failed (${r.policy}): ${e}\n`);
   for (const [name, evs] of Object.entries(allEvents)) {
     for (const e of evs) {
