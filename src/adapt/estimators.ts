@@ -52,6 +52,12 @@ export interface ShiftOptions {
    * arrive, so waiting for `run` of them costs seconds while its queue grows */
   bigRatio?: number;
   bigRun?: number;
+  /** one sample beyond `hugeRatio` × the estimate restarts the window on its own when its excess
+   * (|value − estimate| × the sample's scale: seconds of a run for load ratios) is at least
+   * `hugeExcess` (defaults: off). A tier slowed 12× under a 30 ms run answers 300 ms late: a stall
+   * that long and that large is rare, while waiting for a second such run grows the queue behind it. */
+  hugeRatio?: number;
+  hugeExcess?: number;
 }
 
 /** Tracks the run of samples beyond the estimate; true when the level has shifted. */
@@ -65,9 +71,18 @@ class ShiftDetector {
     if (!(o.ratio > 1)) throw kerfError('KERF_ERR_CONFIG', `shift.ratio must be above 1, got ${o.ratio}`);
     if (o.bigRatio !== undefined && !(o.bigRatio > o.ratio)) throw kerfError('KERF_ERR_CONFIG', `shift.bigRatio must be above shift.ratio, got ${o.bigRatio}`);
     if (o.bigRun !== undefined) positive(o.bigRun, 'shift.bigRun');
+    if (o.hugeRatio !== undefined && !(o.hugeRatio > 1)) throw kerfError('KERF_ERR_CONFIG', `shift.hugeRatio must be above 1, got ${o.hugeRatio}`);
+    if ((o.hugeRatio === undefined) !== (o.hugeExcess === undefined)) throw kerfError('KERF_ERR_CONFIG', 'shift.hugeRatio and shift.hugeExcess go together');
+    if (o.hugeExcess !== undefined && !(o.hugeExcess >= 0)) throw kerfError('KERF_ERR_CONFIG', `shift.hugeExcess must be non-negative, got ${o.hugeExcess}`);
   }
-  /** Feed a sample's value against the estimate before it; returns the run length when shifted, else 0. */
-  feed(value: number, estimate: number): number {
+  /** Feed a sample's value against the estimate before it (`scale` turns their difference into
+   * the excess `hugeExcess` is measured in); returns the run length when shifted, else 0. */
+  feed(value: number, estimate: number, scale = 1): number {
+    const hugeR = this.o.hugeRatio;
+    if (hugeR !== undefined && (value > estimate * hugeR || value < estimate / hugeR) && Math.abs(value - estimate) * scale >= this.o.hugeExcess!) {
+      this.n = 0; this.big = 0; this.dir = 0;
+      return 1;
+    }
     const d = value > estimate * this.o.ratio ? 1 : value < estimate / this.o.ratio ? -1 : 0;
     this.n = d !== 0 && d === this.dir ? this.n + 1 : d !== 0 ? 1 : 0;
     const bigR = this.o.bigRatio;
@@ -357,7 +372,7 @@ export class LoadEstimator {
         // against the window's median, not the (trimmed-mean) factor: a bursty minority of
         // hit runs pulls the mean but not the median, so it never reads as a shift
         const ref = loadFactor(inWindow, { ...this.opts, estimator: 'median' });
-        if (ref !== null) keep = this.shift.feed(observedS / profiledS, ref);
+        if (ref !== null) keep = this.shift.feed(observedS / profiledS, ref, profiledS);
       }
     }
     this.exec.push({ observedS, profiledS, atS });

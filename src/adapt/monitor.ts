@@ -22,6 +22,15 @@ export interface RequestObservation {
   latencyS?: number;
 }
 
+/**
+ * The live monitor's level-shift detection on load ratios: three samples beyond 1.5× the
+ * window's median, two beyond 4×, or one beyond 6× that ran at least 0.15 s longer (or shorter)
+ * than the median says. The last is a loaded edge's first slowed run (resnet18's 30 ms of edge
+ * blocks at 0.12 core: ~12×, +0.3 s): a second such sample would take another slowed run to
+ * arrive, by when the queue behind it has grown by a request.
+ */
+export const LOAD_SHIFT: ShiftOptions = { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2, hugeRatio: 6, hugeExcess: 0.15 };
+
 export interface LiveMonitorOptions {
   /** per link, believed before transfers arrive (and kept for links the gateway cannot see
    * separately: only the first hop's share of the remote time is observable) */
@@ -36,8 +45,7 @@ export interface LiveMonitorOptions {
   /** a tier's runs shorter than this (profiled seconds, overhead included) do not tell its load
    * (default 0.005: a run inside a CPU quota's budget per period runs at full speed) */
   minProfiledS?: number;
-  /** level-shift detection for load ratios (default { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2 }: two
-   * samples beyond 4× suffice; null: off) and
+  /** level-shift detection for load ratios (default `LOAD_SHIFT`; null: off) and
    * link rates (default { run: 3, ratio: 2 }: a request's first-hop time is a difference of
    * timings, noisier than an execution time): a step in load or bandwidth is followed after 3
    * requests instead of half a window */
@@ -86,7 +94,7 @@ export class LiveMonitor {
 
   constructor(readonly model: SplitModel, private readonly opts: LiveMonitorOptions) {
     const k = model.tiers.length;
-    const shift = opts.shift === undefined ? { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2 } : opts.shift;
+    const shift = opts.shift === undefined ? LOAD_SHIFT : opts.shift;
     const linkShift = opts.linkShift === undefined ? { run: 3, ratio: 2 } : opts.linkShift;
     this.links = Array.from({ length: k - 1 }, (_, j) => new LinkEstimator({
       windowS: opts.linkWindowS ?? 10, halfLifeS: opts.linkHalfLifeS ?? 3, idleProbeS: opts.idleProbeS ?? 2,

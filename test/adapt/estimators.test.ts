@@ -226,4 +226,23 @@ test('level-shift detection follows a load step after 3 samples; lone outliers d
   assert.equal(big.addExec(1.6, 0.1, u + 0.33), true, 'two samples 16× slower: a shift');
   assert.ok(Math.abs(big.estimate(u + 0.33).factor - 16) < 1e-9);
   assert.throws(() => new LoadEstimator({ shift: { run: 3, ratio: 1.5, bigRatio: 1.2 } }), /bigRatio/);
+  // A huge step with a large excess in seconds is followed after one sample; the same ratio on a
+  // short run (a small excess), or a large excess below the ratio, is not.
+  const HUGE = { run: 3, ratio: 1.5, bigRatio: 4, bigRun: 2, hugeRatio: 6, hugeExcess: 0.15 };
+  const settled = (profiledS: number): LoadEstimator => {
+    const e = new LoadEstimator({ windowS: 6, shift: HUGE });
+    for (let i = 0; i < 18; i++) e.addExec(profiledS, profiledS, i * 0.33);
+    return e;
+  };
+  assert.equal(settled(0.005).addExec(0.005 * 12, 0.005, 6), false, '12× on a 5 ms run: +55 ms, not enough');
+  assert.equal(settled(0.1).addExec(0.1 * 5, 0.1, 6), false, '5× on a 100 ms run: +0.4 s but below 6×');
+  const huge = settled(0.03);
+  assert.equal(huge.addExec(0.03 * 12, 0.03, 6), true, '12× on a 30 ms run (+0.33 s): a shift at once');
+  assert.equal(huge.estimate(6).samples, 1);
+  assert.ok(Math.abs(huge.estimate(6).factor - 12) < 1e-9);
+  // and back down: one idle run after the loaded ones
+  for (let i = 1; i <= 3; i++) huge.addExec(0.03 * 12, 0.03, 6 + i * 0.33);
+  assert.equal(huge.addExec(0.03, 0.03, 7.5), true, 'one run at the profiled time, 0.33 s faster: a shift');
+  assert.ok(Math.abs(huge.estimate(7.5).factor - 1) < 1e-9);
+  assert.throws(() => new LoadEstimator({ shift: { run: 3, ratio: 1.5, hugeRatio: 6 } }), /hugeExcess/);
 });
