@@ -350,6 +350,8 @@ export class LoadEstimator {
   private queue: { waitS: number; atS: number }[] = [];
   private lastFactor = 1;
   private readonly shift: ShiftDetector | null;
+  /** when the last sample long enough to tell the load arrived (profiled ≥ minProfiledS), seconds */
+  lastUsableAtS = -Infinity;
 
   constructor(opts: LoadEstimatorOptions = {}) {
     this.shift = opts.shift ? new ShiftDetector(opts.shift) : null;
@@ -363,6 +365,7 @@ export class LoadEstimator {
   /** Returns true when this sample completed a level shift (the window restarted). */
   addExec(observedS: number, profiledS: number, atS: number): boolean {
     if (!(observedS >= 0 && profiledS > 0 && Number.isFinite(observedS) && Number.isFinite(atS))) return false;
+    if (profiledS >= (this.opts.minProfiledS ?? 0) && atS > this.lastUsableAtS) this.lastUsableAtS = atS;
     let keep = 0;
     if (this.shift && this.exec.length > 0) {
       // only samples the factor would use (not tiny against the window's largest)

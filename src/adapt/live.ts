@@ -12,7 +12,7 @@ import type { Profile } from '../profile/types.js';
 import type { Gateway } from '../serve/gateway.js';
 import type { InferResult, Pipeline } from '../serve/pipeline.js';
 import type { WarmReport } from '../serve/switch.js';
-import { DOWNSTREAM_META_PREFIX } from '../serve/worker.js';
+import { DOWNSTREAM_META_PREFIX, type ProbeRequest, type ProbeResult } from '../serve/worker.js';
 import { Decider, predictSplitLatency, splitCostModel, type AdaptConditions, type AdaptMode, type Decision, type SplitModel } from './decide.js';
 import { LiveMonitor, type MonitorSnapshot } from './monitor.js';
 import { Calibration } from './calibrate.js';
@@ -41,6 +41,8 @@ export interface AdaptControllerOptions {
   /** load-aware: price each split the controller has run at its measured ÷ predicted latency
    * (`Calibration`; default true) */
   calibrate?: boolean;
+  /** load-aware: probe a tier whose own segment is too small to tell its load (default true): see `LOAD_PROBE_AFTER_S` */
+  loadProbe?: boolean;
   /** hot-swap: splits (cut ids) to load the chunks of on every tier once the controller runs (default:
    * `warmCandidates` of the model around the priors, ≤ 20 splits; [] or false: none) */
   warm?: readonly (readonly number[])[] | false;
@@ -76,6 +78,35 @@ const nowS = (): number => performance.now() / 1000;
  * splits on predicted gains of 11–25 % that did not hold.
  */
 export const LIVE_MIN_GAIN = 0.2;
+
+/**
+ * A tier none of whose runs has told its load for this long (seconds) — its segment is one tiny
+ * block, e.g. the edge after the controller moved work off it — is probed: it runs a range of
+ * the model it holds loaded (10–50 ms as profiled, the cheapest first) on random inputs, in turn
+ * with its requests, at most once per `LOAD_PROBE_EVERY_S`. Without it a load that ends is never
+ * seen, and a split that would use the tier again is priced at its last, loaded, factor.
+ */
+export const LOAD_PROBE_AFTER_S = 2;
+export const LOAD_PROBE_EVERY_S = 2;
+const LOAD_PROBE_RANGE_S: [number, number] = [0.01, 0.05];
+/** after a probe finds nothing loaded to run, wait this long before asking again */
+const LOAD_PROBE_MISS_S = 30;
+
+/** Ranges of the model a probe of tier `j` may run, cheapest first (profiled seconds within `LOAD_PROBE_RANGE_S`). */
+export function probeRanges(model: SplitModel, j: number, cutOf: readonly number[]): { cuts: [number | null, number | null]; profiledS: number }[] {
+  const n = model.blocks, P = model.prefix[j]!, over = model.overheadS?.[j] ?? 0;
+  const out: { cuts: [number | null, number | null]; profiledS: number }[] = [];
+  for (let a = 0; a < n; a++) {
+    for (let b = a + 1; b <= n; b++) {
+      const s = P[b]! - P[a]! + over;
+      if (s < LOAD_PROBE_RANGE_S[0] || s > LOAD_PROBE_RANGE_S[1]) continue;
+      const start = a === 0 ? null : cutOf[a]!, end = b === n ? null : cutOf[b]!;
+      if ((start !== null && start < 0) || (end !== null && end < 0)) continue;
+      out.push({ cuts: [start, end], profiledS: s });
+    }
+  }
+  return out.sort((x, y) => x.profiledS - y.profiledS).slice(0, 200);
+}
 
 /** A cost model whose boundaries are the profile's block ends; boundary b ↔ cut id of block b−1. */
 export function liveCostModel(profiles: readonly Profile[]): { model: SplitModel; cutOf: number[]; boundaryOf: Map<number, number>; outputBytes: number } {
@@ -219,6 +250,8 @@ export class AdaptController {
   private shiftAtS = -Infinity;
   private readonly log: (line: string) => void;
   decisions = 0;
+  /** per tier: the ranges a load probe may run, a probe in flight, when the last was sent, the last result */
+  private readonly probes: { ranges: ReturnType<typeof probeRanges>; busy: boolean; atS: number; last: ProbeResult & { ratio?: number; atS: number } | null; sent: number }[];
   /** warming the likely splits' chunks (hot-swap) */
   readonly warm: WarmStatus;
 
@@ -247,6 +280,44 @@ export class AdaptController {
     }
     this.warm = { state: warm.length ? 'waiting' : 'off', candidates: warm };
     this.calibration = opts.mode === 'load-aware' && opts.calibrate !== false ? new Calibration() : null;
+    this.probes = m.model.tiers.map((_, j) => ({
+      ranges: j > 0 && opts.mode === 'load-aware' && opts.loadProbe !== false ? probeRanges(m.model, j, m.cutOf) : [], busy: false, atS: -Infinity, last: null, sent: 0,
+    }));
+  }
+
+  /**
+   * Probe each tier past the first whose runs have not told its load for `LOAD_PROBE_AFTER_S`
+   * (see there). Not awaited: the result feeds the tier's load estimate when it comes, and a
+   * level shift it reveals is decided on at once.
+   */
+  private probeLoads(at: number): void {
+    const p = this.gateway.pipeline;
+    if (!p.next || !p.ready) return;
+    const next = p.next;
+    this.probes.forEach((pr, j) => {
+      if (!pr.ranges.length || pr.busy || at - pr.atS < LOAD_PROBE_EVERY_S) return;
+      if (at - this.monitor.loads[j]!.lastUsableAtS < LOAD_PROBE_AFTER_S) return;
+      pr.busy = true;
+      pr.atS = at;
+      pr.sent++;
+      next.control('probe', JSON.stringify({ tier: this.names[j], ranges: pr.ranges.map((r) => r.cuts) } satisfies ProbeRequest), { timeoutMs: 10_000 }).then((buf) => {
+        const r = JSON.parse(new TextDecoder().decode(buf)) as ProbeResult;
+        const t = nowS();
+        const range = r.seconds !== undefined ? pr.ranges.find((x) => x.cuts[0] === r.start && x.cuts[1] === r.end) : undefined;
+        if (!range || r.seconds === undefined) {
+          pr.last = { ...r, atS: t };
+          pr.atS = t + LOAD_PROBE_MISS_S - LOAD_PROBE_EVERY_S;
+          return;
+        }
+        pr.last = { ...r, ratio: r.seconds / range.profiledS, atS: t };
+        if (this.monitor.observeLoadProbe(j, r.seconds, range.profiledS, t)) {
+          this.shiftAtS = t;
+          if (this.timer) setImmediate(() => void this.tick());
+        }
+      }, (e: unknown) => {
+        pr.last = { tier: this.names[j]!, none: `probe failed: ${(e as Error)?.message ?? String(e)}`, atS: nowS() };
+      }).finally(() => { pr.busy = false; });
+    });
   }
 
   /**
@@ -293,6 +364,8 @@ export class AdaptController {
     r.gauge('kerf_adapt_arrival_scv', 'Squared coefficient of variation of the gaps between arrivals (1: Poisson, 0: periodic).').set(() => c.monitor.arrivals.scv(nowS()));
     r.gauge('kerf_adapt_decisions_total', 'Decisions taken by the adapt controller.').set(() => c.decisions);
     r.gauge('kerf_adapt_switches_total', 'Switches the adapt controller asked for.').set(() => c.events.length);
+    const probes = r.gauge('kerf_adapt_load_probes_total', 'Load probes sent to a tier whose own runs did not tell its load.');
+    c.probes.forEach((p, j) => { if (p.ranges.length) probes.set(() => p.sent, { tier: c.names[j]! }); });
     const period = (opts.periodS ?? 1) * 1000;
     c.timer = setInterval(() => void c.tick(), period);
     c.timer.unref();
@@ -344,10 +417,14 @@ export class AdaptController {
   conditions(): {
     mode: AdaptSetting; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus;
     calibration: { cuts: number[]; ratio: number; requests: number }[];
+    probes: { tier: string; sent: number; last: (ProbeResult & { ratio?: number; ageS: number }) | null }[];
   } {
     const at = nowS();
     const calibration = (this.calibration?.snapshot(at) ?? []).map((c) => ({ cuts: this.cuts(c.boundaries), ratio: c.ratio, requests: c.requests }));
-    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm, calibration };
+    const probes = this.probes.flatMap((p, j) => (p.ranges.length ? [{
+      tier: this.names[j]!, sent: p.sent, last: p.last ? (({ atS, ...r }) => ({ ...r, ageS: at - atS }))(p.last) : null,
+    }] : []));
+    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm, calibration, probes };
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -370,6 +447,7 @@ export class AdaptController {
         this.monitor.observeFront(d.active / 1000, this.monitor.requests - this.lastElu.requests, nowS());
       }
       this.lastElu = { elu, requests: this.monitor.requests };
+      this.probeLoads(nowS());
       const p = this.gateway.pipeline;
       if (p.next && p.ready && this.monitor.needsProbe(nowS())) {
         const t0 = performance.now();

@@ -211,6 +211,14 @@ export class LiveMonitor {
     this.links[0]?.addRtt(rttS, atS);
   }
 
+  /** A probe run on tier `j` (its segment too small to tell its load): `observedS` where the
+   * profile says `profiledS` (blocks and the per-request overhead, as for requests). Returns
+   * true when it revealed a level shift. */
+  observeLoadProbe(j: number, observedS: number, profiledS: number, atS: number): boolean {
+    const l = this.loads[j];
+    return l ? l.addExec(observedS, profiledS, atS) : false;
+  }
+
   needsProbe(atS: number): boolean {
     return this.links.length > 0 && this.links[0]!.needsProbe(atS);
   }

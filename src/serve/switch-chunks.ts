@@ -139,6 +139,12 @@ export class ChunkStore {
       .map((c) => ({ start: c.start, end: c.end, bytes: c.segment.bytes, refs: c.refs }));
   }
 
+  /** The loaded chunk from cut `start` to cut `end`, if there is one (not referenced: it may be
+   * dropped later; a run on a dropped chunk fails with KERF_ERR_CLOSED). */
+  peek(start: number | null, end: number | null): Segment | null {
+    return this.closedFlag ? null : this.chunks.get(key(start, end))?.segment ?? null;
+  }
+
   /**
    * A segment running the model from cut `start` to cut `end` (null: the model's inputs /
    * outputs), reusing loaded chunks: among compositions of loaded and new chunks it picks the

@@ -11,7 +11,8 @@ import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
-import { Segment, segmentBounds, type SegmentRunner, type SegmentSpec } from './segment.js';
+import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
+import { prng, randomTensor } from '../engine/shapes.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
@@ -98,6 +99,26 @@ export interface LoadResult {
   outputs: string[];
   /** with `shared`: chunks loaded and reused */
   chunks?: ComposeReport;
+}
+
+/** Body of the `probe` control operation. */
+export interface ProbeRequest {
+  /** the worker to probe, by name; a worker of another name passes the probe to its next tier
+   * (absent: this worker) */
+  tier?: string;
+  /** ranges of the model as [start, end] cut ids (null: the model's inputs / outputs), in order
+   * of preference: the worker runs the first it holds loaded (a segment's or a cached chunk's) */
+  ranges: [number | null, number | null][];
+}
+
+/** What `probe` answers: the range run and the seconds its run took (queueing excluded), or why none ran. */
+export interface ProbeResult {
+  tier: string;
+  start?: number | null;
+  end?: number | null;
+  seconds?: number;
+  /** set when nothing ran: none of the ranges is loaded here, or the run failed */
+  none?: string;
 }
 
 const enc = (o: unknown): string => JSON.stringify(o);
@@ -313,14 +334,50 @@ export class Worker {
       case 'info': return enc(this.info());
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }
+      case 'probe': return enc(await this.probe(parseJson<ProbeRequest>(body, op)));
       case 'default': {
         const { id } = parseJson<{ id: string }>(body, op);
         if (!this.segments.has(id)) throw kerfError('KERF_ERR_USAGE', `default: no segment '${id}' on ${this.name}`);
         this.defaultSegment = id;
         return enc({ id });
       }
-      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, load, unload, default)`);
+      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, load, unload, default, probe)`);
     }
+  }
+
+  /**
+   * Run one of `r.ranges` that is loaded here on random inputs, in turn with requests (through
+   * the queue, after shorter work), and report its run time: a tier whose own segment is too
+   * small to tell its load (one tiny block) is measured this way. Loads nothing.
+   */
+  async probe(r: ProbeRequest): Promise<ProbeResult> {
+    if (r.tier !== undefined && r.tier !== this.name) {
+      const l = this.segments.get(this.defaultSegment);
+      if (!l?.next) throw kerfError('KERF_ERR_USAGE', `probe: no tier '${r.tier}' after ${this.name} (it is the last tier)`);
+      return JSON.parse(new TextDecoder().decode(await l.next.control('probe', enc(r), { timeoutMs: 10_000 }))) as ProbeResult;
+    }
+    if (!Array.isArray(r.ranges)) throw kerfError('KERF_ERR_USAGE', 'probe: body needs ranges: [[start, end], …] of cut ids (null: inputs / outputs)');
+    for (const range of r.ranges) {
+      if (!Array.isArray(range) || range.length !== 2) throw kerfError('KERF_ERR_USAGE', `probe: range ${JSON.stringify(range)} is not [start, end]`);
+      const [start, end] = range;
+      const runner: SegmentRunner | null = [...this.segments.values()].find((l) => l.segment.bounds.start === start && l.segment.bounds.end === end && !l.segment.closed)?.segment
+        ?? this.store?.peek(start, end) ?? null;
+      if (!runner) continue;
+      const rnd = prng(11);
+      const feeds = new Map<string, WireTensor>();
+      for (const t of runner.accepts.values()) feeds.set(t.name, toWire(t.name, randomTensor(t.dtype, t.shape, rnd)));
+      try {
+        const seconds = await this.queue.push(async () => {
+          const t0 = performance.now();
+          await runner.run(feeds);
+          return (performance.now() - t0) / 1000;
+        }, { costS: PROBE_COST_S });
+        return { tier: this.name, start, end, seconds };
+      } catch (e) {
+        return { tier: this.name, start, end, none: `the run failed: ${(e as Error).message}` };
+      }
+    }
+    return { tier: this.name, none: `none of the ${r.ranges.length} ranges is loaded on ${this.name}` };
   }
 
   private async handle(req: IncomingRequest): Promise<Reply> {
@@ -389,6 +446,9 @@ export class Worker {
     return this.closing;
   }
 }
+
+/** A probe's expected cost in the queue: it runs after requests expected to be shorter, and after at most ageFactor × 1 s of waiting. */
+const PROBE_COST_S = 1;
 
 /** Expected compute seconds of a request on `l` (its recent mean, else its profiled time; 0 when unknown). */
 function expectedS(l: LoadedSegment): number {

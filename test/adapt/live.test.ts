@@ -87,6 +87,7 @@ test('link estimate converges on live transfers; the controller switches when ba
     const r = await fetch(`${g.url}/v1/conditions`);
     const doc = (await r.json()) as { mode: string; monitor: { links: unknown[]; tiers: unknown[] } };
     assert.equal(doc.mode, 'bandwidth');
+    assert.deepEqual((doc as { probes?: unknown[] }).probes, [], 'a bandwidth-only controller probes no load (it prices none)');
     assert.equal(doc.monitor.tiers.length, 2);
     const metrics = await (await fetch(`${g.url}/metrics`)).text();
     assert.match(metrics, /kerf_adapt_link_bytes_per_second\{link="device-edge"\} /);
@@ -98,6 +99,44 @@ test('link estimate converges on live transfers; the controller switches when ba
   } finally {
     await g.close();
     await link.close();
+    await edge.close();
+  }
+});
+
+test('load-aware: a tier whose own segment is too small to tell its load is probed, and the probe sets its factor', { skip: !path }, async () => {
+  const prep = await prepareModel(path!);
+  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1 });
+  const device = scale(base, 'device', 4);
+  const { model: m1, cutOf } = liveCostModel([device, base]);
+  // The edge serves only the model's tail (one small block); the early split, warmed, leaves
+  // chunks on it that run most of the model. Its profile is scaled so that those take ~20 ms.
+  const late = [cutOf[m1.blocks - 1]!], early = [cutOf[1]!];
+  const P = m1.prefix[1]!;
+  const edgeScale = 0.02 / (P[m1.blocks]! - P[1]!);
+  const profiles = [device, scale(base, 'edge', edgeScale)];
+  const edge = await Worker.start({ token: TOKEN, model: prep, segment: { cuts: late, blocks: [1, 1] }, name: 'edge' });
+  const g = await Gateway.start({ model: prep, pipeline: { cuts: late, next: edge.address, token: TOKEN }, switchStrategy: 'hot-swap' });
+  // A minimum gain no split can reach: the test watches the monitors, not switches.
+  const c = AdaptController.attach(g, { mode: 'load-aware', profiles, tierNames: ['device', 'edge'], periodS: 0.25, minGain: 1e9, warm: [early] });
+  try {
+    await g.waitReady(10_000);
+    const inputs = inputsFor(prep, 1)[0]!;
+    const until = performance.now() + 30_000;
+    const probed = () => c.conditions().probes.find((p) => p.tier === 'edge')?.last?.seconds !== undefined;
+    while (performance.now() < until && !(c.warm.state === 'done' && probed())) {
+      const r = await inferBinary(g.url, g.name, inputs);
+      assert.equal(r.status, 200, `${r.code}: ${r.error}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const p = c.conditions().probes.find((x) => x.tier === 'edge')!;
+    assert.ok(p.sent >= 1 && p.last?.seconds !== undefined, `probes: ${JSON.stringify(c.conditions().probes)}; warm ${c.warm.state}`);
+    assert.ok(p.last.start === early[0] || p.last.end !== late[0], `ran a warmed chunk, not the tiny segment: ${JSON.stringify(p.last)}`);
+    const est = c.monitor.loads[1]!.estimate(performance.now() / 1000);
+    assert.ok(est.confident, 'the edge factor rests on the probe');
+    assert.ok(est.factor > 0 && Number.isFinite(est.factor), `factor ${est.factor}`);
+    assert.match(await (await fetch(`${g.url}/metrics`)).text(), /kerf_adapt_load_probes_total\{tier="edge"\} [1-9]/);
+  } finally {
+    await g.close();
     await edge.close();
   }
 });
