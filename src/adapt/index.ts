@@ -15,8 +15,9 @@ export {
   evaluateNetwork, evaluateOffline, formatOfflineReport, OFFLINE_POLICIES,
   type OfflinePolicy, type OfflineOptions, type OfflineReport, type NetworkReport, type PolicyStats, type ConditionRecord,
 } from './offline.js';
-export { LiveMonitor, type RequestObservation, type LiveMonitorOptions, type MonitorSnapshot } from './monitor.js';
+export { LiveMonitor, LOAD_SHIFT, type RequestObservation, type LiveMonitorOptions, type MonitorSnapshot } from './monitor.js';
 export {
-  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, warmCandidates, ADAPT_SETTINGS, LIVE_MIN_GAIN,
+  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, warmCandidates, probeRanges, ADAPT_SETTINGS, LIVE_MIN_GAIN,
+  LOAD_PROBE_AFTER_S, LOAD_PROBE_EVERY_S,
   type AdaptSetting, type AdaptControllerOptions, type AdaptEvent, type AdaptArgs, type WarmStatus, type WarmGridOptions,
 } from './live.js';

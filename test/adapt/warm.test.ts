@@ -1,7 +1,7 @@
 /** Hot-swap warming for the controller (likely splits), per-hop link solving in the monitor, and fewest-chunk compositions. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitCostModel, bestFeasible, warmCandidates, LiveMonitor, type AdaptConditions } from '../../src/adapt/index.js';
+import { splitCostModel, bestFeasible, warmCandidates, probeRanges, LiveMonitor, type AdaptConditions } from '../../src/adapt/index.js';
 import { prepareModel } from '../../src/engine/index.js';
 import { ChunkStore } from '../../src/serve/index.js';
 import { blockCuts } from '../../src/graph/cuts.js';
@@ -109,4 +109,24 @@ test('chunk store: among compositions that load nothing, the one of the fewest c
     assert.deepEqual(s3.segment.parts.map((p) => [p.bounds.start, p.bounds.end]), [[a, b], [b, c]]);
     await s3.segment.close();
   } finally { await store.close(); }
+});
+
+test('probe ranges: every range of blocks whose profiled time (with the overhead) is 10–50 ms, cheapest first, as cut ids', () => {
+  const n = 8;
+  // edge blocks of 4 ms each, 1 ms overhead; cut ids are 10 × the boundary
+  const model = splitCostModel(
+    [{ name: 'device', blockS: Array(n).fill(0.06) }, { name: 'edge', blockS: Array(n).fill(0.004), overheadS: 0.001 }],
+    Array(n + 1).fill(1000), Array.from({ length: n + 1 }, (_, b) => b > 0 && b < n),
+  );
+  const cutOf = [-1, ...Array.from({ length: n - 1 }, (_, i) => 10 * (i + 1)), -1];
+  const r = probeRanges(model, 1, cutOf);
+  // 3 blocks (13 ms) … 8 blocks (33 ms): lengths 3..8, n − len + 1 ranges of each
+  assert.equal(r.length, [3, 4, 5, 6, 7, 8].reduce((a, len) => a + n - len + 1, 0));
+  assert.ok(r.every((x, i) => i === 0 || x.profiledS >= r[i - 1]!.profiledS), 'cheapest first');
+  assert.ok(r.every((x) => x.profiledS >= 0.01 && x.profiledS <= 0.05));
+  assert.deepEqual(r[0]!.cuts, [null, 30], 'the first 3 blocks: from the inputs to cut 30');
+  assert.deepEqual(r.at(-1)!.cuts, [null, null], 'the whole model: inputs to outputs');
+  assert.ok(Math.abs(r[0]!.profiledS - 0.013) < 1e-12);
+  // a tier whose every block is beyond the band (60 ms) has none
+  assert.deepEqual(probeRanges(model, 0, cutOf), []);
 });
