@@ -37,10 +37,11 @@ options:
   --rate R          requests per second, open loop (default 3)
   --oracle-s S      seconds per candidate split and phase for the oracle (default 4)
   --policies LIST   subset of static,bandwidth,load-aware,oracle (default all)
+  --start CUTS      the split every policy starts on, e.g. 2,46 (default: the profiled best for phase A)
   --json            one JSON document instead of tables`;
 
 const OPTIONS = {
-  model: { type: 'string' }, 'phase-s': { type: 'string' }, rate: { type: 'string' }, 'oracle-s': { type: 'string' }, policies: { type: 'string' }, json: { type: 'boolean' },
+  model: { type: 'string' }, 'phase-s': { type: 'string' }, rate: { type: 'string' }, 'oracle-s': { type: 'string' }, policies: { type: 'string' }, start: { type: 'string' }, json: { type: 'boolean' },
 } as const;
 
 interface Phase { name: string; rateMbit: number; edgeCpus: number }
@@ -130,8 +131,17 @@ export async function run(argv: string[]): Promise<number | void> {
     tiers: [{ factor: 1, queueS: 0 }, { factor: SHARES.edge / ph.edgeCpus, queueS: 0 }, { factor: 1, queueS: 0 }],
   });
   const cutsOf = (b: number[]): number[] => b.map((x) => cutOf[x]!);
-  const start = cutsOf(bestFeasible(model, truth(PHASES[0]!)).boundaries);
+  let start = cutsOf(bestFeasible(model, truth(PHASES[0]!)).boundaries);
   say(`${model.blocks} blocks; best at start (phase A, profiled): cuts ${start.join(',')}`);
+  if (v.start !== undefined) {
+    const want = v.start.split(',').map((x) => Number(x.trim()));
+    const ends = new Set(cutOf.filter((c) => c >= 0));
+    if (want.length !== 2 || want.some((c) => !ends.has(c)) || !(want[0]! < want[1]!)) {
+      throw kerfError('KERF_ERR_USAGE', `--start '${v.start}': expected two increasing cut ids among the profiled block ends (${[...ends].join(',')})`);
+    }
+    start = want;
+    say(`starting every policy on cuts ${start.join(',')} (--start)`);
+  }
 
   const prep = await prepareModel(modelPath);
   const inputs = randomInputs(prep.model, prep.inputShapes, 1);
