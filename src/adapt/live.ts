@@ -300,23 +300,28 @@ export class AdaptController {
       pr.busy = true;
       pr.atS = at;
       pr.sent++;
-      next.control('probe', JSON.stringify({ tier: this.names[j], ranges: pr.ranges.map((r) => r.cuts) } satisfies ProbeRequest), { timeoutMs: 10_000 }).then((buf) => {
-        const r = JSON.parse(new TextDecoder().decode(buf)) as ProbeResult;
-        const t = nowS();
-        const range = r.seconds !== undefined ? pr.ranges.find((x) => x.cuts[0] === r.start && x.cuts[1] === r.end) : undefined;
-        if (!range || r.seconds === undefined) {
-          pr.last = { ...r, atS: t };
-          pr.atS = t + LOAD_PROBE_MISS_S - LOAD_PROBE_EVERY_S;
-          return;
+      void (async () => {
+        try {
+          const buf = await next.control('probe', JSON.stringify({ tier: this.names[j], ranges: pr.ranges.map((r) => r.cuts) } satisfies ProbeRequest), { timeoutMs: 10_000 });
+          const r = JSON.parse(new TextDecoder().decode(buf)) as ProbeResult;
+          const t = nowS();
+          const range = typeof r.seconds === 'number' ? pr.ranges.find((x) => x.cuts[0] === r.start && x.cuts[1] === r.end) : undefined;
+          if (!range || typeof r.seconds !== 'number') {
+            pr.last = { ...r, atS: t };
+            pr.atS = t + LOAD_PROBE_MISS_S - LOAD_PROBE_EVERY_S;
+            return;
+          }
+          pr.last = { ...r, ratio: r.seconds / range.profiledS, atS: t };
+          if (this.monitor.observeLoadProbe(j, r.seconds, range.profiledS, t)) {
+            this.shiftAtS = t;
+            if (this.timer) setImmediate(() => void this.tick());
+          }
+        } catch (e) {
+          pr.last = { tier: this.names[j]!, none: `probe failed: ${(e as Error)?.message ?? String(e)}`, atS: nowS() };
+        } finally {
+          pr.busy = false;
         }
-        pr.last = { ...r, ratio: r.seconds / range.profiledS, atS: t };
-        if (this.monitor.observeLoadProbe(j, r.seconds, range.profiledS, t)) {
-          this.shiftAtS = t;
-          if (this.timer) setImmediate(() => void this.tick());
-        }
-      }, (e: unknown) => {
-        pr.last = { tier: this.names[j]!, none: `probe failed: ${(e as Error)?.message ?? String(e)}`, atS: nowS() };
-      }).finally(() => { pr.busy = false; });
+      })();
     });
   }
 

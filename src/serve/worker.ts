@@ -351,6 +351,7 @@ export class Worker {
    * small to tell its load (one tiny block) is measured this way. Loads nothing.
    */
   async probe(r: ProbeRequest): Promise<ProbeResult> {
+    if (!r || typeof r !== 'object') throw kerfError('KERF_ERR_USAGE', 'probe: body must be {tier, ranges: [[start, end], …]}');
     if (r.tier !== undefined && r.tier !== this.name) {
       const l = this.segments.get(this.defaultSegment);
       if (!l?.next) throw kerfError('KERF_ERR_USAGE', `probe: no tier '${r.tier}' after ${this.name} (it is the last tier)`);

@@ -50,6 +50,8 @@ test('probe: a worker runs a loaded range and says how long it took; later tiers
     // Mistakes: a tier past the last one, ranges that are not ranges.
     await assert.rejects(probe({ tier: 'fog', ranges: [[a, b]] }), /no tier 'fog' after cloud/);
     await assert.rejects(probe({ tier: 'edge' }), /ranges/);
+    await assert.rejects(probe(null), /body must be/);
+    await assert.rejects(probe({ tier: 'edge', ranges: [[1e99, 'x']] }).then((x) => { throw new Error(x.none); }), /none of the 1 ranges/);
     await assert.rejects(probe({ tier: 'edge', ranges: [[a]] }), /is not \[start, end\]/);
   } finally {
     await hop.close();
