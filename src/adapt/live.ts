@@ -38,8 +38,9 @@ export interface AdaptControllerOptions {
   confirmS?: number;
   /** one line per decision that switches (JSON) and per failure */
   log?: (line: string) => void;
-  /** load-aware: price each split the controller has run at its measured ÷ predicted latency
-   * (`Calibration`; default true) */
+  /** load-aware: price each split the controller has run at its own recent measured latency while
+   * the conditions that set it hold, else at the model × its measured ÷ predicted ratio
+   * (`Calibration.factor`; default true) */
   calibrate?: boolean;
   /** load-aware: probe a tier whose own segment is too small to tell its load (default true): see `LOAD_PROBE_AFTER_S` */
   loadProbe?: boolean;
@@ -421,11 +422,11 @@ export class AdaptController {
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */
   conditions(): {
     mode: AdaptSetting; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus;
-    calibration: { cuts: number[]; ratio: number; requests: number }[];
+    calibration: { cuts: number[]; ratio: number; requests: number; lastMeasuredS: number }[];
     probes: { tier: string; sent: number; last: (ProbeResult & { ratio?: number; ageS: number }) | null }[];
   } {
     const at = nowS();
-    const calibration = (this.calibration?.snapshot(at) ?? []).map((c) => ({ cuts: this.cuts(c.boundaries), ratio: c.ratio, requests: c.requests }));
+    const calibration = (this.calibration?.snapshot(at) ?? []).map((c) => ({ cuts: this.cuts(c.boundaries), ratio: c.ratio, requests: c.requests, lastMeasuredS: c.lastMeasuredS }));
     const probes = this.probes.flatMap((p, j) => (p.ranges.length ? [{
       tier: this.names[j]!, sent: p.sent, last: p.last ? (({ atS, ...r }) => ({ ...r, ageS: at - atS }))(p.last) : null,
     }] : []));
@@ -468,11 +469,16 @@ export class AdaptController {
       if (cur && (!d.current || !cur.every((x, i) => x === d.current![i]))) { d.adopt(cur, at); this.settle(at); } // switched by someone else
       const cond = this.monitor.conditions(at);
       const cal = this.calibration;
+      // The model without queueing: what tells whether a split's measured latency still holds.
+      const unqueued: AdaptConditions = { ...cond, ratePerS: 0 };
       if (cal && d.current && this.settled.n > 0) {
-        cal.add(d.current, this.settled.sumS / this.settled.n, predictSplitLatency(this.model, cond, d.current), this.settled.n, at);
+        cal.add(d.current, this.settled.sumS / this.settled.n, predictSplitLatency(this.model, cond, d.current), this.settled.n, at,
+          predictSplitLatency(this.model, unqueued, d.current));
       }
       this.settled = { sumS: 0, n: 0 };
-      const calibrate = cal ? (b: readonly number[]) => cal.ratio(b, at) : undefined;
+      const calibrate = cal
+        ? (b: readonly number[]) => cal.factor(b, predictSplitLatency(this.model, cond, b), predictSplitLatency(this.model, unqueued, b), at)
+        : undefined;
       // Within the confirmation time after a detected level shift, the shift was the confirmation.
       let dec = d.decide(cond, at, { shifted: at - this.shiftAtS <= (this.opts.confirmS ?? 2), ...(calibrate ? { calibrate } : {}) });
       this.decisions++;
