@@ -90,8 +90,9 @@ export const LIVE_MIN_GAIN = 0.2;
 export const LOAD_PROBE_AFTER_S = 2;
 export const LOAD_PROBE_EVERY_S = 2;
 const LOAD_PROBE_RANGE_S: [number, number] = [0.01, 0.05];
-/** after a probe finds nothing loaded to run, wait this long before asking again */
-const LOAD_PROBE_MISS_S = 30;
+/** after a probe finds nothing loaded to run, wait this long before asking again (and ask again
+ * as soon as warming the likely splits has loaded their chunks) */
+const LOAD_PROBE_MISS_S = 10;
 
 /** Ranges of the model a probe of tier `j` may run, cheapest first (profiled seconds within `LOAD_PROBE_RANGE_S`). */
 export function probeRanges(model: SplitModel, j: number, cutOf: readonly number[]): { cuts: [number | null, number | null]; profiledS: number }[] {
@@ -339,6 +340,8 @@ export class AdaptController {
     this.gateway.switcher.warm([...this.warm.candidates].reverse()).then((r) => {
       this.warm.state = 'done';
       this.warm.report = r;
+      // A probe that found nothing loaded before the chunks were may find them now.
+      for (const p of this.probes) if (p.last?.none !== undefined) p.atS = -Infinity;
       this.log(JSON.stringify({ event: 'adapt-warm', candidates: r.candidates, durationMs: Math.round(r.durationMs), tiers: r.tiers }));
     }, (e: unknown) => {
       this.warm.state = 'failed';
