@@ -314,10 +314,7 @@ export class AdaptController {
             return;
           }
           pr.last = { ...r, ratio: r.seconds / range.profiledS, atS: t };
-          if (this.monitor.observeLoadProbe(j, r.seconds, range.profiledS, t)) {
-            this.shiftAtS = t;
-            if (this.timer) setImmediate(() => void this.tick());
-          }
+          if (this.monitor.observeLoadProbe(j, r.seconds, range.profiledS, t)) this.shifted(t);
         } catch (e) {
           pr.last = { tier: this.names[j]!, none: `probe failed: ${(e as Error)?.message ?? String(e)}`, atS: nowS() };
         } finally {
@@ -416,10 +413,21 @@ export class AdaptController {
       this.settled.n++;
     }
     // A level shift (load or bandwidth stepped) is decided on at once, not at the next period.
-    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS })) {
-      this.shiftAtS = nowS();
-      if (this.timer) void this.tick();
-    }
+    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS })) this.shifted(nowS(), true);
+  }
+
+  /**
+   * The monitors detected a level shift at `atS`: decide at once (now, or `soon` after the
+   * observer returns), and stop measuring the split in force on requests that arrived before
+   * it — they ran, at least in part, under the conditions that no longer hold, and would be
+   * recorded against the new ones (a split slowed by a load step then read as fast as before it).
+   */
+  private shifted(atS: number, now = false): void {
+    this.shiftAtS = atS;
+    this.settled = { sumS: 0, n: 0 };
+    this.settledAfterS = Math.max(this.settledAfterS, atS);
+    if (!this.timer) return;
+    if (now) void this.tick(); else setImmediate(() => void this.tick());
   }
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */
