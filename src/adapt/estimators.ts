@@ -290,7 +290,11 @@ export interface LoadFactorOptions {
  * Returns null when no sample is usable (the tier ran nothing worth timing: probe it).
  */
 export function loadFactor(samples: readonly ExecSample[], opts: LoadFactorOptions = {}): number | null {
-  const ratios = usableRatios(samples, opts);
+  return factorOf(usableRatios(samples, opts), opts);
+}
+
+/** The load factor of usable ratios (`usableRatios`), or null when there are none. */
+function factorOf(ratios: readonly number[], opts: LoadFactorOptions): number | null {
   if (ratios.length === 0) return null;
   return opts.estimator === 'median' ? median(ratios) : trimmedMean(ratios, opts.trim ?? 0.1);
 }
@@ -304,8 +308,7 @@ function minUsableProfiledS(samples: readonly ExecSample[], opts: LoadFactorOpti
 }
 
 /** Observed ÷ profiled of the samples a load factor rests on (see `minUsableProfiledS`). */
-function usableRatios(samples: readonly ExecSample[], opts: LoadFactorOptions): number[] {
-  const minP = minUsableProfiledS(samples, opts);
+function usableRatios(samples: readonly ExecSample[], opts: LoadFactorOptions, minP = minUsableProfiledS(samples, opts)): number[] {
   if (minP === null) return [];
   const ratios: number[] = [];
   for (const s of samples) {
@@ -374,7 +377,7 @@ export class LoadEstimator {
       if (minP !== null && profiledS >= minP) {
         // against the window's median, not the (trimmed-mean) factor: a bursty minority of
         // hit runs pulls the mean but not the median, so it never reads as a shift
-        const ref = loadFactor(inWindow, { ...this.opts, estimator: 'median' });
+        const ref = factorOf(usableRatios(inWindow, this.opts, minP), { estimator: 'median' });
         if (ref !== null) keep = this.shift.feed(observedS / profiledS, ref, profiledS);
       }
     }
@@ -395,7 +398,7 @@ export class LoadEstimator {
     this.exec = this.exec.filter(keep);
     this.queue = this.queue.filter(keep);
     const ratios = usableRatios(this.exec, this.opts);
-    const f = loadFactor(this.exec, this.opts);
+    const f = factorOf(ratios, this.opts);
     if (f !== null) this.lastFactor = f;
     return {
       factor: f ?? this.lastFactor,
