@@ -86,7 +86,7 @@ export class Calibration {
     if (!s || !(baseNowS > 0)) return null;
     const lim = Math.log(this.comparable);
     const ok = s.filter((x) => atS - x.atS <= this.recentS && x.baseS > 0 && Math.abs(Math.log(x.baseS / baseNowS)) <= lim + 1e-12);
-    return weightedMedian(ok.map((x) => x.measuredS), ok.map((x) => x.requests), this.minRequests);
+    return requestMedian(ok.map((x) => x.measuredS), ok.map((x) => x.requests), this.minRequests);
   }
 
   /**
@@ -117,7 +117,7 @@ export class Calibration {
   }
 
   private ratioOf(s: readonly Sample[] | undefined): number | null {
-    return s ? weightedMedian(s.map((x) => x.ratio), s.map((x) => x.requests), this.minRequests) : null;
+    return s ? requestMedian(s.map((x) => x.ratio), s.map((x) => x.requests), this.minRequests) : null;
   }
 
   /**
@@ -146,8 +146,10 @@ export class Calibration {
   }
 }
 
-/** Median of `xs`, each counted `w` times (at most 16), or null below `minWeight` in all. */
-function weightedMedian(xs: readonly number[], w: readonly number[], minWeight: number): number | null {
+/** Median of `xs`, each counted `w` times (at most 16), or null below `minWeight` in all. Not
+ * robust.ts's `weightedMedian` (the lower weighted median): an even count averages the middle
+ * pair, as the plain median of the requests would. */
+function requestMedian(xs: readonly number[], w: readonly number[], minWeight: number): number | null {
   let n = 0;
   for (const x of w) n += x;
   if (!xs.length || n < minWeight) return null;
