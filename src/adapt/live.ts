@@ -252,8 +252,8 @@ export class AdaptController {
   private shiftAtS = -Infinity;
   private readonly log: (line: string) => void;
   decisions = 0;
-  /** per tier: the ranges a load probe may run, a probe in flight, when the last was sent, the last result */
-  private readonly probes: { ranges: ReturnType<typeof probeRanges>; busy: boolean; atS: number; last: ProbeResult & { ratio?: number; atS: number } | null; sent: number }[];
+  /** per tier: the ranges a load probe may run, a probe in flight, when the next may go, the last result */
+  private readonly probes: { ranges: ReturnType<typeof probeRanges>; busy: boolean; nextAtS: number; last: ProbeResult & { ratio?: number; atS: number } | null; sent: number }[];
   /** warming the likely splits' chunks (hot-swap) */
   readonly warm: WarmStatus;
 
@@ -283,7 +283,7 @@ export class AdaptController {
     this.warm = { state: warm.length ? 'waiting' : 'off', candidates: warm };
     this.calibration = opts.mode === 'load-aware' && opts.calibrate !== false ? new Calibration() : null;
     this.probes = m.model.tiers.map((_, j) => ({
-      ranges: j > 0 && opts.mode === 'load-aware' && opts.loadProbe !== false ? probeRanges(m.model, j, m.cutOf) : [], busy: false, atS: -Infinity, last: null, sent: 0,
+      ranges: j > 0 && opts.mode === 'load-aware' && opts.loadProbe !== false ? probeRanges(m.model, j, m.cutOf) : [], busy: false, nextAtS: -Infinity, last: null, sent: 0,
     }));
   }
 
@@ -297,10 +297,10 @@ export class AdaptController {
     if (!p.next || !p.ready) return;
     const next = p.next;
     this.probes.forEach((pr, j) => {
-      if (!pr.ranges.length || pr.busy || at - pr.atS < LOAD_PROBE_EVERY_S) return;
+      if (!pr.ranges.length || pr.busy || at < pr.nextAtS) return;
       if (at - this.monitor.loads[j]!.lastUsableAtS < LOAD_PROBE_AFTER_S) return;
       pr.busy = true;
-      pr.atS = at;
+      pr.nextAtS = at + LOAD_PROBE_EVERY_S;
       pr.sent++;
       void (async () => {
         try {
@@ -310,7 +310,7 @@ export class AdaptController {
           const range = typeof r.seconds === 'number' ? pr.ranges.find((x) => x.cuts[0] === r.start && x.cuts[1] === r.end) : undefined;
           if (!range || typeof r.seconds !== 'number') {
             pr.last = { ...r, atS: t };
-            pr.atS = t + LOAD_PROBE_MISS_S - LOAD_PROBE_EVERY_S;
+            pr.nextAtS = t + LOAD_PROBE_MISS_S;
             return;
           }
           pr.last = { ...r, ratio: r.seconds / range.profiledS, atS: t };
@@ -338,7 +338,7 @@ export class AdaptController {
       this.warm.state = 'done';
       this.warm.report = r;
       // A probe that found nothing loaded before the chunks were may find them now.
-      for (const p of this.probes) if (p.last?.none !== undefined) p.atS = -Infinity;
+      for (const p of this.probes) if (p.last?.none !== undefined) p.nextAtS = -Infinity;
       this.log(JSON.stringify({ event: 'adapt-warm', candidates: r.candidates, durationMs: Math.round(r.durationMs), tiers: r.tiers }));
     }, (e: unknown) => {
       this.warm.state = 'failed';
@@ -417,8 +417,8 @@ export class AdaptController {
   }
 
   /**
-   * The monitors detected a level shift at `atS`: decide at once (now, or `soon` after the
-   * observer returns), and stop measuring the split in force on requests that arrived before
+   * The monitors detected a level shift at `atS`: decide at once (`now`: in this call, else just
+   * after the caller returns), and stop measuring the split in force on requests that arrived before
    * it — they ran, at least in part, under the conditions that no longer hold, and would be
    * recorded against the new ones (a split slowed by a load step then read as fast as before it).
    */
