@@ -274,10 +274,13 @@ export async function run(argv: string[]): Promise<number | void> {
         for (let i = 0; i < PHASES.length; i++) {
           await apply(h2, PHASES[i]!);
           const to = plan[i]!;
-          const sw = to.join(',') === cur ? null : repartition(h2.url, { cuts: to });
+          // Settled into a value at once: a switch failing while the phase's requests run is
+          // reported after them, not as an unhandled rejection in the middle.
+          const sw = to.join(',') === cur ? null : repartition(h2.url, { cuts: to }).then(() => null, (e: unknown) => e);
           if (sw) { cur = to.join(','); switches++; }
           await drive(client2, inputs, rate, phaseS, i, samples);
-          await sw;
+          const failed = await sw;
+          if (failed) throw failed;
         }
         const row = summarise('per-phase oracle', samples, switches);
         row.phases.forEach((ph, i) => { ph.cuts = plan[i]!.join(','); });
