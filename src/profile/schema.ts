@@ -61,6 +61,12 @@ export const PROFILE_JSON_SCHEMA = {
       properties: {
         repeats: count, warmup: count, threads: count, optimization: { type: 'string' },
         method: { enum: ['sessions', 'trace'] }, seed: { type: 'integer' }, runtime: { type: 'string' },
+        cpuQuota: {
+          type: 'object',
+          description: 'kerf profile --cpus: the share of one core the timing was held to, the CFS period, and the slowdown of the whole model under it that scaled every block',
+          required: ['share', 'periodUs', 'slowdown'],
+          properties: { share: nonneg, periodUs: count, slowdown: nonneg },
+        },
       },
     },
     createdAt: { type: 'string' },

@@ -86,6 +86,9 @@ export interface Profile {
     seed?: number;
     /** runtime and version that measured */
     runtime?: string;
+    /** `kerf profile --cpus`: the share of one core the timing was held to (cgroup CFS quota),
+     * its period, and the slowdown of the whole model under it that scaled every block */
+    cpuQuota?: { share: number; periodUs: number; slowdown: number };
   };
   createdAt?: string;
 }
