@@ -14,8 +14,10 @@
  * `fixedS` is the tier's own handling of a request that no split changes (the gateway's HTTP
  * parsing, copying the input, encoding the answer), in wall seconds as measured, so the load
  * factor does not scale it. A tier out of the path (an unused tier the request skips) costs 0;
- * a tier in the path that runs no block still pays its overhead and fixed time (it still
- * receives, hands over and forwards the tensors).
+ * a tier in the path that runs no segment (a gateway forwarding the input, a worker passing
+ * through) pays its fixed time and wire CPU but no call overhead. The adapt controller's search
+ * charges the call overhead to pass-through tiers too (`runs` true), which keeps its dynamic
+ * programme exact at the price of over-counting one call (~0.2 ms on a core) for such a tier.
  */
 
 /** The per-request terms of one tier beyond its blocks; all default to 0. */
@@ -29,13 +31,14 @@ export interface TierTerms {
 }
 
 /**
- * Seconds tier spends serving one request: `blocksS` is the sum of its blocks' profiled times
+ * Seconds a tier spends serving one request: `blocksS` is the sum of its blocks' profiled times
  * (0 when it runs none), `factor` the load factor (observed ÷ profiled, 1 as profiled), `bytes`
- * what it receives and sends over its hops for this request.
+ * what it receives and sends over its hops for this request, `runs` whether it runs a segment
+ * (and so pays the call overhead).
  */
-export function tierServiceS(blocksS: number, terms: TierTerms | undefined, factor = 1, bytes = 0): number {
+export function tierServiceS(blocksS: number, terms: TierTerms | undefined, factor = 1, bytes = 0, runs = true): number {
   const t = terms ?? {};
-  return factor * (blocksS + (t.callOverheadS ?? 0)) + (t.fixedS ?? 0) + (t.wireSPerByte ?? 0) * bytes;
+  return factor * (blocksS + (runs ? t.callOverheadS ?? 0 : 0)) + (t.fixedS ?? 0) + (t.wireSPerByte ?? 0) * bytes;
 }
 
 /** Seconds one hop costs: its round-trip time, once, plus the bytes at its bandwidth. */

@@ -202,7 +202,7 @@ function evaluate(ctx: Ctx, d: number, e: number, c: number, x: number, y: numbe
   }
   // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts).
   const res = Cs ? Cs.cost.out[L - 1]! : Es ? Es.cost.out[L - 1]! : 0;
-  const ds = tierServiceS(dt, Ds.cost.terms, 1, Es || Cs ? devOut + res : 0);
+  const ds = tierServiceS(dt, Ds.cost.terms, 1, Es || Cs ? devOut + res : 0, dUsed);
   const es = Es ? tierServiceS(et, Es.cost.terms, 1, devOut + (Cs ? edgeOut : res)) : 0;
   const cs = Cs ? tierServiceS(ct, Cs.cost.terms, 1, (Es ? edgeOut : devOut) + res) : 0;
   if (ctx.throughput) return Math.max(ds, es, cs, t1, t2, tr);
@@ -409,7 +409,7 @@ export function describePlacement(problem: PlanProblem, net: Network, r: RankedI
   }
   // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts), as `evaluate` prices it.
   const res = C ? C.out[L - 1]! : E ? E.out[L - 1]! : 0;
-  const ds = tierServiceS(dt, D.terms, 1, E || C ? devOut + res : 0);
+  const ds = tierServiceS(dt, D.terms, 1, E || C ? devOut + res : 0, dUsed);
   const es = E ? tierServiceS(et, E.terms, 1, devOut + (C ? edgeOut : res)) : 0;
   const cs = C ? tierServiceS(ct, C.terms, 1, (E ? edgeOut : devOut) + res) : 0;
   const totalS = ds + es + cs + transfer + ret;

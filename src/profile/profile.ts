@@ -181,14 +181,16 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
   // Under a CPU share: the blocks were timed at full speed (where they add up); the whole
   // model is now timed under the quota, and every time scales by the slowdown it shows.
   let slow = 1, quota: { share: number; periodUs: number; slowdown: number } | undefined;
-  let callOverheadS: number | null;
+  let callOverheadS = await callOverhead(threads);
   if (opts.cpus !== undefined && opts.cpus < 1) {
     const q = await underQuota(ctx, opts.cpus, opts.cpuRoot, threads);
     slow = q.whole.median / whole.median;
     whole = q.whole;
-    callOverheadS = q.callOverheadS;
+    // As the blocks: a median of short runs under a quota is either unthrottled or a whole
+    // period's wait; what a request pays on average is the full-speed cost times the slowdown.
+    if (callOverheadS !== null) callOverheadS *= slow;
     quota = { share: opts.cpus, periodUs: q.periodUs, slowdown: slow };
-  } else callOverheadS = await callOverhead(threads);
+  }
 
   const out: BlockProfile[] = blocks.map((b, k) => {
     const l = blockLatency(measured!.blockSamples[k]!, rounds);
@@ -223,7 +225,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
     granularity,
     source: 'kerf',
     blocks: out,
-    whole: { latency: whole, ...(measured.wholeMemory !== undefined ? { memoryBytes: measured.wholeMemory } : {}) },
+    whole: { latency: whole, cpuS: latencyStats(measured.wholeCpu).median, ...(measured.wholeMemory !== undefined ? { memoryBytes: measured.wholeMemory } : {}) },
     blockSumOverWhole: (sum * slow) / whole.median,
     ...(callOverheadS !== null ? { callOverheadS } : {}),
     settings: {
@@ -245,6 +247,8 @@ interface NodeTimes { seconds: Map<string, number>; ops: Map<string, string> }
 interface Measured {
   blockSamples: number[][];
   wholeSamples: number[];
+  /** CPU seconds (this process, all threads) of each timed whole-model run */
+  wholeCpu: number[];
   outputBytes?: number[];
   memory?: number[];
   wholeMemory?: number;
@@ -252,6 +256,8 @@ interface Measured {
 }
 
 const now = (): number => performance.now() / 1000;
+/** CPU seconds this process used since `c0` (a process.cpuUsage() reading). */
+const cpuSince = (c0: NodeJS.CpuUsage): number => { const d = process.cpuUsage(c0); return (d.user + d.system) / 1e6; };
 
 function tensorBytesOf(t: HostTensor): number {
   return Array.isArray(t.data) ? t.data.reduce((s, v) => s + Buffer.byteLength(v), 0) : t.data.byteLength;
@@ -304,7 +310,7 @@ async function bySessions(ctx: RunContext, runOverheadS: number): Promise<Measur
     // Timed rounds interleave blocks and the whole model, so drift in the machine's speed
     // (other processes, thermal state) touches all of them alike.
     const blockSamples: number[][] = sessions.map(() => []);
-    const wholeSamples: number[] = [];
+    const wholeSamples: number[] = [], wholeCpu: number[] = [];
     for (let round = 1; round < total; round++) {
       const timed = round >= warmup;
       for (let k = 0; k < sessions.length; k++) {
@@ -313,12 +319,13 @@ async function bySessions(ctx: RunContext, runOverheadS: number): Promise<Measur
         // a run's fixed cost is paid once per segment, not per block: the cost model adds it
         if (timed) blockSamples[k]!.push(Math.max(0, now() - t0 - runOverheadS));
       }
+      const c0 = process.cpuUsage();
       const t0 = now();
       await whole.run(feeds, modelOutputs);
-      if (timed) wholeSamples.push(now() - t0);
+      if (timed) { wholeSamples.push(now() - t0); wholeCpu.push(cpuSince(c0)); }
       ctx.progress?.(round + 1, total, timed ? `timing ${round - warmup + 1}/${repeats}` : 'warm-up');
     }
-    return { blockSamples, wholeSamples, outputBytes, memory, wholeMemory };
+    return { blockSamples, wholeSamples, wholeCpu, outputBytes, memory, wholeMemory };
   } finally {
     await Promise.all([...sessions, ...(whole ? [whole] : [])].map((s) => s.close()));
   }
@@ -384,11 +391,11 @@ export async function runOverhead(threads: number, optimization: Optimization, r
 }
 
 /**
- * Time the whole model (and the serving overhead) with this process held to `share` of a core
+ * Time the whole model with this process held to `share` of a core
  * by a cgroup CFS quota, then give the CPU back. The period is short (10 ms, or long enough
  * that the quota stays above the kernel's 1 ms minimum) so throttling is fine-grained.
  */
-async function underQuota(ctx: RunContext, share: number, root: string | undefined, threads: number): Promise<{ whole: ReturnType<typeof latencyStats>; callOverheadS: number | null; periodUs: number }> {
+async function underQuota(ctx: RunContext, share: number, root: string | undefined, threads: number): Promise<{ whole: ReturnType<typeof latencyStats>; periodUs: number }> {
   const { CpuGroup, cpuQuotaUnavailable, cpuPeriodForShare, currentCpuGroup, moveToCpuGroup, CGROUP_CPU_ROOT } = await import('../serve/cpu.js');
   const why = cpuQuotaUnavailable(root);
   if (why !== null) throw kerfError('KERF_ERR_CONFIG', `cannot hold the profiling to ${share} of a core: ${why}`);
@@ -405,8 +412,7 @@ async function underQuota(ctx: RunContext, share: number, root: string | undefin
       await whole.run(ctx.feeds, outs);
       if (i >= ctx.warmup) t.push(now() - t0);
     }
-    const callOverheadS = await callOverhead(threads);
-    return { whole: latencyStats(t), callOverheadS, periodUs };
+    return { whole: latencyStats(t), periodUs };
   } finally {
     await moveToCpuGroup(home, process.pid).catch(() => undefined);
     await whole.close();
@@ -481,15 +487,17 @@ async function byTrace(ctx: RunContext): Promise<Measured> {
       Object.values(wout).reduce((sum, t) => sum + tensorBytesOf(t), 0));
     // Each profiled run is followed by one plain run of the whole model: the trace gives the
     // blocks, the plain runs the unsplit figure without the profiler's overhead.
+    const wholeCpu: number[] = [];
     trace = await tracedRuns(ctx, total, async (i) => {
+      const c0 = process.cpuUsage();
       const t0 = now();
       await whole.run(feeds, outs);
-      if (i >= warmup) wholeSamples.push(now() - t0);
+      if (i >= warmup) { wholeSamples.push(now() - t0); wholeCpu.push(cpuSince(c0)); }
       ctx.progress?.(i + 1, total, i >= warmup ? `timing ${i - warmup + 1}/${repeats}` : 'warm-up');
     });
     const timed = trace.slice(warmup);
     const blockSamples = blocks.map((b) => timed.map((r) => b.nodes.reduce((s, n) => s + (r.nodes.get(n) ?? 0), 0)));
-    return { blockSamples, wholeSamples, wholeMemory, nodeTimes: medianNodeTimes(timed) };
+    return { blockSamples, wholeSamples, wholeCpu, wholeMemory, nodeTimes: medianNodeTimes(timed) };
   } finally {
     await whole.close();
   }

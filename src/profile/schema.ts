@@ -51,7 +51,7 @@ export const PROFILE_JSON_SCHEMA = {
     whole: {
       type: 'object',
       required: ['latency'],
-      properties: { latency: { $ref: '#/$defs/latency' }, memoryBytes: nonneg },
+      properties: { latency: { $ref: '#/$defs/latency' }, cpuS: { ...nonneg, description: 'median CPU seconds (all threads of the process) of a whole-model run at full speed' }, memoryBytes: nonneg },
     },
     blockSumOverWhole: { ...nonneg, description: 'sum of block medians / whole-model median: the cost of cutting' },
     callOverheadS: { ...nonneg, description: "seconds a serving process spends per request and part beyond the blocks' own time (compute-thread hand-over, onnxruntime's fixed cost per run); the adapt cost model adds it to every tier" },

@@ -44,6 +44,11 @@ export interface CpuLimitOptions {
   periodUs?: number;
   /** never use cgroups (as if they were not writable) */
   disabled?: boolean;
+  /** prefix of the groups' labels, so several deployments of one process can hold CPU at once */
+  label?: string;
+  /** hold each tier to its share only once the pipeline is ready: processes start and load
+   * their parts at full speed (default false: from the moment they are spawned) */
+  fromReady?: boolean;
 }
 
 export interface UpOptions {
@@ -208,9 +213,9 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
   const limitOf = (tierIndex: number, tier: TierSpec) => async (proc: ChildProcess): Promise<void> => {
     started.push(proc);
     if (cpu.mode !== 'cgroup' || tier.cpus === undefined || proc.pid === undefined) return;
-    const g = await CpuGroup.create(`${tierIndex}-${tier.name}`, tier.cpus, { ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}) });
+    const g = await CpuGroup.create(`${opts.cpu?.label ?? ''}${tierIndex}-${tier.name}`, tier.cpus, { ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}) });
     groups.set(proc, g);
-    await g.add(proc.pid);
+    if (!opts.cpu?.fromReady) await g.add(proc.pid);
   };
   try {
     let next: string | null = null;
@@ -253,6 +258,7 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       if (children.some((c) => c.proc.exitCode !== null || c.proc.signalCode !== null)) throw kerfError('KERF_ERR_UPSTREAM', 'a tier exited before the pipeline was ready');
       await new Promise((r) => setTimeout(r, 50));
     }
+    if (opts.cpu?.fromReady) for (const [proc, g] of groups) await g.add(proc.pid!);
     const name = await modelName(url);
     const processes: UpProcess[] = children.slice().reverse().map((c, i) => {
       const g = groups.get(c.proc);
