@@ -42,8 +42,9 @@ options:
                          pause-resume, standby, on-demand (default) or hot-swap
   --standby C1,C2        with --switch standby: the split kept loaded beside the active one
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
-                         itself (use --switch hot-swap); --profiles DIR holds <tier>.profile.json
-                         per tier; --adapt-period S, --min-gain F, --min-dwell S (docs/adapt.md)
+                         itself (use --switch hot-swap); --profiles DIR is the folder kerf plan
+                         takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
+                         --min-gain F, --min-dwell S (docs/adapt.md)
   --json                 print one JSON line when ready (endpoint, pids, links)
   -h, --help             this help
 
@@ -148,7 +149,7 @@ export async function run(argv: string[]): Promise<number | void> {
   }
   if (v.adapt !== undefined && v.adapt !== 'off') {
     // The gateway's controller: tier names and links as this command starts them (workers ignore these flags).
-    if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier)');
+    if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (the folder kerf plan takes: one <model>.<system>.profile.json per tier)');
     const names = opts.tiers?.map((t) => t.name) ?? ['device', 'edge', 'cloud', 'tier3', 'tier4'].slice(0, opts.cuts.length + 1);
     const hops = (opts.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
     opts.workerArgs = [...(opts.workerArgs ?? []), '--adapt', v.adapt, '--profiles', v.profiles, '--adapt-tiers', names.join(','),
