@@ -103,13 +103,13 @@ export const BLOCK_SUM_TOLERANCE = 0.1;
 const ABSOLUTE_SLACK_S = 0.25e-3;
 
 /**
- * Indices of the rounds whose total (the sum over blocks) is nearest the median total: the
- * middle half, at least one. Means over these rounds add up to a typical total, which
+ * Indices of the rounds whose total (the sum over blocks, plus the whole model's run of the same
+ * round when given) is nearest the median total: the middle half, at least one. Means over these rounds add up to a typical total, which
  * per-block medians do not when each round's pauses land in a different block.
  */
-export function typicalRounds(blockSamples: readonly (readonly number[])[]): number[] {
+export function typicalRounds(blockSamples: readonly (readonly number[])[], wholeSamples: readonly number[] = []): number[] {
   const R = blockSamples[0]?.length ?? 0;
-  const totals = Array.from({ length: R }, (_, r) => ({ r, t: blockSamples.reduce((s, b) => s + b[r]!, 0) })).sort((a, b) => a.t - b.t);
+  const totals = Array.from({ length: R }, (_, r) => ({ r, t: blockSamples.reduce((s, b) => s + b[r]!, 0) + (wholeSamples[r] ?? 0) })).sort((a, b) => a.t - b.t);
   const keep = Math.max(1, Math.ceil(R / 2));
   const from = Math.floor((R - keep) / 2);
   return totals.slice(from, from + keep).map((x) => x.r).sort((a, b) => a - b);
@@ -156,21 +156,24 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
   // Measure; blocks that do not add up to the whole are measured again, then refused.
   let measured: Measured | undefined;
   let rounds: number[] = [];
-  let runOv = 0, sum = 0, whole = latencyStats([0]);
+  let runOv = 0, sum = 0, wholeTypical = 0, whole = latencyStats([0]);
   const ratios: number[] = [];
   for (let attempt = 1; ; attempt++) {
     runOv = await runOverhead(threads, optimization);
     measured = method === 'sessions' ? await bySessions(ctx, runOv) : await byTrace(ctx);
-    rounds = typicalRounds(measured.blockSamples);
+    // Blocks and the whole from the same typical rounds: each round's runs follow each other, so
+    // they share the machine's conditions, which drift between rounds on a busy machine.
+    rounds = typicalRounds(measured.blockSamples, measured.wholeSamples);
     sum = measured.blockSamples.reduce((s, b) => s + rounds.reduce((t, r) => t + b[r]!, 0) / rounds.length, 0);
-    whole = latencyStats(measured.wholeSamples);
-    const ratio = (sum + runOv) / whole.median;
+    wholeTypical = rounds.reduce((t, r) => t + measured!.wholeSamples[r]!, 0) / rounds.length;
+    whole = { ...latencyStats(measured.wholeSamples), median: wholeTypical };
+    const ratio = (sum + runOv) / wholeTypical;
     ratios.push(ratio);
     // A gap under a quarter millisecond is the timer's and the profiler's own (µs per node).
-    if (Math.abs(ratio - 1) <= tolerance || Math.abs(sum + runOv - whole.median) < ABSOLUTE_SLACK_S) break;
+    if (Math.abs(ratio - 1) <= tolerance || Math.abs(sum + runOv - wholeTypical) < ABSOLUTE_SLACK_S) break;
     if (attempt >= attempts) {
       throw kerfError('KERF_ERR_PROFILE', `${name}: the blocks do not add up to the whole model: (block sum ${(sum * 1e3).toFixed(2)} ms + one run's overhead ` +
-        `${(runOv * 1e3).toFixed(3)} ms) / whole ${(whole.median * 1e3).toFixed(2)} ms = ${ratios.map((x) => x.toFixed(3)).join(', then ')} in ${attempts} measurements ` +
+        `${(runOv * 1e3).toFixed(3)} ms) / whole ${(wholeTypical * 1e3).toFixed(2)} ms = ${ratios.map((x) => x.toFixed(3)).join(', then ')} in ${attempts} measurements ` +
         `(allowed 1 ± ${tolerance}); the machine is too busy or its speed drifts: profile on a quieter machine, with more --repeats, or pass --tolerance`);
     }
     opts.onProgress?.(0, warmup + repeats, `blocks/whole ${ratio.toFixed(2)}: measuring again`);
@@ -184,8 +187,9 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
   let callOverheadS = await callOverhead(threads);
   if (opts.cpus !== undefined && opts.cpus < 1) {
     const q = await underQuota(ctx, opts.cpus, opts.cpuRoot, threads);
-    slow = q.whole.median / whole.median;
+    slow = q.whole.median / wholeTypical;
     whole = q.whole;
+    wholeTypical = q.whole.median;
     // As the blocks: a median of short runs under a quota is either unthrottled or a whole
     // period's wait; what a request pays on average is the full-speed cost times the slowdown.
     if (callOverheadS !== null) callOverheadS *= slow;
@@ -226,7 +230,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
     source: 'kerf',
     blocks: out,
     whole: { latency: whole, cpuS: latencyStats(measured.wholeCpu).median, ...(measured.wholeMemory !== undefined ? { memoryBytes: measured.wholeMemory } : {}) },
-    blockSumOverWhole: (sum * slow) / whole.median,
+    blockSumOverWhole: (sum * slow) / wholeTypical,
     ...(callOverheadS !== null ? { callOverheadS } : {}),
     settings: {
       repeats, warmup, threads, optimization, method, seed, runtime: `onnxruntime-node ${ortVersion}`,
