@@ -7,6 +7,7 @@ import { parse, parseInputShapes, parseIntList } from './args.js';
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
        kerf up placement.json [--model m.onnx] [--reference-cpus C] [--cpus NODE=C ...] [options]
        kerf up --model m.onnx --cuts C1,C2 [--links '10mbit/20ms,100mbit/5ms'] [options]
+       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [options]
 
 Start the device gateway and one worker per further tier as child processes on this machine,
 with emulated links between tiers, wait until the pipeline is ready, print the endpoint, and
@@ -22,7 +23,16 @@ emulated, and every worker held to its node's CPU share with a cgroup quota
 s × --reference-cpus cores; --cpus NODE=C sets one directly. Without writable cgroups the
 workers run with 1 thread and a notice says the shares are not enforced.
 
+Across machines (--hosts hosts.yaml, kerf.hosts/v1; docs/cluster.md): every tier runs on its
+host's \`kerf agent\`: the gateway on the entry host (its endpoint printed), a placement's stage
+on the host named as its node, a plan's tier on the host named as its system, else as the tier.
+Each host is sent only the part it runs (by content hash, once; --parts whole sends the whole
+model, as --adapt and --switch need), links are the real network, and every host's stages stop
+on Ctrl-C or SIGTERM (and by themselves when this controller dies: the agents' lease).
+
 options:
+  --hosts FILE           deploy across the hosts of a kerf.hosts/v1 file
+  --parts MODE           with --hosts: segments (default) or whole
   --model FILE           the model (.onnx)
   --cuts C1,C2           cut ids of the tier boundaries (see kerf inspect): gateway runs part 0,
                          one worker per further part
@@ -55,7 +65,7 @@ const OPTIONS = {
   model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
-  switch: { type: 'string' }, standby: { type: 'string' },
+  switch: { type: 'string' }, standby: { type: 'string' }, hosts: { type: 'string' }, parts: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
 
@@ -71,8 +81,10 @@ export async function run(argv: string[]): Promise<number | void> {
   const v = p.values;
   const { planToUp, placementToUp } = await import('../serve/up.js');
   const { parseRate, parseDuration } = await import('../link/index.js');
+  const { namedHosts, placementHosts, planHosts } = await import('../cluster/assign.js');
   type Opts = import('../serve/up.js').UpOptions;
   let opts: Opts;
+  let hostOf: ((h: import('../cluster/hosts.js').HostsFile) => string[]) | null = null;
   if (p.positionals.length > 1) throw kerfError('KERF_ERR_USAGE', `expected at most one plan.json\n${HELP}`);
   if (p.positionals.length === 1) {
     const file = p.positionals[0]!;
@@ -91,6 +103,7 @@ export async function run(argv: string[]): Promise<number | void> {
         if (!m) throw kerfError('KERF_ERR_USAGE', `--cpus '${c}': expected NODE=CORES, e.g. pi1=0.25`);
         cpus[m[1]!] = positive(m[2]!, `--cpus ${m[1]}`);
       }
+      hostOf = (h) => placementHosts(doc, h, file);
       opts = placementToUp(doc, model, { ...(v['reference-cpus'] !== undefined ? { referenceCpus: positive(v['reference-cpus'], '--reference-cpus') } : {}), cpus });
       // A stage stands for a small node: it keeps only its segment (the memory model counts no
       // more) and glibc returns freed memory instead of keeping an arena per thread.
@@ -107,10 +120,13 @@ export async function run(argv: string[]): Promise<number | void> {
       const model = v.model ?? join(dirname(file), `${doc.model}.onnx`);
       if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
       opts = planToUp(doc, model);
+      hostOf = (h) => planHosts(doc, h, file);
     }
   } else {
     if (!v.model || v.cuts === undefined) throw kerfError('KERF_ERR_USAGE', `give a plan.json, or --model and --cuts\n${HELP}`);
     opts = { model: v.model, cuts: parseIntList(v.cuts, '--cuts') };
+    const n = opts.cuts.length + 1;
+    hostOf = (h) => namedHosts(['device', 'edge', 'cloud', ...Array.from({ length: Math.max(0, n - 3) }, (_, i) => `tier${i + 3}`)].slice(0, n), h);
   }
   if (v.links !== undefined) {
     opts.links = v.links.split(',').map((s, i) => {
@@ -158,16 +174,38 @@ export async function run(argv: string[]): Promise<number | void> {
   }
   const quiet = v.json ?? false;
   opts.log = (line) => { if (!quiet) process.stderr.write(`kerf up: ${line}\n`); };
+  let hosts: import('../cluster/hosts.js').HostsFile | null = null;
+  if (v.parts !== undefined && (!v.hosts || !['segments', 'whole'].includes(v.parts))) throw kerfError('KERF_ERR_USAGE', `--parts '${v.parts}': expected segments or whole, with --hosts`);
+  if (v.hosts) {
+        if (v.links !== undefined) throw kerfError('KERF_ERR_USAGE', '--links emulates links on one machine; across --hosts the links are the real network');
+    if (v.host !== undefined) throw kerfError('KERF_ERR_USAGE', '--host: across --hosts each agent listens on its own interface');
+    const { loadHosts } = await import('../cluster/hosts.js');
+    hosts = await loadHosts(v.hosts);
+    // Real links and real CPUs: nothing is emulated, a stage gets its host's cores (the agent's
+    // --cpus), unless --cpus NODE=C asks for a share.
+    delete opts.links;
+    const asked = new Set((v.cpus ?? []).map((c) => c.split('=')[0]));
+    for (const t of opts.tiers ?? []) if (t.cpus !== undefined && !asked.has(t.name)) delete t.cpus;
+  }
   // Signals during start-up must also stop the children started so far.
   let stopRequested = false;
   const early = (): void => { stopRequested = true; };
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
   // One controller for one machine and many: the local substrate runs tiers as child processes.
-  const { LocalSubstrate } = await import('../cluster/local.js');
   const { deploy } = await import('../cluster/deploy.js');
-  const substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
-  const h = await deploy(substrate, opts).catch(async (e: unknown) => { await substrate.close(); throw e; });
+  let substrate: import('../cluster/substrate.js').Substrate;
+  const deployOpts: import('../cluster/deploy.js').DeployOptions = { ...opts };
+  if (hosts) {
+    const { AgentSubstrate } = await import('../cluster/agents.js');
+    deployOpts.hostOf = hostOf!(hosts);
+    substrate = await AgentSubstrate.connect(hosts, { log: opts.log });
+    deployOpts.parts = (v.parts as 'segments' | 'whole' | undefined) ?? (v.adapt !== undefined && v.adapt !== 'off' || v.switch !== undefined || v.standby !== undefined ? 'whole' : 'segments');
+  } else {
+    const { LocalSubstrate } = await import('../cluster/local.js');
+    substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
+  }
+  const h = await deploy(substrate, deployOpts).catch(async (e: unknown) => { await substrate.close(); throw e; });
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
     await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, v.standby !== undefined ? { standby: parseIntList(v.standby, '--standby') } : {})
@@ -179,10 +217,10 @@ export async function run(argv: string[]): Promise<number | void> {
     if (h.cpu.notice) process.stderr.write(`kerf up: ${h.cpu.notice}\n`);
     process.stdout.write(JSON.stringify({
       event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`,
-      processes: h.processes, cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({ from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null } })),
+      processes: h.processes.map((p, i) => (hosts ? { ...p, host: h.hostOf[i] } : p)), cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({ from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null } })),
     }) + '\n');
   } else {
-    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); Ctrl-C stops\n`);
+    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c, i) => `${c.name}${hosts ? ` on ${h.hostOf[i]}` : ''} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); Ctrl-C stops\n`);
 
   }
   if (!stopRequested) {
