@@ -28,6 +28,9 @@ options:
                          one worker per further part
   --links L1,L2          per hop, gateway first: RATE/DELAY[/JITTER] (e.g. 10mbit/20ms) or
                          'direct'; overrides the plan's network
+  --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
+                         none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
+                         auto (default with a plan): the plan's choice per hop (docs/codec.md)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --name NAME            model name in URLs (default: file name without .onnx)
   --host HOST            address to bind (default 127.0.0.1)
@@ -52,7 +55,7 @@ example:
   curl -s localhost:PORT/v2/models/resnet18`;
 
 const OPTIONS = {
-  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' },
@@ -125,6 +128,15 @@ export async function run(argv: string[]): Promise<number | void> {
       };
     });
     if (opts.links.length > opts.cuts.length + 1) throw kerfError('KERF_ERR_USAGE', `--links: ${opts.links.length} hops given, the pipeline has at most ${opts.cuts.length + (opts.local === false ? 1 : 0)}`);
+  }
+  if (v.codec !== undefined && v.codec.trim().toLowerCase() !== 'auto') {
+    const { parseCodec } = await import('../codec/index.js');
+    const hops = opts.cuts.length + (opts.local === false ? 1 : 0);
+    const list = v.codec.split(',').map((c, i) => parseCodec(c.trim(), `--codec hop ${i}`).name);
+    if (list.length !== 1 && list.length !== hops) throw kerfError('KERF_ERR_USAGE', `--codec: ${list.length} codecs given, the pipeline has ${hops} hop(s) (give one for all, or one per hop)`);
+    opts.codecs = list.length === 1 ? Array.from({ length: hops }, () => list[0]!) : list;
+  } else if (v.codec !== undefined && p.positionals.length === 0) {
+    throw kerfError('KERF_ERR_USAGE', '--codec auto takes the codecs of a plan.json; without one, name the codecs (e.g. --codec zstd-1)');
   }
   if ((v.cpus?.length || v['reference-cpus'] !== undefined) && (p.positionals.length === 0 || opts.tiers?.every((t) => t.cpus === undefined))) {
     throw kerfError('KERF_ERR_USAGE', '--cpus and --reference-cpus apply to a placement.json');

@@ -60,6 +60,8 @@ export interface UpOptions {
   tiers?: TierSpec[];
   /** hop i: from the i-th tier that sends to the next (gateway first); null/absent: direct */
   links?: (LinkSpec | null | undefined)[];
+  /** hop i's codec (gateway first; absent or 'none': raw; docs/codec.md) */
+  codecs?: (string | null | undefined)[];
   host?: string;
   /** gateway HTTP port (default 0: any free port) */
   port?: number;
@@ -231,7 +233,8 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       }
       const threads = cpu.mode === 'threads' ? 1 : tier.threads;
       const args = [...common, '--name', tier.name, ...(threads ? ['--threads', String(threads)] : []),
-        ...(tier.profiledS !== undefined ? ['--profiled-ms', String(tier.profiledS * 1000)] : []), ...(next ? ['--next', next] : []), ...(opts.workerArgs ?? [])];
+        ...(tier.profiledS !== undefined ? ['--profiled-ms', String(tier.profiledS * 1000)] : []), ...(next ? ['--next', next] : []),
+        ...(next && opts.codecs?.[tierIndex] && opts.codecs[tierIndex] !== 'none' ? ['--next-codec', opts.codecs[tierIndex]!] : []), ...(opts.workerArgs ?? [])];
       let child: Child;
       if (w >= 0) {
         const part = local ? w + 1 : w;
