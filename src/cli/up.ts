@@ -72,9 +72,9 @@ export async function run(argv: string[]): Promise<number | void> {
   const p = parse(argv, OPTIONS, HELP);
   if (!p) return 0;
   const v = p.values;
-  const { up, planToUp, placementToUp } = await import('../serve/up.js');
+  const { planToUp, placementToUp } = await import('../serve/up.js');
   const { parseRate, parseDuration } = await import('../link/index.js');
-  type Opts = Parameters<typeof up>[0];
+  type Opts = import('../serve/up.js').UpOptions;
   let opts: Opts;
   if (p.positionals.length > 1) throw kerfError('KERF_ERR_USAGE', `expected at most one plan.json\n${HELP}`);
   if (p.positionals.length === 1) {
@@ -175,7 +175,11 @@ export async function run(argv: string[]): Promise<number | void> {
   const early = (): void => { stopRequested = true; };
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
-  const h = await up(opts);
+  // One controller for one machine and many: the local substrate runs tiers as child processes.
+  const { LocalSubstrate } = await import('../cluster/local.js');
+  const { deploy } = await import('../cluster/deploy.js');
+  const substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
+  const h = await deploy(substrate, opts).catch(async (e: unknown) => { await substrate.close(); throw e; });
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
     await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, v.standby !== undefined ? { standby: parseIntList(v.standby, '--standby') } : {})
@@ -200,6 +204,7 @@ export async function run(argv: string[]): Promise<number | void> {
     });
   }
   await h.close();
+  await substrate.close();
   if (!quiet) process.stderr.write('kerf up: stopped\n');
   return 0;
 }

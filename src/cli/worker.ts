@@ -33,6 +33,11 @@ options:
   --json                 print one JSON line when listening
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
+gateway only:
+  --replay               keep each request's input until its answer and run it again on the
+                         pipeline a failover switches in when its own fails (docs/cluster.md);
+                         POST /v1/partition/failover and /v1/rollout then need the --token
+  --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
   --profiles DIR         per-tier profiles DIR/<tier>.profile.json (needed by --adapt)
@@ -53,7 +58,8 @@ const OPTIONS = {
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
   metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
-  'release-model': { type: 'boolean' }, 'next-codec': { type: 'string' }, codecs: { type: 'string' },
+  'release-model': { type: 'boolean' }, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
+  'next-codec': { type: 'string' }, codecs: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
@@ -116,6 +122,8 @@ export async function run(argv: string[]): Promise<number | void> {
         cuts: cuts ?? [], local: blocks !== null, next, token: token ?? '', threads, queueLimit, id: `cuts ${(cuts ?? []).join(',') || 'none'}`,
         ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
+      ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
+      ...(token ? { controlToken: token } : {}),
     });
     if (v.adapt !== undefined || v.profiles !== undefined) {
       const { attachAdaptFromArgs } = await import('../adapt/live.js');

@@ -86,6 +86,8 @@ abstract class FrameChannel extends EventEmitter {
 
   /** True once the connection is closed (by either side). */
   get closed(): boolean { return this.state === 'closed'; }
+  /** Bytes written but not yet handed to the kernel (a heartbeat tells a busy link from a dead one by them). */
+  get pendingWriteBytes(): number { return this.socket.writableLength; }
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;

@@ -96,6 +96,9 @@ export interface LoadRequest extends SegmentSpec {
   /** load and run its session on a thread of its own (loading at low priority, warmed up before it
    * answers), so loading it never stalls the requests this worker is serving (on-demand switching) */
   thread?: boolean;
+  /** slice it from this model file (on the worker's machine) instead of the worker's own model: a
+   * rollout's new version; not with `shared` (chunk sessions are of the worker's own model) */
+  model?: string;
 }
 
 /** What `load` answers. */
@@ -251,7 +254,9 @@ export class Worker {
     };
     let segment: SegmentRunner;
     let chunks: ComposeReport | undefined;
-    const prep = await this.prep();
+    if (r.model !== undefined && (typeof r.model !== 'string' || !r.model)) throw kerfError('KERF_ERR_USAGE', 'load: "model" must be a model file path');
+    if (r.model !== undefined && r.shared) throw kerfError('KERF_ERR_USAGE', `load: "shared" segments come from ${this.name}'s own model, not ${r.model}`);
+    const prep = r.model !== undefined ? await this.otherModel(r.model) : await this.prep();
     if (r.shared) {
       const b = segmentBounds(prep, spec);
       this.store ??= new ChunkStore(prep, { threads: this.opts.threads ?? 1, label: this.name });
@@ -263,7 +268,7 @@ export class Worker {
     }
     // The whole model's parsed graph and weights (tens to hundreds of MB) are not needed to
     // run the session: let them go unless asked to keep them (chunk stores keep their own).
-    if (this.opts.releaseModel && typeof this.opts.model === 'string') this.prepared = null;
+    if (this.opts.releaseModel && typeof this.opts.model === 'string') { this.prepared = null; this.other = null; }
     const loaded: LoadedSegment = {
       id: r.id, segment, spec, next: r.next ? this.hop(r.next, r.nextCodec === undefined ? 'none' : parseCodec(r.nextCodec, 'load: nextCodec').name) : null, nextSegment: r.nextSegment,
       profiledS: r.profiledS, computeEwmaS: NaN,
@@ -278,6 +283,18 @@ export class Worker {
       id: r.id, loadS: segment.loadS, inputs: [...segment.accepts.keys()], outputs: [...segment.outputs, ...segment.carry].map((t) => t.name),
       ...(chunks ? { chunks } : {}),
     };
+  }
+
+  /** the last model file a load named (a rollout's version), prepared once */
+  private other: { file: string; prep: Promise<Prepared> } | null = null;
+  private async otherModel(file: string): Promise<Prepared> {
+    if (typeof this.opts.model === 'string' && file === this.opts.model) return this.prep();
+    if (this.other?.file !== file) {
+      const prep = prepareModel(file, this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {});
+      this.other = { file, prep };
+      prep.catch(() => { if (this.other?.prep === prep) this.other = null; });
+    }
+    return this.other.prep;
   }
 
   private preparing: Promise<Prepared> | null = null;
