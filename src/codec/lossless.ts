@@ -12,16 +12,25 @@ import { createRequire } from 'node:module';
 import { kerfError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
-const lz4 = require('lz4-napi') as {
-  compressSync(data: Buffer): Buffer;
-  uncompressSync(data: Uint8Array): Buffer;
-};
-const zstd = require('@bokuweb/zstd-wasm') as {
-  init(): Promise<void>;
-  compress(buf: Uint8Array, level?: number): Uint8Array;
-  decompress(buf: Uint8Array): Uint8Array;
-};
-await zstd.init();
+interface Lz4 { compressSync(data: Buffer): Buffer; uncompressSync(data: Uint8Array): Buffer }
+interface Zstd { init(): Promise<void>; compress(buf: Uint8Array, level?: number): Uint8Array; decompress(buf: Uint8Array): Uint8Array }
+
+// Loaded at import; a tree installed before these dependencies came (no `npm ci` since) still
+// serves raw frames, and a codec asked for says what is missing.
+async function load<T>(name: string, init?: (m: T) => Promise<void>): Promise<T | Error> {
+  try {
+    const m = require(name) as T;
+    if (init) await init(m);
+    return m;
+  } catch (e) { return e as Error; }
+}
+const lz4M = await load<Lz4>('lz4-napi');
+const zstdM = await load<Zstd>('@bokuweb/zstd-wasm', (m) => m.init());
+
+function need<T>(m: T | Error, name: string): T {
+  if (m instanceof Error) throw kerfError('KERF_ERR_CODEC', `codec package ${name} cannot be loaded (${m.message.split('\n')[0]}); run npm ci`);
+  return m;
+}
 
 const corrupt = (what: string, why: string): Error => kerfError('KERF_ERR_PROTOCOL', `${what}: ${why}`);
 
@@ -29,21 +38,22 @@ const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, 
 
 /** lz4 block with the uncompressed size prepended (u32 LE), as lz4_flex writes it. */
 export function lz4Encode(raw: Uint8Array): Uint8Array {
-  return lz4.compressSync(asBuffer(raw));
+  return need(lz4M, 'lz4-napi').compressSync(asBuffer(raw));
 }
 
 export function lz4Decode(coded: Uint8Array, rawBytes: number, what: string): Uint8Array {
   if (coded.length < 4) throw corrupt(what, `lz4 data of ${coded.length} bytes is shorter than its size prefix`);
   const said = coded[0]! | (coded[1]! << 8) | (coded[2]! << 16) | (coded[3]! * 2 ** 24);
   if (said !== rawBytes) throw corrupt(what, `lz4 data says ${said} bytes, the tensor needs ${rawBytes}`);
+  const lz = need(lz4M, 'lz4-napi');
   let out: Buffer;
-  try { out = lz4.uncompressSync(coded); } catch (e) { throw corrupt(what, `lz4 data is corrupt (${(e as Error).message})`); }
+  try { out = lz.uncompressSync(coded); } catch (e) { throw corrupt(what, `lz4 data is corrupt (${(e as Error).message})`); }
   if (out.length !== rawBytes) throw corrupt(what, `lz4 data decoded to ${out.length} bytes, the tensor needs ${rawBytes}`);
   return out;
 }
 
 export function zstdEncode(raw: Uint8Array, level: number): Uint8Array {
-  return zstd.compress(raw, level);
+  return need(zstdM, '@bokuweb/zstd-wasm').compress(raw, level);
 }
 
 /** Frame_Content_Size of the first zstd frame (RFC 8878 §3.1.1.1), or -1 when absent or malformed. */
@@ -67,7 +77,8 @@ export function zstdDecode(coded: Uint8Array, rawBytes: number, what: string): U
   if (said < 0) throw corrupt(what, 'zstd data has no valid frame header with a content size');
   if (said !== rawBytes) throw corrupt(what, `zstd data says ${said} bytes, the tensor needs ${rawBytes}`);
   let out: Uint8Array;
-  try { out = zstd.decompress(coded); } catch (e) { throw corrupt(what, `zstd data is corrupt (${(e as Error).message})`); }
+  const z = need(zstdM, '@bokuweb/zstd-wasm');
+  try { out = z.decompress(coded); } catch (e) { throw corrupt(what, `zstd data is corrupt (${(e as Error).message})`); }
   if (out.length !== rawBytes) throw corrupt(what, `zstd data decoded to ${out.length} bytes, the tensor needs ${rawBytes}`);
   return out;
 }
