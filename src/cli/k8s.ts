@@ -125,7 +125,7 @@ export async function run(argv: string[]): Promise<number | void> {
       out = reconcileList(list, { now: new Date(now).toISOString(), image: v.image ?? 'kerf:latest', newToken: randomBytes(24).toString('base64url') });
     } catch (e) {
       if ((e as { code?: string }).code) throw e;
-      throw kerfError('KERF_ERR_K8S', `${v.state}: ${(e as Error).message}`);
+      throw kerfError('KERF_ERR_KUBERNETES', `${v.state}: ${(e as Error).message}`);
     }
     if (v.json) { process.stdout.write(JSON.stringify(out, null, 2) + '\n'); return 0; }
     const lines: string[] = [];

@@ -187,11 +187,11 @@ export function strictSchema(schema: Schema): Schema {
 
 const STRICT_SPEC = strictSchema(SPEC_SCHEMA);
 
-/** Validate a KerfPipeline's spec; throws KERF_ERR_K8S naming `where` and the first bad field. */
+/** Validate a KerfPipeline's spec; throws KERF_ERR_KUBERNETES naming `where` and the first bad field. */
 export function checkSpec(spec: unknown, where: string): KerfPipelineSpec {
   const e = validateJson(STRICT_SPEC, spec, STRICT_SPEC, 'spec');
-  if (e) throw kerfError('KERF_ERR_K8S', `${where}: ${e}`);
+  if (e) throw kerfError('KERF_ERR_KUBERNETES', `${where}: ${e}`);
   const s = spec as KerfPipelineSpec;
-  if (s.replan?.minGain !== undefined && s.replan.minGain > 10) throw kerfError('KERF_ERR_K8S', `${where}: spec.replan.minGain ${s.replan.minGain} is above 10`);
+  if (s.replan?.minGain !== undefined && s.replan.minGain > 10) throw kerfError('KERF_ERR_KUBERNETES', `${where}: spec.replan.minGain ${s.replan.minGain} is above 10`);
   return s;
 }

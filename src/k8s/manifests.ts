@@ -172,9 +172,9 @@ export function stateOf(doc: unknown, o: RenderOptions): PlacementState {
   let gatewayMiB: number;
   if (schema === 'kerf.placement/v1') {
     const p = doc as Placement;
-    if (!Array.isArray(p.stages) || p.stages.length === 0) throw kerfError('KERF_ERR_K8S', "placement: field 'stages' must be a non-empty list");
+    if (!Array.isArray(p.stages) || p.stages.length === 0) throw kerfError('KERF_ERR_KUBERNETES', "placement: field 'stages' must be a non-empty list");
     cuts = p.stages.slice(0, -1).map((s, k) => {
-      if (!Number.isInteger(s.cutOut)) throw kerfError('KERF_ERR_K8S', `placement: stage ${k} has no cut id at its end; place from a kerf profile of the model`);
+      if (!Number.isInteger(s.cutOut)) throw kerfError('KERF_ERR_KUBERNETES', `placement: stage ${k} has no cut id at its end; place from a kerf profile of the model`);
       return s.cutOut!;
     });
     stages = p.stages.map((s) => ({
@@ -190,9 +190,9 @@ export function stateOf(doc: unknown, o: RenderOptions): PlacementState {
   } else if (schema === 'kerf.plan/v1') {
     const p = doc as PlanDocument;
     const used = p.tiers.filter((t) => t.blocks);
-    if (p.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_K8S', 'plan: its cuts have no kerf cut ids (plan from a kerf profile of the model)');
+    if (p.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_KUBERNETES', 'plan: its cuts have no kerf cut ids (plan from a kerf profile of the model)');
     cuts = p.cuts as number[];
-    if (cuts.length !== used.length - 1) throw kerfError('KERF_ERR_K8S', `plan: ${used.length} used tiers but ${cuts.length} cuts`);
+    if (cuts.length !== used.length - 1) throw kerfError('KERF_ERR_KUBERNETES', `plan: ${used.length} used tiers but ${cuts.length} cuts`);
     stages = used.map((t, i) => {
       const nodeName = o.nodes?.[t.tier];
       if (!nodeName) throw kerfError('KERF_ERR_USAGE', `plan: tier '${t.tier}' runs blocks ${t.blocks![0]}..${t.blocks![1]}; say which node runs it with --node ${t.tier}=NODE`);
@@ -206,7 +206,7 @@ export function stateOf(doc: unknown, o: RenderOptions): PlacementState {
     bottleneck = `${p.bottleneckS}s`;
     gatewayMiB = o.stageMemoryMiB ?? 512;
   } else {
-    throw kerfError('KERF_ERR_K8S', `expected a kerf.placement/v1 (kerf place -o) or kerf.plan/v1 (kerf plan) document, got schema ${JSON.stringify(schema)}`);
+    throw kerfError('KERF_ERR_KUBERNETES', `expected a kerf.placement/v1 (kerf place -o) or kerf.plan/v1 (kerf plan) document, got schema ${JSON.stringify(schema)}`);
   }
   const id = createHash('sha256').update(JSON.stringify({ m: model.sha256, cuts, n: stages.map((s) => s.node) })).digest('hex').slice(0, 8);
   return {

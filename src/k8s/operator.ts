@@ -48,9 +48,9 @@ export function loadKubeConfig(file?: string): KubeConfig {
     else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
     else kc.loadFromDefault();
   } catch (e) {
-    throw kerfError('KERF_ERR_K8S', `${file ?? 'kubeconfig'}: cannot load (${(e as Error).message})`);
+    throw kerfError('KERF_ERR_KUBERNETES', `${file ?? 'kubeconfig'}: cannot load (${(e as Error).message})`);
   }
-  if (!kc.getCurrentCluster()) throw kerfError('KERF_ERR_K8S', `${file ?? 'kubeconfig'}: no current cluster (in-cluster: KUBERNETES_SERVICE_HOST is not set)`);
+  if (!kc.getCurrentCluster()) throw kerfError('KERF_ERR_KUBERNETES', `${file ?? 'kubeconfig'}: no current cluster (in-cluster: KUBERNETES_SERVICE_HOST is not set)`);
   return kc;
 }
 

@@ -6,11 +6,11 @@ const SUFFIX: Record<string, number> = {
   Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
 };
 
-/** The value of a quantity (bytes for memory, cores for CPU); throws KERF_ERR_K8S naming `where`. */
+/** The value of a quantity (bytes for memory, cores for CPU); throws KERF_ERR_KUBERNETES naming `where`. */
 export function parseQuantity(q: unknown, where: string): number {
   const s = typeof q === 'number' ? String(q) : q;
   const m = typeof s === 'string' ? /^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$/.exec(s.trim()) : null;
-  if (!m) throw kerfError('KERF_ERR_K8S', `${where}: '${String(q)}' is not a Kubernetes quantity`);
+  if (!m) throw kerfError('KERF_ERR_KUBERNETES', `${where}: '${String(q)}' is not a Kubernetes quantity`);
   return Number(m[1]) * SUFFIX[m[2] ?? '']!;
 }
 
