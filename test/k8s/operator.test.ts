@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { Operator } from '../../src/k8s/operator.js';
 import { kerfPipelineCrd } from '../../src/k8s/crd.js';
 import { FakeApiServer } from './fake-apiserver.js';
@@ -23,10 +23,10 @@ function kubeconfig(url: string, token: string): KubeConfig {
   return kc;
 }
 
-async function until<T>(what: string, f: () => T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
+async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
@@ -93,8 +93,11 @@ test('operator against the fake API server: apply, status, ready, hand edit, 410
     const victim = (active.active.stages as Any[])[0]!.node as string;
     const vn = fake.get('Node', victim)!;
     await new Promise((r) => setTimeout(r, 200)); // let the new watches open
+    const t0 = performance.now();
     fake.put({ ...vn, status: { ...(vn.status as Any), conditions: [{ type: 'Ready', status: 'False' }] } });
     const failover = await until('a failover placement', () => { const s = fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any; return s?.pending?.reason === 'failover' && s; });
+    await until('its Deployments applied', () => fake.list('Deployment').filter((d) => d.metadata.labels?.['kerf.dev/placement'] === failover.pending.id).length === failover.pending.stages.length + 1);
+    process.stdout.write(`node NotReady → failover Deployments applied and status written: ${(performance.now() - t0).toFixed(0)} ms (fake API server on loopback)\n`);
     assert.equal(failover.lastFailover.node, victim);
     assert.equal(failover.conditions.find((c: Any) => c.type === 'Degraded').status, 'True');
     assert.ok(!(failover.pending.stages as Any[]).some((s) => s.node === victim));
@@ -148,18 +151,37 @@ test('against a real cluster (KERF_TEST_KUBECONFIG)', async (t) => {
   const file = process.env.KERF_TEST_KUBECONFIG;
   if (!file) {
     t.skip('KERF_TEST_KUBECONFIG is not set: no real cluster here (this machine has no API server)');
-    process.stdout.write('# SKIP: real-cluster test: KERF_TEST_KUBECONFIG is not set\n');
+    process.stdout.write('SKIP: real-cluster test: KERF_TEST_KUBECONFIG is not set\n');
     return;
   }
-  // Needs the CRD installed (kerf k8s install | kubectl apply -f -) and rights in namespace KERF_TEST_NAMESPACE (default default).
+  // Needs rights to apply a CRD and to work in namespace KERF_TEST_NAMESPACE (default default): a kind or k3d cluster's admin.
   const ns = process.env.KERF_TEST_NAMESPACE ?? 'default';
   const kc = new KubeConfig();
   kc.loadFromFile(file);
-  const op = await Operator.start({ kc, namespace: ns, image: process.env.KERF_TEST_IMAGE ?? 'kerf:dev', identity: `test-${process.pid}`, leaseName: `kerf-test-${process.pid}`, leaseDurationS: 10, log: () => undefined });
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const apply = (o: object) => api.patch(o as never, undefined, undefined, 'kerf-test', true, PatchStrategy.ServerSideApply);
+  await apply(kerfPipelineCrd());
+  await new Promise((r) => setTimeout(r, 3000)); // the CRD becomes established
+  const name = `kerf-test-${process.pid}`;
+  const cm = { ...profileConfigMap(ns), metadata: { name: `${name}-profile`, namespace: ns } };
+  const kp = pipeline({ model: { uri: 'https://models.invalid/tiny.onnx', sha256: 'a'.repeat(64), version: 'v1', profile: { configMapRef: { name: `${name}-profile` } } } });
+  await apply(cm);
+  await apply({ ...kp, metadata: { name, namespace: ns } });
+  const op = await Operator.start({ kc, namespace: ns, image: process.env.KERF_TEST_IMAGE ?? 'kerf:dev', identity: `test-${process.pid}`, leaseName: name, leaseDurationS: 10, log: () => undefined });
   try {
     assert.equal(op.leader, true);
-    assert.ok(kerfPipelineCrd());
+    const placed = await until('a Placed condition in the real status', async () => {
+      const got = await api.read({ apiVersion: 'kerf.dev/v1alpha1', kind: 'KerfPipeline', metadata: { name, namespace: ns } }) as unknown as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
+      return got.status?.conditions?.find((c) => c.type === 'Placed');
+    }, 60_000);
+    assert.ok(placed.status === 'True' || placed.status === 'False');
+    if (placed.status === 'True') {
+      const deps = await api.list('apps/v1', 'Deployment', ns, undefined, undefined, undefined, undefined, `kerf.dev/pipeline=${name}`);
+      assert.ok(deps.items.length > 0 && deps.items.every((d) => d.metadata?.ownerReferences?.[0]?.name === name));
+    }
   } finally {
     await op.close();
+    await api.delete({ apiVersion: 'kerf.dev/v1alpha1', kind: 'KerfPipeline', metadata: { name, namespace: ns } }).catch(() => undefined);
+    await api.delete({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-profile`, namespace: ns } }).catch(() => undefined);
   }
 });
