@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { kerfError } from '../errors.js';
@@ -13,7 +12,8 @@ with emulated links between tiers, wait until the pipeline is ready, print the e
 stop everything on Ctrl-C or SIGTERM (children also exit if this process dies).
 
 From a plan (kerf plan -o plan.json): its cuts, its tiers and its network (rate = bandwidth,
-one-way delay = RTT/2). The model is --model, else <plan's model>.onnx beside plan.json.
+one-way delay = RTT/2). The model is --model, else the plan's modelPath (relative to the plan
+file), else <plan's model>.onnx beside it; a file whose sha256 is not the plan's is refused.
 
 From a placement (kerf place -o placement.json): one worker per stage in its order, the gateway
 at the entry node (running stage 0 when the entry is stage 0's node), the cluster's links
@@ -76,10 +76,8 @@ export async function run(argv: string[]): Promise<number | void> {
   if (p.positionals.length > 1) throw kerfError('KERF_ERR_USAGE', `expected at most one plan.json\n${HELP}`);
   if (p.positionals.length === 1) {
     const file = p.positionals[0]!;
-    let plan: unknown;
-    try { plan = JSON.parse(await readFile(file, 'utf8')); } catch (e) {
-      throw kerfError('KERF_ERR_FILE', `${file}: cannot read the plan (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    const { readJsonFile } = await import('./plan-file.js');
+    const plan = readJsonFile(file, 'plan');
     if (v.cuts !== undefined) throw kerfError('KERF_ERR_USAGE', `--cuts conflicts with ${file} (it gives the cuts)`);
     if ((plan as { schema?: unknown })?.schema === 'kerf.placement/v1') {
       const doc = plan as Parameters<typeof placementToUp>[0];
@@ -100,17 +98,16 @@ export async function run(argv: string[]): Promise<number | void> {
       const { checkPlacementModel } = await import('../serve/up.js');
       await checkPlacementModel(doc, model, parseInputShapes(v['input-shape']), file);
     } else {
-      const doc = plan as Parameters<typeof planToUp>[0];
-      if (typeof doc !== 'object' || doc === null || !Array.isArray(doc.cuts) || !Array.isArray(doc.tiers)) {
-        throw kerfError('KERF_ERR_PLAN', `${file}: neither a kerf plan ("schema": "kerf.plan/v1") nor a placement ("kerf.placement/v1")`);
-      }
-      const model = v.model ?? join(dirname(file), `${doc.model}.onnx`);
-      if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
+      const { validatePlan } = await import('../plan/validate.js');
+      const { planModelFile, checkPlanModelFile } = await import('./plan-file.js');
+      const doc = validatePlan(plan, file);
+      const model = planModelFile(doc, file, v.model);
+      checkPlanModelFile(doc, model, file);
       opts = planToUp(doc, model);
     }
   } else {
     if (!v.model || v.cuts === undefined) throw kerfError('KERF_ERR_USAGE', `give a plan.json, or --model and --cuts\n${HELP}`);
-    opts = { model: v.model, cuts: parseIntList(v.cuts, '--cuts') };
+    opts = { model: v.model, cuts: parseIntList(v.cuts, '--cuts', { allowEmpty: true }) };
   }
   if (v.links !== undefined) {
     opts.links = v.links.split(',').map((s, i) => {

@@ -79,7 +79,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (!token && (!v.gateway || v.next)) throw kerfError('KERF_ERR_USAGE', '--token T (or env KERF_TOKEN) is required: the pipeline\'s shared secret');
   const { parseAddress, fmtAddress } = await import('../serve/nexthop.js');
   const listen = parseAddress(v.listen, '--listen');
-  const cuts = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts') : undefined;
+  const cuts = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts', { allowEmpty: true }) : undefined;
   const blocks = parseBlocks(v.blocks);
   const granularity = v.granularity;
   if (granularity !== undefined && granularity !== 'single' && granularity !== 'all') throw kerfError('KERF_ERR_USAGE', `--granularity '${granularity}': expected single or all`);

@@ -248,7 +248,7 @@ export class Gateway {
     try {
       const body = await readBody(req, this.opts.maxBodyBytes ?? 256 * 1024 * 1024);
       const hl = req.headers[HEADER_LENGTH];
-      const jsonLength = hl === undefined ? null : Number(hl);
+      const jsonLength = hl === undefined ? null : Array.isArray(hl) ? hl.join(',') : hl;
       const parsed = parseInferRequest(body, jsonLength, this.inputs, this.outputs.map((o) => o.name));
       const t1 = performance.now();
       if (this.inflight > (this.opts.maxInFlight ?? 256)) throw kerfError('KERF_ERR_OVERLOADED', `gateway: over ${this.opts.maxInFlight ?? 256} requests in flight; retry later`);

@@ -17,6 +17,7 @@ import * as http from 'node:http';
 import { kerfError } from '../errors.js';
 import { Link } from '../link/index.js';
 import type { PlanDocument } from '../plan/types.js';
+import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
 import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
@@ -291,8 +292,8 @@ function stopChild(p: ChildProcess): Promise<void> {
 }
 
 /** UpOptions from a plan document: its cuts, used tiers, their compute, and its network links. */
-export function planToUp(plan: PlanDocument, model: string): UpOptions {
-  if (plan.schema !== 'kerf.plan/v1') throw kerfError('KERF_ERR_PLAN', `plan: schema '${String(plan.schema)}' is not kerf.plan/v1`);
+export function planToUp(doc: PlanDocument, model: string, source = 'plan'): UpOptions {
+  const plan = validatePlan(doc, source);
   if (plan.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_PLAN', `plan for '${plan.model}' has no cut ids (made from imported profiles?); plan from kerf profiles to serve it`);
   const cuts = plan.cuts as number[];
   const used = plan.tiers.filter((t) => t.blocks !== null);
@@ -369,7 +370,8 @@ export function placementToUp(p: Placement, model: string, o: PlacementUpOptions
     if (i === 0 && !local && p.entry === null) { links.push(null); continue; }
     const l = p.links.find((x) => x.from === from && x.to === to) ?? p.links.find((x) => x.from === to && x.to === from);
     if (!l) bad(`no link ${from} -> ${to} in its links`);
-    if (!(l!.bandwidthMbps > 0)) bad(`link ${from} -> ${to} has bandwidthMbps ${String(l!.bandwidthMbps)}`);
+    if (!(typeof l!.bandwidthMbps === 'number' && l!.bandwidthMbps > 0 && Number.isFinite(l!.bandwidthMbps))) bad(`link ${from} -> ${to}: field 'bandwidthMbps' must be megabits per second > 0, got ${JSON.stringify(l!.bandwidthMbps)}`);
+    if (l!.rttMs !== undefined && !(typeof l!.rttMs === 'number' && l!.rttMs >= 0 && Number.isFinite(l!.rttMs))) bad(`link ${from} -> ${to}: field 'rttMs' must be milliseconds ≥ 0, got ${JSON.stringify(l!.rttMs)}`);
     links.push({ rateBps: l!.bandwidthMbps * 1e6, delayMs: (l!.rttMs ?? 0) / 2 });
   }
   return { model, cuts, local, tiers, links };
