@@ -223,6 +223,19 @@ export class Switcher {
     return { cuts: ids, ...(plan ? { plan } : {}) };
   }
 
+  /**
+   * Record that the active split came from `plan` (a pipeline started from a plan file, as
+   * `kerf up plan.json` does), so `GET /v1/partition` shows it. The plan is checked as a switch
+   * to it would be, and its cuts must be the active ones.
+   */
+  adoptPlan(plan: unknown): void {
+    const r = this.resolve({ plan: plan as PlanDocument });
+    if (!sameCuts(r.cuts, this.active.cuts)) {
+      throw kerfError('KERF_ERR_PLAN', `partition: the plan's cuts ${r.cuts.join(',')} are not the active ones (${this.active.cuts.join(',')})`, { field: 'cuts' });
+    }
+    if (r.plan) this.active.plan = r.plan;
+  }
+
   /** Switch to `target` with the current strategy; resolves when the old version is released. */
   partition(target: PartitionTarget): Promise<SwitchReport> {
     if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'partition: the gateway is closing'));

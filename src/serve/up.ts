@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import { kerfError } from '../errors.js';
-import { Link } from '../link/index.js';
+import { Link, type TraceStep } from '../link/index.js';
 import type { PlanDocument } from '../plan/types.js';
 import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
@@ -23,7 +23,12 @@ import { fmtAddress } from './nexthop.js';
 import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
-export interface LinkSpec { rateBps?: number; delayMs?: number; jitterMs?: number }
+export interface LinkSpec {
+  rateBps?: number; delayMs?: number; jitterMs?: number;
+  /** settings to replay over time (kerf link --trace), from the link's start */
+  trace?: TraceStep[];
+  traceLoop?: boolean;
+}
 
 /** Per-tier settings, in pipeline order (the gateway's tier first). */
 export interface TierSpec {
@@ -75,6 +80,8 @@ export interface UpOptions {
   workerArgs?: string[];
   /** how tiers' CPU shares are enforced */
   cpu?: CpuLimitOptions;
+  /** the plan file the cuts come from: the gateway reports it in GET /v1/partition */
+  planFile?: string;
 }
 
 /** A process of the deployment. */
@@ -126,11 +133,18 @@ function startChild(bin: string, name: string, role: Child['role'], args: string
     });
     let settled = false;
     let stderr = '';
+    // While starting, a child's lines are held: if it fails, its last line is the error (said
+    // once); once it listens they are logged. Its JSON events are for this process, not people.
+    let held: string[] | null = [];
     const prefix = (chunk: Buffer, err: boolean): void => {
       const text = chunk.toString('utf8');
       if (err && !settled) stderr += text;
-      for (const line of text.split('\n')) if (line.trim()) log(`[${name}] ${line}`);
+      for (const line of text.split('\n')) {
+        if (!line.trim() || /^\s*\{"event":/.test(line)) continue;
+        if (held) held.push(`[${name}] ${line}`); else log(`[${name}] ${line}`);
+      }
     };
+    const flush = (): void => { const h = held ?? []; held = null; for (const l of h) log(l); };
     proc.stdout!.on('data', (c: Buffer) => prefix(c, false));
     proc.stderr!.on('data', (c: Buffer) => prefix(c, true));
     const timer = setTimeout(() => {
@@ -143,6 +157,7 @@ function startChild(bin: string, name: string, role: Child['role'], args: string
       if (settled || m?.event !== 'listening') return;
       settled = true;
       clearTimeout(timer);
+      flush();
       resolvePromise({ name, role, proc, address: m.address! });
     });
     proc.once('exit', (code, signal) => {
@@ -221,10 +236,12 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       const tier = tiers[tierIndex]!;
       if (next !== null) {
         const spec = opts.links?.[tierIndex];
-        if (spec && (spec.rateBps !== undefined || spec.delayMs || spec.jitterMs)) {
+        if (spec && (spec.rateBps !== undefined || spec.delayMs || spec.jitterMs || spec.trace)) {
+          // Each emulated link has kerf link's control API, so it can be changed while serving.
           const link = await Link.create({
-            listen: { host, port: 0 }, to: next,
+            listen: { host, port: 0 }, to: next, control: { host, port: 0 },
             ...(spec.rateBps !== undefined ? { rateBps: spec.rateBps } : {}), delayMs: spec.delayMs ?? 0, jitterMs: spec.jitterMs ?? 0,
+            ...(spec.trace ? { trace: spec.trace, traceLoop: spec.traceLoop ?? false } : {}),
           });
           links.unshift({ from: tier.name, to: tiers[tierIndex + 1]!.name, link });
           next = fmtAddress(link.address);
@@ -239,7 +256,7 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
         child = await startChild(bin, tier.name, 'worker', ['--listen', `${host}:0`, ...(opts.cuts.length ? ['--blocks', `${part}..${part}`] : []), ...args], env, log, timeout, limitOf(tierIndex, tier));
       } else {
         child = await startChild(bin, tier.name, 'gateway', ['--gateway', '--listen', `${host}:${opts.port ?? 0}`, '--blocks', local ? (nWorkers ? '0..0' : `0..${parts - 1}`) : 'none',
-          ...(opts.name ? ['--model-name', opts.name] : []), ...args], env, log, timeout, limitOf(tierIndex, tier));
+          ...(opts.name ? ['--model-name', opts.name] : []), ...(opts.planFile ? ['--plan', opts.planFile] : []), ...args], env, log, timeout, limitOf(tierIndex, tier));
       }
       children.push(child);
       const g = groups.get(child.proc);
