@@ -33,6 +33,9 @@ options:
                          serving with curl -X PUT -d '{"rate":"5mbit"}' URL/config
   --trace HOP=FILE       replay a kerf link trace on hop HOP (0: the gateway's; repeatable)
   --trace-loop           restart the traces after their last step
+  --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
+                         none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
+                         auto (default with a plan): the plan's choice per hop (docs/codec.md)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --name NAME            model name in URLs (default: file name without .onnx)
   --host HOST            address to bind (default 127.0.0.1)
@@ -57,7 +60,7 @@ example:
   curl -s localhost:PORT/v2/models/resnet18`;
 
 const OPTIONS = {
-  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' },
@@ -74,9 +77,9 @@ export async function run(argv: string[]): Promise<number | void> {
   const p = parse(argv, OPTIONS, HELP);
   if (!p) return 0;
   const v = p.values;
-  const { up, planToUp, placementToUp, checkPlacementModel } = await import('../serve/up.js');
+  const { planToUp, placementToUp, checkPlacementModel } = await import('../serve/up.js');
   const { parseRate, parseDuration, parseTrace } = await import('../link/index.js');
-  type Opts = Parameters<typeof up>[0];
+  type Opts = import('../serve/up.js').UpOptions;
   // Everything is checked before anything starts; each mistake is one line, said once.
   const errors: { code: ErrorCode; message: string }[] = [];
   const note = (e: unknown): undefined => {
@@ -176,6 +179,17 @@ export async function run(argv: string[]): Promise<number | void> {
       opts.links = links;
     }
   }
+  if (v.codec !== undefined && v.codec.trim().toLowerCase() !== 'auto') {
+    const { parseCodec } = await import('../codec/index.js');
+    const list = v.codec.split(',').map((c, i) => check(() => parseCodec(c.trim(), `--codec hop ${i}`).name));
+    if (hops !== undefined && list.length !== 1 && list.length !== hops) {
+      note(kerfError('KERF_ERR_USAGE', `--codec: ${list.length} codecs given, the pipeline has ${hops} hop(s) (give one for all, or one per hop)`));
+    } else if (opts && hops !== undefined && list.every((c) => c !== undefined)) {
+      opts.codecs = list.length === 1 ? Array.from({ length: hops }, () => list[0]!) : list as string[];
+    }
+  } else if (v.codec !== undefined && p.positionals.length === 0) {
+    note(kerfError('KERF_ERR_USAGE', '--codec auto takes the codecs of a plan.json; without one, name the codecs (e.g. --codec zstd-1)'));
+  }
   if (v['trace-loop'] && !v.trace?.length) note(kerfError('KERF_ERR_USAGE', '--trace-loop needs --trace HOP=FILE'));
   if ((v.cpus?.length || v['reference-cpus'] !== undefined) && !placement) {
     note(kerfError('KERF_ERR_USAGE', '--cpus and --reference-cpus apply to a placement.json'));
@@ -255,7 +269,11 @@ export async function run(argv: string[]): Promise<number | void> {
   const early = (): void => { stopRequested = true; };
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
-  const h = await up(opts);
+  // One controller for one machine and many: the local substrate runs tiers as child processes.
+  const { LocalSubstrate } = await import('../cluster/local.js');
+  const { deploy } = await import('../cluster/deploy.js');
+  const substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
+  const h = await deploy(substrate, opts).catch(async (e: unknown) => { await substrate.close(); throw e; });
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
     await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {})
