@@ -14,6 +14,7 @@ import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, ty
 import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from './metrics.js';
 import type { HostPort } from './nexthop.js';
 import { Switcher, type SwitchStrategy } from './switch.js';
+import { attachDashboard } from '../ui/server.js';
 
 /** A request being served: its pipeline, and the abort of its downstream calls. */
 interface Running { pipeline: Pipeline; hop: AbortController; rerouted: boolean }
@@ -34,6 +35,8 @@ export interface GatewayOptions {
   maxInFlight?: number;
   /** how `POST /v1/partition` switches splits (default on-demand; changeable at run time) */
   switchStrategy?: SwitchStrategy;
+  /** serve the live dashboard at /ui and its event stream at /v1/events (default true) */
+  dashboard?: boolean;
 }
 
 /** HTTP status for a kerf error code crossing to a client. */
@@ -74,6 +77,10 @@ export class Gateway {
   readonly switches: SwitchRecord[] = [];
   /** called after every answered request with the pipeline it ran on (the adapt monitors) */
   readonly observers: ((p: Pipeline, r: InferResult) => void)[] = [];
+  /** called after every inference request with its seconds and HTTP status (the dashboard's latency window) */
+  readonly answered: ((seconds: number, status: number) => void)[] = [];
+  /** named live state for the dashboard's event stream, e.g. 'conditions' from adapt; shown when present */
+  readonly panels = new Map<string, () => unknown>();
   private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter; rerouted: Counter };
   private readonly mounts: [string, RouteHandler][] = [];
   private readonly closers: (() => Promise<void>)[] = [];
@@ -123,6 +130,7 @@ export class Gateway {
       const a = g.server.address() as { address: string; port: number };
       g.address = { host: a.address, port: a.port };
       g.switcher = Switcher.attach(g, opts.switchStrategy ? { strategy: opts.switchStrategy } : {});
+      if (opts.dashboard !== false) attachDashboard(g);
     } catch (e) {
       await first.close();
       throw e;
@@ -305,7 +313,9 @@ export class Gateway {
     } finally {
       this.inflight--;
       this.m.requests.inc({ status: String(status) });
-      this.m.seconds.observe((performance.now() - t0) / 1000, { stage: 'total' });
+      const totalS = (performance.now() - t0) / 1000;
+      this.m.seconds.observe(totalS, { stage: 'total' });
+      for (const f of this.answered) f(totalS, status);
     }
   }
 
