@@ -40,5 +40,12 @@ button:disabled, select:disabled, input:disabled { opacity:.55; cursor:not-allow
 .chart { width:100%; min-height:220px; }
 .visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); white-space:nowrap; }
 .u-legend { font-size:.8rem; }
+.bars { display:grid; gap:.2rem; }
+.bar-row { display:grid; grid-template-columns:minmax(6rem, 14rem) 1fr minmax(5rem, max-content); gap:.5rem; align-items:center; font-size:.9rem; }
+.bar-track { background:#e6eaef; border-radius:3px; height:1rem; }
+.bar { display:block; height:100%; background:var(--accent); border-radius:3px; }
+.bar-row.marked .bar { background:var(--bad); }
+.bar-value { font-variant-numeric:tabular-nums; }
+tr.marked td { font-weight:600; background:#ffebe9; }
 @media (max-width: 600px) { body { font-size:14px; } main { padding:0 .5rem 1rem; } th, td { padding:.2rem .3rem; } }
 `;

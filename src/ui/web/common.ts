@@ -102,8 +102,8 @@ function legend(host: HTMLElement, names: string[]): void {
   host.replaceChildren(...names.map((nm, i) => el('span', {}, el('span', { class: 'swatch', style: `background:${tierColor(i)}`, 'aria-hidden': 'true' }), nm)));
 }
 
-interface ChartSeries { label: string; color: string; scale?: string; dash?: number[]; points?: boolean; value?: (v: number | null) => string }
-interface ChartOpts { time: boolean; series: ChartSeries[]; yLabel: string; y2Label?: string; height?: number; xLabel?: string }
+interface ChartSeries { label: string; color: string; scale?: string; dash?: number[]; points?: boolean; value?: (v: number | null) => string; bars?: boolean; noLine?: boolean; spanGaps?: boolean }
+interface ChartOpts { time: boolean; series: ChartSeries[]; yLabel: string; y2Label?: string; height?: number; xLabel?: string; logY?: boolean; intX?: boolean }
 
 /** A uPlot chart that fills its container's width; `set` replaces the data. */
 class Chart {
@@ -118,18 +118,21 @@ class Chart {
   private width(): number { return Math.max(240, this.host.clientWidth || 600); }
   private build(): void {
     const o = this.opts;
-    const axes: uPlot.Axis[] = [{ ...(o.xLabel ? { label: o.xLabel } : {}) }, { label: o.yLabel, scale: 'y', size: 60 }];
+    const axes: uPlot.Axis[] = [{ ...(o.xLabel ? { label: o.xLabel } : {}), ...(o.intX ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] } : {}) }, { label: o.yLabel, scale: 'y', size: 60 }];
     if (o.y2Label) axes.push({ label: o.y2Label, scale: 'y2', side: 1, grid: { show: false }, size: 60 });
     this.plot = new uPlot({
       width: this.width(), height: o.height ?? 220,
-      scales: { x: { time: o.time }, y: { auto: true }, ...(o.y2Label ? { y2: { auto: true } } : {}) },
+      scales: { x: { time: o.time }, y: o.logY ? { distr: 3 } : { auto: true }, ...(o.y2Label ? { y2: { auto: true } } : {}) },
       axes,
       series: [{ label: o.time ? 'time' : (o.xLabel ?? 'x') }, ...o.series.map((s) => ({
-        label: s.label, stroke: s.color, width: 2, scale: s.scale ?? 'y', spanGaps: false,
-        ...(s.dash ? { dash: s.dash } : {}), ...(s.points ? { points: { show: true, size: 6 } } : {}),
+        label: s.label, stroke: s.color, width: 2, scale: s.scale ?? 'y', spanGaps: s.spanGaps ?? false,
+        ...(s.dash ? { dash: s.dash } : {}), ...(s.points || s.noLine ? { points: { show: true, size: 7, fill: s.color } } : {}),
+        ...(s.bars ? { paths: uPlot.paths.bars!({ size: [0.7, 40] }), fill: s.color + 'cc', points: { show: false } } : {}),
+        ...(s.noLine ? { paths: () => null } : {}),
         ...(s.value ? { value: (_u: uPlot, v: number | null) => s.value!(v) } : {}),
       }))],
     }, this.data, this.host);
+    this.host.dataset.points = String(this.length);
   }
   set(data: uPlot.AlignedData): void {
     this.data = data;
@@ -138,4 +141,27 @@ class Chart {
   }
   /** number of x values drawn */
   get length(): number { return this.data[0]?.length ?? 0; }
+}
+
+interface Bar { label: string; value: number; mark?: string }
+
+/** Horizontal bars as HTML (readable without a canvas): one row per item, the marked one flagged. */
+function bars(host: HTMLElement, items: Bar[], fmt: (v: number) => string, title: string): void {
+  const max = Math.max(...items.map((b) => b.value), 1e-12);
+  const list = el('div', { role: 'list', 'aria-label': title, class: 'bars' });
+  for (const b of items) {
+    const pct = Math.max(0.5, (100 * b.value) / max);
+    list.append(el('div', { role: 'listitem', class: `bar-row${b.mark ? ' marked' : ''}` },
+      el('span', { class: 'bar-label' }, b.label),
+      el('span', { class: 'bar-track' }, el('span', { class: 'bar', style: `width:${pct.toFixed(2)}%` })),
+      el('span', { class: 'bar-value' }, fmt(b.value), b.mark ? el('strong', {}, ` ${b.mark}`) : null)));
+  }
+  host.append(el('h3', {}, title), list);
+}
+
+/** A definition list of label/value pairs. */
+function kv(pairs: [string, Child][]): HTMLDListElement {
+  const d = el('dl', { class: 'kv' });
+  for (const [k, v] of pairs) d.append(el('dt', {}, k), el('dd', {}, v));
+  return d;
 }
