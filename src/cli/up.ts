@@ -28,6 +28,9 @@ options:
                          one worker per further part
   --links L1,L2          per hop, gateway first: RATE/DELAY[/JITTER] (e.g. 10mbit/20ms) or
                          'direct'; overrides the plan's network
+  --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
+                         none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
+                         auto (default with a plan): the plan's choice per hop (docs/codec.md)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --name NAME            model name in URLs (default: file name without .onnx)
   --host HOST            address to bind (default 127.0.0.1)
@@ -52,7 +55,7 @@ example:
   curl -s localhost:PORT/v2/models/resnet18`;
 
 const OPTIONS = {
-  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' },
@@ -69,9 +72,9 @@ export async function run(argv: string[]): Promise<number | void> {
   const p = parse(argv, OPTIONS, HELP);
   if (!p) return 0;
   const v = p.values;
-  const { up, planToUp, placementToUp } = await import('../serve/up.js');
+  const { planToUp, placementToUp } = await import('../serve/up.js');
   const { parseRate, parseDuration } = await import('../link/index.js');
-  type Opts = Parameters<typeof up>[0];
+  type Opts = import('../serve/up.js').UpOptions;
   let opts: Opts;
   if (p.positionals.length > 1) throw kerfError('KERF_ERR_USAGE', `expected at most one plan.json\n${HELP}`);
   if (p.positionals.length === 1) {
@@ -126,6 +129,15 @@ export async function run(argv: string[]): Promise<number | void> {
     });
     if (opts.links.length > opts.cuts.length + 1) throw kerfError('KERF_ERR_USAGE', `--links: ${opts.links.length} hops given, the pipeline has at most ${opts.cuts.length + (opts.local === false ? 1 : 0)}`);
   }
+  if (v.codec !== undefined && v.codec.trim().toLowerCase() !== 'auto') {
+    const { parseCodec } = await import('../codec/index.js');
+    const hops = opts.cuts.length + (opts.local === false ? 1 : 0);
+    const list = v.codec.split(',').map((c, i) => parseCodec(c.trim(), `--codec hop ${i}`).name);
+    if (list.length !== 1 && list.length !== hops) throw kerfError('KERF_ERR_USAGE', `--codec: ${list.length} codecs given, the pipeline has ${hops} hop(s) (give one for all, or one per hop)`);
+    opts.codecs = list.length === 1 ? Array.from({ length: hops }, () => list[0]!) : list;
+  } else if (v.codec !== undefined && p.positionals.length === 0) {
+    throw kerfError('KERF_ERR_USAGE', '--codec auto takes the codecs of a plan.json; without one, name the codecs (e.g. --codec zstd-1)');
+  }
   if ((v.cpus?.length || v['reference-cpus'] !== undefined) && (p.positionals.length === 0 || opts.tiers?.every((t) => t.cpus === undefined))) {
     throw kerfError('KERF_ERR_USAGE', '--cpus and --reference-cpus apply to a placement.json');
   }
@@ -166,7 +178,11 @@ export async function run(argv: string[]): Promise<number | void> {
   // The token is the dashboard's key to its controls: known here so the link can carry it
   // (in the URL's fragment, which browsers never send).
   opts.token ??= process.env.KERF_TOKEN || (await import('node:crypto')).randomBytes(16).toString('hex');
-  const h = await up(opts);
+  // One controller for one machine and many: the local substrate runs tiers as child processes.
+  const { LocalSubstrate } = await import('../cluster/local.js');
+  const { deploy } = await import('../cluster/deploy.js');
+  const substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
+  const h = await deploy(substrate, opts).catch(async (e: unknown) => { await substrate.close(); throw e; });
   const dashboard = `${h.url}/ui/`;
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
@@ -193,6 +209,7 @@ export async function run(argv: string[]): Promise<number | void> {
     });
   }
   await h.close();
+  await substrate.close();
   if (!quiet) process.stderr.write('kerf up: stopped\n');
   return 0;
 }

@@ -3,7 +3,7 @@
  * Server-Sent Events stream: one `hello` with the model and the recent history, then one
  * `snapshot` per second with the partition, the gateway's figures, the latency window's point
  * and every panel the gateway carries, e.g. adapt's conditions), and the page's controls under
- * `/ui/api/` (repartition, switching strategy), which need the pipeline's token as
+ * `/ui/api/` (repartition, switching strategy, rollout), which need the pipeline's token as
  * `Authorization: Bearer TOKEN`. Without the token everything stays readable.
  *
  * Its cost with no page open is one timer a second and a push per answered request; snapshots
@@ -37,7 +37,7 @@ export interface SnapshotEvent {
   t: number;
   point: WindowPoint | null;
   partition: PartitionStatus;
-  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number };
+  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec: string | null };
   /** every panel of `gateway.panels` by name (adapt: 'conditions'); an entry that threw is `{ error }` */
   panels: Record<string, unknown>;
 }
@@ -66,7 +66,8 @@ export class Dashboard {
 
   constructor(readonly gateway: Gateway, private readonly opts: DashboardOptions = {}) {
     this.periodS = opts.periodS ?? 1;
-    const token = gateway.pipelineOptions.token;
+    // The token that guards the gateway's deploying endpoints guards the page's controls too.
+    const token = gateway.controlToken ?? gateway.pipelineOptions.token;
     this.tokenHash = token ? createHash('sha256').update(token).digest() : null;
     gateway.answered.push((s, status) => this.window.answered(s, status));
     gateway.observers.push((p, r) => this.window.stages(p.local ? 'gateway' : null, r.timings, r.stages));
@@ -118,7 +119,7 @@ export class Dashboard {
     partition.history = partition.history.slice(-50);
     return {
       t: Date.now(), point: this.lastPoint, partition,
-      gateway: { ready: g.ready, paused: g.paused, queueDepth: g.pipeline.queueDepth, cpuShare: this.cpuShare, rssBytes: process.memoryUsage.rss(), pid: process.pid },
+      gateway: { ready: g.ready, paused: g.paused, queueDepth: g.pipeline.queueDepth, cpuShare: this.cpuShare, rssBytes: process.memoryUsage.rss(), pid: process.pid, codec: g.pipelineOptions.codec ?? null },
       panels,
     };
   }
@@ -175,7 +176,7 @@ export class Dashboard {
   }
 
   private routeApi(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
-    const known = { '/ui/api/auth': 'GET', '/ui/api/partition': 'POST', '/ui/api/strategy': 'PUT' } as Record<string, string>;
+    const known = { '/ui/api/auth': 'GET', '/ui/api/partition': 'POST', '/ui/api/strategy': 'PUT', '/ui/api/rollout': 'POST' } as Record<string, string>;
     const want = known[path];
     if (!want) return reply(res, 404, { error: `no such control ${path} (${Object.entries(known).map(([p, m]) => `${m} ${p}`).join(', ')})`, code: 'KERF_ERR_USAGE' });
     if (req.method !== want) return reply(res, 405, { error: `${req.method} not allowed on ${path} (${want})`, code: 'KERF_ERR_USAGE' });
@@ -192,6 +193,13 @@ export class Dashboard {
         const cuts = doc.cuts;
         if (!Array.isArray(cuts) || cuts.some((c) => !Number.isInteger(c))) throw kerfError('KERF_ERR_USAGE', 'partition: expected {"cuts": [cut ids…]}');
         const r = await this.gateway.switcher.partition({ cuts: cuts as number[], ...(doc.reroute === true ? { reroute: true } : {}) });
+        this.broadcast('snapshot', this.snapshot());
+        return r;
+      }
+      if (path === '/ui/api/rollout') {
+        const model = doc.model, back = doc.back === true;
+        if (back === (typeof model === 'string' && model !== '')) throw kerfError('KERF_ERR_USAGE', 'rollout: expected {"model": "new.onnx"} (a path on the hosts) or {"back": true}');
+        const r = await this.gateway.switcher.rollout(back ? { back: true } : { model: model as string });
         this.broadcast('snapshot', this.snapshot());
         return r;
       }

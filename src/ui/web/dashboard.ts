@@ -9,8 +9,16 @@ interface DHello {
   controls: boolean; strategies: string[]; periodMs: number; history: DPoint[];
 }
 type DTier = { name: string; address: string; part: number } & Record<string, unknown>;
-interface DSwitch { version: string; strategy: string; from: number[]; to: number[]; at: string; prepared: string; downtimeMs: number; durationMs: number; rerouted?: number; setup?: boolean }
-interface DPartition { strategy: string; model: string; version: string; cuts: number[]; tiers: DTier[]; switching: boolean; history: DSwitch[]; standby: { version: string; cuts: number[] } | null } 
+interface DModelVersion { name: string; sha256: string; file: string | null }
+interface DSwitch {
+  version: string; strategy: string; from: number[]; to: number[]; at: string; prepared: string; downtimeMs: number; durationMs: number; rerouted?: number; setup?: boolean;
+  failover?: { reason: string; lost: string[]; detectMs: number; replanMs: number; deployMs: number; switchMs: number; replayed: number; staged: boolean };
+  rollout?: { from: DModelVersion; to: DModelVersion; back: boolean };
+}
+interface DPartition {
+  strategy: string; model: string; version: string; cuts: number[]; tiers: DTier[]; switching: boolean; history: DSwitch[]; standby: { version: string; cuts: number[] } | null;
+  modelVersion?: DModelVersion; previousModel?: DModelVersion | null;
+}
 interface DLinkEst { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean; observed: boolean; codec?: string }
 interface DTierEst { name: string; factor: number; queueS: number; confident: boolean }
 interface DConditions {
@@ -21,7 +29,7 @@ interface DConditions {
 }
 interface DSnapshot {
   t: number; point: DPoint | null; partition: DPartition;
-  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number };
+  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec?: string | null };
   panels: Record<string, unknown>;
 }
 interface DRanked { rank: number; totalS: number; bottleneckS: number; bytesSent: number; cuts: (number | null)[] }
@@ -103,7 +111,7 @@ class Dashboard {
     const h = this.hello;
     if (!s || !h) return;
     const p = s.partition;
-    $('version').textContent = p.version + (p.switching ? ' (switching…)' : '');
+    $('version').textContent = p.version + (p.modelVersion ? ` · model ${p.modelVersion.name} ${p.modelVersion.sha256.slice(0, 12)}` : '') + (p.switching ? ' (switching…)' : '');
     $('strategy').textContent = p.strategy;
     const r = $('ready');
     r.textContent = s.gateway.paused ? 'paused' : s.gateway.ready ? 'ready' : 'not ready';
@@ -169,7 +177,8 @@ class Dashboard {
     for (let i = 0; i + 1 < p.tiers.length; i++) {
       const a = p.tiers[i]!, b = p.tiers[i + 1]!;
       const l = links.find((x) => x.from === a.name && x.to === b.name) ?? links[i];
-      const codec = (l?.codec ?? a.codec ?? a['codecOut']) as string | undefined;
+      // The gateway knows its own hop's codec; a worker's shows when its status carries one.
+      const codec = (l?.codec ?? a.codec ?? (i === 0 && a.part === 0 ? this.snap!.gateway.codec : undefined) ?? undefined) as string | undefined;
       rows.push([`${a.name} → ${b.name}`, l ? fmtRate(l.bytesPerS) + (l.confident ? '' : ' (prior)') : '–', l ? fmtS(l.rttS) : '–', codec ?? '–']);
     }
     $('hops').replaceChildren(el('h3', {}, 'Hops'), table(['hop', 'bandwidth (est.)', 'RTT (est.)', 'codec'], rows, 'per-hop figures'),
@@ -207,10 +216,20 @@ class Dashboard {
   private renderLog(): void {
     const p = this.snap!.partition;
     type Row = { at: string; kind: string; what: string; why: string };
-    const rows: Row[] = p.history.map((h) => ({
-      at: h.at, kind: h.setup ? 'setup' : 'switch', what: `${h.version}: cuts ${h.from.join(',') || 'none'} → ${h.to.join(',') || 'none'} (${h.strategy}, ${h.prepared})`,
-      why: `downtime ${h.downtimeMs.toFixed(2)} ms, took ${h.durationMs.toFixed(0)} ms${h.rerouted ? `, ${h.rerouted} rerouted` : ''}`,
-    }));
+    const rows: Row[] = p.history.map((h) => {
+      const how = `downtime ${h.downtimeMs.toFixed(2)} ms, took ${h.durationMs.toFixed(0)} ms${h.rerouted ? `, ${h.rerouted} rerouted` : ''}`;
+      const cuts = `cuts ${h.from.join(',') || 'none'} → ${h.to.join(',') || 'none'}`;
+      if (h.failover) {
+        const f = h.failover;
+        return { at: h.at, kind: 'failover', what: `${h.version}: lost ${f.lost.join(', ')}; ${cuts}${f.staged ? ' (staged ahead)' : ''}`,
+          why: `${f.reason}; detect ${f.detectMs.toFixed(0)} ms, re-plan ${f.replanMs.toFixed(0)} ms, deploy ${f.deployMs.toFixed(0)} ms, switch ${f.switchMs.toFixed(0)} ms, ${f.replayed} replayed` };
+      }
+      if (h.rollout) {
+        const r = h.rollout;
+        return { at: h.at, kind: 'rollout', what: `${h.version}: ${r.back ? 'back to' : 'to'} ${r.to.name} (${r.to.sha256.slice(0, 12)}) from ${r.from.name} (${r.from.sha256.slice(0, 12)}); ${cuts}`, why: how };
+      }
+      return { at: h.at, kind: h.setup ? 'setup' : 'switch', what: `${h.version}: ${cuts} (${h.strategy}, ${h.prepared})`, why: how };
+    });
     for (const e of this.conditions()?.events ?? []) rows.push({ at: e.at, kind: 'adapt', what: `${e.fromCuts.join(',')} → ${e.toCuts.join(',')}`, why: e.error ? `${e.reason}; failed: ${e.error}` : e.reason });
     // Other panels' logs (failover, rollout, …): arrays of records with a time, or { events: […] }.
     for (const [name, v] of Object.entries(this.snap!.panels)) {
@@ -282,7 +301,7 @@ class Dashboard {
     if (!h || !s) return;
     const p = s.partition;
     // Rebuild only when something the form shows changed, so a choice being made survives snapshots.
-    const key = JSON.stringify([!!this.token, this.busy, p.cuts, p.strategy, p.tiers.length, this.message, this.plan?.length ?? -1]);
+    const key = JSON.stringify([!!this.token, this.busy, p.cuts, p.strategy, p.tiers.length, this.message, this.plan?.length ?? -1, p.previousModel?.sha256 ?? null]);
     if (key === this.controlsKey) return;
     this.controlsKey = key;
     const off = !this.token || this.busy;
@@ -314,6 +333,19 @@ class Dashboard {
     const strat = el('select', { id: 'strategy-choice', disabled: off }, ...h.strategies.map((x) => el('option', { value: x, selected: x === p.strategy }, x)));
     parts.push(el('form', { class: 'controls', id: 'strategy-form', onsubmit: (e: Event) => { e.preventDefault(); void this.call('/ui/api/strategy', 'PUT', { strategy: strat.value }, `Strategy ${strat.value}`); } },
       el('label', { for: 'strategy-choice' }, 'Switching strategy', strat), el('button', { type: 'submit', disabled: off }, 'Set strategy')));
+    // A rollout: a new model file (a path on the hosts, as kerf rollout --to takes it), or back.
+    const model = el('input', { id: 'rollout-model', type: 'text', placeholder: '/models/new.onnx', disabled: off, spellcheck: 'false' });
+    parts.push(el('form', {
+      class: 'controls', id: 'rollout-form',
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        const m = model.value.trim();
+        if (!m) { this.message = { text: 'Give the new model file (a path on the hosts) to roll out.', bad: true }; this.controlsKey = ''; this.renderControls(); return; }
+        void this.call('/ui/api/rollout', 'POST', { model: m }, `Rolled out ${m}`);
+      },
+    }, el('label', { for: 'rollout-model' }, 'Roll out a new model (file on the hosts)', model), el('button', { type: 'submit', disabled: off }, 'Start rollout'),
+    el('button', { type: 'button', class: 'secondary', disabled: off || !p.previousModel, onclick: () => void this.call('/ui/api/rollout', 'POST', { back: true }, 'Rolled back') },
+      p.previousModel ? `Roll back to ${p.previousModel.name}` : 'Roll back')));
     // A plan's ranked placements, read from a file the user picks (nothing leaves the page).
     const file = el('input', { id: 'plan-file', type: 'file', accept: '.json,application/json' });
     file.addEventListener('change', () => void this.loadPlan(file));
