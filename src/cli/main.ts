@@ -23,6 +23,8 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   place: { file: './place.js', summary: 'place a model across a cluster of edge nodes' },
   bench: { file: './bench.js', summary: 'benchmarks: switch, adapt, adapt-offline, place, pipeline' },
   demo: { file: './demo.js', summary: 'the whole story on a bundled real model, one command' },
+  k8s: { file: './k8s.js', summary: 'Kubernetes manifests: render, install, reconcile, fetch' },
+  operator: { file: './operator.js', summary: 'the KerfPipeline operator (in-cluster or a kubeconfig)' },
 };
 
 function usage(): string {
