@@ -269,11 +269,15 @@ export async function run(argv: string[]): Promise<number | void> {
   const early = (): void => { stopRequested = true; };
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
+  // The token is the dashboard's key to its controls: known here so the link can carry it
+  // (in the URL's fragment, which browsers never send).
+  opts.token ??= process.env.KERF_TOKEN || (await import('node:crypto')).randomBytes(16).toString('hex');
   // One controller for one machine and many: the local substrate runs tiers as child processes.
   const { LocalSubstrate } = await import('../cluster/local.js');
   const { deploy } = await import('../cluster/deploy.js');
   const substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
   const h = await deploy(substrate, opts).catch(async (e: unknown) => { await substrate.close(); throw e; });
+  const dashboard = `${h.url}/ui/`;
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
     await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {})
@@ -286,7 +290,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.json) {
     if (h.cpu.notice) process.stderr.write(`kerf up: ${h.cpu.notice}\n`);
     process.stdout.write(JSON.stringify({
-      event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`,
+      event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`, dashboard,
       processes: h.processes, cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({
         from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, control: ctl(l),
         config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null },
@@ -297,6 +301,7 @@ export async function run(argv: string[]): Promise<number | void> {
       `${l.link.config.jitterMs ? ` ± ${l.link.config.jitterMs} ms` : ''} (control ${ctl(l)}/config)`);
     process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); ` +
       `links: ${links.length ? links.join('; ') : 'none (direct loopback)'}; Ctrl-C stops\n`);
+    process.stdout.write(`kerf up: dashboard ${dashboard}#token=${encodeURIComponent(opts.token)} (read-only without the #token part)\n`);
   }
   if (!stopRequested) {
     await new Promise<void>((resolve) => {

@@ -262,6 +262,12 @@ export class Switcher {
     return tiers;
   }
 
+  /** The status once the workers are found (status() lists only the gateway before the first switch). */
+  async discover(): Promise<PartitionStatus> {
+    await this.tiers();
+    return this.status();
+  }
+
   /** Cut ids of `target`, checked against the model and the pipeline's number of tiers. */
   resolve(target: PartitionTarget): { cuts: number[]; plan?: SwitchReport['plan'] } {
     const prep = this.gateway.prep;
