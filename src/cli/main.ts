@@ -11,6 +11,7 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   agent: { file: './agent.js', summary: 'serve profiling jobs for remote `kerf profile --remote`' },
   import: { file: './import.js', summary: 'import foreign benchmarks (`kerf import scission DIR -o DIR`)' },
   plot: { file: './plot.js', summary: 'chart per-block latency and output size of profiles' },
+  view: { file: './view.js', summary: 'a self-contained HTML report of profiles, plans, placements, benchmarks' },
   zoo: { file: './zoo.js', summary: 'list or export standard architectures with seeded weights' },
   plan: { file: './plan.js', summary: 'rank placements across device, edge and cloud' },
   scission: { file: './scission.js', summary: "Scission's scission_predict.py, same output" },
