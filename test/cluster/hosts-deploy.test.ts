@@ -92,8 +92,8 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
         { tier: 'edge', system: 'edge', blocks: [idx[0]! + 1, idx[1]!], computeS: 0.01 },
         { tier: 'cloud', system: 'cloud', blocks: [idx[1]! + 1, n - 1], computeS: 0.01 },
       ],
-      transfers: [{ kind: 'forward', from: 'device', to: 'edge' }, { kind: 'forward', from: 'edge', to: 'cloud' }],
-      network: { links: [] }, criteria: {}, ranked: [],
+      transfers: [{ kind: 'forward', from: 'device', to: 'edge', bytes: 1, seconds: 0 }, { kind: 'forward', from: 'edge', to: 'cloud', bytes: 1, seconds: 0 }],
+      network: { links: [{ from: 'device', to: 'edge', rttMs: 1, bandwidthMbps: 1000 }, { from: 'edge', to: 'cloud', rttMs: 1, bandwidthMbps: 1000 }] }, criteria: {}, ranked: [],
     };
     const planFile = join(dir, 'plan.json');
     writeFileSync(planFile, JSON.stringify(plan));
