@@ -331,7 +331,10 @@ export class Worker {
     if (this.closing) return { ready: false, name: this.name, reason: 'closing' };
     const hops = new Set([...this.segments.values()].map((l) => l.next).filter((h): h is NextHop => h !== null));
     for (const h of hops) {
-      if (!h.connected) return { ready: false, name: this.name, reason: `next tier ${h.where} unreachable` };
+      if (!h.connected) {
+        const e = h.lastError;
+        return { ready: false, name: this.name, reason: e?.code === 'KERF_ERR_AUTH' ? `next tier ${h.where} refused ${this.name}: ${e.message}` : `next tier ${h.where} unreachable${e ? ` (${e.message})` : ''}` };
+      }
       try {
         const r = JSON.parse(new TextDecoder().decode(await h.control('ready', '', { timeoutMs: 1000 }))) as { ready: boolean; reason?: string; name?: string };
         if (!r.ready) return { ready: false, name: this.name, reason: `${r.name ?? h.where}: ${r.reason ?? 'not ready'}` };
