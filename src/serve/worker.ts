@@ -362,6 +362,7 @@ export class Worker {
     switch (op) {
       case 'ready': return enc(await this.ready());
       case 'info': return enc(this.info());
+      case 'metrics': return this.metrics.registry.render();
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }
       case 'probe': return enc(await this.probe(parseJson<ProbeRequest>(body, op)));
@@ -371,7 +372,7 @@ export class Worker {
         this.defaultSegment = id;
         return enc({ id });
       }
-      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, load, unload, default, probe)`);
+      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, metrics, load, unload, default, probe)`);
     }
   }
 
