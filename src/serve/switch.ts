@@ -605,15 +605,21 @@ export class Switcher {
       const local = t.local ?? (t.next === null || cuts.length > 0);
       const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, local: _o, ...gopts } = this.gateway.pipelineOptions;
       const id = `v${++this.seq}`;
-      const pipeline = await Pipeline.create({
-        ...gopts, prep, cuts, id, local, next: t.next, ...(t.nextSegment ? { nextSegment: t.nextSegment } : {}),
-      });
-      try { await pipeline.waitReady(30_000); } catch (e) { await pipeline.close(); throw e; }
+      // The same cuts: the gateway's own part runs on, nothing to load.
+      const reuse = local && sameCuts(cuts, old.cuts) ? (old.ownLocal ?? old.pipeline.adoptLocal()) : null;
+      let pipeline: Pipeline;
+      try {
+        pipeline = await Pipeline.create({
+          ...gopts, prep, cuts, id, local, next: t.next, ...(t.nextSegment ? { nextSegment: t.nextSegment } : {}), ...(reuse ? { localSegment: reuse } : {}),
+        });
+      } catch (e) { if (reuse) old.ownLocal = reuse; throw e; }
+      // Not ready: the old version serves on with its part (now the switcher's to release).
+      try { await pipeline.waitReady(30_000); } catch (e) { await pipeline.close(); if (reuse) old.ownLocal = reuse; throw e; }
       const t1 = performance.now();
       const held = this.gateway.held;
       const { drainS, downtimeS, rerouted } = await this.gateway.switchTo(pipeline, { reroute: true });
       const t2 = performance.now();
-      this.active = { id, cuts, pipeline, seg: t.nextSegment ?? DEFAULT_SEGMENT, ownLocal: null, shared: false };
+      this.active = { id, cuts, pipeline, seg: t.nextSegment ?? DEFAULT_SEGMENT, ownLocal: reuse, shared: old.shared && reuse !== null };
       this.v0Alive = this.active.seg === DEFAULT_SEGMENT;
       // The old chain: its control connections and its standby go with it.
       const gone = this.workers;
@@ -622,7 +628,7 @@ export class Switcher {
       this.standbyV = null;
       await Promise.all((gone ?? []).map((w) => w.hop.close()));
       if (standby) { await standby.pipeline.close(); await standby.ownLocal?.close(); }
-      await old.ownLocal?.close();
+      if (old.ownLocal !== reuse) await old.ownLocal?.close();
       const f: FailoverRecord = {
         reason: t.reason, lost: [...(t.lost ?? [])], detectMs: t.detectMs ?? 0, replanMs: t.replanMs ?? 0, deployMs: t.deployMs ?? 0,
         switchMs: ms(t0, t2) - drainS * 1000, replayed: held + rerouted, staged: t.staged === true,
