@@ -668,6 +668,15 @@ export class Switcher {
     if (t.back && !this.previousV) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout --back: no earlier version to return to (nothing was rolled out)'));
     return this.serial(async () => {
       const t0 = performance.now();
+      // Preparing the new model (parsing its graph, inferring shapes) runs on this loop: it counts.
+      const loop = monitorEventLoopDelay({ resolution: 5 });
+      loop.enable();
+      try { return await this.rolloutNow(t, t0, loop); } finally { loop.disable(); }
+    });
+  }
+
+  private async rolloutNow(t: RolloutTarget, t0: number, loop: ReturnType<typeof monitorEventLoopDelay>): Promise<SwitchReport> {
+    {
       const file = t.back ? this.previousV!.file : t.model!;
       if (!file) throw kerfError('KERF_ERR_USAGE', 'rollout --back: the earlier version has no model file to load again');
       const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
@@ -680,8 +689,6 @@ export class Switcher {
       const cuts = this.rolloutCuts(prep, t.cuts);
       const from = { ...this.modelV };
       const to: ModelVersion = { name: prep.model.name, sha256, file };
-      const loop = monitorEventLoopDelay({ resolution: 5 });
-      loop.enable();
       let rep: SwitchReport;
       const strategy = this.strategyName;
       try {
@@ -691,7 +698,6 @@ export class Switcher {
         this.strategyName = t.stageByStage ? 'pause-resume' : 'on-demand';
         rep = await this.doSwitch(cuts, undefined, true, false, model);
       } finally {
-        loop.disable();
         this.strategyName = strategy === 'hot-swap' || strategy === 'standby' ? 'on-demand' : strategy;
       }
       this.gateway.setModel(prep);
@@ -706,7 +712,7 @@ export class Switcher {
       rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
       rep.durationMs = ms(t0, performance.now());
       return rep;
-    });
+    }
   }
 
   /** The file the workers were started with (they load it without being told). */

@@ -19,8 +19,8 @@ const HELP = `usage: kerf bench rollout [--arch mobilenet_v2] [--clients 8] [--s
 Build two versions of a zoo architecture (seeds 1 and 2), deploy v1 over 3 tiers on this
 machine's substrate, drive a closed loop of --clients requests, roll out v2, then back to v1.
 Per rollout: downtime inside the gateway, p99 of requests overlapping the rollout ÷ steady p99,
-peak extra resident memory per host (MB, and % of the host's share of the model: its part's
-weights), failed, lost, wrong answers, and answers of the old version to requests sent after
+peak extra resident memory per host (MB, and % of the host's steady resident memory, what
+serving its share of the model costs it; --json also gives % of its part's weights), failed, lost, wrong answers, and answers of the old version to requests sent after
 the rollout returned.
 
 options:
@@ -37,11 +37,14 @@ export interface RolloutBenchRow {
   rollout: string;
   downtimeMs: number;
   durationMs: number;
+  /** the longest the gateway's event loop was blocked during the rollout (preparing the new model's graph) */
+  gatewayStallMs: number;
   p99SteadyMs: number;
   p99RolloutMs: number;
   p99Ratio: number;
-  /** per host: peak extra RSS during the rollout over the steady RSS, MB and % of the part's weights */
-  extra: { host: string; extraMB: number; sharePct: number }[];
+  /** per host: peak extra RSS during the rollout over the steady RSS, MB, as % of the host's steady
+   * RSS (what serving its share of the model costs it) and as % of its part's weights */
+  extra: { host: string; extraMB: number; rssPct: number; weightsPct: number; steadyMB: number }[];
   requests: number;
   failed: number;
   lost: number;
@@ -98,9 +101,12 @@ export async function run(argv: string[]): Promise<number | void> {
       const old = res.done.filter((x) => x.start > t1 && x.version !== i).length;
       const p99s = quantile(steady, 0.99), p99r = quantile(over, 0.99);
       const row: RolloutBenchRow = {
-        model: arch, rollout: i === 1 ? 'v1 → v2' : 'v2 → v1 (--back)', downtimeMs: rep.downtimeMs, durationMs: t1 - t0,
+        model: arch, rollout: i === 1 ? 'v1 → v2' : 'v2 → v1 (--back)', downtimeMs: rep.downtimeMs, durationMs: t1 - t0, gatewayStallMs: rep.gatewayStallMs ?? NaN,
         p99SteadyMs: p99s, p99RolloutMs: p99r, p99Ratio: p99r / p99s,
-        extra: hosts.map((host, k) => ({ host, extraMB: Math.max(0, (peak[k]! - base[k]!)) / 2 ** 20, sharePct: (100 * Math.max(0, peak[k]! - base[k]!)) / weights[k]! })),
+        extra: hosts.map((host, k) => {
+          const x = Math.max(0, peak[k]! - base[k]!);
+          return { host, extraMB: x / 2 ** 20, rssPct: (100 * x) / base[k]!, weightsPct: (100 * x) / weights[k]!, steadyMB: base[k]! / 2 ** 20 };
+        }),
         requests: res.sent, failed: res.failed, lost: res.lost, wrong: res.wrong + res.duplicated, oldAfterSwitch: old,
       };
       peak = [];
@@ -114,8 +120,8 @@ export async function run(argv: string[]): Promise<number | void> {
   }
   if (!v.json) {
     const f = (x: number, n = 1): string => x.toFixed(n);
-    process.stdout.write(table(['rollout', 'downtime ms', 'duration ms', 'p99 steady ms', 'p99 rollout ms', 'ratio', 'extra memory per host (MB, % of its share)', 'requests', 'failed', 'lost', 'wrong', 'old after'],
-      rows.map((r) => [r.rollout, f(r.downtimeMs, 4), f(r.durationMs, 0), f(r.p99SteadyMs), f(r.p99RolloutMs), f(r.p99Ratio, 2), r.extra.map((e) => `${e.host} ${f(e.extraMB)} (${f(e.sharePct, 0)}%)`).join(', '),
+    process.stdout.write(table(['rollout', 'downtime ms', 'duration ms', 'gateway stall ms', 'p99 steady ms', 'p99 rollout ms', 'ratio', 'peak extra memory per host: MB (% of its steady RSS)', 'requests', 'failed', 'lost', 'wrong', 'old after'],
+      rows.map((r) => [r.rollout, f(r.downtimeMs, 4), f(r.durationMs, 0), f(r.gatewayStallMs, 0), f(r.p99SteadyMs), f(r.p99RolloutMs), f(r.p99Ratio, 2), r.extra.map((e) => `${e.host} +${f(e.extraMB)} (${f(e.rssPct, 0)}% of ${f(e.steadyMB, 0)})`).join(', '),
         String(r.requests), String(r.failed), String(r.lost), String(r.wrong), String(r.oldAfterSwitch)])) + '\n');
     for (const r of rows) {
       process.stdout.write(`${r.rollout}: downtime < 1 ms ${r.downtimeMs < 1 ? 'met' : 'MISSED'}; p99 ratio ≤ 1.5 ${r.p99Ratio <= 1.5 ? 'met' : 'MISSED'}\n`);
