@@ -27,6 +27,8 @@ export interface NextHopOptions {
   token: string;
   /** free text the next tier sees in its peer info */
   info?: string;
+  /** codec of the requests sent to the next tier (default 'none'; docs/codec.md) */
+  codec?: string;
   /** first and largest gap between reconnection attempts, ms (default 100 and 1000) */
   retryMs?: number;
   maxRetryMs?: number;
@@ -84,7 +86,7 @@ export class NextHop extends EventEmitter {
   private attempt(): void {
     this.timer = null;
     if (this.closedFlag) return;
-    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000 }).then(
+    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000, ...(this.opts.codec ? { codec: this.opts.codec } : {}) }).then(
       (c) => {
         if (this.closedFlag) { void c.close(); return; }
         this.conn = c;

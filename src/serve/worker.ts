@@ -18,6 +18,7 @@ import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
 import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
+import { parseCodec } from '../codec/index.js';
 
 /** Meta key naming the segment a request is for. */
 export const SEGMENT_META = 'seg';
@@ -47,6 +48,10 @@ export interface WorkerOptions {
   next?: HostPort | string | null;
   /** segment id to ask the next tier for (default: its default) */
   nextSegment?: string;
+  /** codec of the hop to the next tier (default 'none'; docs/codec.md) */
+  nextCodec?: string;
+  /** codecs this worker decodes in requests: '*' (default: all) or a list */
+  codecs?: '*' | readonly string[];
   /** seconds the segment took when profiled: enables the load factor */
   profiledS?: number;
   /** onnxruntime intra-op threads per segment (default 1) */
@@ -81,6 +86,8 @@ export interface LoadRequest extends SegmentSpec {
   id: string;
   next?: string | null;
   nextSegment?: string;
+  /** codec of the hop to `next` (default 'none'): a segment with another codec uses its own connection */
+  nextCodec?: string;
   profiledS?: number;
   /** make it the segment of requests that name none */
   makeDefault?: boolean;
@@ -198,11 +205,13 @@ export class Worker {
       await w.load({
         id: DEFAULT_SEGMENT, ...opts.segment, ...(opts.shared ? { shared: true } : {}), next: opts.next ? fmtAddress(parseAddress(opts.next, 'next')) : null,
         ...(opts.nextSegment ? { nextSegment: opts.nextSegment } : {}), ...(opts.profiledS !== undefined ? { profiledS: opts.profiledS } : {}),
+        ...(opts.nextCodec ? { nextCodec: opts.nextCodec } : {}),
       });
       w.server = await FrameServer.listen({
         host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, token: opts.token,
         info: `worker ${w.name} ${w.modelName}`,
         ...(opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+        ...(opts.codecs ? { codecs: opts.codecs } : {}),
         onRequest: (req) => w.handle(req),
         onControl: (op, body) => w.control(op, body),
       });
@@ -221,16 +230,17 @@ export class Worker {
     return w;
   }
 
-  private hop(where: string): NextHop {
-    let h = this.hops.get(where);
+  private hop(where: string, codec = 'none'): NextHop {
+    const key = `${where} ${codec}`;
+    let h = this.hops.get(key);
     if (!h || h.closed) {
-      h = NextHop.open(parseAddress(where, 'next'), { token: this.opts.token, info: `worker ${this.name}` });
+      h = NextHop.open(parseAddress(where, 'next'), { token: this.opts.token, info: `worker ${this.name}`, ...(codec !== 'none' ? { codec } : {}) });
       h.on('down', (why: KerfError) => {
         // Requests still waiting for compute cannot be forwarded: fail them now, not later.
         this.queue.rejectWhere((tag) => (tag as LoadedSegment).next === h,
           kerfError('KERF_ERR_UPSTREAM', `${this.name}: next tier ${where} went away (${why.message})`));
       });
-      this.hops.set(where, h);
+      this.hops.set(key, h);
     }
     return h;
   }
@@ -260,7 +270,7 @@ export class Worker {
     // run the session: let them go unless asked to keep them (chunk stores keep their own).
     if (this.opts.releaseModel && typeof this.opts.model === 'string') { this.prepared = null; this.other = null; }
     const loaded: LoadedSegment = {
-      id: r.id, segment, spec, next: r.next ? this.hop(r.next) : null, nextSegment: r.nextSegment,
+      id: r.id, segment, spec, next: r.next ? this.hop(r.next, r.nextCodec === undefined ? 'none' : parseCodec(r.nextCodec, 'load: nextCodec').name) : null, nextSegment: r.nextSegment,
       profiledS: r.profiledS, computeEwmaS: NaN,
     };
     const old = this.segments.get(r.id);
