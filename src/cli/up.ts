@@ -30,6 +30,7 @@ options:
                          'direct'; overrides the plan's network
   --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
                          none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
+                         C/R: replies in R (default: C's lossless part);
                          auto (default with a plan): the plan's choice per hop (docs/codec.md)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --name NAME            model name in URLs (default: file name without .onnx)
@@ -130,9 +131,9 @@ export async function run(argv: string[]): Promise<number | void> {
     if (opts.links.length > opts.cuts.length + 1) throw kerfError('KERF_ERR_USAGE', `--links: ${opts.links.length} hops given, the pipeline has at most ${opts.cuts.length + (opts.local === false ? 1 : 0)}`);
   }
   if (v.codec !== undefined && v.codec.trim().toLowerCase() !== 'auto') {
-    const { parseCodec } = await import('../codec/index.js');
+    const { parseHopCodec } = await import('../codec/index.js');
     const hops = opts.cuts.length + (opts.local === false ? 1 : 0);
-    const list = v.codec.split(',').map((c, i) => parseCodec(c.trim(), `--codec hop ${i}`).name);
+    const list = v.codec.split(',').map((c, i) => parseHopCodec(c.trim(), `--codec hop ${i}`).name);
     if (list.length !== 1 && list.length !== hops) throw kerfError('KERF_ERR_USAGE', `--codec: ${list.length} codecs given, the pipeline has ${hops} hop(s) (give one for all, or one per hop)`);
     opts.codecs = list.length === 1 ? Array.from({ length: hops }, () => list[0]!) : list;
   } else if (v.codec !== undefined && p.positionals.length === 0) {
