@@ -222,7 +222,7 @@ async function bySessions(ctx: RunContext): Promise<Measured> {
       const floor = ctx.blocks[p.index]!.paramBytes + Object.values(mine).reduce((sum, t) => sum + tensorBytesOf(t), 0) +
         Object.values(out).reduce((sum, t) => sum + tensorBytesOf(t), 0);
       memory.push(Math.max(grown, floor));
-      if (ctx.codecs.length && p.index < split.parts.length - 1) codecs.push(codecsOn(Object.values(next), ctx.codecs, Math.min(repeats, 5)));
+      if (ctx.codecs.length) codecs.push(codecsOn(Object.values(next), ctx.codecs, Math.min(repeats, 5)));
       live = next;
     }
     const r0 = rss();
