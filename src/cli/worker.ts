@@ -32,6 +32,7 @@ options:
   --queue N              requests that may wait for compute before 503/OVERLOADED (default 64)
   --profiled-ms MS       the segment's profiled compute time: enables the load factor metric
   --json                 print one JSON line when listening
+  --plan FILE            gateway: the kerf plan its cuts come from (shown by GET /v1/partition)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
 gateway only:
@@ -59,7 +60,7 @@ const OPTIONS = {
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
   metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
-  'release-model': { type: 'boolean' }, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
+  'release-model': { type: 'boolean' }, plan: { type: 'string' }, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
@@ -89,7 +90,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (!token && (!v.gateway || v.next)) throw kerfError('KERF_ERR_USAGE', '--token T (or env KERF_TOKEN) is required: the pipeline\'s shared secret');
   const { parseAddress, fmtAddress } = await import('../serve/nexthop.js');
   const listen = parseAddress(v.listen, '--listen');
-  const cuts = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts') : undefined;
+  const cuts = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts', { allowEmpty: true }) : undefined;
   const blocks = parseBlocks(v.blocks);
   const granularity = v.granularity;
   if (granularity !== undefined && granularity !== 'single' && granularity !== 'all') throw kerfError('KERF_ERR_USAGE', `--granularity '${granularity}': expected single or all`);
@@ -126,6 +127,11 @@ export async function run(argv: string[]): Promise<number | void> {
       ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
       ...(token ? { controlToken: token } : {}),
     });
+    if (v.plan !== undefined) {
+      // The split this gateway starts on came from a plan: GET /v1/partition shows it.
+      const { readJsonFile } = await import('./plan-file.js');
+      try { g.switcher.adoptPlan(readJsonFile(v.plan)); } catch (e) { await g.close(); throw e; }
+    }
     if (v.adapt !== undefined || v.profiles !== undefined) {
       const { attachAdaptFromArgs } = await import('../adapt/live.js');
       try {

@@ -14,6 +14,7 @@ import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, ty
 import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from './metrics.js';
 import type { HostPort } from './nexthop.js';
 import { Switcher, type SwitchStrategy } from './switch.js';
+import { attachDashboard } from '../ui/server.js';
 
 /** A request being served: its pipeline, and the abort of its downstream calls. */
 interface Running { pipeline: Pipeline; hop: AbortController; rerouted: boolean }
@@ -39,6 +40,8 @@ export interface GatewayOptions {
   replay?: ReplayOptions;
   /** bearer token the control endpoints that deploy (`/v1/rollout`, `/v1/partition/failover`) demand */
   controlToken?: string;
+  /** serve the live dashboard at /ui and its event stream at /v1/events (default true) */
+  dashboard?: boolean;
 }
 
 /** How the gateway holds requests whose pipeline failed until another one is active. */
@@ -90,6 +93,10 @@ export class Gateway {
   readonly switches: SwitchRecord[] = [];
   /** called after every answered request with the pipeline it ran on (the adapt monitors) */
   readonly observers: ((p: Pipeline, r: InferResult) => void)[] = [];
+  /** called after every inference request with its seconds and HTTP status (the dashboard's latency window) */
+  readonly answered: ((seconds: number, status: number) => void)[] = [];
+  /** named live state for the dashboard's event stream, e.g. 'conditions' from adapt; shown when present */
+  readonly panels = new Map<string, () => unknown>();
   private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter; rerouted: Counter; replayed: Counter };
   private readonly mounts: [string, RouteHandler][] = [];
   private readonly closers: (() => Promise<void>)[] = [];
@@ -148,6 +155,7 @@ export class Gateway {
       const a = g.server.address() as { address: string; port: number };
       g.address = { host: a.address, port: a.port };
       g.switcher = Switcher.attach(g, opts.switchStrategy ? { strategy: opts.switchStrategy } : {});
+      if (opts.dashboard !== false) attachDashboard(g);
     } catch (e) {
       await first.close();
       throw e;
@@ -332,7 +340,7 @@ export class Gateway {
     try {
       const body = await readBody(req, this.opts.maxBodyBytes ?? 256 * 1024 * 1024);
       const hl = req.headers[HEADER_LENGTH];
-      const jsonLength = hl === undefined ? null : Number(hl);
+      const jsonLength = hl === undefined ? null : Array.isArray(hl) ? hl.join(',') : hl;
       const parsed = parseInferRequest(body, jsonLength, this.inputs, this.outputs.map((o) => o.name));
       const t1 = performance.now();
       if (this.inflight > (this.opts.maxInFlight ?? 256)) throw kerfError('KERF_ERR_OVERLOADED', `gateway: over ${this.opts.maxInFlight ?? 256} requests in flight; retry later`);
@@ -415,7 +423,9 @@ export class Gateway {
       this.inflight--;
       this.heldBytes -= held;
       this.m.requests.inc({ status: String(status) });
-      this.m.seconds.observe((performance.now() - t0) / 1000, { stage: 'total' });
+      const totalS = (performance.now() - t0) / 1000;
+      this.m.seconds.observe(totalS, { stage: 'total' });
+      for (const f of this.answered) f(totalS, status);
     }
   }
 

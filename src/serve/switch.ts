@@ -23,6 +23,7 @@ import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
 import { blockCuts, checkCutIds } from '../graph/cuts.js';
 import type { PlanDocument } from '../plan/types.js';
+import { checkPlanModel, validatePlan } from '../plan/validate.js';
 import type { Gateway } from './gateway.js';
 import { Pipeline } from './pipeline.js';
 import { NextHop, parseAddress } from './nexthop.js';
@@ -261,17 +262,20 @@ export class Switcher {
     return tiers;
   }
 
+  /** The status once the workers are found (status() lists only the gateway before the first switch). */
+  async discover(): Promise<PartitionStatus> {
+    await this.tiers();
+    return this.status();
+  }
+
   /** Cut ids of `target`, checked against the model and the pipeline's number of tiers. */
   resolve(target: PartitionTarget): { cuts: number[]; plan?: SwitchReport['plan'] } {
     const prep = this.gateway.prep;
     let cuts: unknown;
     let plan: SwitchReport['plan'] | undefined;
     if (target.plan !== undefined) {
-      const p = target.plan as Partial<PlanDocument> | null;
-      if (typeof p !== 'object' || p === null || p.schema !== 'kerf.plan/v1' || !Array.isArray(p.cuts)) {
-        throw kerfError('KERF_ERR_PLAN', `partition: "plan" is not a kerf plan (expected "schema": "kerf.plan/v1" with cuts)`);
-      }
-      if (p.model !== undefined && p.model !== prep.model.name) throw kerfError('KERF_ERR_PLAN', `partition: the plan is for model '${p.model}', this gateway serves '${prep.model.name}'`);
+      const p = validatePlan(target.plan, 'partition: "plan"');
+      checkPlanModel(p, { sha256: prep.model.sha256, names: [prep.model.name, this.gateway.name], label: `the served model '${this.gateway.name}'` }, 'partition: "plan"');
       if (p.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_PLAN', `partition: the plan has no cut ids (made from imported profiles?); plan from kerf profiles`);
       cuts = p.cuts;
       plan = { model: String(p.model ?? prep.model.name), totalS: Number(p.totalS ?? NaN), objective: String(p.objective ?? 'latency') };
@@ -279,10 +283,31 @@ export class Switcher {
     } else cuts = target.cuts;
     if (!Array.isArray(cuts) || cuts.some((c) => typeof c !== 'number')) throw kerfError('KERF_ERR_USAGE', 'partition: expected {"cuts": [ids…]} or {"plan": {…}}');
     const ids = checkCutIds(prep.model, prep.analysis, cuts as number[]);
+    if (ids.length !== this.parts - 1 && target.plan !== undefined) {
+      const p = target.plan;
+      const used = p.tiers.filter((t) => t.blocks !== null).map((t) => t.tier);
+      const unused = p.tiers.filter((t) => t.blocks === null).map((t) => t.tier);
+      throw kerfError('KERF_ERR_PLAN', `partition: the plan leaves ${unused.join(' and ')} unused (it runs on ${used.join(', ')}: ${used.length} part${used.length === 1 ? '' : 's'}), ` +
+        `but this pipeline has ${this.parts} running tiers and a switch keeps every tier in use; plan with every tier used ` +
+        `(kerf plan … -d '!-1' -e '!-1' -c '!-1'), or start a new pipeline from this plan (kerf up plan.json)`, { field: 'tiers' });
+    }
     if (ids.length !== this.parts - 1) {
-      throw kerfError('KERF_ERR_CUT', `partition: ${ids.length} cut${ids.length === 1 ? '' : 's'} (${ids.join(',')}) for a pipeline of ${this.parts} parts; give ${this.parts - 1} (the tiers stay the same)`);
+      throw kerfError('KERF_ERR_CUT', `partition: ${ids.length} cut${ids.length === 1 ? '' : 's'} (${ids.join(',')}) for a pipeline of ${this.parts} tiers; give ${this.parts - 1} cut id${this.parts === 2 ? '' : 's'} (a switch keeps the same tiers)`);
     }
     return { cuts: ids, ...(plan ? { plan } : {}) };
+  }
+
+  /**
+   * Record that the active split came from `plan` (a pipeline started from a plan file, as
+   * `kerf up plan.json` does), so `GET /v1/partition` shows it. The plan is checked as a switch
+   * to it would be, and its cuts must be the active ones.
+   */
+  adoptPlan(plan: unknown): void {
+    const r = this.resolve({ plan: plan as PlanDocument });
+    if (!sameCuts(r.cuts, this.active.cuts)) {
+      throw kerfError('KERF_ERR_PLAN', `partition: the plan's cuts ${r.cuts.join(',')} are not the active ones (${this.active.cuts.join(',')})`, { field: 'cuts' });
+    }
+    if (r.plan) this.active.plan = r.plan;
   }
 
   /** Switch to `target` with the current strategy; resolves when the old version is released. */
@@ -760,10 +785,18 @@ export class Switcher {
       });
     };
     if (path === '/v1/partition' && req.method === 'POST') {
-      return body(async (doc) => this.partition({
+      return body(async (doc) => {
+        for (const k of Object.keys(doc)) {
+          if (!['cuts', 'plan', 'reroute'].includes(k)) throw kerfError('KERF_ERR_USAGE', `partition: unknown field '${k}' (known: cuts, plan, reroute)`, { field: k });
+        }
+        if (doc.reroute !== undefined && typeof doc.reroute !== 'boolean') {
+          throw kerfError('KERF_ERR_USAGE', `partition: field 'reroute' must be true or false, got ${JSON.stringify(doc.reroute)}`, { field: 'reroute' });
+        }
+        return this.partition({
         ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.plan !== undefined ? { plan: doc.plan as PlanDocument } : {}),
         ...(doc.reroute === true ? { reroute: true } : {}),
-      }));
+        });
+      });
     }
     if (path === '/v1/partition/strategy' && (req.method === 'PUT' || req.method === 'POST')) {
       return body(async (doc) => this.setStrategy(doc.strategy as SwitchStrategy, Array.isArray(doc.standby) ? { standby: doc.standby as number[] } : {}));

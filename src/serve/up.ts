@@ -15,14 +15,21 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import { kerfError } from '../errors.js';
-import { Link } from '../link/index.js';
+import { Link, type TraceStep } from '../link/index.js';
 import type { PlanDocument } from '../plan/types.js';
+import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
 import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
+import { parseHopCodec } from '../codec/index.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
-export interface LinkSpec { rateBps?: number; delayMs?: number; jitterMs?: number }
+export interface LinkSpec {
+  rateBps?: number; delayMs?: number; jitterMs?: number;
+  /** settings to replay over time (kerf link --trace), from the link's start */
+  trace?: TraceStep[];
+  traceLoop?: boolean;
+}
 
 /** Per-tier settings, in pipeline order (the gateway's tier first). */
 export interface TierSpec {
@@ -79,6 +86,8 @@ export interface UpOptions {
   /** how each tier's process is started (default: a child process of this one, see
    * `spawnWorker`); src/cluster passes one that starts it through a substrate */
   launch?: TierLauncher;
+  /** the plan file the cuts come from: the gateway reports it in GET /v1/partition */
+  planFile?: string;
 }
 
 /** A process of the deployment. */
@@ -217,11 +226,18 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
         .then(async (g) => { group = g; await g.add(proc.pid!); }).catch(fail);
     }
     let stderr = '';
+    // While starting, a child's lines are held: if it fails, its last line is the error (said
+    // once); once it listens they are logged. Its JSON events are for this process, not people.
+    let held: string[] | null = [];
     const prefix = (chunk: Buffer, err: boolean): void => {
       const text = chunk.toString('utf8');
       if (err && !settled) stderr += text;
-      for (const line of text.split('\n')) if (line.trim()) o.log(`[${t.name}] ${line}`);
+      for (const line of text.split('\n')) {
+        if (!line.trim() || /^\s*\{"event":/.test(line)) continue;
+        if (held) held.push(`[${t.name}] ${line}`); else o.log(`[${t.name}] ${line}`);
+      }
     };
+    const flush = (): void => { const h = held ?? []; held = null; for (const l of h) o.log(l); };
     proc.stdout!.on('data', (c: Buffer) => prefix(c, false));
     proc.stderr!.on('data', (c: Buffer) => prefix(c, true));
     const timer = setTimeout(() => fail(kerfError('KERF_ERR_TIMEOUT', `${role} ${t.name} did not start within ${o.timeoutMs} ms`)), o.timeoutMs);
@@ -229,6 +245,7 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
       if (settled || m?.event !== 'listening') return;
       settled = true;
       clearTimeout(timer);
+      flush();
       resolvePromise({
         address: m.address!, pid: proc.pid!, ...(group ? { cpus: group.cpus, cgroup: group.path } : {}),
         exited: () => proc.exitCode !== null || proc.signalCode !== null,
@@ -306,10 +323,12 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       const tier = tiers[tierIndex]!;
       if (next !== null) {
         const spec = opts.links?.[tierIndex];
-        if (spec && (spec.rateBps !== undefined || spec.delayMs || spec.jitterMs)) {
+        if (spec && (spec.rateBps !== undefined || spec.delayMs || spec.jitterMs || spec.trace)) {
+          // Each emulated link has kerf link's control API, so it can be changed while serving.
           const link = await Link.create({
-            listen: { host, port: 0 }, to: next,
+            listen: { host, port: 0 }, to: next, control: { host, port: 0 },
             ...(spec.rateBps !== undefined ? { rateBps: spec.rateBps } : {}), delayMs: spec.delayMs ?? 0, jitterMs: spec.jitterMs ?? 0,
+            ...(spec.trace ? { trace: spec.trace, traceLoop: spec.traceLoop ?? false } : {}),
           });
           links.unshift({ from: tier.name, to: tiers[tierIndex + 1]!.name, link });
           next = fmtAddress(link.address);
@@ -320,7 +339,7 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       const t: TierStart = {
         index: tierIndex, name: tier.name, role: w >= 0 ? 'worker' : 'gateway', model: opts.model, cuts: opts.cuts,
         blocks: w >= 0 ? (opts.cuts.length ? `${part}..${part}` : null) : local ? (nWorkers ? '0..0' : `0..${parts - 1}`) : 'none',
-        next, host, port: w >= 0 ? 0 : opts.port ?? 0, args: [...(opts.workerArgs ?? []), ...(next && opts.codecs?.[tierIndex] && opts.codecs[tierIndex] !== 'none' ? ['--next-codec', opts.codecs[tierIndex]!] : [])],
+        next, host, port: w >= 0 ? 0 : opts.port ?? 0, args: [...(opts.workerArgs ?? []), ...(w < 0 && opts.planFile ? ['--plan', opts.planFile] : []), ...(next && opts.codecs?.[tierIndex] && opts.codecs[tierIndex] !== 'none' ? ['--next-codec', opts.codecs[tierIndex]!] : [])],
         ...(threads ? { threads } : {}), ...(tier.profiledS !== undefined ? { profiledS: tier.profiledS } : {}),
         ...(tier.cpus !== undefined ? { cpus: tier.cpus } : {}), ...(tier.memoryLimitBytes !== undefined ? { memoryLimitBytes: tier.memoryLimitBytes } : {}),
         ...(w < 0 && opts.name ? { modelName: opts.name } : {}), ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}),
@@ -379,8 +398,8 @@ function stopChild(p: ChildProcess): Promise<void> {
 }
 
 /** UpOptions from a plan document: its cuts, used tiers, their compute, and its network links. */
-export function planToUp(plan: PlanDocument, model: string): UpOptions {
-  if (plan.schema !== 'kerf.plan/v1') throw kerfError('KERF_ERR_PLAN', `plan: schema '${String(plan.schema)}' is not kerf.plan/v1`);
+export function planToUp(doc: PlanDocument, model: string, source = 'plan'): UpOptions {
+  const plan = validatePlan(doc, source);
   if (plan.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_PLAN', `plan for '${plan.model}' has no cut ids (made from imported profiles?); plan from kerf profiles to serve it`);
   const cuts = plan.cuts as number[];
   const used = plan.tiers.filter((t) => t.blocks !== null);
@@ -389,11 +408,14 @@ export function planToUp(plan: PlanDocument, model: string): UpOptions {
   if (!local) tiers.push({ name: `device(${plan.tiers[0]?.system ?? '-'})` });
   for (const t of used) tiers.push({ name: t.system ? `${t.tier}(${t.system})` : t.tier, profiledS: t.computeS });
   const links: (LinkSpec | null)[] = [];
-  for (const tr of plan.transfers.filter((t) => t.kind === 'forward')) {
+  const codecs: string[] = [];
+  plan.transfers.filter((t) => t.kind === 'forward').forEach((tr, i) => {
     const l = plan.network.links.find((x) => (x.from === tr.from && x.to === tr.to) || (x.from === tr.to && x.to === tr.from));
     links.push(l ? { rateBps: l.bandwidthMbps * 1e6, delayMs: l.rttMs / 2 } : null);
-  }
-  return { model, cuts, local, tiers, links };
+    // The plan's codec per hop (`--codec auto`); replies in its lossless part.
+    codecs.push(tr.codec === undefined ? 'none' : parseHopCodec(String(tr.codec), `${source}: transfers[${i}].codec`).name);
+  });
+  return { model, cuts, local, tiers, links, ...(codecs.some((c) => c !== 'none') ? { codecs } : {}) };
 }
 
 
@@ -457,7 +479,8 @@ export function placementToUp(p: Placement, model: string, o: PlacementUpOptions
     if (i === 0 && !local && p.entry === null) { links.push(null); continue; }
     const l = p.links.find((x) => x.from === from && x.to === to) ?? p.links.find((x) => x.from === to && x.to === from);
     if (!l) bad(`no link ${from} -> ${to} in its links`);
-    if (!(l!.bandwidthMbps > 0)) bad(`link ${from} -> ${to} has bandwidthMbps ${String(l!.bandwidthMbps)}`);
+    if (!(typeof l!.bandwidthMbps === 'number' && l!.bandwidthMbps > 0 && Number.isFinite(l!.bandwidthMbps))) bad(`link ${from} -> ${to}: field 'bandwidthMbps' must be megabits per second > 0, got ${JSON.stringify(l!.bandwidthMbps)}`);
+    if (l!.rttMs !== undefined && !(typeof l!.rttMs === 'number' && l!.rttMs >= 0 && Number.isFinite(l!.rttMs))) bad(`link ${from} -> ${to}: field 'rttMs' must be milliseconds ≥ 0, got ${JSON.stringify(l!.rttMs)}`);
     links.push({ rateBps: l!.bandwidthMbps * 1e6, delayMs: (l!.rttMs ?? 0) / 2 });
   }
   return { model, cuts, local, tiers, links };
