@@ -65,7 +65,7 @@ export class Pipeline {
 
   private constructor(
     readonly prep: Prepared, opts: PipelineOptions,
-    readonly local: SegmentRunner | null, private readonly ownsLocal: boolean,
+    readonly local: SegmentRunner | null, private ownsLocal: boolean,
     readonly next: NextHop | null, readonly nextSegment: string | undefined,
   ) {
     this.id = opts.id ?? `cuts ${opts.cuts.join(',') || 'none'}`;
@@ -204,7 +204,17 @@ export class Pipeline {
     return new Promise((r) => this.drainWaiters.push(r));
   }
 
-  /** Stop health checks, close the connection and the local session (if owned). Idempotent. */
+  /**
+   * Hand the local segment to the caller (a failover's new pipeline with the same cuts runs it
+   * on): this pipeline then no longer closes it. Null when it has none.
+   */
+  adoptLocal(): SegmentRunner | null {
+    if (!this.local || this.closing) return null;
+    this.ownsLocal = false;
+    return this.local;
+  }
+
+    /** Stop health checks, close the connection and the local session (if owned). Idempotent. */
   close(): Promise<void> {
     if (!this.closing) {
       if (this.timer) clearInterval(this.timer);

@@ -18,7 +18,7 @@ import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
 import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
-import { parseCodec } from '../codec/index.js';
+import { parseHopCodec } from '../codec/index.js';
 
 /** Meta key naming the segment a request is for. */
 export const SEGMENT_META = 'seg';
@@ -270,7 +270,7 @@ export class Worker {
     // run the session: let them go unless asked to keep them (chunk stores keep their own).
     if (this.opts.releaseModel && typeof this.opts.model === 'string') { this.prepared = null; this.other = null; }
     const loaded: LoadedSegment = {
-      id: r.id, segment, spec, next: r.next ? this.hop(r.next, r.nextCodec === undefined ? 'none' : parseCodec(r.nextCodec, 'load: nextCodec').name) : null, nextSegment: r.nextSegment,
+      id: r.id, segment, spec, next: r.next ? this.hop(r.next, r.nextCodec === undefined ? 'none' : parseHopCodec(r.nextCodec, 'load: nextCodec').name) : null, nextSegment: r.nextSegment,
       profiledS: r.profiledS, computeEwmaS: NaN,
     };
     const old = this.segments.get(r.id);
