@@ -22,6 +22,7 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   up: { file: './up.js', summary: 'start gateway and workers for a plan on this machine' },
   repartition: { file: './repartition.js', summary: 'switch a running pipeline to new cuts or a plan' },
   place: { file: './place.js', summary: 'place a model across a cluster of edge nodes' },
+  rollout: { file: './rollout.js', summary: 'roll a running pipeline onto a new model version (or --back) with no downtime' },
   bench: { file: './bench.js', summary: 'benchmarks: switch, adapt, adapt-offline, place, pipeline' },
   demo: { file: './demo.js', summary: 'the whole story on a bundled real model, one command' },
   k8s: { file: './k8s.js', summary: 'Kubernetes manifests: render, install, reconcile, fetch' },

@@ -46,6 +46,7 @@ options:
   --trace-loop           restart the traces after their last step
   --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
                          none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
+                         C/R: replies in R (default: C's lossless part);
                          auto (default with a plan): the plan's choice per hop (docs/codec.md)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --name NAME            model name in URLs (default: file name without .onnx)
@@ -194,8 +195,8 @@ export async function run(argv: string[]): Promise<number | void> {
     }
   }
   if (v.codec !== undefined && v.codec.trim().toLowerCase() !== 'auto') {
-    const { parseCodec } = await import('../codec/index.js');
-    const list = v.codec.split(',').map((c, i) => check(() => parseCodec(c.trim(), `--codec hop ${i}`).name));
+    const { parseHopCodec } = await import('../codec/index.js');
+    const list = v.codec.split(',').map((c, i) => check(() => parseHopCodec(c.trim(), `--codec hop ${i}`).name));
     if (hops !== undefined && list.length !== 1 && list.length !== hops) {
       note(kerfError('KERF_ERR_USAGE', `--codec: ${list.length} codecs given, the pipeline has ${hops} hop(s) (give one for all, or one per hop)`));
     } else if (opts && hops !== undefined && list.every((c) => c !== undefined)) {

@@ -2,6 +2,7 @@ import { kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
 import type { PlanProblem, SystemCost, PlanTier } from './types.js';
 import { PLAN_TIERS } from './types.js';
+import type { SystemCodecs } from './codec-cost.js';
 
 /** Scission's default input: a 0.15 MB image. */
 export const DEFAULT_INPUT_BYTES = 0.15 * 1000 * 1000;
@@ -13,6 +14,28 @@ export interface ProblemOptions {
   load?: Record<string, number> | undefined;
   /** label of each profile in error messages (e.g. its file name), by position */
   labels?: string[] | undefined;
+}
+
+/** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one). */
+function systemCodecs(p: Profile, L: number, load: number): SystemCodecs | undefined {
+  const names: string[] = [];
+  const lossy: boolean[] = [];
+  for (const b of p.blocks) {
+    for (const [n, m] of Object.entries(b.codecs ?? {})) if (!names.includes(n)) { names.push(n); lossy.push(Boolean(m.lossy)); }
+  }
+  if (names.length === 0) return undefined;
+  const arr = (): Float64Array => new Float64Array(L).fill(NaN);
+  const out: SystemCodecs = { names, lossy, ratio: names.map(arr), encodeS: names.map(arr), decodeS: names.map(arr) };
+  p.blocks.forEach((b, i) => {
+    names.forEach((n, k) => {
+      const m = b.codecs?.[n];
+      if (!m || !(m.ratio > 0) || !(m.encodeS >= 0) || !(m.decodeS >= 0)) return;
+      out.ratio[k]![i] = m.ratio;
+      out.encodeS[k]![i] = m.encodeS * load;
+      out.decodeS[k]![i] = m.decodeS * load;
+    });
+  });
+  return out;
 }
 
 /**
@@ -69,7 +92,8 @@ export function problemFromProfiles(profiles: readonly Profile[], model: string,
       out[i] = b.outputBytes;
       mem[i] = b.memoryBytes ?? b.paramBytes ?? 0;
     }
-    byTier[tier].push({ name, tier, time, out, mem });
+    const codecs = systemCodecs(p, L, load);
+    byTier[tier].push({ name, tier, time, out, mem, ...(codecs ? { codecs } : {}) });
   });
   for (const s of Object.keys(opts.load ?? {})) {
     if (!seen.has(`device\u0000${s}`) && !seen.has(`edge\u0000${s}`) && !seen.has(`cloud\u0000${s}`)) {

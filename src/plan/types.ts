@@ -4,6 +4,8 @@
  * Times are seconds, sizes bytes.
  */
 
+import type { SystemCodecs } from './codec-cost.js';
+
 export type PlanTier = 'device' | 'edge' | 'cloud';
 export const PLAN_TIERS: readonly PlanTier[] = ['device', 'edge', 'cloud'];
 
@@ -17,6 +19,8 @@ export interface SystemCost {
   out: Float64Array;
   /** bytes of memory each block needs on this system (session memory, else weights) */
   mem: Float64Array;
+  /** codecs measured on each block's output on this system (kerf profile --codecs) */
+  codecs?: SystemCodecs;
 }
 
 /** Everything the search needs, independent of files and formats. */
@@ -99,6 +103,11 @@ export interface PlanSearchOptions {
    * treated as sending nothing (its upstream's output size counts as 0).
    */
   scissionQuirks?: boolean;
+  /** codecs (canonical names) a hop may use besides raw, where the profiles measured them
+   * (default none); the result's return uses only the lossless ones */
+  codecs?: readonly string[];
+  /** which of `codecs` are lossy (kept off the return hop) */
+  lossyCodecs?: readonly string[];
 }
 
 /** One ranked placement in index form: systems by position in their tier, -1 for unused. */
@@ -133,6 +142,13 @@ export interface PlanTransfer {
   seconds: number;
   /** 'forward' hop between tiers, or 'return' of the result to the device */
   kind: 'forward' | 'return';
+  /** the codec the hop uses when not raw, what it does and costs (`seconds` includes them) */
+  codec?: string;
+  lossy?: boolean;
+  ratio?: number;
+  wireBytes?: number;
+  encodeS?: number;
+  decodeS?: number;
 }
 
 /** One placement, fully described. */

@@ -21,6 +21,7 @@ import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
 import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
+import { parseHopCodec } from '../codec/index.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
 export interface LinkSpec {
@@ -407,11 +408,14 @@ export function planToUp(doc: PlanDocument, model: string, source = 'plan'): UpO
   if (!local) tiers.push({ name: `device(${plan.tiers[0]?.system ?? '-'})` });
   for (const t of used) tiers.push({ name: t.system ? `${t.tier}(${t.system})` : t.tier, profiledS: t.computeS });
   const links: (LinkSpec | null)[] = [];
-  for (const tr of plan.transfers.filter((t) => t.kind === 'forward')) {
+  const codecs: string[] = [];
+  plan.transfers.filter((t) => t.kind === 'forward').forEach((tr, i) => {
     const l = plan.network.links.find((x) => (x.from === tr.from && x.to === tr.to) || (x.from === tr.to && x.to === tr.from));
     links.push(l ? { rateBps: l.bandwidthMbps * 1e6, delayMs: l.rttMs / 2 } : null);
-  }
-  return { model, cuts, local, tiers, links };
+    // The plan's codec per hop (`--codec auto`); replies in its lossless part.
+    codecs.push(tr.codec === undefined ? 'none' : parseHopCodec(String(tr.codec), `${source}: transfers[${i}].codec`).name);
+  });
+  return { model, cuts, local, tiers, links, ...(codecs.some((c) => c !== 'none') ? { codecs } : {}) };
 }
 
 
