@@ -8,9 +8,11 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   inspect: { file: './inspect.js', summary: 'ops, params, FLOPs and the cut table of a model' },
   split: { file: './split.js', summary: 'write runnable sub-models and a manifest (--verify checks them)' },
   profile: { file: './profile.js', summary: 'time every block on this system or a remote agent' },
-  agent: { file: './agent.js', summary: 'serve profiling jobs for remote `kerf profile --remote`' },
+  agent: { file: './agent.js', summary: "a host's daemon: profiling jobs, and stages for `kerf up --hosts`" },
+  measure: { file: './measure.js', summary: 'measure the links and speeds of the hosts of a hosts file' },
   import: { file: './import.js', summary: 'import foreign benchmarks (`kerf import scission DIR -o DIR`)' },
   plot: { file: './plot.js', summary: 'chart per-block latency and output size of profiles' },
+  view: { file: './view.js', summary: 'a self-contained HTML report of profiles, plans, placements, benchmarks' },
   zoo: { file: './zoo.js', summary: 'list or export standard architectures with seeded weights' },
   plan: { file: './plan.js', summary: 'rank placements across device, edge and cloud' },
   scission: { file: './scission.js', summary: "Scission's scission_predict.py, same output" },
@@ -20,8 +22,11 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   up: { file: './up.js', summary: 'start gateway and workers for a plan on this machine' },
   repartition: { file: './repartition.js', summary: 'switch a running pipeline to new cuts or a plan' },
   place: { file: './place.js', summary: 'place a model across a cluster of edge nodes' },
+  rollout: { file: './rollout.js', summary: 'roll a running pipeline onto a new model version (or --back) with no downtime' },
   bench: { file: './bench.js', summary: 'benchmarks: switch, adapt, adapt-offline, place, pipeline' },
   demo: { file: './demo.js', summary: 'the whole story on a bundled real model, one command' },
+  k8s: { file: './k8s.js', summary: 'Kubernetes manifests: render, install, reconcile, fetch' },
+  operator: { file: './operator.js', summary: 'the KerfPipeline operator (in-cluster or a kubeconfig)' },
 };
 
 function usage(): string {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { kerfError } from '../errors.js';
 import { criteriaFromFlags } from '../plan/criteria.js';
 import { formatPlanTable, planDocument } from '../plan/document.js';
@@ -17,7 +17,9 @@ const HELP = `usage: kerf plan <model | model.onnx> --profiles DIR --network FIL
 Rank placements of the model's blocks across device, edge and cloud from the profiles
 <model>.<system>.profile.json in DIR (tier from each profile's system.tier) and a network
 file (YAML/JSON links {from, to, rttMs, bandwidthMbps}, or Scission's network_stats.csv).
-Prints a ranked table and writes the plan (kerf.plan/v1) for kerf split and serving.
+Prints a ranked table and writes the plan (kerf.plan/v1) for kerf split and serving. Given
+the .onnx file, the plan records its path relative to the plan file and its sha256, so
+kerf up plan.json works from any folder and refuses a different file at that path.
 
   --profiles DIR          profiles directory (required)
   --network FILE          network file (required)
@@ -30,6 +32,10 @@ Prints a ranked table and writes the plan (kerf.plan/v1) for kerf split and serv
   --load SYSTEM=F         multiply SYSTEM's compute times by F (repeatable)
   --privacy N             at least N blocks run on the device
   --max-memory TIER=MB    memory limit of a tier's blocks (repeatable)
+  --codecs SET            compress hops where it pays: none (default), lossless, lossy (also
+                          fp16/int8: changes answers) or a list such as zstd-1,lz4; each hop
+                          priced encode + bytes ÷ bandwidth + decode from the profiles'
+                          measurements (kerf profile --codecs; docs/codec.md)
 Scission's criteria:
   -d/-e/-c LIST           per tier: N, !N (layer N there or not), NAME, !NAME, -1 (unused), !-1 (used)
   --device-upload MB, --edge-upload MB
@@ -46,8 +52,29 @@ const OPTIONS = {
   load: { type: 'string', multiple: true },
   privacy: { type: 'string' },
   'max-memory': { type: 'string', multiple: true },
+  codecs: { type: 'string' },
   ...SCISSION_OPTIONS,
 } as const;
+
+/** `--codecs`: the codecs hops may use, from what the profiles measured. */
+export async function codecOptions(text: string, problem: import('../plan/types.js').PlanProblem): Promise<{ codecs: string[]; lossyCodecs: string[] }> {
+  const { measuredCodecs } = await import('../plan/codec-cost.js');
+  const { parseCodec } = await import('../codec/index.js');
+  const measured = measuredCodecs([...problem.device, ...problem.edge, ...problem.cloud]);
+  const s = text.trim().toLowerCase();
+  let names: string[];
+  if (s === 'none') names = [];
+  else if (s === 'lossless' || s === 'lossy') {
+    names = measured.filter((m) => s === 'lossy' || !m.lossy).map((m) => m.name);
+    if (names.length === 0) throw kerfError('KERF_ERR_USAGE', `--codecs ${s}: the profiles measured no ${s === 'lossy' ? '' : 'lossless '}codec; profile with kerf profile --codecs ${s}`);
+  } else {
+    names = s.split(',').map((c) => parseCodec(c.trim(), '--codecs entry').name).filter((c) => c !== 'none');
+    for (const n of names) {
+      if (!measured.some((m) => m.name === n)) throw kerfError('KERF_ERR_USAGE', `--codecs: no profile measured codec '${n}' (measured: ${measured.map((m) => m.name).join(', ') || 'none'}); profile with kerf profile --codecs ${n}`);
+    }
+  }
+  return { codecs: names, lossyCodecs: measured.filter((m) => m.lossy).map((m) => m.name) };
+}
 
 function readText(file: string): string {
   try {
@@ -109,11 +136,21 @@ export async function run(argv: string[]): Promise<number | void> {
   if (inputMB !== undefined && !(Number.isFinite(inputMB) && inputMB >= 0)) throw kerfError('KERF_ERR_USAGE', `-i/--input '${v.input}': expected megabytes`);
 
   const { profiles, files } = loadModelProfiles(v.profiles, model);
-  if (isFile && existsSync(arg)) {
+  const out = v.out ?? 'plan.json';
+  // Recorded in the plan so it works from any folder and refuses another file at that path.
+  let modelPath: string | undefined;
+  let modelSha256: string | undefined;
+  if (isFile) {
+    if (!existsSync(arg)) throw kerfError('KERF_ERR_FILE', `${arg}: no such model file (give the .onnx file, or the model's name to plan from the profiles alone)`);
     const sha = createHash('sha256').update(readFileSync(arg)).digest('hex');
     profiles.forEach((p, i) => {
       if (p.model?.sha256 && p.model.sha256 !== sha) throw kerfError('KERF_ERR_PROFILE', `${files[i]}: profiles another file than ${arg} (sha256 differs)`);
     });
+    modelSha256 = sha;
+    modelPath = relative(dirname(resolve(out)), resolve(arg)).split(sep).join('/');
+  } else {
+    const shas = new Set(profiles.map((p) => p.model?.sha256));
+    if (shas.size === 1 && [...shas][0]) modelSha256 = [...shas][0];
   }
   const problem = problemFromProfiles(profiles, model, {
     inputBytes: inputMB === undefined ? undefined : inputMB * 1000 * 1000,
@@ -125,26 +162,36 @@ export async function run(argv: string[]): Promise<number | void> {
   if (missing.length) {
     throw kerfError('KERF_ERR_NETWORK_FILE', `${v.network}: no link mentions ${missing.map((m) => `${m.tier} system '${m.name}'`).join(', ')}`);
   }
+  if (network.format === 'yaml') {
+    // kerf's own network file describes these systems: a link from a system no profile defines is a typo.
+    const profiled = new Set([...problem.device, ...problem.edge, ...problem.cloud].map((s) => s.name));
+    network.links.forEach((l, i) => {
+      for (const end of ['from', 'to'] as const) {
+        if (!profiled.has(l[end])) {
+          throw kerfError('KERF_ERR_NETWORK_FILE', `${v.network}: links[${i}].${end} '${l[end]}' is no profiled system (profiles of ${model} in ${v.profiles} are of: ${[...profiled].join(', ')})`);
+        }
+      }
+    });
+  }
   const criteria = criteriaFromFlags({
     device: v.device, edge: v.edge, cloud: v.cloud,
     deviceUpload: v['device-upload'], edgeUpload: v['edge-upload'],
     deviceTime: v['device-time'], edgeTime: v['edge-time'], cloudTime: v['cloud-time'],
     privacy: v.privacy, maxMemory: v['max-memory'],
   });
-  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false };
+  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false, ...(v.codecs !== undefined ? await codecOptions(v.codecs, problem) : {}) };
   const ranked = rankPlacements(problem, network, criteria, opts);
   if (ranked.length === 0) {
     process.stdout.write('No results for the specified configuration\n');
     return 1;
   }
   const given: Record<string, unknown> = {};
-  for (const key of ['device', 'edge', 'cloud', 'device-upload', 'edge-upload', 'device-time', 'edge-time', 'cloud-time', 'privacy', 'max-memory', 'load'] as const) {
+  for (const key of ['device', 'edge', 'cloud', 'device-upload', 'edge-upload', 'device-time', 'edge-time', 'cloud-time', 'privacy', 'max-memory', 'load', 'codecs'] as const) {
     if (v[key] !== undefined) given[key] = v[key];
   }
   const doc = planDocument(ranked, network, {
-    model, objective, returnResult: opts.returnResult, inputBytes: problem.inputBytes, networkSource: v.network, criteria: given,
+    model, modelPath, modelSha256, objective, returnResult: opts.returnResult, inputBytes: problem.inputBytes, networkSource: v.network, criteria: given,
   });
-  const out = v.out ?? 'plan.json';
   try {
     writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
   } catch (e) {

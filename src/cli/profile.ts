@@ -31,6 +31,8 @@ unsplit in the same rounds, and a profile whose blocks do not add up to it (with
   --tolerance F          how far (blocks + one run's overhead) / whole may be from 1 (default 0.1)
   --optimization O       onnxruntime graph optimisation: disabled (default), basic, extended, all
   --seed S               seed of the random input (default 0)
+  --codecs LIST          also measure codecs on every cut's crossing tensors: ratio, encode and
+                         decode time here (lossless, lossy or names, e.g. zstd-1,int8+zstd-1)
   -o, --out DIR          where to write the profile (default .; with --json, only if given)
   --json                 print the profile as JSON on stdout, no table or progress bar
   --remote URL           profile on a \`kerf agent\` (e.g. http://pi4.local:7700)
@@ -41,7 +43,7 @@ const OPTIONS = {
   repeats: { type: 'string' }, warmup: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   nodes: { type: 'boolean' }, method: { type: 'string' }, optimization: { type: 'string' }, seed: { type: 'string' },
   order: { type: 'string' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
-  remote: { type: 'string' }, token: { type: 'string' }, cpus: { type: 'string' }, tolerance: { type: 'string' },
+  remote: { type: 'string' }, token: { type: 'string' }, codecs: { type: 'string' }, cpus: { type: 'string' }, tolerance: { type: 'string' },
 } as const;
 
 function int(v: string | undefined, flag: string, min: number): number | undefined {
@@ -82,6 +84,10 @@ export async function run(argv: string[]): Promise<number> {
     ...(v.order ? { order: v.order as 'auto' } : {}),
     ...(v.nodes ? { nodes: true } : {}),
   };
+  if (v.codecs !== undefined) {
+    const { codecSet } = await import('../codec/index.js');
+    (common as Record<string, unknown>).codecs = codecSet(v.codecs).map((c) => c.name).filter((c) => c !== 'none');
+  }
   const nums = { repeats: int(v.repeats, 'repeats', 1), warmup: int(v.warmup, 'warmup', 1), threads: int(v.threads, 'threads', 1), seed: int(v.seed, 'seed', 0) };
   for (const [k, x] of Object.entries(nums)) if (x !== undefined) (common as Record<string, unknown>)[k] = x;
   const inputShapes = parseInputShapes(v['input-shape']);

@@ -5,6 +5,9 @@ import { PLAN_SCHEMA } from './types.js';
 
 export interface PlanMeta {
   model: string;
+  /** the model file relative to the plan file, and its sha256 (recorded so the plan is portable) */
+  modelPath?: string | undefined;
+  modelSha256?: string | undefined;
   objective: PlanObjective;
   returnResult: boolean;
   inputBytes: number;
@@ -25,6 +28,8 @@ export function planDocument(ranked: readonly RankedPlacement[], net: Network, m
   const doc: PlanDocument = {
     schema: PLAN_SCHEMA,
     model: meta.model,
+    ...(meta.modelPath !== undefined ? { modelPath: meta.modelPath } : {}),
+    ...(meta.modelSha256 !== undefined ? { modelSha256: meta.modelSha256 } : {}),
     objective: meta.objective,
     returnResult: meta.returnResult,
     inputBytes: meta.inputBytes,
@@ -58,7 +63,7 @@ export function formatPlanTable(ranked: readonly RankedPlacement[], objective: P
       const l = t.layers![0] === t.layers![1] ? `${t.layers![0]}` : `${t.layers![0]}-${t.layers![1]}`;
       return `${t.system} b${b} L${l} ${ms(t.computeS)}ms`;
     };
-    const tr = p.transfers.map((t) => ms(t.seconds)).join('+') || '0';
+    const tr = p.transfers.map((t) => ms(t.seconds) + (t.codec ? ` ${t.codec}${t.lossy ? ' (lossy)' : ''} ${t.ratio!.toFixed(1)}×` : '')).join(' + ') || '0';
     return [String(p.rank), ms(p.objectiveS), mb(p.bytesSent), tier(0), tier(1), tier(2), tr];
   });
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -8,3 +8,4 @@ export * from './search.js';
 export * from './document.js';
 export * from './scission.js';
 export * from './cost.js';
+export * from './validate.js';

@@ -3,6 +3,7 @@ import type { Profile } from '../profile/types.js';
 import type { PlanProblem, SystemCost, PlanTier } from './types.js';
 import { PLAN_TIERS } from './types.js';
 import { tierTermsProblem, type TierTerms } from './cost.js';
+import type { SystemCodecs } from './codec-cost.js';
 
 /** Scission's default input: a 0.15 MB image. */
 export const DEFAULT_INPUT_BYTES = 0.15 * 1000 * 1000;
@@ -17,6 +18,28 @@ export interface ProblemOptions {
   /** per-system terms measured beside the profiles (e.g. the gateway's fixed time per request,
    * its wire CPU per byte); the call overhead comes from each profile's `callOverheadS` */
   terms?: Record<string, Omit<TierTerms, 'callOverheadS'>> | undefined;
+}
+
+/** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one). */
+function systemCodecs(p: Profile, L: number, load: number): SystemCodecs | undefined {
+  const names: string[] = [];
+  const lossy: boolean[] = [];
+  for (const b of p.blocks) {
+    for (const [n, m] of Object.entries(b.codecs ?? {})) if (!names.includes(n)) { names.push(n); lossy.push(Boolean(m.lossy)); }
+  }
+  if (names.length === 0) return undefined;
+  const arr = (): Float64Array => new Float64Array(L).fill(NaN);
+  const out: SystemCodecs = { names, lossy, ratio: names.map(arr), encodeS: names.map(arr), decodeS: names.map(arr) };
+  p.blocks.forEach((b, i) => {
+    names.forEach((n, k) => {
+      const m = b.codecs?.[n];
+      if (!m || !(m.ratio > 0) || !(m.encodeS >= 0) || !(m.decodeS >= 0)) return;
+      out.ratio[k]![i] = m.ratio;
+      out.encodeS[k]![i] = m.encodeS * load;
+      out.decodeS[k]![i] = m.decodeS * load;
+    });
+  });
+  return out;
 }
 
 /**
@@ -77,7 +100,8 @@ export function problemFromProfiles(profiles: readonly Profile[], model: string,
     const terms: TierTerms = { ...given, ...(p.callOverheadS !== undefined ? { callOverheadS: p.callOverheadS * load } : {}) };
     const bad = tierTermsProblem(terms, where);
     if (bad) throw kerfError('KERF_ERR_PROFILE', bad);
-    byTier[tier].push({ name, tier, time, out, mem, ...(Object.keys(terms).length ? { terms } : {}) });
+    const codecs = systemCodecs(p, L, load);
+    byTier[tier].push({ name, tier, time, out, mem, ...(Object.keys(terms).length ? { terms } : {}), ...(codecs ? { codecs } : {}) });
   });
   for (const s of Object.keys(opts.terms ?? {})) {
     if (![...seen].some((k) => k.endsWith(`\u0000${s}`))) throw kerfError('KERF_ERR_PLAN', `per-request terms given for system '${s}', which has no profile`);

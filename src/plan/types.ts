@@ -5,6 +5,7 @@
  */
 
 import type { TierTerms } from './cost.js';
+import type { SystemCodecs } from './codec-cost.js';
 
 export type PlanTier = 'device' | 'edge' | 'cloud';
 export const PLAN_TIERS: readonly PlanTier[] = ['device', 'edge', 'cloud'];
@@ -21,6 +22,8 @@ export interface SystemCost {
   out: Float64Array;
   /** bytes of memory each block needs on this system (session memory, else weights) */
   mem: Float64Array;
+  /** codecs measured on each block's output on this system (kerf profile --codecs) */
+  codecs?: SystemCodecs;
 }
 
 /** Everything the search needs, independent of files and formats. */
@@ -103,6 +106,11 @@ export interface PlanSearchOptions {
    * treated as sending nothing (its upstream's output size counts as 0).
    */
   scissionQuirks?: boolean;
+  /** codecs (canonical names) a hop may use besides raw, where the profiles measured them
+   * (default none); the result's return uses only the lossless ones */
+  codecs?: readonly string[];
+  /** which of `codecs` are lossy (kept off the return hop) */
+  lossyCodecs?: readonly string[];
 }
 
 /** One ranked placement in index form: systems by position in their tier, -1 for unused. */
@@ -140,6 +148,13 @@ export interface PlanTransfer {
   seconds: number;
   /** 'forward' hop between tiers, or 'return' of the result to the device */
   kind: 'forward' | 'return';
+  /** the codec the hop uses when not raw, what it does and costs (`seconds` includes them) */
+  codec?: string;
+  lossy?: boolean;
+  ratio?: number;
+  wireBytes?: number;
+  encodeS?: number;
+  decodeS?: number;
 }
 
 /** One placement, fully described. */
@@ -165,6 +180,10 @@ export interface RankedPlacement {
 export interface PlanDocument extends Omit<RankedPlacement, 'rank'> {
   schema: 'kerf.plan/v1';
   model: string;
+  /** the model file, relative to the plan file (POSIX separators), when kerf plan was given it */
+  modelPath?: string;
+  /** sha256 of the model file's bytes (hex): a plan refuses another file at that path */
+  modelSha256?: string;
   objective: PlanObjective;
   returnResult: boolean;
   inputBytes: number;

@@ -31,7 +31,10 @@ import { ModelBuilder } from '../graph/builder.js';
 import { normalisedBytes } from '../engine/verify.js';
 import { HIGH_SPREAD, latencyStats, rss, systemInfo } from './measure.js';
 import { parseOrtTrace, type TraceRun } from './trace.js';
-import { PROFILE_SCHEMA, type BlockProfile, type Profile, type SystemInfo } from './types.js';
+import { PROFILE_SCHEMA, type BlockCodec, type BlockProfile, type Profile, type SystemInfo } from './types.js';
+import { parseCodec } from '../codec/index.js';
+import { measureCodec, type CodecSample } from '../codec/measure.js';
+import { dtypeSize } from '../graph/dtypes.js';
 
 export type ProfileMethod = 'sessions' | 'trace';
 
@@ -74,6 +77,8 @@ export interface ProfileOptions {
   name?: string;
   /** called after each round of runs */
   onProgress?: (done: number, total: number, label: string) => void;
+  /** codecs to measure on every block's crossing tensors (ratio, encode and decode time; docs/codec.md) */
+  codecs?: readonly string[];
   /** extra facts about the machine (an agent adds nothing; kept for callers that know more) */
   systemExtra?: Partial<SystemInfo>;
 }
@@ -151,7 +156,8 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
   const cutIds = blockCuts(prep.analysis, granularity).map((c) => c.id);
   const blocks = blocksOf(prep.model, prep.analysis, cutIds);
   const feeds = randomInputs(prep.model, prep.inputShapes, seed);
-  const ctx: RunContext = { prep, blocks, cutIds, feeds, repeats, warmup, threads, optimization, ...(opts.onProgress ? { progress: opts.onProgress } : {}) };
+  const codecs = (opts.codecs ?? []).map((c) => parseCodec(c, 'profile codec').name).filter((c) => c !== 'none');
+  const ctx: RunContext = { prep, blocks, cutIds, feeds, repeats, warmup, threads, optimization, codecs, ...(opts.onProgress ? { progress: opts.onProgress } : {}) };
 
   // Measure; blocks that do not add up to the whole are measured again, then refused.
   let measured: Measured | undefined;
@@ -209,6 +215,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
       flops: b.flops,
       ...(measured.memory?.[k] !== undefined ? { memoryBytes: measured.memory[k] } : {}),
       ...(latency.spread > HIGH_SPREAD ? { highSpread: true } : {}),
+      ...(measured.codecs?.[k] ? { codecs: measured.codecs[k] } : {}),
     };
     if (nodeTimes) {
       bp.nodes = b.nodes.map((n) => ({ name: n, opType: nodeTimes!.ops.get(n) ?? opTypeOf(prep.model, n), seconds: nodeTimes!.seconds.get(n) ?? 0 }));
@@ -243,6 +250,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
 interface RunContext {
   prep: Prepared; blocks: Block[]; cutIds: number[]; feeds: Record<string, HostTensor>;
   repeats: number; warmup: number; threads: number; optimization: Optimization;
+  codecs: string[];
   progress?: (done: number, total: number, label: string) => void;
 }
 
@@ -257,6 +265,8 @@ interface Measured {
   memory?: number[];
   wholeMemory?: number;
   nodeTimes?: NodeTimes;
+  /** per block, per codec: its effect on the block's crossing tensors */
+  codecs?: Record<string, BlockCodec>[];
 }
 
 const now = (): number => performance.now() / 1000;
@@ -278,6 +288,7 @@ async function bySessions(ctx: RunContext, runOverheadS: number): Promise<Measur
     const inputs: Record<string, HostTensor>[] = [];
     const outputNames = split.parts.map((p) => p.outputs.map((t) => t.name));
     const memory: number[] = [], outputBytes: number[] = [];
+    const codecs: Record<string, BlockCodec>[] = [];
     let live: Record<string, HostTensor> = { ...feeds };
     for (const p of split.parts) {
       const mine: Record<string, HostTensor> = {};
@@ -301,6 +312,7 @@ async function bySessions(ctx: RunContext, runOverheadS: number): Promise<Measur
       const floor = ctx.blocks[p.index]!.paramBytes + Object.values(mine).reduce((sum, t) => sum + tensorBytesOf(t), 0) +
         Object.values(out).reduce((sum, t) => sum + tensorBytesOf(t), 0);
       memory.push(Math.max(grown, floor));
+      if (ctx.codecs.length) codecs.push(codecsOn(Object.values(next), ctx.codecs, Math.min(repeats, 5)));
       live = next;
     }
     const r0 = rss();
@@ -329,10 +341,33 @@ async function bySessions(ctx: RunContext, runOverheadS: number): Promise<Measur
       if (timed) { wholeSamples.push(now() - t0); wholeCpu.push(cpuSince(c0)); }
       ctx.progress?.(round + 1, total, timed ? `timing ${round - warmup + 1}/${repeats}` : 'warm-up');
     }
-    return { blockSamples, wholeSamples, wholeCpu, outputBytes, memory, wholeMemory };
+    return { blockSamples, wholeSamples, wholeCpu, outputBytes, memory, wholeMemory, ...(ctx.codecs.length ? { codecs } : {}) };
   } finally {
     await Promise.all([...sessions, ...(whole ? [whole] : [])].map((s) => s.close()));
   }
+}
+
+/** Each codec's ratio and encode/decode seconds on one cut's crossing tensors. */
+function codecsOn(tensors: HostTensor[], names: readonly string[], runs: number): Record<string, BlockCodec> {
+  const samples: CodecSample[] = tensors.map((t) => {
+    const bytes = Array.isArray(t.data) ? stringBlock(t.data) : new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    return { dtype: t.dtype, dims: t.dims, elementBytes: dtypeSize(t.dtype), bytes };
+  });
+  const out: Record<string, BlockCodec> = {};
+  for (const n of names) {
+    const m = measureCodec(n, samples, runs);
+    out[m.codec] = { ratio: m.ratio, encodeS: m.encodeS, decodeS: m.decodeS, ...(m.lossy ? { lossy: true } : {}) };
+  }
+  return out;
+}
+
+/** Strings as the wire carries them: u32 lengths, then the UTF-8 bytes. */
+function stringBlock(strs: string[]): Uint8Array {
+  const parts = strs.map((s) => Buffer.from(s, 'utf8'));
+  const out = Buffer.alloc(4 * parts.length + parts.reduce((a, b) => a + b.length, 0));
+  let o = 4 * parts.length;
+  parts.forEach((p, i) => { out.writeUInt32LE(p.length, 4 * i); p.copy(out, o); o += p.length; });
+  return out;
 }
 
 /**

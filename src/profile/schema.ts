@@ -93,6 +93,14 @@ export const PROFILE_JSON_SCHEMA = {
         flops: nonneg,
         memoryBytes: nonneg,
         highSpread: { type: 'boolean' },
+        codecs: {
+          type: 'object',
+          description: 'per codec (canonical name): its effect on the crossing tensors, as measured on this system',
+          additionalProperties: {
+            type: 'object', required: ['ratio', 'encodeS', 'decodeS'], additionalProperties: false,
+            properties: { ratio: nonneg, encodeS: nonneg, decodeS: nonneg, lossy: { type: 'boolean' } },
+          },
+        },
         nodes: {
           type: 'array',
           items: { type: 'object', required: ['name', 'opType', 'seconds'], properties: { name: { type: 'string' }, opType: { type: 'string' }, seconds: num } },

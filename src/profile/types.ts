@@ -40,10 +40,21 @@ export interface BlockProfile {
   memoryBytes?: number;
   /** set when the spread of this block's timings is high: treat its figure with care */
   highSpread?: boolean;
+  /** per codec (canonical name), what it does to this block's crossing tensors on this system
+   * (kerf profile --codecs): raw ÷ coded bytes, and seconds to encode and to decode them once */
+  codecs?: Record<string, BlockCodec>;
   /** optional per-node breakdown (kerf profile --nodes) */
   nodes?: { name: string; opType: string; seconds: number }[];
 }
 
+/** One codec on one block's output, as measured on the profiled system. */
+export interface BlockCodec {
+  ratio: number;
+  encodeS: number;
+  decodeS: number;
+  /** set for codecs that change values (fp16, int8) */
+  lossy?: boolean;
+}
 export interface SystemInfo {
   name: string;
   tier?: 'device' | 'edge' | 'cloud';

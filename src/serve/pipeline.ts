@@ -24,6 +24,8 @@ export interface PipelineOptions {
   nextSegment?: string;
   /** the pipeline's shared secret (needed with `next`) */
   token?: string;
+  /** codec of the hop to the first remote tier (default 'none'; docs/codec.md) */
+  codec?: string;
   /** name for logs, metrics and /v1/partition */
   id?: string;
   threads?: number;
@@ -33,6 +35,9 @@ export interface PipelineOptions {
   healthIntervalMs?: number;
   /** a local segment to use instead of loading one (it stays the caller's to close) */
   localSegment?: SegmentRunner;
+  /** heartbeats on the hop to the first remote tier (NextHopOptions.heartbeat): a cut link then
+   * fails the requests on it after timeoutMs instead of leaving them hanging */
+  heartbeat?: { intervalMs?: number; timeoutMs?: number };
 }
 
 /** What an inference returns: the model's outputs, the tiers' meta, and where time went. */
@@ -60,7 +65,7 @@ export class Pipeline {
 
   private constructor(
     readonly prep: Prepared, opts: PipelineOptions,
-    readonly local: SegmentRunner | null, private readonly ownsLocal: boolean,
+    readonly local: SegmentRunner | null, private ownsLocal: boolean,
     readonly next: NextHop | null, readonly nextSegment: string | undefined,
   ) {
     this.id = opts.id ?? `cuts ${opts.cuts.join(',') || 'none'}`;
@@ -93,7 +98,7 @@ export class Pipeline {
     if (local) {
       seg = opts.localSegment ?? await Segment.create(opts.prep, { cuts: opts.cuts, blocks: [0, opts.next ? 0 : n - 1] }, { threads: opts.threads ?? 1, label: `gateway ${opts.id ?? ''}`.trim() });
     }
-    const next = opts.next ? NextHop.open(parseAddress(opts.next, 'next'), { token: opts.token!, info: `gateway ${opts.id ?? ''}`.trim() }) : null;
+    const next = opts.next ? NextHop.open(parseAddress(opts.next, 'next'), { token: opts.token!, info: `gateway ${opts.id ?? ''}`.trim(), ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}), ...(opts.codec ? { codec: opts.codec } : {}) }) : null;
     const p = new Pipeline(opts.prep, opts, seg, local && !opts.localSegment, next, opts.nextSegment);
     if (next) void p.check();
     return p;
@@ -104,7 +109,10 @@ export class Pipeline {
   /** Why it is not ready ('' when ready). */
   get reason(): string {
     if (this.closing) return 'pipeline closed';
-    if (this.next && !this.next.connected) return `next tier ${this.next.where} unreachable`;
+    if (this.next && !this.next.connected) {
+      const e = this.next.lastError;
+      return e?.code === 'KERF_ERR_AUTH' ? `next tier ${this.next.where} refused this gateway: ${e.message}` : `next tier ${this.next.where} unreachable${e ? ` (${e.message})` : ''}`;
+    }
     return this.healthOk ? '' : this.healthReason;
   }
   /** Requests that entered and have not finished. */
@@ -196,7 +204,17 @@ export class Pipeline {
     return new Promise((r) => this.drainWaiters.push(r));
   }
 
-  /** Stop health checks, close the connection and the local session (if owned). Idempotent. */
+  /**
+   * Hand the local segment to the caller (a failover's new pipeline with the same cuts runs it
+   * on): this pipeline then no longer closes it. Null when it has none.
+   */
+  adoptLocal(): SegmentRunner | null {
+    if (!this.local || this.closing) return null;
+    this.ownsLocal = false;
+    return this.local;
+  }
+
+    /** Stop health checks, close the connection and the local session (if owned). Idempotent. */
   close(): Promise<void> {
     if (!this.closing) {
       if (this.timer) clearInterval(this.timer);
