@@ -7,6 +7,7 @@ const BENCHES: Record<string, string> = {
   'adapt-offline': "adaptation policies replayed on AdaptiveDNN's measured data",
   place: 'cluster placement: kerf vs greedy, random, lower bound and exact optimum',
   pipeline: 'N-stage pipeline throughput vs the placement prediction',
+  codec: 'wire codecs: ratios on real activations, MB/s, the planner\'s choice, the demo split end to end (--accuracy: lossy codecs on OCR answers)',
 };
 
 export async function run(argv: string[]): Promise<number | void> {
