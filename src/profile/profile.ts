@@ -524,17 +524,20 @@ async function byTrace(ctx: RunContext): Promise<Measured> {
     const wout = await whole.run(feeds, outs);
     const wholeMemory = Math.max(rss() - r0, prep.analysis.totals.paramBytes + prep.analysis.totals.inputBytes +
       Object.values(wout).reduce((sum, t) => sum + tensorBytesOf(t), 0));
-    // Each profiled run is followed by one plain run of the whole model: the trace gives the
-    // blocks, the plain runs the unsplit figure without the profiler's overhead.
+    // The whole model's time is each traced run's own wall time (onnxruntime's model_run): the
+    // blocks and the whole come from the very same runs, so a pause from another process lands
+    // in both (a plain run beside each traced one disagreed by ±30–80% on a machine at load 8).
+    // The profiler adds a few µs per node. Each traced run is followed by a plain run, for the
+    // CPU time of one run without the profiler.
     const wholeCpu: number[] = [];
     trace = await tracedRuns(ctx, total, async (i) => {
       const c0 = process.cpuUsage();
-      const t0 = now();
       await whole.run(feeds, outs);
-      if (i >= warmup) { wholeSamples.push(now() - t0); wholeCpu.push(cpuSince(c0)); }
+      if (i >= warmup) wholeCpu.push(cpuSince(c0));
       ctx.progress?.(i + 1, total, i >= warmup ? `timing ${i - warmup + 1}/${repeats}` : 'warm-up');
     });
     const timed = trace.slice(warmup);
+    for (const r of timed) wholeSamples.push(r.seconds);
     const blockSamples = blocks.map((b) => timed.map((r) => b.nodes.reduce((s, n) => s + (r.nodes.get(n) ?? 0), 0)));
     return { blockSamples, wholeSamples, wholeCpu, wholeMemory, nodeTimes: medianNodeTimes(timed) };
   } finally {

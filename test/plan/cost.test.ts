@@ -69,4 +69,8 @@ test('plan and adapt price the same split the same (blocks, call overhead, gatew
   const dev = all.find((p) => !p.tiers[1]!.blocks && !p.tiers[2]!.blocks)!;
   assert.ok(Math.abs(dev.totalS - (0.14 + 0.002 + fixedS)) < 1e-12);
   assert.ok(Math.abs(dev.tiers[0]!.overheadS! - (0.002 + fixedS)) < 1e-12);
+  // A gateway that runs no segment (all on cloud) still does its own work, but makes no call.
+  const cloud = all.find((p) => !p.tiers[0]!.blocks && !p.tiers[1]!.blocks)!;
+  assert.ok(Math.abs(cloud.tiers[0]!.overheadS! - fixedS) < 1e-12);
+  assert.ok(Math.abs(cloud.tiers[2]!.overheadS! - 0.0002) < 1e-12);
 });
