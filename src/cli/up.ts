@@ -62,8 +62,9 @@ options:
                          pause-resume, standby, on-demand (default) or hot-swap
   --standby C1,C2        with --switch standby: the split kept loaded beside the active one
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
-                         itself (use --switch hot-swap); --profiles DIR holds <tier>.profile.json
-                         per tier; --adapt-period S, --min-gain F, --min-dwell S (docs/adapt.md)
+                         itself (use --switch hot-swap); --profiles DIR is the folder kerf plan
+                         takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
+                         --min-gain F, --min-dwell S (docs/adapt.md)
   --json                 print one JSON line when ready (endpoint, pids, links with control URLs)
   -h, --help             this help
 
@@ -236,7 +237,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.adapt !== undefined && v.adapt !== 'off') {
     const { ADAPT_SETTINGS } = await import('../adapt/live.js');
     if (!ADAPT_SETTINGS.includes(v.adapt as never)) note(kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`));
-    if (!v.profiles) note(kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier)'));
+    if (!v.profiles) note(kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (the folder kerf plan takes: one <model>.<system>.profile.json per tier)'));
     else if (!existsSync(v.profiles) || !statSync(v.profiles).isDirectory()) note(kerfError('KERF_ERR_FILE', `--profiles ${v.profiles}: no such directory`));
     for (const f of ['adapt-period', 'min-gain', 'min-dwell'] as const) {
       const x = v[f];

@@ -42,7 +42,8 @@ gateway only:
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
-  --profiles DIR         per-tier profiles DIR/<tier>.profile.json (needed by --adapt)
+  --profiles DIR         the profiles folder kerf plan takes (<model>.<system>.profile.json with
+                         system.tier; needed by --adapt)
   --adapt-tiers T1,T2    tier names in chain order (default device,edge,cloud…; the workers' --name)
   --adapt-links L1,L2    per hop, believed before transfers arrive: RATE/DELAY (e.g. 50mbit/5ms)
   --adapt-period S       seconds between decisions (default 1)

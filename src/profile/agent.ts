@@ -38,7 +38,7 @@ export interface AgentOptions {
 }
 
 /** Query options a client may send (all optional; the agent's defaults apply). */
-export type RemoteProfileOptions = Omit<ProfileOptions, 'onProgress' | 'systemExtra' | 'system'> & { system?: string };
+export type RemoteProfileOptions = Omit<ProfileOptions, 'onProgress' | 'systemExtra' | 'system' | 'cpus' | 'cpuRoot'> & { system?: string };
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   KERF_ERR_USAGE: 400, KERF_ERR_ONNX_PARSE: 400, KERF_ERR_GRAPH: 400, KERF_ERR_SHAPE: 400, KERF_ERR_CUT: 400,
