@@ -26,6 +26,9 @@ export const ErrorCodes = {
   KERF_ERR_OVERLOADED: 'a queue is full',
   KERF_ERR_PLACE: 'a cluster placement is infeasible or malformed',
   KERF_ERR_REMOTE: 'a remote agent refused or failed a job',
+  KERF_ERR_KUBERNETES: 'a Kubernetes object is malformed or the API server refused a request',
+  KERF_ERR_INTEGRITY: 'a fetched file does not have the expected sha256',
+  KERF_ERR_CODEC: 'a peer does not decode the codec asked for',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

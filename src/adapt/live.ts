@@ -351,6 +351,7 @@ export class AdaptController {
     const c = new AdaptController(gateway, opts);
     gateway.observers.push((p, r) => c.onRequest(p, r));
     gateway.mount('/v1/conditions', (req, res) => c.route(req, res));
+    gateway.panels.set('conditions', () => c.conditions());
     gateway.onClose(async () => c.close());
     const r = gateway.registry;
     const link = r.gauge('kerf_adapt_link_bytes_per_second', 'Estimated link throughput, bytes/s.');

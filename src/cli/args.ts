@@ -19,8 +19,45 @@ export function parse<O extends Options>(argv: string[], options: O, help: strin
     const r = parseArgs({ args: argv, options, allowPositionals, strict: true });
     return { values: r.values as Values<O>, positionals: r.positionals };
   } catch (e) {
-    throw kerfError('KERF_ERR_USAGE', `${(e as Error).message}\n${help.trimEnd()}`);
+    throw kerfError('KERF_ERR_USAGE', usageMessage(e as Error & { code?: string }, options, help));
   }
+}
+
+/** kerf's words for parseArgs' errors: the option named, the closest known one, where help is. */
+function usageMessage(e: Error & { code?: string }, options: Options, help: string): string {
+  const verb = /^usage: (kerf \S+)/.exec(help)?.[1] ?? 'kerf';
+  const see = `(${verb} --help lists the options)`;
+  const flag = (n: string): string => (n.length === 1 ? `-${n}` : `--${n}`);
+  const opt = /'(-{1,2}[^' ]+)/.exec(e.message)?.[1];
+  if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && opt) {
+    const name = opt.replace(/^-+/, '').split('=')[0]!;
+    const near = Object.keys(options).map((k) => [k, editDistance(k, name)] as const).filter(([, d]) => d <= 2).sort((a, b) => a[1] - b[1])[0]?.[0];
+    return `unknown option ${opt.split('=')[0]}${near ? ` (did you mean ${flag(near)}?)` : ''} ${see}`;
+  }
+  if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && opt) {
+    const name = opt.replace(/^-+/, '');
+    const o = options[name] ?? Object.values(options).find((x) => x.short === name);
+    return o?.type === 'boolean' ? `option ${opt} takes no value ${see}` : `option ${opt} needs a value ${see}`;
+  }
+  if (e.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const arg = /argument '([^']*)'/.exec(e.message)?.[1];
+    return `unexpected argument${arg !== undefined ? ` '${arg}'` : ''}: ${verb} takes no positional arguments ${see}`;
+  }
+  return `${e.message} ${see}`;
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length]!;
 }
 
 /** `--input-shape name=1x3x224x224` (repeatable) → { name: [1,3,224,224] } */
@@ -34,13 +71,22 @@ export function parseInputShapes(values: string[] | undefined): Record<string, n
   return out;
 }
 
-export function parseIntList(v: string, flag: string): number[] {
-  const parts = v.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  const out = parts.map((s) => {
+/**
+ * `3,5,9` → [3, 5, 9]. An empty item (`3,,5`, a trailing comma) or an empty list is refused:
+ * `--cuts ''` must not silently mean "no cut". With `allowEmpty`, `none` says "no cut" (`[]`).
+ */
+export function parseIntList(v: string, flag: string, opts: { allowEmpty?: boolean } = {}): number[] {
+  const t = v.trim();
+  if (t === 'none' && opts.allowEmpty) return [];
+  if (t === '' || t === 'none') {
+    throw kerfError('KERF_ERR_USAGE', `${flag} '${v}': expected comma-separated integers, e.g. ${flag} 3,17${opts.allowEmpty ? ` (or ${flag} none for no cut)` : ''}`);
+  }
+  return t.split(',').map((raw, i) => {
+    const s = raw.trim();
+    if (s === '') throw kerfError('KERF_ERR_USAGE', `${flag} '${v}': item ${i + 1} is empty (expected comma-separated integers, e.g. 3,17)`);
     if (!/^-?\d+$/.test(s)) throw kerfError('KERF_ERR_USAGE', `${flag} '${v}': '${s}' is not an integer`);
     return Number(s);
   });
-  return out;
 }
 
 export function requireOne(positionals: string[], what: string, help: string): string {

@@ -11,6 +11,7 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   agent: { file: './agent.js', summary: 'serve profiling jobs for remote `kerf profile --remote`' },
   import: { file: './import.js', summary: 'import foreign benchmarks (`kerf import scission DIR -o DIR`)' },
   plot: { file: './plot.js', summary: 'chart per-block latency and output size of profiles' },
+  view: { file: './view.js', summary: 'a self-contained HTML report of profiles, plans, placements, benchmarks' },
   zoo: { file: './zoo.js', summary: 'list or export standard architectures with seeded weights' },
   plan: { file: './plan.js', summary: 'rank placements across device, edge and cloud' },
   scission: { file: './scission.js', summary: "Scission's scission_predict.py, same output" },
@@ -22,6 +23,8 @@ const VERBS: Record<string, { file: string; summary: string }> = {
   place: { file: './place.js', summary: 'place a model across a cluster of edge nodes' },
   bench: { file: './bench.js', summary: 'benchmarks: switch, adapt, adapt-offline, place, pipeline' },
   demo: { file: './demo.js', summary: 'the whole story on a bundled real model, one command' },
+  k8s: { file: './k8s.js', summary: 'Kubernetes manifests: render, install, reconcile, fetch' },
+  operator: { file: './operator.js', summary: 'the KerfPipeline operator (in-cluster or a kubeconfig)' },
 };
 
 function usage(): string {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { kerfError } from '../errors.js';
 import { criteriaFromFlags } from '../plan/criteria.js';
 import { formatPlanTable, planDocument } from '../plan/document.js';
@@ -17,7 +17,9 @@ const HELP = `usage: kerf plan <model | model.onnx> --profiles DIR --network FIL
 Rank placements of the model's blocks across device, edge and cloud from the profiles
 <model>.<system>.profile.json in DIR (tier from each profile's system.tier) and a network
 file (YAML/JSON links {from, to, rttMs, bandwidthMbps}, or Scission's network_stats.csv).
-Prints a ranked table and writes the plan (kerf.plan/v1) for kerf split and serving.
+Prints a ranked table and writes the plan (kerf.plan/v1) for kerf split and serving. Given
+the .onnx file, the plan records its path relative to the plan file and its sha256, so
+kerf up plan.json works from any folder and refuses a different file at that path.
 
   --profiles DIR          profiles directory (required)
   --network FILE          network file (required)
@@ -109,11 +111,21 @@ export async function run(argv: string[]): Promise<number | void> {
   if (inputMB !== undefined && !(Number.isFinite(inputMB) && inputMB >= 0)) throw kerfError('KERF_ERR_USAGE', `-i/--input '${v.input}': expected megabytes`);
 
   const { profiles, files } = loadModelProfiles(v.profiles, model);
-  if (isFile && existsSync(arg)) {
+  const out = v.out ?? 'plan.json';
+  // Recorded in the plan so it works from any folder and refuses another file at that path.
+  let modelPath: string | undefined;
+  let modelSha256: string | undefined;
+  if (isFile) {
+    if (!existsSync(arg)) throw kerfError('KERF_ERR_FILE', `${arg}: no such model file (give the .onnx file, or the model's name to plan from the profiles alone)`);
     const sha = createHash('sha256').update(readFileSync(arg)).digest('hex');
     profiles.forEach((p, i) => {
       if (p.model?.sha256 && p.model.sha256 !== sha) throw kerfError('KERF_ERR_PROFILE', `${files[i]}: profiles another file than ${arg} (sha256 differs)`);
     });
+    modelSha256 = sha;
+    modelPath = relative(dirname(resolve(out)), resolve(arg)).split(sep).join('/');
+  } else {
+    const shas = new Set(profiles.map((p) => p.model?.sha256));
+    if (shas.size === 1 && [...shas][0]) modelSha256 = [...shas][0];
   }
   const problem = problemFromProfiles(profiles, model, {
     inputBytes: inputMB === undefined ? undefined : inputMB * 1000 * 1000,
@@ -124,6 +136,17 @@ export async function run(argv: string[]): Promise<number | void> {
   const missing = systemsMissingFromNetwork(problem, network);
   if (missing.length) {
     throw kerfError('KERF_ERR_NETWORK_FILE', `${v.network}: no link mentions ${missing.map((m) => `${m.tier} system '${m.name}'`).join(', ')}`);
+  }
+  if (network.format === 'yaml') {
+    // kerf's own network file describes these systems: a link from a system no profile defines is a typo.
+    const profiled = new Set([...problem.device, ...problem.edge, ...problem.cloud].map((s) => s.name));
+    network.links.forEach((l, i) => {
+      for (const end of ['from', 'to'] as const) {
+        if (!profiled.has(l[end])) {
+          throw kerfError('KERF_ERR_NETWORK_FILE', `${v.network}: links[${i}].${end} '${l[end]}' is no profiled system (profiles of ${model} in ${v.profiles} are of: ${[...profiled].join(', ')})`);
+        }
+      }
+    });
   }
   const criteria = criteriaFromFlags({
     device: v.device, edge: v.edge, cloud: v.cloud,
@@ -142,9 +165,8 @@ export async function run(argv: string[]): Promise<number | void> {
     if (v[key] !== undefined) given[key] = v[key];
   }
   const doc = planDocument(ranked, network, {
-    model, objective, returnResult: opts.returnResult, inputBytes: problem.inputBytes, networkSource: v.network, criteria: given,
+    model, modelPath, modelSha256, objective, returnResult: opts.returnResult, inputBytes: problem.inputBytes, networkSource: v.network, criteria: given,
   });
-  const out = v.out ?? 'plan.json';
   try {
     writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
   } catch (e) {

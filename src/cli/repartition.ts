@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import { kerfError } from '../errors.js';
 import { parse, parseIntList } from './args.js';
 import { table } from './format.js';
@@ -65,10 +64,10 @@ export async function run(argv: string[]): Promise<number | void> {
   }
   let body: { cuts: number[] } | { plan: never };
   if (v.to !== undefined) {
-    let plan: unknown;
-    try { plan = JSON.parse(await readFile(v.to, 'utf8')); } catch (e) {
-      throw kerfError('KERF_ERR_FILE', `${v.to}: cannot read the plan (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    // The gateway checks it again (same validator) and against its model's sha256.
+    const { readJsonFile } = await import('./plan-file.js');
+    const { validatePlan } = await import('../plan/validate.js');
+    const plan = validatePlan(readJsonFile(v.to), v.to);
     body = { plan: plan as never };
   } else body = { cuts: parseIntList(v.cuts!, '--cuts') };
   const r = await repartition(url, body);

@@ -34,15 +34,16 @@ export async function run(argv: string[]): Promise<number> {
   const outDir = a.values.out;
   if (!outDir) throw kerfError('KERF_ERR_USAGE', `missing -o DIR\n${HELP}`);
   let cuts: number[];
-  if (a.values.plan) {
-    let plan: { cuts?: unknown };
-    try { plan = JSON.parse(readFileSync(a.values.plan, 'utf8')); } catch (e) {
-      throw kerfError('KERF_ERR_FILE', `${a.values.plan}: cannot read plan (${(e as Error).message})`);
-    }
-    if (!Array.isArray(plan.cuts) || !plan.cuts.every((c) => Number.isInteger(c))) throw kerfError('KERF_ERR_PLAN', `${a.values.plan}: field 'cuts' must be an array of cut ids`);
+  if (a.values.plan !== undefined) {
+    if (a.values.cuts !== undefined) throw kerfError('KERF_ERR_USAGE', `--cuts conflicts with --plan ${a.values.plan} (it gives the cuts)`);
+    const { readJsonFile, checkPlanModelFile } = await import('./plan-file.js');
+    const { validatePlan } = await import('../plan/validate.js');
+    const plan = validatePlan(readJsonFile(a.values.plan), a.values.plan);
+    checkPlanModelFile(plan, file, a.values.plan);
+    if (plan.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_PLAN', `${a.values.plan}: field 'cuts' has no cut ids (a plan from imported Scission profiles); plan from kerf profiles to split`);
     cuts = plan.cuts as number[];
   } else if (a.values.cuts !== undefined) {
-    cuts = parseIntList(a.values.cuts, '--cuts');
+    cuts = parseIntList(a.values.cuts, '--cuts', { allowEmpty: true });
   } else throw kerfError('KERF_ERR_USAGE', `missing --cuts (or --plan)\n${HELP}`);
   const optimization = a.values.optimization as 'disabled';
   if (!['disabled', 'basic', 'extended', 'all'].includes(optimization)) throw kerfError('KERF_ERR_USAGE', `--optimization '${optimization}': expected disabled, basic, extended or all`);

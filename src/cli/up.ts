@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { kerfError } from '../errors.js';
+import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
 import { parse, parseInputShapes, parseIntList } from './args.js';
 
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
@@ -10,10 +9,12 @@ const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
 
 Start the device gateway and one worker per further tier as child processes on this machine,
 with emulated links between tiers, wait until the pipeline is ready, print the endpoint, and
-stop everything on Ctrl-C or SIGTERM (children also exit if this process dies).
+stop everything on Ctrl-C or SIGTERM (children also exit if this process dies). Everything
+(model, cuts, plan, flags) is checked before anything starts; each mistake is one line.
 
 From a plan (kerf plan -o plan.json): its cuts, its tiers and its network (rate = bandwidth,
-one-way delay = RTT/2). The model is --model, else <plan's model>.onnx beside plan.json.
+one-way delay = RTT/2). The model is --model, else the plan's modelPath (relative to the plan
+file), else <plan's model>.onnx beside it; a file whose sha256 is not the plan's is refused.
 
 From a placement (kerf place -o placement.json): one worker per stage in its order, the gateway
 at the entry node (running stage 0 when the entry is stage 0's node), the cluster's links
@@ -26,8 +27,15 @@ options:
   --model FILE           the model (.onnx)
   --cuts C1,C2           cut ids of the tier boundaries (see kerf inspect): gateway runs part 0,
                          one worker per further part
-  --links L1,L2          per hop, gateway first: RATE/DELAY[/JITTER] (e.g. 10mbit/20ms) or
-                         'direct'; overrides the plan's network
+  --links L1,L2          one per hop, gateway first: RATE/DELAY[/JITTER] (e.g. 10mbit/20ms) or
+                         'direct'; overrides the plan's network. Each emulated link serves kerf
+                         link's control API (its URL is in the ready line): change it while
+                         serving with curl -X PUT -d '{"rate":"5mbit"}' URL/config
+  --trace HOP=FILE       replay a kerf link trace on hop HOP (0: the gateway's; repeatable)
+  --trace-loop           restart the traces after their last step
+  --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
+                         none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
+                         auto (default with a plan): the plan's choice per hop (docs/codec.md)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --name NAME            model name in URLs (default: file name without .onnx)
   --host HOST            address to bind (default 127.0.0.1)
@@ -44,7 +52,7 @@ options:
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
                          itself (use --switch hot-swap); --profiles DIR holds <tier>.profile.json
                          per tier; --adapt-period S, --min-gain F, --min-dwell S (docs/adapt.md)
-  --json                 print one JSON line when ready (endpoint, pids, links)
+  --json                 print one JSON line when ready (endpoint, pids, links with control URLs)
   -h, --help             this help
 
 example:
@@ -52,10 +60,10 @@ example:
   curl -s localhost:PORT/v2/models/resnet18`;
 
 const OPTIONS = {
-  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
-  switch: { type: 'string' }, standby: { type: 'string' },
+  switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
 
@@ -69,92 +77,190 @@ export async function run(argv: string[]): Promise<number | void> {
   const p = parse(argv, OPTIONS, HELP);
   if (!p) return 0;
   const v = p.values;
-  const { up, planToUp, placementToUp } = await import('../serve/up.js');
-  const { parseRate, parseDuration } = await import('../link/index.js');
-  type Opts = Parameters<typeof up>[0];
-  let opts: Opts;
-  if (p.positionals.length > 1) throw kerfError('KERF_ERR_USAGE', `expected at most one plan.json\n${HELP}`);
-  if (p.positionals.length === 1) {
+  const { planToUp, placementToUp, checkPlacementModel } = await import('../serve/up.js');
+  const { parseRate, parseDuration, parseTrace } = await import('../link/index.js');
+  type Opts = import('../serve/up.js').UpOptions;
+  // Everything is checked before anything starts; each mistake is one line, said once.
+  const errors: { code: ErrorCode; message: string }[] = [];
+  const note = (e: unknown): undefined => {
+    if (!isKerfError(e)) throw e;
+    if (!errors.some((x) => x.message === e.message)) errors.push({ code: e.code, message: e.message });
+    return undefined;
+  };
+  const check = <T>(f: () => T): T | undefined => { try { return f(); } catch (e) { return note(e); } };
+  const checkAsync = async <T>(f: () => Promise<T>): Promise<T | undefined> => { try { return await f(); } catch (e) { return note(e); } };
+
+  let opts: Opts | undefined;
+  let placement: Parameters<typeof placementToUp>[0] | undefined;
+  /** a model to check when the cuts could not be read */
+  let modelOnly: string | undefined;
+  const shapes = check(() => parseInputShapes(v['input-shape'])) ?? {};
+  if (p.positionals.length > 1) note(kerfError('KERF_ERR_USAGE', `expected at most one plan.json, got ${p.positionals.length} (${p.positionals.join(' ')})`));
+  else if (p.positionals.length === 1) {
     const file = p.positionals[0]!;
-    let plan: unknown;
-    try { plan = JSON.parse(await readFile(file, 'utf8')); } catch (e) {
-      throw kerfError('KERF_ERR_FILE', `${file}: cannot read the plan (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    if (v.cuts !== undefined) throw kerfError('KERF_ERR_USAGE', `--cuts conflicts with ${file} (it gives the cuts)`);
-    if ((plan as { schema?: unknown })?.schema === 'kerf.placement/v1') {
-      const doc = plan as Parameters<typeof placementToUp>[0];
-      const model = v.model ?? join(dirname(file), `${doc.model?.name}.onnx`);
-      if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
+    if (v.cuts !== undefined) note(kerfError('KERF_ERR_USAGE', `--cuts conflicts with ${file} (it gives the cuts)`));
+    const { readJsonFile, planModelFile, checkPlanModelFile } = await import('./plan-file.js');
+    const doc = check(() => readJsonFile(file, 'plan'));
+    if ((doc as { schema?: unknown } | undefined)?.schema === 'kerf.placement/v1') {
+      placement = doc as Parameters<typeof placementToUp>[0];
+      const model = v.model ?? join(dirname(file), `${placement.model?.name}.onnx`);
+      if (!existsSync(model)) note(kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`));
       const cpus: Record<string, number> = {};
       for (const c of v.cpus ?? []) {
         const m = /^([^=]+)=(.+)$/.exec(c);
-        if (!m) throw kerfError('KERF_ERR_USAGE', `--cpus '${c}': expected NODE=CORES, e.g. pi1=0.25`);
-        cpus[m[1]!] = positive(m[2]!, `--cpus ${m[1]}`);
+        if (!m) { note(kerfError('KERF_ERR_USAGE', `--cpus '${c}': expected NODE=CORES, e.g. pi1=0.25`)); continue; }
+        const n = check(() => positive(m[2]!, `--cpus ${m[1]}`));
+        if (n !== undefined) cpus[m[1]!] = n;
       }
-      opts = placementToUp(doc, model, { ...(v['reference-cpus'] !== undefined ? { referenceCpus: positive(v['reference-cpus'], '--reference-cpus') } : {}), cpus });
-      // A stage stands for a small node: it keeps only its segment (the memory model counts no
-      // more) and glibc returns freed memory instead of keeping an arena per thread.
-      opts.workerArgs = [...(opts.workerArgs ?? []), '--release-model'];
-      process.env.MALLOC_ARENA_MAX ??= '2';
-      process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
-      const { checkPlacementModel } = await import('../serve/up.js');
-      await checkPlacementModel(doc, model, parseInputShapes(v['input-shape']), file);
-    } else {
-      const doc = plan as Parameters<typeof planToUp>[0];
-      if (typeof doc !== 'object' || doc === null || !Array.isArray(doc.cuts) || !Array.isArray(doc.tiers)) {
-        throw kerfError('KERF_ERR_PLAN', `${file}: neither a kerf plan ("schema": "kerf.plan/v1") nor a placement ("kerf.placement/v1")`);
+      const ref = v['reference-cpus'] !== undefined ? check(() => positive(v['reference-cpus']!, '--reference-cpus')) : undefined;
+      opts = check(() => placementToUp(placement!, model, { ...(ref !== undefined ? { referenceCpus: ref } : {}), cpus }));
+      if (opts) {
+        // A stage stands for a small node: it keeps only its segment (the memory model counts no
+        // more) and glibc returns freed memory instead of keeping an arena per thread.
+        opts.workerArgs = [...(opts.workerArgs ?? []), '--release-model'];
       }
-      const model = v.model ?? join(dirname(file), `${doc.model}.onnx`);
-      if (!existsSync(model)) throw kerfError('KERF_ERR_FILE', `${file}: model file ${model} not found; pass --model m.onnx`);
-      opts = planToUp(doc, model);
+    } else if (doc !== undefined) {
+      const { validatePlan } = await import('../plan/validate.js');
+      const plan = check(() => validatePlan(doc, file));
+      const model = plan && check(() => planModelFile(plan, file, v.model));
+      if (plan && model && check(() => { checkPlanModelFile(plan, model, file); return true; })) {
+        opts = check(() => planToUp(plan, model, file));
+        if (opts) opts.planFile = file;
+      }
     }
+  } else if (!v.model || v.cuts === undefined) {
+    note(kerfError('KERF_ERR_USAGE', `give a plan.json, or --model and --cuts (kerf up --help)`));
   } else {
-    if (!v.model || v.cuts === undefined) throw kerfError('KERF_ERR_USAGE', `give a plan.json, or --model and --cuts\n${HELP}`);
-    opts = { model: v.model, cuts: parseIntList(v.cuts, '--cuts') };
+    const cuts = check(() => parseIntList(v.cuts!, '--cuts', { allowEmpty: true }));
+    if (!existsSync(v.model)) note(kerfError('KERF_ERR_FILE', `--model ${v.model}: no such file`));
+    if (cuts) opts = { model: v.model, cuts };
+    else modelOnly = v.model;
   }
+  const nCuts = opts?.cuts.length;
+  const tierNames = opts?.tiers?.map((t) => t.name) ?? (nCuts !== undefined ? ['device', 'edge', 'cloud', 'tier3', 'tier4'].slice(0, nCuts + 1) : undefined);
+  const hops = opts && tierNames ? tierNames.length - 1 : undefined;
+  const hopName = (i: number): string => (tierNames && tierNames[i + 1] ? `${tierNames[i]} → ${tierNames[i + 1]}` : `hop ${i}`);
+
   if (v.links !== undefined) {
-    opts.links = v.links.split(',').map((s, i) => {
+    const items = v.links.split(',');
+    const links = items.map((s, i) => check(() => {
       const t = s.trim();
-      if (t === 'direct' || t === '-' || t === '') return null;
+      if (t === 'direct' || t === '-') return null;
       const [rate, delay, jitter, more] = t.split('/');
-      if (more !== undefined || !rate) throw kerfError('KERF_ERR_USAGE', `--links hop ${i} '${t}': expected RATE/DELAY[/JITTER], e.g. 10mbit/20ms`);
+      if (more !== undefined || !rate) throw kerfError('KERF_ERR_USAGE', `--links hop ${i} (${hopName(i)}) '${t}': expected RATE/DELAY[/JITTER], e.g. 10mbit/20ms, or 'direct'`);
       return {
-        rateBps: parseRate(rate, `--links hop ${i} rate`),
-        delayMs: delay ? parseDuration(delay, `--links hop ${i} delay`) : 0,
-        jitterMs: jitter ? parseDuration(jitter, `--links hop ${i} jitter`) : 0,
+        rateBps: parseRate(rate, `--links hop ${i} (${hopName(i)}) rate`),
+        delayMs: delay ? parseDuration(delay, `--links hop ${i} (${hopName(i)}) delay`) : 0,
+        jitterMs: jitter ? parseDuration(jitter, `--links hop ${i} (${hopName(i)}) jitter`) : 0,
       };
+    }));
+    if (hops !== undefined && items.length !== hops) {
+      note(kerfError('KERF_ERR_USAGE', `--links: ${items.length} hop${items.length === 1 ? '' : 's'} given, this pipeline has ${hops}` +
+        `${hops ? ` (${Array.from({ length: hops }, (_, i) => hopName(i)).join(', ')})` : ''}: give one RATE/DELAY or 'direct' per hop, gateway first`));
+    }
+    if (opts && links.every((l) => l !== undefined)) opts.links = links;
+  }
+  for (const t of v.trace ?? []) {
+    const m = /^(\d+)=(.+)$/.exec(t);
+    if (!m) { note(kerfError('KERF_ERR_USAGE', `--trace '${t}': expected HOP=FILE (hop 0 is the gateway's), e.g. --trace 0=net.trace`)); continue; }
+    const hop = Number(m[1]);
+    if (hops !== undefined && hop >= hops) { note(kerfError('KERF_ERR_USAGE', `--trace ${t}: hop ${hop} does not exist (this pipeline has ${hops} hop${hops === 1 ? '' : 's'}, 0..${hops - 1})`)); continue; }
+    const steps = check(() => {
+      let text: string;
+      try { text = readFileSync(m[2]!, 'utf8'); } catch (e) {
+        throw kerfError('KERF_ERR_FILE', `--trace ${t}: cannot read ${m[2]} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+      return parseTrace(text, m[2]!);
     });
-    if (opts.links.length > opts.cuts.length + 1) throw kerfError('KERF_ERR_USAGE', `--links: ${opts.links.length} hops given, the pipeline has at most ${opts.cuts.length + (opts.local === false ? 1 : 0)}`);
+    if (opts && steps) {
+      const links = opts.links ?? [];
+      while (links.length <= hop) links.push(null);
+      links[hop] = { ...(links[hop] ?? {}), trace: steps, traceLoop: v['trace-loop'] ?? false };
+      opts.links = links;
+    }
   }
-  if ((v.cpus?.length || v['reference-cpus'] !== undefined) && (p.positionals.length === 0 || opts.tiers?.every((t) => t.cpus === undefined))) {
-    throw kerfError('KERF_ERR_USAGE', '--cpus and --reference-cpus apply to a placement.json');
+  if (v.codec !== undefined && v.codec.trim().toLowerCase() !== 'auto') {
+    const { parseCodec } = await import('../codec/index.js');
+    const list = v.codec.split(',').map((c, i) => check(() => parseCodec(c.trim(), `--codec hop ${i}`).name));
+    if (hops !== undefined && list.length !== 1 && list.length !== hops) {
+      note(kerfError('KERF_ERR_USAGE', `--codec: ${list.length} codecs given, the pipeline has ${hops} hop(s) (give one for all, or one per hop)`));
+    } else if (opts && hops !== undefined && list.every((c) => c !== undefined)) {
+      opts.codecs = list.length === 1 ? Array.from({ length: hops }, () => list[0]!) : list as string[];
+    }
+  } else if (v.codec !== undefined && p.positionals.length === 0) {
+    note(kerfError('KERF_ERR_USAGE', '--codec auto takes the codecs of a plan.json; without one, name the codecs (e.g. --codec zstd-1)'));
   }
-  if (v['cpu-period-us'] !== undefined || v['no-cpu-limit']) {
-    opts.cpu = { ...(v['cpu-period-us'] !== undefined ? { periodUs: positive(v['cpu-period-us'], '--cpu-period-us') } : {}), ...(v['no-cpu-limit'] ? { disabled: true } : {}) };
+  if (v['trace-loop'] && !v.trace?.length) note(kerfError('KERF_ERR_USAGE', '--trace-loop needs --trace HOP=FILE'));
+  if ((v.cpus?.length || v['reference-cpus'] !== undefined) && !placement) {
+    note(kerfError('KERF_ERR_USAGE', '--cpus and --reference-cpus apply to a placement.json'));
   }
-  const shapes = parseInputShapes(v['input-shape']);
-  if (Object.keys(shapes).length) opts.inputShapes = shapes;
-  if (v.name) opts.name = v.name;
-  if (v.host) opts.host = v.host;
+  if (opts && (v['cpu-period-us'] !== undefined || v['no-cpu-limit'])) {
+    const period = v['cpu-period-us'] !== undefined ? check(() => positive(v['cpu-period-us']!, '--cpu-period-us')) : undefined;
+    opts.cpu = { ...(period !== undefined ? { periodUs: period } : {}), ...(v['no-cpu-limit'] ? { disabled: true } : {}) };
+  }
   if (v.port !== undefined) {
     const port = Number(v.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw kerfError('KERF_ERR_USAGE', `--port '${v.port}': expected 0..65535`);
-    opts.port = port;
+    if (!/^\d+$/.test(v.port) || port > 65535) note(kerfError('KERF_ERR_USAGE', `--port '${v.port}': expected 0..65535`));
+    else if (opts) opts.port = port;
   }
+  const workerArgs: string[] = [];
   if (v.threads !== undefined) {
     const t = Number(v.threads);
-    if (!Number.isInteger(t) || t < 1) throw kerfError('KERF_ERR_USAGE', `--threads '${v.threads}': expected an integer ≥ 1`);
-    opts.workerArgs = ['--threads', String(t)];
+    if (!/^\d+$/.test(v.threads) || t < 1) note(kerfError('KERF_ERR_USAGE', `--threads '${v.threads}': expected an integer ≥ 1`));
+    else workerArgs.push('--threads', String(t));
+  }
+  const { SWITCH_STRATEGIES } = await import('../serve/switch.js');
+  if (v.switch !== undefined && !SWITCH_STRATEGIES.includes(v.switch as never)) {
+    note(kerfError('KERF_ERR_USAGE', `--switch '${v.switch}': expected one of ${SWITCH_STRATEGIES.join(', ')}`));
+  }
+  if (v.standby !== undefined && v.switch !== undefined && v.switch !== 'standby') note(kerfError('KERF_ERR_USAGE', `--standby goes with --switch standby, not ${v.switch}`));
+  const standby = v.standby !== undefined ? check(() => parseIntList(v.standby!, '--standby')) : undefined;
+  if (standby && nCuts !== undefined && standby.length !== nCuts) {
+    note(kerfError('KERF_ERR_USAGE', `--standby '${v.standby}': ${standby.length} cut id${standby.length === 1 ? '' : 's'} for a pipeline with ${nCuts} cut${nCuts === 1 ? '' : 's'} (a standby split has as many)`));
   }
   if (v.adapt !== undefined && v.adapt !== 'off') {
+    const { ADAPT_SETTINGS } = await import('../adapt/live.js');
+    if (!ADAPT_SETTINGS.includes(v.adapt as never)) note(kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`));
+    if (!v.profiles) note(kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier)'));
+    else if (!existsSync(v.profiles) || !statSync(v.profiles).isDirectory()) note(kerfError('KERF_ERR_FILE', `--profiles ${v.profiles}: no such directory`));
+    for (const f of ['adapt-period', 'min-gain', 'min-dwell'] as const) {
+      const x = v[f];
+      if (x !== undefined && !(Number(x) >= 0 && Number.isFinite(Number(x)) && x.trim() !== '')) note(kerfError('KERF_ERR_USAGE', `--${f} '${x}': expected a non-negative number`));
+    }
     // The gateway's controller: tier names and links as this command starts them (workers ignore these flags).
-    if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier)');
-    const names = opts.tiers?.map((t) => t.name) ?? ['device', 'edge', 'cloud', 'tier3', 'tier4'].slice(0, opts.cuts.length + 1);
-    const hops = (opts.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
-    opts.workerArgs = [...(opts.workerArgs ?? []), '--adapt', v.adapt, '--profiles', v.profiles, '--adapt-tiers', names.join(','),
-      ...(hops.length ? ['--adapt-links', hops.join(',')] : []),
+    const hopsText = (opts?.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
+    workerArgs.push('--adapt', v.adapt, '--profiles', v.profiles ?? '', '--adapt-tiers', (tierNames ?? []).join(','),
+      ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []),
       ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
-      ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : [])];
+      ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []));
+  }
+  if (opts) {
+    if (Object.keys(shapes).length) opts.inputShapes = shapes;
+    if (v.name) opts.name = v.name;
+    if (v.host) opts.host = v.host;
+    opts.workerArgs = [...workerArgs, ...(opts.workerArgs ?? [])];
+  }
+  // The model last: it is the slow check. Its errors (not ONNX, unknown cuts) are found here,
+  // not by every worker after it started.
+  const modelFile = opts?.model ?? modelOnly;
+  if (modelFile !== undefined && existsSync(modelFile)) {
+    const cuts = opts?.cuts;
+    if (placement) await checkAsync(() => checkPlacementModel(placement!, modelFile, shapes, p.positionals[0]));
+    else {
+      const prep = await checkAsync(async () => (await import('../engine/prepare.js')).prepareModel(modelFile, { inputShapes: shapes }));
+      if (prep) {
+        const { checkCutIds } = await import('../graph/cuts.js');
+        if (cuts) check(() => checkCutIds(prep.model, prep.analysis, cuts));
+        if (standby) check(() => checkCutIds(prep.model, prep.analysis, standby).length && undefined);
+      }
+    }
+  }
+  if (errors.length || !opts) {
+    throw kerfError(errors[0]?.code ?? 'KERF_ERR_USAGE', errors.map((e) => e.message).join('\nkerf: ') || 'nothing to start');
+  }
+  if (placement) {
+    process.env.MALLOC_ARENA_MAX ??= '2';
+    process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
   }
   const quiet = v.json ?? false;
   opts.log = (line) => { if (!quiet) process.stderr.write(`kerf up: ${line}\n`); };
@@ -163,23 +269,39 @@ export async function run(argv: string[]): Promise<number | void> {
   const early = (): void => { stopRequested = true; };
   process.once('SIGINT', early);
   process.once('SIGTERM', early);
-  const h = await up(opts);
+  // The token is the dashboard's key to its controls: known here so the link can carry it
+  // (in the URL's fragment, which browsers never send).
+  opts.token ??= process.env.KERF_TOKEN || (await import('node:crypto')).randomBytes(16).toString('hex');
+  // One controller for one machine and many: the local substrate runs tiers as child processes.
+  const { LocalSubstrate } = await import('../cluster/local.js');
+  const { deploy } = await import('../cluster/deploy.js');
+  const substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
+  const h = await deploy(substrate, opts).catch(async (e: unknown) => { await substrate.close(); throw e; });
+  const dashboard = `${h.url}/ui/`;
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
-    await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, v.standby !== undefined ? { standby: parseIntList(v.standby, '--standby') } : {})
+    await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {})
       .catch(async (e: unknown) => { await h.close(); throw e; });
   }
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
+  const { formatRate } = await import('../link/index.js');
+  const ctl = (l: (typeof h.links)[number]): string | null => (l.link.controlAddress ? `http://${l.link.controlAddress.host}:${l.link.controlAddress.port}` : null);
   if (v.json) {
     if (h.cpu.notice) process.stderr.write(`kerf up: ${h.cpu.notice}\n`);
     process.stdout.write(JSON.stringify({
-      event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`,
-      processes: h.processes, cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({ from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null } })),
+      event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`, dashboard,
+      processes: h.processes, cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({
+        from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, control: ctl(l),
+        config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null },
+      })),
     }) + '\n');
   } else {
-    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); Ctrl-C stops\n`);
-
+    const links = h.links.map((l) => `${l.from} → ${l.to} ${formatRate(l.link.config.rateBps)}, ${+(l.link.config.delayMs * 2).toFixed(3)} ms RTT` +
+      `${l.link.config.jitterMs ? ` ± ${l.link.config.jitterMs} ms` : ''} (control ${ctl(l)}/config)`);
+    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); ` +
+      `links: ${links.length ? links.join('; ') : 'none (direct loopback)'}; Ctrl-C stops\n`);
+    process.stdout.write(`kerf up: dashboard ${dashboard}#token=${encodeURIComponent(opts.token)} (read-only without the #token part)\n`);
   }
   if (!stopRequested) {
     await new Promise<void>((resolve) => {

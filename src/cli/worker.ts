@@ -19,6 +19,9 @@ options:
   --granularity G        single (default; as profiles count blocks) or all
   --next HOST:PORT       the next tier; absent: this is the last one
   --next-segment ID      segment id to ask the next tier for (default: its default)
+  --next-codec CODEC     compress what goes to the next tier: none (default), lz4, zstd[-L],
+                         shuffle+zstd, fp16[+zstd], int8[-ch][+zstd] (docs/codec.md)
+  --codecs LIST          codecs this worker decodes from its caller (default: all)
   --token T              the pipeline's shared secret (default: env KERF_TOKEN)
   --metrics HOST:PORT    serve Prometheus /metrics here (the gateway serves it on --listen)
   --name NAME            stage name in metrics and logs (default worker / device)
@@ -28,8 +31,14 @@ options:
   --queue N              requests that may wait for compute before 503/OVERLOADED (default 64)
   --profiled-ms MS       the segment's profiled compute time: enables the load factor metric
   --json                 print one JSON line when listening
+  --plan FILE            gateway: the kerf plan its cuts come from (shown by GET /v1/partition)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
+gateway only:
+  --replay               keep each request's input until its answer and run it again on the
+                         pipeline a failover switches in when its own fails (docs/cluster.md);
+                         POST /v1/partition/failover and /v1/rollout then need the --token
+  --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
   --profiles DIR         per-tier profiles DIR/<tier>.profile.json (needed by --adapt)
@@ -50,7 +59,8 @@ const OPTIONS = {
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
   metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
-  'release-model': { type: 'boolean' },
+  'release-model': { type: 'boolean' }, plan: { type: 'string' }, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
+  'next-codec': { type: 'string' }, codecs: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
@@ -79,7 +89,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (!token && (!v.gateway || v.next)) throw kerfError('KERF_ERR_USAGE', '--token T (or env KERF_TOKEN) is required: the pipeline\'s shared secret');
   const { parseAddress, fmtAddress } = await import('../serve/nexthop.js');
   const listen = parseAddress(v.listen, '--listen');
-  const cuts = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts') : undefined;
+  const cuts = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts', { allowEmpty: true }) : undefined;
   const blocks = parseBlocks(v.blocks);
   const granularity = v.granularity;
   if (granularity !== undefined && granularity !== 'single' && granularity !== 'all') throw kerfError('KERF_ERR_USAGE', `--granularity '${granularity}': expected single or all`);
@@ -92,6 +102,11 @@ export async function run(argv: string[]): Promise<number | void> {
     if (!(profiledS > 0)) throw kerfError('KERF_ERR_USAGE', `--profiled-ms '${v['profiled-ms']}': expected a positive number`);
   }
   const next = v.next !== undefined ? parseAddress(v.next, '--next') : null;
+  const { parseCodec } = await import('../codec/index.js');
+  const nextCodec = v['next-codec'] !== undefined ? parseCodec(v['next-codec'], '--next-codec').name : 'none';
+  if (nextCodec !== 'none' && !next) throw kerfError('KERF_ERR_USAGE', `--next-codec ${nextCodec}: this tier has no --next to send to`);
+  const codecs = v.codecs !== undefined ? v.codecs.split(',').map((c) => parseCodec(c, '--codecs entry').name) : undefined;
+  if (codecs && v.gateway) throw kerfError('KERF_ERR_USAGE', '--codecs: a gateway receives no tier frames (use --next-codec)');
   const out = (line: string): void => { process.stdout.write(line + '\n'); };
 
   let close: () => Promise<void>;
@@ -106,9 +121,16 @@ export async function run(argv: string[]): Promise<number | void> {
       ...(v['model-name'] ? { name: v['model-name'] } : {}),
       pipeline: {
         cuts: cuts ?? [], local: blocks !== null, next, token: token ?? '', threads, queueLimit, id: `cuts ${(cuts ?? []).join(',') || 'none'}`,
-        ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}),
+        ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
+      ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
+      ...(token ? { controlToken: token } : {}),
     });
+    if (v.plan !== undefined) {
+      // The split this gateway starts on came from a plan: GET /v1/partition shows it.
+      const { readJsonFile } = await import('./plan-file.js');
+      try { g.switcher.adoptPlan(readJsonFile(v.plan)); } catch (e) { await g.close(); throw e; }
+    }
     if (v.adapt !== undefined || v.profiles !== undefined) {
       const { attachAdaptFromArgs } = await import('../adapt/live.js');
       try {
@@ -128,6 +150,7 @@ export async function run(argv: string[]): Promise<number | void> {
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
       ...(v['release-model'] ? { releaseModel: true } : {}),
+      ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;
     const addr = fmtAddress(w.address);

@@ -65,6 +65,7 @@ const NONDETERMINISTIC = new Set(['RandomNormal', 'RandomNormalLike', 'RandomUni
 /** Parse ONNX bytes into the normalised IR. Throws KERF_ERR_ONNX_PARSE / KERF_ERR_GRAPH naming `source`. */
 export function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Model {
   const source = opts.source ?? opts.name ?? 'model';
+  if (bytes.length === 0) throw kerfError('KERF_ERR_ONNX_PARSE', `${source}: the file is empty (0 bytes), not an ONNX model`);
   let proto: ModelProto;
   try {
     proto = fromBinary(ModelProtoSchema, bytes);
@@ -73,7 +74,8 @@ export function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): Model {
   }
   const g = proto.graph;
   if (!g || proto.irVersion <= 0n || (g.node.length === 0 && g.output.length === 0)) {
-    throw kerfError('KERF_ERR_ONNX_PARSE', `${source}: not a valid ONNX model (no graph, IR version or nodes)`);
+    const missing = !g ? 'it has no graph' : proto.irVersion <= 0n ? 'it has no IR version' : 'its graph has no nodes and no outputs';
+    throw kerfError('KERF_ERR_ONNX_PARSE', `${source}: not an ONNX model (${missing}; ${bytes.length} bytes read)`);
   }
   const opsets = new Map<string, number>();
   for (const o of proto.opsetImport) opsets.set(o.domain === 'ai.onnx' ? '' : o.domain, Number(o.version));

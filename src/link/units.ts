@@ -6,12 +6,13 @@ const TIME_UNITS: Record<string, number> = { us: 1e-3, ms: 1, s: 1000 };
 
 /**
  * `10mbit` → 10_000_000 bits/s (tc units: bit, kbit, mbit, gbit; powers of ten). A bare number
- * is bits/s. `unlimited`, `inf` or `0` mean no rate limit (Infinity). Byte-based units such as
+ * is bits/s. `unlimited` or `inf` mean no rate limit (Infinity). Zero (`0`, `0mbit`) is refused:
+ * it would carry nothing, and reading it as "unlimited" hid typos. Byte-based units such as
  * `mbps` are refused because tc and people disagree about what they mean.
  */
 export function parseRate(text: string, what = 'rate', code: ErrorCode = 'KERF_ERR_USAGE'): number {
   const s = String(text).trim().toLowerCase();
-  if (s === 'unlimited' || s === 'inf' || s === 'infinity' || s === '0') return Infinity;
+  if (s === 'unlimited' || s === 'inf' || s === 'infinity') return Infinity;
   const m = /^(\d+(?:\.\d+)?|\.\d+)(?:e([+-]?\d+))?\s*([a-z]*)$/.exec(s);
   const unit = m?.[3] || 'bit';
   const mult = RATE_UNITS[unit];
@@ -19,7 +20,7 @@ export function parseRate(text: string, what = 'rate', code: ErrorCode = 'KERF_E
     throw kerfError(code, `${what} '${text}': expected a rate like 10mbit, 500kbit or 1gbit (units bit, kbit, mbit, gbit), or 'unlimited'`);
   }
   const v = Number(m[1]) * 10 ** Number(m[2] ?? 0) * mult;
-  if (!(v > 0) || !Number.isFinite(v)) throw kerfError(code, `${what} '${text}' must be a positive rate`);
+  if (!(v > 0) || !Number.isFinite(v)) throw kerfError(code, `${what} '${text}' must be a positive rate (a link of rate 0 carries nothing; for no limit say 'unlimited')`);
   return v;
 }
 

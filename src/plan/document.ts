@@ -5,6 +5,9 @@ import { PLAN_SCHEMA } from './types.js';
 
 export interface PlanMeta {
   model: string;
+  /** the model file relative to the plan file, and its sha256 (recorded so the plan is portable) */
+  modelPath?: string | undefined;
+  modelSha256?: string | undefined;
   objective: PlanObjective;
   returnResult: boolean;
   inputBytes: number;
@@ -25,6 +28,8 @@ export function planDocument(ranked: readonly RankedPlacement[], net: Network, m
   const doc: PlanDocument = {
     schema: PLAN_SCHEMA,
     model: meta.model,
+    ...(meta.modelPath !== undefined ? { modelPath: meta.modelPath } : {}),
+    ...(meta.modelSha256 !== undefined ? { modelSha256: meta.modelSha256 } : {}),
     objective: meta.objective,
     returnResult: meta.returnResult,
     inputBytes: meta.inputBytes,

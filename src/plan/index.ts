@@ -7,3 +7,4 @@ export * from './problem.js';
 export * from './search.js';
 export * from './document.js';
 export * from './scission.js';
+export * from './validate.js';

@@ -70,27 +70,45 @@ export function parseNetworkCsv(text: string, source = 'network.csv'): Network {
  * A link serves both directions unless the reverse is listed too.
  */
 export function networkFromObject(doc: unknown, source = 'network'): Network {
+  const fail = (msg: string): never => { throw kerfError('KERF_ERR_NETWORK_FILE', `${source}: ${msg}`); };
+  if (typeof doc === 'object' && doc !== null && !Array.isArray(doc)) {
+    for (const k of Object.keys(doc)) if (k !== 'links') fail(`unknown field '${k}' (a network file has only 'links': a list of {from, to, rttMs, bandwidthMbps})`);
+  }
   const list = Array.isArray(doc) ? doc : (doc as { links?: unknown } | null)?.links;
-  if (!Array.isArray(list)) throw kerfError('KERF_ERR_NETWORK_FILE', `${source}: expected 'links:' with a list of {from, to, rttMs, bandwidthMbps}`);
-  const links: NetworkLink[] = list.map((l: unknown, i: number) => {
-    const where = `${source}: links[${i}]`;
-    if (typeof l !== 'object' || l === null) throw kerfError('KERF_ERR_NETWORK_FILE', `${where} is not a mapping`);
+  if (!Array.isArray(list)) fail(`expected 'links:' with a list of {from, to, rttMs, bandwidthMbps}`);
+  const seen = new Map<string, { i: number; rttMs: number; bandwidthMbps: number }>();
+  const links: NetworkLink[] = (list as unknown[]).map((l: unknown, i: number) => {
+    const where = `links[${i}]`;
+    if (typeof l !== 'object' || l === null || Array.isArray(l)) fail(`${where} is not a mapping {from, to, rttMs, bandwidthMbps}`);
     const o = l as Record<string, unknown>;
+    for (const k of Object.keys(o)) if (!LINK_FIELDS.includes(k)) fail(`${where}: unknown field '${k}' (known: ${LINK_FIELDS.join(', ')})`);
     for (const k of ['from', 'to']) {
-      if (typeof o[k] !== 'string' && typeof o[k] !== 'number') throw kerfError('KERF_ERR_NETWORK_FILE', `${where}.${k} is missing`);
+      if ((typeof o[k] !== 'string' || o[k] === '') && typeof o[k] !== 'number') fail(`${where}.${k} is missing (a system name)`);
     }
-    const num = (k: string): number => {
+    const num = (k: string, unit: string, positive: boolean): number => {
       const v = o[k];
-      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw kerfError('KERF_ERR_NETWORK_FILE', `${where}.${k} must be a non-negative number, got ${JSON.stringify(v)}`);
-      return v;
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (positive && v === 0)) {
+        fail(`${where}.${k} must be ${unit} ${positive ? '> 0' : '≥ 0'}, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
+      }
+      return v as number;
     };
-    const ms = num('rttMs');
-    const mbps = num('bandwidthMbps');
-    if (mbps === 0) throw kerfError('KERF_ERR_NETWORK_FILE', `${where}.bandwidthMbps must be positive`);
-    return link(String(o.from), String(o.to), ms, mbps, mbps * 125000);
+    const ms = num('rttMs', 'a round-trip time in milliseconds', false);
+    const mbps = num('bandwidthMbps', 'a bandwidth in megabits per second', true);
+    const from = String(o.from);
+    const to = String(o.to);
+    if (from === to) fail(`${where} goes from '${from}' to itself`);
+    const key = JSON.stringify([from, to]);
+    const prev = seen.get(key);
+    if (prev && (prev.rttMs !== ms || prev.bandwidthMbps !== mbps)) {
+      fail(`${where} (${from} → ${to}: ${ms} ms, ${mbps} Mbit/s) conflicts with links[${prev.i}] (${prev.rttMs} ms, ${prev.bandwidthMbps} Mbit/s): one link per direction`);
+    }
+    if (!prev) seen.set(key, { i, rttMs: ms, bandwidthMbps: mbps });
+    return link(from, to, ms, mbps, mbps * 125000);
   });
   return Object.freeze({ schema: 'kerf.network/v1', format: 'yaml', links });
 }
+
+const LINK_FIELDS = ['from', 'to', 'rttMs', 'bandwidthMbps'];
 
 /** The link from a to b, else b to a, else undefined. */
 export function findNetworkLink(net: Network, a: string, b: string): NetworkLink | undefined {

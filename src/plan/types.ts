@@ -158,6 +158,10 @@ export interface RankedPlacement {
 export interface PlanDocument extends Omit<RankedPlacement, 'rank'> {
   schema: 'kerf.plan/v1';
   model: string;
+  /** the model file, relative to the plan file (POSIX separators), when kerf plan was given it */
+  modelPath?: string;
+  /** sha256 of the model file's bytes (hex): a plan refuses another file at that path */
+  modelSha256?: string;
   objective: PlanObjective;
   returnResult: boolean;
   inputBytes: number;

@@ -10,8 +10,9 @@ import * as tls from 'node:tls';
 import { ErrorCodes, isKerfError, kerfError, type ErrorCode, type KerfError } from '../errors.js';
 import {
   DEFAULT_MAX_FRAME_BYTES, HANDSHAKE_MAX_FRAME_BYTES, NONCE_BYTES, FrameDecoder, encodeFrame, parseFrame,
-  type Frame, type Meta, type WireTensor,
+  type Frame, type Meta, type ParseOptions, type WireTensor,
 } from './frames.js';
+import { parseCodec } from '../codec/index.js';
 
 /** A reply to a request: output tensors and optional string metadata. */
 export interface Reply {
@@ -39,6 +40,18 @@ export interface PeerInfo {
   address: string;
   /** free text the peer gave in its handshake (e.g. "gateway", "worker edge 5..12") */
   info: string;
+  /** the codec its requests come with, when not 'none' */
+  codec?: string;
+}
+
+/** A codec name's canonical spelling, or null when it is not one. */
+function parseCodecOr(name: string): string | null {
+  try { return parseCodec(name).name; } catch { return null; }
+}
+
+/** Whether a server's codec list ('*' or comma-separated canonical names) holds `codec`. */
+function codecAccepted(list: string, codec: string): boolean {
+  return list === '*' || list.split(',').includes(codec);
 }
 
 type State = 'handshake' | 'open' | 'closed';
@@ -53,10 +66,14 @@ abstract class FrameChannel extends EventEmitter {
   /** "host:port" of the remote end */
   readonly remote: string;
 
+  /** what parseFrame accepts on this channel (the codecs negotiated for incoming frames) */
+  protected parseOpts: ParseOptions;
+
   protected constructor(protected readonly socket: net.Socket, protected readonly maxFrameBytes: number) {
     super();
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.decoder = new FrameDecoder({ maxFrameBytes: Math.min(HANDSHAKE_MAX_FRAME_BYTES, maxFrameBytes) });
+    this.parseOpts = { maxDecodedBytes: maxFrameBytes };
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     this.closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
@@ -69,6 +86,8 @@ abstract class FrameChannel extends EventEmitter {
 
   /** True once the connection is closed (by either side). */
   get closed(): boolean { return this.state === 'closed'; }
+  /** Bytes written but not yet handed to the kernel (a heartbeat tells a busy link from a dead one by them). */
+  get pendingWriteBytes(): number { return this.socket.writableLength; }
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
@@ -85,7 +104,7 @@ abstract class FrameChannel extends EventEmitter {
       this.stats.framesReceived++;
       let frame: Frame;
       try {
-        frame = parseFrame(raw);
+        frame = parseFrame(raw, this.parseOpts);
       } catch (e) {
         this.fail(e as KerfError);
         return;
@@ -176,6 +195,9 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** free text the server sees as PeerInfo.info */
   info?: string;
+  /** codec of the requests this client sends (default 'none'; docs/codec.md). The server must
+   * decode it, or the connection is refused with KERF_ERR_CODEC before any request. Replies come raw. */
+  codec?: string;
 }
 
 /** Per-request options. */
@@ -209,9 +231,12 @@ export class Connection extends FrameChannel {
   private handshake!: { resolve(): void; reject(e: KerfError): void };
   /** what the server said about itself in the handshake */
   remoteInfo = '';
+  /** canonical name of the codec requests are sent with */
+  readonly codec: string;
 
   private constructor(socket: net.Socket, private readonly opts: ConnectOptions) {
     super(socket, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    this.codec = parseCodec(opts.codec ?? 'none', 'connection codec').name;
   }
 
   /** Connect, authenticate both ways, and resolve when requests may be sent. */
@@ -292,9 +317,16 @@ export class Connection extends FrameChannel {
     if (f.type === 'CHALLENGE' && !this.serverNonce) {
       this.serverNonce = f.nonce.slice();
       this.remoteInfo = f.info;
+      if (this.codec !== 'none' && !codecAccepted(f.codecs ?? '', this.codec)) {
+        const err = kerfError('KERF_ERR_CODEC', `${this.remote} does not decode codec '${this.codec}' (it accepts: ${f.codecs || 'none'}); start it with that codec allowed or choose another`);
+        this.handshake.reject(err);
+        void this.shutdown(err, false);
+        return;
+      }
       this.send({
         type: 'AUTH', id: 0, nonce: this.clientNonce, info: this.opts.info ?? '',
         mac: mac(this.opts.token, 'client', this.serverNonce, this.clientNonce),
+        ...(this.codec !== 'none' ? { codec: this.codec } : {}),
       });
       return;
     }
@@ -381,7 +413,8 @@ export class Connection extends FrameChannel {
 
   /** Send tensors; resolves with the server's reply tensors. */
   async request(tensors: WireTensor[], opts: RequestOptions = {}): Promise<Response> {
-    const f = await this.call('REQUEST', (id) => ({ type: 'REQUEST', id, tensors, meta: opts.meta ?? {} }), opts);
+    const codec = this.codec;
+    const f = await this.call('REQUEST', (id) => ({ type: 'REQUEST', id, tensors, meta: opts.meta ?? {}, ...(codec !== 'none' ? { codec } : {}) }), opts);
     const r = f as Extract<Frame, { type: 'RESPONSE' }>;
     return { tensors: r.tensors, meta: r.meta };
   }
@@ -442,6 +475,9 @@ export interface ServerOptions {
   handshakeTimeoutMs?: number;
   /** free text clients see as Connection.remoteInfo */
   info?: string;
+  /** codecs this server decodes in requests: '*' (default, every codec this kerf has) or a list
+   * of codec names; a client asking for another is refused with KERF_ERR_CODEC */
+  codecs?: '*' | readonly string[];
   onRequest: RequestHandler;
   onControl?: ControlHandler;
 }
@@ -459,7 +495,7 @@ class ServerPeer extends FrameChannel {
     const ms = opts.handshakeTimeoutMs ?? 5000;
     this.timer = setTimeout(() => this.fail(kerfError('KERF_ERR_TIMEOUT', `${this.remote}: no handshake within ${ms} ms`)), ms);
     this.timer.unref();
-    this.send({ type: 'CHALLENGE', id: 0, nonce: this.nonce, info: opts.info ?? '' });
+    this.send({ type: 'CHALLENGE', id: 0, nonce: this.nonce, info: opts.info ?? '', codecs: server.codecList });
   }
 
   get inFlight(): number { return this.inflight.size; }
@@ -475,8 +511,13 @@ class ServerPeer extends FrameChannel {
       if (!macEqual(f.mac, mac(this.opts.token, 'client', this.nonce, f.nonce))) {
         throw kerfError('KERF_ERR_AUTH', `${this.remote}: wrong token`);
       }
+      const codec = f.codec ? parseCodecOr(f.codec) : 'none';
+      if (codec === null || (codec !== 'none' && !codecAccepted(this.server.codecList, codec))) {
+        throw kerfError('KERF_ERR_CODEC', `${this.remote} (${f.info || 'client'}) asks for codec '${f.codec}', which this tier does not decode (it accepts: ${this.server.codecList || 'none'})`);
+      }
+      if (codec !== 'none') this.parseOpts = { ...this.parseOpts, codecs: new Set([codec]) };
       clearTimeout(this.timer);
-      this.peer = { address: this.remote, info: f.info };
+      this.peer = { address: this.remote, info: f.info, ...(codec !== 'none' ? { codec } : {}) };
       this.state = 'open';
       this.decoder.maxFrameBytes = this.maxFrameBytes;
       this.send({ type: 'WELCOME', id: 0, mac: mac(this.opts.token, 'server', this.nonce, f.nonce), info: this.opts.info ?? '' });
@@ -566,9 +607,12 @@ export class FrameServer extends EventEmitter {
   private drainWaiters: (() => void)[] = [];
   /** true after drain() began: new connections get GOAWAY at once */
   draining = false;
+  /** codecs requests may come with, as told to clients: '*' or canonical names joined by ',' */
+  readonly codecList: string;
 
-  private constructor(private readonly server: net.Server, readonly address: { host: string; port: number }) {
+  private constructor(private readonly server: net.Server, readonly address: { host: string; port: number }, codecList: string) {
     super();
+    this.codecList = codecList;
   }
 
   /** Listen and resolve once the port is bound. */
@@ -576,6 +620,8 @@ export class FrameServer extends EventEmitter {
     if (typeof opts.onRequest !== 'function') throw kerfError('KERF_ERR_USAGE', 'FrameServer.listen: onRequest handler is required');
     if (typeof opts.token !== 'string') throw kerfError('KERF_ERR_USAGE', 'FrameServer.listen: token must be a string');
     const host = opts.host ?? '127.0.0.1';
+    const codecList = opts.codecs === undefined || opts.codecs === '*' ? '*'
+      : opts.codecs.map((c) => parseCodec(c, 'FrameServer.listen: codecs entry').name).filter((c) => c !== 'none').join(',');
     let self: FrameServer | undefined;
     const accept = (socket: net.Socket): void => {
       if (!self || self.closing) { socket.destroy(); return; }
@@ -595,7 +641,7 @@ export class FrameServer extends EventEmitter {
         self?.emit('peer-error', kerfError('KERF_ERR_AUTH', `${s.remoteAddress}:${s.remotePort}: TLS handshake failed: ${e.message}`), { address: `${s.remoteAddress}:${s.remotePort}`, info: '' }));
     }
     const a = server.address() as net.AddressInfo;
-    self = new FrameServer(server, { host: a.address, port: a.port });
+    self = new FrameServer(server, { host: a.address, port: a.port }, codecList);
     return self;
   }
 

@@ -5,6 +5,7 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { kerfError, type KerfError } from '../errors.js';
 import { dtypeSize, dtypeToOnnx } from '../graph/dtypes.js';
+import { decodeEnvelope, encodeEnvelope, envelopeStages, parseCodec, type Codec } from '../codec/index.js';
 
 /** Protocol version carried in every frame header. */
 export const PROTOCOL_VERSION = 1;
@@ -16,6 +17,8 @@ export const DEFAULT_MAX_FRAME_BYTES = 512 * 1024 * 1024;
 export const HANDSHAKE_MAX_FRAME_BYTES = 64 * 1024;
 /** Frames, tensor data and the data section start on 8-byte boundaries counted from the frame start. */
 export const ALIGN = 8;
+/** Header flag of a REQUEST/RESPONSE whose tensors travel as codec envelopes (docs/codec.md). */
+export const FLAG_CODED = 0x0001;
 
 /** Element types a tensor may have on the wire: every type onnxruntime-node accepts. */
 export type WireDType =
@@ -115,11 +118,13 @@ export const MAC_BYTES = 32;
 
 /** A decoded frame. Tensor data are views over the received bytes where alignment allows. */
 export type Frame =
-  | { type: 'CHALLENGE'; id: number; nonce: Uint8Array; info: string }
-  | { type: 'AUTH'; id: number; nonce: Uint8Array; mac: Uint8Array; info: string }
+  /** `codecs`: what the server decodes in requests ('*' or canonical names joined by ','; absent: none) */
+  | { type: 'CHALLENGE'; id: number; nonce: Uint8Array; info: string; codecs?: string }
+  /** `codec`: the codec the client's requests will use (absent: none) */
+  | { type: 'AUTH'; id: number; nonce: Uint8Array; mac: Uint8Array; info: string; codec?: string }
   | { type: 'WELCOME'; id: number; mac: Uint8Array; info: string }
-  | { type: 'REQUEST'; id: number; tensors: WireTensor[]; meta: Meta }
-  | { type: 'RESPONSE'; id: number; tensors: WireTensor[]; meta: Meta }
+  | { type: 'REQUEST'; id: number; tensors: WireTensor[]; meta: Meta; codec?: string }
+  | { type: 'RESPONSE'; id: number; tensors: WireTensor[]; meta: Meta; codec?: string }
   | { type: 'ERROR'; id: number; code: string; message: string }
   | { type: 'PING'; id: number; payload: Uint8Array }
   | { type: 'PONG'; id: number; payload: Uint8Array }
@@ -254,10 +259,10 @@ const COALESCE_BYTES = 16 * 1024;
 export function encodeFrame(frame: Frame): Uint8Array[] {
   const body: Uint8Array[] = [];
   switch (frame.type) {
-    case 'CHALLENGE': body.push(u32(MAGIC), frame.nonce, str16(frame.info)); break;
-    case 'AUTH': body.push(u32(MAGIC), frame.nonce, frame.mac, str16(frame.info)); break;
+    case 'CHALLENGE': body.push(u32(MAGIC), frame.nonce, str16(frame.info), ...(frame.codecs ? [str16(frame.codecs)] : [])); break;
+    case 'AUTH': body.push(u32(MAGIC), frame.nonce, frame.mac, str16(frame.info), ...(frame.codec ? [str16(frame.codec)] : [])); break;
     case 'WELCOME': body.push(frame.mac, str16(frame.info)); break;
-    case 'REQUEST': case 'RESPONSE': return encodeTensorFrame(frame.type, frame.id, frame.tensors, frame.meta);
+    case 'REQUEST': case 'RESPONSE': return encodeTensorFrame(frame.type, frame.id, frame.tensors, frame.meta, frame.codec);
     case 'ERROR': body.push(str16(frame.code), str32(frame.message)); break;
     case 'PING': case 'PONG': body.push(u32(frame.payload.length), frame.payload); break;
     case 'CONTROL_REPLY': body.push(u32(frame.body.length), frame.body); break;
@@ -274,28 +279,48 @@ export function encodeFrame(frame: Frame): Uint8Array[] {
   return [out];
 }
 
-function writeHeader(buf: Uint8Array, total: number, type: number, id: number): void {
+function writeHeader(buf: Uint8Array, total: number, type: number, id: number, flags = 0): void {
   const dv = new DataView(buf.buffer, buf.byteOffset, HEADER_BYTES);
   dv.setUint32(0, total - 4, true);
   dv.setUint8(4, PROTOCOL_VERSION);
   dv.setUint8(5, type);
-  dv.setUint16(6, 0, true);
+  dv.setUint16(6, flags, true);
   dv.setUint32(8, id >>> 0, true);
 }
 
-function encodeTensorFrame(type: 'REQUEST' | 'RESPONSE', id: number, tensors: WireTensor[], meta: Meta | undefined): Uint8Array[] {
+/** A tensor's data replaced by its codec envelope (the descriptor then gives the envelope's length). */
+function encodeCoded(codec: Codec, t: WireTensor, e: EncodedTensor): EncodedTensor {
+  const raw = e.data.length === 1 ? e.data[0]! : concatBytes(e.data, e.dataBytes);
+  const env = encodeEnvelope(codec, raw, { dtype: t.dtype, dims: t.dims, elementBytes: DTYPES[t.dtype].size });
+  if (env.length > 0xffffffff) throw kerfError('KERF_ERR_SHAPE', `tensor '${t.name}': coded data larger than 4 GiB`);
+  new DataView(e.desc[0]!.buffer).setUint32(4, env.length, true);
+  return { desc: e.desc, descBytes: e.descBytes, data: [env], dataBytes: env.length };
+}
+
+function concatBytes(parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+function encodeTensorFrame(type: 'REQUEST' | 'RESPONSE', id: number, tensors: WireTensor[], meta: Meta | undefined, codecName?: string): Uint8Array[] {
   if (tensors.length > 0xffff) throw kerfError('KERF_ERR_USAGE', `${tensors.length} tensors in one frame (at most 65535)`);
+  const codec = codecName === undefined || codecName === 'none' ? null : parseCodec(codecName, `${type} frame codec`);
   const metaBytes = encodeMeta(meta);
-  const enc = tensors.map(encodeTensor);
-  const headLen = HEADER_BYTES + metaBytes.length + 2 + enc.reduce((a, e) => a + e.descBytes, 0);
+  const codecBytes = codec ? str16(codec.name) : new Uint8Array(0);
+  let enc = tensors.map(encodeTensor);
+  if (codec) enc = enc.map((e, i) => encodeCoded(codec, tensors[i]!, e));
+  const headLen = HEADER_BYTES + codecBytes.length + metaBytes.length + 2 + enc.reduce((a, e) => a + e.descBytes, 0);
   const dataStart = align(headLen);
   let total = dataStart;
   for (const e of enc) total = align(total + e.dataBytes);
   if (total > 0xffffffff) throw kerfError('KERF_ERR_SHAPE', `frame of ${total} bytes exceeds the 4 GiB wire limit`);
   const small = total <= COALESCE_BYTES;
   const head = new Uint8Array(small ? total : dataStart);
-  writeHeader(head, total, FrameType[type], id);
+  writeHeader(head, total, FrameType[type], id, codec ? FLAG_CODED : 0);
   let o = HEADER_BYTES;
+  head.set(codecBytes, o); o += codecBytes.length;
   head.set(metaBytes, o); o += metaBytes.length;
   new DataView(head.buffer).setUint16(o, tensors.length, true); o += 2;
   for (const e of enc) for (const d of e.desc) { head.set(d, o); o += d.length; }
@@ -366,6 +391,8 @@ class Reader {
   }
   str16(field: string): string { return this.text(this.u16(field + ' length'), field); }
   str32(field: string): string { return this.text(this.u32(field + ' length'), field); }
+  /** A trailing optional str16 (added in a later kerf): '' when absent (the zero padding reads as length 0). */
+  optStr16(field: string): string { return this.o + 2 <= this.buf.length ? this.str16(field) : ''; }
   blob(field: string): Uint8Array { return this.bytes(this.u32(field + ' length'), field); }
   /** Only zero padding (< ALIGN bytes) may follow the last field. */
   end(): void {
@@ -374,30 +401,47 @@ class Reader {
   }
 }
 
+/** What a receiver accepts in coded frames. */
+export interface ParseOptions {
+  /** canonical codec names this side agreed to decode (default: none, so a coded frame is refused) */
+  codecs?: ReadonlySet<string>;
+  /** largest decoded tensor, in bytes (default DEFAULT_MAX_FRAME_BYTES): a small coded frame cannot make us allocate more */
+  maxDecodedBytes?: number;
+}
+
 /**
  * Parse one whole frame (as returned by FrameDecoder). Tensor arrays are views over `buf`
- * when their absolute byte offset suits the element size, else copies.
+ * when their absolute byte offset suits the element size, else copies. A coded frame is
+ * decoded here (its `codec` names the codec) if `opts.codecs` holds its codec.
  */
-export function parseFrame(buf: Uint8Array): Frame {
+export function parseFrame(buf: Uint8Array, opts: ParseOptions = {}): Frame {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const typeByte = dv.getUint8(5);
+  const flags = dv.getUint16(6, true);
   const id = dv.getUint32(8, true);
   const type = TYPE_NAMES.get(typeByte);
   if (!type) throw protocolError(`frame type ${typeByte} is unknown`);
   const r = new Reader(buf, HEADER_BYTES, `${type} frame (id ${id})`);
+  if (flags !== 0 && !(flags === FLAG_CODED && (type === 'REQUEST' || type === 'RESPONSE'))) {
+    throw protocolError(`${r.what}: unknown flags 0x${flags.toString(16)}`);
+  }
   switch (type) {
     case 'CHALLENGE': {
       magic(r);
-      const nonce = r.bytes(NONCE_BYTES, 'nonce'); const info = r.str16('info'); r.end();
-      return { type, id, nonce, info };
+      const nonce = r.bytes(NONCE_BYTES, 'nonce'); const info = r.str16('info'); const codecs = r.optStr16('codecs'); r.end();
+      return codecs ? { type, id, nonce, info, codecs } : { type, id, nonce, info };
     }
     case 'AUTH': {
       magic(r);
-      const nonce = r.bytes(NONCE_BYTES, 'nonce'); const mac = r.bytes(MAC_BYTES, 'mac'); const info = r.str16('info'); r.end();
-      return { type, id, nonce, mac, info };
+      const nonce = r.bytes(NONCE_BYTES, 'nonce'); const mac = r.bytes(MAC_BYTES, 'mac'); const info = r.str16('info'); const codec = r.optStr16('codec'); r.end();
+      return codec ? { type, id, nonce, mac, info, codec } : { type, id, nonce, info, mac };
     }
     case 'WELCOME': { const mac = r.bytes(MAC_BYTES, 'mac'); const info = r.str16('info'); r.end(); return { type, id, mac, info }; }
-    case 'REQUEST': case 'RESPONSE': { const { tensors, meta } = parseTensors(r); return { type, id, tensors, meta }; }
+    case 'REQUEST': case 'RESPONSE': {
+      const codec = flags === FLAG_CODED ? acceptedCodec(r, opts) : null;
+      const { tensors, meta } = parseTensors(r, codec, opts.maxDecodedBytes ?? DEFAULT_MAX_FRAME_BYTES);
+      return codec ? { type, id, tensors, meta, codec: codec.name } : { type, id, tensors, meta };
+    }
     case 'ERROR': { const code = r.str16('code'); const message = r.str32('message'); r.end(); return { type, id, code, message }; }
     case 'PING': case 'PONG': { const payload = r.blob('payload'); r.end(); return { type, id, payload }; }
     case 'CONTROL': { const op = r.str16('op'); const body = r.blob('body'); r.end(); return { type, id, op, body }; }
@@ -410,7 +454,18 @@ function magic(r: Reader): void {
   if (r.u32('magic') !== MAGIC) throw protocolError(`${r.what}: missing the 'KERF' magic (not a kerf peer?)`);
 }
 
-function parseTensors(r: Reader): { tensors: WireTensor[]; meta: Meta } {
+function acceptedCodec(r: Reader, opts: ParseOptions): Codec {
+  const name = r.str16('codec');
+  let codec: Codec;
+  try { codec = parseCodec(name); } catch { throw protocolError(`${r.what}: unknown codec '${name.slice(0, 60)}'`); }
+  if (codec.name !== name || codec.name === 'none') throw protocolError(`${r.what}: codec '${name}' is not a canonical codec name`);
+  if (!opts.codecs?.has(codec.name)) {
+    throw protocolError(`${r.what}: uses codec '${codec.name}', which was not negotiated on this connection (accepted: ${[...(opts.codecs ?? [])].join(', ') || 'none'})`);
+  }
+  return codec;
+}
+
+function parseTensors(r: Reader, codec: Codec | null = null, maxDecoded = DEFAULT_MAX_FRAME_BYTES): { tensors: WireTensor[]; meta: Meta } {
   const meta: Meta = {};
   const nMeta = r.u16('meta count');
   for (let i = 0; i < nMeta; i++) {
@@ -440,7 +495,19 @@ function parseTensors(r: Reader): { tensors: WireTensor[]; meta: Meta } {
     r.need(d.bytes, `tensor '${d.name}' data`);
     const start = r.o;
     let data: WireDataMap[WireDType];
-    if (d.dtype === 'string') {
+    if (codec) {
+      const env = r.buf.subarray(start, start + d.bytes);
+      const st = envelopeStages(env, what);
+      if ((st.lossy !== 'none' && st.lossy !== codec.lossy) || (st.lossless !== 'none' && st.lossless !== codec.lossless)) {
+        throw protocolError(`${what}: envelope stages ${st.lossy}/${st.lossless} are not part of the frame's codec '${codec.name}'`);
+      }
+      if (d.dtype !== 'string' && count * DTYPES[d.dtype].size > maxDecoded) {
+        throw protocolError(`${what}: [${d.dims.join(',')}] decodes to more than the limit of ${maxDecoded} bytes`);
+      }
+      const info = { dtype: d.dtype, dims: d.dims, elementBytes: DTYPES[d.dtype].size };
+      const raw = decodeEnvelope(env, info, d.dtype === 'string' ? null : fixedByteLength(d.dtype, count), what, maxDecoded);
+      data = d.dtype === 'string' ? parseStrings(raw, count, what) : typedView(raw, 0, d.dtype, count);
+    } else if (d.dtype === 'string') {
       data = parseStrings(r.buf.subarray(start, start + d.bytes), count, what);
     } else {
       const want = fixedByteLength(d.dtype, count);
@@ -588,7 +655,10 @@ export class FrameDecoder {
     }
     const type = b[o + 5]!;
     if (!TYPE_NAMES.has(type)) throw protocolError(`frame ${this.frames + 1} has unknown type ${type}`);
-    if (b[o + 6] !== 0 || b[o + 7] !== 0) throw protocolError(`frame ${this.frames + 1} has unknown flags`);
+    const flags = b[o + 6]! | (b[o + 7]! << 8);
+    if (flags !== 0 && !(flags === FLAG_CODED && (type === FrameType.REQUEST || type === FrameType.RESPONSE))) {
+      throw protocolError(`frame ${this.frames + 1} has unknown flags`);
+    }
     return total;
   }
 }

@@ -15,6 +15,7 @@ import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from 
 import type { HostPort } from './nexthop.js';
 import { Switcher, type SwitchStrategy } from './switch.js';
 import { bodyPending, closeAfterAnswer, errorStatus, readBody, sendJson } from '../util/http.js';
+import { attachDashboard } from '../ui/server.js';
 
 /** A request being served: its pipeline, and the abort of its downstream calls. */
 interface Running { pipeline: Pipeline; hop: AbortController; rerouted: boolean }
@@ -37,7 +38,25 @@ export interface GatewayOptions {
   maxInFlight?: number;
   /** how `POST /v1/partition` switches splits (default on-demand; changeable at run time) */
   switchStrategy?: SwitchStrategy;
+  /** keep every accepted request's input until its answer, and run it again on the next active
+   * pipeline when its pipeline fails under it (failover: src/cluster/failover.ts) */
+  replay?: ReplayOptions;
+  /** bearer token the control endpoints that deploy (`/v1/rollout`, `/v1/partition/failover`) demand */
+  controlToken?: string;
+  /** serve the live dashboard at /ui and its event stream at /v1/events (default true) */
+  dashboard?: boolean;
 }
+
+/** How the gateway holds requests whose pipeline failed until another one is active. */
+export interface ReplayOptions {
+  /** longest a request waits for a working pipeline before it fails, ms (default 30000) */
+  holdMs?: number;
+  /** bytes of request inputs kept in flight at most; beyond, new requests get 503 (default 256 MiB) */
+  maxBytes?: number;
+}
+
+/** Codes of a pipeline fault (a tier died, a hop broke or timed out): the request did not fail, its pipeline did. */
+const PIPELINE_FAULTS: ReadonlySet<string> = new Set(['KERF_ERR_UPSTREAM', 'KERF_ERR_CLOSED', 'KERF_ERR_TIMEOUT']);
 
 /** HTTP status for a kerf error code crossing to a client. */
 export function httpStatus(code: ErrorCode | string): number {
@@ -77,7 +96,11 @@ export class Gateway {
   readonly switches: SwitchRecord[] = [];
   /** called after every answered request with the pipeline it ran on (the adapt monitors) */
   readonly observers: ((p: Pipeline, r: InferResult) => void)[] = [];
-  private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter; rerouted: Counter };
+  /** called after every inference request with its seconds and HTTP status (the dashboard's latency window) */
+  readonly answered: ((seconds: number, status: number) => void)[] = [];
+  /** named live state for the dashboard's event stream, e.g. 'conditions' from adapt; shown when present */
+  readonly panels = new Map<string, () => unknown>();
+  private readonly m: { requests: Counter; seconds: Histogram; bytesSent: Counter; switches: Counter; rerouted: Counter; replayed: Counter };
   private readonly mounts: [string, RouteHandler][] = [];
   private readonly closers: (() => Promise<void>)[] = [];
   private pausedAt: bigint | null = null;
@@ -85,8 +108,14 @@ export class Gateway {
   switcher!: Switcher;
   private pauseReason = '';
   address!: HostPort;
+  /** requests waiting for another pipeline to become active (their own failed) */
+  private readonly activeWaiters = new Set<() => void>();
+  /** bytes of request inputs held for replay */
+  private heldBytes = 0;
+  private served: Prepared;
 
-  private constructor(readonly prep: Prepared, first: Pipeline, private readonly opts: GatewayOptions) {
+  private constructor(prep: Prepared, first: Pipeline, private readonly opts: GatewayOptions) {
+    this.served = prep;
     this.active = first;
     this.name = opts.name ?? prep.model.name ?? basename(String(opts.model)).replace(/\.onnx$/i, '');
     const meta = (name: string): TensorMeta => {
@@ -103,7 +132,10 @@ export class Gateway {
       bytesSent: r.counter('kerf_gateway_bytes_sent_total', 'Response bytes written to HTTP clients.'),
       switches: r.counter('kerf_gateway_switches_total', 'Pipeline switches.'),
       rerouted: r.counter('kerf_gateway_rerouted_total', 'Requests moved from the old pipeline to the new one by a switch (reroute).'),
+      replayed: r.counter('kerf_gateway_replayed_total', 'Requests run again on a new pipeline after theirs failed under them (failover).'),
     };
+    r.gauge('kerf_gateway_replay_held', 'Requests whose pipeline failed, waiting for a working one.').set(() => this.activeWaiters.size);
+    r.gauge('kerf_gateway_replay_buffer_bytes', 'Bytes of request inputs kept until their answers (for replay).').set(() => this.heldBytes);
     r.gauge('kerf_gateway_in_flight', 'Inference requests being served.').set(() => this.inflight);
     r.gauge('kerf_gateway_ready', '1 when every tier of the active pipeline is ready.').set(() => (this.ready ? 1 : 0));
     r.gauge('kerf_gateway_queue_depth', 'Requests waiting for the device part.').set(() => this.active.queueDepth);
@@ -126,12 +158,42 @@ export class Gateway {
       const a = g.server.address() as { address: string; port: number };
       g.address = { host: a.address, port: a.port };
       g.switcher = Switcher.attach(g, opts.switchStrategy ? { strategy: opts.switchStrategy } : {});
+      if (opts.dashboard !== false) attachDashboard(g);
     } catch (e) {
       await first.close();
       throw e;
     }
     return g;
   }
+
+  /** The model served now (a rollout replaces it: `setModel`). */
+  get prep(): Prepared { return this.served; }
+
+  /**
+   * Serve another version of the model from now on (a rollout, before it switches to the new
+   * version's pipeline). Its inputs and outputs must be the same names, types and shapes.
+   */
+  setModel(prep: Prepared): void {
+    this.checkModel(prep);
+    this.served = prep;
+  }
+
+  /** Throw KERF_ERR_SHAPE unless `prep` has the served model's inputs and outputs. */
+  checkModel(prep: Prepared): void {
+    const same = (a: readonly TensorMeta[], b: readonly TensorMeta[]): boolean =>
+      a.length === b.length && a.every((t, i) => t.name === b[i]!.name && t.dtype === b[i]!.dtype && t.shape.join('x') === b[i]!.shape.join('x'));
+    const ins = prep.model.inputs.map((i) => ({ name: i.name, dtype: (prep.analysis.tensors.get(i.name)?.dtype ?? i.type?.dtype) as WireDType, shape: [...prep.inputShapes[i.name]!] }));
+    const outs = prep.model.outputs.map((o) => { const t = prep.analysis.tensors.get(o.name); return { name: o.name, dtype: t?.dtype as WireDType, shape: [...(t?.dims ?? [])] }; });
+    const fmt = (ts: readonly TensorMeta[]): string => ts.map((t) => `${t.name} ${t.dtype}[${t.shape.join('x')}]`).join(', ');
+    if (!same(ins, this.inputs)) throw kerfError('KERF_ERR_SHAPE', `${prep.model.source}: inputs ${fmt(ins)} differ from the served model's ${fmt(this.inputs)}`);
+    if (!same(outs, this.outputs)) throw kerfError('KERF_ERR_SHAPE', `${prep.model.source}: outputs ${fmt(outs)} differ from the served model's ${fmt(this.outputs)}`);
+  }
+
+  /** The bearer token of the deploying control endpoints (undefined: they are open). */
+  get controlToken(): string | undefined { return this.opts.controlToken; }
+
+  /** Requests waiting for a working pipeline (theirs failed). */
+  get held(): number { return this.activeWaiters.size; }
 
   /** The options the first pipeline was made with (new pipelines of a switch reuse them). */
   get pipelineOptions(): Readonly<Omit<PipelineOptions, 'prep'>> { return this.opts.pipeline; }
@@ -157,6 +219,7 @@ export class Gateway {
     const a = hrNow();
     this.active = next;
     const b = hrNow();
+    this.wakeHeld();
     const downtimeS = hrS(a, b);
     this.m.switches.inc();
     // Requests still on the old pipeline start over on the new one: their downstream calls are
@@ -196,11 +259,38 @@ export class Gateway {
     if (this.pausedAt === null) throw kerfError('KERF_ERR_USAGE', 'gateway is not paused');
     const old = this.active;
     if (next) this.active = next;
+    this.wakeHeld();
     const downtimeS = hrS(this.pausedAt, hrNow());
     this.pausedAt = null;
     this.m.switches.inc();
     this.switches.push({ from: old.id, to: this.active.id, at: new Date().toISOString(), drainS: 0, downtimeS });
     return downtimeS;
+  }
+
+  /** Requests held for a working pipeline look again (the active one changed). */
+  private wakeHeld(): void {
+    for (const w of [...this.activeWaiters]) w();
+  }
+
+  /**
+   * Wait until a pipeline other than `p` is active (a failover switched), the client goes, or
+   * `deadline` passes (then fail naming `why`).
+   */
+  private awaitOther(p: Pipeline, deadline: number, signal: AbortSignal, why: string): Promise<void> {
+    if (this.active !== p) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (err?: unknown): void => {
+        this.activeWaiters.delete(wake);
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        if (err) reject(err); else resolve();
+      };
+      const wake = (): void => { if (this.active !== p || this.closing) done(this.closing ? kerfError('KERF_ERR_CLOSED', 'gateway is closing') : undefined); };
+      const onAbort = (): void => done(signal.reason);
+      const timer = setTimeout(() => done(kerfError('KERF_ERR_UPSTREAM', `${why}; no working pipeline within ${this.opts.replay?.holdMs ?? 30_000} ms`)), Math.max(0, deadline - performance.now()));
+      this.activeWaiters.add(wake);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Serve `prefix` (e.g. '/v1/partition') and everything below it with `handler`. */
@@ -248,21 +338,38 @@ export class Gateway {
     this.inflight++;
     // Abort downstream work when the client goes away before the answer.
     const ac = new AbortController();
+    let held = 0;
+    let failed: { message: string } | null = null;
     res.on('close', () => { if (!res.writableFinished) ac.abort(kerfError('KERF_ERR_CLOSED', 'client closed the request')); });
     try {
       const body = await readBody(req, { maxBytes: this.opts.maxBodyBytes ?? 256 * 1024 * 1024, what: 'gateway', ...(this.opts.bodyTimeoutMs !== undefined ? { idleMs: this.opts.bodyTimeoutMs } : {}) });
       const hl = req.headers[HEADER_LENGTH];
-      const jsonLength = hl === undefined ? null : Number(hl);
+      const jsonLength = hl === undefined ? null : Array.isArray(hl) ? hl.join(',') : hl;
       const parsed = parseInferRequest(body, jsonLength, this.inputs, this.outputs.map((o) => o.name));
       const t1 = performance.now();
       if (this.inflight > (this.opts.maxInFlight ?? 256)) throw kerfError('KERF_ERR_OVERLOADED', `gateway: over ${this.opts.maxInFlight ?? 256} requests in flight; retry later`);
       if (this.pausedAt !== null) throw kerfError('KERF_ERR_OVERLOADED', `gateway paused: ${this.pauseReason}; retry shortly`);
+      const replay = this.opts.replay;
+      if (replay) {
+        // The input stays (in `parsed`) until the answer: bound what that holds.
+        const max = replay.maxBytes ?? 256 * 1024 * 1024;
+        if (this.heldBytes + body.length > max) throw kerfError('KERF_ERR_OVERLOADED', `gateway: ${this.heldBytes} bytes of requests in flight, over the ${max}-byte replay buffer; retry later`);
+        this.heldBytes += body.length;
+        held = body.length;
+      }
+      const deadline = performance.now() + (replay?.holdMs ?? 30_000);
       let p = this.active;
       let r: InferResult;
       for (;;) {
         // A health check that timed out while the next hop is connected (behind requests on a slow
         // link) says the link is busy, not down: serve; a real fault fails the request downstream.
-        if (!p.ready && !p.next?.connected) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
+        if (!p.ready && !p.next?.connected) {
+          if (!replay) throw kerfError('KERF_ERR_UPSTREAM', `pipeline not ready: ${p.reason}`);
+          // Accepted: it waits for the failover's pipeline rather than fail.
+          await this.awaitOther(p, deadline, ac.signal, `pipeline ${p.id} not ready: ${p.reason}`);
+          p = this.active;
+          continue;
+        }
         // Its own abort signal, so that a switch can move it (`reroute`) without the client going.
         if (ac.signal.aborted) throw ac.signal.reason as Error;
         const hop = new AbortController();
@@ -275,13 +382,23 @@ export class Gateway {
           r = await p.infer(parsed.inputs, { signal: hop.signal });
           break;
         } catch (err) {
-          // Moved by a switch: start over on the pipeline active now.
-          if (!e.rerouted || ac.signal.aborted || this.active === p) throw err;
+          if (ac.signal.aborted) throw err;
+          if (e.rerouted && this.active !== p) {
+            // Moved by a switch: start over on the pipeline active now.
+          } else if (replay && isKerfError(err) && PIPELINE_FAULTS.has(err.code)) {
+            // Its pipeline failed under it: run it again on the one a failover makes active.
+            failed = err;
+          } else throw err;
         } finally {
           p.leave();
           this.running.delete(e);
           ac.signal.removeEventListener('abort', onClose);
         }
+        if (failed) {
+          await this.awaitOther(p, deadline, ac.signal, `pipeline ${p.id} failed (${failed.message})`);
+          failed = null;
+          this.m.replayed.inc();
+        } else if (e.rerouted && replay) this.m.replayed.inc();
         p = this.active;
       }
       for (const f of this.observers) f(p, r);
@@ -308,8 +425,11 @@ export class Gateway {
       if (!res.headersSent && !res.destroyed) fail(req, res, status, code, isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`);
     } finally {
       this.inflight--;
+      this.heldBytes -= held;
       this.m.requests.inc({ status: String(status) });
-      this.m.seconds.observe((performance.now() - t0) / 1000, { stage: 'total' });
+      const totalS = (performance.now() - t0) / 1000;
+      this.m.seconds.observe(totalS, { stage: 'total' });
+      for (const f of this.answered) f(totalS, status);
     }
   }
 
@@ -326,6 +446,7 @@ export class Gateway {
           await closed;
         } else await this.active.close();
       })();
+      this.wakeHeld();
     }
     return this.closing;
   }

@@ -27,9 +27,15 @@ export interface NextHopOptions {
   token: string;
   /** free text the next tier sees in its peer info */
   info?: string;
+  /** codec of the requests sent to the next tier (default 'none'; docs/codec.md) */
+  codec?: string;
   /** first and largest gap between reconnection attempts, ms (default 100 and 1000) */
   retryMs?: number;
   maxRetryMs?: number;
+  /** ping the tier every intervalMs (default 250) and drop the connection as dead when a ping
+   * goes unanswered for timeoutMs (default 3000) with no byte moving either way meanwhile (a
+   * cut link sends no FIN; a link merely busy with large frames keeps moving bytes) */
+  heartbeat?: { intervalMs?: number; timeoutMs?: number };
 }
 
 /**
@@ -80,14 +86,17 @@ export class NextHop extends EventEmitter {
   private attempt(): void {
     this.timer = null;
     if (this.closedFlag) return;
-    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000 }).then(
+    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000, ...(this.opts.codec ? { codec: this.opts.codec } : {}) }).then(
       (c) => {
         if (this.closedFlag) { void c.close(); return; }
         this.conn = c;
         this.delay = this.opts.retryMs ?? 100;
         this.lastError = null;
-        c.once('close', (reason: KerfError) => {
+        const stopBeat = this.opts.heartbeat ? this.beat(c, this.opts.heartbeat) : null;
+        c.once('close', (closed: KerfError) => {
+          stopBeat?.();
           if (this.conn !== c) return; // retired after GOAWAY, already replaced
+          const reason = this.silent.get(c) ?? closed;
           this.conn = null;
           this.sentBefore += c.stats.bytesSent;
           this.lastError = reason;
@@ -105,6 +114,35 @@ export class NextHop extends EventEmitter {
         this.schedule();
       },
     );
+  }
+
+  /** connections dropped for silence, with why */
+  private readonly silent = new WeakMap<Connection, KerfError>();
+
+  /** Heartbeats on `c`; returns their stop. */
+  private beat(c: Connection, hb: NonNullable<NextHopOptions['heartbeat']>): () => void {
+    const every = hb.intervalMs ?? 250, limit = hb.timeoutMs ?? 3000;
+    let sentAt: number | null = null;
+    let progressAt = performance.now();
+    let seen = c.stats.bytesReceived, queued = c.pendingWriteBytes;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      const rx = c.stats.bytesReceived, q = c.pendingWriteBytes;
+      if (rx !== seen || q < queued) progressAt = now;
+      seen = rx; queued = q;
+      if (sentAt !== null) {
+        if (now - Math.max(sentAt, progressAt) > limit) {
+          this.silent.set(c, kerfError('KERF_ERR_UPSTREAM', `next tier ${this.where} answered no heartbeat for ${Math.round(now - sentAt)} ms (link cut or host gone)`));
+          clearInterval(timer);
+          void c.close();
+        }
+        return;
+      }
+      sentAt = now;
+      c.ping().then(() => { sentAt = null; progressAt = performance.now(); }, () => { /* the close handler reports it */ });
+    }, every);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   private schedule(ms?: number): void {

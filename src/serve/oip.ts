@@ -21,6 +21,13 @@ const CTORS: Partial<Record<WireDType, { new(n: number): ArrayBufferView & Array
   float16: Uint16Array, float32: Float32Array, float64: Float64Array,
 } as never;
 
+/** [min, max, integer only] a JSON number must lie in for each element type (FP64: any finite). */
+const F32_MAX = 3.4028234663852886e38;
+const RANGES: Partial<Record<WireDType, readonly [number, number, boolean]>> = {
+  float32: [-F32_MAX, F32_MAX, false], uint8: [0, 255, true], int8: [-128, 127, true], uint16: [0, 65535, true],
+  int16: [-32768, 32767, true], uint32: [0, 4294967295, true], int32: [-2147483648, 2147483647, true],
+};
+
 /** Header name of the binary extension. */
 export const HEADER_LENGTH = 'inference-header-content-length';
 
@@ -95,9 +102,15 @@ function fromJson(dtype: WireDType, flat: unknown[], what: string): WireTensor['
       (out as Uint8Array)[i] = v ? 1 : 0;
     } else if (big) {
       if (typeof v !== 'number' || !Number.isInteger(v)) bad(`${what}: element ${i} (${JSON.stringify(v)}) is not an integer`);
+      if (dtype === 'uint64' && (v as number) < 0) bad(`${what}: element ${i} (${v}) does not fit ${OIP_DATATYPE[dtype]} (no negative values)`);
       (out as unknown as BigInt64Array)[i] = BigInt(v as number);
     } else {
       if (typeof v !== 'number') bad(`${what}: element ${i} (${JSON.stringify(v)}) is not a number`);
+      // A value the element type cannot hold would be stored as ±Infinity or wrapped around.
+      const r = RANGES[dtype];
+      if (r && (!(v as number >= r[0] && v as number <= r[1]) || (r[2] && !Number.isInteger(v)))) {
+        bad(`${what}: element ${i} (${v}) does not fit ${OIP_DATATYPE[dtype]} (${r[2] ? 'integers ' : ''}${r[0]}..${r[1]})`);
+      }
       (out as unknown as Float64Array)[i] = v as number;
     }
   }
@@ -109,10 +122,14 @@ function fromJson(dtype: WireDType, flat: unknown[], what: string): WireTensor['
  * inputs, a wrong datatype, shape or data length → KERF_ERR_SHAPE naming the tensor.
  * `jsonLength`: the Inference-Header-Content-Length header, when present.
  */
-export function parseInferRequest(body: Uint8Array, jsonLength: number | null, model: readonly TensorMeta[], outputNames: readonly string[]): InferRequest {
-  const hlen = jsonLength ?? body.length;
+export function parseInferRequest(body: Uint8Array, jsonLength: number | string | null, model: readonly TensorMeta[], outputNames: readonly string[]): InferRequest {
+  const text = typeof jsonLength === 'string' ? jsonLength.trim() : null;
+  if (text !== null && !/^\d+$/.test(text)) {
+    throw kerfError('KERF_ERR_USAGE', `header Inference-Header-Content-Length ${JSON.stringify(jsonLength)}: expected the JSON header's length in bytes (an integer ≥ 0)`, { field: 'Inference-Header-Content-Length' });
+  }
+  const hlen = text !== null ? Number(text) : jsonLength as number | null ?? body.length;
   if (!Number.isInteger(hlen) || hlen < 0 || hlen > body.length) {
-    throw kerfError('KERF_ERR_USAGE', `Inference-Header-Content-Length ${jsonLength} does not fit the ${body.length}-byte body`);
+    throw kerfError('KERF_ERR_USAGE', `header Inference-Header-Content-Length ${jsonLength}: the JSON header cannot be longer than the ${body.length}-byte body`, { field: 'Inference-Header-Content-Length' });
   }
   let doc: unknown;
   try { doc = JSON.parse(Buffer.from(body.buffer, body.byteOffset, hlen).toString('utf8')); } catch (e) {

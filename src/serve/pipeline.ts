@@ -24,6 +24,8 @@ export interface PipelineOptions {
   nextSegment?: string;
   /** the pipeline's shared secret (needed with `next`) */
   token?: string;
+  /** codec of the hop to the first remote tier (default 'none'; docs/codec.md) */
+  codec?: string;
   /** name for logs, metrics and /v1/partition */
   id?: string;
   threads?: number;
@@ -33,6 +35,9 @@ export interface PipelineOptions {
   healthIntervalMs?: number;
   /** a local segment to use instead of loading one (it stays the caller's to close) */
   localSegment?: SegmentRunner;
+  /** heartbeats on the hop to the first remote tier (NextHopOptions.heartbeat): a cut link then
+   * fails the requests on it after timeoutMs instead of leaving them hanging */
+  heartbeat?: { intervalMs?: number; timeoutMs?: number };
 }
 
 /** What an inference returns: the model's outputs, the tiers' meta, and where time went. */
@@ -93,7 +98,7 @@ export class Pipeline {
     if (local) {
       seg = opts.localSegment ?? await Segment.create(opts.prep, { cuts: opts.cuts, blocks: [0, opts.next ? 0 : n - 1] }, { threads: opts.threads ?? 1, label: `gateway ${opts.id ?? ''}`.trim() });
     }
-    const next = opts.next ? NextHop.open(parseAddress(opts.next, 'next'), { token: opts.token!, info: `gateway ${opts.id ?? ''}`.trim() }) : null;
+    const next = opts.next ? NextHop.open(parseAddress(opts.next, 'next'), { token: opts.token!, info: `gateway ${opts.id ?? ''}`.trim(), ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}), ...(opts.codec ? { codec: opts.codec } : {}) }) : null;
     const p = new Pipeline(opts.prep, opts, seg, local && !opts.localSegment, next, opts.nextSegment);
     if (next) void p.check();
     return p;

@@ -16,10 +16,14 @@
  *   (switch-chunks.ts); a new version reuses them and loads only what no chunk covers.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { prepareModel, type Prepared } from '../engine/prepare.js';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
-import { checkCutIds } from '../graph/cuts.js';
+import { blockCuts, checkCutIds } from '../graph/cuts.js';
 import type { PlanDocument } from '../plan/types.js';
+import { checkPlanModel, validatePlan } from '../plan/validate.js';
 import type { Gateway } from './gateway.js';
 import { Pipeline } from './pipeline.js';
 import { NextHop, parseAddress } from './nexthop.js';
@@ -75,6 +79,59 @@ export interface SwitchReport {
   setup?: boolean;
   /** the longest the gateway's event loop was blocked during the switch (requests wait that long) */
   gatewayStallMs?: number;
+  /** a failover's cause and phases (the switch moved the gateway onto a new chain of workers) */
+  failover?: FailoverRecord;
+  /** a rollout: the model version switched from and to */
+  rollout?: { from: ModelVersion; to: ModelVersion; back: boolean };
+}
+
+/** A version of the served model: its name and the sha256 of its file. */
+export interface ModelVersion { name: string; sha256: string; file: string | null }
+
+/** What a failover did and how long each phase took. */
+export interface FailoverRecord {
+  reason: string;
+  /** hosts (or stages) given up */
+  lost: string[];
+  /** from the loss to its detection; from detection to a new placement; deploying it; switching */
+  detectMs: number;
+  replanMs: number;
+  deployMs: number;
+  switchMs: number;
+  /** requests that ran again on the new pipeline (held after failing, or moved off the broken one) */
+  replayed: number;
+  /** the new pipeline's workers were staged before the loss */
+  staged: boolean;
+}
+
+/** A new chain of workers to serve from, deployed by a failover controller (src/cluster/failover.ts). */
+export interface RetargetTarget {
+  cuts: number[];
+  /** the first worker of the new chain ("host:port"); null: the gateway runs the whole model */
+  next: string | null;
+  /** segment id to ask the first worker for (default: its default) */
+  nextSegment?: string;
+  /** the gateway runs part 0 (default: true when cuts leave it a part before `next`) */
+  local?: boolean;
+  reason: string;
+  lost?: string[];
+  detectMs?: number;
+  replanMs?: number;
+  deployMs?: number;
+  staged?: boolean;
+}
+
+/** A new version of the model to roll out (same inputs and outputs). */
+export interface RolloutTarget {
+  /** the new model file (on every host that runs a part: the same path) */
+  model?: string;
+  /** return to the version served before the last rollout */
+  back?: boolean;
+  /** its cuts (default: the current ones when they are cuts of the new model, else the same share of its blocks) */
+  cuts?: number[];
+  /** stage by stage: stop admitting, unload the old version, load the new one, resume (when two
+   * versions do not fit in memory side by side; costs downtime) */
+  stageByStage?: boolean;
 }
 
 /** `GET /v1/partition`. */
@@ -90,6 +147,9 @@ export interface PartitionStatus {
   chunks: { start: number | null; end: number | null; bytes: number; refs: number }[];
   switching: boolean;
   history: SwitchReport[];
+  /** the model version served (name and sha256) and the one `rollout --back` returns to */
+  modelVersion: ModelVersion;
+  previousModel: ModelVersion | null;
 }
 
 /** What `Switcher.warm` did: per tier, chunks loaded and reused over all candidates. */
@@ -139,12 +199,20 @@ export class Switcher {
   private busy = 0;
   private closed = false;
   private v0Alive = true;
+  /** the model file workers load segments from when it is not their own (after a rollout) */
+  private modelFile: string | null = null;
+  private modelV: ModelVersion;
+  private firstFile: string | null;
+  private previousV: ModelVersion | null = null;
+  private failoverMetrics: { total: import('./metrics.js').Counter; seconds: import('./metrics.js').Histogram; replayed: import('./metrics.js').Counter } | null = null;
   readonly history: SwitchReport[] = [];
 
   private constructor(readonly gateway: Gateway, strategy: SwitchStrategy) {
     this.strategyName = strategy;
     const p = gateway.pipeline;
     this.active = { id: 'v0', cuts: [...p.cuts], pipeline: p, seg: p.nextSegment ?? DEFAULT_SEGMENT, ownLocal: null, shared: false };
+    this.modelV = { name: gateway.prep.model.name, sha256: gateway.prep.model.sha256 ?? '', file: gateway.prep.model.file ?? null };
+    this.firstFile = this.modelV.file;
     gateway.onClose(() => this.close());
   }
 
@@ -152,6 +220,7 @@ export class Switcher {
   static attach(gateway: Gateway, opts: { strategy?: SwitchStrategy } = {}): Switcher {
     const s = new Switcher(gateway, opts.strategy ?? DEFAULT_STRATEGY);
     gateway.mount('/v1/partition', (req, res, path) => s.route(req, res, path));
+    gateway.mount('/v1/rollout', (req, res, path) => s.route(req, res, path));
     return s;
   }
 
@@ -194,17 +263,20 @@ export class Switcher {
     return tiers;
   }
 
+  /** The status once the workers are found (status() lists only the gateway before the first switch). */
+  async discover(): Promise<PartitionStatus> {
+    await this.tiers();
+    return this.status();
+  }
+
   /** Cut ids of `target`, checked against the model and the pipeline's number of tiers. */
   resolve(target: PartitionTarget): { cuts: number[]; plan?: SwitchReport['plan'] } {
     const prep = this.gateway.prep;
     let cuts: unknown;
     let plan: SwitchReport['plan'] | undefined;
     if (target.plan !== undefined) {
-      const p = target.plan as Partial<PlanDocument> | null;
-      if (typeof p !== 'object' || p === null || p.schema !== 'kerf.plan/v1' || !Array.isArray(p.cuts)) {
-        throw kerfError('KERF_ERR_PLAN', `partition: "plan" is not a kerf plan (expected "schema": "kerf.plan/v1" with cuts)`);
-      }
-      if (p.model !== undefined && p.model !== prep.model.name) throw kerfError('KERF_ERR_PLAN', `partition: the plan is for model '${p.model}', this gateway serves '${prep.model.name}'`);
+      const p = validatePlan(target.plan, 'partition: "plan"');
+      checkPlanModel(p, { sha256: prep.model.sha256, names: [prep.model.name, this.gateway.name], label: `the served model '${this.gateway.name}'` }, 'partition: "plan"');
       if (p.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_PLAN', `partition: the plan has no cut ids (made from imported profiles?); plan from kerf profiles`);
       cuts = p.cuts;
       plan = { model: String(p.model ?? prep.model.name), totalS: Number(p.totalS ?? NaN), objective: String(p.objective ?? 'latency') };
@@ -212,10 +284,31 @@ export class Switcher {
     } else cuts = target.cuts;
     if (!Array.isArray(cuts) || cuts.some((c) => typeof c !== 'number')) throw kerfError('KERF_ERR_USAGE', 'partition: expected {"cuts": [ids…]} or {"plan": {…}}');
     const ids = checkCutIds(prep.model, prep.analysis, cuts as number[]);
+    if (ids.length !== this.parts - 1 && target.plan !== undefined) {
+      const p = target.plan;
+      const used = p.tiers.filter((t) => t.blocks !== null).map((t) => t.tier);
+      const unused = p.tiers.filter((t) => t.blocks === null).map((t) => t.tier);
+      throw kerfError('KERF_ERR_PLAN', `partition: the plan leaves ${unused.join(' and ')} unused (it runs on ${used.join(', ')}: ${used.length} part${used.length === 1 ? '' : 's'}), ` +
+        `but this pipeline has ${this.parts} running tiers and a switch keeps every tier in use; plan with every tier used ` +
+        `(kerf plan … -d '!-1' -e '!-1' -c '!-1'), or start a new pipeline from this plan (kerf up plan.json)`, { field: 'tiers' });
+    }
     if (ids.length !== this.parts - 1) {
-      throw kerfError('KERF_ERR_CUT', `partition: ${ids.length} cut${ids.length === 1 ? '' : 's'} (${ids.join(',')}) for a pipeline of ${this.parts} parts; give ${this.parts - 1} (the tiers stay the same)`);
+      throw kerfError('KERF_ERR_CUT', `partition: ${ids.length} cut${ids.length === 1 ? '' : 's'} (${ids.join(',')}) for a pipeline of ${this.parts} tiers; give ${this.parts - 1} cut id${this.parts === 2 ? '' : 's'} (a switch keeps the same tiers)`);
     }
     return { cuts: ids, ...(plan ? { plan } : {}) };
+  }
+
+  /**
+   * Record that the active split came from `plan` (a pipeline started from a plan file, as
+   * `kerf up plan.json` does), so `GET /v1/partition` shows it. The plan is checked as a switch
+   * to it would be, and its cuts must be the active ones.
+   */
+  adoptPlan(plan: unknown): void {
+    const r = this.resolve({ plan: plan as PlanDocument });
+    if (!sameCuts(r.cuts, this.active.cuts)) {
+      throw kerfError('KERF_ERR_PLAN', `partition: the plan's cuts ${r.cuts.join(',')} are not the active ones (${this.active.cuts.join(',')})`, { field: 'cuts' });
+    }
+    if (r.plan) this.active.plan = r.plan;
   }
 
   /** Switch to `target` with the current strategy; resolves when the old version is released. */
@@ -321,10 +414,13 @@ export class Switcher {
    * on threads of their own when `thread` (loaded at low priority and warmed up beside the
    * version being served, which they never stall).
    */
-  private async prepare(cuts: number[], shared: boolean, thread = false): Promise<{ v: Version; tiers: TierPrepare[] }> {
+  private async prepare(cuts: number[], shared: boolean, thread = false, model?: { prep: Prepared; file: string | null }): Promise<{ v: Version; tiers: TierPrepare[] }> {
     const workers = await this.tiers();
     const id = `v${++this.seq}`;
-    const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, ...gopts } = this.gateway.pipelineOptions;
+    const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, local: _o, ...gopts } = this.gateway.pipelineOptions;
+    const prep = model?.prep ?? this.gateway.prep;
+    const modelFile = model ? model.file : this.modelFile;
+    if (shared && modelFile) throw kerfError('KERF_ERR_USAGE', `hot-swap composes the workers' own model's chunks; after a rollout switch with on-demand`);
     const tiers: TierPrepare[] = [];
     const loaded: WorkerTier[] = [];
     let ownLocal: SegmentRunner | null = null;
@@ -339,17 +435,17 @@ export class Switcher {
           ownLocal = r.segment;
           report = r.report;
         } else if (thread) {
-          ownLocal = await ThreadSegment.create(this.gateway.prep, { cuts, blocks: [0, workers.length ? 0 : cuts.length] }, { threads: gopts.threads ?? 1, label: `gateway ${id}` });
+          ownLocal = await ThreadSegment.create(prep, { cuts, blocks: [0, workers.length ? 0 : cuts.length] }, { threads: gopts.threads ?? 1, label: `gateway ${id}` });
         }
         pipeline = await Pipeline.create({
-          ...gopts, prep: this.gateway.prep, cuts, id, ...(workers[0] ? { next: workers[0].where, nextSegment: id } : {}),
+          ...gopts, prep, cuts, id, local: true, ...(workers[0] ? { next: workers[0].where, nextSegment: id } : {}),
           ...(ownLocal ? { localSegment: ownLocal } : {}),
         });
         tiers.push({ tier: 'gateway', loadMs: ms(t0, performance.now()), ...(report ? { chunksLoaded: report.loaded, chunksReused: report.reused, loadedBytes: report.loadedBytes } : {}) });
       };
       const workerJob = async (w: WorkerTier, j: number): Promise<void> => {
         const t0 = performance.now();
-        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}) };
+        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? { model: modelFile } : {}) };
         const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
         loaded.push(w);
         tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}) });
@@ -365,7 +461,7 @@ export class Switcher {
         if (bad) throw (bad as PromiseRejectedResult).reason;
       }
       if (!this.local) {
-        pipeline = await Pipeline.create({ ...gopts, prep: this.gateway.prep, cuts, id, local: false, next: workers[0]!.where, nextSegment: id });
+        pipeline = await Pipeline.create({ ...gopts, prep, cuts, id, local: false, next: workers[0]!.where, nextSegment: id });
       }
       await pipeline!.waitReady(30_000);
     } catch (e) {
@@ -389,7 +485,7 @@ export class Switcher {
       // A segment already gone is what we want; anything else is worth reporting.
       if (!(isKerfError(e) && /no segment/.test(e.message))) throw e;
     })));
-    if (v.id === 'v0') {
+    if (v.id === 'v0' || v.seg === DEFAULT_SEGMENT) {
       this.v0Alive = false;
       await this.makeDefault(this.active);
     }
@@ -412,7 +508,7 @@ export class Switcher {
     await Promise.all(workers.map((w) => w.hop.control('default', JSON.stringify({ id: v.seg }), { timeoutMs: 10_000 }).catch(() => {})));
   }
 
-  private async doSwitch(cuts: number[], plan: SwitchReport['plan'] | undefined, setup = false, reroute = false): Promise<SwitchReport> {
+  private async doSwitch(cuts: number[], plan: SwitchReport['plan'] | undefined, setup = false, reroute = false, model?: { prep: Prepared; file: string | null }): Promise<SwitchReport> {
     const strategy = this.strategyName;
     const old = this.active;
     const at = new Date().toISOString();
@@ -433,7 +529,7 @@ export class Switcher {
         await old.pipeline.drain();
         drainMs = ms(d0, performance.now());
         await this.release(old);
-        next = await this.prepare(cuts, false);
+        next = await this.prepare(cuts, false, false, model);
       } catch (e) {
         // Bring the old split back rather than stay down.
         const back = await this.prepare(old.cuts, false).catch(() => null);
@@ -458,7 +554,7 @@ export class Switcher {
         prepared = 'standby';
       } else {
         const shared = strategy === 'hot-swap';
-        next = await this.prepare(cuts, shared, !shared);
+        next = await this.prepare(cuts, shared, !shared, model);
         prepared = shared ? 'chunks' : 'loaded';
       }
       const t1 = performance.now();
@@ -495,18 +591,184 @@ export class Switcher {
       chunks: this.store?.list() ?? [],
       switching: this.busy > 0,
       history: [...this.history],
+      modelVersion: { ...this.modelV },
+      previousModel: this.previousV ? { ...this.previousV } : null,
     };
+  }
+
+  /** The model version served now. */
+  get modelVersion(): ModelVersion { return { ...this.modelV }; }
+
+  private failoverCounters(): NonNullable<Switcher['failoverMetrics']> {
+    const r = this.gateway.registry;
+    return (this.failoverMetrics ??= {
+      total: r.counter('kerf_failovers_total', 'Failovers: the gateway moved onto a new chain of workers after losing a host, by reason.'),
+      seconds: r.histogram('kerf_failover_seconds', 'Seconds per failover phase: detect, replan, deploy, switch, total (loss to serving again).'),
+      replayed: r.counter('kerf_failover_replayed_total', 'Requests replayed on the new pipeline by failovers.'),
+    });
+  }
+
+  /**
+   * Failover: serve from now on from a new chain of workers (deployed by the controller after
+   * a host was lost), replaying on it every request that was in flight on the broken one. The
+   * old chain's workers are not touched (they are gone, or the controller stops them).
+   */
+  retarget(t: RetargetTarget): Promise<SwitchReport> {
+    if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'failover: the gateway is closing'));
+    const prep = this.gateway.prep;
+    let cuts: number[];
+    try {
+      if (!Array.isArray(t.cuts) || t.cuts.some((c) => typeof c !== 'number')) throw kerfError('KERF_ERR_USAGE', 'failover: "cuts" must be a list of cut ids');
+      if (t.next !== null && typeof t.next !== 'string') throw kerfError('KERF_ERR_USAGE', 'failover: "next" must be "host:port" or null');
+      if (typeof t.reason !== 'string' || !t.reason) throw kerfError('KERF_ERR_USAGE', 'failover: "reason" must say why');
+      cuts = checkCutIds(prep.model, prep.analysis, t.cuts);
+      if (t.next !== null) parseAddress(t.next, 'failover next');
+      if (t.next === null && cuts.length) throw kerfError('KERF_ERR_USAGE', `failover: cuts ${cuts.join(',')} need a next worker`);
+    } catch (e) { return Promise.reject(e); }
+    return this.serial(async () => {
+      const t0 = performance.now();
+      const old = this.active;
+      const local = t.local ?? (t.next === null || cuts.length > 0);
+      const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, local: _o, ...gopts } = this.gateway.pipelineOptions;
+      const id = `v${++this.seq}`;
+      const pipeline = await Pipeline.create({
+        ...gopts, prep, cuts, id, local, next: t.next, ...(t.nextSegment ? { nextSegment: t.nextSegment } : {}),
+      });
+      try { await pipeline.waitReady(30_000); } catch (e) { await pipeline.close(); throw e; }
+      const t1 = performance.now();
+      const held = this.gateway.held;
+      const { drainS, downtimeS, rerouted } = await this.gateway.switchTo(pipeline, { reroute: true });
+      const t2 = performance.now();
+      this.active = { id, cuts, pipeline, seg: t.nextSegment ?? DEFAULT_SEGMENT, ownLocal: null, shared: false };
+      this.v0Alive = this.active.seg === DEFAULT_SEGMENT;
+      // The old chain: its control connections and its standby go with it.
+      const gone = this.workers;
+      this.workers = null;
+      const standby = this.standbyV;
+      this.standbyV = null;
+      await Promise.all((gone ?? []).map((w) => w.hop.close()));
+      if (standby) { await standby.pipeline.close(); await standby.ownLocal?.close(); }
+      await old.ownLocal?.close();
+      const f: FailoverRecord = {
+        reason: t.reason, lost: [...(t.lost ?? [])], detectMs: t.detectMs ?? 0, replanMs: t.replanMs ?? 0, deployMs: t.deployMs ?? 0,
+        switchMs: ms(t0, t2) - drainS * 1000, replayed: held + rerouted, staged: t.staged === true,
+      };
+      const report: SwitchReport = {
+        version: id, strategy: this.strategyName, from: [...old.cuts], to: [...cuts], at: new Date().toISOString(), prepared: t.staged ? 'standby' : 'loaded',
+        downtimeMs: downtimeS * 1000, prepareMs: ms(t0, t1), drainMs: drainS * 1000, releaseMs: ms(t2, performance.now()), durationMs: ms(t0, performance.now()),
+        tiers: [], rerouted, failover: f,
+      };
+      const m = this.failoverCounters();
+      m.total.inc({ reason: t.reason.split(':')[0]!.slice(0, 40) });
+      for (const [phase, v] of [['detect', f.detectMs], ['replan', f.replanMs], ['deploy', f.deployMs], ['switch', f.switchMs], ['total', f.detectMs + f.replanMs + f.deployMs + f.switchMs]] as const) {
+        m.seconds.observe(v / 1000, { phase });
+      }
+      m.replayed.inc(undefined, f.replayed);
+      this.pushHistory(report);
+      return report;
+    });
+  }
+
+  private pushHistory(r: SwitchReport): void {
+    this.history.push(r);
+    if (this.history.length > 1000) this.history.splice(0, this.history.length - 1000);
+  }
+
+  /**
+   * Roll out another version of the model (same inputs and outputs; any weights or
+   * architecture): load it on every tier beside the old one (or, with `stageByStage`, after
+   * unloading the old one, admitting nothing meanwhile), flip the gateway in one assignment —
+   * requests admitted before finish on the old version, every later one runs on the new — then
+   * unload the old version. `back` returns to the version served before.
+   */
+  rollout(t: RolloutTarget): Promise<SwitchReport> {
+    if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'rollout: the gateway is closing'));
+    if (t.back && t.model !== undefined) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: give "model" or "back", not both'));
+    if (!t.back && (typeof t.model !== 'string' || !t.model)) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: expected {"model": "new.onnx"} or {"back": true}'));
+    if (t.back && !this.previousV) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout --back: no earlier version to return to (nothing was rolled out)'));
+    return this.serial(async () => {
+      const t0 = performance.now();
+      const file = t.back ? this.previousV!.file : t.model!;
+      if (!file) throw kerfError('KERF_ERR_USAGE', 'rollout --back: the earlier version has no model file to load again');
+      const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      if (t.back && this.previousV!.sha256 && sha256 !== this.previousV!.sha256) {
+        throw kerfError('KERF_ERR_FILE', `rollout --back: ${file} changed since it was served (sha256 ${sha256.slice(0, 12)}…, was ${this.previousV!.sha256.slice(0, 12)}…)`);
+      }
+      const prep = await prepareModel(file, { inputShapes: this.gateway.prep.inputShapes });
+      this.gateway.checkModel(prep);
+      const cuts = this.rolloutCuts(prep, t.cuts);
+      const from = { ...this.modelV };
+      const to: ModelVersion = { name: prep.model.name, sha256, file };
+      const loop = monitorEventLoopDelay({ resolution: 5 });
+      loop.enable();
+      let rep: SwitchReport;
+      const strategy = this.strategyName;
+      try {
+        // Versions of the old model cannot serve the new one: the standby and the chunks go.
+        await this.dropStandby();
+        const model = { prep, file: file === this.ownFile ? null : file };
+        this.strategyName = t.stageByStage ? 'pause-resume' : 'on-demand';
+        rep = await this.doSwitch(cuts, undefined, true, false, model);
+      } finally {
+        loop.disable();
+        this.strategyName = strategy === 'hot-swap' || strategy === 'standby' ? 'on-demand' : strategy;
+      }
+      this.gateway.setModel(prep);
+      this.modelFile = file === this.ownFile ? null : file;
+      this.previousV = from;
+      this.modelV = to;
+      const store = this.store;
+      this.store = null;
+      await store?.close();
+      delete rep.setup;
+      rep.rollout = { from, to, back: t.back === true };
+      rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
+      rep.durationMs = ms(t0, performance.now());
+      return rep;
+    });
+  }
+
+  /** The file the workers were started with (they load it without being told). */
+  private get ownFile(): string | null { return this.firstFile; }
+
+  /** Cuts of the new version: asked for, else the current ones if the new model has them, else the same share of its blocks. */
+  private rolloutCuts(prep: Prepared, asked: number[] | undefined): number[] {
+    const n = this.active.cuts.length;
+    const check = (c: number[]): number[] => {
+      const ids = checkCutIds(prep.model, prep.analysis, c);
+      if (ids.length !== n) throw kerfError('KERF_ERR_CUT', `rollout: ${ids.length} cuts for a pipeline of ${n + 1} parts; give ${n}`);
+      return ids;
+    };
+    if (asked) return check(asked);
+    try { return check(this.active.cuts); } catch { /* another architecture: place by position */ }
+    const mine = blockCuts(this.gateway.prep.analysis, 'single').map((c) => c.id);
+    const theirs = blockCuts(prep.analysis, 'single').map((c) => c.id);
+    if (theirs.length < n) throw kerfError('KERF_ERR_CUT', `rollout: ${prep.model.source} has ${theirs.length} cut points, the pipeline needs ${n}`);
+    const out: number[] = [];
+    for (const c of this.active.cuts) {
+      const frac = (Math.max(0, mine.indexOf(c)) + 1) / (mine.length + 1);
+      let k = Math.min(theirs.length - 1, Math.max(0, Math.round(frac * (theirs.length + 1)) - 1));
+      if (out.length && theirs.indexOf(out[out.length - 1]!) >= k) k = theirs.indexOf(out[out.length - 1]!) + 1;
+      out.push(theirs[Math.min(k, theirs.length - 1)]!);
+    }
+    return check([...new Set(out)]);
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
     const reply = (status: number, body: unknown): void => sendJson(req, res, status, body);
     const failWith = (e: unknown): void => {
       const code = isKerfError(e) ? e.code : 'KERF_ERR_REMOTE';
-      const status = errorStatus(e) ?? (isKerfError(e) && ['KERF_ERR_CUT', 'KERF_ERR_PLAN', 'KERF_ERR_USAGE'].includes(e.code) ? 400
+      const status = errorStatus(e) ?? (isKerfError(e) && ['KERF_ERR_CUT', 'KERF_ERR_PLAN', 'KERF_ERR_USAGE', 'KERF_ERR_SHAPE', 'KERF_ERR_FILE'].includes(e.code) ? 400
         : code === 'KERF_ERR_CLOSED' ? 503 : 500);
       reply(status, { error: isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`, code });
     };
     if (path === '/v1/partition' && (req.method === 'GET' || req.method === 'HEAD')) return reply(200, this.status());
+    if ((path === '/v1/rollout' || path === '/v1/partition/failover') && req.method === 'POST' && !authorised(req, this.gateway.controlToken)) {
+      req.resume();
+      return reply(401, { error: `${path}: wrong or missing token (Authorization: Bearer TOKEN, the pipeline's token)`, code: 'KERF_ERR_AUTH' });
+    }
+    if (path === '/v1/rollout' && req.method === 'GET') return reply(200, { modelVersion: this.modelV, previousModel: this.previousV });
     const body = (fn: (doc: Record<string, unknown>) => Promise<unknown>): void => {
       readBody(req, { maxBytes: 64 << 20, what: 'partition' }).then((raw) => {
         let doc: unknown;
@@ -516,15 +778,36 @@ export class Switcher {
       }, failWith);
     };
     if (path === '/v1/partition' && req.method === 'POST') {
-      return body(async (doc) => this.partition({
+      return body(async (doc) => {
+        for (const k of Object.keys(doc)) {
+          if (!['cuts', 'plan', 'reroute'].includes(k)) throw kerfError('KERF_ERR_USAGE', `partition: unknown field '${k}' (known: cuts, plan, reroute)`, { field: k });
+        }
+        if (doc.reroute !== undefined && typeof doc.reroute !== 'boolean') {
+          throw kerfError('KERF_ERR_USAGE', `partition: field 'reroute' must be true or false, got ${JSON.stringify(doc.reroute)}`, { field: 'reroute' });
+        }
+        return this.partition({
         ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.plan !== undefined ? { plan: doc.plan as PlanDocument } : {}),
         ...(doc.reroute === true ? { reroute: true } : {}),
-      }));
+        });
+      });
     }
     if (path === '/v1/partition/strategy' && (req.method === 'PUT' || req.method === 'POST')) {
       return body(async (doc) => this.setStrategy(doc.strategy as SwitchStrategy, Array.isArray(doc.standby) ? { standby: doc.standby as number[] } : {}));
     }
     if (path === '/v1/partition/strategy' && req.method === 'GET') return reply(200, { strategy: this.strategyName });
+    if (path === '/v1/rollout' && req.method === 'POST') {
+      return body(async (doc) => {
+        for (const k of Object.keys(doc)) if (!['model', 'back', 'cuts', 'stageByStage'].includes(k)) throw kerfError('KERF_ERR_USAGE', `rollout: unknown field "${k}" (model, back, cuts, stageByStage)`);
+        if (doc.cuts !== undefined && (!Array.isArray(doc.cuts) || doc.cuts.some((c) => typeof c !== 'number'))) throw kerfError('KERF_ERR_USAGE', 'rollout: "cuts" must be a list of cut ids');
+        return this.rollout({
+          ...(doc.model !== undefined ? { model: doc.model as string } : {}), ...(doc.back === true ? { back: true } : {}),
+          ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.stageByStage === true ? { stageByStage: true } : {}),
+        });
+      });
+    }
+    if (path === '/v1/partition/failover' && req.method === 'POST') {
+      return body(async (doc) => this.retarget(doc as unknown as RetargetTarget));
+    }
     if (path === '/v1/partition/warm' && req.method === 'POST') {
       return body(async (doc) => {
         const c = doc.candidates;
@@ -532,7 +815,7 @@ export class Switcher {
         return this.warm(c as number[][]);
       });
     }
-    reply(405, { error: `${req.method} not allowed on ${path} (GET/POST /v1/partition, PUT /v1/partition/strategy, POST /v1/partition/warm)`, code: 'KERF_ERR_USAGE' });
+    reply(405, { error: `${req.method} not allowed on ${path} (GET/POST /v1/partition, PUT /v1/partition/strategy, POST /v1/partition/warm, POST /v1/partition/failover, GET/POST /v1/rollout)`, code: 'KERF_ERR_USAGE' });
   }
 
   /** Release the standby, the tiers' control connections and the gateway's chunks. Idempotent. */
@@ -547,4 +830,13 @@ export class Switcher {
     // The active version's pipeline is the gateway's to close; its chunks go with the store.
     await this.store?.close();
   }
+}
+
+/** The request carries `Authorization: Bearer <token>` (always true when no token is set). */
+function authorised(req: http.IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const a = createHash('sha256').update(m[1]!).digest(), b = createHash('sha256').update(token).digest();
+  return timingSafeEqual(a, b);
 }

@@ -15,14 +15,20 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import { kerfError } from '../errors.js';
-import { Link } from '../link/index.js';
+import { Link, type TraceStep } from '../link/index.js';
 import type { PlanDocument } from '../plan/types.js';
+import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
 import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
-export interface LinkSpec { rateBps?: number; delayMs?: number; jitterMs?: number }
+export interface LinkSpec {
+  rateBps?: number; delayMs?: number; jitterMs?: number;
+  /** settings to replay over time (kerf link --trace), from the link's start */
+  trace?: TraceStep[];
+  traceLoop?: boolean;
+}
 
 /** Per-tier settings, in pipeline order (the gateway's tier first). */
 export interface TierSpec {
@@ -60,6 +66,8 @@ export interface UpOptions {
   tiers?: TierSpec[];
   /** hop i: from the i-th tier that sends to the next (gateway first); null/absent: direct */
   links?: (LinkSpec | null | undefined)[];
+  /** hop i's codec (gateway first; absent or 'none': raw; docs/codec.md) */
+  codecs?: (string | null | undefined)[];
   host?: string;
   /** gateway HTTP port (default 0: any free port) */
   port?: number;
@@ -72,8 +80,13 @@ export interface UpOptions {
   kerfBin?: string;
   /** extra arguments for every child (e.g. ['--queue', '128']) */
   workerArgs?: string[];
-  /** how tiers' CPU shares are enforced */
+  /** how tiers' CPU shares are enforced (by `localLauncher`; a given `launch` decides itself) */
   cpu?: CpuLimitOptions;
+  /** how each tier's process is started (default: a child process of this one, see
+   * `spawnWorker`); src/cluster passes one that starts it through a substrate */
+  launch?: TierLauncher;
+  /** the plan file the cuts come from: the gateway reports it in GET /v1/partition */
+  planFile?: string;
 }
 
 /** A process of the deployment. */
@@ -110,46 +123,139 @@ export interface UpHandle {
 const DEFAULT_NAMES = ['device', 'edge', 'cloud'];
 const here = dirname(fileURLToPath(import.meta.url));
 
-interface Child { name: string; role: 'gateway' | 'worker'; proc: ChildProcess; address: string }
+/**
+ * One tier's process as the controller asks for it: what `kerf worker` runs (a segment of a
+ * model file with given cuts), where it listens and where it sends. A launcher turns it into
+ * a running process: a child of this process (`localLauncher`) or a worker on a host's agent
+ * (src/cluster). `blocks`: the `--blocks` value ('0..0', 'none', …), null for all of the model.
+ */
+export interface TierStart {
+  /** position in the pipeline, gateway = 0 */
+  index: number;
+  name: string;
+  role: 'gateway' | 'worker';
+  /** the model file this tier loads */
+  model: string;
+  cuts: number[];
+  blocks: string | null;
+  /** next tier's address (host:port), null for the last */
+  next: string | null;
+  /** interface and port to listen on (port 0: any free one) */
+  host: string;
+  port: number;
+  threads?: number;
+  profiledS?: number;
+  /** hold the process to this many cores (cgroup CPU quota) */
+  cpus?: number;
+  memoryLimitBytes?: number;
+  /** the gateway's model name in URLs */
+  modelName?: string;
+  inputShapes?: Record<string, number[]>;
+  /** further `kerf worker` flags */
+  args: string[];
+}
 
-function startChild(bin: string, name: string, role: Child['role'], args: string[], env: NodeJS.ProcessEnv, log: (l: string) => void, timeoutMs: number,
-  onSpawn: (proc: ChildProcess) => Promise<void>): Promise<Child> {
+/** A tier's process once it listens. `stop()` is idempotent and resolves when it is gone. */
+export interface StartedTier {
+  address: string;
+  pid: number;
+  cpus?: number;
+  cgroup?: string;
+  /** true once the process has exited */
+  exited(): boolean;
+  /** resident memory now, when it can be read here (a local process) */
+  memory?(): { rss: number; peak: number } | null;
+  stop(): Promise<void>;
+}
+
+/** Starts one tier's process with the pipeline's token; rejects with a KerfError naming the tier. */
+export type TierLauncher = (t: TierStart, token: string) => Promise<StartedTier>;
+
+/** The `kerf worker …` arguments (after the verb) of a tier. */
+export function tierArgv(t: TierStart): string[] {
+  const a = ['--model', t.model, '--json', ...(t.cuts.length ? ['--cuts', t.cuts.join(',')] : [])];
+  for (const [k, v] of Object.entries(t.inputShapes ?? {})) a.push('--input-shape', `${k}=${v.join('x')}`);
+  a.push('--name', t.name);
+  if (t.threads) a.push('--threads', String(t.threads));
+  if (t.profiledS !== undefined) a.push('--profiled-ms', String(t.profiledS * 1000));
+  if (t.next) a.push('--next', t.next);
+  a.push(...t.args);
+  const listen = `${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`;
+  if (t.role === 'gateway') return ['--gateway', '--listen', listen, ...(t.blocks !== null ? ['--blocks', t.blocks] : []), ...(t.modelName ? ['--model-name', t.modelName] : []), ...a];
+  return ['--listen', listen, ...(t.blocks !== null ? ['--blocks', t.blocks] : []), ...a];
+}
+
+/** Options of `spawnWorker` (beside the tier). */
+export interface SpawnOptions {
+  bin: string;
+  token: string;
+  log: (line: string) => void;
+  timeoutMs: number;
+  /** put the process in a cgroup with the tier's CPU share before it loads anything */
+  cpu?: { root?: string; periodUs?: number; label?: string } | null;
+  /** extra environment */
+  env?: NodeJS.ProcessEnv;
+  /** called when the process exits after it listened, unless `stop()` asked it to */
+  onExit?: (reason: string) => void;
+}
+
+/**
+ * Spawn `kerf worker` for a tier as a child of this process (it exits when this process goes
+ * away: its IPC channel closes), held to its CPU share when `o.cpu` is given and the tier has
+ * one, and resolve once it listens.
+ */
+export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier> {
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(process.execPath, [bin, 'worker', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env });
-    onSpawn(proc).catch((e: unknown) => {
+    const role = t.role;
+    const proc = spawn(process.execPath, [o.bin, 'worker', ...tierArgv(t)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, ...o.env, KERF_TOKEN: o.token } });
+    let group: CpuGroup | null = null;
+    let stopping: Promise<void> | null = null;
+    const stop = (): Promise<void> => (stopping ??= stopChild(proc).then(async () => { await group?.remove(); }));
+    let settled = false;
+    const fail = (e: unknown): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      proc.kill('SIGKILL');
+      void stop().catch(() => {});
       reject(e);
-    });
-    let settled = false;
+    };
+    if (o.cpu && t.cpus !== undefined && proc.pid !== undefined) {
+      const cpu = o.cpu;
+      void CpuGroup.create(cpu.label ?? `${t.index}-${t.name}`, t.cpus, { ...(cpu.root ? { root: cpu.root } : {}), ...(cpu.periodUs ? { periodUs: cpu.periodUs } : {}) })
+        .then(async (g) => { group = g; await g.add(proc.pid!); }).catch(fail);
+    }
     let stderr = '';
+    // While starting, a child's lines are held: if it fails, its last line is the error (said
+    // once); once it listens they are logged. Its JSON events are for this process, not people.
+    let held: string[] | null = [];
     const prefix = (chunk: Buffer, err: boolean): void => {
       const text = chunk.toString('utf8');
       if (err && !settled) stderr += text;
-      for (const line of text.split('\n')) if (line.trim()) log(`[${name}] ${line}`);
+      for (const line of text.split('\n')) {
+        if (!line.trim() || /^\s*\{"event":/.test(line)) continue;
+        if (held) held.push(`[${t.name}] ${line}`); else o.log(`[${t.name}] ${line}`);
+      }
     };
+    const flush = (): void => { const h = held ?? []; held = null; for (const l of h) o.log(l); };
     proc.stdout!.on('data', (c: Buffer) => prefix(c, false));
     proc.stderr!.on('data', (c: Buffer) => prefix(c, true));
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      proc.kill('SIGKILL');
-      reject(kerfError('KERF_ERR_TIMEOUT', `${role} ${name} did not start within ${timeoutMs} ms`));
-    }, timeoutMs);
+    const timer = setTimeout(() => fail(kerfError('KERF_ERR_TIMEOUT', `${role} ${t.name} did not start within ${o.timeoutMs} ms`)), o.timeoutMs);
     proc.on('message', (m: { event?: string; address?: string }) => {
       if (settled || m?.event !== 'listening') return;
       settled = true;
       clearTimeout(timer);
-      resolvePromise({ name, role, proc, address: m.address! });
+      flush();
+      resolvePromise({
+        address: m.address!, pid: proc.pid!, ...(group ? { cpus: group.cpus, cgroup: group.path } : {}),
+        exited: () => proc.exitCode !== null || proc.signalCode !== null,
+        memory: () => processMemory(proc.pid!),
+        stop,
+      });
     });
     proc.once('exit', (code, signal) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
+      if (settled && !stopping) o.onExit?.(`${role} ${t.name} (pid ${proc.pid}) exited (${signal ?? `code ${code}`})`);
       const why = stderr.trim().split('\n').pop()?.replace(/^kerf: /, '') ?? '';
-      reject(kerfError('KERF_ERR_UPSTREAM', `${role} ${name} exited (${signal ?? `code ${code}`}) while starting${why ? `: ${why}` : ''}`));
+      fail(kerfError('KERF_ERR_UPSTREAM', `${role} ${t.name} exited (${signal ?? `code ${code}`}) while starting${why ? `: ${why}` : ''}`));
     });
   });
 }
@@ -174,93 +280,93 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
   }
   const host = opts.host ?? '127.0.0.1';
   const token = opts.token ?? randomBytes(16).toString('hex');
-  const bin = opts.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js');
   const log = opts.log ?? (() => {});
   const timeout = opts.readyTimeoutMs ?? 60_000;
-  const env = { ...process.env, KERF_TOKEN: token };
-  const common = ['--model', opts.model, '--json', ...(opts.cuts.length ? ['--cuts', opts.cuts.join(',')] : [])];
-  for (const [k, v] of Object.entries(opts.inputShapes ?? {})) common.push('--input-shape', `${k}=${v.join('x')}`);
-  const children: Child[] = [];
-  const started: ChildProcess[] = [];
+  const started: StartedTier[] = [];
   const links: UpHandle['links'] = [];
-  const groups = new Map<ChildProcess, CpuGroup>();
   const wantCpu = tiers.some((t) => t.cpus !== undefined);
   const cpuRoot = opts.cpu?.root;
-  const why = !wantCpu ? null : opts.cpu?.disabled ? 'CPU limits disabled' : cpuQuotaUnavailable(cpuRoot);
-  const cpu: UpHandle['cpu'] = !wantCpu ? { mode: 'none' } : why === null ? { mode: 'cgroup' }
-    : { mode: 'threads', notice: `CPU shares not enforced (${why}): every tier runs with 1 onnxruntime thread on whatever CPU it gets` };
-  if (cpu.notice) log(cpu.notice);
-  if (cpu.mode === 'cgroup') {
-    for (const p of sweepStaleCpuGroups(cpuRoot)) log(`removed stale cgroup ${p}`);
+  let cpu: UpHandle['cpu'] = { mode: 'none' };
+  let launch: TierLauncher;
+  if (opts.launch) {
+    launch = opts.launch;
+  } else {
+    const why = !wantCpu ? null : opts.cpu?.disabled ? 'CPU limits disabled' : cpuQuotaUnavailable(cpuRoot);
+    cpu = !wantCpu ? { mode: 'none' } : why === null ? { mode: 'cgroup' }
+      : { mode: 'threads', notice: `CPU shares not enforced (${why}): every tier runs with 1 onnxruntime thread on whatever CPU it gets` };
+    if (cpu.notice) log(cpu.notice);
+    if (cpu.mode === 'cgroup') {
+      for (const p of sweepStaleCpuGroups(cpuRoot)) log(`removed stale cgroup ${p}`);
+    }
+    const bin = opts.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js');
+    const cgroups = cpu.mode === 'cgroup' ? { ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}) } : null;
+    launch = (t, tok) => spawnWorker(t, { bin, token: tok, log, timeoutMs: timeout, cpu: cgroups });
   }
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     if (!closing) {
       closing = (async () => {
-        await Promise.all(started.map((p) => stopChild(p)));
-        await Promise.all(links.map((l) => l.link.close()));
-        const failed = (await Promise.allSettled([...groups.values()].map((g) => g.remove()))).filter((r) => r.status === 'rejected');
+        const failed = (await Promise.allSettled(started.map((p) => p.stop()))).filter((r) => r.status === 'rejected');
         for (const f of failed) log(String((f as PromiseRejectedResult).reason?.message ?? f));
+        await Promise.all(links.map((l) => l.link.close()));
       })();
     }
     return closing;
   };
-  const limitOf = (tierIndex: number, tier: TierSpec) => async (proc: ChildProcess): Promise<void> => {
-    started.push(proc);
-    if (cpu.mode !== 'cgroup' || tier.cpus === undefined || proc.pid === undefined) return;
-    const g = await CpuGroup.create(`${tierIndex}-${tier.name}`, tier.cpus, { ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}) });
-    groups.set(proc, g);
-    await g.add(proc.pid);
-  };
   try {
     let next: string | null = null;
+    const byTier: StartedTier[] = [];
     // Last tier first: each tier needs the address of the one after it.
     for (let w = nWorkers - 1; w >= -1; w--) {
       const tierIndex = w + 1;
       const tier = tiers[tierIndex]!;
       if (next !== null) {
         const spec = opts.links?.[tierIndex];
-        if (spec && (spec.rateBps !== undefined || spec.delayMs || spec.jitterMs)) {
+        if (spec && (spec.rateBps !== undefined || spec.delayMs || spec.jitterMs || spec.trace)) {
+          // Each emulated link has kerf link's control API, so it can be changed while serving.
           const link = await Link.create({
-            listen: { host, port: 0 }, to: next,
+            listen: { host, port: 0 }, to: next, control: { host, port: 0 },
             ...(spec.rateBps !== undefined ? { rateBps: spec.rateBps } : {}), delayMs: spec.delayMs ?? 0, jitterMs: spec.jitterMs ?? 0,
+            ...(spec.trace ? { trace: spec.trace, traceLoop: spec.traceLoop ?? false } : {}),
           });
           links.unshift({ from: tier.name, to: tiers[tierIndex + 1]!.name, link });
           next = fmtAddress(link.address);
         }
       }
       const threads = cpu.mode === 'threads' ? 1 : tier.threads;
-      const args = [...common, '--name', tier.name, ...(threads ? ['--threads', String(threads)] : []),
-        ...(tier.profiledS !== undefined ? ['--profiled-ms', String(tier.profiledS * 1000)] : []), ...(next ? ['--next', next] : []), ...(opts.workerArgs ?? [])];
-      let child: Child;
-      if (w >= 0) {
-        const part = local ? w + 1 : w;
-        child = await startChild(bin, tier.name, 'worker', ['--listen', `${host}:0`, ...(opts.cuts.length ? ['--blocks', `${part}..${part}`] : []), ...args], env, log, timeout, limitOf(tierIndex, tier));
-      } else {
-        child = await startChild(bin, tier.name, 'gateway', ['--gateway', '--listen', `${host}:${opts.port ?? 0}`, '--blocks', local ? (nWorkers ? '0..0' : `0..${parts - 1}`) : 'none',
-          ...(opts.name ? ['--model-name', opts.name] : []), ...args], env, log, timeout, limitOf(tierIndex, tier));
-      }
-      children.push(child);
-      const g = groups.get(child.proc);
-      log(`${child.role} ${tier.name} (pid ${child.proc.pid}) on ${child.address}${g ? `, ${g.cpus} CPU (${g.path})` : ''}`);
+      const part = local ? w + 1 : w;
+      const t: TierStart = {
+        index: tierIndex, name: tier.name, role: w >= 0 ? 'worker' : 'gateway', model: opts.model, cuts: opts.cuts,
+        blocks: w >= 0 ? (opts.cuts.length ? `${part}..${part}` : null) : local ? (nWorkers ? '0..0' : `0..${parts - 1}`) : 'none',
+        next, host, port: w >= 0 ? 0 : opts.port ?? 0, args: [...(opts.workerArgs ?? []), ...(w < 0 && opts.planFile ? ['--plan', opts.planFile] : []), ...(next && opts.codecs?.[tierIndex] && opts.codecs[tierIndex] !== 'none' ? ['--next-codec', opts.codecs[tierIndex]!] : [])],
+        ...(threads ? { threads } : {}), ...(tier.profiledS !== undefined ? { profiledS: tier.profiledS } : {}),
+        ...(tier.cpus !== undefined ? { cpus: tier.cpus } : {}), ...(tier.memoryLimitBytes !== undefined ? { memoryLimitBytes: tier.memoryLimitBytes } : {}),
+        ...(w < 0 && opts.name ? { modelName: opts.name } : {}), ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}),
+      };
+      const child = await launch(t, token);
+      started.push(child);
+      byTier[tierIndex] = child;
+      log(`${t.role} ${tier.name} (pid ${child.pid}) on ${child.address}${child.cgroup ? `, ${child.cpus} CPU (${child.cgroup})` : ''}`);
       next = child.address;
     }
-    const gw = children[children.length - 1]!;
-    const url = `http://${gw.address}`;
+    if (opts.launch && wantCpu) {
+      const held = tiers.every((t, i) => t.cpus === undefined || byTier[i]!.cgroup !== undefined);
+      cpu = held ? { mode: 'cgroup' } : { mode: 'threads', notice: 'CPU shares not enforced on every host (no writable cgroup there)' };
+    }
+    const url = `http://${byTier[0]!.address}`;
     const until = performance.now() + timeout;
     while (!(await httpReady(url))) {
       if (performance.now() > until) throw kerfError('KERF_ERR_TIMEOUT', `the pipeline was not ready within ${timeout} ms (see ${url}/v2/health/ready)`);
-      if (children.some((c) => c.proc.exitCode !== null || c.proc.signalCode !== null)) throw kerfError('KERF_ERR_UPSTREAM', 'a tier exited before the pipeline was ready');
+      if (started.some((c) => c.exited())) throw kerfError('KERF_ERR_UPSTREAM', 'a tier exited before the pipeline was ready');
       await new Promise((r) => setTimeout(r, 50));
     }
     const name = await modelName(url);
-    const processes: UpProcess[] = children.slice().reverse().map((c, i) => {
-      const g = groups.get(c.proc);
+    const processes: UpProcess[] = byTier.map((c, i) => {
       const lim = tiers[i]!.memoryLimitBytes;
-      return { name: c.name, role: c.role, pid: c.proc.pid!, address: c.address, ...(g ? { cpus: g.cpus, cgroup: g.path } : {}), ...(lim !== undefined ? { memoryLimitBytes: lim } : {}) };
+      return { name: tiers[i]!.name, role: i === 0 ? 'gateway' : 'worker', pid: c.pid, address: c.address, ...(c.cgroup ? { cpus: c.cpus!, cgroup: c.cgroup } : {}), ...(lim !== undefined ? { memoryLimitBytes: lim } : {}) };
     });
-    const memory = (): ProcessMemory[] => processes.flatMap((p) => {
-      const m = processMemory(p.pid);
+    const memory = (): ProcessMemory[] => processes.flatMap((p, i) => {
+      const m = byTier[i]!.memory?.();
       return m ? [{ name: p.name, pid: p.pid, rss: m.rss, peak: m.peak, ...(p.memoryLimitBytes !== undefined ? { limit: p.memoryLimitBytes } : {}) }] : [];
     });
     return { url, name, links, processes, cpu, memory, close };
@@ -291,8 +397,8 @@ function stopChild(p: ChildProcess): Promise<void> {
 }
 
 /** UpOptions from a plan document: its cuts, used tiers, their compute, and its network links. */
-export function planToUp(plan: PlanDocument, model: string): UpOptions {
-  if (plan.schema !== 'kerf.plan/v1') throw kerfError('KERF_ERR_PLAN', `plan: schema '${String(plan.schema)}' is not kerf.plan/v1`);
+export function planToUp(doc: PlanDocument, model: string, source = 'plan'): UpOptions {
+  const plan = validatePlan(doc, source);
   if (plan.cuts.some((c) => c === null)) throw kerfError('KERF_ERR_PLAN', `plan for '${plan.model}' has no cut ids (made from imported profiles?); plan from kerf profiles to serve it`);
   const cuts = plan.cuts as number[];
   const used = plan.tiers.filter((t) => t.blocks !== null);
@@ -369,7 +475,8 @@ export function placementToUp(p: Placement, model: string, o: PlacementUpOptions
     if (i === 0 && !local && p.entry === null) { links.push(null); continue; }
     const l = p.links.find((x) => x.from === from && x.to === to) ?? p.links.find((x) => x.from === to && x.to === from);
     if (!l) bad(`no link ${from} -> ${to} in its links`);
-    if (!(l!.bandwidthMbps > 0)) bad(`link ${from} -> ${to} has bandwidthMbps ${String(l!.bandwidthMbps)}`);
+    if (!(typeof l!.bandwidthMbps === 'number' && l!.bandwidthMbps > 0 && Number.isFinite(l!.bandwidthMbps))) bad(`link ${from} -> ${to}: field 'bandwidthMbps' must be megabits per second > 0, got ${JSON.stringify(l!.bandwidthMbps)}`);
+    if (l!.rttMs !== undefined && !(typeof l!.rttMs === 'number' && l!.rttMs >= 0 && Number.isFinite(l!.rttMs))) bad(`link ${from} -> ${to}: field 'rttMs' must be milliseconds ≥ 0, got ${JSON.stringify(l!.rttMs)}`);
     links.push({ rateBps: l!.bandwidthMbps * 1e6, delayMs: (l!.rttMs ?? 0) / 2 });
   }
   return { model, cuts, local, tiers, links };

@@ -18,6 +18,7 @@ import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
 import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
+import { parseCodec } from '../codec/index.js';
 
 /** Meta key naming the segment a request is for. */
 export const SEGMENT_META = 'seg';
@@ -47,6 +48,10 @@ export interface WorkerOptions {
   next?: HostPort | string | null;
   /** segment id to ask the next tier for (default: its default) */
   nextSegment?: string;
+  /** codec of the hop to the next tier (default 'none'; docs/codec.md) */
+  nextCodec?: string;
+  /** codecs this worker decodes in requests: '*' (default: all) or a list */
+  codecs?: '*' | readonly string[];
   /** seconds the segment took when profiled: enables the load factor */
   profiledS?: number;
   /** onnxruntime intra-op threads per segment (default 1) */
@@ -81,6 +86,8 @@ export interface LoadRequest extends SegmentSpec {
   id: string;
   next?: string | null;
   nextSegment?: string;
+  /** codec of the hop to `next` (default 'none'): a segment with another codec uses its own connection */
+  nextCodec?: string;
   profiledS?: number;
   /** make it the segment of requests that name none */
   makeDefault?: boolean;
@@ -89,6 +96,9 @@ export interface LoadRequest extends SegmentSpec {
   /** load and run its session on a thread of its own (loading at low priority, warmed up before it
    * answers), so loading it never stalls the requests this worker is serving (on-demand switching) */
   thread?: boolean;
+  /** slice it from this model file (on the worker's machine) instead of the worker's own model: a
+   * rollout's new version; not with `shared` (chunk sessions are of the worker's own model) */
+  model?: string;
 }
 
 /** What `load` answers. */
@@ -195,11 +205,13 @@ export class Worker {
       await w.load({
         id: DEFAULT_SEGMENT, ...opts.segment, ...(opts.shared ? { shared: true } : {}), next: opts.next ? fmtAddress(parseAddress(opts.next, 'next')) : null,
         ...(opts.nextSegment ? { nextSegment: opts.nextSegment } : {}), ...(opts.profiledS !== undefined ? { profiledS: opts.profiledS } : {}),
+        ...(opts.nextCodec ? { nextCodec: opts.nextCodec } : {}),
       });
       w.server = await FrameServer.listen({
         host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, token: opts.token,
         info: `worker ${w.name} ${w.modelName}`,
         ...(opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : {}),
+        ...(opts.codecs ? { codecs: opts.codecs } : {}),
         onRequest: (req) => w.handle(req),
         onControl: (op, body) => w.control(op, body),
       });
@@ -218,16 +230,17 @@ export class Worker {
     return w;
   }
 
-  private hop(where: string): NextHop {
-    let h = this.hops.get(where);
+  private hop(where: string, codec = 'none'): NextHop {
+    const key = `${where} ${codec}`;
+    let h = this.hops.get(key);
     if (!h || h.closed) {
-      h = NextHop.open(parseAddress(where, 'next'), { token: this.opts.token, info: `worker ${this.name}` });
+      h = NextHop.open(parseAddress(where, 'next'), { token: this.opts.token, info: `worker ${this.name}`, ...(codec !== 'none' ? { codec } : {}) });
       h.on('down', (why: KerfError) => {
         // Requests still waiting for compute cannot be forwarded: fail them now, not later.
         this.queue.rejectWhere((tag) => (tag as LoadedSegment).next === h,
           kerfError('KERF_ERR_UPSTREAM', `${this.name}: next tier ${where} went away (${why.message})`));
       });
-      this.hops.set(where, h);
+      this.hops.set(key, h);
     }
     return h;
   }
@@ -241,7 +254,9 @@ export class Worker {
     };
     let segment: SegmentRunner;
     let chunks: ComposeReport | undefined;
-    const prep = await this.prep();
+    if (r.model !== undefined && (typeof r.model !== 'string' || !r.model)) throw kerfError('KERF_ERR_USAGE', 'load: "model" must be a model file path');
+    if (r.model !== undefined && r.shared) throw kerfError('KERF_ERR_USAGE', `load: "shared" segments come from ${this.name}'s own model, not ${r.model}`);
+    const prep = r.model !== undefined ? await this.otherModel(r.model) : await this.prep();
     if (r.shared) {
       const b = segmentBounds(prep, spec);
       this.store ??= new ChunkStore(prep, { threads: this.opts.threads ?? 1, label: this.name });
@@ -253,9 +268,9 @@ export class Worker {
     }
     // The whole model's parsed graph and weights (tens to hundreds of MB) are not needed to
     // run the session: let them go unless asked to keep them (chunk stores keep their own).
-    if (this.opts.releaseModel && typeof this.opts.model === 'string') this.prepared = null;
+    if (this.opts.releaseModel && typeof this.opts.model === 'string') { this.prepared = null; this.other = null; }
     const loaded: LoadedSegment = {
-      id: r.id, segment, spec, next: r.next ? this.hop(r.next) : null, nextSegment: r.nextSegment,
+      id: r.id, segment, spec, next: r.next ? this.hop(r.next, r.nextCodec === undefined ? 'none' : parseCodec(r.nextCodec, 'load: nextCodec').name) : null, nextSegment: r.nextSegment,
       profiledS: r.profiledS, computeEwmaS: NaN,
     };
     const old = this.segments.get(r.id);
@@ -268,6 +283,18 @@ export class Worker {
       id: r.id, loadS: segment.loadS, inputs: [...segment.accepts.keys()], outputs: [...segment.outputs, ...segment.carry].map((t) => t.name),
       ...(chunks ? { chunks } : {}),
     };
+  }
+
+  /** the last model file a load named (a rollout's version), prepared once */
+  private other: { file: string; prep: Promise<Prepared> } | null = null;
+  private async otherModel(file: string): Promise<Prepared> {
+    if (typeof this.opts.model === 'string' && file === this.opts.model) return this.prep();
+    if (this.other?.file !== file) {
+      const prep = prepareModel(file, this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {});
+      this.other = { file, prep };
+      prep.catch(() => { if (this.other?.prep === prep) this.other = null; });
+    }
+    return this.other.prep;
   }
 
   private preparing: Promise<Prepared> | null = null;

@@ -7,6 +7,7 @@ import { parseNetwork } from '../../src/plan/network-yaml.js';
 import { problemFromProfiles } from '../../src/plan/problem.js';
 import { rankPlacements } from '../../src/plan/search.js';
 import { planDocument } from '../../src/plan/document.js';
+import { validatePlan } from '../../src/plan/validate.js';
 import { validateJson } from '../../src/profile/schema.js';
 import type { Profile } from '../../src/profile/types.js';
 
@@ -28,6 +29,7 @@ test('plan.json follows docs/schema/plan.schema.json', () => {
     const doc = JSON.parse(JSON.stringify(planDocument(ranked, net, { model: 'm', objective, returnResult: true, inputBytes: problem.inputBytes })));
     const schema = JSON.parse(readFileSync(join(ROOT, 'docs', 'schema', 'plan.schema.json'), 'utf8'));
     assert.equal(validateJson(schema, doc), null, objective);
+    assert.equal(validatePlan(doc, 'plan.json'), doc, 'the plan kerf plan writes passes the validator up, split and repartition use');
     assert.ok(doc.cuts.every((c: number) => c % 3 === 2), 'cuts are the profiles\' cut ids');
   }
 });

@@ -27,8 +27,8 @@ test('network: YAML links, reverse lookup, errors name the field', () => {
   const n = parseNetwork('links:\n  - {from: pi, to: edge, rttMs: 20, bandwidthMbps: 8}\n', 'net.yaml');
   assert.equal(findNetworkLink(n, 'edge', 'pi')!.bytesPerS, 1e6);
   assert.equal(findNetworkLink(n, 'pi', 'cloud'), undefined);
-  assert.throws(() => parseNetworkYaml('links:\n  - {from: pi, to: e, rttMs: fast, bandwidthMbps: 8}\n', 'n.yaml'), /n\.yaml: links\[0\]\.rttMs must be a non-negative number/);
-  assert.throws(() => parseNetworkYaml('hosts: []\n', 'n.yaml'), /n\.yaml: expected 'links:'/);
+  assert.throws(() => parseNetworkYaml('links:\n  - {from: pi, to: e, rttMs: fast, bandwidthMbps: 8}\n', 'n.yaml'), /n\.yaml: links\[0\]\.rttMs must be a round-trip time in milliseconds ≥ 0, got "fast"/);
+  assert.throws(() => parseNetworkYaml('{}\n', 'n.yaml'), /n\.yaml: expected 'links:'/);
   assert.throws(() => parseNetworkCsv('h\npi,e,abc,1\n', 'n.csv'), /n\.csv line 2 ping\(ms\): 'abc' is not a number/);
   assert.equal(pyRoundInt(2.5), 2);
   assert.equal(pyRoundInt(3.5), 4);

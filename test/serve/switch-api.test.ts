@@ -20,6 +20,20 @@ function kerf(args: string[]): Promise<{ code: number; out: string; err: string 
   });
 }
 
+/** A valid plan document for `cuts` (3 used tiers for 2 cuts; 2 cuts → device and cloud). */
+function planOf(model: string, cuts: number[]): Record<string, unknown> {
+  const three = cuts.length === 2;
+  const t = (tier: string, system: string | null, blocks: [number, number] | null) => ({ tier, system, blocks, layers: blocks, computeS: 0.004, sendsBytes: 0 });
+  return {
+    schema: 'kerf.plan/v1', model, objective: 'latency', returnResult: false, inputBytes: 1, totalS: 0.012, bottleneckS: 0.004, objectiveS: 0.012, bytesSent: 0,
+    cuts, boundaries: three ? [0, 1] : [0],
+    tiers: three ? [t('device', 'pi', [0, 0]), t('edge', 'box', [1, 1]), t('cloud', 'dc', [2, 2])] : [t('device', 'pi', [0, 0]), t('edge', null, null), t('cloud', 'dc', [1, 1])],
+    transfers: three ? [{ from: 'pi', to: 'box', bytes: 1, seconds: 0, kind: 'forward' }, { from: 'box', to: 'dc', bytes: 1, seconds: 0, kind: 'forward' }] : [{ from: 'pi', to: 'dc', bytes: 1, seconds: 0, kind: 'forward' }],
+    network: { links: [{ from: 'pi', to: 'box', rttMs: 2, bandwidthMbps: 100 }, { from: 'box', to: 'dc', rttMs: 2, bandwidthMbps: 100 }, { from: 'pi', to: 'dc', rttMs: 2, bandwidthMbps: 100 }] },
+    criteria: {}, ranked: [],
+  };
+}
+
 const json = async (url: string, method: string, body?: unknown): Promise<{ status: number; doc: Record<string, unknown> }> => {
   const r = await httpRequest(url, method, body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body), { 'content-type': 'application/json' });
   return { status: r.status, doc: JSON.parse(r.body.toString()) as Record<string, unknown> };
@@ -41,7 +55,7 @@ test('/v1/partition and kerf repartition', { skip: !path }, async () => {
     // Mistakes: 400 with a code and a message naming the culprit.
     let r = await json(base, 'POST', { cuts: [A[0]] });
     assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_CUT']);
-    assert.match(String(r.doc.error), /1 cut .* 3 parts; give 2/);
+    assert.match(String(r.doc.error), /1 cut .* 3 tiers; give 2 cut ids/);
     r = await json(base, 'POST', { cuts: [A[0], 999999] });
     assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_CUT']);
     assert.match(String(r.doc.error), /unknown cut id 999999/);
@@ -49,16 +63,31 @@ test('/v1/partition and kerf repartition', { skip: !path }, async () => {
     assert.match(String(r.doc.error), /strictly increasing/);
     r = await json(base, 'POST', '{"cuts": [1,');
     assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_USAGE']);
-    r = await json(base, 'POST', { plan: { schema: 'kerf.plan/v0', cuts: B } });
+    r = await json(base, 'POST', { plan: { ...planOf(prep.model.name, B), schema: 'kerf.plan/v0' } });
     assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_PLAN']);
-    r = await json(base, 'POST', { plan: { schema: 'kerf.plan/v1', model: 'resnet18', cuts: B } });
-    assert.match(String(r.doc.error), /for model 'resnet18'/);
+    assert.match(String(r.doc.error), /field 'schema' is 'kerf\.plan\/v0'/);
+    r = await json(base, 'POST', { plan: planOf('resnet18', B) });
+    assert.match(String(r.doc.error), /the plan's 'model' is 'resnet18'/);
+    r = await json(base, 'POST', { plan: { ...planOf(prep.model.name, B), modelSha256: 'f'.repeat(64) } });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_PLAN']);
+    assert.match(String(r.doc.error), /made for another file than the served model .*'modelSha256' is ffffffffffff…/);
+    r = await json(base, 'POST', { plan: { ...planOf(prep.model.name, B), cuts: [B[0]] } });
+    assert.match(String(r.doc.error), /field 'cuts' has 1 cut id .* but the tiers use 3 tiers/);
+    const twoTier = planOf(prep.model.name, [B[0]!]);
+    r = await json(base, 'POST', { plan: twoTier });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_PLAN']);
+    assert.match(String(r.doc.error), /the plan leaves edge unused \(it runs on device, cloud: 2 parts\), but this pipeline has 3 running tiers/);
+    r = await json(base, 'POST', { cuts: B, reroute: 'yes' });
+    assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_USAGE']);
+    assert.match(String(r.doc.error), /field 'reroute' must be true or false, got "yes"/);
+    r = await json(base, 'POST', { cuts: B, rerout: true });
+    assert.match(String(r.doc.error), /unknown field 'rerout'/);
     r = await json(`${base}/strategy`, 'PUT', { strategy: 'teleport' });
     assert.deepEqual([r.status, r.doc.code], [400, 'KERF_ERR_USAGE']);
     assert.match(String(r.doc.error), /teleport/);
 
     // A plan: its cuts are used and its summary recorded.
-    r = await json(base, 'POST', { plan: { schema: 'kerf.plan/v1', model: prep.model.name, cuts: B, totalS: 0.012, objective: 'latency' } });
+    r = await json(base, 'POST', { plan: { ...planOf(prep.model.name, B), modelSha256: prep.model.sha256 } });
     assert.equal(r.status, 200, JSON.stringify(r.doc));
     const rep = r.doc as unknown as SwitchReport;
     assert.deepEqual([rep.from, rep.to, rep.version, rep.prepared, rep.strategy], [A, B, 'v1', 'loaded', 'on-demand']);

@@ -1,0 +1,51 @@
+import { kerfError } from '../errors.js';
+import { parse } from './args.js';
+
+const HELP = `usage: kerf operator --image IMG [--namespace NS] [--kubeconfig FILE] [--listen HOST:PORT]
+
+The KerfPipeline operator (docs/kubernetes.md): watches KerfPipelines, Nodes and what it owns in
+one namespace, places each pipeline with kerf's placement, brings up a pinned Deployment and a
+Service per stage and the gateway, re-places at once when a node is lost, rolls out new model
+versions beside the old, and writes status. Two replicas elect a leader with a Lease.
+
+options:
+  --image IMG          the kerf image of the pods it creates (a KerfPipeline's spec.image wins)
+  --namespace NS       the namespace it manages (default: env POD_NAMESPACE, else default)
+  --kubeconfig FILE    a kubeconfig (default: in-cluster when run in a pod, else ~/.kube/config)
+  --listen HOST:PORT   serve /healthz, /readyz and /metrics (default 0.0.0.0:8080 in a pod; off otherwise)
+  --lease-seconds S    lease duration (default 15)
+  --resync-seconds S   reconcile everything this often even without changes (default 30)
+`;
+
+const OPTIONS = {
+  image: { type: 'string' }, namespace: { type: 'string' }, kubeconfig: { type: 'string' }, listen: { type: 'string' },
+  'lease-seconds': { type: 'string' }, 'resync-seconds': { type: 'string' },
+} as const;
+
+function seconds(v: string | undefined, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(n >= 1)) throw kerfError('KERF_ERR_USAGE', `${flag} '${v}': expected a number of seconds ≥ 1`);
+  return n;
+}
+
+export async function run(argv: string[]): Promise<number | void> {
+  const p = parse(argv, OPTIONS, HELP, false);
+  if (!p) return 0;
+  const v = p.values;
+  if (!v.image) throw kerfError('KERF_ERR_USAGE', `--image is required\n${HELP}`);
+  const { Operator } = await import('../k8s/operator.js');
+  const inPod = !!process.env.KUBERNETES_SERVICE_HOST;
+  const listen = v.listen ?? (inPod ? '0.0.0.0:8080' : undefined);
+  const lease = seconds(v['lease-seconds'], '--lease-seconds');
+  const resync = seconds(v['resync-seconds'], '--resync-seconds');
+  const op = await Operator.start({
+    namespace: v.namespace ?? process.env.POD_NAMESPACE ?? 'default', image: v.image,
+    ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}), ...(listen ? { listen } : {}),
+    ...(lease ? { leaseDurationS: lease } : {}), ...(resync ? { resyncS: resync } : {}),
+  });
+  process.stdout.write(JSON.stringify({ event: 'started', identity: op.identity, leader: op.leader, health: op.address }) + '\n');
+  await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+  await op.close();
+  return 0;
+}

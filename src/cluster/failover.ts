@@ -1,0 +1,368 @@
+/**
+ * Failover: the controller that keeps a deployment serving when a host is lost.
+ *
+ * It watches every worker stage of the chain in force — the substrate's `stage-exit` /
+ * `host-lost` events, and heartbeats of its own on a connection to each stage (a killed
+ * process closes it at once; a cut link answers no ping) — and on a loss re-plans without the
+ * lost host (a `Replanner`: `kerf place` on the hosts left, for a placement), deploys the new
+ * chain through the substrate (its parts staged by hash, stages started last first), and
+ * switches the gateway onto it (`POST /v1/partition/failover`): the gateway replays there
+ * every request that was in flight on the broken chain (src/serve/gateway.ts, `replay`).
+ * Then it stops what is left of the old chain.
+ *
+ * With `standby`, the chain the controller would deploy after losing each host is deployed
+ * ahead (a fallback per host), so a failover only switches. A host that comes back
+ * (`host-back`) is used again on the next re-plan. Every failover is recorded with its reason
+ * and phases (detect, re-plan, deploy, switch) here, in the gateway's `GET /v1/partition`
+ * history and in its /metrics.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isKerfError, kerfError, type KerfError } from '../errors.js';
+import type { Prepared } from '../engine/prepare.js';
+import { place, type Cluster, type Placement, type PlaceModel, type PlaceOptions } from '../plan/place/index.js';
+import { NextHop, parseAddress } from '../serve/nexthop.js';
+import type { SwitchReport } from '../serve/switch.js';
+import { partBytes, writePart } from './parts.js';
+import type { PartRef, StageHandle, Substrate, SubstrateEvent } from './substrate.js';
+
+/** A chain of workers to deploy: the pipeline's cuts and, per worker part, its host. */
+export interface Layout {
+  cuts: number[];
+  /** the gateway runs part 0 itself */
+  local: boolean;
+  /** one per remote part, in chain order */
+  workers: { host: string; cpus?: number; profiledS?: number }[];
+  /** what planned it, for the log (e.g. "place: bottleneck 12.1 ms") */
+  note?: string;
+}
+
+/** A new layout on the hosts still usable (entry excluded: the gateway stays where it is). */
+export type Replanner = (hosts: readonly string[]) => Layout;
+
+/**
+ * Re-plan with `kerf place`: the best placement of `model` on the cluster's nodes that are
+ * still usable (and the entry). Stages run one per node, as `kerf up placement.json`.
+ */
+export function placementReplanner(model: PlaceModel, cluster: Cluster, opts: PlaceOptions = {}): Replanner {
+  return (hosts) => {
+    const keep = new Set([...hosts, ...(cluster.entry ? [cluster.entry] : [])]);
+    const c: Cluster = { ...cluster, nodes: cluster.nodes.filter((n) => keep.has(n.name)), links: cluster.links.filter((l) => keep.has(l.from) && keep.has(l.to)) };
+    if (!c.nodes.length) throw kerfError('KERF_ERR_PLACE', `no usable node left (lost: ${cluster.nodes.map((n) => n.name).filter((n) => !keep.has(n)).join(', ')})`);
+    return placementLayout(place(model, c, opts));
+  };
+}
+
+/** The layout of a placement (as `placementToUp` deploys it). */
+export function placementLayout(p: Placement): Layout {
+  const local = p.entry !== null && p.stages[0]!.node === p.entry;
+  const cuts = p.stages.slice(0, -1).map((s) => s.cutOut!);
+  const workers = p.stages.slice(local ? 1 : 0).map((s) => ({ host: s.node, profiledS: s.computeSeconds }));
+  return { cuts, local, workers, note: `place: ${p.stages.map((s) => s.node).join(' → ')}, bottleneck ${(p.bottleneck.seconds * 1000).toFixed(1)} ms` };
+}
+
+export interface FailoverOptions {
+  substrate: Substrate;
+  /** the gateway's base URL and the pipeline's token (it also guards the gateway's control endpoints) */
+  gatewayUrl: string;
+  token: string;
+  /** the whole model file and its preparation (parts are cut from it) */
+  model: string;
+  prep: Prepared;
+  /** the host the gateway runs on (never given up: requests arrive there) */
+  entry: string;
+  /** the layout in force and its worker stages (chain order), e.g. from `deploy()` */
+  layout: Layout;
+  stages: StageHandle[];
+  replan: Replanner;
+  /** deploy ahead, for every host of the chain in force, the chain that replaces it */
+  standby?: boolean;
+  /** heartbeats to every stage: ping every intervalMs, lost after timeoutMs silent (default 100 / 1000) */
+  heartbeat?: { intervalMs?: number; timeoutMs?: number };
+  /** extra `kerf worker` flags of the stages it starts */
+  workerArgs?: string[];
+  threads?: number;
+  log?: (line: string) => void;
+}
+
+/** One failover, as the controller saw it. */
+export interface FailoverEvent {
+  reason: string;
+  lost: string[];
+  /** performance.now() when the loss was detected, and when the gateway had switched */
+  detectedAt: number;
+  switchedAt: number;
+  detectMs: number;
+  replanMs: number;
+  deployMs: number;
+  switchMs: number;
+  staged: boolean;
+  layout: Layout;
+  report: SwitchReport;
+}
+
+interface Chain { layout: Layout; stages: StageHandle[]; watch: NextHop[]; hosts: Set<string> }
+
+const now = (): number => performance.now();
+
+/**
+ * The failover controller of one deployment. Create with `FailoverController.start`;
+ * `close()` is idempotent (it stops the stages it started, not the gateway). Events:
+ * 'failover' (FailoverEvent), 'error' (a failover that could not be completed).
+ */
+export class FailoverController extends EventEmitter {
+  private chain: Chain;
+  private readonly standbys = new Map<string, Chain>();
+  private readonly lost = new Set<string>();
+  private readonly lastSeen = new Map<string, number>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private seq = 0;
+  private closed = false;
+  private partsDir: string | null = null;
+  private readonly partRefs = new Map<string, { file: string; ref: PartRef }>();
+  private readonly onEvent = (e: SubstrateEvent): void => this.event(e);
+  readonly history: FailoverEvent[] = [];
+  private staging: Promise<void> = Promise.resolve();
+  /** chains a failover is under way for (their later losses are the same failure) */
+  private readonly failing = new WeakSet<Chain>();
+
+  private constructor(private readonly o: FailoverOptions) {
+    super();
+    this.on('error', () => { /* reported through history and the log; listeners may add more */ });
+    this.chain = { layout: o.layout, stages: [...o.stages], watch: [], hosts: new Set(o.stages.map((s) => s.onHost)) };
+  }
+
+  static async start(o: FailoverOptions): Promise<FailoverController> {
+    if (o.stages.length !== o.layout.workers.length) throw kerfError('KERF_ERR_USAGE', `failover: ${o.stages.length} stages for a layout of ${o.layout.workers.length} workers`);
+    const c = new FailoverController(o);
+    o.substrate.on('event', c.onEvent);
+    c.watch(c.chain);
+    if (o.standby) c.restage();
+    return c;
+  }
+
+  /** The layout in force. */
+  get layout(): Layout { return this.chain.layout; }
+  /** Worker stages of the chain in force. */
+  get stages(): readonly StageHandle[] { return this.chain.stages; }
+  /** Hosts given up and not back. */
+  get lostHosts(): string[] { return [...this.lost]; }
+  /** Resolves once the fallback chains asked for are deployed. */
+  whenStaged(): Promise<void> { return this.staging; }
+  /** Fallback chains deployed: lost host → its stages. */
+  get fallbacks(): Map<string, readonly StageHandle[]> { return new Map([...this.standbys].map(([h, c]) => [h, c.stages])); }
+
+  private log(line: string): void { this.o.log?.(`failover: ${line}`); }
+
+  /** Heartbeats on a connection of its own to each stage of `chain`. */
+  private watch(chain: Chain): void {
+    const hb = { intervalMs: this.o.heartbeat?.intervalMs ?? 100, timeoutMs: this.o.heartbeat?.timeoutMs ?? 1000 };
+    for (const s of chain.stages) {
+      const h = NextHop.open(parseAddress(s.address, 'stage'), { token: this.o.token, info: 'failover controller', heartbeat: hb, retryMs: 200, maxRetryMs: 1000 });
+      this.lastSeen.set(s.name, now());
+      const seen = setInterval(() => { if (h.connected) this.lastSeen.set(s.name, now()); }, hb.intervalMs);
+      seen.unref();
+      h.once('close-watch', () => clearInterval(seen));
+      h.on('down', (why: KerfError) => {
+        if (this.chain !== chain || this.closed) return;
+        this.loss(s.onHost, `heartbeat: stage ${s.name} on ${s.onHost}: ${why.message}`, s.name);
+      });
+      chain.watch.push(h);
+    }
+  }
+
+  private async unwatch(chain: Chain): Promise<void> {
+    const w = chain.watch.splice(0);
+    for (const h of w) h.emit('close-watch');
+    await Promise.all(w.map((h) => h.close()));
+  }
+
+  private event(e: SubstrateEvent): void {
+    if (this.closed) return;
+    if (e.type === 'host-back') {
+      if (this.lost.delete(e.onHost)) {
+        this.log(`host ${e.onHost} is back: used again from the next re-plan`);
+        if (this.o.standby) this.restage();
+      }
+      return;
+    }
+    if (e.type === 'host-lost') { this.loss(e.onHost, `host-lost: ${e.onHost}: ${e.reason}`, null, true); return; }
+    const inChain = this.chain.stages.find((s) => s.name === e.stage);
+    if (inChain) this.loss(e.onHost, `stage-exit: ${e.stage} on ${e.onHost}: ${e.reason}`, e.stage);
+  }
+
+  /**
+   * A stage of the chain in force is gone (or its whole host). Its host is given up unless it
+   * still answers the substrate at once (then only the process died: the host is re-used).
+   */
+  private loss(host: string, reason: string, stage: string | null, hostGone = false): void {
+    const detectedAt = now();
+    const seen = stage ? this.lastSeen.get(stage) : undefined;
+    const chain = this.chain;
+    if (this.failing.has(chain)) return;
+    this.failing.add(chain);
+    this.log(`lost ${stage ?? host}: ${reason}`);
+    void this.serial(async () => {
+      if (this.closed || this.chain !== chain) return;
+      if (hostGone || !(await this.answers(host))) this.lost.add(host);
+      const detectMs = seen !== undefined && reason.startsWith('heartbeat') ? detectedAt - seen : 0;
+      await this.failover(chain, reason, [host], detectedAt, detectMs);
+    }).catch((e: unknown) => {
+      this.failing.delete(chain);
+      this.log(`could not fail over (trying again in 1 s): ${(e as Error).message}`);
+      this.emit('error', e);
+      setTimeout(() => { if (!this.closed && this.chain === chain) this.loss(host, reason, stage, hostGone); }, 1000).unref();
+    });
+  }
+
+  /** Whether the host still answers its substrate within 500 ms. */
+  private async answers(host: string): Promise<boolean> {
+    const t = new Promise<boolean>((r) => setTimeout(() => r(false), 500).unref());
+    return Promise.race([this.o.substrate.status(host).then((s) => s.ok, () => false), t]);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  private usable(): string[] {
+    return this.o.substrate.hosts().filter((h) => !this.lost.has(h) && h !== this.o.entry);
+  }
+
+  private async failover(old: Chain, reason: string, lostNow: string[], detectedAt: number, detectMs: number): Promise<void> {
+    const t0 = now();
+    let layout: Layout;
+    let next: Chain;
+    let staged = false;
+    let replanMs: number, deployMs: number;
+    const fb = lostNow.length === 1 ? this.standbys.get(lostNow[0]!) : undefined;
+    const fits = (c: Chain): boolean => [...c.hosts].every((h) => !this.lost.has(h)) && c.stages.length === c.layout.workers.length;
+    if (fb && fits(fb)) {
+      this.standbys.delete(lostNow[0]!);
+      next = fb;
+      layout = fb.layout;
+      staged = true;
+      replanMs = now() - t0;
+      deployMs = 0;
+    } else {
+      layout = this.o.replan(this.usable());
+      const t1 = now();
+      replanMs = t1 - t0;
+      next = await this.deployChain(layout, `f${++this.seq}`);
+      deployMs = now() - t1;
+    }
+    const t2 = now();
+    let report: SwitchReport;
+    try {
+      report = await this.switchGateway(next, { reason, lost: lostNow, detectMs, replanMs, deployMs, staged });
+    } catch (e) {
+      if (!staged) await this.stopChain(next);
+      throw e;
+    }
+    const switchedAt = now();
+    this.chain = next;
+    this.watch(next);
+    this.log(`switched to ${layout.workers.map((w) => w.host).join(' → ') || 'the gateway alone'} (cuts ${layout.cuts.join(',') || 'none'})${staged ? ', staged ahead' : ''}: ` +
+      `replan ${replanMs.toFixed(0)} ms, deploy ${deployMs.toFixed(0)} ms, switch ${(switchedAt - t2).toFixed(0)} ms, ${report.failover?.replayed ?? 0} replayed`);
+    const ev: FailoverEvent = { reason, lost: lostNow, detectedAt, switchedAt, detectMs, replanMs, deployMs, switchMs: switchedAt - t2, staged, layout, report };
+    this.history.push(ev);
+    await this.unwatch(old);
+    await this.stopChain(old);
+    // Fallbacks that ran on a lost host are no use any more.
+    for (const [h, c] of [...this.standbys]) {
+      if (!fits(c) || h === lostNow[0]) { this.standbys.delete(h); await this.stopChain(c); }
+    }
+    this.emit('failover', ev);
+    if (this.o.standby) this.restage();
+  }
+
+  private async switchGateway(c: Chain, f: { reason: string; lost: string[]; detectMs: number; replanMs: number; deployMs: number; staged: boolean }): Promise<SwitchReport> {
+    const body = { cuts: c.layout.cuts, next: c.stages[0]?.address ?? null, local: c.layout.local, ...f };
+    const res = await fetch(`${this.o.gatewayUrl}/v1/partition/failover`, {
+      method: 'POST', headers: { authorization: `Bearer ${this.o.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    }).catch((e: Error) => { throw kerfError('KERF_ERR_UPSTREAM', `failover: the gateway at ${this.o.gatewayUrl} cannot be reached: ${e.message}`); });
+    const doc = await res.json().catch(() => ({})) as SwitchReport & { error?: string; code?: string };
+    if (res.status !== 200) throw kerfError(isKerfError(doc) ? doc.code : 'KERF_ERR_UPSTREAM', `failover: the gateway refused the switch: ${doc.error ?? res.status}`);
+    return doc;
+  }
+
+  /** The file of part `k` of `cuts` on `host`, staged there (a host caches each part once). */
+  private async part(host: string, cuts: number[], k: number): Promise<PartRef> {
+    const key = `${cuts.join(',')}#${k}`;
+    let p = this.partRefs.get(key);
+    if (!p) {
+      this.partsDir ??= await mkdtemp(join(tmpdir(), 'kerf-failover-'));
+      p = await writePart(this.partsDir, partBytes(this.o.prep, cuts, k, k));
+      this.partRefs.set(key, p);
+    }
+    return this.o.substrate.stage(host, p.file);
+  }
+
+  /** Deploy `layout`'s workers, last first (each needs the next one's address). */
+  private async deployChain(layout: Layout, tag: string): Promise<Chain> {
+    const stages: StageHandle[] = [];
+    const first = layout.local ? 1 : 0;
+    const refs = await Promise.all(layout.workers.map((w, j) => this.part(w.host, layout.cuts, first + j)));
+    try {
+      let next: string | null = null;
+      for (let j = layout.workers.length - 1; j >= 0; j--) {
+        const w = layout.workers[j]!;
+        const h = await this.o.substrate.start({
+          index: 1 + j, name: `${w.host}-${tag}`, role: 'worker', cuts: [], blocks: null, next, port: 0,
+          ...(this.o.threads ? { threads: this.o.threads } : {}), ...(w.cpus !== undefined ? { cpus: w.cpus } : {}),
+          ...(w.profiledS !== undefined ? { profiledS: w.profiledS } : {}),
+          args: [...(this.o.workerArgs ?? [])], onHost: w.host, part: refs[j]!, token: this.o.token,
+        });
+        stages.unshift(h);
+        next = h.address;
+      }
+    } catch (e) {
+      await Promise.allSettled(stages.map((s) => this.o.substrate.stop(s.name)));
+      throw e;
+    }
+    return { layout, stages, watch: [], hosts: new Set(layout.workers.map((w) => w.host)) };
+  }
+
+  private async stopChain(c: Chain): Promise<void> {
+    await Promise.allSettled(c.stages.map((s) => this.o.substrate.stop(s.name)));
+  }
+
+  /** Deploy (in the background, one at a time) the fallback of every host of the chain in force. */
+  private restage(): void {
+    // Not in the failover queue: a loss meanwhile fails over at once (without that fallback).
+    this.staging = this.staging.then(async () => {
+      for (const h of this.chain.hosts) {
+        if (this.closed) return;
+        if (this.standbys.has(h)) continue;
+        const usable = this.usable().filter((x) => x !== h);
+        let layout: Layout;
+        try { layout = this.o.replan(usable); } catch (e) { this.log(`no fallback for losing ${h}: ${(e as Error).message}`); continue; }
+        try {
+          const c = await this.deployChain(layout, `sb${++this.seq}`);
+          this.standbys.set(h, c);
+          this.log(`staged the fallback for losing ${h}: ${layout.workers.map((w) => w.host).join(' → ')}`);
+        } catch (e) { this.log(`could not stage the fallback for losing ${h}: ${(e as Error).message}`); }
+      }
+    }).catch(() => {});
+  }
+
+  /** Stop watching, stop the fallbacks and the chain's stages started here; the gateway stays. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.o.substrate.off('event', this.onEvent);
+    await this.queue.catch(() => {});
+    await this.staging.catch(() => {});
+    await this.unwatch(this.chain);
+    for (const c of this.standbys.values()) await this.stopChain(c);
+    this.standbys.clear();
+    // The chain in force: stages this controller started (those of the first deployment are also
+    // the deployment's to stop; stopping twice is harmless).
+    await this.stopChain(this.chain);
+    if (this.partsDir) await rm(this.partsDir, { recursive: true, force: true });
+  }
+}

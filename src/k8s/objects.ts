@@ -1,0 +1,225 @@
+/**
+ * The Kubernetes objects of one placement: per stage a Deployment pinned to its node and a
+ * Service, the gateway's Deployment, the entry Service, the pipeline's token Secret. Pure:
+ * same placement state in, same objects out. Every pod: non-root, read-only root filesystem,
+ * no capabilities, readiness and liveness probes, memory request = limit from kerf's memory
+ * model, CPU from the placement, Prometheus scrape annotations; the model reaches it through
+ * an init container that fetches it and checks its sha256 (`kerf k8s fetch`).
+ */
+import { formatCpu, formatMiB } from './quantity.js';
+import type { K8sObject, OwnerReference, PlacementState } from './types.js';
+
+export const PORT_FRAMES = 9000;
+export const PORT_METRICS = 9100;
+export const PORT_OIP = 8000;
+export const UID = 10001;
+export const MODEL_DIR = '/kerf/model';
+
+export const LABEL_PIPELINE = 'kerf.dev/pipeline';
+export const LABEL_PLACEMENT = 'kerf.dev/placement';
+export const LABEL_STAGE = 'kerf.dev/stage';
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+
+/** What every object of a pipeline needs to know besides its placement. */
+export interface RenderContext {
+  pipeline: string;
+  namespace: string;
+  /** owner of everything (absent for `kerf k8s render`, whose objects have no KerfPipeline) */
+  owner?: OwnerReference;
+  image: string;
+  modelName: string;
+  inputShapes?: Record<string, number[]>;
+  queue?: number;
+  entryService: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; port: number };
+  /** Secret holding the pipeline's token (key `token`) */
+  tokenSecret: string;
+}
+
+export function stageName(ctx: RenderContext, id: string, i: number): string { return `${ctx.pipeline}-${id}-s${i}`; }
+export function gatewayName(ctx: RenderContext, id: string): string { return `${ctx.pipeline}-${id}-gw`; }
+
+function meta(ctx: RenderContext, name: string, labels: Record<string, string>, annotations?: Record<string, string>): K8sObject['metadata'] {
+  return {
+    name, namespace: ctx.namespace,
+    labels: { 'app.kubernetes.io/name': 'kerf', 'app.kubernetes.io/instance': ctx.pipeline, 'app.kubernetes.io/managed-by': ctx.owner ? 'kerf-operator' : 'kerf', [LABEL_PIPELINE]: ctx.pipeline, ...labels },
+    ...(annotations ? { annotations } : {}),
+    ...(ctx.owner ? { ownerReferences: [ctx.owner] } : {}),
+  };
+}
+
+const containerSecurity = {
+  allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: UID, runAsGroup: UID,
+  capabilities: { drop: ['ALL'] },
+};
+const podSecurity = { runAsNonRoot: true, runAsUser: UID, runAsGroup: UID, fsGroup: UID, seccompProfile: { type: 'RuntimeDefault' } };
+
+function shapeArgs(ctx: RenderContext): string[] {
+  return Object.entries(ctx.inputShapes ?? {}).flatMap(([n, d]) => ['--input-shape', `${n}=${d.join('x')}`]);
+}
+
+/** The init container: fetch the model, check its sha256, write it where the runtime reads it. */
+function fetchContainer(ctx: RenderContext, st: PlacementState): Record<string, unknown> {
+  const pvc = /^pvc:\/\/([^/]+)\/(.+)$/.exec(st.model.uri);
+  const source = pvc ? `/kerf/source/${pvc[2]}` : st.model.uri;
+  return {
+    name: 'fetch-model',
+    image: ctx.image,
+    command: ['kerf', 'k8s', 'fetch', '--uri', source, '--sha256', st.model.sha256, '-o', `${MODEL_DIR}/model.onnx`],
+    resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '128Mi' } },
+    securityContext: containerSecurity,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [
+      { name: 'model', mountPath: MODEL_DIR },
+      ...(pvc ? [{ name: 'source', mountPath: '/kerf/source', readOnly: true }] : []),
+    ],
+  };
+}
+
+function volumes(st: PlacementState): unknown[] {
+  const pvc = /^pvc:\/\/([^/]+)\/(.+)$/.exec(st.model.uri);
+  return [
+    { name: 'model', emptyDir: {} },
+    { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
+    ...(pvc ? [{ name: 'source', persistentVolumeClaim: { claimName: pvc[1], readOnly: true } }] : []),
+  ];
+}
+
+function tokenEnv(ctx: RenderContext): unknown[] {
+  return [{ name: 'KERF_TOKEN', valueFrom: { secretKeyRef: { name: ctx.tokenSecret, key: 'token' } } }];
+}
+
+function pinned(hostname: string): Record<string, unknown> {
+  return {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [hostname] }] }],
+      },
+    },
+  };
+}
+
+function deployment(ctx: RenderContext, name: string, labels: Record<string, string>, pod: Record<string, unknown>, metricsPort: number): K8sObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(ctx, name, labels),
+    spec: {
+      replicas: 1,
+      // one pod pinned to one node: a rolling update would need room for two on that node
+      strategy: { type: 'Recreate' },
+      revisionHistoryLimit: 2,
+      selector: { matchLabels: { [LABEL_PIPELINE]: ctx.pipeline, ...labels } },
+      template: {
+        metadata: {
+          labels: { 'app.kubernetes.io/name': 'kerf', 'app.kubernetes.io/instance': ctx.pipeline, [LABEL_PIPELINE]: ctx.pipeline, ...labels },
+          annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(metricsPort), 'prometheus.io/path': '/metrics' },
+        },
+        spec: { automountServiceAccountToken: false, enableServiceLinks: false, securityContext: podSecurity, ...pod },
+      },
+    },
+  };
+}
+
+/** The Deployments and Services of one placement (stages and gateway). */
+export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObject[] {
+  const out: K8sObject[] = [];
+  const n = st.stages.length;
+  const cuts = st.cuts.join(',');
+  const svcHost = (i: number) => `${stageName(ctx, st.id, i)}.${ctx.namespace}.svc`;
+  for (const s of st.stages) {
+    const labels = { [LABEL_COMPONENT]: 'stage', [LABEL_PLACEMENT]: st.id, [LABEL_STAGE]: String(s.index) };
+    const args = [
+      'worker', '--listen', `0.0.0.0:${PORT_FRAMES}`, '--model', `${MODEL_DIR}/model.onnx`,
+      ...(cuts ? ['--cuts', cuts, '--blocks', `${s.index}..${s.index}`] : []),
+      ...(s.index < n - 1 ? ['--next', `${svcHost(s.index + 1)}:${PORT_FRAMES}`] : []),
+      '--metrics', `0.0.0.0:${PORT_METRICS}`, '--name', `s${s.index}`, '--threads', String(s.threads),
+      ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...shapeArgs(ctx), '--release-model', '--json',
+    ];
+    const mem = formatMiB(s.memoryMiB);
+    out.push(deployment(ctx, stageName(ctx, st.id, s.index), labels, {
+      affinity: pinned(s.hostname),
+      initContainers: [fetchContainer(ctx, st)],
+      containers: [{
+        name: 'worker',
+        image: ctx.image,
+        command: ['kerf'],
+        args,
+        env: [...tokenEnv(ctx), { name: 'MALLOC_ARENA_MAX', value: '2' }],
+        ports: [{ name: 'frames', containerPort: PORT_FRAMES, protocol: 'TCP' }, { name: 'metrics', containerPort: PORT_METRICS, protocol: 'TCP' }],
+        resources: { requests: { cpu: formatCpu(s.cpuMilli), memory: mem }, limits: { memory: mem } },
+        // the frames port opens once the segment is loaded; /metrics answers while the process runs
+        readinessProbe: { tcpSocket: { port: 'frames' }, periodSeconds: 5, failureThreshold: 2 },
+        livenessProbe: { httpGet: { path: '/metrics', port: 'metrics' }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+        startupProbe: { tcpSocket: { port: 'frames' }, periodSeconds: 5, failureThreshold: 60 },
+        securityContext: containerSecurity,
+        terminationMessagePolicy: 'FallbackToLogsOnError',
+        volumeMounts: [{ name: 'model', mountPath: MODEL_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
+      }],
+      volumes: volumes(st),
+      terminationGracePeriodSeconds: 30,
+    }, PORT_METRICS));
+    out.push({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(ctx, stageName(ctx, st.id, s.index), labels),
+      spec: {
+        type: 'ClusterIP',
+        selector: { [LABEL_PIPELINE]: ctx.pipeline, ...labels },
+        ports: [{ name: 'frames', port: PORT_FRAMES, targetPort: 'frames', protocol: 'TCP' }, { name: 'metrics', port: PORT_METRICS, targetPort: 'metrics', protocol: 'TCP' }],
+      },
+    });
+  }
+  const gwLabels = { [LABEL_COMPONENT]: 'gateway', [LABEL_PLACEMENT]: st.id };
+  const gmem = formatMiB(st.gateway.memoryMiB);
+  out.push(deployment(ctx, gatewayName(ctx, st.id), gwLabels, {
+    ...(st.gateway.node ? { affinity: pinned(st.gateway.node) } : {}),
+    initContainers: [fetchContainer(ctx, st)],
+    containers: [{
+      name: 'gateway',
+      image: ctx.image,
+      command: ['kerf'],
+      args: [
+        'gateway', '--listen', `0.0.0.0:${PORT_OIP}`, '--model', `${MODEL_DIR}/model.onnx`, '--model-name', ctx.modelName,
+        ...(cuts ? ['--cuts', cuts] : []), '--blocks', 'none', '--next', `${svcHost(0)}:${PORT_FRAMES}`,
+        ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...shapeArgs(ctx), '--json',
+      ],
+      env: tokenEnv(ctx),
+      ports: [{ name: 'http', containerPort: PORT_OIP, protocol: 'TCP' }],
+      resources: { requests: { cpu: '250m', memory: gmem }, limits: { memory: gmem } },
+      readinessProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5, failureThreshold: 2 },
+      livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
+      startupProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 5, failureThreshold: 60 },
+      securityContext: containerSecurity,
+      terminationMessagePolicy: 'FallbackToLogsOnError',
+      volumeMounts: [{ name: 'model', mountPath: MODEL_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
+    }],
+    volumes: volumes(st),
+    terminationGracePeriodSeconds: 30,
+  }, PORT_OIP));
+  return out;
+}
+
+/** The entry Service: OIP on `port`, pointing at the gateway of placement `id`. */
+export function entryService(ctx: RenderContext, id: string): K8sObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(ctx, ctx.pipeline, { [LABEL_COMPONENT]: 'entry' }, { 'kerf.dev/serving-placement': id }),
+    spec: {
+      type: ctx.entryService.type,
+      selector: { [LABEL_PIPELINE]: ctx.pipeline, [LABEL_COMPONENT]: 'gateway', [LABEL_PLACEMENT]: id },
+      ports: [{ name: 'http', port: ctx.entryService.port, targetPort: 'http', protocol: 'TCP' }],
+    },
+  };
+}
+
+/** The Secret with the pipeline's shared token (workers refuse peers without it). */
+export function tokenSecret(ctx: RenderContext, token: string): K8sObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(ctx, ctx.tokenSecret, { [LABEL_COMPONENT]: 'token' }),
+    type: 'Opaque',
+    stringData: { token },
+  };
+}
