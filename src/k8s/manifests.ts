@@ -46,7 +46,6 @@ export function operatorRbac(ns: string): K8sObject[] {
         { apiGroups: [''], resources: ['services', 'secrets'], verbs: rw },
         { apiGroups: [''], resources: ['configmaps', 'pods'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
-        { apiGroups: ['', 'events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       ],
     },
     {

@@ -125,6 +125,7 @@ export class Operator {
       informer.on('update', changed);
       informer.on('delete', changed);
       informer.on('error', (err: unknown) => {
+        if (this.closed) return; // the stop aborts the watches
         this.stats.errors++;
         this.log({ event: 'watch-error', kind, error: String((err as Error)?.message ?? err) });
         // client-node's informer restarts only when told: after a pause, list and watch again
