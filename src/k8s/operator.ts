@@ -17,6 +17,7 @@ import { kerfError } from '../errors.js';
 import { leaseStep, type LeaseSpec } from './lease.js';
 import { orphans, reconcile, type ObjectRef } from './reconcile.js';
 import { FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, API_VERSION, type K8sObject, type KerfPipeline } from './types.js';
+import { bodyPending, closeAfterAnswer } from '../util/http.js';
 
 export interface OperatorOptions {
   /** a KubeConfig (tests); else `kubeconfig` file; else in-cluster when KUBERNETES_SERVICE_HOST is set; else the default kubeconfig */
@@ -141,7 +142,10 @@ export class Operator {
     const m = /^(.*):(\d+)$/.exec(this.o.listen);
     if (!m) throw kerfError('KERF_ERR_USAGE', `--listen '${this.o.listen}': expected HOST:PORT`);
     this.server = http.createServer((req, res) => {
-      const send = (code: number, body: string, type = 'text/plain'): void => { res.writeHead(code, { 'content-type': type }); res.end(body); };
+      const send = (code: number, body: string, type = 'text/plain'): void => {
+        if (bodyPending(req)) closeAfterAnswer(req, res);
+        res.writeHead(code, { 'content-type': type }); res.end(body);
+      };
       if (req.url === '/healthz') return send(200, 'ok\n');
       if (req.url === '/readyz') return send(this.synced ? 200 : 503, this.synced ? 'ok\n' : 'syncing\n');
       if (req.url === '/metrics') {
