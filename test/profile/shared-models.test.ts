@@ -16,7 +16,20 @@ for (const [name, method] of [['resnet18', 'trace'], ['googlenet', 'trace'], ['r
     test(`${name} at ${granularity} granularity (${method})`, async (t) => {
       const file = sharedPath(`models/${name}.onnx`);
       if (!file) return t.skip('../shared/models absent');
-      const p = await profileModel(file, { system: 'ci', repeats: 5, warmup: 1, granularity, method });
+      let p;
+      try {
+        p = await profileModel(file, { system: 'ci', repeats: 5, warmup: 1, granularity, method });
+      } catch (e) {
+        // The sessions method (one session per block, not the default) does not add up on every
+        // model and machine: on resnet18 here it measured 1.26 under load. What the issue asks of
+        // it is that such a profile is refused loudly, naming the model and the ratio, never written.
+        if (method !== 'sessions') throw e;
+        const err = e as { code?: string; message?: string };
+        assert.equal(err.code, 'KERF_ERR_PROFILE');
+        assert.match(err.message ?? '', new RegExp(`${name}: the blocks do not add up .* = \\d\\.\\d+`));
+        process.stdout.write(`# ${name} ${granularity} ${method}: refused (${err.message})\n`);
+        return;
+      }
       assert.equal(validateJson(PROFILE_JSON_SCHEMA as unknown as Record<string, unknown>, p), null);
       const prep = await prepareModel(file);
       const cuts = blockCuts(prep.analysis, granularity).map((c) => c.id);
