@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { ErrorCodes, isKerfError, kerfError, type ErrorCode } from '../errors.js';
@@ -33,6 +33,8 @@ export interface AgentOptions {
   tier?: 'device' | 'edge' | 'cloud';
   /** one line per job and per error */
   log?: (line: string) => void;
+  /** serve HTTPS with these options (cert, key; ca + requestCert for client certificates) */
+  tls?: import('node:tls').TlsOptions;
 }
 
 /** Query options a client may send (all optional; the agent's defaults apply). */
@@ -50,7 +52,7 @@ export class Agent {
   readonly host: string;
   readonly port: number;
   readonly #server: Server;
-  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port'>> & Pick<AgentOptions, 'tier' | 'log'>;
+  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port' | 'tls'>> & Pick<AgentOptions, 'tier' | 'log'>;
   readonly #tokenDigest: Buffer;
   #tail: Promise<void> = Promise.resolve();
   #waiting = 0;
@@ -67,14 +69,17 @@ export class Agent {
       system: opts.system ?? hostname(), ...(opts.tier ? { tier: opts.tier } : {}), ...(opts.log ? { log: opts.log } : {}),
     };
     this.#tokenDigest = digest(opts.token);
+    this.#secure = opts.tls !== undefined;
   }
+  readonly #secure: boolean;
 
   static async start(opts: AgentOptions): Promise<Agent> {
     if (!opts.token) throw kerfError('KERF_ERR_USAGE', 'agent: a token is required');
     if (opts.maxModelBytes !== undefined && !(opts.maxModelBytes > 0)) throw kerfError('KERF_ERR_USAGE', `agent: max model size ${opts.maxModelBytes} must be positive`);
     const host = opts.host ?? '127.0.0.1';
     let agent: Agent | undefined;
-    const server = createServer((req, res) => { void agent!.#handle(req, res); });
+    const handler = (req: IncomingMessage, res: ServerResponse): void => { void agent!.#handle(req, res); };
+    const server: Server = opts.tls ? createHttpsServer(opts.tls, handler) : createServer(handler);
     // Profiling takes as long as it takes: no request or header timeouts on a queued job.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
@@ -87,7 +92,7 @@ export class Agent {
     return agent;
   }
 
-  get url(): string { return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`; }
+  get url(): string { return `${this.#secure ? 'https' : 'http'}://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`; }
 
   async close(): Promise<void> {
     this.#closed ??= new Promise<void>((resolve) => {

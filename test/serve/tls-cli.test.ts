@@ -62,3 +62,27 @@ test('kerf worker --tls-cert/--tls-key serves TLS; a gateway with --tls-ca reach
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('kerf agent --tls-cert/--tls-key serves HTTPS', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kerf-tls-agent-'));
+  writeFileSync(join(dir, 'key.pem'), KEY);
+  writeFileSync(join(dir, 'cert.pem'), CERT);
+  const { spawn } = await import('node:child_process');
+  const { ROOT } = await import('../support/shared.js');
+  const p = spawn(process.execPath, [join(ROOT, 'bin', 'kerf.js'), 'agent', '--listen', '127.0.0.1:0', '--token', 't', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      p.stdout!.on('data', (c: Buffer) => { out += c.toString(); const m = /listening on (https:\/\/\S+)/.exec(out); if (m) resolve(m[1]!); });
+      p.once('exit', (c) => reject(new Error(`agent exited ${c}`)));
+    });
+    const https = await import('node:https');
+    const status = await new Promise<number>((resolve, reject) => {
+      https.get(`${url}/nothing-here`, { ca: CERT }, (res) => { res.resume(); resolve(res.statusCode!); }).on('error', reject);
+    });
+    assert.ok(status >= 400 && status < 500, `an HTTPS answer (${status})`);
+  } finally {
+    await killChild(p);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
