@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { ErrorCodes, isKerfError, kerfError, type ErrorCode } from '../errors.js';
@@ -38,6 +38,8 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** serves `/v1/host/…` (a host's daemon: src/cluster/host.ts), authenticating requests itself */
   daemon?: { handle(req: IncomingMessage, res: ServerResponse): Promise<void> };
+  /** serve HTTPS with these options (cert, key; ca + requestCert for client certificates) */
+  tls?: import('node:tls').TlsOptions;
 }
 
 /** Query options a client may send (all optional; the agent's defaults apply). */
@@ -55,7 +57,7 @@ export class Agent {
   readonly host: string;
   readonly port: number;
   readonly #server: Server;
-  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port' | 'daemon' | 'bodyTimeoutMs'>> & Pick<AgentOptions, 'tier' | 'log' | 'bodyTimeoutMs'>;
+  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port' | 'daemon' | 'bodyTimeoutMs' | 'tls'>> & Pick<AgentOptions, 'tier' | 'log' | 'bodyTimeoutMs'>;
   readonly #daemon: AgentOptions['daemon'];
   readonly #tokenDigest: Buffer;
   #tail: Promise<void> = Promise.resolve();
@@ -74,14 +76,17 @@ export class Agent {
     };
     this.#tokenDigest = digest(opts.token);
     this.#daemon = opts.daemon;
+    this.#secure = opts.tls !== undefined;
   }
+  readonly #secure: boolean;
 
   static async start(opts: AgentOptions): Promise<Agent> {
     if (!opts.token) throw kerfError('KERF_ERR_USAGE', 'agent: a token is required');
     if (opts.maxModelBytes !== undefined && !(opts.maxModelBytes > 0)) throw kerfError('KERF_ERR_USAGE', `agent: max model size ${opts.maxModelBytes} must be positive`);
     const host = opts.host ?? '127.0.0.1';
     let agent: Agent | undefined;
-    const server = createServer((req, res) => { void agent!.#handle(req, res); });
+    const handler = (req: IncomingMessage, res: ServerResponse): void => { void agent!.#handle(req, res); };
+    const server: Server = opts.tls ? createHttpsServer(opts.tls, handler) : createServer(handler);
     // Profiling takes as long as it takes: no request or header timeouts on a queued job.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
@@ -94,7 +99,7 @@ export class Agent {
     return agent;
   }
 
-  get url(): string { return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`; }
+  get url(): string { return `${this.#secure ? 'https' : 'http'}://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`; }
 
   async close(): Promise<void> {
     this.#closed ??= new Promise<void>((resolve) => {

@@ -240,7 +240,7 @@ export class Switcher {
     try {
       while (where) {
         if (tiers.length > 64) throw kerfError('KERF_ERR_UPSTREAM', 'partition: more than 64 tiers (a loop in the chain?)');
-        const hop = NextHop.open(parseAddress(where, 'tier'), { token: opts.token ?? '', info: 'gateway switcher' });
+        const hop = NextHop.open(parseAddress(where, 'tier'), { token: opts.token ?? '', info: 'gateway switcher', ...(opts.tls ? { tls: opts.tls } : {}) });
         tiers.push({ name: where, where, hop, next: null, part: tiers.length + (this.local ? 1 : 0) });
         await hop.waitConnected(5000);
         const info = dec(await hop.control('info', '', { timeoutMs: 5000 })) as { name: string; default: string; segments: { id: string; next: string | null; nextSegment: string | null }[] };
