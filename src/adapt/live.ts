@@ -388,6 +388,15 @@ export class AdaptController {
 
   cuts(boundaries: readonly number[]): number[] { return boundaries.map((b) => this.cutOf[b]!); }
 
+  /** The decider reasons in block boundaries (`[3,9]`); the log line speaks cut ids throughout,
+   * as its from/to do, so each bracketed boundary list becomes `cuts 17,43`. */
+  reasonInCuts(reason: string): string {
+    return reason.replace(/\[(\d+(?:,\d+)*)?\]/g, (all, list: string | undefined) => {
+      const b = list ? list.split(',').map(Number) : [];
+      return b.every((x) => this.cutOf[x] !== undefined) ? `cuts ${this.cuts(b).join(',') || 'none'}` : all;
+    });
+  }
+
   private onRequest(p: Pipeline, r: InferResult): void {
     try { this.observeRequest(p, r); } catch (e) { this.log(`adapt: observing a request failed: ${(e as Error).message}`); }
   }
@@ -523,7 +532,7 @@ export class AdaptController {
         d.adopt(dec.current, nowS());
       }
       this.settle(nowS());
-      this.log(JSON.stringify({ event: 'adapt', mode: dec.mode, from: ev.fromCuts, to: ev.toCuts, reason: dec.reason, gain: +dec.gain.toFixed(4),
+      this.log(JSON.stringify({ event: 'adapt', mode: dec.mode, from: ev.fromCuts, to: ev.toCuts, reason: this.reasonInCuts(dec.reason), gain: +dec.gain.toFixed(4),
         predictedCurrentS: +dec.predictedCurrentS.toFixed(5), predictedBestS: +dec.predictedBestS.toFixed(5), inputs: dec.inputs, ...(ev.switchReport ? { switch: ev.switchReport } : {}), ...(ev.error ? { error: ev.error } : {}) }));
       return dec;
     } finally {

@@ -109,6 +109,9 @@ export async function run(argv: string[]): Promise<number | void> {
   const codecs = v.codecs !== undefined ? v.codecs.split(',').map((c) => parseCodec(c, '--codecs entry').name) : undefined;
   if (codecs && v.gateway) throw kerfError('KERF_ERR_USAGE', '--codecs: a gateway receives no tier frames (use --next-codec)');
   const out = (line: string): void => { process.stdout.write(line + '\n'); };
+  // A wrong token is said on both sides: here when this tier refuses a client or is refused.
+  const { logAuthRefusals } = await import('../serve/diagnostics.js');
+  logAuthRefusals((line) => { process.stderr.write(`kerf ${v.gateway ? 'gateway' : 'worker'} ${v.name ?? (v.gateway ? 'device' : 'worker')}: ${line}\n`); });
 
   let close: () => Promise<void>;
   if (v.gateway) {

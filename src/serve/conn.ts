@@ -13,6 +13,7 @@ import {
   type Frame, type Meta, type ParseOptions, type WireTensor,
 } from './frames.js';
 import { parseCodec } from '../codec/index.js';
+import { publishAuthRefusal } from './diagnostics.js';
 
 /** A reply to a request: output tensors and optional string metadata. */
 export interface Reply {
@@ -67,6 +68,8 @@ abstract class FrameChannel extends EventEmitter {
   readonly stats: ConnectionStats = { bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
   /** "host:port" of the remote end */
   readonly remote: string;
+  /** "host:port" of this end */
+  readonly local: string;
 
   /** what parseFrame accepts on this channel (the codecs negotiated for incoming frames) */
   protected parseOpts: ParseOptions;
@@ -74,6 +77,7 @@ abstract class FrameChannel extends EventEmitter {
   protected constructor(protected readonly socket: net.Socket, protected readonly maxFrameBytes: number) {
     super();
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.local = `${socket.localAddress ?? '?'}:${socket.localPort ?? '?'}`;
     this.decoder = new FrameDecoder({ maxFrameBytes: Math.min(HANDSHAKE_MAX_FRAME_BYTES, maxFrameBytes) });
     this.parseOpts = { maxDecodedBytes: maxFrameBytes };
     socket.setNoDelay(true);
@@ -318,6 +322,7 @@ export class Connection extends FrameChannel {
   private onHandshakeFrame(f: Frame): void {
     if (f.type === 'ERROR') {
       const err = remoteError(f.code, `${this.remote} refused the connection: ${f.message}`, this.remote, f.id);
+      if (f.code === 'KERF_ERR_AUTH') publishAuthRefusal({ side: 'client', peer: this.remote, message: `${this.opts.info || 'this client'}: ${err.message}` });
       this.handshake.reject(err);
       void this.shutdown(err, false);
       return;
@@ -341,7 +346,8 @@ export class Connection extends FrameChannel {
     }
     if (f.type === 'WELCOME' && this.serverNonce) {
       if (!macEqual(f.mac, mac(this.opts.token, 'server', this.serverNonce, this.clientNonce))) {
-        const err = kerfError('KERF_ERR_AUTH', `${this.remote}: the server does not know the pipeline's token`);
+        const err = kerfError('KERF_ERR_AUTH', `${this.remote}${f.info ? ` (${f.info})` : ''}: the server does not know the pipeline's token (its WELCOME does not match ours); start every tier with the same --token / KERF_TOKEN`);
+        publishAuthRefusal({ side: 'client', peer: this.remote, message: `${this.opts.info || 'this client'} refused ${err.message}` });
         this.handshake.reject(err);
         void this.shutdown(err, false);
         return;
@@ -519,7 +525,11 @@ class ServerPeer extends FrameChannel {
     if (this.state === 'handshake') {
       if (f.type !== 'AUTH') throw kerfError('KERF_ERR_PROTOCOL', `${this.remote}: expected AUTH, got ${f.type}`);
       if (!macEqual(f.mac, mac(this.opts.token, 'client', this.nonce, f.nonce))) {
-        throw kerfError('KERF_ERR_AUTH', `${this.remote}: wrong token`);
+        // Said to the client (in the ERROR frame) and here (diagnostics), naming both ends.
+        const msg = `${this.opts.info || 'this tier'} (${this.local}) refused ${f.info || 'a client'} (${this.remote}): wrong pipeline token ` +
+          '(its AUTH does not match this tier\'s token; start every tier with the same --token / KERF_TOKEN)';
+        publishAuthRefusal({ side: 'server', peer: this.remote, message: msg });
+        throw kerfError('KERF_ERR_AUTH', msg);
       }
       const codec = f.codec ? parseCodecOr(f.codec) : 'none';
       const reply = f.replyCodec ? parseCodecOr(f.replyCodec) : 'none';

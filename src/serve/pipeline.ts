@@ -109,7 +109,10 @@ export class Pipeline {
   /** Why it is not ready ('' when ready). */
   get reason(): string {
     if (this.closing) return 'pipeline closed';
-    if (this.next && !this.next.connected) return `next tier ${this.next.where} unreachable`;
+    if (this.next && !this.next.connected) {
+      const e = this.next.lastError;
+      return e?.code === 'KERF_ERR_AUTH' ? `next tier ${this.next.where} refused this gateway: ${e.message}` : `next tier ${this.next.where} unreachable${e ? ` (${e.message})` : ''}`;
+    }
     return this.healthOk ? '' : this.healthReason;
   }
   /** Requests that entered and have not finished. */

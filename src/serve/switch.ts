@@ -310,6 +310,12 @@ export class Switcher {
     if (r.plan) this.active.plan = r.plan;
   }
 
+  /** Every worker tier's Prometheus text (control op `metrics`), for the gateway's /metrics. */
+  async tierMetrics(timeoutMs = 1000): Promise<{ tier: string; text: string }[]> {
+    const tiers = await this.tiers();
+    return Promise.all(tiers.map(async (t) => ({ tier: t.name, text: new TextDecoder().decode(await t.hop.control('metrics', '', { timeoutMs })) })));
+  }
+
   /** Switch to `target` with the current strategy; resolves when the old version is released. */
   partition(target: PartitionTarget): Promise<SwitchReport> {
     if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'partition: the gateway is closing'));

@@ -19,6 +19,8 @@ export interface TextImageSpec {
   seed: number;
   /** degrees; 180 renders the text upside down (what PaddleOCR's cls tells apart) */
   rotate?: number;
+  /** more SVG elements drawn after the text (e.g. further lines) */
+  extraSvg?: string;
   /** left x and baseline y of the text (default: centred vertically, 8 px from the left) */
   x?: number;
   y?: number;
@@ -54,7 +56,8 @@ export function renderText(spec: TextImageSpec): { width: number; height: number
   const rot = spec.rotate ? ` transform="rotate(${spec.rotate} ${spec.width / 2} ${spec.height / 2})"` : '';
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${spec.width}" height="${spec.height}">` +
     `<rect width="100%" height="100%" fill="rgb(245,243,236)"/>` +
-    `<text x="${x}" y="${y}" font-family="${esc(spec.font)}" font-size="${spec.size}" fill="rgb(20,24,32)"${rot}>${esc(spec.text)}</text></svg>`;
+    (spec.text ? `<text x="${x}" y="${y}" font-family="${esc(spec.font)}" font-size="${spec.size}" fill="rgb(20,24,32)"${rot}>${esc(spec.text)}</text>` : '') +
+    (spec.extraSvg ?? '') + '</svg>';
   const img = new resvg!.Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: spec.font } }).render();
   const rgba = new Uint8Array(img.pixels);
   if (spec.noise > 0) {
