@@ -23,6 +23,8 @@ import { join } from 'node:path';
 import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import type { Prepared } from '../engine/prepare.js';
 import { place, type Cluster, type Placement, type PlaceModel, type PlaceOptions } from '../plan/place/index.js';
+import { rankPlacements } from '../plan/search.js';
+import type { Network, PlanCriteria, PlanProblem, PlanSearchOptions, PlanTier, RankedPlacement } from '../plan/types.js';
 import { NextHop, parseAddress } from '../serve/nexthop.js';
 import type { SwitchReport } from '../serve/switch.js';
 import { partBytes, writePart } from './parts.js';
@@ -53,6 +55,34 @@ export function placementReplanner(model: PlaceModel, cluster: Cluster, opts: Pl
     if (!c.nodes.length) throw kerfError('KERF_ERR_PLACE', `no usable node left (lost: ${cluster.nodes.map((n) => n.name).filter((n) => !keep.has(n)).join(', ')})`);
     return placementLayout(place(model, c, opts));
   };
+}
+
+/**
+ * Re-plan a 3-tier plan (`kerf plan`): the best plan under `criteria` in which every tier whose
+ * host is lost runs nothing. `hostOf` names each tier's host (the device's is the entry, where
+ * the gateway runs; it is never given up).
+ */
+export function planReplanner(problem: PlanProblem, network: Network, criteria: PlanCriteria, hostOf: Record<PlanTier, string>, opts: PlanSearchOptions = {}): Replanner {
+  return (hosts) => {
+    const c: PlanCriteria = structuredClone(criteria);
+    for (const t of ['edge', 'cloud'] as const) {
+      if (hosts.includes(hostOf[t])) continue;
+      // the tier runs nothing (Scission's `-1`), whatever else was asked of it
+      c[t] = { includeSystems: [], excludeSystems: [], includeLayers: [-1], excludeLayers: [] };
+    }
+    const best = rankPlacements(problem, network, c, { ...opts, topK: 1 })[0];
+    if (!best) throw kerfError('KERF_ERR_PLAN', `no plan without ${(['edge', 'cloud'] as const).filter((t) => !hosts.includes(hostOf[t])).join(' and ')} meets the criteria`);
+    return planLayout(best, hostOf);
+  };
+}
+
+/** The layout of a ranked plan: the tiers it uses after the device, on their hosts. */
+export function planLayout(r: RankedPlacement, hostOf: Record<PlanTier, string>): Layout {
+  if (r.cuts.some((x) => x === null)) throw kerfError('KERF_ERR_PLAN', 'the plan has no cut ids (made from imported profiles?); plan from kerf profiles');
+  const used = r.tiers.filter((t) => t.blocks !== null);
+  const local = used[0]?.tier === 'device';
+  const workers = used.filter((t) => t.tier !== 'device').map((t) => ({ host: hostOf[t.tier], profiledS: t.computeS }));
+  return { cuts: r.cuts as number[], local, workers, note: `plan: ${used.map((t) => `${t.tier}(${t.system})`).join(' → ')}, ${(r.totalS * 1000).toFixed(1)} ms` };
 }
 
 /** The layout of a placement (as `placementToUp` deploys it). */

@@ -17,7 +17,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
@@ -711,12 +711,13 @@ export class Switcher {
     {
       const file = t.back ? this.previousV!.file : t.model!;
       if (!file) throw kerfError('KERF_ERR_USAGE', 'rollout --back: the earlier version has no model file to load again');
-      const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
-      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      await access(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
+      const prep = await prepareModel(file, { inputShapes: this.gateway.prep.inputShapes });
+      // loadModel hashed the bytes it parsed
+      const sha256 = prep.model.sha256 ?? createHash('sha256').update(await readFile(file)).digest('hex');
       if (t.back && this.previousV!.sha256 && sha256 !== this.previousV!.sha256) {
         throw kerfError('KERF_ERR_FILE', `rollout --back: ${file} changed since it was served (sha256 ${sha256.slice(0, 12)}…, was ${this.previousV!.sha256.slice(0, 12)}…)`);
       }
-      const prep = await prepareModel(file, { inputShapes: this.gateway.prep.inputShapes });
       this.gateway.checkModel(prep);
       const cuts = this.rolloutCuts(prep, t.cuts);
       const from = { ...this.modelV };

@@ -10,8 +10,10 @@ import assert from 'node:assert/strict';
 import { prepareModel } from '../../src/engine/index.js';
 import { LocalSubstrate } from '../../src/cluster/local.js';
 import { deploy } from '../../src/cluster/deploy.js';
-import { FailoverController, placementReplanner, type FailoverEvent, type Layout } from '../../src/cluster/failover.js';
+import { FailoverController, placementReplanner, planReplanner, type FailoverEvent, type Layout } from '../../src/cluster/failover.js';
 import type { PlaceModel } from '../../src/plan/place/index.js';
+import { emptyCriteria } from '../../src/plan/criteria.js';
+import type { Network, PlanProblem, PlanTier, SystemCost } from '../../src/plan/types.js';
 import { ocrModel } from '../support/shared.js';
 import { alive, bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
 
@@ -32,6 +34,29 @@ test('placementReplanner places on the hosts left (and the entry)', () => {
   assert.equal(without.cuts.length, without.workers.length + (without.local ? 0 : -1));
   // The entry alone cannot hold the model: no placement, said so.
   assert.throws(() => r([]), { code: 'KERF_ERR_PLACE' });
+});
+
+test('planReplanner: the best 3-tier plan with the lost tier unused', () => {
+  const L = 6;
+  const sys = (tier: PlanTier, perBlockS: number, outBytes: number): SystemCost => ({
+    name: tier, tier, time: new Float64Array(L).fill(perBlockS), out: new Float64Array(L).fill(outBytes), mem: new Float64Array(L).fill(1e6),
+  });
+  const problem: PlanProblem = {
+    model: 'm', blocks: L, firstLayer: Int32Array.from({ length: L }, (_, i) => i), lastLayer: Int32Array.from({ length: L }, (_, i) => i),
+    cutIds: Array.from({ length: L }, (_, i) => 100 + i), inputBytes: 1e5,
+    device: [sys('device', 0.05, 1e3)], edge: [sys('edge', 0.01, 1e3)], cloud: [sys('cloud', 0.001, 1e3)],
+  };
+  const link = (from: string, to: string, mbps: number, rttMs: number) => ({ from, to, bandwidthMbps: mbps, rttMs, rttS: rttMs / 1000, bytesPerS: mbps * 125000 });
+  const net: Network = { schema: 'kerf.network/v1', format: 'yaml', links: [link('device', 'edge', 100, 1), link('edge', 'cloud', 100, 1), link('device', 'cloud', 100, 40)] };
+  const r = planReplanner(problem, net, emptyCriteria(), { device: 'pi', edge: 'box', cloud: 'vm' });
+  const all = r(['box', 'vm']);
+  assert.ok(all.workers.some((w) => w.host === 'box'), `with every host the edge is used: ${JSON.stringify(all)}`);
+  for (const hosts of [['vm'], ['box'], []]) {
+    const l = r(hosts);
+    assert.ok(l.workers.every((w) => hosts.includes(w.host)), `hosts ${hosts.join(',')}: ${JSON.stringify(l)}`);
+    assert.equal(l.cuts.length, l.workers.length + (l.local ? 0 : -1));
+    assert.ok(l.cuts.every((c) => c >= 100 && c < 100 + L));
+  }
 });
 
 test('failover under load on the local substrate: staged and unstaged, nothing lost, nothing twice, answers exact', { timeout: 180_000 }, async () => {
