@@ -1,15 +1,23 @@
 import { kerfError } from '../errors.js';
 import { parse } from './args.js';
 
-const HELP = `usage: kerf agent [--listen HOST:PORT] [--token T] [--max-model-mb N] [--system NAME] [--tier T]
+const HELP = `usage: kerf agent [--listen HOST:PORT] [--token T] [--memory-mb M] [--cpus C] [--cache DIR] [--max-model-mb N] [--system NAME] [--tier T]
 
-Serve profiling jobs on this box for \`kerf profile --remote http://HOST:PORT --token T …\`.
-Jobs run one at a time (others wait), so timings never interleave. The first line on stdout
-is \`kerf agent listening on http://HOST:PORT\`.
+A host's daemon. Serves profiling jobs on this box for \`kerf profile --remote http://HOST:PORT
+--token T …\` (one at a time, so timings never interleave), and runs the stages a controller
+(\`kerf up --hosts\`, \`kerf measure --hosts\`) deploys here: parts by content hash (sent once,
+cached in --cache), workers started and stopped, health, memory and CPU reports, link and speed
+measurements. Controller requests are signed with the token (HMAC; it never crosses the
+network). A controller that stops renewing its lease (15 s) has its stages stopped. The first
+line on stdout is \`kerf agent listening on http://HOST:PORT\`.
   --listen HOST:PORT   interface and port (default 127.0.0.1:7700; 0.0.0.0:7700 to serve the network;
                        port 0 picks a free one)
   --token T            token clients must present (default: env KERF_AGENT_TOKEN, else a random
                        one, printed on stdout)
+  --memory-mb M        memory this host offers stages, MB (default: the host's)
+  --cpus C             cores it offers; stages are held to them with a cgroup CPU quota where
+                       cgroups are writable (default: the host's cores, no quota)
+  --cache DIR          where parts are cached (default ~/.cache/kerf/parts)
   --max-model-mb N     refuse larger models with 413 (default 512)
   --max-queue N        refuse jobs with 503 when N are already waiting (default 8)
   --system NAME        system name when a client gives none (default: the host name)
@@ -17,7 +25,7 @@ is \`kerf agent listening on http://HOST:PORT\`.
 
 const OPTIONS = {
   listen: { type: 'string' }, token: { type: 'string' }, 'max-model-mb': { type: 'string' }, 'max-queue': { type: 'string' },
-  system: { type: 'string' }, tier: { type: 'string' },
+  system: { type: 'string' }, tier: { type: 'string' }, 'memory-mb': { type: 'string' }, cpus: { type: 'string' }, cache: { type: 'string' },
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
@@ -32,18 +40,34 @@ export async function run(argv: string[]): Promise<number> {
   const queue = v['max-queue'] ?? '8';
   if (!/^\d+$/.test(queue)) throw kerfError('KERF_ERR_USAGE', `--max-queue '${queue}': expected a whole number`);
   if (v.tier && !['device', 'edge', 'cloud'].includes(v.tier)) throw kerfError('KERF_ERR_USAGE', `--tier '${v.tier}': expected device, edge or cloud`);
+  const num = (flag: string, x: string | undefined): number | undefined => {
+    if (x === undefined) return undefined;
+    if (!/^\d+(\.\d+)?$/.test(x) || !(Number(x) > 0)) throw kerfError('KERF_ERR_USAGE', `${flag} '${x}': expected a positive number`);
+    return Number(x);
+  };
+  const memoryMB = num('--memory-mb', v['memory-mb']);
+  const cpus = num('--cpus', v.cpus);
   const { Agent, newToken } = await import('../profile/agent.js');
+  const { HostDaemon } = await import('../cluster/host.js');
   const given = v.token ?? process.env.KERF_AGENT_TOKEN;
   const token = given || newToken();
+  const log = (line: string): void => { process.stderr.write(`kerf agent: ${line}\n`); };
+  const daemon = await HostDaemon.create({
+    token, host, log, ...(memoryMB !== undefined ? { memoryMB } : {}), ...(cpus !== undefined ? { cpus } : {}), ...(v.cache ? { cacheDir: v.cache } : {}),
+  });
   const agent = await Agent.start({
     host, port: Number(m[2]), token, maxModelBytes: Number(mb) * 1e6, maxQueue: Number(queue),
     ...(v.system ? { system: v.system } : {}), ...(v.tier ? { tier: v.tier as 'device' } : {}),
-    log: (line) => process.stderr.write(`kerf agent: ${line}\n`),
-  });
+    log, daemon,
+  }).catch(async (e: unknown) => { await daemon.close(); throw e; });
   process.stdout.write(`kerf agent listening on ${agent.url}\n`);
   if (!given) process.stdout.write(`token: ${token}\n`);
   await new Promise<void>((resolve) => {
-    const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); void agent.close().then(resolve); };
+    const stop = (sig: NodeJS.Signals): void => {
+      process.off('SIGINT', stop); process.off('SIGTERM', stop);
+      log(`${sig}: stopping every stage`);
+      void Promise.all([agent.close(), daemon.close()]).then(() => resolve());
+    };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });

@@ -7,6 +7,9 @@ const BENCHES: Record<string, string> = {
   'adapt-offline': "adaptation policies replayed on AdaptiveDNN's measured data",
   place: 'cluster placement: kerf vs greedy, random, lower bound and exact optimum',
   pipeline: 'N-stage pipeline throughput vs the placement prediction',
+  failover: 'kill a stage\'s host under load: time to serve again (detect/re-plan/deploy/switch), staged vs not',
+  rollout: 'roll onto a new model version under load and back: downtime, p99 ratio, extra memory per host',
+  codec: 'wire codecs: ratios on real activations, MB/s, the planner\'s choice, the demo split end to end (--accuracy: lossy codecs on OCR answers)',
 };
 
 export async function run(argv: string[]): Promise<number | void> {

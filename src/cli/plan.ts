@@ -32,6 +32,10 @@ kerf up plan.json works from any folder and refuses a different file at that pat
   --load SYSTEM=F         multiply SYSTEM's compute times by F (repeatable)
   --privacy N             at least N blocks run on the device
   --max-memory TIER=MB    memory limit of a tier's blocks (repeatable)
+  --codecs SET            compress hops where it pays: none (default), lossless, lossy (also
+                          fp16/int8: changes answers) or a list such as zstd-1,lz4; each hop
+                          priced encode + bytes ÷ bandwidth + decode from the profiles'
+                          measurements (kerf profile --codecs; docs/codec.md)
 Scission's criteria:
   -d/-e/-c LIST           per tier: N, !N (layer N there or not), NAME, !NAME, -1 (unused), !-1 (used)
   --device-upload MB, --edge-upload MB
@@ -48,8 +52,29 @@ const OPTIONS = {
   load: { type: 'string', multiple: true },
   privacy: { type: 'string' },
   'max-memory': { type: 'string', multiple: true },
+  codecs: { type: 'string' },
   ...SCISSION_OPTIONS,
 } as const;
+
+/** `--codecs`: the codecs hops may use, from what the profiles measured. */
+export async function codecOptions(text: string, problem: import('../plan/types.js').PlanProblem): Promise<{ codecs: string[]; lossyCodecs: string[] }> {
+  const { measuredCodecs } = await import('../plan/codec-cost.js');
+  const { parseCodec } = await import('../codec/index.js');
+  const measured = measuredCodecs([...problem.device, ...problem.edge, ...problem.cloud]);
+  const s = text.trim().toLowerCase();
+  let names: string[];
+  if (s === 'none') names = [];
+  else if (s === 'lossless' || s === 'lossy') {
+    names = measured.filter((m) => s === 'lossy' || !m.lossy).map((m) => m.name);
+    if (names.length === 0) throw kerfError('KERF_ERR_USAGE', `--codecs ${s}: the profiles measured no ${s === 'lossy' ? '' : 'lossless '}codec; profile with kerf profile --codecs ${s}`);
+  } else {
+    names = s.split(',').map((c) => parseCodec(c.trim(), '--codecs entry').name).filter((c) => c !== 'none');
+    for (const n of names) {
+      if (!measured.some((m) => m.name === n)) throw kerfError('KERF_ERR_USAGE', `--codecs: no profile measured codec '${n}' (measured: ${measured.map((m) => m.name).join(', ') || 'none'}); profile with kerf profile --codecs ${n}`);
+    }
+  }
+  return { codecs: names, lossyCodecs: measured.filter((m) => m.lossy).map((m) => m.name) };
+}
 
 function readText(file: string): string {
   try {
@@ -154,14 +179,14 @@ export async function run(argv: string[]): Promise<number | void> {
     deviceTime: v['device-time'], edgeTime: v['edge-time'], cloudTime: v['cloud-time'],
     privacy: v.privacy, maxMemory: v['max-memory'],
   });
-  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false };
+  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false, ...(v.codecs !== undefined ? await codecOptions(v.codecs, problem) : {}) };
   const ranked = rankPlacements(problem, network, criteria, opts);
   if (ranked.length === 0) {
     process.stdout.write('No results for the specified configuration\n');
     return 1;
   }
   const given: Record<string, unknown> = {};
-  for (const key of ['device', 'edge', 'cloud', 'device-upload', 'edge-upload', 'device-time', 'edge-time', 'cloud-time', 'privacy', 'max-memory', 'load'] as const) {
+  for (const key of ['device', 'edge', 'cloud', 'device-upload', 'edge-upload', 'device-time', 'edge-time', 'cloud-time', 'privacy', 'max-memory', 'load', 'codecs'] as const) {
     if (v[key] !== undefined) given[key] = v[key];
   }
   const doc = planDocument(ranked, network, {

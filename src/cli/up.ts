@@ -6,6 +6,7 @@ import { parse, parseInputShapes, parseIntList } from './args.js';
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
        kerf up placement.json [--model m.onnx] [--reference-cpus C] [--cpus NODE=C ...] [options]
        kerf up --model m.onnx --cuts C1,C2 [--links '10mbit/20ms,100mbit/5ms'] [options]
+       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [options]
 
 Start the device gateway and one worker per further tier as child processes on this machine,
 with emulated links between tiers, wait until the pipeline is ready, print the endpoint, and
@@ -23,7 +24,17 @@ emulated, and every worker held to its node's CPU share with a cgroup quota
 s × --reference-cpus cores; --cpus NODE=C sets one directly. Without writable cgroups the
 workers run with 1 thread and a notice says the shares are not enforced.
 
+Across machines (--hosts hosts.yaml, kerf.hosts/v1; docs/cluster.md): every tier runs on its
+host's \`kerf agent\`: the gateway on the entry host (its endpoint printed), a placement's stage
+on the host named as its node, a plan's tier on the host named as its system, else as the tier
+(device, edge, cloud with --cuts). Each host is sent only the part it runs (by content hash,
+once; --parts whole sends the whole model, as --adapt and --switch need), links are the real
+network, and every host's stages stop on Ctrl-C or SIGTERM (and by themselves when this
+controller dies: the agents' lease).
+
 options:
+  --hosts FILE           deploy across the hosts of a kerf.hosts/v1 file
+  --parts MODE           with --hosts: segments (default) or whole
   --model FILE           the model (.onnx)
   --cuts C1,C2           cut ids of the tier boundaries (see kerf inspect): gateway runs part 0,
                          one worker per further part
@@ -35,6 +46,7 @@ options:
   --trace-loop           restart the traces after their last step
   --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
                          none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
+                         C/R: replies in R (default: C's lossless part);
                          auto (default with a plan): the plan's choice per hop (docs/codec.md)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --name NAME            model name in URLs (default: file name without .onnx)
@@ -50,8 +62,9 @@ options:
                          pause-resume, standby, on-demand (default) or hot-swap
   --standby C1,C2        with --switch standby: the split kept loaded beside the active one
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
-                         itself (use --switch hot-swap); --profiles DIR holds <tier>.profile.json
-                         per tier; --adapt-period S, --min-gain F, --min-dwell S (docs/adapt.md)
+                         itself (use --switch hot-swap); --profiles DIR is the folder kerf plan
+                         takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
+                         --min-gain F, --min-dwell S (docs/adapt.md)
   --json                 print one JSON line when ready (endpoint, pids, links with control URLs)
   -h, --help             this help
 
@@ -64,6 +77,7 @@ const OPTIONS = {
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' },
+  hosts: { type: 'string' }, parts: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
 
@@ -92,6 +106,7 @@ export async function run(argv: string[]): Promise<number | void> {
 
   let opts: Opts | undefined;
   let placement: Parameters<typeof placementToUp>[0] | undefined;
+  let planDoc: Parameters<typeof planToUp>[0] | undefined;
   /** a model to check when the cuts could not be read */
   let modelOnly: string | undefined;
   const shapes = check(() => parseInputShapes(v['input-shape'])) ?? {};
@@ -125,6 +140,7 @@ export async function run(argv: string[]): Promise<number | void> {
       const model = plan && check(() => planModelFile(plan, file, v.model));
       if (plan && model && check(() => { checkPlanModelFile(plan, model, file); return true; })) {
         opts = check(() => planToUp(plan, model, file));
+        planDoc = plan;
         if (opts) opts.planFile = file;
       }
     }
@@ -180,8 +196,8 @@ export async function run(argv: string[]): Promise<number | void> {
     }
   }
   if (v.codec !== undefined && v.codec.trim().toLowerCase() !== 'auto') {
-    const { parseCodec } = await import('../codec/index.js');
-    const list = v.codec.split(',').map((c, i) => check(() => parseCodec(c.trim(), `--codec hop ${i}`).name));
+    const { parseHopCodec } = await import('../codec/index.js');
+    const list = v.codec.split(',').map((c, i) => check(() => parseHopCodec(c.trim(), `--codec hop ${i}`).name));
     if (hops !== undefined && list.length !== 1 && list.length !== hops) {
       note(kerfError('KERF_ERR_USAGE', `--codec: ${list.length} codecs given, the pipeline has ${hops} hop(s) (give one for all, or one per hop)`));
     } else if (opts && hops !== undefined && list.every((c) => c !== undefined)) {
@@ -221,7 +237,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.adapt !== undefined && v.adapt !== 'off') {
     const { ADAPT_SETTINGS } = await import('../adapt/live.js');
     if (!ADAPT_SETTINGS.includes(v.adapt as never)) note(kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`));
-    if (!v.profiles) note(kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier)'));
+    if (!v.profiles) note(kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (the folder kerf plan takes: one <model>.<system>.profile.json per tier)'));
     else if (!existsSync(v.profiles) || !statSync(v.profiles).isDirectory()) note(kerfError('KERF_ERR_FILE', `--profiles ${v.profiles}: no such directory`));
     for (const f of ['adapt-period', 'min-gain', 'min-dwell'] as const) {
       const x = v[f];
@@ -258,6 +274,24 @@ export async function run(argv: string[]): Promise<number | void> {
   if (errors.length || !opts) {
     throw kerfError(errors[0]?.code ?? 'KERF_ERR_USAGE', errors.map((e) => e.message).join('\nkerf: ') || 'nothing to start');
   }
+  let hosts: import('../cluster/hosts.js').HostsFile | null = null;
+  let hostOf: string[] | undefined;
+  if (v.parts !== undefined && (!v.hosts || !['segments', 'whole'].includes(v.parts))) throw kerfError('KERF_ERR_USAGE', `--parts '${v.parts}': expected segments or whole, with --hosts`);
+  if (v.hosts) {
+    if (v.links !== undefined || v.trace?.length) throw kerfError('KERF_ERR_USAGE', '--links and --trace emulate links on one machine; across --hosts the links are the real network');
+    if (v.host !== undefined) throw kerfError('KERF_ERR_USAGE', '--host: across --hosts each agent listens on its own interface');
+    const { loadHosts } = await import('../cluster/hosts.js');
+    const { namedHosts, placementHosts, planHosts } = await import('../cluster/assign.js');
+    hosts = await loadHosts(v.hosts);
+    const file = p.positionals[0] ?? '';
+    hostOf = placement ? placementHosts(placement, hosts, file) : planDoc ? planHosts(planDoc, hosts, file)
+      : namedHosts(tierNames ?? ['device', ...opts.cuts.map((_, i) => ['edge', 'cloud'][i] ?? `tier${i + 3}`)], hosts);
+    // Real links and real CPUs: nothing is emulated, a stage gets its host's cores (the agent's
+    // --cpus), unless --cpus NODE=C asks for a share.
+    delete opts.links;
+    const asked = new Set((v.cpus ?? []).map((c) => c.split('=')[0]));
+    for (const t of opts.tiers ?? []) if (t.cpus !== undefined && !asked.has(t.name)) delete t.cpus;
+  }
   if (placement) {
     process.env.MALLOC_ARENA_MAX ??= '2';
     process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
@@ -272,11 +306,23 @@ export async function run(argv: string[]): Promise<number | void> {
   // The token is the dashboard's key to its controls: known here so the link can carry it
   // (in the URL's fragment, which browsers never send).
   opts.token ??= process.env.KERF_TOKEN || (await import('node:crypto')).randomBytes(16).toString('hex');
-  // One controller for one machine and many: the local substrate runs tiers as child processes.
-  const { LocalSubstrate } = await import('../cluster/local.js');
+  // One controller for one machine and many: the local substrate runs tiers as child
+  // processes, the hosts substrate on each host's agent.
   const { deploy } = await import('../cluster/deploy.js');
-  const substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
-  const h = await deploy(substrate, opts).catch(async (e: unknown) => { await substrate.close(); throw e; });
+  let substrate: import('../cluster/substrate.js').Substrate;
+  const deployOpts: import('../cluster/deploy.js').DeployOptions = { ...opts };
+  if (hosts) {
+    const { AgentSubstrate } = await import('../cluster/agents.js');
+    substrate = await AgentSubstrate.connect(hosts, { log: opts.log });
+    // the agents derive the stages' token from the cluster token: it never crosses the network
+    opts.token = substrate.pipelineToken!;
+    deployOpts.hostOf = hostOf!;
+    deployOpts.parts = (v.parts as 'segments' | 'whole' | undefined) ?? ((v.adapt !== undefined && v.adapt !== 'off') || v.switch !== undefined || v.standby !== undefined ? 'whole' : 'segments');
+  } else {
+    const { LocalSubstrate } = await import('../cluster/local.js');
+    substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });
+  }
+  const h = await deploy(substrate, deployOpts).catch(async (e: unknown) => { await substrate.close(); throw e; });
   const dashboard = `${h.url}/ui/`;
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
@@ -291,7 +337,7 @@ export async function run(argv: string[]): Promise<number | void> {
     if (h.cpu.notice) process.stderr.write(`kerf up: ${h.cpu.notice}\n`);
     process.stdout.write(JSON.stringify({
       event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`, dashboard,
-      processes: h.processes, cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({
+      processes: h.processes.map((p, i) => (hosts ? { ...p, host: h.hostOf[i] } : p)), cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({
         from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, control: ctl(l),
         config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null },
       })),
@@ -299,7 +345,7 @@ export async function run(argv: string[]): Promise<number | void> {
   } else {
     const links = h.links.map((l) => `${l.from} → ${l.to} ${formatRate(l.link.config.rateBps)}, ${+(l.link.config.delayMs * 2).toFixed(3)} ms RTT` +
       `${l.link.config.jitterMs ? ` ± ${l.link.config.jitterMs} ms` : ''} (control ${ctl(l)}/config)`);
-    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c) => `${c.name} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); ` +
+    process.stdout.write(`kerf up: ${h.name} ready at ${h.url}/v2/models/${h.name}/infer (${h.processes.map((c, i) => `${c.name}${hosts ? ` on ${h.hostOf[i]}` : ''} pid ${c.pid}${c.cpus !== undefined ? ` ${+c.cpus.toFixed(3)} CPU` : ''}`).join(', ')}); ` +
       `links: ${links.length ? links.join('; ') : 'none (direct loopback)'}; Ctrl-C stops\n`);
     process.stdout.write(`kerf up: dashboard ${dashboard}#token=${encodeURIComponent(opts.token)} (read-only without the #token part)\n`);
   }
@@ -310,6 +356,7 @@ export async function run(argv: string[]): Promise<number | void> {
     });
   }
   await h.close();
+  await substrate.close();
   if (!quiet) process.stderr.write('kerf up: stopped\n');
   return 0;
 }

@@ -19,8 +19,9 @@ options:
   --granularity G        single (default; as profiles count blocks) or all
   --next HOST:PORT       the next tier; absent: this is the last one
   --next-segment ID      segment id to ask the next tier for (default: its default)
-  --next-codec CODEC     compress what goes to the next tier: none (default), lz4, zstd[-L],
-                         shuffle+zstd, fp16[+zstd], int8[-ch][+zstd] (docs/codec.md)
+  --next-codec C[/R]     compress what goes to the next tier: none (default), lz4, zstd[-L],
+                         shuffle+zstd, fp16[+zstd], int8[-ch][+zstd]; its replies come back in
+                         R (default: C's lossless part) (docs/codec.md)
   --codecs LIST          codecs this worker decodes from its caller (default: all)
   --token T              the pipeline's shared secret (default: env KERF_TOKEN)
   --metrics HOST:PORT    serve Prometheus /metrics here (the gateway serves it on --listen)
@@ -41,7 +42,8 @@ gateway only:
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
-  --profiles DIR         per-tier profiles DIR/<tier>.profile.json (needed by --adapt)
+  --profiles DIR         the profiles folder kerf plan takes (<model>.<system>.profile.json with
+                         system.tier; needed by --adapt)
   --adapt-tiers T1,T2    tier names in chain order (default device,edge,cloud…; the workers' --name)
   --adapt-links L1,L2    per hop, believed before transfers arrive: RATE/DELAY (e.g. 50mbit/5ms)
   --adapt-period S       seconds between decisions (default 1)
@@ -102,12 +104,15 @@ export async function run(argv: string[]): Promise<number | void> {
     if (!(profiledS > 0)) throw kerfError('KERF_ERR_USAGE', `--profiled-ms '${v['profiled-ms']}': expected a positive number`);
   }
   const next = v.next !== undefined ? parseAddress(v.next, '--next') : null;
-  const { parseCodec } = await import('../codec/index.js');
-  const nextCodec = v['next-codec'] !== undefined ? parseCodec(v['next-codec'], '--next-codec').name : 'none';
+  const { parseCodec, parseHopCodec } = await import('../codec/index.js');
+  const nextCodec = v['next-codec'] !== undefined ? parseHopCodec(v['next-codec'], '--next-codec').name : 'none';
   if (nextCodec !== 'none' && !next) throw kerfError('KERF_ERR_USAGE', `--next-codec ${nextCodec}: this tier has no --next to send to`);
   const codecs = v.codecs !== undefined ? v.codecs.split(',').map((c) => parseCodec(c, '--codecs entry').name) : undefined;
   if (codecs && v.gateway) throw kerfError('KERF_ERR_USAGE', '--codecs: a gateway receives no tier frames (use --next-codec)');
   const out = (line: string): void => { process.stdout.write(line + '\n'); };
+  // A wrong token is said on both sides: here when this tier refuses a client or is refused.
+  const { logAuthRefusals } = await import('../serve/diagnostics.js');
+  logAuthRefusals((line) => { process.stderr.write(`kerf ${v.gateway ? 'gateway' : 'worker'} ${v.name ?? (v.gateway ? 'device' : 'worker')}: ${line}\n`); });
 
   let close: () => Promise<void>;
   if (v.gateway) {

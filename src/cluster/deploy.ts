@@ -7,7 +7,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { kerfError } from '../errors.js';
 import { up, type StartedTier, type TierLauncher, type UpHandle, type UpOptions } from '../serve/up.js';
 import { partBytes, writePart } from './parts.js';
@@ -108,7 +108,9 @@ export async function deploy(substrate: Substrate, opts: DeployOptions): Promise
   if (quota && [...(opts.tiers ?? [])].some((t) => t.cpus !== undefined)) {
     log(`CPU shares not enforced (${quota}): tiers with a share run with 1 onnxruntime thread on whatever CPU they get`);
   }
-  const handle = await up({ ...opts, launch }).catch(async (e: unknown) => { substrate.off('event', onEvent); await removeParts(); throw e; });
+  // Staged copies are named by hash: the gateway keeps the model's own name in its URLs.
+  const name = opts.name ?? basename(opts.model).replace(/\.onnx$/i, '');
+  const handle = await up({ ...opts, name, ...(substrate.pipelineToken ? { token: substrate.pipelineToken } : {}), launch }).catch(async (e: unknown) => { substrate.off('event', onEvent); await removeParts(); throw e; });
   const close = handle.close;
   let closing: Promise<void> | null = null;
   return {

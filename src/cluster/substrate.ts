@@ -98,6 +98,9 @@ export interface Substrate extends Pick<EventEmitter, 'on' | 'off' | 'once'> {
   /** 'local', 'hosts', 'k8s' */
   readonly kind: string;
   hosts(): readonly string[];
+  /** the token stages must use, when the substrate fixes it (agents derive it from the cluster
+   * token and the session, so it never crosses the network); deploy passes it to every stage */
+  readonly pipelineToken?: string;
   stage(onHost: string, file: string): Promise<PartRef>;
   start(spec: StageSpec): Promise<StageHandle>;
   stop(name: string): Promise<void>;

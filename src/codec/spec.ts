@@ -91,6 +91,22 @@ export function losslessPart(c: Codec): Codec {
   return c.lossy === 'none' ? c : parseCodec(canonical({ ...c, lossy: 'none' }));
 }
 
+/** A hop's codecs: what requests travel with, and what replies come back with. */
+export interface HopCodec { request: Codec; reply: Codec; /** canonical `REQ` or `REQ/REPLY` */ name: string }
+
+/**
+ * Parse a hop's codec: `C` (requests with C, replies with C's lossless part, so a lossy codec
+ * never touches the answer unless asked) or `C/R` (replies with R).
+ */
+export function parseHopCodec(text: string, what = 'codec'): HopCodec {
+  const [a, b, more] = String(text).split('/');
+  if (more !== undefined) throw kerfError('KERF_ERR_USAGE', `${what} '${text}': expected CODEC or CODEC/REPLY_CODEC`);
+  const request = parseCodec(a ?? '', what);
+  const reply = b === undefined ? losslessPart(request) : parseCodec(b, `${what} (reply)`);
+  const name = reply.name === losslessPart(request).name ? request.name : `${request.name}/${reply.name}`;
+  return { request, reply, name };
+}
+
 /** Lossless codecs a planner tries for `--codecs lossless`. */
 export const LOSSLESS_CODECS: readonly string[] = Object.freeze(['lz4', 'zstd-1', 'zstd-3', 'shuffle+zstd-1']);
 /** Lossy codecs a planner tries for `--codecs lossy` (each with and without a lossless stage). */

@@ -63,7 +63,7 @@ export function formatPlanTable(ranked: readonly RankedPlacement[], objective: P
       const l = t.layers![0] === t.layers![1] ? `${t.layers![0]}` : `${t.layers![0]}-${t.layers![1]}`;
       return `${t.system} b${b} L${l} ${ms(t.computeS)}ms`;
     };
-    const tr = p.transfers.map((t) => ms(t.seconds)).join('+') || '0';
+    const tr = p.transfers.map((t) => ms(t.seconds) + (t.codec ? ` ${t.codec}${t.lossy ? ' (lossy)' : ''} ${t.ratio!.toFixed(1)}×` : '')).join(' + ') || '0';
     return [String(p.rank), ms(p.objectiveS), mb(p.bytesSent), tier(0), tier(1), tier(2), tr];
   });
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

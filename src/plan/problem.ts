@@ -2,6 +2,8 @@ import { kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
 import type { PlanProblem, SystemCost, PlanTier } from './types.js';
 import { PLAN_TIERS } from './types.js';
+import { tierTermsProblem, type TierTerms } from './cost.js';
+import type { SystemCodecs } from './codec-cost.js';
 
 /** Scission's default input: a 0.15 MB image. */
 export const DEFAULT_INPUT_BYTES = 0.15 * 1000 * 1000;
@@ -13,6 +15,31 @@ export interface ProblemOptions {
   load?: Record<string, number> | undefined;
   /** label of each profile in error messages (e.g. its file name), by position */
   labels?: string[] | undefined;
+  /** per-system terms measured beside the profiles (e.g. the gateway's fixed time per request,
+   * its wire CPU per byte); the call overhead comes from each profile's `callOverheadS` */
+  terms?: Record<string, Omit<TierTerms, 'callOverheadS'>> | undefined;
+}
+
+/** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one). */
+function systemCodecs(p: Profile, L: number, load: number): SystemCodecs | undefined {
+  const names: string[] = [];
+  const lossy: boolean[] = [];
+  for (const b of p.blocks) {
+    for (const [n, m] of Object.entries(b.codecs ?? {})) if (!names.includes(n)) { names.push(n); lossy.push(Boolean(m.lossy)); }
+  }
+  if (names.length === 0) return undefined;
+  const arr = (): Float64Array => new Float64Array(L).fill(NaN);
+  const out: SystemCodecs = { names, lossy, ratio: names.map(arr), encodeS: names.map(arr), decodeS: names.map(arr) };
+  p.blocks.forEach((b, i) => {
+    names.forEach((n, k) => {
+      const m = b.codecs?.[n];
+      if (!m || !(m.ratio > 0) || !(m.encodeS >= 0) || !(m.decodeS >= 0)) return;
+      out.ratio[k]![i] = m.ratio;
+      out.encodeS[k]![i] = m.encodeS * load;
+      out.decodeS[k]![i] = m.decodeS * load;
+    });
+  });
+  return out;
 }
 
 /**
@@ -69,8 +96,16 @@ export function problemFromProfiles(profiles: readonly Profile[], model: string,
       out[i] = b.outputBytes;
       mem[i] = b.memoryBytes ?? b.paramBytes ?? 0;
     }
-    byTier[tier].push({ name, tier, time, out, mem });
+    const given = opts.terms?.[name] ?? {};
+    const terms: TierTerms = { ...given, ...(p.callOverheadS !== undefined ? { callOverheadS: p.callOverheadS * load } : {}) };
+    const bad = tierTermsProblem(terms, where);
+    if (bad) throw kerfError('KERF_ERR_PROFILE', bad);
+    const codecs = systemCodecs(p, L, load);
+    byTier[tier].push({ name, tier, time, out, mem, ...(Object.keys(terms).length ? { terms } : {}), ...(codecs ? { codecs } : {}) });
   });
+  for (const s of Object.keys(opts.terms ?? {})) {
+    if (![...seen].some((k) => k.endsWith(`\u0000${s}`))) throw kerfError('KERF_ERR_PLAN', `per-request terms given for system '${s}', which has no profile`);
+  }
   for (const s of Object.keys(opts.load ?? {})) {
     if (!seen.has(`device\u0000${s}`) && !seen.has(`edge\u0000${s}`) && !seen.has(`cloud\u0000${s}`)) {
       throw kerfError('KERF_ERR_PLAN', `load factor given for system '${s}', which has no profile`);

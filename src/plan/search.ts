@@ -1,5 +1,7 @@
 import { kerfError } from '../errors.js';
 import { findNetworkLink } from './network.js';
+import { tierServiceS } from './cost.js';
+import { chooseCodec, codecPairs, transferS, type HopChoice } from './codec-cost.js';
 import type {
   PlanCriteria, Network, PlanObjective, RankedPlacement, PlanProblem, RankedIndex, PlanSearchOptions, SystemCost, PlanTier, TierCriteria,
   TierPlacement, PlanTransfer,
@@ -40,8 +42,9 @@ interface Sys {
   pm: Float64Array;
 }
 
-/** NetworkLink between two tiers' systems, flattened [i * n + j]; NaN where no link exists. */
-interface LinkTable { ping: Float64Array; bw: Float64Array; n: number }
+/** NetworkLink between two tiers' systems, flattened [i * n + j]; NaN where no link exists.
+ * `pairs`: the codecs both systems measured and that are allowed on the hop (src/plan/codec-cost.ts). */
+interface LinkTable { ping: Float64Array; bw: Float64Array; n: number; pairs: Int32Array[] }
 
 interface Ctx {
   L: number;
@@ -78,17 +81,25 @@ function prep(s: SystemCost, L: number): Sys {
   return { cost: s, pt, nz, pm };
 }
 
-function table(net: Network, a: SystemCost[], b: SystemCost[]): LinkTable {
+function table(net: Network, a: SystemCost[], b: SystemCost[], allowed: ReadonlySet<string>): LinkTable {
   const n = b.length;
   const ping = new Float64Array(a.length * n).fill(NaN);
   const bw = new Float64Array(a.length * n).fill(NaN);
+  const pairs: Int32Array[] = [];
   for (let i = 0; i < a.length; i++) {
     for (let j = 0; j < n; j++) {
       const l = findNetworkLink(net, a[i]!.name, b[j]!.name);
       if (l) { ping[i * n + j] = l.rttS; bw[i * n + j] = l.bytesPerS; }
+      pairs[i * n + j] = codecPairs(a[i]!.codecs, b[j]!.codecs, allowed);
     }
   }
-  return { ping, bw, n };
+  return { ping, bw, n, pairs };
+}
+
+/** Transfer seconds (round trip excluded) of `bytes`, the output of `block`, from system a to b over table t. */
+function xfer(t: LinkTable, ia: number, ib: number, a: SystemCost, b: SystemCost, block: number, bytes: number): number {
+  const k = ia * t.n + ib;
+  return transferS(bytes, t.bw[k]!, block, a.codecs, b.codecs, t.pairs[k]!);
 }
 
 function rule(t: TierCriteria | undefined, systems: SystemCost[]): TierRule {
@@ -181,26 +192,31 @@ function evaluate(ctx: Ctx, d: number, e: number, c: number, x: number, y: numbe
   let tr = 0;
   if (Es) {
     const k = d * ctx.de.n + e;
-    t1 = ctx.de.ping[k]! + devOut / ctx.de.bw[k]!;
+    t1 = ctx.de.ping[k]! + xfer(ctx.de, d, e, Ds.cost, Es.cost, x, devOut);
     if (Cs) {
       const k2 = e * ctx.ec.n + c;
-      t2 = ctx.ec.ping[k2]! + edgeOut / ctx.ec.bw[k2]!;
+      t2 = ctx.ec.ping[k2]! + xfer(ctx.ec, e, c, Es.cost, Cs.cost, y, edgeOut);
     }
   } else if (Cs) {
     const k = d * ctx.dc.n + c;
-    t1 = ctx.dc.ping[k]! + devOut / ctx.dc.bw[k]!;
+    t1 = ctx.dc.ping[k]! + xfer(ctx.dc, d, c, Ds.cost, Cs.cost, x, devOut);
   }
   if (ctx.ret && (Es || Cs)) {
     if (Cs) {
       const k = c * ctx.cd.n + d;
-      tr = ctx.cd.ping[k]! + Cs.cost.out[L - 1]! / ctx.cd.bw[k]!;
+      tr = ctx.cd.ping[k]! + xfer(ctx.cd, c, d, Cs.cost, Ds.cost, L - 1, Cs.cost.out[L - 1]!);
     } else {
       const k = e * ctx.ed.n + d;
-      tr = ctx.ed.ping[k]! + Es!.cost.out[L - 1]! / ctx.ed.bw[k]!;
+      tr = ctx.ed.ping[k]! + xfer(ctx.ed, e, d, Es!.cost, Ds.cost, L - 1, Es!.cost.out[L - 1]!);
     }
   }
-  if (ctx.throughput) return Math.max(dt, et, ct, t1, t2, tr);
-  return tpt + t1 + t2 + tr;
+  // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts).
+  const res = Cs ? Cs.cost.out[L - 1]! : Es ? Es.cost.out[L - 1]! : 0;
+  const ds = tierServiceS(dt, Ds.cost.terms, 1, Es || Cs ? devOut + res : 0, dUsed);
+  const es = Es ? tierServiceS(et, Es.cost.terms, 1, devOut + (Cs ? edgeOut : res)) : 0;
+  const cs = Cs ? tierServiceS(ct, Cs.cost.terms, 1, (Es ? edgeOut : devOut) + res) : 0;
+  if (ctx.throughput) return Math.max(ds, es, cs, t1, t2, tr);
+  return ds + es + cs + t1 + t2 + tr;
 }
 
 /** A fixed-capacity, sorted top-K of placements: value, then (d, e, c, x, y). */
@@ -240,6 +256,7 @@ class TopK {
 
 function context(problem: PlanProblem, net: Network, criteria: PlanCriteria | undefined, opts: PlanSearchOptions): Ctx {
   const L = problem.blocks;
+  const { forward, back } = allowedCodecs(opts);
   return {
     L,
     input: problem.inputBytes,
@@ -248,11 +265,11 @@ function context(problem: PlanProblem, net: Network, criteria: PlanCriteria | un
     D: problem.device.map((s) => prep(s, L)),
     E: problem.edge.map((s) => prep(s, L)),
     C: problem.cloud.map((s) => prep(s, L)),
-    de: table(net, problem.device, problem.edge),
-    dc: table(net, problem.device, problem.cloud),
-    ec: table(net, problem.edge, problem.cloud),
-    ed: table(net, problem.edge, problem.device),
-    cd: table(net, problem.cloud, problem.device),
+    de: table(net, problem.device, problem.edge, forward),
+    dc: table(net, problem.device, problem.cloud, forward),
+    ec: table(net, problem.edge, problem.cloud, forward),
+    ed: table(net, problem.edge, problem.device, back),
+    cd: table(net, problem.cloud, problem.device, back),
     rd: rule(criteria?.device, problem.device),
     re: rule(criteria?.edge, problem.edge),
     rc: rule(criteria?.cloud, problem.cloud),
@@ -263,6 +280,13 @@ function context(problem: PlanProblem, net: Network, criteria: PlanCriteria | un
   };
 }
 
+/** Codecs forward hops may use, and the lossless ones the result's return may use. */
+function allowedCodecs(opts: PlanSearchOptions): { forward: Set<string>; back: Set<string> } {
+  const forward = new Set((opts.codecs ?? []).filter((c) => c !== 'none'));
+  const lossy = new Set(opts.lossyCodecs ?? []);
+  return { forward, back: new Set([...forward].filter((c) => !lossy.has(c))) };
+}
+
 /** Slack for comparing a bound computed in another float order with a cost. */
 const slack = (w: number): number => w + 1e-12 * (1 + Math.abs(w));
 
@@ -271,13 +295,13 @@ function searchTriple(ctx: Ctx, top: TopK, d: number, e: number, c: number, g: F
   const L = ctx.L;
   if (L < 2) return;
   const k1 = d * ctx.de.n + e, k2 = e * ctx.ec.n + c;
-  const ping1 = ctx.de.ping[k1]!, bw1 = ctx.de.bw[k1]!, ping2 = ctx.ec.ping[k2]!, bw2 = ctx.ec.bw[k2]!;
+  const ping1 = ctx.de.ping[k1]!, ping2 = ctx.ec.ping[k2]!;
   if (!(ping1 === ping1) || !(ping2 === ping2)) return; // a link is missing
   const Ds = ctx.D[d]!, Es = ctx.E[e]!, Cs = ctx.C[c]!;
   let ret = 0;
   if (ctx.ret) {
     const k = c * ctx.cd.n + d;
-    ret = ctx.cd.ping[k]! + Cs.cost.out[L - 1]! / ctx.cd.bw[k]!;
+    ret = ctx.cd.ping[k]! + xfer(ctx.cd, c, d, Cs.cost, Ds.cost, L - 1, Cs.cost.out[L - 1]!);
     if (!(ret === ret)) return;
   }
   const cpt = Cs.pt, ept = Es.pt, eOut = Es.cost.out, cTotal = cpt[L]!;
@@ -285,7 +309,8 @@ function searchTriple(ctx: Ctx, top: TopK, d: number, e: number, c: number, g: F
   // g(y): the part of the cost that depends on y alone (latency) or the y-side stages (throughput)
   for (let y = 0; y <= L - 2; y++) {
     const eo = ctx.quirks && Cs.nz[L]! - Cs.nz[y + 1]! === 0 ? 0 : eOut[y]!;
-    g[y] = tp ? Math.max(ping2 + eo / bw2, cTotal - cpt[y + 1]!) : ept[y + 1]! - cpt[y + 1]! + eo / bw2;
+    const t2 = xfer(ctx.ec, e, c, Es.cost, Cs.cost, y, eo);
+    g[y] = tp ? Math.max(ping2 + t2, cTotal - cpt[y + 1]!) : ept[y + 1]! - cpt[y + 1]! + t2;
   }
   suf[L - 1] = Infinity;
   for (let y = L - 2; y >= 0; y--) suf[y] = Math.min(g[y]!, suf[y + 1]!);
@@ -294,7 +319,7 @@ function searchTriple(ctx: Ctx, top: TopK, d: number, e: number, c: number, g: F
   const rowA = (x: number): number => {
     const dev = quirkZero && Es.cost.time[x + 1] === 0 ? 0 : (x >= 0 ? Ds.cost.out[x]! : ctx.input);
     const dt = x >= 0 ? Ds.pt[x + 1]! : 0;
-    const t1 = ping1 + dev / bw1;
+    const t1 = ping1 + xfer(ctx.de, d, e, Ds.cost, Es.cost, x, dev);
     return tp ? Math.max(dt, t1, ret) : dt + t1 - ept[x + 1]! + ping2 + cTotal + ret;
   };
   const bound = (a: number, gy: number): number => (tp ? Math.max(a, gy) : a + gy);
@@ -384,31 +409,41 @@ export function describePlacement(problem: PlanProblem, net: Network, r: RankedI
     if (!C) edgeOut = 0;
   }
   const transfers: PlanTransfer[] = [];
-  const hop = (a: SystemCost, b: SystemCost, bytes: number, kind: 'forward' | 'return'): number => {
+  const { forward, back } = allowedCodecs(opts);
+  const hop = (a: SystemCost, b: SystemCost, bytes: number, kind: 'forward' | 'return', block: number): number => {
     const l = findNetworkLink(net, a.name, b.name);
     if (!l) throw kerfError('KERF_ERR_NETWORK_FILE', `no link between '${a.name}' and '${b.name}' in the network file`);
-    const s = l.rttS + bytes / l.bytesPerS;
-    transfers.push({ from: a.name, to: b.name, bytes, seconds: s, kind });
+    const ch: HopChoice = chooseCodec(bytes, l.bytesPerS, block, a.codecs, b.codecs, codecPairs(a.codecs, b.codecs, kind === 'return' ? back : forward));
+    const s = l.rttS + ch.seconds;
+    transfers.push({
+      from: a.name, to: b.name, bytes, seconds: s, kind,
+      ...(ch.codec !== 'none' ? { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS } : {}),
+    });
     return s;
   };
   let transfer = 0;
   if (E) {
-    transfer += hop(D, E, devOut, 'forward');
-    if (C) transfer += hop(E, C, edgeOut, 'forward');
-  } else if (C) transfer += hop(D, C, devOut, 'forward');
+    transfer += hop(D, E, devOut, 'forward', dUsed ? r.x : -1);
+    if (C) transfer += hop(E, C, edgeOut, 'forward', r.y);
+  } else if (C) transfer += hop(D, C, devOut, 'forward', dUsed ? r.x : -1);
   let ret = 0;
   if (opts.returnResult && (E || C)) {
     const last = (C ?? E)!;
-    ret = hop(last, D, last.out[L - 1]!, 'return');
+    ret = hop(last, D, last.out[L - 1]!, 'return', L - 1);
   }
-  const tpt = dt + et + ct;
-  const totalS = tpt + transfer + ret;
-  const bottleneckS = Math.max(dt, et, ct, ...transfers.map((t) => t.seconds));
+  // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts), as `evaluate` prices it.
+  const res = C ? C.out[L - 1]! : E ? E.out[L - 1]! : 0;
+  const ds = tierServiceS(dt, D.terms, 1, E || C ? devOut + res : 0, dUsed);
+  const es = E ? tierServiceS(et, E.terms, 1, devOut + (C ? edgeOut : res)) : 0;
+  const cs = C ? tierServiceS(ct, C.terms, 1, (E ? edgeOut : devOut) + res) : 0;
+  const totalS = ds + es + cs + transfer + ret;
+  const bottleneckS = Math.max(ds, es, cs, ...transfers.map((t) => t.seconds));
   const layers = (a: number, b: number): [number, number] => [problem.firstLayer[a]!, problem.lastLayer[b]!];
+  const extra = (service: number, compute: number) => (service - compute > 0 ? { overheadS: service - compute } : {});
   const tiers: TierPlacement[] = [
-    { tier: 'device', system: D.name, blocks: dUsed ? [0, r.x] : null, layers: dUsed ? layers(0, r.x) : null, computeS: dt, sendsBytes: E || C ? devOut : 0 },
-    { tier: 'edge', system: E ? E.name : null, blocks: E ? [r.x + 1, r.y] : null, layers: E ? layers(r.x + 1, r.y) : null, computeS: et, sendsBytes: E && C ? edgeOut : 0 },
-    { tier: 'cloud', system: C ? C.name : null, blocks: C ? [r.y + 1, L - 1] : null, layers: C ? layers(r.y + 1, L - 1) : null, computeS: ct, sendsBytes: 0 },
+    { tier: 'device', system: D.name, blocks: dUsed ? [0, r.x] : null, layers: dUsed ? layers(0, r.x) : null, computeS: dt, ...extra(ds, dt), sendsBytes: E || C ? devOut : 0 },
+    { tier: 'edge', system: E ? E.name : null, blocks: E ? [r.x + 1, r.y] : null, layers: E ? layers(r.x + 1, r.y) : null, computeS: et, ...extra(es, et), sendsBytes: E && C ? edgeOut : 0 },
+    { tier: 'cloud', system: C ? C.name : null, blocks: C ? [r.y + 1, L - 1] : null, layers: C ? layers(r.y + 1, L - 1) : null, computeS: ct, ...extra(cs, ct), sendsBytes: 0 },
   ];
   const boundaries: number[] = [];
   if (dUsed && (E || C)) boundaries.push(r.x);

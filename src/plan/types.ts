@@ -4,11 +4,16 @@
  * Times are seconds, sizes bytes.
  */
 
+import type { TierTerms } from './cost.js';
+import type { SystemCodecs } from './codec-cost.js';
+
 export type PlanTier = 'device' | 'edge' | 'cloud';
 export const PLAN_TIERS: readonly PlanTier[] = ['device', 'edge', 'cloud'];
 
 /** One system's cost of every block of one model. */
 export interface SystemCost {
+  /** per-request terms beyond the blocks (call overhead, fixed time, wire CPU): src/plan/cost.ts */
+  terms?: TierTerms;
   name: string;
   tier: PlanTier;
   /** seconds per block, load factor already applied */
@@ -17,6 +22,8 @@ export interface SystemCost {
   out: Float64Array;
   /** bytes of memory each block needs on this system (session memory, else weights) */
   mem: Float64Array;
+  /** codecs measured on each block's output on this system (kerf profile --codecs) */
+  codecs?: SystemCodecs;
 }
 
 /** Everything the search needs, independent of files and formats. */
@@ -99,6 +106,11 @@ export interface PlanSearchOptions {
    * treated as sending nothing (its upstream's output size counts as 0).
    */
   scissionQuirks?: boolean;
+  /** codecs (canonical names) a hop may use besides raw, where the profiles measured them
+   * (default none); the result's return uses only the lossless ones */
+  codecs?: readonly string[];
+  /** which of `codecs` are lossy (kept off the return hop) */
+  lossyCodecs?: readonly string[];
 }
 
 /** One ranked placement in index form: systems by position in their tier, -1 for unused. */
@@ -122,6 +134,9 @@ export interface TierPlacement {
   /** [first, last] layer, or null */
   layers: [number, number] | null;
   computeS: number;
+  /** seconds beyond computeS the tier spends on the request (call overhead, fixed time, wire
+   * CPU: src/plan/cost.ts); absent when none */
+  overheadS?: number;
   /** bytes this tier sends onward (0 when it sends nothing) */
   sendsBytes: number;
 }
@@ -133,12 +148,19 @@ export interface PlanTransfer {
   seconds: number;
   /** 'forward' hop between tiers, or 'return' of the result to the device */
   kind: 'forward' | 'return';
+  /** the codec the hop uses when not raw, what it does and costs (`seconds` includes them) */
+  codec?: string;
+  lossy?: boolean;
+  ratio?: number;
+  wireBytes?: number;
+  encodeS?: number;
+  decodeS?: number;
 }
 
 /** One placement, fully described. */
 export interface RankedPlacement {
   rank: number;
-  /** end-to-end latency: compute plus transfers, seconds */
+  /** end-to-end latency: every tier's compute and overhead plus the transfers, seconds */
   totalS: number;
   /** the slowest pipeline stage (compute or link), seconds; 1/this is the throughput */
   bottleneckS: number;

@@ -33,10 +33,12 @@ export interface AgentOptions {
   tier?: 'device' | 'edge' | 'cloud';
   /** one line per job and per error */
   log?: (line: string) => void;
+  /** serves `/v1/host/…` (a host's daemon: src/cluster/host.ts), authenticating requests itself */
+  daemon?: { handle(req: IncomingMessage, res: ServerResponse): Promise<void> };
 }
 
 /** Query options a client may send (all optional; the agent's defaults apply). */
-export type RemoteProfileOptions = Omit<ProfileOptions, 'onProgress' | 'systemExtra' | 'system'> & { system?: string };
+export type RemoteProfileOptions = Omit<ProfileOptions, 'onProgress' | 'systemExtra' | 'system' | 'cpus' | 'cpuRoot'> & { system?: string };
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   KERF_ERR_USAGE: 400, KERF_ERR_ONNX_PARSE: 400, KERF_ERR_GRAPH: 400, KERF_ERR_SHAPE: 400, KERF_ERR_CUT: 400,
@@ -50,7 +52,8 @@ export class Agent {
   readonly host: string;
   readonly port: number;
   readonly #server: Server;
-  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port'>> & Pick<AgentOptions, 'tier' | 'log'>;
+  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port' | 'daemon'>> & Pick<AgentOptions, 'tier' | 'log'>;
+  readonly #daemon: AgentOptions['daemon'];
   readonly #tokenDigest: Buffer;
   #tail: Promise<void> = Promise.resolve();
   #waiting = 0;
@@ -67,6 +70,7 @@ export class Agent {
       system: opts.system ?? hostname(), ...(opts.tier ? { tier: opts.tier } : {}), ...(opts.log ? { log: opts.log } : {}),
     };
     this.#tokenDigest = digest(opts.token);
+    this.#daemon = opts.daemon;
   }
 
   static async start(opts: AgentOptions): Promise<Agent> {
@@ -102,6 +106,7 @@ export class Agent {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       const url = new URL(req.url ?? '/', 'http://agent');
+      if (this.#daemon && url.pathname.startsWith('/v1/host/')) return await this.#daemon.handle(req, res);
       if (url.pathname !== '/v1/profile' && url.pathname !== '/v1/health') return this.#fail(req, res, 404, 'KERF_ERR_USAGE', `no route ${req.method} ${url.pathname} (POST /v1/profile, GET /v1/health)`);
       if (!this.#authorised(req)) return this.#fail(req, res, 401, 'KERF_ERR_AUTH', 'wrong or missing token (Authorization: Bearer TOKEN)');
       if (url.pathname === '/v1/health') {

@@ -40,10 +40,21 @@ export interface BlockProfile {
   memoryBytes?: number;
   /** set when the spread of this block's timings is high: treat its figure with care */
   highSpread?: boolean;
+  /** per codec (canonical name), what it does to this block's crossing tensors on this system
+   * (kerf profile --codecs): raw ÷ coded bytes, and seconds to encode and to decode them once */
+  codecs?: Record<string, BlockCodec>;
   /** optional per-node breakdown (kerf profile --nodes) */
   nodes?: { name: string; opType: string; seconds: number }[];
 }
 
+/** One codec on one block's output, as measured on the profiled system. */
+export interface BlockCodec {
+  ratio: number;
+  encodeS: number;
+  decodeS: number;
+  /** set for codecs that change values (fp16, int8) */
+  lossy?: boolean;
+}
 export interface SystemInfo {
   name: string;
   tier?: 'device' | 'edge' | 'cloud';
@@ -70,7 +81,9 @@ export interface Profile {
   source: 'kerf' | 'scission';
   blocks: BlockProfile[];
   /** the whole model run unsplit in one session */
-  whole?: { latency: LatencyStats; memoryBytes?: number };
+  /** `cpuS`: median CPU seconds (the process's, all threads) of a whole-model run at full speed:
+   * the machine's speed, which other processes competing for the cores do not change */
+  whole?: { latency: LatencyStats; cpuS?: number; memoryBytes?: number };
   /** sum of block medians / whole-model median: the cost of cutting */
   blockSumOverWhole?: number;
   /** seconds a serving process on this system spends per request and part beyond the blocks'
@@ -86,6 +99,9 @@ export interface Profile {
     seed?: number;
     /** runtime and version that measured */
     runtime?: string;
+    /** `kerf profile --cpus`: the share of one core the timing was held to (cgroup CFS quota),
+     * its period, and the slowdown of the whole model under it that scaled every block */
+    cpuQuota?: { share: number; periodUs: number; slowdown: number };
   };
   createdAt?: string;
 }

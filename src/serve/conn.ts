@@ -13,6 +13,7 @@ import {
   type Frame, type Meta, type ParseOptions, type WireTensor,
 } from './frames.js';
 import { parseCodec } from '../codec/index.js';
+import { publishAuthRefusal } from './diagnostics.js';
 
 /** A reply to a request: output tensors and optional string metadata. */
 export interface Reply {
@@ -42,6 +43,8 @@ export interface PeerInfo {
   info: string;
   /** the codec its requests come with, when not 'none' */
   codec?: string;
+  /** the codec it asked replies in, when not 'none' */
+  replyCodec?: string;
 }
 
 /** A codec name's canonical spelling, or null when it is not one. */
@@ -65,6 +68,8 @@ abstract class FrameChannel extends EventEmitter {
   readonly stats: ConnectionStats = { bytesSent: 0, bytesReceived: 0, framesSent: 0, framesReceived: 0 };
   /** "host:port" of the remote end */
   readonly remote: string;
+  /** "host:port" of this end */
+  readonly local: string;
 
   /** what parseFrame accepts on this channel (the codecs negotiated for incoming frames) */
   protected parseOpts: ParseOptions;
@@ -72,6 +77,7 @@ abstract class FrameChannel extends EventEmitter {
   protected constructor(protected readonly socket: net.Socket, protected readonly maxFrameBytes: number) {
     super();
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.local = `${socket.localAddress ?? '?'}:${socket.localPort ?? '?'}`;
     this.decoder = new FrameDecoder({ maxFrameBytes: Math.min(HANDSHAKE_MAX_FRAME_BYTES, maxFrameBytes) });
     this.parseOpts = { maxDecodedBytes: maxFrameBytes };
     socket.setNoDelay(true);
@@ -196,8 +202,10 @@ export interface ConnectOptions {
   /** free text the server sees as PeerInfo.info */
   info?: string;
   /** codec of the requests this client sends (default 'none'; docs/codec.md). The server must
-   * decode it, or the connection is refused with KERF_ERR_CODEC before any request. Replies come raw. */
+   * decode it, or the connection is refused with KERF_ERR_CODEC before any request. */
   codec?: string;
+  /** codec the server's replies come in (default 'none') */
+  replyCodec?: string;
 }
 
 /** Per-request options. */
@@ -233,10 +241,14 @@ export class Connection extends FrameChannel {
   remoteInfo = '';
   /** canonical name of the codec requests are sent with */
   readonly codec: string;
+  /** canonical name of the codec replies come in */
+  readonly replyCodec: string;
 
   private constructor(socket: net.Socket, private readonly opts: ConnectOptions) {
     super(socket, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
     this.codec = parseCodec(opts.codec ?? 'none', 'connection codec').name;
+    this.replyCodec = parseCodec(opts.replyCodec ?? 'none', 'connection reply codec').name;
+    if (this.replyCodec !== 'none') this.parseOpts = { ...this.parseOpts, codecs: new Set([this.replyCodec]) };
   }
 
   /** Connect, authenticate both ways, and resolve when requests may be sent. */
@@ -310,6 +322,7 @@ export class Connection extends FrameChannel {
   private onHandshakeFrame(f: Frame): void {
     if (f.type === 'ERROR') {
       const err = remoteError(f.code, `${this.remote} refused the connection: ${f.message}`, this.remote, f.id);
+      if (f.code === 'KERF_ERR_AUTH') publishAuthRefusal({ side: 'client', peer: this.remote, message: `${this.opts.info || 'this client'}: ${err.message}` });
       this.handshake.reject(err);
       void this.shutdown(err, false);
       return;
@@ -317,8 +330,9 @@ export class Connection extends FrameChannel {
     if (f.type === 'CHALLENGE' && !this.serverNonce) {
       this.serverNonce = f.nonce.slice();
       this.remoteInfo = f.info;
-      if (this.codec !== 'none' && !codecAccepted(f.codecs ?? '', this.codec)) {
-        const err = kerfError('KERF_ERR_CODEC', `${this.remote} does not decode codec '${this.codec}' (it accepts: ${f.codecs || 'none'}); start it with that codec allowed or choose another`);
+      const lacking = [this.codec, this.replyCodec].find((c) => c !== 'none' && !codecAccepted(f.codecs ?? '', c));
+      if (lacking) {
+        const err = kerfError('KERF_ERR_CODEC', `${this.remote} does not ${lacking === this.codec ? 'decode' : 'encode'} codec '${lacking}' (it accepts: ${f.codecs || 'none'}); start it with that codec allowed or choose another`);
         this.handshake.reject(err);
         void this.shutdown(err, false);
         return;
@@ -326,13 +340,14 @@ export class Connection extends FrameChannel {
       this.send({
         type: 'AUTH', id: 0, nonce: this.clientNonce, info: this.opts.info ?? '',
         mac: mac(this.opts.token, 'client', this.serverNonce, this.clientNonce),
-        ...(this.codec !== 'none' ? { codec: this.codec } : {}),
+        ...(this.codec !== 'none' || this.replyCodec !== 'none' ? { codec: this.codec, replyCodec: this.replyCodec } : {}),
       });
       return;
     }
     if (f.type === 'WELCOME' && this.serverNonce) {
       if (!macEqual(f.mac, mac(this.opts.token, 'server', this.serverNonce, this.clientNonce))) {
-        const err = kerfError('KERF_ERR_AUTH', `${this.remote}: the server does not know the pipeline's token`);
+        const err = kerfError('KERF_ERR_AUTH', `${this.remote}${f.info ? ` (${f.info})` : ''}: the server does not know the pipeline's token (its WELCOME does not match ours); start every tier with the same --token / KERF_TOKEN`);
+        publishAuthRefusal({ side: 'client', peer: this.remote, message: `${this.opts.info || 'this client'} refused ${err.message}` });
         this.handshake.reject(err);
         void this.shutdown(err, false);
         return;
@@ -485,6 +500,7 @@ export interface ServerOptions {
 /** Server side of one accepted connection. */
 class ServerPeer extends FrameChannel {
   private readonly nonce = randomBytes(NONCE_BYTES);
+  private replyCodec = 'none';
   private readonly inflight = new Map<number, AbortController>();
   peer: PeerInfo;
   private timer: NodeJS.Timeout;
@@ -509,15 +525,23 @@ class ServerPeer extends FrameChannel {
     if (this.state === 'handshake') {
       if (f.type !== 'AUTH') throw kerfError('KERF_ERR_PROTOCOL', `${this.remote}: expected AUTH, got ${f.type}`);
       if (!macEqual(f.mac, mac(this.opts.token, 'client', this.nonce, f.nonce))) {
-        throw kerfError('KERF_ERR_AUTH', `${this.remote}: wrong token`);
+        // Said to the client (in the ERROR frame) and here (diagnostics), naming both ends.
+        const msg = `${this.opts.info || 'this tier'} (${this.local}) refused ${f.info || 'a client'} (${this.remote}): wrong pipeline token ` +
+          '(its AUTH does not match this tier\'s token; start every tier with the same --token / KERF_TOKEN)';
+        publishAuthRefusal({ side: 'server', peer: this.remote, message: msg });
+        throw kerfError('KERF_ERR_AUTH', msg);
       }
       const codec = f.codec ? parseCodecOr(f.codec) : 'none';
-      if (codec === null || (codec !== 'none' && !codecAccepted(this.server.codecList, codec))) {
-        throw kerfError('KERF_ERR_CODEC', `${this.remote} (${f.info || 'client'}) asks for codec '${f.codec}', which this tier does not decode (it accepts: ${this.server.codecList || 'none'})`);
+      const reply = f.replyCodec ? parseCodecOr(f.replyCodec) : 'none';
+      for (const [c, given, verb] of [[codec, f.codec, 'decode'], [reply, f.replyCodec, 'encode']] as const) {
+        if (c === null || (c !== 'none' && !codecAccepted(this.server.codecList, c))) {
+          throw kerfError('KERF_ERR_CODEC', `${this.remote} (${f.info || 'client'}) asks for codec '${given}', which this tier does not ${verb} (it accepts: ${this.server.codecList || 'none'})`);
+        }
       }
-      if (codec !== 'none') this.parseOpts = { ...this.parseOpts, codecs: new Set([codec]) };
+      if (codec && codec !== 'none') this.parseOpts = { ...this.parseOpts, codecs: new Set([codec]) };
+      this.replyCodec = reply!;
       clearTimeout(this.timer);
-      this.peer = { address: this.remote, info: f.info, ...(codec !== 'none' ? { codec } : {}) };
+      this.peer = { address: this.remote, info: f.info, ...(codec && codec !== 'none' ? { codec } : {}), ...(reply !== 'none' ? { replyCodec: reply! } : {}) };
       this.state = 'open';
       this.decoder.maxFrameBytes = this.maxFrameBytes;
       this.send({ type: 'WELCOME', id: 0, mac: mac(this.opts.token, 'server', this.nonce, f.nonce), info: this.opts.info ?? '' });
@@ -557,7 +581,7 @@ class ServerPeer extends FrameChannel {
     let out: Reply | Promise<Reply>;
     try { out = this.opts.onRequest(req); } catch (e) { out = Promise.reject(e); }
     Promise.resolve(out).then(
-      (r) => this.finish(f.id, ac, () => ({ type: 'RESPONSE', id: f.id, tensors: r.tensors, meta: r.meta ?? {} })),
+      (r) => this.finish(f.id, ac, () => ({ type: 'RESPONSE', id: f.id, tensors: r.tensors, meta: r.meta ?? {}, ...(this.replyCodec !== 'none' ? { codec: this.replyCodec } : {}) })),
       (e) => this.finish(f.id, ac, () => errorFrame(f.id, e)),
     );
   }

@@ -120,8 +120,8 @@ export const MAC_BYTES = 32;
 export type Frame =
   /** `codecs`: what the server decodes in requests ('*' or canonical names joined by ','; absent: none) */
   | { type: 'CHALLENGE'; id: number; nonce: Uint8Array; info: string; codecs?: string }
-  /** `codec`: the codec the client's requests will use (absent: none) */
-  | { type: 'AUTH'; id: number; nonce: Uint8Array; mac: Uint8Array; info: string; codec?: string }
+  /** `codec`: the codec the client's requests will use, `replyCodec` the one it asks replies in (absent: none) */
+  | { type: 'AUTH'; id: number; nonce: Uint8Array; mac: Uint8Array; info: string; codec?: string; replyCodec?: string }
   | { type: 'WELCOME'; id: number; mac: Uint8Array; info: string }
   | { type: 'REQUEST'; id: number; tensors: WireTensor[]; meta: Meta; codec?: string }
   | { type: 'RESPONSE'; id: number; tensors: WireTensor[]; meta: Meta; codec?: string }
@@ -260,7 +260,7 @@ export function encodeFrame(frame: Frame): Uint8Array[] {
   const body: Uint8Array[] = [];
   switch (frame.type) {
     case 'CHALLENGE': body.push(u32(MAGIC), frame.nonce, str16(frame.info), ...(frame.codecs ? [str16(frame.codecs)] : [])); break;
-    case 'AUTH': body.push(u32(MAGIC), frame.nonce, frame.mac, str16(frame.info), ...(frame.codec ? [str16(frame.codec)] : [])); break;
+    case 'AUTH': body.push(u32(MAGIC), frame.nonce, frame.mac, str16(frame.info), ...(frame.codec || frame.replyCodec ? [str16(frame.codec ?? 'none'), str16(frame.replyCodec ?? 'none')] : [])); break;
     case 'WELCOME': body.push(frame.mac, str16(frame.info)); break;
     case 'REQUEST': case 'RESPONSE': return encodeTensorFrame(frame.type, frame.id, frame.tensors, frame.meta, frame.codec);
     case 'ERROR': body.push(str16(frame.code), str32(frame.message)); break;
@@ -433,8 +433,9 @@ export function parseFrame(buf: Uint8Array, opts: ParseOptions = {}): Frame {
     }
     case 'AUTH': {
       magic(r);
-      const nonce = r.bytes(NONCE_BYTES, 'nonce'); const mac = r.bytes(MAC_BYTES, 'mac'); const info = r.str16('info'); const codec = r.optStr16('codec'); r.end();
-      return codec ? { type, id, nonce, mac, info, codec } : { type, id, nonce, info, mac };
+      const nonce = r.bytes(NONCE_BYTES, 'nonce'); const mac = r.bytes(MAC_BYTES, 'mac'); const info = r.str16('info');
+      const codec = r.optStr16('codec'); const replyCodec = codec ? r.optStr16('reply codec') : ''; r.end();
+      return codec ? { type, id, nonce, mac, info, codec, ...(replyCodec ? { replyCodec } : {}) } : { type, id, nonce, info, mac };
     }
     case 'WELCOME': { const mac = r.bytes(MAC_BYTES, 'mac'); const info = r.str16('info'); r.end(); return { type, id, mac, info }; }
     case 'REQUEST': case 'RESPONSE': {

@@ -11,7 +11,7 @@ import { prepareModel, type Prepared } from '../engine/prepare.js';
 import type { WireDType } from './frames.js';
 import { Pipeline, type InferResult, type PipelineOptions } from './pipeline.js';
 import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, type TensorMeta } from './oip.js';
-import { Registry, PROMETHEUS_CONTENT_TYPE, type Counter, type Histogram } from './metrics.js';
+import { Registry, PROMETHEUS_CONTENT_TYPE, mergeExpositions, type Counter, type Histogram } from './metrics.js';
 import type { HostPort } from './nexthop.js';
 import { Switcher, type SwitchStrategy } from './switch.js';
 import { attachDashboard } from '../ui/server.js';
@@ -309,9 +309,13 @@ export class Gateway {
     if (get && path === '/v2/health/ready') return json(res, this.ready ? 200 : 503, { ready: this.ready, ...(this.ready ? {} : { reason: this.active.reason }) });
     if (get && path === '/v2') return json(res, 200, { name: 'kerf', version: '1', extensions: ['binary_tensor_data'] });
     if (get && path === '/metrics') {
-      const body = this.registry.render();
-      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+      // The gateway's own series, then every worker's with a tier label (one scrape for the pipeline).
+      void this.switcher.tierMetrics().then((t) => mergeExpositions(t), (e: Error) => `# kerf: the workers' series are missing: ${e.message.replace(/\n/g, ' ')}\n`)
+        .then((tiers) => {
+          const body = this.registry.render() + tiers;
+          res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+          res.end(body);
+        });
       return;
     }
     for (const [prefix, h] of this.mounts) {

@@ -14,5 +14,5 @@ export { CpuGroup, cpuQuotaUnavailable, sweepStaleCpuGroups, processCpuSeconds, 
 export { OipClient, type InferOutcome } from './client.js';
 export { Switcher, SWITCH_STRATEGIES, DEFAULT_STRATEGY, type SwitchStrategy, type SwitchReport, type PartitionStatus, type PartitionTarget, type TierPrepare, type WarmReport } from './switch.js';
 export { ChunkStore, ComposedSegment, type ComposeReport, type ChunkStoreOptions } from './switch-chunks.js';
-export { repartition, partitionStatus, setSwitchStrategy } from './switch-client.js';
+export { repartition, partitionStatus, setSwitchStrategy, rollout } from './switch-client.js';
 export { startLoad, type LoadCase, type LoadRecord, type LoadOptions, type LoadHandle } from './switch-load.js';

@@ -110,3 +110,39 @@ export async function serveMetrics(registry: Registry, host: string, port: numbe
   });
   return server;
 }
+
+/**
+ * Merge Prometheus text from several processes into one exposition: every sample gets a
+ * `tier` label naming its source, and each metric family is written once (its HELP and TYPE,
+ * then the samples of every source), as the text format requires. How the gateway's /metrics
+ * shows every tier's series (docs/serve.md).
+ */
+export function mergeExpositions(sources: readonly { tier: string; text: string }[]): string {
+  const families = new Map<string, { head: string[]; samples: string[] }>();
+  for (const { tier, text } of sources) {
+    let current: { head: string[]; samples: string[] } | null = null;
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      const m = /^# (HELP|TYPE) (\S+)/.exec(line);
+      if (m) {
+        let f = families.get(m[2]!);
+        if (!f) { f = { head: [], samples: [] }; families.set(m[2]!, f); }
+        if (!f.head.some((h) => h.startsWith(`# ${m[1]} `))) f.head.push(line);
+        current = f;
+        continue;
+      }
+      if (line.startsWith('#')) continue;
+      const s = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(.+)$/.exec(line);
+      if (!s) continue;
+      const labels = s[2] ? s[2].slice(1, -1) : '';
+      const sample = `${s[1]}{tier="${esc(tier)}"${labels ? `,${labels}` : ''}} ${s[3]}`;
+      if (current) current.samples.push(sample);
+      else {
+        let f = families.get(s[1]!);
+        if (!f) { f = { head: [], samples: [] }; families.set(s[1]!, f); }
+        f.samples.push(sample);
+      }
+    }
+  }
+  return [...families.values()].map((f) => [...f.head, ...f.samples].join('\n')).join('\n') + (families.size ? '\n' : '');
+}

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { kerfError, type KerfError } from '../errors.js';
 import { Connection, type RequestOptions, type Response } from './conn.js';
 import type { WireTensor } from './frames.js';
+import { parseHopCodec, type HopCodec } from '../codec/index.js';
 
 /** host and port of a tier. */
 export interface HostPort { host: string; port: number }
@@ -27,7 +28,7 @@ export interface NextHopOptions {
   token: string;
   /** free text the next tier sees in its peer info */
   info?: string;
-  /** codec of the requests sent to the next tier (default 'none'; docs/codec.md) */
+  /** the hop's codec, `C` or `C/REPLY` (default 'none'; docs/codec.md) */
   codec?: string;
   /** first and largest gap between reconnection attempts, ms (default 100 and 1000) */
   retryMs?: number;
@@ -51,9 +52,11 @@ export class NextHop extends EventEmitter {
   /** why the last attempt or connection failed */
   lastError: KerfError | null = null;
   readonly where: string;
+  private readonly codecs: HopCodec | null;
 
   private constructor(readonly address: HostPort, private readonly opts: NextHopOptions) {
     super();
+    this.codecs = opts.codec && opts.codec !== 'none' ? parseHopCodec(opts.codec, 'next hop codec') : null;
     this.where = fmtAddress(address);
     this.delay = opts.retryMs ?? 100;
     this.on('error', () => { /* 'error' events are informational here */ });
@@ -86,7 +89,7 @@ export class NextHop extends EventEmitter {
   private attempt(): void {
     this.timer = null;
     if (this.closedFlag) return;
-    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000, ...(this.opts.codec ? { codec: this.opts.codec } : {}) }).then(
+    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000, ...(this.codecs ? { codec: this.codecs.request.name, replyCodec: this.codecs.reply.name } : {}) }).then(
       (c) => {
         if (this.closedFlag) { void c.close(); return; }
         this.conn = c;

@@ -65,7 +65,7 @@ export class Pipeline {
 
   private constructor(
     readonly prep: Prepared, opts: PipelineOptions,
-    readonly local: SegmentRunner | null, private readonly ownsLocal: boolean,
+    readonly local: SegmentRunner | null, private ownsLocal: boolean,
     readonly next: NextHop | null, readonly nextSegment: string | undefined,
   ) {
     this.id = opts.id ?? `cuts ${opts.cuts.join(',') || 'none'}`;
@@ -109,7 +109,10 @@ export class Pipeline {
   /** Why it is not ready ('' when ready). */
   get reason(): string {
     if (this.closing) return 'pipeline closed';
-    if (this.next && !this.next.connected) return `next tier ${this.next.where} unreachable`;
+    if (this.next && !this.next.connected) {
+      const e = this.next.lastError;
+      return e?.code === 'KERF_ERR_AUTH' ? `next tier ${this.next.where} refused this gateway: ${e.message}` : `next tier ${this.next.where} unreachable${e ? ` (${e.message})` : ''}`;
+    }
     return this.healthOk ? '' : this.healthReason;
   }
   /** Requests that entered and have not finished. */
@@ -201,7 +204,17 @@ export class Pipeline {
     return new Promise((r) => this.drainWaiters.push(r));
   }
 
-  /** Stop health checks, close the connection and the local session (if owned). Idempotent. */
+  /**
+   * Hand the local segment to the caller (a failover's new pipeline with the same cuts runs it
+   * on): this pipeline then no longer closes it. Null when it has none.
+   */
+  adoptLocal(): SegmentRunner | null {
+    if (!this.local || this.closing) return null;
+    this.ownsLocal = false;
+    return this.local;
+  }
+
+    /** Stop health checks, close the connection and the local session (if owned). Idempotent. */
   close(): Promise<void> {
     if (!this.closing) {
       if (this.timer) clearInterval(this.timer);

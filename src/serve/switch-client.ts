@@ -4,12 +4,12 @@ import { kerfError, isKerfError, type ErrorCode } from '../errors.js';
 import type { PlanDocument } from '../plan/types.js';
 import type { PartitionStatus, SwitchReport, SwitchStrategy } from './switch.js';
 
-function call<T>(url: string, method: string, body?: unknown, timeoutMs = 600_000): Promise<T> {
+function call<T>(url: string, method: string, body?: unknown, timeoutMs = 600_000, headers: Record<string, string> = {}): Promise<T> {
   return new Promise((resolve, reject) => {
     let u: URL;
     try { u = new URL(url); } catch { reject(kerfError('KERF_ERR_USAGE', `gateway URL '${url}' is not a URL (e.g. http://127.0.0.1:8000)`)); return; }
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(u, { method, headers: text ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {} }, (res) => {
+    const req = http.request(u, { method, headers: { ...headers, ...(text ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -43,4 +43,9 @@ export function partitionStatus(url: string): Promise<PartitionStatus> {
 /** `PUT /v1/partition/strategy`: choose how the gateway switches (standby: which cuts to keep loaded). */
 export function setSwitchStrategy(url: string, strategy: SwitchStrategy, opts: { standby?: number[] } = {}): Promise<PartitionStatus> {
   return call<PartitionStatus>(`${url.replace(/\/$/, '')}/v1/partition/strategy`, 'PUT', { strategy, ...(opts.standby ? { standby: opts.standby } : {}) });
+}
+
+/** `POST /v1/rollout`: roll the gateway at `url` onto another version of the model (or `back`); resolves when the old one is unloaded. */
+export function rollout(url: string, target: { model: string; cuts?: number[]; stageByStage?: boolean } | { back: true; stageByStage?: boolean }, token?: string): Promise<SwitchReport> {
+  return call<SwitchReport>(`${url.replace(/\/$/, '')}/v1/rollout`, 'POST', target, 600_000, token ? { authorization: `Bearer ${token}` } : {});
 }

@@ -310,6 +310,12 @@ export class Switcher {
     if (r.plan) this.active.plan = r.plan;
   }
 
+  /** Every worker tier's Prometheus text (control op `metrics`), for the gateway's /metrics. */
+  async tierMetrics(timeoutMs = 1000): Promise<{ tier: string; text: string }[]> {
+    const tiers = await this.tiers();
+    return Promise.all(tiers.map(async (t) => ({ tier: t.name, text: new TextDecoder().decode(await t.hop.control('metrics', '', { timeoutMs })) })));
+  }
+
   /** Switch to `target` with the current strategy; resolves when the old version is released. */
   partition(target: PartitionTarget): Promise<SwitchReport> {
     if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'partition: the gateway is closing'));
@@ -630,15 +636,21 @@ export class Switcher {
       const local = t.local ?? (t.next === null || cuts.length > 0);
       const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, local: _o, ...gopts } = this.gateway.pipelineOptions;
       const id = `v${++this.seq}`;
-      const pipeline = await Pipeline.create({
-        ...gopts, prep, cuts, id, local, next: t.next, ...(t.nextSegment ? { nextSegment: t.nextSegment } : {}),
-      });
-      try { await pipeline.waitReady(30_000); } catch (e) { await pipeline.close(); throw e; }
+      // The same cuts: the gateway's own part runs on, nothing to load.
+      const reuse = local && sameCuts(cuts, old.cuts) ? (old.ownLocal ?? old.pipeline.adoptLocal()) : null;
+      let pipeline: Pipeline;
+      try {
+        pipeline = await Pipeline.create({
+          ...gopts, prep, cuts, id, local, next: t.next, ...(t.nextSegment ? { nextSegment: t.nextSegment } : {}), ...(reuse ? { localSegment: reuse } : {}),
+        });
+      } catch (e) { if (reuse) old.ownLocal = reuse; throw e; }
+      // Not ready: the old version serves on with its part (now the switcher's to release).
+      try { await pipeline.waitReady(30_000); } catch (e) { await pipeline.close(); if (reuse) old.ownLocal = reuse; throw e; }
       const t1 = performance.now();
       const held = this.gateway.held;
       const { drainS, downtimeS, rerouted } = await this.gateway.switchTo(pipeline, { reroute: true });
       const t2 = performance.now();
-      this.active = { id, cuts, pipeline, seg: t.nextSegment ?? DEFAULT_SEGMENT, ownLocal: null, shared: false };
+      this.active = { id, cuts, pipeline, seg: t.nextSegment ?? DEFAULT_SEGMENT, ownLocal: reuse, shared: old.shared && reuse !== null };
       this.v0Alive = this.active.seg === DEFAULT_SEGMENT;
       // The old chain: its control connections and its standby go with it.
       const gone = this.workers;
@@ -647,7 +659,7 @@ export class Switcher {
       this.standbyV = null;
       await Promise.all((gone ?? []).map((w) => w.hop.close()));
       if (standby) { await standby.pipeline.close(); await standby.ownLocal?.close(); }
-      await old.ownLocal?.close();
+      if (old.ownLocal !== reuse) await old.ownLocal?.close();
       const f: FailoverRecord = {
         reason: t.reason, lost: [...(t.lost ?? [])], detectMs: t.detectMs ?? 0, replanMs: t.replanMs ?? 0, deployMs: t.deployMs ?? 0,
         switchMs: ms(t0, t2) - drainS * 1000, replayed: held + rerouted, staged: t.staged === true,
@@ -687,6 +699,15 @@ export class Switcher {
     if (t.back && !this.previousV) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout --back: no earlier version to return to (nothing was rolled out)'));
     return this.serial(async () => {
       const t0 = performance.now();
+      // Preparing the new model (parsing its graph, inferring shapes) runs on this loop: it counts.
+      const loop = monitorEventLoopDelay({ resolution: 5 });
+      loop.enable();
+      try { return await this.rolloutNow(t, t0, loop); } finally { loop.disable(); }
+    });
+  }
+
+  private async rolloutNow(t: RolloutTarget, t0: number, loop: ReturnType<typeof monitorEventLoopDelay>): Promise<SwitchReport> {
+    {
       const file = t.back ? this.previousV!.file : t.model!;
       if (!file) throw kerfError('KERF_ERR_USAGE', 'rollout --back: the earlier version has no model file to load again');
       const bytes = await readFile(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
@@ -699,8 +720,6 @@ export class Switcher {
       const cuts = this.rolloutCuts(prep, t.cuts);
       const from = { ...this.modelV };
       const to: ModelVersion = { name: prep.model.name, sha256, file };
-      const loop = monitorEventLoopDelay({ resolution: 5 });
-      loop.enable();
       let rep: SwitchReport;
       const strategy = this.strategyName;
       try {
@@ -710,7 +729,6 @@ export class Switcher {
         this.strategyName = t.stageByStage ? 'pause-resume' : 'on-demand';
         rep = await this.doSwitch(cuts, undefined, true, false, model);
       } finally {
-        loop.disable();
         this.strategyName = strategy === 'hot-swap' || strategy === 'standby' ? 'on-demand' : strategy;
       }
       this.gateway.setModel(prep);
@@ -725,7 +743,7 @@ export class Switcher {
       rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
       rep.durationMs = ms(t0, performance.now());
       return rep;
-    });
+    }
   }
 
   /** The file the workers were started with (they load it without being told). */

@@ -18,7 +18,7 @@ import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
 import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
-import { parseCodec } from '../codec/index.js';
+import { parseHopCodec } from '../codec/index.js';
 
 /** Meta key naming the segment a request is for. */
 export const SEGMENT_META = 'seg';
@@ -270,7 +270,7 @@ export class Worker {
     // run the session: let them go unless asked to keep them (chunk stores keep their own).
     if (this.opts.releaseModel && typeof this.opts.model === 'string') { this.prepared = null; this.other = null; }
     const loaded: LoadedSegment = {
-      id: r.id, segment, spec, next: r.next ? this.hop(r.next, r.nextCodec === undefined ? 'none' : parseCodec(r.nextCodec, 'load: nextCodec').name) : null, nextSegment: r.nextSegment,
+      id: r.id, segment, spec, next: r.next ? this.hop(r.next, r.nextCodec === undefined ? 'none' : parseHopCodec(r.nextCodec, 'load: nextCodec').name) : null, nextSegment: r.nextSegment,
       profiledS: r.profiledS, computeEwmaS: NaN,
     };
     const old = this.segments.get(r.id);
@@ -331,7 +331,10 @@ export class Worker {
     if (this.closing) return { ready: false, name: this.name, reason: 'closing' };
     const hops = new Set([...this.segments.values()].map((l) => l.next).filter((h): h is NextHop => h !== null));
     for (const h of hops) {
-      if (!h.connected) return { ready: false, name: this.name, reason: `next tier ${h.where} unreachable` };
+      if (!h.connected) {
+        const e = h.lastError;
+        return { ready: false, name: this.name, reason: e?.code === 'KERF_ERR_AUTH' ? `next tier ${h.where} refused ${this.name}: ${e.message}` : `next tier ${h.where} unreachable${e ? ` (${e.message})` : ''}` };
+      }
       try {
         const r = JSON.parse(new TextDecoder().decode(await h.control('ready', '', { timeoutMs: 1000 }))) as { ready: boolean; reason?: string; name?: string };
         if (!r.ready) return { ready: false, name: this.name, reason: `${r.name ?? h.where}: ${r.reason ?? 'not ready'}` };
@@ -359,6 +362,7 @@ export class Worker {
     switch (op) {
       case 'ready': return enc(await this.ready());
       case 'info': return enc(this.info());
+      case 'metrics': return this.metrics.registry.render();
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }
       case 'probe': return enc(await this.probe(parseJson<ProbeRequest>(body, op)));
@@ -368,7 +372,7 @@ export class Worker {
         this.defaultSegment = id;
         return enc({ id });
       }
-      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, load, unload, default, probe)`);
+      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, metrics, load, unload, default, probe)`);
     }
   }
 

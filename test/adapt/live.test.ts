@@ -96,6 +96,10 @@ test('link estimate converges on live transfers; the controller switches when ba
     const logged = () => lines.some((l) => l.includes('"event":"adapt"') && l.includes('"reason"'));
     for (let i = 0; i < 100 && !logged(); i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(logged(), `the switch is logged with its reason: ${lines.join('\n')}`);
+    // One unit in the line: from/to are cut ids, and so are the splits its reason names.
+    const line = JSON.parse(lines.find((l) => l.includes('"event":"adapt"'))!) as { from: number[]; to: number[]; reason: string };
+    assert.doesNotMatch(line.reason, /\[\d/, `block numbers in the reason: ${line.reason}`);
+    if (/→/.test(line.reason)) assert.match(line.reason, new RegExp(`cuts ${line.to.join(',')}`), line.reason);
   } finally {
     await g.close();
     await link.close();

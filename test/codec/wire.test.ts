@@ -109,7 +109,14 @@ test('a connection negotiates its codec: requests travel coded, smaller, and arr
     assert.equal(a.meta.codec, 'none'); assert.equal(b.meta.codec, 'zstd-1');
     assert.ok(Buffer.from((b.tensors[0]!.data as Float32Array).buffer, (b.tensors[0]!.data as Float32Array).byteOffset, x.byteLength).equals(Buffer.from(x.buffer)));
     assert.ok(coded.stats.bytesSent * 2 < raw.stats.bytesSent, `coded ${coded.stats.bytesSent} vs raw ${raw.stats.bytesSent} bytes`);
-    await raw.close(); await coded.close();
+    assert.ok(coded.stats.bytesReceived > raw.stats.bytesReceived * 0.9, 'replies raw unless a reply codec is asked for');
+    // replies in a lossy codec when asked: requests lz4, replies int8
+    const both = await Connection.connect({ port: s.address.port, token: TOKEN, codec: 'lz4', replyCodec: 'int8+zstd-1' });
+    const c = await both.request([t]);
+    assert.ok(both.stats.bytesReceived * 4 < raw.stats.bytesReceived, `int8 replies: ${both.stats.bytesReceived} bytes`);
+    const y = c.tensors[0]!.data as Float32Array;
+    for (let i = 0; i < x.length; i += 101) assert.ok(Math.abs(y[i]! - x[i]!) <= 1 / 510 + 1e-6);
+    await raw.close(); await coded.close(); await both.close();
   } finally { await s.close(); }
 });
 

@@ -1,0 +1,394 @@
+/**
+ * `kerf agent` as a host's daemon: beside profiling (src/profile/agent.ts) it runs stages for
+ * controllers. Every route is under /v1/host/ and every request is signed with the cluster
+ * token (auth.ts; the token never crosses the network):
+ *
+ *   GET    /v1/host/status?session=S     health, memory, CPU, cached parts, stages (renews S's lease)
+ *   GET    /v1/host/parts/SHA            { have } — is the part cached here
+ *   PUT    /v1/host/parts/SHA            the part's bytes (checked against SHA, cached on disk)
+ *   POST   /v1/host/stages?session=S     start a stage (StageSpec without token: derived from S)
+ *   DELETE /v1/host/stages/NAME?session=S
+ *   DELETE /v1/host/sessions/S           stop every stage of a session
+ *   GET    /v1/host/ping                 RTT probe
+ *   POST   /v1/host/sink                 upload probe: { bytes, seconds } first to last byte
+ *   GET    /v1/host/source?seconds=T     download probe: bytes for T seconds
+ *   POST   /v1/host/measure              { peer, seconds } → this host's link to another agent
+ *   POST   /v1/host/bench                { seconds } → the reference block's time on this host's CPU share
+ *
+ * Stages are `kerf worker` children (they die with the agent), held to the host's declared
+ * CPU share (`--cpus`: a cgroup every stage sits under) and to their own share inside it.
+ * A session whose controller stops renewing its lease (default 15 s) is stopped: a controller
+ * killed with SIGKILL leaves nothing running.
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import * as http from 'node:http';
+import { connect } from 'node:net';
+import { availableParallelism, homedir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
+import { spawnWorker, type StartedTier, type TierStart } from '../serve/up.js';
+import { CpuGroup, cpuQuotaUnavailable, processCpuSeconds } from '../serve/cpu.js';
+import { RequestVerifier, bodySha, signRequest } from './auth.js';
+import { CONTENT_SHA, agentRequest } from './client.js';
+import type { HostStatus, StageStatus } from './substrate.js';
+import { referenceInChild } from './reference.js';
+
+export interface HostDaemonOptions {
+  /** the cluster token */
+  token: string;
+  /** interface stages listen on (the agent's) */
+  host: string;
+  /** where parts are cached (default $XDG_CACHE_HOME/kerf/parts or ~/.cache/kerf/parts) */
+  cacheDir?: string;
+  /** memory offered to stages (default: the host's) */
+  memoryMB?: number;
+  /** cores offered to stages, held with a cgroup quota where possible (default: the host's, no quota) */
+  cpus?: number;
+  /** a session is stopped when not renewed for this long (default 15000 ms) */
+  leaseMs?: number;
+  kerfBin?: string;
+  log?: (line: string) => void;
+  cpu?: { root?: string; periodUs?: number; disabled?: boolean };
+  /** largest part accepted, bytes (default 2 GB) */
+  maxPartBytes?: number;
+}
+
+/** The token a session's stages authenticate each other with: derived on both sides, never sent. */
+export function sessionToken(clusterToken: string, session: string): string {
+  return createHmac('sha256', clusterToken).update(`kerf pipeline\n${session}`).digest('hex');
+}
+
+/** A stage request's body: a StageSpec without the token (derived from the session) and with `part` by hash. */
+export type StageRequest = Omit<TierStart, 'model' | 'host'> & { part: { sha256: string } };
+
+interface Running {
+  session: string;
+  name: string;
+  role: 'gateway' | 'worker';
+  tier: StartedTier;
+  exit: string | null;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SHA = /^[0-9a-f]{64}$/;
+const SESSION = /^[A-Za-z0-9_-]{8,64}$/;
+const STAGE = /^[A-Za-z0-9_.()@:-]{1,80}$/;
+const STATUS: Partial<Record<ErrorCode, number>> = { KERF_ERR_USAGE: 400, KERF_ERR_AUTH: 401, KERF_ERR_PROTOCOL: 400, KERF_ERR_CLOSED: 503, KERF_ERR_TIMEOUT: 504, KERF_ERR_UPSTREAM: 502 };
+
+export class HostDaemon {
+  readonly #o: HostDaemonOptions;
+  readonly #verify: RequestVerifier;
+  readonly #cache: string;
+  readonly #stages = new Map<string, Running>();
+  readonly #leases = new Map<string, number>();
+  readonly #group: CpuGroup | null;
+  /** null when stages are held to CPU shares by cgroups, else why not */
+  readonly cpuQuota: string | null;
+  readonly #timer: NodeJS.Timeout;
+  readonly #peers = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  #closed: Promise<void> | null = null;
+
+  private constructor(o: HostDaemonOptions, cache: string, group: CpuGroup | null, quota: string | null) {
+    this.#o = o;
+    this.#verify = new RequestVerifier(o.token);
+    this.#cache = cache;
+    this.#group = group;
+    this.cpuQuota = quota;
+    this.#timer = setInterval(() => this.#expire(), 1000);
+    this.#timer.unref();
+  }
+
+  static async create(o: HostDaemonOptions): Promise<HostDaemon> {
+    if (!o.token) throw kerfError('KERF_ERR_USAGE', 'agent: a token is required');
+    if (o.cpus !== undefined && !(o.cpus > 0)) throw kerfError('KERF_ERR_USAGE', `agent: --cpus ${o.cpus} must be a positive number of cores`);
+    if (o.memoryMB !== undefined && !(o.memoryMB > 0)) throw kerfError('KERF_ERR_USAGE', `agent: --memory-mb ${o.memoryMB} must be positive`);
+    const cache = o.cacheDir ?? join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kerf', 'parts');
+    try { await mkdir(cache, { recursive: true }); } catch (e) {
+      throw kerfError('KERF_ERR_FILE', `agent: cannot make the part cache ${cache} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); pass --cache DIR`);
+    }
+    const quota = o.cpu?.disabled ? 'CPU limits disabled' : cpuQuotaUnavailable(o.cpu?.root);
+    let group: CpuGroup | null = null;
+    if (quota === null && o.cpus !== undefined) {
+      group = await CpuGroup.create('host', o.cpus, { ...(o.cpu?.root ? { root: o.cpu.root } : {}), ...(o.cpu?.periodUs ? { periodUs: o.cpu.periodUs } : {}) });
+    }
+    if (quota !== null && o.cpus !== undefined) o.log?.(`CPU share ${o.cpus} not enforced (${quota}): stages run with 1 thread`);
+    return new HostDaemon(o, cache, group, quota);
+  }
+
+  get memoryBytes(): number { return this.#o.memoryMB !== undefined ? this.#o.memoryMB * 1e6 : totalmem(); }
+  get cpus(): number { return this.#o.cpus ?? availableParallelism(); }
+
+  #log(line: string): void { this.#o.log?.(line); }
+
+  /** Serve one /v1/host/ request. */
+  async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      if (this.#closed) throw kerfError('KERF_ERR_CLOSED', 'the agent is shutting down');
+      const path = req.url ?? '/';
+      const url = new URL(path, 'http://agent');
+      const sha = String(req.headers[CONTENT_SHA] ?? '');
+      this.#verify.verify(req.headers.authorization, req.method ?? 'GET', path, sha || bodySha(''));
+      const route = `${req.method} ${url.pathname.replace(/^\/v1\/host\//, '').replace(/\/[^/]+$/, '/*')}`;
+      const last = decodeURIComponent(url.pathname.split('/').pop() ?? '');
+      switch (route) {
+        case 'GET status': {
+          const s = url.searchParams.get('session');
+          if (s && SESSION.test(s)) this.#leases.set(s, Date.now());
+          return send(res, 200, this.status());
+        }
+        case 'GET parts/*': return send(res, 200, { have: SHA.test(last) && existsSync(this.#partFile(last)) });
+        case 'PUT parts/*': return send(res, 200, await this.#putPart(req, last, sha));
+        case 'POST stages': return send(res, 200, await this.#start(url.searchParams.get('session') ?? '', await json(req, sha)));
+        case 'DELETE stages/*': await this.#stop(url.searchParams.get('session') ?? '', last); return send(res, 200, { stopped: last });
+        case 'DELETE sessions/*': return send(res, 200, { stopped: await this.#stopSession(last) });
+        case 'GET ping': return send(res, 200, { t: Date.now() });
+        case 'POST sink': return send(res, 200, await sink(req));
+        case 'GET source': return source(res, Number(url.searchParams.get('seconds') ?? 1));
+        case 'POST measure': {
+          const b = await json(req, sha) as { peer?: unknown; seconds?: unknown };
+          if (typeof b.peer !== 'string' || !/^[^/\s]+:\d+$/.test(b.peer)) throw kerfError('KERF_ERR_USAGE', 'measure: body needs peer: "host:port" of another agent');
+          const secs = Number(b.seconds ?? 1);
+          if (!(secs > 0 && secs <= 30)) throw kerfError('KERF_ERR_USAGE', `measure: seconds ${String(b.seconds)}: expected 0 < s ≤ 30`);
+          return send(res, 200, await this.measure(b.peer, secs));
+        }
+        case 'POST bench': {
+          const b = await json(req, sha) as { seconds?: unknown };
+          const secs = Number(b.seconds ?? 1);
+          if (!(secs > 0 && secs <= 30)) throw kerfError('KERF_ERR_USAGE', `bench: seconds ${String(b.seconds)}: expected 0 < s ≤ 30`);
+          return send(res, 200, await this.#bench(secs));
+        }
+        default: throw kerfError('KERF_ERR_USAGE', `no route ${req.method} ${url.pathname}`, { status: 404 });
+      }
+    } catch (e) {
+      const code = isKerfError(e) ? e.code : 'KERF_ERR_REMOTE';
+      const message = (e as Error)?.message ?? String(e);
+      if (!isKerfError(e)) this.#log(`internal error: ${(e as Error)?.stack ?? message}`);
+      else if (code === 'KERF_ERR_AUTH') this.#log(`refused ${req.method} ${req.url?.split('?')[0]} from ${req.socket.remoteAddress}: ${message}`);
+      const status = (e as { status?: number }).status ?? STATUS[code as ErrorCode] ?? 500;
+      if (!req.complete) { res.setHeader('connection', 'close'); req.resume(); }
+      if (!res.headersSent && !res.destroyed) send(res, status, { error: { code, message } });
+    }
+  }
+
+  status(): HostStatus {
+    return {
+      name: '', ok: true, memoryBytes: this.memoryBytes, cpus: this.cpus, cpuQuota: this.cpuQuota ?? true,
+      parts: readdirSync(this.#cache).filter((f) => /^[0-9a-f]{64}\.onnx$/.test(f)).map((f) => f.slice(0, 64)),
+      stages: [...this.#stages.values()].map((s): StageStatus & { session: string; exit?: string } => {
+        const m = s.tier.memory?.();
+        const c = processCpuSeconds(s.tier.pid);
+        return {
+          name: s.name, session: s.session, pid: s.tier.pid, alive: s.exit === null, ...(s.exit ? { exit: s.exit } : {}),
+          ...(m ? { rss: m.rss, peak: m.peak } : {}), ...(c !== null ? { cpuSeconds: c } : {}),
+        };
+      }),
+    };
+  }
+
+  #partFile(sha: string): string { return join(this.#cache, `${sha}.onnx`); }
+
+  async #putPart(req: http.IncomingMessage, sha: string, declared: string): Promise<{ sha256: string; bytes: number }> {
+    if (!SHA.test(sha) || declared !== sha) throw kerfError('KERF_ERR_USAGE', `part upload: the path names ${sha.slice(0, 16)}… but the signed content hash is ${declared.slice(0, 16)}…`);
+    const file = this.#partFile(sha);
+    if (existsSync(file)) { req.resume(); return { sha256: sha, bytes: -1 }; }
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+    const h = createHash('sha256');
+    let n = 0;
+    const max = this.#o.maxPartBytes ?? 2e9;
+    await new Promise<void>((resolvePromise, reject) => {
+      const out = createWriteStream(tmp);
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > max) { req.destroy(); out.destroy(); reject(kerfError('KERF_ERR_USAGE', `part of more than ${max / 1e6} MB refused`)); return; }
+        h.update(c);
+        if (!out.write(c)) { req.pause(); out.once('drain', () => req.resume()); }
+      });
+      req.on('end', () => out.end(() => resolvePromise()));
+      req.on('error', (e) => { out.destroy(); reject(kerfError('KERF_ERR_REMOTE', `part upload broke: ${e.message}`)); });
+    }).catch(async (e: unknown) => { await rm(tmp, { force: true }); throw e; });
+    const got = h.digest('hex');
+    if (got !== sha) { await rm(tmp, { force: true }); throw kerfError('KERF_ERR_USAGE', `part upload: the bytes hash to ${got.slice(0, 16)}…, not ${sha.slice(0, 16)}…`); }
+    await rename(tmp, file);
+    this.#log(`cached part ${sha.slice(0, 12)} (${(n / 1e6).toFixed(1)} MB)`);
+    return { sha256: sha, bytes: n };
+  }
+
+  async #start(session: string, body: unknown): Promise<{ pid: number; port: number; cpus?: number; cgroup?: string }> {
+    if (!SESSION.test(session)) throw kerfError('KERF_ERR_USAGE', 'start: ?session= must be 8..64 of [A-Za-z0-9_-]');
+    const r = body as StageRequest;
+    if (typeof r !== 'object' || r === null || typeof r.name !== 'string' || !STAGE.test(r.name)) throw kerfError('KERF_ERR_USAGE', `start: stage name ${JSON.stringify((r as { name?: unknown })?.name)} is not [A-Za-z0-9_.()@:-]{1,80}`);
+    if (r.role !== 'gateway' && r.role !== 'worker') throw kerfError('KERF_ERR_USAGE', `start ${r.name}: role must be gateway or worker`);
+    if (!SHA.test(r.part?.sha256 ?? '')) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: part.sha256 must be a SHA-256`);
+    if (!Array.isArray(r.cuts) || !r.cuts.every(Number.isInteger)) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: cuts must be a list of cut ids`);
+    if (!Array.isArray(r.args) || !r.args.every((a) => typeof a === 'string')) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: args must be a list of strings`);
+    const forbidden = r.args.find((a) => /^--(model|listen|token|next|gateway|metrics)(=|$)/.test(a));
+    if (forbidden) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: ${forbidden} is the agent's to set`);
+    const key = `${session}/${r.name}`;
+    if (this.#stages.get(key)?.exit === null) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: already running in this session`);
+    const model = this.#partFile(r.part.sha256);
+    if (!existsSync(model)) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: part ${r.part.sha256.slice(0, 12)} is not cached on this host (PUT /v1/host/parts/SHA first)`);
+    this.#leases.set(session, Date.now());
+    const cap = this.#o.cpus;
+    const share = r.cpus !== undefined ? Math.min(r.cpus, cap ?? r.cpus) : undefined;
+    const cgroups = this.cpuQuota === null && (share !== undefined || this.#group)
+      ? { root: this.#group?.path ?? this.#o.cpu?.root, ...(this.#o.cpu?.periodUs ? { periodUs: this.#o.cpu.periodUs } : {}), label: `${session.slice(0, 8)}-${r.name}` }
+      : null;
+    const threads = this.cpuQuota !== null && (share !== undefined || cap !== undefined) ? 1 : r.threads;
+    const t: TierStart = {
+      ...r, model, host: this.#o.host, port: 0, ...(threads ? { threads } : {}),
+      // in the host's group, a stage without a share of its own may use all of the host's
+      ...(share !== undefined ? { cpus: share } : this.#group ? { cpus: this.#group.cpus } : {}),
+    };
+    delete (t as { part?: unknown }).part;
+    let running: Running | null = null;
+    const tier = await spawnWorker(t, {
+      bin: this.#o.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js'), token: sessionToken(this.#o.token, session),
+      log: (l) => this.#log(l), timeoutMs: 120_000, cpu: cgroups,
+      onExit: (why) => { if (running) { running.exit = why; this.#log(why); } },
+    });
+    running = { session, name: r.name, role: r.role, tier, exit: null };
+    this.#stages.set(key, running);
+    this.#log(`session ${session.slice(0, 8)}: ${r.role} ${r.name} (pid ${tier.pid}) on port ${tier.address.split(':').pop()}${tier.cgroup ? `, ${tier.cpus} CPU` : ''}`);
+    return { pid: tier.pid, port: Number(tier.address.split(':').pop()), ...(tier.cgroup ? { cpus: tier.cpus!, cgroup: tier.cgroup } : {}) };
+  }
+
+  async #stop(session: string, name: string): Promise<void> {
+    const key = `${session}/${name}`;
+    const s = this.#stages.get(key);
+    if (!s) return;
+    this.#stages.delete(key);
+    await s.tier.stop();
+    this.#log(`session ${session.slice(0, 8)}: stopped ${s.role} ${name}`);
+  }
+
+  async #stopSession(session: string): Promise<number> {
+    const mine = [...this.#stages.values()].filter((s) => s.session === session);
+    await Promise.all(mine.map((s) => this.#stop(session, s.name)));
+    this.#leases.delete(session);
+    if (mine.length) this.#log(`session ${session.slice(0, 8)}: stopped ${mine.length} stage(s)`);
+    return mine.length;
+  }
+
+  #expire(): void {
+    const lease = this.#o.leaseMs ?? 15_000;
+    const now = Date.now();
+    for (const [s, t] of this.#leases) {
+      if (now - t <= lease) continue;
+      this.#log(`session ${s.slice(0, 8)}: no controller for ${Math.round((now - t) / 1000)} s, stopping its stages`);
+      void this.#stopSession(s);
+    }
+  }
+
+  /** This host's link to another agent: bandwidth both ways over `seconds` each, and RTT. */
+  async measure(peer: string, seconds: number): Promise<{ peer: string; upMbps: number; downMbps: number; rttMs: number }> {
+    const base = `http://${peer}`;
+    const o = { agent: this.#peers, label: `peer agent ${peer}`, timeoutMs: seconds * 1000 + 15_000 };
+    // RTT: TCP handshakes to the peer's agent (kernel round trips, no HTTP handling in them)
+    const [ph, pp] = [peer.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1'), Number(peer.split(':').pop())];
+    const rtts: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      rtts.push(await new Promise<number>((res, rej) => {
+        const t0 = performance.now();
+        const c = connect(pp, ph, () => { const dt = performance.now() - t0; c.destroy(); res(dt); });
+        c.setTimeout(5000, () => { c.destroy(); rej(kerfError('KERF_ERR_REMOTE', `peer agent ${peer}: no TCP handshake within 5 s`)); });
+        c.on('error', (e: NodeJS.ErrnoException) => rej(kerfError('KERF_ERR_REMOTE', `peer agent ${peer}: cannot reach it (${e.code ?? e.message})`)));
+      }));
+    }
+    const rttMs = rtts.sort((a, b) => a - b)[3]!;
+    await agentRequest(base, this.#o.token, 'GET', '/v1/host/ping', o);
+    const { Readable } = await import('node:stream');
+    const chunk = randomBytes(64 * 1024);
+    const end = performance.now() + seconds * 1000;
+    const up = await agentRequest<{ bytes: number; seconds: number }>(base, this.#o.token, 'POST', '/v1/host/sink', {
+      ...o, body: Readable.from((function* () { while (performance.now() < end) yield chunk; })()),
+    });
+    const down = await new Promise<{ bytes: number; seconds: number }>((resolvePromise, reject) => {
+      let bytes = 0, t0 = 0, t1 = 0;
+      const path = `/v1/host/source?seconds=${seconds}`;
+      {
+        const sha = bodySha('');
+        const req = http.request(`${base}${path}`, { agent: this.#peers, headers: { authorization: signRequest(this.#o.token, 'GET', path, sha), [CONTENT_SHA]: sha } }, (res) => {
+          if (res.statusCode !== 200) { res.resume(); reject(kerfError('KERF_ERR_REMOTE', `peer agent ${peer}: source answered ${res.statusCode}`)); return; }
+          res.on('data', (c: Buffer) => { const now = performance.now(); if (!t0) t0 = now; else bytes += c.length; t1 = now; });
+          res.on('end', () => resolvePromise({ bytes, seconds: (t1 - t0) / 1000 }));
+          res.on('error', reject);
+        });
+        req.on('error', (e: NodeJS.ErrnoException) => reject(kerfError('KERF_ERR_REMOTE', `peer agent ${peer}: cannot reach it (${e.code ?? e.message})`)));
+        req.end();
+      }
+    });
+    const mbps = (r: { bytes: number; seconds: number }): number => r.seconds > 0 ? r.bytes * 8 / r.seconds / 1e6 : NaN;
+    return { peer, upMbps: mbps(up.json), downMbps: mbps(down), rttMs };
+  }
+
+  /** The reference block's seconds per run in a child process held to this host's CPU share. */
+  async #bench(seconds: number): Promise<{ secondsPerRun: number; runs: number; cpus: number; held: boolean }> {
+    let group: CpuGroup | null = null;
+    const r = await referenceInChild(seconds, {
+      ...(this.#o.kerfBin ? { kerfBin: this.#o.kerfBin } : {}),
+      onSpawn: async (pid) => {
+        if (this.cpuQuota !== null || this.#o.cpus === undefined) return;
+        group = await CpuGroup.create(`bench-${randomBytes(3).toString('hex')}`, this.#o.cpus, { ...(this.#group ? { root: this.#group.path } : {}) });
+        await group.add(pid);
+      },
+    }).finally(() => (group as CpuGroup | null)?.remove().catch(() => {}));
+    return { ...r, cpus: this.cpus, held: group !== null };
+  }
+
+  /** Stop every stage and release the host's cgroup. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      clearInterval(this.#timer);
+      await Promise.allSettled([...this.#stages.values()].map((s) => s.tier.stop()));
+      this.#stages.clear();
+      this.#peers.destroy();
+      await this.#group?.remove().catch(() => {});
+    })();
+    return this.#closed;
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+/** A JSON body whose SHA-256 is the signed one. */
+async function json(req: http.IncomingMessage, sha: string): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) { n += (c as Buffer).length; if (n > 1e6) throw kerfError('KERF_ERR_USAGE', 'request body over 1 MB'); chunks.push(c as Buffer); }
+  const body = Buffer.concat(chunks);
+  if (createHash('sha256').update(body).digest('hex') !== sha) throw kerfError('KERF_ERR_AUTH', 'the body does not match its signed hash');
+  if (!body.length) return {};
+  try { return JSON.parse(body.toString('utf8')); } catch { throw kerfError('KERF_ERR_PROTOCOL', 'request body is not JSON'); }
+}
+
+/** Count an upload's bytes from its second chunk's arrival to its last (the first may sit in a buffer). */
+async function sink(req: http.IncomingMessage): Promise<{ bytes: number; seconds: number }> {
+  let bytes = 0, t0 = 0, t1 = 0;
+  for await (const c of req) {
+    const now = performance.now();
+    if (!t0) t0 = now; else bytes += (c as Buffer).length;
+    t1 = now;
+  }
+  return { bytes, seconds: (t1 - t0) / 1000 };
+}
+
+/** Write bytes for `seconds`, as fast as the link takes them. */
+function source(res: http.ServerResponse, seconds: number): void {
+  if (!(seconds > 0 && seconds <= 30)) { send(res, 400, { error: { code: 'KERF_ERR_USAGE', message: `source: seconds ${seconds}: expected 0 < s ≤ 30` } }); return; }
+  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  const chunk = randomBytes(64 * 1024);
+  const end = performance.now() + seconds * 1000;
+  const pump = (): void => {
+    while (performance.now() < end) { if (!res.write(chunk)) { res.once('drain', pump); return; } }
+    res.end();
+  };
+  res.on('close', () => res.removeAllListeners('drain'));
+  pump();
+}

@@ -1,0 +1,105 @@
+/**
+ * A hop's price with a codec: encode on the sender + coded bytes ÷ bandwidth + decode on the
+ * receiver (+ the hop's round trip), and the choice of the cheapest codec per hop. The planner's
+ * search and description, the adapt controller and the placer price hops with these functions.
+ *
+ * A codec is a candidate on a hop only when the sender's profile measured its encode and the
+ * receiver's its decode on that block's output (`kerf profile --codecs`), and when it is in the
+ * set asked for (`--codecs`; lossy codecs only when named or with `lossy`). Raw (`none`) is
+ * always a candidate, so with no codec data every figure is the plain `bytes ÷ bandwidth`.
+ */
+
+/** Codec measurements of one system, per codec and block (what `kerf profile --codecs` wrote). */
+export interface SystemCodecs {
+  names: string[];
+  lossy: boolean[];
+  /** [codec][block]: raw ÷ coded bytes of the block's output; NaN where not measured */
+  ratio: Float64Array[];
+  /** [codec][block]: seconds to encode / decode the block's output on this system */
+  encodeS: Float64Array[];
+  decodeS: Float64Array[];
+}
+
+/** The codec a hop uses and what it costs. */
+export interface HopChoice {
+  codec: string;
+  lossy: boolean;
+  ratio: number;
+  /** bytes on the wire (raw bytes ÷ ratio) */
+  wireBytes: number;
+  encodeS: number;
+  decodeS: number;
+  /** encode + wire bytes ÷ bandwidth + decode (the round trip excluded) */
+  seconds: number;
+}
+
+/** Seconds a hop costs with one codec: round trip, encode, coded bytes at the bandwidth, decode. */
+export function codecHopS(bytes: number, rttS: number, bytesPerS: number, ratio = 1, encodeS = 0, decodeS = 0): number {
+  return rttS + encodeS + bytes / ratio / bytesPerS + decodeS;
+}
+
+/**
+ * Index pairs (sender codec k, receiver codec j) for the codecs both systems measured and that
+ * are allowed, computed once per system pair.
+ */
+export function codecPairs(sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, allowed: ReadonlySet<string>): Int32Array {
+  if (!sender || !receiver || allowed.size === 0) return new Int32Array(0);
+  const out: number[] = [];
+  sender.names.forEach((n, k) => {
+    if (!allowed.has(n)) return;
+    const j = receiver.names.indexOf(n);
+    if (j >= 0) out.push(k, j);
+  });
+  return Int32Array.from(out);
+}
+
+/**
+ * Transfer seconds of `bytes` (the output of `block`, -1 for the model input) over a hop of
+ * `bytesPerS`, with the cheapest allowed codec; the round trip is not included. Raw wins ties.
+ */
+export function transferS(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, pairs: Int32Array): number {
+  let best = bytes / bytesPerS;
+  if (block < 0 || pairs.length === 0 || bytes === 0) return best;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const k = pairs[i]!, j = pairs[i + 1]!;
+    const r = sender!.ratio[k]![block]!;
+    if (!(r > 0)) continue;
+    const s = sender!.encodeS[k]![block]! + bytes / r / bytesPerS + receiver!.decodeS[j]![block]!;
+    if (s < best) best = s;
+  }
+  return best;
+}
+
+/** The same choice as `transferS`, described. */
+export function chooseCodec(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, pairs: Int32Array): HopChoice {
+  let best: HopChoice = { codec: 'none', lossy: false, ratio: 1, wireBytes: bytes, encodeS: 0, decodeS: 0, seconds: bytes / bytesPerS };
+  if (block < 0 || pairs.length === 0 || bytes === 0) return best;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const k = pairs[i]!, j = pairs[i + 1]!;
+    const r = sender!.ratio[k]![block]!;
+    if (!(r > 0)) continue;
+    const enc = sender!.encodeS[k]![block]!, dec = receiver!.decodeS[j]![block]!;
+    const s = enc + bytes / r / bytesPerS + dec;
+    if (s < best.seconds) best = { codec: sender!.names[k]!, lossy: sender!.lossy[k]!, ratio: r, wireBytes: bytes / r, encodeS: enc, decodeS: dec, seconds: s };
+  }
+  return best;
+}
+
+/**
+ * The bandwidth (bytes/s) below which a codec of `ratio` with `encodeS` + `decodeS` beats raw
+ * for `bytes`: bytes·(1 − 1/ratio) ÷ (encode + decode). Infinity for a free codec that shrinks;
+ * 0 for one that does not shrink.
+ */
+export function breakEvenBytesPerS(bytes: number, ratio: number, encodeS: number, decodeS: number): number {
+  const saved = bytes * (1 - 1 / ratio);
+  if (!(saved > 0)) return 0;
+  const cost = encodeS + decodeS;
+  return cost > 0 ? saved / cost : Infinity;
+}
+
+/** Codecs some system of the problem measured, with whether each is lossy, in first-seen order. */
+export function measuredCodecs(systems: readonly { codecs?: SystemCodecs }[]): { name: string; lossy: boolean }[] {
+  const out = new Map<string, boolean>();
+  for (const s of systems) s.codecs?.names.forEach((n, k) => { if (!out.has(n)) out.set(n, s.codecs!.lossy[k]!); });
+  return [...out].map(([name, lossy]) => ({ name, lossy }));
+}
