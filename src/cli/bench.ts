@@ -7,6 +7,7 @@ const BENCHES: Record<string, string> = {
   'adapt-offline': "adaptation policies replayed on AdaptiveDNN's measured data",
   place: 'cluster placement: kerf vs greedy, random, lower bound and exact optimum',
   pipeline: 'N-stage pipeline throughput vs the placement prediction',
+  dashboard: "the live dashboard's cost on the gateway: p50 and CPU with the page open vs closed",
 };
 
 export async function run(argv: string[]): Promise<number | void> {
