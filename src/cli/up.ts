@@ -333,7 +333,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const dashboard = `${h.url}/ui/`;
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
-    await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {})
+    await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {}, h.token)
       .catch(async (e: unknown) => { await h.close(); throw e; });
   }
   process.off('SIGINT', early);

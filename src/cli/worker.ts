@@ -40,8 +40,9 @@ options:
                          a later load control prepares it again)
 gateway only:
   --replay               keep each request's input until its answer and run it again on the
-                         pipeline a failover switches in when its own fails (docs/cluster.md);
-                         POST /v1/partition/failover and /v1/rollout then need the --token
+                         pipeline a failover switches in when its own fails (docs/cluster.md)
+                         (with a --token, every change — POST /v1/partition, /strategy, /warm,
+                         /failover, /v1/rollout — needs it as Authorization: Bearer)
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself

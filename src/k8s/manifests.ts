@@ -22,6 +22,8 @@ export interface InstallOptions {
   replicas?: number;
   /** the agents' shared token (random, from the CLI) */
   agentToken: string;
+  /** the operator's memory, MiB (default 1024: it prepares a model version to cut its parts) */
+  operatorMemoryMiB?: number;
   /** label selector (key=value) of the nodes that run an agent; default every node */
   agentNodeSelector?: Record<string, string>;
 }
@@ -90,22 +92,29 @@ export function installObjects(o: InstallOptions): K8sObject[] {
             securityContext: podSecurity,
             containers: [{
               name: 'operator', image: o.image, command: ['kerf'],
-              args: ['operator', '--image', o.image, '--listen', `0.0.0.0:${OPERATOR_PORT}`],
+              args: ['operator', '--image', o.image, '--listen', `0.0.0.0:${OPERATOR_PORT}`, '--parts-url', `http://kerf-operator.${ns}.svc:${OPERATOR_PORT}`, '--parts-dir', '/var/cache/kerf'],
               env: [
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
               ],
               ports: [{ name: 'http', containerPort: OPERATOR_PORT, protocol: 'TCP' }],
-              resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '256Mi' } },
+              // the parts service prepares a model version once to cut its parts: room for a model of a few hundred MB
+              resources: { requests: { cpu: '100m', memory: `${o.operatorMemoryMiB ?? 1024}Mi` }, limits: { memory: `${o.operatorMemoryMiB ?? 1024}Mi` } },
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, initialDelaySeconds: 10, periodSeconds: 10, failureThreshold: 3 },
               securityContext: containerSecurity,
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, { name: 'cache', mountPath: '/var/cache/kerf' }],
             }],
-            volumes: [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } }],
+            volumes: [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } }, { name: 'cache', emptyDir: { sizeLimit: '4Gi' } }],
           },
         },
       },
+    },
+    {
+      // the operator's parts service (GET /v1/parts/SHA, a pipeline's token as bearer) and /metrics
+      apiVersion: 'v1', kind: 'Service',
+      metadata: { name: 'kerf-operator', namespace: ns, labels: { ...partOf, ...opLabels } },
+      spec: { type: 'ClusterIP', selector: opLabels, ports: [{ name: 'http', port: OPERATOR_PORT, targetPort: 'http', protocol: 'TCP' }] },
     },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'kerf-agent-token', namespace: ns, labels: partOf }, type: 'Opaque', stringData: { token: o.agentToken } },
     {

@@ -23,6 +23,8 @@ import {
   stageName, tokenSecret, type RenderContext,
 } from './objects.js';
 import { parseQuantity } from './quantity.js';
+import { partKey, servable, type PartSpec } from './parts.js';
+import type { PartRef } from '../cluster/substrate.js';
 import {
   API_VERSION, KIND, type Condition, type K8sObject, type KerfPipeline, type KerfPipelineSpec, type KerfPipelineStatus,
   type LabelSelector, type PlacementState,
@@ -50,6 +52,10 @@ export interface ReconcileInput {
   image: string;
   /** the token a new pipeline's Secret gets (random, from the shell); unused once it exists */
   newToken: string;
+  /** the operator's parts service: stages of models it can fetch (http(s)) get exactly their
+   * part from it, built before the placement comes up. Absent: each stage's init container
+   * cuts its part out of the whole model itself. */
+  parts?: { url: string; refs: ReadonlyMap<string, PartRef>; failed: ReadonlyMap<string, { message: string; permanent: boolean }> };
 }
 
 export interface ObjectRef { apiVersion: string; kind: string; namespace?: string; name: string }
@@ -80,6 +86,8 @@ export interface ReconcileResult {
   events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
   /** reconcile again after this many seconds even if nothing changes (a drain or timeout ends) */
   requeueAfterSeconds: number | null;
+  /** parts the shell should build (then reconcile again): a placement waits for them */
+  parts: PartSpec[];
 }
 
 const ms = (t: string): number => Date.parse(t);
@@ -342,7 +350,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   const events: ReconcileResult['events'] = [];
   const actions: GatewayAction[] = [];
   if (p.metadata.deletionTimestamp) {
-    return { apply: [], delete: ownedAll.map(ref), status: null, actions: [], events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null };
+    return { apply: [], delete: ownedAll.map(ref), status: null, actions: [], events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null, parts: [] };
   }
   const prev = p.status ?? {};
   const generation = p.metadata.generation ?? 0;
@@ -385,7 +393,41 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       throw e;
     }
   };
+  const wantParts: PartSpec[] = [];
+  /** Give each stage of `c` its part, built by the operator; false while they are being built or when they failed. */
+  const withParts = (c: Candidate): boolean => {
+    if (!input.parts || !servable(c.state.model.uri) || c.state.cuts.length === 0) return true;
+    const specs = c.state.stages.map((s) => ({
+      uri: c.state.model.uri, sha256: c.state.model.sha256, cuts: c.state.cuts, index: s.index,
+      ...(spec!.model.inputShapes ? { inputShapes: spec!.model.inputShapes } : {}),
+    }));
+    const failed = specs.map((x) => input.parts!.failed.get(partKey(x))).find((f) => f);
+    if (failed) {
+      const message = `the parts of placement ${c.state.id} could not be built: ${failed.message}`;
+      events.push({ type: 'Warning', reason: 'PartsFailed', message });
+      if (failed.permanent && c.state.reason !== 'failover') {
+        status.failed = { sha256: c.state.model.sha256, specGeneration: generation, message };
+        if (status.active) {
+          status.rollout = { from: status.active.model.version, to: c.state.model.version, phase: 'Failed', message: `version ${status.active.model.version} keeps serving; ${message}`, at: now };
+        }
+      } else {
+        placed = { type: 'Placed', status: 'False', reason: 'PartsFailed', message };
+        soon(RETRY_S);
+      }
+      return false;
+    }
+    const missing = specs.filter((x) => !input.parts!.refs.has(partKey(x)));
+    if (missing.length) {
+      wantParts.push(...missing);
+      placed = { type: 'Placed', status: status.active ? 'True' : 'False', reason: 'BuildingParts', message: `building the parts of placement ${c.state.id} (${missing.length} of ${specs.length} to go)` };
+      soon(2);
+      return false;
+    }
+    c.state.stages = c.state.stages.map((s, i) => ({ ...s, part: input.parts!.refs.get(partKey(specs[i]!))! }));
+    return true;
+  };
   const startPending = (c: Candidate): void => {
+    if (!withParts(c)) return;
     status.pending = c.state;
     status.links = c.links;
     events.push({ type: 'Normal', reason: 'Placing', message: `${c.state.reason}: placement ${c.state.id}, ${c.state.stages.length} stage(s) on ${c.state.stages.map((s) => s.node).join(', ')}, predicted ${c.state.predictedThroughput.toFixed(2)} req/s` });
@@ -519,6 +561,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       entryService: { type: sp.entry?.service?.type ?? 'ClusterIP', port: sp.entry?.service?.port ?? 8000 },
       tokenSecret: `${name}-token`,
       ...(sp.failover?.holdSeconds ? { replayHoldMs: sp.failover.holdSeconds * 1000 } : {}),
+      ...(input.parts ? { partsUrl: input.parts.url } : {}),
     };
     if (serving) {
       const existing = input.objects.find((o) => o.kind === 'Secret' && o.metadata.name === ctx.tokenSecret);
@@ -565,7 +608,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     : { type: 'RolloutInProgress', status: 'False', reason: 'NoRollout', message: 'nothing to roll out' };
   status.conditions = [ready, placed, degraded, rolling].map((c) => condition(pc, { ...c, observedGeneration: generation }, now));
   status.activeVersion = status.active?.model.version ?? null;
-  return { apply, delete: del, status, actions, events, requeueAfterSeconds: requeue };
+  return { apply, delete: del, status, actions, events, requeueAfterSeconds: requeue, parts: wantParts };
 }
 
 function describe(st: PlacementState): string {

@@ -112,6 +112,9 @@ export interface StatusStage {
   cpuMilli: number;
   threads: number;
   computeSeconds: number;
+  /** the stage's part (the ONNX of exactly its segment) as the operator built and serves it;
+   * absent: the init container cuts it out of the whole model */
+  part?: { sha256: string; bytes: number };
 }
 
 /** A placement the operator runs or brings up: one set of Deployments and Services. */

@@ -783,9 +783,11 @@ export class Switcher {
       reply(status, { error: isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`, code });
     };
     if (path === '/v1/partition' && (req.method === 'GET' || req.method === 'HEAD')) return reply(200, this.status());
-    if ((path === '/v1/rollout' || path === '/v1/partition/failover') && req.method === 'POST' && !authorised(req, this.gateway.controlToken)) {
+    // Reading is open; everything that changes the pipeline (repartition, strategy, warm,
+    // failover, rollout) needs the gateway's control token.
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !authorised(req, this.gateway.controlToken)) {
       req.resume();
-      return reply(401, { error: `${path}: wrong or missing token (Authorization: Bearer TOKEN, the pipeline's token)`, code: 'KERF_ERR_AUTH' });
+      return reply(401, { error: `${req.method} ${path}: wrong or missing token (Authorization: Bearer TOKEN, the pipeline's token: kerf up prints it in the dashboard link, or set KERF_TOKEN)`, code: 'KERF_ERR_AUTH' });
     }
     if (path === '/v1/rollout' && req.method === 'GET') return reply(200, { modelVersion: this.modelV, previousModel: this.previousV });
     const body = (fn: (doc: Record<string, unknown>) => Promise<unknown>): void => {

@@ -11,28 +11,7 @@ import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/clie
 import { Operator } from '../../src/k8s/operator.js';
 import { kerfPipelineCrd } from '../../src/k8s/crd.js';
 import { FakeApiServer } from './fake-apiserver.js';
-import { node, pipeline, profileConfigMap } from './fixtures.js';
-
-function kubeconfig(url: string, token: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
-    users: [{ name: token, token }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: token, namespace: 'edge' }],
-    currentContext: 'fake',
-  });
-  return kc;
-}
-
-async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { kubeconfig, node, pipeline, profileConfigMap, until } from './fixtures.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { reconcile, reconcileList, contains } from '../../src/k8s/reconcile.js';
 import { modelId } from '../../src/k8s/objects.js';
+import { partKey } from '../../src/k8s/parts.js';
 import type { K8sObject, PlacementState } from '../../src/k8s/types.js';
 import { node, pinnedTo, pipeline, profile, profileConfigMap, spec, World, SHA_A, SHA_B } from './fixtures.js';
 
@@ -49,8 +50,13 @@ test('a new pipeline: a placement over the nodes, a pinned Deployment and a Serv
     assert.equal(c.resources.requests.memory, `${s.memoryMiB}Mi`);
     assert.equal(c.resources.limits.memory, c.resources.requests.memory, 'memory limit = request, from the memory model');
     assert.equal(c.resources.requests.cpu, '1');
-    assert.ok(c.args.includes('--blocks') && c.args[c.args.indexOf('--blocks') + 1] === `${s.index}..${s.index}`);
-    assert.ok(d.spec.template.spec.initContainers[0]!.command.includes(SHA_A), 'the init container checks the sha256');
+    // the stage runs exactly its part: the init container cuts it out of the model (sha256 checked)
+    assert.equal(c.args[c.args.indexOf('--model') + 1], '/kerf/model/part.onnx');
+    assert.ok(!c.args.includes('--blocks') && !c.args.includes('--cuts'), 'a part is a standalone model');
+    const init = d.spec.template.spec.initContainers[0]!.command;
+    assert.ok(init.includes(SHA_A), 'the init container checks the sha256');
+    assert.equal(init[init.indexOf('--cuts') + 1], pend.cuts.join(','));
+    assert.equal(init[init.indexOf('--part') + 1], String(s.index));
     assert.deepEqual(d.metadata.ownerReferences, [{ apiVersion: 'kerf.dev/v1alpha1', kind: 'KerfPipeline', name: 'tiny', uid: 'uid-tiny', controller: true, blockOwnerDeletion: true }]);
   }
   // the chain: each stage forwards to the next stage's Service
@@ -80,6 +86,52 @@ test('a new pipeline: a placement over the nodes, a pinned Deployment and a Serv
   assert.equal(w.condition('Degraded').status, 'False');
   const steady = w.step();
   assert.deepEqual([steady.apply, steady.delete], [[], []], 'steady state: nothing to do');
+});
+
+test("with the operator's parts service: a placement waits for its parts, each stage fetches exactly its own (sha256 checked); a bad model fails the rollout", () => {
+  const w = new World(three());
+  const refs = new Map<string, { sha256: string; bytes: number }>();
+  const failed = new Map<string, { message: string; permanent: boolean }>();
+  w.parts = { url: 'http://kerf-operator.edge.svc:8080', refs, failed };
+  let r = w.step();
+  assert.equal(w.pipeline.status!.pending, null, 'nothing comes up before its parts are built');
+  assert.equal(r.apply.filter((o) => o.kind === 'Deployment').length, 0);
+  assert.equal(w.condition('Placed').reason, 'BuildingParts');
+  assert.ok(r.parts.length >= 2, `the shell is asked for every stage's part (${r.parts.length})`);
+  assert.ok(r.requeueAfterSeconds !== null && r.requeueAfterSeconds <= 2);
+  r.parts.forEach((x, i) => refs.set(partKey(x), { sha256: String(i).repeat(64), bytes: 1000 + i }));
+  r = w.step();
+  const pend = w.pipeline.status!.pending!;
+  assert.ok(pend, 'with its parts built the placement comes up');
+  assert.deepEqual(r.parts, []);
+  for (const s of pend.stages) {
+    assert.equal(s.part!.sha256, String(s.index).repeat(64), 'status records each stage\'s part');
+    const d = w.find('Deployment', `tiny-${pend.id}-s${s.index}`) as unknown as Dep;
+    const init = d.spec.template.spec.initContainers[0]!.command;
+    assert.equal(init[init.indexOf('--uri') + 1], `http://kerf-operator.edge.svc:8080/v1/parts/${s.part!.sha256}`);
+    assert.equal(init[init.indexOf('--sha256') + 1], s.part!.sha256, 'the part\'s own sha256 is checked');
+    assert.equal(init[init.indexOf('--bearer-env') + 1], 'KERF_TOKEN');
+    assert.ok(!init.includes('--cuts'), 'nothing to cut in the pod');
+  }
+  // the gateway still fetches the whole model (it serves the model's metadata)
+  const gw = w.find('Deployment', `tiny-${modelId(pend.model)}-gw`) as unknown as Dep;
+  assert.ok(gw.spec.template.spec.initContainers[0]!.command.includes('https://models.example/tiny.onnx'));
+  w.ready(pend.id);
+  w.step();
+  assert.equal(w.pipeline.status!.active!.id, pend.id);
+  // a new version whose model does not match its sha256: no part, the rollout fails, v1 serves
+  w.setSpec(spec({ model: { ...spec().model, sha256: SHA_B, version: 'v2' } }));
+  r = w.step();
+  assert.ok(r.parts.length >= 1);
+  for (const x of r.parts) failed.set(partKey(x), { message: 'https://models.example/tiny.onnx: sha256 is ccc…, expected bbb…', permanent: true });
+  r = w.step();
+  assert.equal(w.pipeline.status!.pending, null);
+  assert.equal(w.pipeline.status!.rollout!.phase, 'Failed');
+  assert.match(w.pipeline.status!.rollout!.message, /v1 keeps serving; the parts of placement \w+ could not be built: .*sha256/);
+  assert.equal(w.condition('Ready').status, 'True');
+  assert.equal(w.pipeline.status!.active!.id, pend.id);
+  // not retried until the spec changes
+  assert.deepEqual(w.step().parts, []);
 });
 
 test('a node added: re-placed onto it only for the configured gain', () => {
