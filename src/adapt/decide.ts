@@ -6,7 +6,7 @@
  */
 import { kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
-import { tierServiceS, type TierTerms } from '../plan/cost.js';
+import { hopBusyS, hopS, tierServiceS, type TierTerms } from '../plan/cost.js';
 
 /**
  * What the decision needs from the profiles, laid out for a linear scan. Tier j of the chain
@@ -201,7 +201,7 @@ export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundarie
     total += sojourn(tierServiceS(m.prefix[j]![hi]! - m.prefix[j]![lo]!, termsOf(m, c, j), t.factor), lambda, variability(c.arrivalScv, t.serviceScv));
     if (j < k - 1 && hi < n) {
       const l = c.links[j]!;
-      total += l.rttS + sojourn(m.boundaryBytes[hi]! / l.bytesPerS, lambda, variability(c.arrivalScv, l.serviceScv));
+      total += l.rttS + sojourn(hopBusyS(m.boundaryBytes[hi]!, l.bytesPerS), lambda, variability(c.arrivalScv, l.serviceScv));
     }
     lo = hi;
   }
@@ -276,7 +276,7 @@ export class SplitSearch {
         if (allowed[b]) {
           if (prev === null) { best = f * (P[b]! - P[0]!) + fo; arg = 0; }
           else if (runArg >= 0) { best = runMin + f * P[b]! + fo; arg = runArg; }
-          best += b < n ? rtt + bytes[b]! / bw : 0;
+          best += b < n ? hopS(bytes[b]!, rtt, bw) : 0;
         }
         g[b] = best;
         from[b] = arg;
@@ -316,7 +316,7 @@ export class SplitSearch {
       const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS, lv = variability(c.arrivalScv, c.links[j]!.serviceScv);
       for (let b = 0; b <= n; b++) {
         if (!allowed[b]) { g[b] = Infinity; from[b] = -1; }
-        else if (b < n) g[b]! += rtt + sojourn(bytes[b]! / bw, lambda, lv);
+        else if (b < n) g[b]! += rtt + sojourn(hopBusyS(bytes[b]!, bw), lambda, lv);
       }
     }
   }
