@@ -6,8 +6,8 @@
  */
 import { kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
-import { tierServiceS, type TierTerms } from '../plan/cost.js';
-import { codecHopS, type SystemCodecs } from '../plan/codec-cost.js';
+import { hopBusyS, tierServiceS, type TierTerms } from '../plan/cost.js';
+import type { SystemCodecs } from '../plan/codec-cost.js';
 
 /**
  * What the decision needs from the profiles, laid out for a linear scan. Tier j of the chain
@@ -58,7 +58,7 @@ export const RAW = 'none';
 export function linkTransfer(m: SplitModel, c: AdaptConditions, j: number, b: number, lambda = 0, codec?: string): { seconds: number; codec: string } {
   const l = c.links[j]!, bytes = m.boundaryBytes[b]!;
   const lv = variability(c.arrivalScv, l.serviceScv);
-  const raw = { seconds: sojourn(bytes / l.bytesPerS, lambda, lv), codec: RAW };
+  const raw = { seconds: sojourn(hopBusyS(bytes, l.bytesPerS), lambda, lv), codec: RAW };
   const cc = m.codecs;
   if (!cc || b <= 0 || b >= m.blocks || bytes === 0 || codec === RAW) return raw;
   const send = cc.tiers[j], recv = cc.tiers[j + 1], pairs = cc.pairs[j]!;
@@ -69,8 +69,9 @@ export function linkTransfer(m: SplitModel, c: AdaptConditions, j: number, b: nu
     const k = pairs[i]!, r = send.ratio[k]![b - 1]!;
     if (codec !== undefined && send.names[k] !== codec) continue;
     if (!(r > 0)) continue;
-    // codecHopS without its round trip and wire term: the wire term queues like a raw transfer.
-    const s = codecHopS(0, 0, l.bytesPerS, r, send.encodeS[k]![b - 1]! * fs, recv.decodeS[pairs[i + 1]!]![b - 1]! * fr) + sojourn(bytes / r / l.bytesPerS, lambda, lv);
+    // hopBusyS(bytes, bw, coding) of src/plan/cost.ts, the planner's price, with the wire term
+    // queued like a raw transfer (encode and decode are the tiers' CPU): equal to it without a rate.
+    const s = send.encodeS[k]![b - 1]! * fs + sojourn(hopBusyS(bytes / r, l.bytesPerS), lambda, lv) + recv.decodeS[pairs[i + 1]!]![b - 1]! * fr;
     if (codec !== undefined || s < best.seconds) best = { seconds: s, codec: send.names[k]! };
   }
   return best;

@@ -116,16 +116,17 @@ const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
 export function formatPlacement(p: Placement): string {
   const lines: string[] = [];
   lines.push(`${p.model.name}: ${p.stages.length} stage${p.stages.length > 1 ? 's' : ''}, entry ${p.entry ?? '(none)'}, objective ${p.objective}, solver ${p.solver}${p.optimal ? ' (proven optimal)' : ''}`);
-  const rows = [['stage', 'node', 'blocks', 'cuts', 'memory MB', 'compute', 'send', 'to']];
+  const rows = [['stage', 'node', 'blocks', 'cuts', 'memory MB', 'compute', 'stage time', 'send', 'to']];
   for (const s of p.stages) {
     rows.push([
       String(s.index), s.node, `${s.blocks.first}-${s.blocks.last}`, `${s.cutIn ?? 'in'}→${s.cutOut ?? 'out'}`,
-      `${mb(s.memoryBytes)}/${mb(s.memoryLimitBytes)}`, ms(s.computeSeconds), s.sendTo && s.sendTo !== s.node ? ms(s.sendSeconds) : '-', s.sendTo ?? '-',
+      `${mb(s.memoryBytes)}/${mb(s.memoryLimitBytes)}`, ms(s.computeSeconds), ms(s.computeSeconds + (s.overheadSeconds ?? 0) + s.wireSeconds), s.sendTo && s.sendTo !== s.node ? ms(s.sendSeconds) : '-', s.sendTo ?? '-',
     ]);
   }
   const first = p.links.find((l) => l.bytes === p.model.inputBytes && l.to === p.stages[0]!.node && l.from === p.entry);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) lines.push('  ' + r.map((x, c) => x.padEnd(widths[c]!)).join('  ').trimEnd());
+  if (p.gateway) lines.push(`  gateway on ${p.gateway.node}: ${ms(p.gateway.seconds)}`);
   if (first) lines.push(`  input ${p.entry} → ${first.to}: ${ms(first.seconds)}`);
   lines.push(`bottleneck ${ms(p.bottleneck.seconds)} (${p.bottleneck.kind}: ${p.bottleneck.where}) → ${p.throughput === Infinity ? 'unbounded' : p.throughput.toFixed(2)} req/s; latency ${ms(p.latency)}`);
   lines.push(`lower bound ${ms(p.lowerBound)}, gap ${(p.gap * 100).toFixed(1)}%${p.solveSeconds !== undefined ? `; solved in ${p.solveSeconds.toFixed(3)} s` : ''}`);

@@ -51,7 +51,11 @@ describe('kerf place', () => {
     assert.deepEqual(bad, []);
     assert.equal(p.stages[0].cutIn, null);
     assert.equal(p.stages.at(-1).cutOut, null);
-    assert.equal(p.stages.at(-1).sendTo, 'gw');
+    // the result goes back along the chain (workers reply to their caller) and ends at the entry
+    assert.equal(p.stages.at(-1).sendTo, p.stages.length > 1 ? p.stages.at(-2).node : 'gw');
+    const back = p.links.filter((l: { kind: string }) => l.kind === 'return');
+    assert.equal(back.length, p.links.length / 2);
+    assert.equal(back.at(-1).to, 'gw');
     for (const s of p.stages) assert.ok(s.memoryBytes <= s.memoryLimitBytes);
   });
 
