@@ -46,7 +46,9 @@ export function operatorRbac(ns: string): K8sObject[] {
         { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
         { apiGroups: ['apps'], resources: ['deployments'], verbs: rw },
         { apiGroups: [''], resources: ['services', 'secrets'], verbs: rw },
-        { apiGroups: [''], resources: ['configmaps', 'pods'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        // read: profiles and link overrides; written: the links the agents measured (kerf-measured-links)
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update'] },
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
       ],
     },
@@ -96,6 +98,8 @@ export function installObjects(o: InstallOptions): K8sObject[] {
               env: [
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                // the agents' token: the leader has them measure the links between their nodes
+                { name: 'KERF_AGENT_TOKEN', valueFrom: { secretKeyRef: { name: 'kerf-agent-token', key: 'token' } } },
               ],
               ports: [{ name: 'http', containerPort: OPERATOR_PORT, protocol: 'TCP' }],
               // the parts service prepares a model version once to cut its parts: room for a model of a few hundred MB
@@ -131,8 +135,8 @@ export function installObjects(o: InstallOptions): K8sObject[] {
             ...(o.agentNodeSelector ? { nodeSelector: o.agentNodeSelector } : {}),
             containers: [{
               name: 'agent', image: o.image, command: ['kerf'],
-              args: ['agent', '--listen', `0.0.0.0:${AGENT_PORT}`],
-              env: [{ name: 'KERF_TOKEN', valueFrom: { secretKeyRef: { name: 'kerf-agent-token', key: 'token' } } }],
+              args: ['agent', '--listen', `0.0.0.0:${AGENT_PORT}`, '--cache', '/tmp/kerf-parts'],
+              env: [{ name: 'KERF_AGENT_TOKEN', valueFrom: { secretKeyRef: { name: 'kerf-agent-token', key: 'token' } } }],
               ports: [{ name: 'agent', containerPort: AGENT_PORT, protocol: 'TCP' }],
               resources: { requests: { cpu: '50m', memory: '192Mi' }, limits: { memory: '512Mi' } },
               // the operator reads the agent pod's readiness: an agent that stops answering marks its node lost

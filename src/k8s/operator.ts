@@ -23,6 +23,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import { PartStore, type PartSpec } from './parts.js';
+import { agentProber, agentTargets, lastMeasurement, linksConfigMap, measureDue, LINKS_SCHEMA } from './links.js';
+import { measureLinks } from '../cluster/measure.js';
+import { AGENT_PORT } from './manifests.js';
 import type { PlacementState } from './types.js';
 
 export interface OperatorOptions {
@@ -49,6 +52,13 @@ export interface OperatorOptions {
   partsUrl?: string | ((listenAddress: string) => string);
   /** where models and parts are cached (default: a directory under the system's temp dir) */
   partsDir?: string;
+  /** the agents' token (the DaemonSet's Secret kerf-agent-token): with it the leader has the
+   * agents measure the links between their nodes (absent: no measurement) */
+  agentToken?: string;
+  /** measure again this often (s; default 600), and for this long per direction per pair (s; default 1) */
+  measure?: { everyS?: number; seconds?: number };
+  /** "host:port" of the agent on a node (default: its pod's IP and the agent port; tests map to loopback) */
+  agentAddress?: (node: string) => string;
 }
 
 interface Watched { kind: string; apiVersion: string; informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject> }
@@ -71,7 +81,9 @@ export function loadKubeConfig(file?: string): KubeConfig {
 
 export class Operator {
   readonly identity: string;
-  readonly stats = { reconciles: 0, applies: 0, deletes: 0, statusWrites: 0, errors: 0, leaseTransitions: 0 };
+  readonly stats = { reconciles: 0, applies: 0, deletes: 0, statusWrites: 0, errors: 0, leaseTransitions: 0, measurements: 0 };
+  private measuring: Promise<void> | null = null;
+  private measureFailedAt = 0;
   leader = false;
   private readonly kc: KubeConfig;
   private readonly objects: KubernetesObjectApi;
@@ -322,6 +334,7 @@ export class Operator {
     const objects = ['Deployment', 'Service', 'Secret', 'ConfigMap', 'Pod'].flatMap((k) => this.cached(k));
     const now = new Date();
     let next = Infinity;
+    this.maybeMeasure(objects, now);
     for (const p of pipelines) {
       const key = `${p.metadata.namespace}/${p.metadata.name}`;
       this.stats.reconciles++;
@@ -362,6 +375,41 @@ export class Operator {
     if (next < Infinity && !this.closed) setTimeout(() => this.schedule(), next).unref();
   }
 
+  /**
+   * Have the agents measure the links between their nodes when due (none yet, a node's agent
+   * not measured yet, or older than `measure.everyS`), beside the loop; the result goes into
+   * the MEASURED_LINKS ConfigMap, whose change reconciles every pipeline again.
+   */
+  private maybeMeasure(objects: readonly K8sObject[], now: Date): void {
+    if (!this.o.agentToken || this.measuring || this.closed) return;
+    const everyS = this.o.measure?.everyS ?? 600;
+    if (Date.now() - this.measureFailedAt < Math.min(60_000, everyS * 1000)) return;
+    let targets = agentTargets(objects.filter((o) => o.kind === 'Pod'), AGENT_PORT);
+    if (this.o.agentAddress) targets = targets.map((t) => ({ ...t, address: this.o.agentAddress!(t.node) }));
+    const why = measureDue(lastMeasurement(objects, this.o.namespace), targets, now.toISOString(), everyS);
+    if (!why) return;
+    const seconds = this.o.measure?.seconds ?? 1;
+    const t0 = performance.now();
+    this.log({ event: 'measure-start', nodes: targets.map((t) => t.node), why });
+    this.measuring = (async () => {
+      try {
+        const links = await measureLinks(agentProber(targets, this.o.agentToken!), { seconds });
+        const doc = { schema: LINKS_SCHEMA, measuredAt: new Date().toISOString(), nodes: targets.map((t) => t.node), seconds: Math.round(performance.now() - t0) / 1000, links };
+        if (this.closed || !this.leader) return;
+        await this.objects.patch(linksConfigMap(this.o.namespace, doc) as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+        this.stats.measurements++;
+        this.log({ event: 'measured', nodes: doc.nodes, links: links.length, seconds: doc.seconds });
+      } catch (e) {
+        this.stats.errors++;
+        this.measureFailedAt = Date.now();
+        this.log({ event: 'measure-error', error: errText(e) });
+      }
+    })().finally(() => {
+      this.measuring = null;
+      if (!this.closed) { const t = setTimeout(() => this.schedule(), everyS * 1000); t.unref(); }
+    });
+  }
+
   /** Carry out a gateway action (the runtime's failover onto a new chain, with replay). */
   private async callGateway(a: GatewayAction, objects: readonly K8sObject[]): Promise<void> {
     const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === a.tokenSecret && o.metadata.namespace === a.service.namespace);
@@ -400,6 +448,7 @@ export class Operator {
     this.closed = true;
     for (const t of [this.timer, this.leaseTimer, this.resyncTimer]) if (t) clearTimeout(t);
     await this.running?.catch(() => undefined);
+    await this.measuring?.catch(() => undefined);
     await Promise.all(this.watched.map((w) => w.informer.stop().catch(() => undefined)));
     if (this.leader) {
       try {

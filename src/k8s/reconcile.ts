@@ -31,6 +31,8 @@ import {
 } from './types.js';
 
 const MiB = 2 ** 20;
+/** The ConfigMap the operator writes the links its agents measured into (`links.json`). */
+export const MEASURED_LINKS = 'kerf-measured-links';
 export const DEFAULT_BANDWIDTH_MBPS = 1000;
 export const DEFAULT_RTT_MS = 1;
 export const DEFAULT_TIMEOUT_S = 600;
@@ -162,6 +164,49 @@ class Blocked extends Error {
 
 interface Candidate { state: PlacementState; links: NonNullable<KerfPipelineStatus['links']> }
 
+/** The links between `names`, per direction, and where each comes from (for the status). */
+function nodeLinks(spec: KerfPipelineSpec, objects: readonly K8sObject[], ns: string, names: readonly string[]): { links: ClusterLink[]; statusLinks: NonNullable<KerfPipelineStatus['links']> } {
+  // links, per direction: the spec's ConfigMap (an override) where it names one, else what the
+  // agents measured (MEASURED_LINKS), else the spec's default
+  const parseLinks = (text: string | null, where: string, notFound: string): Map<string, ClusterLink> => {
+    const out = new Map<string, ClusterLink>();
+    if (text === null) throw new Blocked('LinksNotFound', notFound);
+    let doc: unknown;
+    try { doc = JSON.parse(text); } catch (e) { throw new Blocked('InvalidLinks', `${where}: not JSON (${(e as Error).message})`); }
+    const list = Array.isArray(doc) ? doc : get(doc, 'links');
+    if (!Array.isArray(list)) throw new Blocked('InvalidLinks', `${where}: expected a list of links or {links: [...]}`);
+    for (const [i, l] of list.entries()) {
+      if (typeof get(l, 'from') !== 'string' || typeof get(l, 'to') !== 'string' || !((get(l, 'bandwidthMbps') as number) > 0)) {
+        throw new Blocked('InvalidLinks', `${where}: links[${i}] needs from, to and bandwidthMbps > 0`);
+      }
+      const link = l as ClusterLink;
+      out.set(`${link.from}\0${link.to}`, { from: link.from, to: link.to, bandwidthMbps: link.bandwidthMbps, rttMs: link.rttMs ?? 0 });
+    }
+    return out;
+  };
+  const ref = spec.network?.linksConfigMapRef;
+  const override = ref
+    ? parseLinks(configMapValue(objects, ns, ref, 'links.json'), `ConfigMap ${ref.name}`, `ConfigMap ${ref.name} (key ${ref.key ?? 'links.json'}) with the links is not in namespace ${ns}`)
+    : new Map<string, ClusterLink>();
+  const measuredText = configMapValue(objects, ns, { name: MEASURED_LINKS }, 'links.json');
+  const measured = measuredText === null ? new Map<string, ClusterLink>() : parseLinks(measuredText, `ConfigMap ${MEASURED_LINKS}`, '');
+  const links: ClusterLink[] = [];
+  const statusLinks: NonNullable<KerfPipelineStatus['links']> = [];
+  for (const a of names) {
+    for (const b of names) {
+      if (a === b) continue;
+      const [fwd, back] = [`${a}\0${b}`, `${b}\0${a}`];
+      const [m, source] = override.get(fwd) ? [override.get(fwd)!, 'override' as const] : measured.get(fwd) ? [measured.get(fwd)!, 'measured' as const]
+        : override.get(back) ? [override.get(back)!, 'override' as const] : measured.get(back) ? [measured.get(back)!, 'measured' as const] : [null, 'default' as const];
+      const l = m ? { from: a, to: b, bandwidthMbps: m.bandwidthMbps, rttMs: m.rttMs ?? 0 }
+        : { from: a, to: b, bandwidthMbps: spec.network?.bandwidthMbps ?? DEFAULT_BANDWIDTH_MBPS, rttMs: spec.network?.rttMs ?? DEFAULT_RTT_MS };
+      links.push(l);
+      statusLinks.push({ ...l, source });
+    }
+  }
+  return { links, statusLinks };
+}
+
 /** Place the pipeline's model on the nodes that may take stages now. */
 function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sObject[], objects: readonly K8sObject[], trouble: Map<string, { lost: boolean; why: string } | null>, now: string, reason: PlacementState['reason']): Candidate {
   const ns = p.metadata.namespace ?? 'default';
@@ -210,35 +255,7 @@ function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sOb
     return { name, memoryMB: Math.max(Math.floor(memBytes / MiB), 1), speed: Math.max(cpu, 0.01) / refCpus };
   });
   if (entryNode !== null && !clusterNodes.some((n) => n.name === entryNode)) clusterNodes.push({ name: entryNode, memoryMB: 1, speed: 1 });
-  // links: measured where given, the default elsewhere (every two nodes)
-  const measured = new Map<string, ClusterLink>();
-  if (spec.network?.linksConfigMapRef) {
-    const text = configMapValue(objects, ns, spec.network.linksConfigMapRef, 'links.json');
-    if (text === null) throw new Blocked('LinksNotFound', `ConfigMap ${spec.network.linksConfigMapRef.name} (key ${spec.network.linksConfigMapRef.key ?? 'links.json'}) with the measured links is not in namespace ${ns}`);
-    let doc: unknown;
-    try { doc = JSON.parse(text); } catch (e) { throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: not JSON (${(e as Error).message})`); }
-    const list = Array.isArray(doc) ? doc : get(doc, 'links');
-    if (!Array.isArray(list)) throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: expected a list of links or {links: [...]}`);
-    for (const [i, l] of list.entries()) {
-      if (typeof get(l, 'from') !== 'string' || typeof get(l, 'to') !== 'string' || !((get(l, 'bandwidthMbps') as number) > 0)) {
-        throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: links[${i}] needs from, to and bandwidthMbps > 0`);
-      }
-      const link = l as ClusterLink;
-      measured.set(`${link.from}\0${link.to}`, { from: link.from, to: link.to, bandwidthMbps: link.bandwidthMbps, rttMs: link.rttMs ?? 0 });
-    }
-  }
-  const links: ClusterLink[] = [];
-  const statusLinks: NonNullable<KerfPipelineStatus['links']> = [];
-  for (const a of clusterNodes) {
-    for (const b of clusterNodes) {
-      if (a.name >= b.name) continue;
-      const m = measured.get(`${a.name}\0${b.name}`) ?? measured.get(`${b.name}\0${a.name}`);
-      const l = m ? { from: a.name, to: b.name, bandwidthMbps: m.bandwidthMbps, rttMs: m.rttMs ?? 0 }
-        : { from: a.name, to: b.name, bandwidthMbps: spec.network?.bandwidthMbps ?? DEFAULT_BANDWIDTH_MBPS, rttMs: spec.network?.rttMs ?? DEFAULT_RTT_MS };
-      links.push(l);
-      statusLinks.push({ ...l, rttMs: l.rttMs, source: m ? 'measured' : 'default' });
-    }
-  }
+  const { links, statusLinks } = nodeLinks(spec, objects, ns, clusterNodes.map((n) => n.name));
   const cluster: Cluster = validateCluster({
     schema: 'kerf.cluster/v1', nodes: clusterNodes, links,
     ...(entryNode !== null ? { entry: entryNode } : {}),
@@ -541,6 +558,13 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
         if (status.rollout && status.rollout.phase === 'Progressing') status.rollout = { ...status.rollout, message: `placement ${pend.id}: ${pr.ready} of ${pr.total} Deployments ready` };
       }
     }
+  }
+
+  // the links as known now (measured ones change without a re-placement), between the nodes that may take stages
+  if (spec) {
+    const names = input.nodes.filter((n) => trouble.get(n.metadata.name) === null && selectorMatches(spec!.nodeSelector, n.metadata.labels ?? {})).map((n) => n.metadata.name);
+    if (spec.entry?.node && !names.includes(spec.entry.node)) names.push(spec.entry.node);
+    try { status.links = nodeLinks(spec, input.objects, ns, names).statusLinks; } catch (e) { if (!(e instanceof Blocked)) throw e; }
   }
 
   // the previous placement: kept until its drain ends

@@ -146,7 +146,8 @@ export interface KerfPipelineStatus {
   pending?: PlacementState | null;
   /** the placement just replaced, kept until `retireAt` so requests in flight on it finish */
   previous?: { id: string; state: PlacementState; retireAt: string } | null;
-  links?: { from: string; to: string; bandwidthMbps: number; rttMs: number; source: 'measured' | 'default' }[];
+  /** every direction between the nodes placed on: from the spec's links ConfigMap (override), measured by the agents, or the spec's default */
+  links?: { from: string; to: string; bandwidthMbps: number; rttMs: number; source: 'override' | 'measured' | 'default' }[];
   /** the last node loss: when the node's trouble began (its Ready condition), when the operator
    * saw it, placed again, and switched the gateway onto the new chain */
   lastFailover?: { node: string; reason: string; lostAt?: string; detectedAt: string; placedAt?: string; switchedAt?: string; seconds?: number } | null;

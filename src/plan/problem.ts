@@ -20,9 +20,9 @@ export interface ProblemOptions {
   terms?: Record<string, Omit<TierTerms, 'callOverheadS'>> | undefined;
 }
 
-/** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one),
- * times × `load`; undefined when it measured none. */
-export function profileCodecs(p: Profile, L: number, load: number): SystemCodecs | undefined {
+/** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one);
+ * times × `load`. The planner and the adapt controller read profiles' codecs with it. */
+export function systemCodecs(p: Profile, L: number, load: number): SystemCodecs | undefined {
   const names: string[] = [];
   const lossy: boolean[] = [];
   for (const b of p.blocks) {
@@ -101,7 +101,7 @@ export function problemFromProfiles(profiles: readonly Profile[], model: string,
     const terms: TierTerms = { ...given, ...(p.callOverheadS !== undefined ? { callOverheadS: p.callOverheadS * load } : {}) };
     const bad = tierTermsProblem(terms, where);
     if (bad) throw kerfError('KERF_ERR_PROFILE', bad);
-    const codecs = profileCodecs(p, L, load);
+    const codecs = systemCodecs(p, L, load);
     byTier[tier].push({ name, tier, time, out, mem, ...(Object.keys(terms).length ? { terms } : {}), ...(codecs ? { codecs } : {}) });
   });
   for (const s of Object.keys(opts.terms ?? {})) {

@@ -378,7 +378,7 @@ test('node selector, measured links and the latency objective shape the placemen
   const w2 = new World([node('n1'), node('n2')], pipeline(spec({ objective: 'latency', network: { linksConfigMapRef: { name: 'links' } } })), [profileConfigMap(), links]);
   w2.step();
   assert.equal(w2.pipeline.status!.pending!.stages.length, 1);
-  assert.deepEqual(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n2'), { from: 'n1', to: 'n2', bandwidthMbps: 1, rttMs: 50, source: 'measured' });
+  assert.deepEqual(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n2'), { from: 'n1', to: 'n2', bandwidthMbps: 1, rttMs: 50, source: 'override' });
   // memory asked for by other pods on a node is not offered again
   const hog = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hog', namespace: 'edge' }, spec: { nodeName: 'n1', containers: [{ name: 'c', resources: { requests: { memory: '1000Mi' } } }] }, status: { phase: 'Running' } };
   const w3 = new World([node('n1'), node('n2')], pipeline(), [profileConfigMap(), hog]);
@@ -401,4 +401,34 @@ test('contains: what the server adds is ignored, a changed or missing field is n
   assert.ok(!contains({ a: 1, b: { c: [1] } }, { a: 1, b: { c: [1, 2] } }));
   assert.ok(!contains({ a: '1' }, { a: 1 }));
   void profile;
+});
+
+test('links measurement: which agents measure, when it is due, what the core places with', async () => {
+  const { agentTargets, measureDue, linksConfigMap, lastMeasurement } = await import('../../src/k8s/links.js');
+  const pod = (n: string, ready: string, ip?: string) => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: `a-${n}`, namespace: 'edge', labels: { 'app.kubernetes.io/component': 'agent' } },
+    spec: { nodeName: n }, status: { ...(ip ? { podIP: ip } : {}), conditions: [{ type: 'Ready', status: ready }] },
+  });
+  const targets = agentTargets([pod('n2', 'True', '10.0.0.2'), pod('n1', 'True', 'fd00::1'), pod('n3', 'False', '10.0.0.3'), pod('n4', 'True')], 7070);
+  assert.deepEqual(targets, [{ node: 'n1', address: '[fd00::1]:7070' }, { node: 'n2', address: '10.0.0.2:7070' }], 'ready agents with an IP, one per node');
+  const now = '2026-01-01T00:10:00.000Z';
+  assert.equal(measureDue(null, targets.slice(0, 1), now, 600), null, 'one node: nothing to measure');
+  assert.equal(measureDue(null, targets, now, 600), 'no measurement yet');
+  const doc = { schema: 'kerf.links/v1' as const, measuredAt: '2026-01-01T00:05:00.000Z', nodes: ['n1', 'n2'], seconds: 2, links: [{ from: 'n1', to: 'n2', bandwidthMbps: 80, rttMs: 3 }, { from: 'n2', to: 'n1', bandwidthMbps: 20, rttMs: 3 }] };
+  const cm = linksConfigMap('edge', doc);
+  assert.deepEqual(lastMeasurement([cm], 'edge'), doc);
+  assert.equal(measureDue(doc, targets, now, 600), null, 'fresh');
+  assert.match(measureDue(doc, targets, now, 200)!, /older than 200 s/);
+  assert.match(measureDue(doc, [...targets, { node: 'n5', address: 'x:1' }], now, 600)!, /agents on n5 not measured yet/);
+  // the core places with the measurement, per direction; status says where each link comes from
+  const w = new World([node('n1'), node('n2')], pipeline(spec({ network: { bandwidthMbps: 500 } })), [profileConfigMap(), cm]);
+  w.step();
+  const links = w.pipeline.status!.links!;
+  assert.deepEqual(links.find((l) => l.from === 'n1' && l.to === 'n2'), { from: 'n1', to: 'n2', bandwidthMbps: 80, rttMs: 3, source: 'measured' });
+  assert.deepEqual(links.find((l) => l.from === 'n2' && l.to === 'n1'), { from: 'n2', to: 'n1', bandwidthMbps: 20, rttMs: 3, source: 'measured' });
+  // a node not measured yet is at the spec's default
+  const w2 = new World([node('n1'), node('n2'), node('n3')], pipeline(spec({ network: { bandwidthMbps: 500 } })), [profileConfigMap(), cm]);
+  w2.step();
+  assert.equal(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n3')!.source, 'default');
+  assert.equal(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n3')!.bandwidthMbps, 500);
 });

@@ -2,7 +2,7 @@ import { kerfError } from '../../errors.js';
 import type { Profile } from '../../profile/types.js';
 import { hopBusyS } from '../cost.js';
 import { chooseCodec, codecPairs, transferS, type HopChoice, type SystemCodecs } from '../codec-cost.js';
-import { profileCodecs } from '../problem.js';
+import { systemCodecs } from '../problem.js';
 import type { Cluster, Objective, Placement, PlacementLink, PlacementStage, PlaceModel, PlaceOptions } from './types.js';
 
 const MB = 1 << 20;
@@ -108,7 +108,7 @@ export function placeModelFromProfiles(profiles: Profile[]): PlaceModel {
   for (const p of profiles) if (p.callOverheadS !== undefined) calls[p.system.name] = p.callOverheadS;
   if (Object.keys(calls).length) m.systemCallOverheadS = calls;
   const codecs: Record<string, SystemCodecs> = {};
-  for (const p of profiles) { const c = profileCodecs(p, blocks.length, 1); if (c) codecs[p.system.name] = c; }
+  for (const p of profiles) { const c = systemCodecs(p, blocks.length, 1); if (c) codecs[p.system.name] = c; }
   if (Object.keys(codecs).length) { m.codecs = codecs; m.referenceSystem = ref.system.name; }
   if (ref.whole?.memoryBytes !== undefined) m.wholeMemoryBytes = ref.whole.memoryBytes;
   return m;
