@@ -92,7 +92,7 @@ export function candidates(I: Inst, lo: number, hi: number, limit: number, wire 
     for (let w = 0; w < N; w++) {
       if (v === w || I.bw[v * N + w] === 0) continue;
       for (let p = 1; p < n; p++) {
-        const t = linkTime(I, v, w, I.out[p - 1]!);
+        const t = linkTime(I, v, w, I.out[p - 1]!, p - 1);
         if (inRange(t)) { count++; if (count <= limit) links.push(t); }
       }
       const b = backTime(I, v, w);
@@ -148,10 +148,10 @@ export function relaxedReach(I: Inst, T: number, jm: Int32Array, adj: Int32Array
       const a = adj[v]!;
       for (let k = 0; k < a.length; k++) {
         const w = a[k]!;
-        if (bytes / I.bw[v * N + w]! > T) break;
+        if (bytes / I.maxRatio / I.bw[v * N + w]! > T) break;
         const e = jm[w * n + q]!;
         if (e + 1 <= until[w]!) continue;
-        if (e >= q && hopBusy(I, v, w, bytes) <= T) until[w] = e + 1;
+        if (e >= q && hopBusy(I, v, w, bytes, q - 1) <= T) until[w] = e + 1;
       }
     }
   }

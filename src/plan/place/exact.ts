@@ -100,10 +100,10 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
               if (jm[w * n + p]! + 1 < q) break; // jm is non-decreasing in p
               if (val[p]! === Infinity) continue;
               const bytes = I.out[p - 1]!;
-              if (hopBusy(I, v, w, bytes) > T) continue;
+              if (hopBusy(I, v, w, bytes, p - 1) > T) continue;
               const t = stageTime(I, w, p, q - 1);
               if (t > T) continue;
-              const kk = val[p]! + hopLat(I, v, w, bytes) + t;
+              const kk = val[p]! + hopLat(I, v, w, bytes, p - 1) + t;
               if (kk < bestK) { bestK = kk; bestP = p; }
             }
             if (!spend(budget, q)) return 'stopped';
@@ -123,8 +123,8 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
             const e = jm[w * n + p]!;
             if (e >= p) {
               const bytes = I.out[p - 1]!;
-              if (hopBusy(I, v, w, bytes) <= T) {
-                const kk = val[p]! + hopLat(I, v, w, bytes) - pw[p]!;
+              if (hopBusy(I, v, w, bytes, p - 1) <= T) {
+                const kk = val[p]! + hopLat(I, v, w, bytes, p - 1) - pw[p]!;
                 while (tail > head && dqKey[tail - 1]! >= kk) tail--;
                 dqP[tail] = p; dqKey[tail] = kk; tail++;
               }

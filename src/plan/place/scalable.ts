@@ -67,7 +67,7 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
     for (let v = 0; v < N; v++) {
       const s = v * M + q;
       // a v whose fastest link cannot carry this cut within T sends nowhere
-      if (val[s] !== Infinity && stages[s]! < I.maxStages && adj[v]!.length > 0 && bytes / I.bw[v * N + adj[v]![0]!]! <= T) order[R++] = v;
+      if (val[s] !== Infinity && stages[s]! < I.maxStages && adj[v]!.length > 0 && bytes / I.maxRatio / I.bw[v * N + adj[v]![0]!]! <= T) order[R++] = v;
     }
     if (R === 0) continue;
     const ord = order.subarray(0, R).sort((x, y) => val[x * M + q]! - val[y * M + q]!);
@@ -81,9 +81,9 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
         // would cost N² per block and is a heuristic's tie-break anyway
         if (val[s]! >= bk || (bv >= 0 && extra-- <= 0)) break;
         const b = I.bw[v * N + w]!;
-        if (b === 0 || bytes / b > T || ((path[s * W + (w >> 5)]! >>> (w & 31)) & 1)) continue;
-        if (hopBusy(I, v, w, bytes) > T) continue;
-        const k = val[s]! + hopLat(I, v, w, bytes);
+        if (b === 0 || bytes / I.maxRatio / b > T || ((path[s * W + (w >> 5)]! >>> (w & 31)) & 1)) continue;
+        if (hopBusy(I, v, w, bytes, q - 1) > T) continue;
+        const k = val[s]! + hopLat(I, v, w, bytes, q - 1);
         if (k < bk) { bk = k; bv = v; }
       }
       if (bv >= 0) push(w, q, bv, bk - I.pre[w]![q]! + I.wire[w]! * stageInBytes(I, w, q));
@@ -243,8 +243,8 @@ function bestBoundary(I: Inst, segs: Seg[], k: number): number {
     if (i !== k && i !== k + 1) add(stageTime(I, s.node, s.first, s.last), !I.comm);
     if (i + 1 < K && i !== k) {
       const to = segs[i + 1]!.node;
-      restLat += hopLat(I, s.node, to, I.out[s.last]!);
-      rest = Math.max(rest, hopBusy(I, s.node, to, I.out[s.last]!));
+      restLat += hopLat(I, s.node, to, I.out[s.last]!, s.last);
+      rest = Math.max(rest, hopBusy(I, s.node, to, I.out[s.last]!, s.last));
     }
   }
   const back = backTime(I, a.node, b.node);
@@ -254,9 +254,9 @@ function bestBoundary(I: Inst, segs: Seg[], k: number): number {
     if (!segFits(I, a.node, a.first, cut) || !segFits(I, b.node, cut + 1, b.last)) continue;
     const ca = stageTime(I, a.node, a.first, cut);
     const cb = stageTime(I, b.node, cut + 1, b.last);
-    const l = linkTime(I, a.node, b.node, I.out[cut]!);
+    const l = linkTime(I, a.node, b.node, I.out[cut]!, cut);
     const bn = Math.max(rest, l, back, I.comm ? 0 : Math.max(ca, cb));
-    const lat = restLat + ca + cb + hopLat(I, a.node, b.node, I.out[cut]!);
+    const lat = restLat + ca + cb + hopLat(I, a.node, b.node, I.out[cut]!, cut);
     const tol = 1e-12 * Math.max(1, bestB);
     if (bn < bestB - tol || (bn <= bestB + tol && lat < bestL)) { bestB = bn; bestL = lat; bestCut = cut; }
   }
@@ -274,7 +274,7 @@ function splitTargets(I: Inst, segs: Seg[]): number[] {
   let kl = -1, bl = -1;
   for (let k = 0; k + 1 < segs.length; k++) {
     const to = segs[k + 1]!.node;
-    const t = hopBusy(I, segs[k]!.node, to, I.out[segs[k]!.last]!);
+    const t = hopBusy(I, segs[k]!.node, to, I.out[segs[k]!.last]!, segs[k]!.last);
     if (t > bl) { bl = t; kl = k; }
   }
   if (kl >= 0) { out.add(kl); if (kl + 1 < segs.length) out.add(kl + 1); }

@@ -4,6 +4,8 @@
  * Times are seconds, sizes bytes, bandwidth Mbit/s (as in the cluster file).
  */
 
+import type { SystemCodecs } from '../codec-cost.js';
+
 /** One edge node of a cluster. */
 export interface ClusterNode {
   name: string;
@@ -90,6 +92,10 @@ export interface PlaceModel {
    * once per stage; per profiled system in `systemCallOverheadS` */
   callOverheadS?: number;
   systemCallOverheadS?: Record<string, number>;
+  /** codec measurements per profiled system (`kerf profile --codecs`), and the system of the
+   * reference profile (used by nodes that name none) */
+  codecs?: Record<string, SystemCodecs>;
+  referenceSystem?: string;
 }
 
 export type Objective = 'throughput' | 'comm';
@@ -111,6 +117,11 @@ export interface PlaceOptions {
   seed?: number;
   /** memory model; overrides the cluster file's */
   memory?: MemoryModel;
+  /** codecs (canonical names) a hop may use besides raw, where the profiles measured them
+   * (default none); the result's return uses only the lossless ones (src/plan/codec-cost.ts) */
+  codecs?: readonly string[];
+  /** which of `codecs` are lossy (kept off the return) */
+  lossyCodecs?: readonly string[];
 }
 
 /** A stage: one node running a consecutive range of blocks. */
@@ -160,6 +171,14 @@ export interface PlacementLink {
   rttMs: number;
   /** 'forward' in pipeline order, or 'return': the result back along the chain */
   kind?: 'forward' | 'return';
+  /** the hop's codec when not raw (kerf place --codecs), what it does and costs (`seconds`
+   * includes encode and decode) */
+  codec?: string;
+  lossy?: boolean;
+  ratio?: number;
+  wireBytes?: number;
+  encodeS?: number;
+  decodeS?: number;
 }
 
 /** `kerf.placement/v1`: what `kerf place` writes and a runtime needs. */
