@@ -18,7 +18,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
-import { prepareModel, type Prepared } from '../engine/prepare.js';
+import type { Prepared } from '../engine/prepare.js';
+import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
 import { blockCuts, checkCutIds } from '../graph/cuts.js';
@@ -700,7 +701,7 @@ export class Switcher {
     if (t.back && !this.previousV) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout --back: no earlier version to return to (nothing was rolled out)'));
     return this.serial(async () => {
       const t0 = performance.now();
-      // Preparing the new model (parsing its graph, inferring shapes) runs on this loop: it counts.
+      // Whatever still blocks this loop while the new model is prepared (on a thread) and loaded counts.
       const loop = monitorEventLoopDelay({ resolution: 5 });
       loop.enable();
       try { return await this.rolloutNow(t, t0, loop); } finally { loop.disable(); }
@@ -712,7 +713,7 @@ export class Switcher {
       const file = t.back ? this.previousV!.file : t.model!;
       if (!file) throw kerfError('KERF_ERR_USAGE', 'rollout --back: the earlier version has no model file to load again');
       await access(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
-      const prep = await prepareModel(file, { inputShapes: this.gateway.prep.inputShapes });
+      const prep = await prepareModelInThread(file, { inputShapes: this.gateway.prep.inputShapes });
       // loadModel hashed the bytes it parsed
       const sha256 = prep.model.sha256 ?? createHash('sha256').update(await readFile(file)).digest('hex');
       if (t.back && this.previousV!.sha256 && sha256 !== this.previousV!.sha256) {

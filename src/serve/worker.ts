@@ -9,6 +9,7 @@
 import type * as http from 'node:http';
 import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
+import { prepareModelInThread } from '../engine/prepare-thread.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -293,7 +294,8 @@ export class Worker {
   private async otherModel(file: string): Promise<Prepared> {
     if (typeof this.opts.model === 'string' && file === this.opts.model) return this.prep();
     if (this.other?.file !== file) {
-      const prep = prepareModel(file, this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {});
+      // Off the serving thread: preparing runs the whole model once (a stall of 100+ ms here).
+      const prep = prepareModelInThread(file, this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {});
       this.other = { file, prep };
       prep.catch(() => { if (this.other?.prep === prep) this.other = null; });
     }
