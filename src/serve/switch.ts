@@ -452,7 +452,7 @@ export class Switcher {
       };
       const workerJob = async (w: WorkerTier, j: number): Promise<void> => {
         const t0 = performance.now();
-        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? { model: modelFile } : {}) };
+        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? modelLoad(prep, modelFile) : {}) };
         const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
         loaded.push(w);
         tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}) });
@@ -850,6 +850,14 @@ export class Switcher {
     // The active version's pipeline is the gateway's to close; its chunks go with the store.
     await this.store?.close();
   }
+}
+
+/** A load's fields naming another model file: its hash and its tensors' shapes (the worker need not find them again). */
+function modelLoad(prep: Prepared, file: string): { model: string; sha256?: string; tensors: [string, string, number[]][] } {
+  return {
+    model: file, ...(prep.model.sha256 ? { sha256: prep.model.sha256 } : {}),
+    tensors: [...prep.analysis.tensors].map(([n, t]) => [n, t.dtype, [...t.dims]]),
+  };
 }
 
 /** The request carries `Authorization: Bearer <token>` (always true when no token is set). */

@@ -66,3 +66,22 @@ test('prepareModelInThread: errors keep their codes and name the file', async ()
     await assert.rejects(prepareModelInThread(join(dir, 'junk.onnx')), (e: { code: string; message: string }) => e.code === 'KERF_ERR_ONNX_PARSE' && /junk\.onnx/.test(e.message));
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
+
+test('prepareModel with the tensors an earlier preparation found uses them; with some missing it runs the model', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kerf-prep-thread-'));
+  try {
+    const f = join(dir, 'pt.onnx');
+    writeFileSync(f, net());
+    const opts = { inputShapes: { x: [2, 3, 16, 16] } };
+    const a = await prepareModel(f, opts);
+    // Marked so that taking them (not finding them again) shows: batch 2 recorded as 5.
+    const marked = new Map([...a.analysis.tensors].map(([n, t]) => [n, { dtype: t.dtype, dims: [5, ...t.dims.slice(1)] }]));
+    const b = await prepareModelInThread(f, { ...opts, tensors: marked });
+    assert.deepEqual(b.analysis.tensors.get('y')!.dims, [5, 8, 1, 1]);
+    const partial = new Map(marked);
+    partial.delete('c2');
+    const c = await prepareModel(f, { ...opts, tensors: partial });
+    assert.deepEqual(c.analysis.tensors.get('y')!.dims, [2, 8, 1, 1]);
+    assert.deepEqual(c.analysis.cuts, a.analysis.cuts);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+});
