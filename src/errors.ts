@@ -19,7 +19,7 @@ export const ErrorCodes = {
   KERF_ERR_PLAN: 'a plan is malformed or cannot be made',
   KERF_ERR_CONFIG: 'a configuration file is malformed',
   KERF_ERR_PROTOCOL: 'a peer sent bytes that break the wire protocol',
-  KERF_ERR_AUTH: 'a peer presented a wrong token',
+  KERF_ERR_AUTH: 'a peer presented a wrong token, or a request that changes a pipeline came without the gateway\'s token',
   KERF_ERR_CLOSED: 'the object was closed',
   KERF_ERR_TIMEOUT: 'an operation timed out',
   KERF_ERR_UPSTREAM: 'a downstream tier failed or is unreachable',

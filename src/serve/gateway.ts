@@ -41,7 +41,7 @@ export interface GatewayOptions {
   /** keep every accepted request's input until its answer, and run it again on the next active
    * pipeline when its pipeline fails under it (failover: src/cluster/failover.ts) */
   replay?: ReplayOptions;
-  /** bearer token the control endpoints that deploy (`/v1/rollout`, `/v1/partition/failover`) demand */
+  /** bearer token every changing control endpoint (`POST /v1/partition`, `/strategy`, `/warm`, `/failover`, `/v1/rollout`) demands; undefined: they are open */
   controlToken?: string;
   /** serve the live dashboard at /ui and its event stream at /v1/events (default true) */
   dashboard?: boolean;

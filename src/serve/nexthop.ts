@@ -71,6 +71,8 @@ export class NextHop extends EventEmitter {
     return h;
   }
 
+  /** The hop's codec (`C` or `C/REPLY`; 'none': raw). */
+  get codec(): string { return this.codecs?.name ?? 'none'; }
   get connected(): boolean { return this.conn !== null && !this.conn.closed; }
   get connection(): Connection | null { return this.connected ? this.conn : null; }
   get closed(): boolean { return this.closedFlag; }

@@ -23,10 +23,10 @@ test('kerf k8s install and render write clean manifests; reconcile prints what t
     const files = readdirSync(join(dir, 'install')).sort();
     assert.ok(files.includes('kustomization.yaml'));
     const objs = files.filter((f) => f !== 'kustomization.yaml').map((f) => parseAllDocuments(readFileSync(join(dir, 'install', f), 'utf8'))[0]!.toJS() as K8sObject);
-    assert.equal(objs.length, 10);
+    assert.equal(objs.length, 11);
     assert.deepEqual(objs.flatMap(problems), []);
     const stdout = kerf('k8s', 'install', '--image', 'kerf:0.1.0');
-    assert.equal(parseAllDocuments(stdout.stdout).length, 10, 'to stdout as a multi-document YAML');
+    assert.equal(parseAllDocuments(stdout.stdout).length, 11, 'to stdout as a multi-document YAML');
 
     const placement = place(placeModelFromProfiles([checkProfile(profile())]), validateCluster({ schema: 'kerf.cluster/v1', nodes: [{ name: 'a', memoryMB: 400 }, { name: 'b', memoryMB: 400 }], links: [{ from: 'a', to: 'b', bandwidthMbps: 100 }] }));
     writeFileSync(join(dir, 'placement.json'), JSON.stringify(placement));
