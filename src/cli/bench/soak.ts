@@ -219,11 +219,11 @@ export async function run(argv: string[]): Promise<number | void> {
   log(`${prep.model.name}: starting 3 tiers, cuts ${A.join(',')} ⇄ ${B.join(',')} every ${everyS} s (${strategy})`);
   const h = await up({ model: modelPath, cuts: A });
   try {
-    await setSwitchStrategy(h.url, strategy as never);
+    await setSwitchStrategy(h.url, strategy as never, {}, h.token);
     // Capacity: a closed loop after one round trip of switches, so the figure is that of a
     // pipeline that has switched (caches, connections and JIT as they will be).
-    await repartition(h.url, { cuts: B });
-    await repartition(h.url, { cuts: A });
+    await repartition(h.url, { cuts: B }, h.token);
+    await repartition(h.url, { cuts: A }, h.token);
     const c0 = cases[0]!;
     const { head, data } = encodeInferRequest(c0.inputs);
     const probe = Buffer.concat([head, ...data]);
@@ -251,7 +251,7 @@ export async function run(argv: string[]): Promise<number | void> {
         await sleep(Math.max(0, due - performance.now()));
         const s = performance.now();
         try {
-          const rep = await repartition(h.url, { cuts: k % 2 === 1 ? B : A });
+          const rep = await repartition(h.url, { cuts: k % 2 === 1 ? B : A }, h.token);
           switches.push({ t: s - t0, ms: performance.now() - s, downtimeMs: rep.downtimeMs });
         } catch (e) {
           switches.push({ t: s - t0, ms: performance.now() - s, downtimeMs: NaN, error: (e as Error).message });
