@@ -40,8 +40,9 @@ options:
                          a later load control prepares it again)
 gateway only:
   --replay               keep each request's input until its answer and run it again on the
-                         pipeline a failover switches in when its own fails (docs/cluster.md);
-                         POST /v1/partition/failover and /v1/rollout then need the --token
+                         pipeline a failover switches in when its own fails (docs/cluster.md)
+                         (with a --token, every change — POST /v1/partition, /strategy, /warm,
+                         /failover, /v1/rollout — needs it as Authorization: Bearer)
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
@@ -52,6 +53,9 @@ gateway only, adaptation (docs/adapt.md):
   --adapt-period S       seconds between decisions (default 1)
   --min-gain F           switch only for this predicted relative gain (default 0.2)
   --min-dwell S          and only after this many seconds on the current split (default 3)
+  --adapt-codecs SET     codecs the links may switch to as the link changes: lossless, lossy or a
+                         list (default: none, the links keep theirs); priced from the profiles'
+                         kerf profile --codecs measurements (docs/codec.md)
   -h, --help             this help
 
 example:
@@ -67,7 +71,7 @@ const OPTIONS = {
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
-  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
+  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
 
 function positiveInt(v: string | undefined, flag: string, def: number): number {

@@ -97,6 +97,7 @@ const placementState = {
         properties: {
           index: { type: 'integer' }, node: { type: 'string' }, hostname: { type: 'string' }, blocks: { type: 'string' },
           memoryMiB: { type: 'integer' }, cpuMilli: { type: 'integer' }, threads: { type: 'integer' }, computeSeconds: { type: 'number' },
+          part: { type: 'object', properties: { sha256: { type: 'string' }, bytes: { type: 'integer' } } },
         },
       },
     },

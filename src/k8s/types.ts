@@ -112,6 +112,9 @@ export interface StatusStage {
   cpuMilli: number;
   threads: number;
   computeSeconds: number;
+  /** the stage's part (the ONNX of exactly its segment) as the operator built and serves it;
+   * absent: the init container cuts it out of the whole model */
+  part?: { sha256: string; bytes: number };
 }
 
 /** A placement the operator runs or brings up: one set of Deployments and Services. */
@@ -143,7 +146,8 @@ export interface KerfPipelineStatus {
   pending?: PlacementState | null;
   /** the placement just replaced, kept until `retireAt` so requests in flight on it finish */
   previous?: { id: string; state: PlacementState; retireAt: string } | null;
-  links?: { from: string; to: string; bandwidthMbps: number; rttMs: number; source: 'measured' | 'default' }[];
+  /** every direction between the nodes placed on: from the spec's links ConfigMap (override), measured by the agents, or the spec's default */
+  links?: { from: string; to: string; bandwidthMbps: number; rttMs: number; source: 'override' | 'measured' | 'default' }[];
   /** the last node loss: when the node's trouble began (its Ready condition), when the operator
    * saw it, placed again, and switched the gateway onto the new chain */
   lastFailover?: { node: string; reason: string; lostAt?: string; detectedAt: string; placedAt?: string; switchedAt?: string; seconds?: number } | null;

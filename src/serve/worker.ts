@@ -374,7 +374,7 @@ export class Worker {
       segments: [...this.segments.values()].map((l) => ({
         id: l.id, spec: l.spec, start: l.segment.bounds.start, end: l.segment.bounds.end,
         inputs: [...l.segment.accepts.keys()], outputs: [...l.segment.outputs, ...l.segment.carry].map((t) => t.name),
-        next: l.next?.where ?? null, nextSegment: l.nextSegment ?? null, profiledS: l.profiledS ?? null,
+        next: l.next?.where ?? null, nextSegment: l.nextSegment ?? null, ...(l.next && l.next.codec !== 'none' ? { nextCodec: l.next.codec } : {}), profiledS: l.profiledS ?? null,
         computeS: Number.isFinite(l.computeEwmaS) ? l.computeEwmaS : null,
       })),
     };

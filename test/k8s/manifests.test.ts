@@ -1,7 +1,8 @@
 /** Every object kerf writes for Kubernetes, validated offline (official schemas + kerf's own checks). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { installObjects, renderObjects } from '../../src/k8s/manifests.js';
+import { installObjects, renderObjects, serviceMonitor } from '../../src/k8s/manifests.js';
+import { selectorMatches } from '../../src/k8s/reconcile.js';
 import { checkSpec, kerfPipelineCrd } from '../../src/k8s/crd.js';
 import type { K8sObject } from '../../src/k8s/types.js';
 import { place, placeModelFromProfiles, validateCluster } from '../../src/plan/place/index.js';
@@ -36,7 +37,7 @@ test("the operator's objects pass the official schemas and kerf's checks (every 
 
 test('kerf k8s install: CRD, operator, ServiceAccount, RBAC (namespaced, read-only on Nodes, no wildcards), agents', () => {
   const objs = installObjects({ namespace: 'kerf-system', image: 'ghcr.io/x/kerf:0.1.0', agentToken: 'tok' });
-  assert.deepEqual(objs.map((o) => o.kind), ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Secret', 'DaemonSet']);
+  assert.deepEqual(objs.map((o) => o.kind), ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'Secret', 'DaemonSet']);
   assertClean(objs);
   const cr = objs.find((o) => o.kind === 'ClusterRole') as unknown as { rules: { resources: string[]; verbs: string[] }[] };
   assert.deepEqual(cr.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }]);
@@ -58,8 +59,38 @@ test('the checks catch what they are for', () => {
   const role = JSON.parse(JSON.stringify(objs.find((o) => o.kind === 'Role'))) as { rules: { verbs: string[] }[] } & K8sObject;
   role.rules[0]!.verbs = ['*'];
   assert.ok(problems(role).some((x) => /wildcard/.test(x)));
-  const bad = JSON.parse(JSON.stringify(objs.find((o) => o.kind === 'Service') ?? { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 'x' }] } })) as K8sObject;
+  const bad = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 'x' }] } } as K8sObject;
   assert.ok(problems(bad).some((x) => /official schema/.test(x)));
+});
+
+test("a ServiceMonitor when asked: valid for the Prometheus Operator's schema, scraping each stage, gateway and the operator once", () => {
+  assert.ok(!installObjects({ namespace: 'k', image: 'i', agentToken: 't' }).some((o) => o.kind === 'ServiceMonitor'), 'only when asked');
+  const inst = installObjects({ namespace: 'edge', image: 'i', agentToken: 't', serviceMonitor: { labels: { release: 'prom' } } });
+  const sm = inst.find((o) => o.kind === 'ServiceMonitor') as unknown as K8sObject & { spec: { selector: { matchLabels: Record<string, string>; matchExpressions: { key: string; operator: 'In'; values: string[] }[] }; endpoints: { port: string; path: string }[]; namespaceSelector: { matchNames: string[] } } };
+  assertClean([sm]);
+  assert.equal(sm.metadata.labels!.release, 'prom');
+  assert.deepEqual(sm.spec.namespaceSelector.matchNames, ['edge']);
+  // what it selects, among the Services the operator makes and its own
+  const w = new World([node('n1'), node('n2'), node('n3')]);
+  w.step();
+  const services = [...w.objects, ...inst].filter((o) => o.kind === 'Service') as (K8sObject & { spec: { ports: { name: string }[] } })[];
+  const picked = services.filter((svc) => selectorMatches(sm.spec.selector, svc.metadata.labels ?? {}));
+  const comp = (o: K8sObject) => o.metadata.labels!['app.kubernetes.io/component'];
+  assert.deepEqual([...new Set(picked.map(comp))].sort(), ['gateway', 'operator', 'stage']);
+  assert.ok(!picked.some((svc) => svc.metadata.name === 'tiny'), 'not the entry Service (its gateway is scraped through its own)');
+  for (const svc of picked) {
+    const ports = svc.spec.ports.map((p) => p.name);
+    const scraped = sm.spec.endpoints.filter((e) => ports.includes(e.port));
+    assert.equal(scraped.length, 1, `${svc.metadata.name}: scraped through exactly one port (${ports.join(',')})`);
+  }
+  // render: one pipeline's
+  const one = serviceMonitor('default', { instance: 'tiny' }) as unknown as { metadata: { name: string }; spec: { selector: { matchLabels: Record<string, string> } } };
+  assert.equal(one.metadata.name, 'tiny-metrics');
+  assert.equal(one.spec.selector.matchLabels['app.kubernetes.io/instance'], 'tiny');
+  // the schema catches a malformed one
+  const bad = JSON.parse(JSON.stringify(sm)) as { spec: { endpoints: Record<string, unknown>[] } } & K8sObject;
+  bad.spec.endpoints[0]!.interval = 15;
+  assert.ok(problems(bad).some((x) => /official schema/.test(x)), problems(bad).join('\n'));
 });
 
 test('kerf k8s render: the objects of a placement.json, clean', () => {

@@ -1,6 +1,7 @@
 /**
  * Offline validation of what kerf writes for Kubernetes: the official schemas (the pinned
- * `kubernetes-models` validators, generated from the Kubernetes OpenAPI), plus what they do not
+ * `kubernetes-models` validators, generated from the Kubernetes OpenAPI; the ServiceMonitor's from
+ * the Prometheus Operator's CRD), plus what they do not
  * check: unknown fields, probes, memory requests and limits, non-root, RBAC without wildcards.
  */
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -14,6 +15,7 @@ import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import type { K8sObject } from '../../src/k8s/types.js';
 
 type Model = { validate(): void };
@@ -23,6 +25,8 @@ const MODELS: Record<string, new (o: never) => Model> = {
   'rbac.authorization.k8s.io/v1/Role': Role, 'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole, 'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
   'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  // generated from the Prometheus Operator's CRD schema (@kubernetes-models/prometheus-operator, pinned)
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
 };
 
 function schemaError(o: unknown): string | null {
