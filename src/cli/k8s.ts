@@ -34,6 +34,9 @@ options:
   --node TIER=NODE       plan.json: the node of a used tier (repeat); placement.json: a node's hostname
   --stage-memory-mb M    plan.json: memory of each stage (a plan has no memory model; default 512)
   --input-shape N=DxD    concrete input shapes (repeat)
+  --service-monitor      render, install: also a Prometheus Operator ServiceMonitor (the pods carry
+                         prometheus.io/* scrape annotations either way)
+  --service-monitor-label K=V   a label the ServiceMonitor carries (a Prometheus's serviceMonitorSelector; repeat)
   install:
   --replicas N           operator replicas (default 2; leader election keeps one active)
   --operator-memory-mb M the operator's memory (default 1024; it prepares a model version to
@@ -58,7 +61,7 @@ const OPTIONS = {
   node: { type: 'string', multiple: true }, 'stage-memory-mb': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   replicas: { type: 'string' }, state: { type: 'string' }, now: { type: 'string' }, json: { type: 'boolean' }, uri: { type: 'string' },
   cuts: { type: 'string' }, part: { type: 'string' }, 'part-sha256': { type: 'string' }, 'bearer-env': { type: 'string' }, attempts: { type: 'string' },
-  'operator-memory-mb': { type: 'string' }, 'service-monitor': { type: 'boolean' },
+  'operator-memory-mb': { type: 'string' }, 'service-monitor': { type: 'boolean' }, 'service-monitor-label': { type: 'string', multiple: true },
 } as const;
 
 async function readDoc(file: string, what: string): Promise<unknown> {
@@ -89,6 +92,17 @@ function need(v: string | undefined, flag: string): string {
   return v;
 }
 
+function monitorOf(v: { 'service-monitor'?: boolean; 'service-monitor-label'?: string[] }): { serviceMonitor?: { labels: Record<string, string> } } {
+  const labels: Record<string, string> = {};
+  for (const l of v['service-monitor-label'] ?? []) {
+    const m = /^([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)$/.exec(l);
+    if (!m) throw kerfError('KERF_ERR_USAGE', `--service-monitor-label '${l}': expected KEY=VALUE`);
+    labels[m[1]!] = m[2]!;
+  }
+  if (!v['service-monitor'] && Object.keys(labels).length) throw kerfError('KERF_ERR_USAGE', '--service-monitor-label needs --service-monitor');
+  return v['service-monitor'] ? { serviceMonitor: { labels } } : {};
+}
+
 export async function run(argv: string[]): Promise<number | void> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h') { process.stdout.write(HELP); return sub ? 0 : 2; }
@@ -115,7 +129,7 @@ export async function run(argv: string[]): Promise<number | void> {
     const objs = renderObjects(doc, {
       name, namespace: v.namespace ?? 'default', image: need(v.image, '--image'), modelUri: need(v['model-uri'], '--model-uri'),
       sha256: need(v.sha256, '--sha256'), version: v.version ?? '1', modelName, token: randomBytes(24).toString('base64url'), nodes,
-      ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}), ...(mem !== undefined ? { stageMemoryMiB: mem } : {}),
+      ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}), ...(mem !== undefined ? { stageMemoryMiB: mem } : {}), ...monitorOf(v),
     });
     await emit(objs, v.output);
     return 0;
@@ -128,7 +142,7 @@ export async function run(argv: string[]): Promise<number | void> {
     const { installObjects } = await import('../k8s/manifests.js');
     await emit(installObjects({
       namespace: v.namespace ?? 'kerf-system', image: need(v.image, '--image'), agentToken: randomBytes(24).toString('base64url'),
-      ...(replicas ? { replicas } : {}), ...(opMem ? { operatorMemoryMiB: opMem } : {}),
+      ...(replicas ? { replicas } : {}), ...(opMem ? { operatorMemoryMiB: opMem } : {}), ...monitorOf(v),
     }), v.output);
     return 0;
   }

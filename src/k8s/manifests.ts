@@ -22,6 +22,8 @@ export interface InstallOptions {
   replicas?: number;
   /** the agents' shared token (random, from the CLI) */
   agentToken: string;
+  /** also a ServiceMonitor (Prometheus Operator), with these extra labels (a Prometheus's serviceMonitorSelector) */
+  serviceMonitor?: { labels?: Record<string, string> };
   /** the operator's memory, MiB (default 1024: it prepares a model version to cut its parts) */
   operatorMemoryMiB?: number;
   /** label selector (key=value) of the nodes that run an agent; default every node */
@@ -50,6 +52,8 @@ export function operatorRbac(ns: string): K8sObject[] {
         // read: profiles and link overrides; written: the links the agents measured (kerf-measured-links)
         { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update'] },
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+        // what it did, as Events about each KerfPipeline
+        { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       ],
     },
     {
@@ -70,6 +74,31 @@ export function operatorRbac(ns: string): K8sObject[] {
       subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
     },
   ];
+}
+
+/**
+ * A Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for kerf's metrics in `ns`:
+ * the stages' Services (port `metrics`), the gateways' and the operator's (port `http`, path
+ * /metrics); not the entry Service, which reaches a gateway already scraped. `instance`
+ * narrows it to one pipeline (`kerf k8s render`). The pods also carry the usual
+ * `prometheus.io/*` scrape annotations for a Prometheus without the operator.
+ */
+export function serviceMonitor(ns: string, o: { instance?: string; labels?: Record<string, string>; interval?: string } = {}): K8sObject {
+  return {
+    apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor',
+    metadata: { name: o.instance ? `${o.instance}-metrics` : 'kerf', namespace: ns, labels: { ...partOf, ...(o.labels ?? {}) } },
+    spec: {
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'kerf', ...(o.instance ? { 'app.kubernetes.io/instance': o.instance } : {}) },
+        matchExpressions: [{ key: 'app.kubernetes.io/component', operator: 'In', values: ['stage', 'gateway', 'operator'] }],
+      },
+      namespaceSelector: { matchNames: [ns] },
+      endpoints: [
+        { port: 'metrics', path: '/metrics', interval: o.interval ?? '15s', scheme: 'http' },
+        { port: 'http', path: '/metrics', interval: o.interval ?? '15s', scheme: 'http' },
+      ],
+    },
+  };
 }
 
 /** Everything `kerf k8s install` writes, in apply order. */
@@ -150,6 +179,7 @@ export function installObjects(o: InstallOptions): K8sObject[] {
         },
       },
     },
+    ...(o.serviceMonitor ? [serviceMonitor(ns, o.serviceMonitor)] : []),
   ];
 }
 
@@ -170,6 +200,8 @@ export interface RenderOptions {
   cpuMilli?: number;
   token: string;
   entry?: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; port: number };
+  /** also a ServiceMonitor for this pipeline, with these extra labels */
+  serviceMonitor?: { labels?: Record<string, string> };
 }
 
 /** The placement state of a placement.json or plan.json (what `kerf k8s render` writes objects for). */
@@ -237,5 +269,8 @@ export function renderObjects(doc: unknown, o: RenderOptions): K8sObject[] {
     ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}),
     entryService: o.entry ?? { type: 'ClusterIP', port: 8000 }, tokenSecret: `${o.name}-token`,
   };
-  return [tokenSecret(ctx, o.token), ...placementObjects(ctx, st), ...gatewayObjects(ctx, st, st.id), entryService(ctx, modelId(st.model))];
+  return [
+    tokenSecret(ctx, o.token), ...placementObjects(ctx, st), ...gatewayObjects(ctx, st, st.id), entryService(ctx, modelId(st.model)),
+    ...(o.serviceMonitor ? [serviceMonitor(o.namespace, { instance: o.name, ...o.serviceMonitor })] : []),
+  ];
 }

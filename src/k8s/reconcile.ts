@@ -582,6 +582,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       image: sp.image ?? input.image, modelName: sp.model?.name ?? name,
       ...(sp.model?.inputShapes ? { inputShapes: sp.model.inputShapes } : {}),
       ...(sp.defaults?.queue ? { queue: sp.defaults.queue } : {}),
+      ...(sp.defaults?.codec ? { codec: sp.defaults.codec } : {}), ...(sp.defaults?.switching ? { switching: sp.defaults.switching } : {}),
       entryService: { type: sp.entry?.service?.type ?? 'ClusterIP', port: sp.entry?.service?.port ?? 8000 },
       tokenSecret: `${name}-token`,
       ...(sp.failover?.holdSeconds ? { replayHoldMs: sp.failover.holdSeconds * 1000 } : {}),

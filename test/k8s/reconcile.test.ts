@@ -432,3 +432,28 @@ test('links measurement: which agents measure, when it is due, what the core pla
   assert.equal(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n3')!.source, 'default');
   assert.equal(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n3')!.bandwidthMbps, 500);
 });
+
+test("spec.defaults.codec and .switching reach the gateway's and the stages' commands; a bad codec is named", () => {
+  const w = new World(three(), pipeline(spec({ defaults: { codec: 'fp16+zstd/lz4', switching: 'standby' } })));
+  w.step();
+  const pend = w.pipeline.status!.pending!;
+  assert.ok(pend.stages.length >= 2);
+  const args = (name: string) => (w.find('Deployment', name) as unknown as Dep).spec.template.spec.containers[0]!.args;
+  const gw = args(`tiny-${modelId(pend.model)}-gw`);
+  assert.equal(gw[gw.indexOf('--next-codec') + 1], 'fp16+zstd/lz4');
+  assert.equal(gw[gw.indexOf('--switch-strategy') + 1], 'standby');
+  for (const s of pend.stages) {
+    const a = args(`tiny-${pend.id}-s${s.index}`);
+    if (s.index < pend.stages.length - 1) assert.equal(a[a.indexOf('--next-codec') + 1], 'fp16+zstd/lz4', `stage ${s.index} sends with the codec`);
+    else assert.ok(!a.includes('--next-codec'), 'the last stage sends to no one');
+    assert.ok(!a.includes('--switch-strategy'));
+  }
+  const bad = new World(three(), pipeline(spec({ defaults: { codec: 'gzip' } })));
+  const r = bad.step();
+  assert.equal(bad.condition('Placed').reason, 'InvalidSpec');
+  assert.match(bad.condition('Placed').message, /spec\.defaults\.codec/);
+  assert.equal(r.apply.length, 0);
+  const bad2 = new World(three(), pipeline(spec({ defaults: { switching: 'instant' as never } })));
+  bad2.step();
+  assert.match(bad2.condition('Placed').message, /spec\.defaults\.switching/);
+});
