@@ -76,7 +76,7 @@ export async function measureHosts(sub: AgentSubstrate, o: MeasureOptions = {}):
     log(`round ${r + 1}: ${round.map(([a, b]) => `${names[a]}↔${names[b]}`).join(', ')}`);
     await Promise.all(round.map(async ([a, b]) => {
       const from = names[a]!, to = names[b]!;
-      const m = await sub.request<{ upMbps: number; downMbps: number; rttMs: number }>(from, 'POST', '/v1/host/measure', { peer: sub.agentOf(to), seconds }, seconds * 4000 + 30_000);
+      const m = await sub.request<{ upMbps: number; downMbps: number; rttMs: number }>(from, 'POST', '/v1/host/measure', { peer: sub.agentOf(to), seconds, ...sub.peerTls() }, seconds * 4000 + 30_000);
       links.push({ from, to, bandwidthMbps: round3(m.upMbps), rttMs: round3(m.rttMs) }, { from: to, to: from, bandwidthMbps: round3(m.downMbps), rttMs: round3(m.rttMs) });
       log(`${from} → ${to} ${m.upMbps.toFixed(1)} Mbit/s, ${to} → ${from} ${m.downMbps.toFixed(1)} Mbit/s, RTT ${m.rttMs.toFixed(2)} ms`);
     }));
