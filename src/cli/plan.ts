@@ -57,10 +57,10 @@ const OPTIONS = {
 } as const;
 
 /** `--codecs`: the codecs hops may use, from what the profiles measured. */
-export async function codecOptions(text: string, problem: import('../plan/types.js').PlanProblem): Promise<{ codecs: string[]; lossyCodecs: string[] }> {
+export async function codecOptions(text: string, systems: readonly { codecs?: import('../plan/codec-cost.js').SystemCodecs | undefined }[]): Promise<{ codecs: string[]; lossyCodecs: string[] }> {
   const { measuredCodecs } = await import('../plan/codec-cost.js');
   const { parseCodec } = await import('../codec/index.js');
-  const measured = measuredCodecs([...problem.device, ...problem.edge, ...problem.cloud]);
+  const measured = measuredCodecs(systems as readonly { codecs?: import('../plan/codec-cost.js').SystemCodecs }[]);
   const s = text.trim().toLowerCase();
   let names: string[];
   if (s === 'none') names = [];
@@ -179,7 +179,7 @@ export async function run(argv: string[]): Promise<number | void> {
     deviceTime: v['device-time'], edgeTime: v['edge-time'], cloudTime: v['cloud-time'],
     privacy: v.privacy, maxMemory: v['max-memory'],
   });
-  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false, ...(v.codecs !== undefined ? await codecOptions(v.codecs, problem) : {}) };
+  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false, ...(v.codecs !== undefined ? await codecOptions(v.codecs, [...problem.device, ...problem.edge, ...problem.cloud]) : {}) };
   const ranked = rankPlacements(problem, network, criteria, opts);
   if (ranked.length === 0) {
     process.stdout.write('No results for the specified configuration\n');

@@ -23,12 +23,16 @@ import {
   stageName, tokenSecret, type RenderContext,
 } from './objects.js';
 import { parseQuantity } from './quantity.js';
+import { partKey, servable, type PartSpec } from './parts.js';
+import type { PartRef } from '../cluster/substrate.js';
 import {
   API_VERSION, KIND, type Condition, type K8sObject, type KerfPipeline, type KerfPipelineSpec, type KerfPipelineStatus,
   type LabelSelector, type PlacementState,
 } from './types.js';
 
 const MiB = 2 ** 20;
+/** The ConfigMap the operator writes the links its agents measured into (`links.json`). */
+export const MEASURED_LINKS = 'kerf-measured-links';
 export const DEFAULT_BANDWIDTH_MBPS = 1000;
 export const DEFAULT_RTT_MS = 1;
 export const DEFAULT_TIMEOUT_S = 600;
@@ -50,6 +54,10 @@ export interface ReconcileInput {
   image: string;
   /** the token a new pipeline's Secret gets (random, from the shell); unused once it exists */
   newToken: string;
+  /** the operator's parts service: stages of models it can fetch (http(s)) get exactly their
+   * part from it, built before the placement comes up. Absent: each stage's init container
+   * cuts its part out of the whole model itself. */
+  parts?: { url: string; refs: ReadonlyMap<string, PartRef>; failed: ReadonlyMap<string, { message: string; permanent: boolean }> };
 }
 
 export interface ObjectRef { apiVersion: string; kind: string; namespace?: string; name: string }
@@ -80,6 +88,8 @@ export interface ReconcileResult {
   events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
   /** reconcile again after this many seconds even if nothing changes (a drain or timeout ends) */
   requeueAfterSeconds: number | null;
+  /** parts the shell should build (then reconcile again): a placement waits for them */
+  parts: PartSpec[];
 }
 
 const ms = (t: string): number => Date.parse(t);
@@ -154,6 +164,49 @@ class Blocked extends Error {
 
 interface Candidate { state: PlacementState; links: NonNullable<KerfPipelineStatus['links']> }
 
+/** The links between `names`, per direction, and where each comes from (for the status). */
+function nodeLinks(spec: KerfPipelineSpec, objects: readonly K8sObject[], ns: string, names: readonly string[]): { links: ClusterLink[]; statusLinks: NonNullable<KerfPipelineStatus['links']> } {
+  // links, per direction: the spec's ConfigMap (an override) where it names one, else what the
+  // agents measured (MEASURED_LINKS), else the spec's default
+  const parseLinks = (text: string | null, where: string, notFound: string): Map<string, ClusterLink> => {
+    const out = new Map<string, ClusterLink>();
+    if (text === null) throw new Blocked('LinksNotFound', notFound);
+    let doc: unknown;
+    try { doc = JSON.parse(text); } catch (e) { throw new Blocked('InvalidLinks', `${where}: not JSON (${(e as Error).message})`); }
+    const list = Array.isArray(doc) ? doc : get(doc, 'links');
+    if (!Array.isArray(list)) throw new Blocked('InvalidLinks', `${where}: expected a list of links or {links: [...]}`);
+    for (const [i, l] of list.entries()) {
+      if (typeof get(l, 'from') !== 'string' || typeof get(l, 'to') !== 'string' || !((get(l, 'bandwidthMbps') as number) > 0)) {
+        throw new Blocked('InvalidLinks', `${where}: links[${i}] needs from, to and bandwidthMbps > 0`);
+      }
+      const link = l as ClusterLink;
+      out.set(`${link.from}\0${link.to}`, { from: link.from, to: link.to, bandwidthMbps: link.bandwidthMbps, rttMs: link.rttMs ?? 0 });
+    }
+    return out;
+  };
+  const ref = spec.network?.linksConfigMapRef;
+  const override = ref
+    ? parseLinks(configMapValue(objects, ns, ref, 'links.json'), `ConfigMap ${ref.name}`, `ConfigMap ${ref.name} (key ${ref.key ?? 'links.json'}) with the links is not in namespace ${ns}`)
+    : new Map<string, ClusterLink>();
+  const measuredText = configMapValue(objects, ns, { name: MEASURED_LINKS }, 'links.json');
+  const measured = measuredText === null ? new Map<string, ClusterLink>() : parseLinks(measuredText, `ConfigMap ${MEASURED_LINKS}`, '');
+  const links: ClusterLink[] = [];
+  const statusLinks: NonNullable<KerfPipelineStatus['links']> = [];
+  for (const a of names) {
+    for (const b of names) {
+      if (a === b) continue;
+      const [fwd, back] = [`${a}\0${b}`, `${b}\0${a}`];
+      const [m, source] = override.get(fwd) ? [override.get(fwd)!, 'override' as const] : measured.get(fwd) ? [measured.get(fwd)!, 'measured' as const]
+        : override.get(back) ? [override.get(back)!, 'override' as const] : measured.get(back) ? [measured.get(back)!, 'measured' as const] : [null, 'default' as const];
+      const l = m ? { from: a, to: b, bandwidthMbps: m.bandwidthMbps, rttMs: m.rttMs ?? 0 }
+        : { from: a, to: b, bandwidthMbps: spec.network?.bandwidthMbps ?? DEFAULT_BANDWIDTH_MBPS, rttMs: spec.network?.rttMs ?? DEFAULT_RTT_MS };
+      links.push(l);
+      statusLinks.push({ ...l, source });
+    }
+  }
+  return { links, statusLinks };
+}
+
 /** Place the pipeline's model on the nodes that may take stages now. */
 function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sObject[], objects: readonly K8sObject[], trouble: Map<string, { lost: boolean; why: string } | null>, now: string, reason: PlacementState['reason']): Candidate {
   const ns = p.metadata.namespace ?? 'default';
@@ -202,35 +255,7 @@ function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sOb
     return { name, memoryMB: Math.max(Math.floor(memBytes / MiB), 1), speed: Math.max(cpu, 0.01) / refCpus };
   });
   if (entryNode !== null && !clusterNodes.some((n) => n.name === entryNode)) clusterNodes.push({ name: entryNode, memoryMB: 1, speed: 1 });
-  // links: measured where given, the default elsewhere (every two nodes)
-  const measured = new Map<string, ClusterLink>();
-  if (spec.network?.linksConfigMapRef) {
-    const text = configMapValue(objects, ns, spec.network.linksConfigMapRef, 'links.json');
-    if (text === null) throw new Blocked('LinksNotFound', `ConfigMap ${spec.network.linksConfigMapRef.name} (key ${spec.network.linksConfigMapRef.key ?? 'links.json'}) with the measured links is not in namespace ${ns}`);
-    let doc: unknown;
-    try { doc = JSON.parse(text); } catch (e) { throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: not JSON (${(e as Error).message})`); }
-    const list = Array.isArray(doc) ? doc : get(doc, 'links');
-    if (!Array.isArray(list)) throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: expected a list of links or {links: [...]}`);
-    for (const [i, l] of list.entries()) {
-      if (typeof get(l, 'from') !== 'string' || typeof get(l, 'to') !== 'string' || !((get(l, 'bandwidthMbps') as number) > 0)) {
-        throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: links[${i}] needs from, to and bandwidthMbps > 0`);
-      }
-      const link = l as ClusterLink;
-      measured.set(`${link.from}\0${link.to}`, { from: link.from, to: link.to, bandwidthMbps: link.bandwidthMbps, rttMs: link.rttMs ?? 0 });
-    }
-  }
-  const links: ClusterLink[] = [];
-  const statusLinks: NonNullable<KerfPipelineStatus['links']> = [];
-  for (const a of clusterNodes) {
-    for (const b of clusterNodes) {
-      if (a.name >= b.name) continue;
-      const m = measured.get(`${a.name}\0${b.name}`) ?? measured.get(`${b.name}\0${a.name}`);
-      const l = m ? { from: a.name, to: b.name, bandwidthMbps: m.bandwidthMbps, rttMs: m.rttMs ?? 0 }
-        : { from: a.name, to: b.name, bandwidthMbps: spec.network?.bandwidthMbps ?? DEFAULT_BANDWIDTH_MBPS, rttMs: spec.network?.rttMs ?? DEFAULT_RTT_MS };
-      links.push(l);
-      statusLinks.push({ ...l, rttMs: l.rttMs, source: m ? 'measured' : 'default' });
-    }
-  }
+  const { links, statusLinks } = nodeLinks(spec, objects, ns, clusterNodes.map((n) => n.name));
   const cluster: Cluster = validateCluster({
     schema: 'kerf.cluster/v1', nodes: clusterNodes, links,
     ...(entryNode !== null ? { entry: entryNode } : {}),
@@ -342,7 +367,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   const events: ReconcileResult['events'] = [];
   const actions: GatewayAction[] = [];
   if (p.metadata.deletionTimestamp) {
-    return { apply: [], delete: ownedAll.map(ref), status: null, actions: [], events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null };
+    return { apply: [], delete: ownedAll.map(ref), status: null, actions: [], events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null, parts: [] };
   }
   const prev = p.status ?? {};
   const generation = p.metadata.generation ?? 0;
@@ -385,7 +410,41 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       throw e;
     }
   };
+  const wantParts: PartSpec[] = [];
+  /** Give each stage of `c` its part, built by the operator; false while they are being built or when they failed. */
+  const withParts = (c: Candidate): boolean => {
+    if (!input.parts || !servable(c.state.model.uri) || c.state.cuts.length === 0) return true;
+    const specs = c.state.stages.map((s) => ({
+      uri: c.state.model.uri, sha256: c.state.model.sha256, cuts: c.state.cuts, index: s.index,
+      ...(spec!.model.inputShapes ? { inputShapes: spec!.model.inputShapes } : {}),
+    }));
+    const failed = specs.map((x) => input.parts!.failed.get(partKey(x))).find((f) => f);
+    if (failed) {
+      const message = `the parts of placement ${c.state.id} could not be built: ${failed.message}`;
+      events.push({ type: 'Warning', reason: 'PartsFailed', message });
+      if (failed.permanent && c.state.reason !== 'failover') {
+        status.failed = { sha256: c.state.model.sha256, specGeneration: generation, message };
+        if (status.active) {
+          status.rollout = { from: status.active.model.version, to: c.state.model.version, phase: 'Failed', message: `version ${status.active.model.version} keeps serving; ${message}`, at: now };
+        }
+      } else {
+        placed = { type: 'Placed', status: 'False', reason: 'PartsFailed', message };
+        soon(RETRY_S);
+      }
+      return false;
+    }
+    const missing = specs.filter((x) => !input.parts!.refs.has(partKey(x)));
+    if (missing.length) {
+      wantParts.push(...missing);
+      placed = { type: 'Placed', status: status.active ? 'True' : 'False', reason: 'BuildingParts', message: `building the parts of placement ${c.state.id} (${missing.length} of ${specs.length} to go)` };
+      soon(2);
+      return false;
+    }
+    c.state.stages = c.state.stages.map((s, i) => ({ ...s, part: input.parts!.refs.get(partKey(specs[i]!))! }));
+    return true;
+  };
   const startPending = (c: Candidate): void => {
+    if (!withParts(c)) return;
     status.pending = c.state;
     status.links = c.links;
     events.push({ type: 'Normal', reason: 'Placing', message: `${c.state.reason}: placement ${c.state.id}, ${c.state.stages.length} stage(s) on ${c.state.stages.map((s) => s.node).join(', ')}, predicted ${c.state.predictedThroughput.toFixed(2)} req/s` });
@@ -501,6 +560,13 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     }
   }
 
+  // the links as known now (measured ones change without a re-placement), between the nodes that may take stages
+  if (spec) {
+    const names = input.nodes.filter((n) => trouble.get(n.metadata.name) === null && selectorMatches(spec!.nodeSelector, n.metadata.labels ?? {})).map((n) => n.metadata.name);
+    if (spec.entry?.node && !names.includes(spec.entry.node)) names.push(spec.entry.node);
+    try { status.links = nodeLinks(spec, input.objects, ns, names).statusLinks; } catch (e) { if (!(e instanceof Blocked)) throw e; }
+  }
+
   // the previous placement: kept until its drain ends
   if (status.previous && ms(now) >= ms(status.previous.retireAt)) status.previous = null;
   if (status.previous) soon(Math.max(1, secondsBetween(now, status.previous.retireAt)));
@@ -516,9 +582,11 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       image: sp.image ?? input.image, modelName: sp.model?.name ?? name,
       ...(sp.model?.inputShapes ? { inputShapes: sp.model.inputShapes } : {}),
       ...(sp.defaults?.queue ? { queue: sp.defaults.queue } : {}),
+      ...(sp.defaults?.codec ? { codec: sp.defaults.codec } : {}), ...(sp.defaults?.switching ? { switching: sp.defaults.switching } : {}),
       entryService: { type: sp.entry?.service?.type ?? 'ClusterIP', port: sp.entry?.service?.port ?? 8000 },
       tokenSecret: `${name}-token`,
       ...(sp.failover?.holdSeconds ? { replayHoldMs: sp.failover.holdSeconds * 1000 } : {}),
+      ...(input.parts ? { partsUrl: input.parts.url } : {}),
     };
     if (serving) {
       const existing = input.objects.find((o) => o.kind === 'Secret' && o.metadata.name === ctx.tokenSecret);
@@ -565,7 +633,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     : { type: 'RolloutInProgress', status: 'False', reason: 'NoRollout', message: 'nothing to roll out' };
   status.conditions = [ready, placed, degraded, rolling].map((c) => condition(pc, { ...c, observedGeneration: generation }, now));
   status.activeVersion = status.active?.model.version ?? null;
-  return { apply, delete: del, status, actions, events, requeueAfterSeconds: requeue };
+  return { apply, delete: del, status, actions, events, requeueAfterSeconds: requeue, parts: wantParts };
 }
 
 function describe(st: PlacementState): string {
