@@ -445,9 +445,14 @@ export class Gateway {
         if (this.server) {
           this.server.closeIdleConnections();
           const closed = new Promise<void>((r) => this.server.close(() => r()));
-          setTimeout(() => this.server.closeAllConnections(), 2000).unref();
-          await this.active.close();
-          await closed;
+          // Connections still busy after 2 s (an upload that stalls, a long answer) are cut. The
+          // timer holds the process until then and is cleared once closed, so close() always
+          // resolves and leaves nothing behind.
+          const force = setTimeout(() => this.server.closeAllConnections(), 2000);
+          try {
+            await this.active.close();
+            await closed;
+          } finally { clearTimeout(force); }
         } else await this.active.close();
       })();
       this.wakeHeld();
