@@ -157,6 +157,7 @@ export class FailoverController extends EventEmitter {
   private staging: Promise<void> = Promise.resolve();
   /** chains a failover is under way for (their later losses are the same failure) */
   private readonly failing = new WeakSet<Chain>();
+  private readonly cleanups = new Set<Promise<void>>();
 
   private constructor(private readonly o: FailoverOptions) {
     super();
@@ -301,12 +302,15 @@ export class FailoverController extends EventEmitter {
     const ev: FailoverEvent = { reason, lost: lostNow, detectedAt, switchedAt, detectMs, replanMs, deployMs, switchMs: switchedAt - t2, staged, layout, report };
     this.history.push(ev);
     await this.unwatch(old);
-    await this.stopChain(old);
     // Fallbacks that ran on a lost host are no use any more.
-    for (const [h, c] of [...this.standbys]) {
-      if (!fits(c) || h === lostNow[0]) { this.standbys.delete(h); await this.stopChain(c); }
-    }
+    const drop = [...this.standbys].filter(([h, c]) => !fits(c) || h === lostNow[0]);
+    for (const [h] of drop) this.standbys.delete(h);
     this.emit('failover', ev);
+    // Stopping what is left of the old chain may wait on hosts that are gone: not in the way
+    // of the next failover.
+    const cleanup = Promise.allSettled([this.stopChain(old), ...drop.map(([, c]) => this.stopChain(c))]).then(() => {});
+    this.cleanups.add(cleanup);
+    void cleanup.finally(() => this.cleanups.delete(cleanup));
     if (this.o.standby) this.restage();
   }
 
@@ -388,6 +392,7 @@ export class FailoverController extends EventEmitter {
     await this.queue.catch(() => {});
     await this.staging.catch(() => {});
     await this.unwatch(this.chain);
+    await Promise.all(this.cleanups);
     for (const c of this.standbys.values()) await this.stopChain(c);
     this.standbys.clear();
     // The chain in force: stages this controller started (those of the first deployment are also
