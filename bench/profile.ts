@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kerf-bench-profile-'));
   try {
     const t0 = performance.now();
-    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kerf.js'), 'profile', join(SHARED, 'models', 'resnet18.onnx'), '--system', 'bench', '-o', dir, '--json'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'kerf.js'), 'profile', join(SHARED, 'models', 'resnet18.onnx'), '--system', 'bench', '--tier', 'cloud', '-o', dir, '--json'], { encoding: 'utf8' });
     const cli = (performance.now() - t0) / 1e3;
     process.stdout.write(`\nkerf profile resnet18.onnx --system bench (CLI, process start included): ${cli.toFixed(2)} s${r.status === 0 ? '' : ` (failed: ${r.stderr.trim()})`}\n`);
   } finally {

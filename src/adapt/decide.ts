@@ -6,6 +6,7 @@
  */
 import { kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
+import { tierServiceS, type TierTerms } from '../plan/cost.js';
 
 /**
  * What the decision needs from the profiles, laid out for a linear scan. Tier j of the chain
@@ -78,14 +79,13 @@ export function sojourn(s: number, lambda: number, c = 1): number {
 }
 
 /**
- * What tier j costs each request beyond its blocks, in its profile's seconds (so the load
- * factor scales it with the blocks): the profile's per-request overhead, plus the measured fixed
- * time (`fixedS`, wall seconds, which the factor must not scale) taken back to that scale.
- * Charged to every tier: each handles every request, even one that runs no block.
+ * Tier j's per-request terms beyond its blocks (src/plan/cost.ts, the cost every planner uses):
+ * the profile's per-call overhead (profile scale, so the load factor scales it with the blocks)
+ * and the measured fixed time (`fixedS`, wall seconds, which the factor does not scale). Every
+ * tier of the chain handles every request, even one that runs no block, so each pays them.
  */
-function extraS(m: SplitModel, c: AdaptConditions, j: number): number {
-  const t = c.tiers[j]!;
-  return (m.overheadS?.[j] ?? 0) + (t.fixedS ?? 0) / t.factor;
+function termsOf(m: SplitModel, c: AdaptConditions, j: number): TierTerms {
+  return { callOverheadS: m.overheadS?.[j] ?? 0, fixedS: c.tiers[j]!.fixedS ?? 0 };
 }
 
 /** Kingman's variability factor (ca² + cs²)/2 of a server under `c` (defaults: 1 each). */
@@ -197,8 +197,8 @@ export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundarie
   for (let j = 0; j < k; j++) {
     const hi = j < k - 1 ? boundaries[j]! : n;
     if (!(Number.isInteger(hi) && hi >= lo && hi <= n)) throw kerfError('KERF_ERR_PLAN', `boundaries ${JSON.stringify(boundaries)} are not non-decreasing in 0..${n}`);
-    const t = c.tiers[j]!, lambda = c.ratePerS ?? 0, o = extraS(m, c, j);
-    if (hi > lo || o > 0) total += sojourn(t.factor * (m.prefix[j]![hi]! - m.prefix[j]![lo]! + o), lambda, variability(c.arrivalScv, t.serviceScv));
+    const t = c.tiers[j]!, lambda = c.ratePerS ?? 0;
+    total += sojourn(tierServiceS(m.prefix[j]![hi]! - m.prefix[j]![lo]!, termsOf(m, c, j), t.factor), lambda, variability(c.arrivalScv, t.serviceScv));
     if (j < k - 1 && hi < n) {
       const l = c.links[j]!;
       total += l.rttS + sojourn(m.boundaryBytes[hi]! / l.bytesPerS, lambda, variability(c.arrivalScv, l.serviceScv));
@@ -237,13 +237,13 @@ export class SplitSearch {
     else this.linear(c);
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed;
     // last tier runs [a, n)
-    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, o = extraS(m, c, last);
+    const last = k - 1, P = m.prefix[last]!, f = c.tiers[last]!.factor, terms = termsOf(m, c, last);
     const cv = variability(c.arrivalScv, c.tiers[last]!.serviceScv);
     const gl = this.g[k - 2]!;
     let latencyS = Infinity, a = -1;
     for (let b = 0; b <= n; b++) {
       if (!allowed[b]) continue;
-      const v = gl[b]! + sojourn(f * (P[n]! - P[b]! + o), lambda, cv);
+      const v = gl[b]! + sojourn(tierServiceS(P[n]! - P[b]!, terms, f), lambda, cv);
       if (v < latencyS) { latencyS = v; a = b; }
     }
     if (a < 0 || !Number.isFinite(latencyS)) throw kerfError('KERF_ERR_PLAN', 'no feasible placement under these conditions');
@@ -262,7 +262,8 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor, fo = f * extraS(m, c, j);
+      // tierServiceS is f·blocks + a constant: the DP carries f·P and adds the constant.
+      const f = c.tiers[j]!.factor, fo = tierServiceS(0, termsOf(m, c, j), f);
       const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
       const prev = j > 0 ? this.g[j - 1]! : null;
       let runMin = Infinity, runArg = -1;
@@ -289,9 +290,9 @@ export class SplitSearch {
     const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
-      const f = c.tiers[j]!.factor, o = extraS(m, c, j), cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
+      const f = c.tiers[j]!.factor, terms = termsOf(m, c, j), cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
       if (j === 0) {
-        for (let b = 0; b <= n; b++) { g[b] = sojourn(f * (P[b]! - P[0]! + o), lambda, cv); from[b] = 0; }
+        for (let b = 0; b <= n; b++) { g[b] = sojourn(tierServiceS(P[b]! - P[0]!, terms, f), lambda, cv); from[b] = 0; }
       } else {
         const prev = this.g[j - 1]!;
         const solve = (lo: number, hi: number, optLo: number, optHi: number): void => {
@@ -302,7 +303,7 @@ export class SplitSearch {
           for (let a = optLo; a <= top; a++) {
             const pa = prev[a]!;
             if (pa === Infinity) continue;
-            const v = pa + sojourn(f * (Pm - P[a]! + o), lambda, cv);
+            const v = pa + sojourn(tierServiceS(Pm - P[a]!, terms, f), lambda, cv);
             if (v < best) { best = v; arg = a; }
           }
           g[mid] = best;

@@ -4,7 +4,7 @@
  * decision changes. Unlike the rest of src/adapt it reads the clock and does I/O: it is the
  * glue between the pure decision and the serving runtime.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
@@ -553,19 +553,41 @@ export class AdaptController {
   }
 }
 
-/** Profiles for `names` from `dir/<name>.profile.json`, in that order. */
-export async function loadTierProfiles(dir: string, names: readonly string[]): Promise<Profile[]> {
-  return Promise.all(names.map(async (name) => {
-    const file = join(dir, `${name}.profile.json`);
-    let text: string;
-    try { text = await readFile(file, 'utf8'); } catch (e) {
-      throw kerfError('KERF_ERR_USAGE', `--profiles: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); expected one <tier>.profile.json per tier (${names.join(', ')})`);
-    }
+/**
+ * Profiles for the tiers `names` (in that order) from `dir`, the folder `kerf plan --profiles`
+ * takes: files `<model>.<system>.profile.json`, each naming its tier in `system.tier`. A tier
+ * named as `kerf up` names a plan's tiers, `tier(system)`, takes the profile of that system on
+ * that tier; a plain name takes the model's one profile on that tier, or of that system. A file
+ * `<name>.profile.json` (the older layout) is still read. Errors name the tier and what is there.
+ */
+export async function loadTierProfiles(dir: string, names: readonly string[], model?: string): Promise<Profile[]> {
+  let files: string[];
+  try { files = (await readdir(dir)).filter((f) => f.endsWith('.profile.json')).sort(); } catch (e) {
+    throw kerfError('KERF_ERR_USAGE', `--profiles ${dir}: cannot read the folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const read = async (f: string): Promise<Profile> => {
+    const file = join(dir, f);
     let p: Profile;
-    try { p = JSON.parse(text) as Profile; } catch (e) { throw kerfError('KERF_ERR_PROFILE', `${file}: not JSON (${(e as Error).message})`); }
+    try { p = JSON.parse(await readFile(file, 'utf8')) as Profile; } catch (e) { throw kerfError('KERF_ERR_PROFILE', `${file}: not JSON (${(e as Error).message})`); }
     if (p?.schema !== 'kerf.profile/v1' || !Array.isArray(p.blocks)) throw kerfError('KERF_ERR_PROFILE', `${file}: not a kerf.profile/v1 document`);
     return p;
-  }));
+  };
+  const all = await Promise.all(files.map(async (f) => ({ f, p: await read(f) })));
+  // The model's profiles; when none is of that name (a gateway serving it under another), all.
+  const named = all.filter(({ p }) => model === undefined || p.model?.name?.toLowerCase() === model.toLowerCase());
+  const ofModel = named.length ? named : all;
+  const have = () => ofModel.map(({ f, p }) => `${f} (${p.system?.tier ?? 'no tier'} '${p.system?.name}')`).join(', ') || 'none';
+  return names.map((name) => {
+    const legacy = all.find(({ f }) => f === `${name}.profile.json`);
+    const m = /^(device|edge|cloud)\((.+)\)$/.exec(name);
+    const hits = m
+      ? ofModel.filter(({ p }) => p.system?.tier === m[1] && p.system?.name === m[2])
+      : ofModel.filter(({ p }) => p.system?.tier === name || p.system?.name === name);
+    if (hits.length === 1) return hits[0]!.p;
+    if (hits.length === 0 && legacy) return legacy.p;
+    throw kerfError('KERF_ERR_USAGE', `--profiles ${dir}: ${hits.length ? `${hits.length} profiles fit` : 'no profile fits'} tier '${name}'${model ? ` of model '${model}'` : ''} ` +
+      `(profiles of the model there: ${have()}); expected one <model>.<system>.profile.json per tier, as kerf profile --tier writes them`);
+  });
 }
 
 /** The gateway's `--adapt …` flags, as `kerf worker --gateway` and `kerf up` pass them. */
@@ -578,7 +600,7 @@ export interface AdaptArgs {
 export async function attachAdaptFromArgs(gateway: Gateway, v: AdaptArgs, tiers: number, log: (line: string) => void): Promise<AdaptController> {
   const mode = (v.adapt ?? 'off') as AdaptSetting;
   if (!ADAPT_SETTINGS.includes(mode)) throw kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`);
-  if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier: the profiled block times the decision scales)');
+  if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (the folder kerf plan takes: one <model>.<system>.profile.json per tier, as kerf profile --tier writes them)');
   const defaults = ['device', 'edge', 'cloud'];
   const names = v['adapt-tiers'] ? v['adapt-tiers'].split(',').map((s) => s.trim()) : Array.from({ length: tiers }, (_, i) => defaults[i] ?? `tier${i}`);
   if (names.length !== tiers) throw kerfError('KERF_ERR_USAGE', `--adapt-tiers '${v['adapt-tiers']}': ${names.length} names for a pipeline of ${tiers} tiers`);
@@ -597,7 +619,7 @@ export async function attachAdaptFromArgs(gateway: Gateway, v: AdaptArgs, tiers:
       return { bytesPerS: parseRate(rate, `--adapt-links hop ${i} rate`) / 8, rttS: delay ? 2 * parseDuration(delay, `--adapt-links hop ${i} delay`) / 1000 : 0.0005 };
     });
   }
-  const profiles = await loadTierProfiles(v.profiles, names);
+  const profiles = await loadTierProfiles(v.profiles, names, gateway.name);
   const c = AdaptController.attach(gateway, {
     mode, profiles, tierNames: names, ...(linkPriors ? { linkPriors } : {}),
     periodS: num(v['adapt-period'], '--adapt-period', 1) || 1, minGain: num(v['min-gain'], '--min-gain', LIVE_MIN_GAIN), minDwellS: num(v['min-dwell'], '--min-dwell', 3),

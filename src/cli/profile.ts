@@ -7,21 +7,28 @@ import type { Model } from '../graph/model.js';
 import type { Profile } from '../profile/types.js';
 import type { ProfileOptions } from '../profile/profile.js';
 
-const HELP = `usage: kerf profile <model.onnx | zoo:NAME> --system NAME [--tier device|edge|cloud] [options]
+const HELP = `usage: kerf profile <model.onnx | zoo:NAME> --system NAME --tier device|edge|cloud|none [options]
 
 Time every block of the model on this machine (or on a remote \`kerf agent\`) and write
-<model>.<system>.profile.json. Each block runs in onnxruntime on its real input, made by the
-blocks before it from a seeded input; the whole model is timed unsplit in the same rounds.
+<model>.<system>.profile.json. Block times come from onnxruntime's per-node profile of
+whole-model runs (or one session per block, --method sessions); the whole model is timed
+unsplit in the same rounds, and a profile whose blocks do not add up to it (within
+--tolerance) is measured again, then refused.
   --system NAME          name of the system measured (required unless --remote)
-  --tier T               device, edge or cloud
+  --tier T               device, edge or cloud: where kerf plan may place this system (required;
+                         none: a profile for kerf place, which takes nodes from a cluster file)
+  --cpus F               hold the timing to F of one core (cgroup v1 CFS quota, as kerf up does for
+                         tiers), to emulate a slower system on this one; blocks are timed at full
+                         speed and scaled by the whole model's slowdown under the quota
   --threads N            intra-op threads of every session (default 1)
   --granularity G        blocks between single-tensor cuts (default, as Scission) or between all cuts
   --repeats R            timed runs of each block and of the whole model (default 10)
   --warmup W             untimed runs first (default 2)
   --input-shape N=DxD…   concrete shape of a dynamic input (repeatable)
   --nodes                add a per-node breakdown from onnxruntime's profiler
-  --method M             sessions (one session per block; default at single) or trace
-                         (onnxruntime's per-node profile of whole-model runs; default at all)
+  --method M             trace (default: onnxruntime's per-node profile of whole-model runs) or
+                         sessions (one session per block, each run's fixed cost taken off)
+  --tolerance F          how far (blocks + one run's overhead) / whole may be from 1 (default 0.1)
   --optimization O       onnxruntime graph optimisation: disabled (default), basic, extended, all
   --seed S               seed of the random input (default 0)
   --codecs LIST          also measure codecs on every cut's crossing tensors: ratio, encode and
@@ -36,7 +43,7 @@ const OPTIONS = {
   repeats: { type: 'string' }, warmup: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   nodes: { type: 'boolean' }, method: { type: 'string' }, optimization: { type: 'string' }, seed: { type: 'string' },
   order: { type: 'string' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' },
-  remote: { type: 'string' }, token: { type: 'string' }, codecs: { type: 'string' },
+  remote: { type: 'string' }, token: { type: 'string' }, codecs: { type: 'string' }, cpus: { type: 'string' }, tolerance: { type: 'string' },
 } as const;
 
 function int(v: string | undefined, flag: string, min: number): number | undefined {
@@ -52,13 +59,25 @@ export async function run(argv: string[]): Promise<number> {
   const v = a.values;
   const remote = v.remote;
   if (!v.system && !remote) throw kerfError('KERF_ERR_USAGE', `--system NAME is required (the name this machine has in your plans)\n${HELP}`);
-  if (v.tier && !['device', 'edge', 'cloud'].includes(v.tier)) throw kerfError('KERF_ERR_USAGE', `--tier '${v.tier}': expected device, edge or cloud`);
+  if (v.tier === undefined) throw kerfError('KERF_ERR_USAGE', "--tier is required: device, edge or cloud (the tier kerf plan may place this system on), or none for a profile only kerf place reads");
+  if (!['device', 'edge', 'cloud', 'none'].includes(v.tier)) throw kerfError('KERF_ERR_USAGE', `--tier '${v.tier}': expected device, edge, cloud or none`);
+  const share = (flag: 'cpus' | 'tolerance', lo: number, hi: number, what: string): number | undefined => {
+    const x = v[flag];
+    if (x === undefined) return undefined;
+    const n = Number(x);
+    if (x.trim() === '' || !(n >= lo && n <= hi)) throw kerfError('KERF_ERR_USAGE', `--${flag} '${x}': expected ${what}`);
+    return n;
+  };
+  const cpus = share('cpus', 0.01, 1, 'a share of one core between 0.01 and 1');
+  const tolerance = share('tolerance', 0.001, 100, 'a positive fraction (0.1 = 10%)');
+  if (cpus !== undefined && remote) throw kerfError('KERF_ERR_USAGE', '--cpus holds this machine\'s profiling to a CPU share; it cannot be used with --remote');
   if (v.granularity && v.granularity !== 'single' && v.granularity !== 'all') throw kerfError('KERF_ERR_USAGE', `--granularity '${v.granularity}': expected single or all`);
   if (v.method && v.method !== 'sessions' && v.method !== 'trace') throw kerfError('KERF_ERR_USAGE', `--method '${v.method}': expected sessions or trace`);
   if (v.optimization && !['disabled', 'basic', 'extended', 'all'].includes(v.optimization)) throw kerfError('KERF_ERR_USAGE', `--optimization '${v.optimization}': expected disabled, basic, extended or all`);
   if (v.order && !['auto', 'file', 'depth', 'greedy'].includes(v.order)) throw kerfError('KERF_ERR_USAGE', `--order '${v.order}': expected auto, file, depth or greedy`);
   const common = {
-    ...(v.tier ? { tier: v.tier as 'device' } : {}),
+    ...(v.tier !== 'none' ? { tier: v.tier as 'device' } : {}),
+    ...(tolerance !== undefined ? { tolerance } : {}),
     ...(v.granularity ? { granularity: v.granularity as 'single' } : {}),
     ...(v.method ? { method: v.method as 'sessions' } : {}),
     ...(v.optimization ? { optimization: v.optimization as 'disabled' } : {}),
@@ -94,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
       const { parseModel } = await import('../graph/model.js');
       source = parseModel(await zooBytes(name), { name, source: src });
     }
-    const opts: ProfileOptions = { ...common, system: v.system!, name, onProgress: (d, t, l) => progress.update(d, t, l) };
+    const opts: ProfileOptions = { ...common, ...(cpus !== undefined ? { cpus } : {}), system: v.system!, name, onProgress: (d, t, l) => progress.update(d, t, l) };
     try { profile = await profileModel(source, opts); } finally { progress.done(); }
   }
 

@@ -8,7 +8,8 @@ const HELP = `usage: kerf split <model.onnx> --cuts ID[,ID…] -o DIR [--verify]
 Writes DIR/part-0.onnx … part-N.onnx and DIR/manifest.json. Each part is a standalone ONNX model
 reading tensors by their original names, so parts chain by name. Cut ids are those \`kerf inspect\` lists.
   --cuts          cut ids, strictly increasing (or a plan.json from \`kerf plan\` via --plan)
-  --plan FILE     take the cuts from a kerf plan.json
+  --plan FILE     take the cuts from a kerf plan.json (checked as kerf up checks it: schema, tiers,
+                  cuts; a plan recording modelSha256 must be of this model file)
   -o, --out       output directory (written all or nothing)
   --verify        run whole vs chained parts on a seeded random input (or --input) and print the
                   largest absolute difference; with --optimization disabled (default) they are bitwise equal

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
-import { parse, parseInputShapes, parseIntList } from './args.js';
+import { parse, parseInputShapes, parseIntList, TLS_OPTIONS, tlsFromFlags } from './args.js';
 
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
        kerf up placement.json [--model m.onnx] [--reference-cpus C] [--cpus NODE=C ...] [options]
@@ -44,6 +44,9 @@ options:
                          serving with curl -X PUT -d '{"rate":"5mbit"}' URL/config
   --trace HOP=FILE       replay a kerf link trace on hop HOP (0: the gateway's; repeatable)
   --trace-loop           restart the traces after their last step
+  --tls-cert F --tls-key F [--tls-ca F]   TLS between tiers: workers serve with the certificate,
+                         every hop verifies it with the CA (and, with the CA, presents the
+                         certificate too: mutual TLS). The gateway's HTTP stays plain.
   --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
                          none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
                          C/R: replies in R (default: C's lossless part);
@@ -62,8 +65,9 @@ options:
                          pause-resume, standby, on-demand (default) or hot-swap
   --standby C1,C2        with --switch standby: the split kept loaded beside the active one
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
-                         itself (use --switch hot-swap); --profiles DIR holds <tier>.profile.json
-                         per tier; --adapt-period S, --min-gain F, --min-dwell S (docs/adapt.md)
+                         itself (use --switch hot-swap); --profiles DIR is the folder kerf plan
+                         takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
+                         --min-gain F, --min-dwell S (docs/adapt.md)
   --json                 print one JSON line when ready (endpoint, pids, links with control URLs)
   -h, --help             this help
 
@@ -75,7 +79,7 @@ const OPTIONS = {
   model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
-  switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' },
+  switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
   hosts: { type: 'string' }, parts: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
 } as const;
@@ -219,6 +223,10 @@ export async function run(argv: string[]): Promise<number | void> {
     else if (opts) opts.port = port;
   }
   const workerArgs: string[] = [];
+  // TLS between tiers: every worker serves with the certificate, every hop verifies with the CA.
+  const tlsOk = check(() => tlsFromFlags(v));
+  if (tlsOk && !tlsOk.server) note(kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the workers serve TLS with them'));
+  else if (tlsOk) for (const f of ['tls-cert', 'tls-key', 'tls-ca'] as const) if (v[f] !== undefined) workerArgs.push(`--${f}`, resolvePath(v[f]!));
   if (v.threads !== undefined) {
     const t = Number(v.threads);
     if (!/^\d+$/.test(v.threads) || t < 1) note(kerfError('KERF_ERR_USAGE', `--threads '${v.threads}': expected an integer ≥ 1`));
@@ -236,7 +244,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.adapt !== undefined && v.adapt !== 'off') {
     const { ADAPT_SETTINGS } = await import('../adapt/live.js');
     if (!ADAPT_SETTINGS.includes(v.adapt as never)) note(kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`));
-    if (!v.profiles) note(kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (one <tier>.profile.json per tier)'));
+    if (!v.profiles) note(kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (the folder kerf plan takes: one <model>.<system>.profile.json per tier)'));
     else if (!existsSync(v.profiles) || !statSync(v.profiles).isDirectory()) note(kerfError('KERF_ERR_FILE', `--profiles ${v.profiles}: no such directory`));
     for (const f of ['adapt-period', 'min-gain', 'min-dwell'] as const) {
       const x = v[f];

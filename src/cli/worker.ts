@@ -1,5 +1,5 @@
 import { kerfError } from '../errors.js';
-import { parse, parseInputShapes, parseIntList } from './args.js';
+import { parse, parseInputShapes, parseIntList, TLS_OPTIONS, tlsFromFlags } from './args.js';
 
 const HELP = `usage: kerf worker --listen HOST:PORT --model m.onnx [--blocks A..B] [--cuts C1,C2] [--next HOST:PORT] [options]
        kerf worker --gateway --listen HOST:PORT --model m.onnx [--cuts C1,C2 --blocks 0..0|none] [--next HOST:PORT]
@@ -33,6 +33,9 @@ options:
   --profiled-ms MS       the segment's profiled compute time: enables the load factor metric
   --json                 print one JSON line when listening
   --plan FILE            gateway: the kerf plan its cuts come from (shown by GET /v1/partition)
+  --tls-cert F --tls-key F  serve the tier frames over TLS with this certificate (worker)
+  --tls-ca F             verify the next tier's certificate with this CA; on a worker with a
+                         cert, also require clients to present one it signed (mutual TLS)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
 gateway only:
@@ -42,7 +45,8 @@ gateway only:
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
-  --profiles DIR         per-tier profiles DIR/<tier>.profile.json (needed by --adapt)
+  --profiles DIR         the profiles folder kerf plan takes (<model>.<system>.profile.json with
+                         system.tier; needed by --adapt)
   --adapt-tiers T1,T2    tier names in chain order (default device,edge,cloud…; the workers' --name)
   --adapt-links L1,L2    per hop, believed before transfers arrive: RATE/DELAY (e.g. 50mbit/5ms)
   --adapt-period S       seconds between decisions (default 1)
@@ -60,7 +64,7 @@ const OPTIONS = {
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
   metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
-  'release-model': { type: 'boolean' }, plan: { type: 'string' }, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
+  'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
@@ -103,6 +107,8 @@ export async function run(argv: string[]): Promise<number | void> {
     if (!(profiledS > 0)) throw kerfError('KERF_ERR_USAGE', `--profiled-ms '${v['profiled-ms']}': expected a positive number`);
   }
   const next = v.next !== undefined ? parseAddress(v.next, '--next') : null;
+  const tlsOpts = tlsFromFlags(v);
+  if (tlsOpts && !v.gateway && !tlsOpts.server) throw kerfError('KERF_ERR_USAGE', 'a worker serves TLS with --tls-cert and --tls-key (--tls-ca alone only verifies its next tier)');
   const { parseCodec, parseHopCodec } = await import('../codec/index.js');
   const nextCodec = v['next-codec'] !== undefined ? parseHopCodec(v['next-codec'], '--next-codec').name : 'none';
   if (nextCodec !== 'none' && !next) throw kerfError('KERF_ERR_USAGE', `--next-codec ${nextCodec}: this tier has no --next to send to`);
@@ -125,7 +131,7 @@ export async function run(argv: string[]): Promise<number | void> {
       ...(v['model-name'] ? { name: v['model-name'] } : {}),
       pipeline: {
         cuts: cuts ?? [], local: blocks !== null, next, token: token ?? '', threads, queueLimit, id: `cuts ${(cuts ?? []).join(',') || 'none'}`,
-        ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
+        ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(tlsOpts ? { tls: tlsOpts.client } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
       ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
       ...(token ? { controlToken: token } : {}),
@@ -153,7 +159,7 @@ export async function run(argv: string[]): Promise<number | void> {
       segment: { ...(cuts ? { cuts } : {}), ...(blocks ? { blocks } : {}), ...(granularity ? { granularity } : {}) },
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
-      ...(v['release-model'] ? { releaseModel: true } : {}),
+      ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}),
       ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import * as http from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { kerfError } from '../errors.js';
+import { kerfError, type KerfError } from '../errors.js';
 import { agentRequest } from './client.js';
 import { sessionToken, type StageRequest } from './host.js';
 import type { HostEntry, HostsFile } from './hosts.js';
@@ -112,7 +112,9 @@ export class AgentSubstrate extends EventEmitter implements Substrate {
     const { onHost, token: _t, part, ...rest } = spec;
     const body: StageRequest = { ...rest, part: { sha256: part.sha256 } };
     const r = await this.#req<{ pid: number; port: number; cpus?: number; cgroup?: string }>(h, 'POST', `/v1/host/stages?session=${this.session}`,
-      { body: JSON.stringify(body), timeoutMs: 180_000 });
+      { body: JSON.stringify(body), timeoutMs: 180_000 }).catch((e: KerfError) => {
+      throw kerfError(e.code, e.message.replace(/^(host \S+ \(agent [^)]+\)): /, `$1: starting ${spec.role} ${spec.name}: `));
+    });
     const handle: StageHandle = {
       name: spec.name, onHost, role: spec.role, address: `${h.addr.includes(':') ? `[${h.addr}]` : h.addr}:${r.port}`, pid: r.pid,
       ...(r.cgroup ? { cpus: r.cpus!, cgroup: r.cgroup } : {}),

@@ -11,7 +11,7 @@
 import { kerfError } from '../errors.js';
 import { lossyDecode, lossyEncode, stageElementBytes, type FloatArray } from './lossy.js';
 import { lz4Decode, lz4Encode, shuffle, unshuffle, zstdDecode, zstdEncode } from './lossless.js';
-import type { Codec, LosslessStage, LossyStage } from './spec.js';
+import { losslessPart, type Codec, type LosslessStage, type LossyStage } from './spec.js';
 
 export const ENVELOPE_VERSION = 1;
 export const ENVELOPE_HEADER_BYTES = 16;
@@ -71,6 +71,8 @@ export function encodeEnvelope(codec: Codec, raw: Uint8Array, t: TensorInfo): Ui
   dv.setUint32(12, coded.length, true);
   env.set(side, ENVELOPE_HEADER_BYTES);
   env.set(coded, ENVELOPE_HEADER_BYTES + side.length);
+  // A lossy stage whose parameters outweigh what it saves (tiny tensors, many channels): lossless only.
+  if (lossy !== 'none' && env.length >= ENVELOPE_HEADER_BYTES + raw.length) return encodeEnvelope(losslessPart(codec), raw, t);
   return env;
 }
 

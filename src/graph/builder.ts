@@ -10,7 +10,7 @@ import {
   type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto,
 } from 'onnx-buf';
 import { kerfError } from '../errors.js';
-import { dtypeSize, dtypeToOnnx, type DType } from './dtypes.js';
+import { dtypeSize, dtypeToOnnx, halfBits, type DType } from './dtypes.js';
 import type { Dim } from './model.js';
 
 /** Element types the builder can encode from JS values (the graph room's DType minus complex and sub-byte types). */
@@ -85,28 +85,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** float32 → IEEE half bits, round to nearest even. */
 export function toFloat16Bits(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h;
+  return halfBits(new Uint32Array(new Float32Array([v]).buffer)[0]!);
 }
 
 function toBFloat16Bits(v: number): number {

@@ -36,3 +36,27 @@ export function numel(dims: readonly number[]): number {
 export function tensorBytes(dtype: DType, dims: readonly number[]): number {
   return Math.ceil(numel(dims) * dtypeSize(dtype));
 }
+
+/** float32 bit pattern → fp16 bits, round to nearest even; overflow gives ±Inf (0x7c00). */
+export function halfBits(bits: number): number {
+  const sign = (bits >>> 16) & 0x8000;
+  const exp = (bits >>> 23) & 0xff;
+  let mant = bits & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 → 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // a carry into the exponent is right, up to Inf
+  return sign | h;
+}

@@ -72,6 +72,7 @@ export const SPEC_SCHEMA: Schema = {
     },
     defaults: { type: 'object', properties: { queue: posInt, threads: posInt } },
     rollout: { type: 'object', properties: { timeoutSeconds: posInt, drainSeconds: { type: 'integer', minimum: 0 } } },
+    failover: { type: 'object', properties: { holdSeconds: posInt } },
     replan: { type: 'object', properties: { minGain: nonneg } },
   },
 };
@@ -125,7 +126,7 @@ export const STATUS_SCHEMA: Schema = {
     },
     lastFailover: {
       type: 'object', nullable: true,
-      properties: { node: { type: 'string' }, reason: { type: 'string' }, detectedAt: { type: 'string' }, placedAt: { type: 'string' }, switchedAt: { type: 'string' }, seconds: { type: 'number' } },
+      properties: { node: { type: 'string' }, reason: { type: 'string' }, lostAt: { type: 'string' }, detectedAt: { type: 'string' }, placedAt: { type: 'string' }, switchedAt: { type: 'string' }, seconds: { type: 'number' } },
     },
     rollout: {
       type: 'object', nullable: true,

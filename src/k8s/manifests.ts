@@ -8,7 +8,7 @@ import { kerfError } from '../errors.js';
 import type { Placement } from '../plan/place/types.js';
 import type { PlanDocument } from '../plan/types.js';
 import { kerfPipelineCrd } from './crd.js';
-import { entryService, placementObjects, tokenSecret, UID, type RenderContext } from './objects.js';
+import { entryService, gatewayObjects, modelId, placementObjects, tokenSecret, UID, type RenderContext } from './objects.js';
 import { GROUP, PLURAL, type K8sObject, type PlacementState } from './types.js';
 
 const MiB = 2 ** 20;
@@ -224,5 +224,5 @@ export function renderObjects(doc: unknown, o: RenderOptions): K8sObject[] {
     ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}),
     entryService: o.entry ?? { type: 'ClusterIP', port: 8000 }, tokenSecret: `${o.name}-token`,
   };
-  return [tokenSecret(ctx, o.token), ...placementObjects(ctx, st), entryService(ctx, st.id)];
+  return [tokenSecret(ctx, o.token), ...placementObjects(ctx, st), ...gatewayObjects(ctx, st, st.id), entryService(ctx, modelId(st.model))];
 }

@@ -6,6 +6,7 @@
  * model, CPU from the placement, Prometheus scrape annotations; the model reaches it through
  * an init container that fetches it and checks its sha256 (`kerf k8s fetch`).
  */
+import { createHash } from 'node:crypto';
 import { formatCpu, formatMiB } from './quantity.js';
 import type { K8sObject, OwnerReference, PlacementState } from './types.js';
 
@@ -33,10 +34,21 @@ export interface RenderContext {
   entryService: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; port: number };
   /** Secret holding the pipeline's token (key `token`) */
   tokenSecret: string;
+  /** how long the gateway holds a request whose chain failed, for replay on the next (ms; default 120000) */
+  replayHoldMs?: number;
 }
 
+export const LABEL_MODEL = 'kerf.dev/model';
+
 export function stageName(ctx: RenderContext, id: string, i: number): string { return `${ctx.pipeline}-${id}-s${i}`; }
-export function gatewayName(ctx: RenderContext, id: string): string { return `${ctx.pipeline}-${id}-gw`; }
+/** The gateway of one model version (it outlives failovers: only its chain changes). */
+export function gatewayName(ctx: RenderContext, vid: string): string { return `${ctx.pipeline}-${vid}-gw`; }
+/** The Service a version's gateway sends to: the first stage of that version's serving placement. */
+export function firstHopName(ctx: RenderContext, vid: string): string { return `${ctx.pipeline}-${vid}-first`; }
+/** Short id of a model version (its file and where it comes from). */
+export function modelId(m: PlacementState['model']): string {
+  return createHash('sha256').update(`${m.sha256}\0${m.uri}\0${m.version}`).digest('hex').slice(0, 8);
+}
 
 function meta(ctx: RenderContext, name: string, labels: Record<string, string>, annotations?: Record<string, string>): K8sObject['metadata'] {
   return {
@@ -120,7 +132,7 @@ function deployment(ctx: RenderContext, name: string, labels: Record<string, str
   };
 }
 
-/** The Deployments and Services of one placement (stages and gateway). */
+/** The Deployments and Services of one placement's stages. */
 export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObject[] {
   const out: K8sObject[] = [];
   const n = st.stages.length;
@@ -169,10 +181,27 @@ export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObj
       },
     });
   }
-  const gwLabels = { [LABEL_COMPONENT]: 'gateway', [LABEL_PLACEMENT]: st.id };
+  return out;
+}
+
+/** Tolerate a lost node only briefly: an unpinned pod (the gateway) moves elsewhere in 10 s, not 300. */
+const quickEviction = [
+  { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 10 },
+  { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 10 },
+];
+
+/**
+ * The gateway of a model version: its Deployment (OIP, replaying requests whose chain fails),
+ * its Service (the operator's control calls), and the first-hop Service it sends to, which
+ * selects stage 0 of placement `firstPlacement`. The gateway runs no block itself.
+ */
+export function gatewayObjects(ctx: RenderContext, st: PlacementState, firstPlacement: string): K8sObject[] {
+  const vid = modelId(st.model);
+  const gwLabels = { [LABEL_COMPONENT]: 'gateway', [LABEL_MODEL]: vid };
   const gmem = formatMiB(st.gateway.memoryMiB);
-  out.push(deployment(ctx, gatewayName(ctx, st.id), gwLabels, {
-    ...(st.gateway.node ? { affinity: pinned(st.gateway.node) } : {}),
+  const first = `${firstHopName(ctx, vid)}.${ctx.namespace}.svc:${PORT_FRAMES}`;
+  return [deployment(ctx, gatewayName(ctx, vid), gwLabels, {
+    ...(st.gateway.node ? { affinity: pinned(st.gateway.node) } : { tolerations: quickEviction }),
     initContainers: [fetchContainer(ctx, st)],
     containers: [{
       name: 'gateway',
@@ -180,7 +209,7 @@ export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObj
       command: ['kerf'],
       args: [
         'gateway', '--listen', `0.0.0.0:${PORT_OIP}`, '--model', `${MODEL_DIR}/model.onnx`, '--model-name', ctx.modelName,
-        ...(cuts ? ['--cuts', cuts] : []), '--blocks', 'none', '--next', `${svcHost(0)}:${PORT_FRAMES}`,
+        '--blocks', 'none', '--next', first, '--replay', '--replay-hold-ms', String(ctx.replayHoldMs ?? 120_000),
         ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...shapeArgs(ctx), '--json',
       ],
       env: tokenEnv(ctx),
@@ -195,19 +224,36 @@ export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObj
     }],
     volumes: volumes(st),
     terminationGracePeriodSeconds: 30,
-  }, PORT_OIP));
-  return out;
+  }, PORT_OIP), {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(ctx, gatewayName(ctx, vid), gwLabels),
+    spec: {
+      type: 'ClusterIP',
+      selector: { [LABEL_PIPELINE]: ctx.pipeline, ...gwLabels },
+      ports: [{ name: 'http', port: PORT_OIP, targetPort: 'http', protocol: 'TCP' }],
+    },
+  }, {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(ctx, firstHopName(ctx, vid), { [LABEL_COMPONENT]: 'first-hop', [LABEL_MODEL]: vid }, { 'kerf.dev/serving-placement': firstPlacement }),
+    spec: {
+      type: 'ClusterIP',
+      selector: { [LABEL_PIPELINE]: ctx.pipeline, [LABEL_COMPONENT]: 'stage', [LABEL_PLACEMENT]: firstPlacement, [LABEL_STAGE]: '0' },
+      ports: [{ name: 'frames', port: PORT_FRAMES, targetPort: 'frames', protocol: 'TCP' }],
+    },
+  }];
 }
 
-/** The entry Service: OIP on `port`, pointing at the gateway of placement `id`. */
-export function entryService(ctx: RenderContext, id: string): K8sObject {
+/** The entry Service: OIP on `port`, pointing at the gateway of model version `vid`. */
+export function entryService(ctx: RenderContext, vid: string): K8sObject {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: meta(ctx, ctx.pipeline, { [LABEL_COMPONENT]: 'entry' }, { 'kerf.dev/serving-placement': id }),
+    metadata: meta(ctx, ctx.pipeline, { [LABEL_COMPONENT]: 'entry' }, { 'kerf.dev/serving-model': vid }),
     spec: {
       type: ctx.entryService.type,
-      selector: { [LABEL_PIPELINE]: ctx.pipeline, [LABEL_COMPONENT]: 'gateway', [LABEL_PLACEMENT]: id },
+      selector: { [LABEL_PIPELINE]: ctx.pipeline, [LABEL_COMPONENT]: 'gateway', [LABEL_MODEL]: vid },
       ports: [{ name: 'http', port: ctx.entryService.port, targetPort: 'http', protocol: 'TCP' }],
     },
   };

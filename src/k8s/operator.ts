@@ -15,8 +15,9 @@ import {
 } from '@kubernetes/client-node';
 import { kerfError } from '../errors.js';
 import { leaseStep, type LeaseSpec } from './lease.js';
-import { orphans, reconcile, type ObjectRef } from './reconcile.js';
+import { orphans, reconcile, type GatewayAction, type ObjectRef } from './reconcile.js';
 import { FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, API_VERSION, type K8sObject, type KerfPipeline } from './types.js';
+import { bodyPending, closeAfterAnswer } from '../util/http.js';
 
 export interface OperatorOptions {
   /** a KubeConfig (tests); else `kubeconfig` file; else in-cluster when KUBERNETES_SERVICE_HOST is set; else the default kubeconfig */
@@ -34,6 +35,8 @@ export interface OperatorOptions {
   /** serve /healthz, /readyz and /metrics here ("host:port"; absent: not served) */
   listen?: string;
   log?: (event: Record<string, unknown>) => void;
+  /** the base URL of a gateway's Service (default http://NAME.NAMESPACE.svc:PORT, what a pod in the cluster resolves) */
+  gatewayUrl?: (service: GatewayAction['service']) => string;
 }
 
 interface Watched { kind: string; apiVersion: string; informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject> }
@@ -141,7 +144,10 @@ export class Operator {
     const m = /^(.*):(\d+)$/.exec(this.o.listen);
     if (!m) throw kerfError('KERF_ERR_USAGE', `--listen '${this.o.listen}': expected HOST:PORT`);
     this.server = http.createServer((req, res) => {
-      const send = (code: number, body: string, type = 'text/plain'): void => { res.writeHead(code, { 'content-type': type }); res.end(body); };
+      const send = (code: number, body: string, type = 'text/plain'): void => {
+        if (bodyPending(req)) closeAfterAnswer(req, res);
+        res.writeHead(code, { 'content-type': type }); res.end(body);
+      };
       if (req.url === '/healthz') return send(200, 'ok\n');
       if (req.url === '/readyz') return send(this.synced ? 200 : 503, this.synced ? 'ok\n' : 'syncing\n');
       if (req.url === '/metrics') {
@@ -241,6 +247,7 @@ export class Operator {
           this.stats.applies++;
         }
         for (const d of r.delete) await this.remove(d);
+        for (const a of r.actions) await this.callGateway(a, objects);
         if (r.status && JSON.stringify(r.status) !== JSON.stringify(p.status ?? null)) {
           await this.custom.patchNamespacedCustomObjectStatus(
             { group: GROUP, version: VERSION, namespace: p.metadata.namespace!, plural: PLURAL, name: p.metadata.name, body: { status: r.status }, fieldManager: FIELD_MANAGER },
@@ -260,6 +267,29 @@ export class Operator {
       try { await this.remove(d); } catch (e) { this.stats.errors++; this.log({ event: 'delete-error', object: d, error: errText(e) }); }
     }
     if (next < Infinity && !this.closed) setTimeout(() => this.schedule(), next).unref();
+  }
+
+  /** Carry out a gateway action (the runtime's failover onto a new chain, with replay). */
+  private async callGateway(a: GatewayAction, objects: readonly K8sObject[]): Promise<void> {
+    const secret = objects.find((o) => o.kind === 'Secret' && o.metadata.name === a.tokenSecret && o.metadata.namespace === a.service.namespace);
+    const b64 = (secret as { data?: { token?: string } } | undefined)?.data?.token;
+    const token = b64 !== undefined ? Buffer.from(b64, 'base64').toString('utf8') : (secret as { stringData?: { token?: string } } | undefined)?.stringData?.token;
+    if (!token) throw kerfError('KERF_ERR_KUBERNETES', `Secret ${a.service.namespace}/${a.tokenSecret} with the pipeline's token is not there (yet)`);
+    const base = this.o.gatewayUrl?.(a.service) ?? `http://${a.service.name}.${a.service.namespace}.svc:${a.service.port}`;
+    const t0 = performance.now();
+    let res: Response;
+    try {
+      res = await fetch(`${base}/v1/partition/failover`, {
+        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(a.body), signal: AbortSignal.timeout(90_000),
+      });
+    } catch (e) {
+      throw kerfError('KERF_ERR_UPSTREAM', `gateway ${a.service.name}: failover call failed (${String((e as Error).cause ?? (e as Error).message)})`);
+    }
+    const text = await res.text();
+    if (!res.ok) throw kerfError('KERF_ERR_UPSTREAM', `gateway ${a.service.name}: failover answered ${res.status}: ${text.slice(0, 300)}`);
+    let replayed: unknown;
+    try { replayed = (JSON.parse(text) as { failover?: { replayed?: number } }).failover?.replayed; } catch { /* the report is for the log only */ }
+    this.log({ event: 'gateway-retarget', gateway: a.service.name, next: a.body.next, reason: a.body.reason, replayed, ms: Math.round(performance.now() - t0) });
   }
 
   private async remove(d: ObjectRef): Promise<void> {

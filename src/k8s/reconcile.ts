@@ -18,7 +18,10 @@ import { place, validateCluster, placeModelFromProfiles, DEFAULT_MARGIN, DEFAULT
 import type { Cluster, ClusterLink, Placement, PlaceModel } from '../plan/place/index.js';
 import { checkProfile } from '../profile/schema.js';
 import { checkSpec } from './crd.js';
-import { entryService, LABEL_COMPONENT, LABEL_PIPELINE, LABEL_PLACEMENT, placementObjects, tokenSecret, type RenderContext } from './objects.js';
+import {
+  entryService, gatewayName, gatewayObjects, LABEL_COMPONENT, LABEL_MODEL, LABEL_PIPELINE, LABEL_PLACEMENT, modelId, placementObjects, PORT_FRAMES, PORT_OIP,
+  stageName, tokenSecret, type RenderContext,
+} from './objects.js';
 import { parseQuantity } from './quantity.js';
 import {
   API_VERSION, KIND, type Condition, type K8sObject, type KerfPipeline, type KerfPipelineSpec, type KerfPipelineStatus,
@@ -51,6 +54,18 @@ export interface ReconcileInput {
 
 export interface ObjectRef { apiVersion: string; kind: string; namespace?: string; name: string }
 
+/**
+ * Move a running gateway onto a new chain of stages (the runtime's failover: requests in flight
+ * on the old chain are replayed on the new one): `POST /v1/partition/failover` on the gateway's
+ * Service, with the pipeline's token from `tokenSecret` as the bearer.
+ */
+export interface GatewayAction {
+  kind: 'retarget';
+  service: { name: string; namespace: string; port: number };
+  tokenSecret: string;
+  body: { cuts: number[]; next: string; local: false; reason: string; lost: string[]; detectMs: number; replanMs: number; deployMs: number };
+}
+
 export interface ReconcileResult {
   /** objects to server-side apply (only those that differ from what is observed) */
   apply: K8sObject[];
@@ -58,6 +73,9 @@ export interface ReconcileResult {
   delete: ObjectRef[];
   /** the status to write; null when the pipeline is being deleted */
   status: KerfPipelineStatus | null;
+  /** calls on a gateway the shell makes after applying (before writing the status: when one
+   * fails the status is not written and the next reconcile asks again) */
+  actions: GatewayAction[];
   /** what happened, for logs and Events */
   events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
   /** reconcile again after this many seconds even if nothing changes (a drain or timeout ends) */
@@ -101,6 +119,13 @@ export function nodeTrouble(node: K8sObject, agentPods: readonly K8sObject[]): {
   }
   if (get(node, 'spec', 'unschedulable') === true) return { lost: false, why: 'Cordoned' };
   return null;
+}
+
+/** When a node's trouble began, from its Ready condition's last transition (null: not said). */
+function lostSince(node: K8sObject | undefined, why: string): string | null {
+  if (!node || why === 'AgentSilent') return null;
+  const ready = ((get(node, 'status', 'conditions') as { type: string; lastTransitionTime?: string }[] | undefined) ?? []).find((c) => c.type === 'Ready');
+  return ready?.lastTransitionTime && !Number.isNaN(Date.parse(ready.lastTransitionTime)) ? new Date(ready.lastTransitionTime).toISOString() : null;
 }
 
 /** Is every field of `want` present and equal in `have` (what the API server added is ignored)? */
@@ -262,10 +287,14 @@ function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sOb
   };
 }
 
-/** Ready stage Deployments of a placement, and the first failure of its pods (null: none). */
-function progress(objects: readonly K8sObject[], st: PlacementState): { ready: number; total: number; failure: string | null } {
-  const deps = objects.filter((o) => o.kind === 'Deployment' && o.metadata.labels?.[LABEL_PLACEMENT] === st.id);
-  const total = st.stages.length + 1;
+/** Ready Deployments of a placement (and of its version's gateway when `withGateway`), and the
+ * first failure of their pods (null: none). */
+function progress(objects: readonly K8sObject[], st: PlacementState, withGateway: boolean): { ready: number; total: number; failure: string | null } {
+  const vid = modelId(st.model);
+  const mine = (o: K8sObject): boolean => o.metadata.labels?.[LABEL_PLACEMENT] === st.id ||
+    (withGateway && o.metadata.labels?.[LABEL_COMPONENT] === 'gateway' && o.metadata.labels?.[LABEL_MODEL] === vid);
+  const deps = objects.filter((o) => o.kind === 'Deployment' && mine(o));
+  const total = st.stages.length + (withGateway ? 1 : 0);
   let ready = 0;
   for (const d of deps) {
     const gen = d.metadata.generation;
@@ -275,7 +304,7 @@ function progress(objects: readonly K8sObject[], st: PlacementState): { ready: n
   const BAD = new Set(['CrashLoopBackOff', 'ImagePullBackOff', 'ErrImagePull', 'CreateContainerConfigError', 'CreateContainerError', 'InvalidImageName', 'RunContainerError']);
   let failure: string | null = null;
   for (const pod of objects) {
-    if (failure || pod.kind !== 'Pod' || pod.metadata.labels?.[LABEL_PLACEMENT] !== st.id) continue;
+    if (failure || pod.kind !== 'Pod' || !mine(pod)) continue;
     const statuses = [
       ...((get(pod, 'status', 'initContainerStatuses') as Obj[] | undefined) ?? []).map((s) => ['init container', s] as const),
       ...((get(pod, 'status', 'containerStatuses') as Obj[] | undefined) ?? []).map((s) => ['container', s] as const),
@@ -311,8 +340,9 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     (o.metadata.namespace ?? ns) === ns && o.metadata.labels?.['app.kubernetes.io/managed-by'] === 'kerf-operator');
   const ref = (o: K8sObject): ObjectRef => ({ apiVersion: o.apiVersion, kind: o.kind, namespace: ns, name: o.metadata.name });
   const events: ReconcileResult['events'] = [];
+  const actions: GatewayAction[] = [];
   if (p.metadata.deletionTimestamp) {
-    return { apply: [], delete: ownedAll.map(ref), status: null, events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null };
+    return { apply: [], delete: ownedAll.map(ref), status: null, actions: [], events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null };
   }
   const prev = p.status ?? {};
   const generation = p.metadata.generation ?? 0;
@@ -371,7 +401,8 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       degraded = { type: 'Degraded', status: 'True', reason: lost.why === 'AgentSilent' ? 'AgentSilent' : 'NodeLost', message: `node ${lost.node} is ${lost.why}; it ran stage(s) ${active!.stages.filter((s) => s.node === lost.node).map((s) => s.index).join(',')}` };
       const lf = status.lastFailover;
       if (!lf || lf.switchedAt !== undefined || lf.node !== lost.node) {
-        status.lastFailover = { node: lost.node, reason: lost.why, detectedAt: now };
+        const since = lostSince(input.nodes.find((n) => n.metadata.name === lost.node), lost.why);
+        status.lastFailover = { node: lost.node, reason: lost.why, ...(since ? { lostAt: since } : {}), detectedAt: now };
         events.push({ type: 'Warning', reason: 'NodeLost', message: degraded.message });
       }
     }
@@ -424,7 +455,8 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     // the pending placement: switch when ready, drop when it fails or times out
     const pend = status.pending;
     if (pend) {
-      const pr = progress(input.objects, pend);
+      const newGateway = !status.active || modelId(status.active.model) !== modelId(pend.model);
+      const pr = progress(input.objects, pend, newGateway);
       const timeout = spec.rollout?.timeoutSeconds ?? DEFAULT_TIMEOUT_S;
       const age = secondsBetween(pend.startedAt, now);
       const failure = pr.failure ?? (age > timeout ? `${pr.ready} of ${pr.total} Deployments ready after ${Math.round(age)} s (spec.rollout.timeoutSeconds ${timeout})` : null);
@@ -439,6 +471,20 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
         status.pending = null;
         status.activeVersion = pend.model.version;
         if (old && old.id !== pend.id) status.previous = { id: old.id, state: old, retireAt: addSeconds(now, spec.rollout?.drainSeconds ?? DEFAULT_DRAIN_S) };
+        if (!newGateway) {
+          // same model: its gateway stays and moves onto the new chain, replaying what was in flight
+          const lf = pend.reason === 'failover' ? status.lastFailover : null;
+          actions.push({
+            kind: 'retarget',
+            service: { name: gatewayName({ pipeline: name } as RenderContext, modelId(pend.model)), namespace: ns, port: PORT_OIP },
+            tokenSecret: `${name}-token`,
+            body: {
+              cuts: [], next: `${stageName({ pipeline: name } as RenderContext, pend.id, 0)}.${ns}.svc:${PORT_FRAMES}`, local: false,
+              reason: lf ? `node ${lf.node} ${lf.reason}` : `${pend.reason}: placement ${pend.id}`, lost: lf ? [lf.node] : [],
+              detectMs: lf?.lostAt ? Math.max(0, ms(lf.detectedAt) - ms(lf.lostAt)) : 0, replanMs: 0, deployMs: Math.max(0, ms(now) - ms(pend.startedAt)),
+            },
+          });
+        }
         if (pend.reason === 'failover' && status.lastFailover) {
           const seconds = secondsBetween(status.lastFailover.detectedAt, now);
           status.lastFailover = { ...status.lastFailover, switchedAt: now, seconds };
@@ -472,12 +518,19 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       ...(sp.defaults?.queue ? { queue: sp.defaults.queue } : {}),
       entryService: { type: sp.entry?.service?.type ?? 'ClusterIP', port: sp.entry?.service?.port ?? 8000 },
       tokenSecret: `${name}-token`,
+      ...(sp.failover?.holdSeconds ? { replayHoldMs: sp.failover.holdSeconds * 1000 } : {}),
     };
     if (serving) {
       const existing = input.objects.find((o) => o.kind === 'Secret' && o.metadata.name === ctx.tokenSecret);
       if (!existing) desired.push(tokenSecret(ctx, input.newToken));
-      for (const st of [status.active, status.pending, status.previous?.state]) if (st) desired.push(...placementObjects(ctx, st));
-      desired.push(entryService(ctx, serving.id));
+      const states = [status.active, status.pending, status.previous?.state].filter((x): x is PlacementState => !!x);
+      for (const st of states) desired.push(...placementObjects(ctx, st));
+      // one gateway per model version, sending to the first stage of that version's serving placement
+      for (const vid of new Set(states.map((st) => modelId(st.model)))) {
+        const first = states.find((st) => modelId(st.model) === vid)!;
+        desired.push(...gatewayObjects(ctx, first, first.id));
+      }
+      desired.push(entryService(ctx, modelId(serving.model)));
     }
   }
   const seen = new Map(ownedAll.map((o) => [keyOf(o), o]));
@@ -493,7 +546,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   // conditions
   const pc = prev.conditions;
   const act = status.active;
-  const actProgress = act ? progress(input.objects, act) : null;
+  const actProgress = act ? progress(input.objects, act, true) : null;
   if (!placed) {
     placed = invalid ? { type: 'Placed', status: 'False', reason: 'InvalidSpec', message: invalid }
       : status.failed && spec && status.failed.sha256 === spec.model.sha256 && status.failed.specGeneration === generation
@@ -512,7 +565,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     : { type: 'RolloutInProgress', status: 'False', reason: 'NoRollout', message: 'nothing to roll out' };
   status.conditions = [ready, placed, degraded, rolling].map((c) => condition(pc, { ...c, observedGeneration: generation }, now));
   status.activeVersion = status.active?.model.version ?? null;
-  return { apply, delete: del, status, events, requeueAfterSeconds: requeue };
+  return { apply, delete: del, status, actions, events, requeueAfterSeconds: requeue };
 }
 
 function describe(st: PlacementState): string {

@@ -83,6 +83,8 @@ export interface KerfPipelineSpec {
   /** defaults of the runtime's pods */
   defaults?: { queue?: number; threads?: number };
   rollout?: { timeoutSeconds?: number; drainSeconds?: number };
+  /** how long the gateway holds a request whose chain failed, waiting to replay it on the next (default 120) */
+  failover?: { holdSeconds?: number };
   /** re-place onto changed nodes (say, one added) only for this predicted relative gain (default 0.2) */
   replan?: { minGain?: number };
 }
@@ -142,7 +144,9 @@ export interface KerfPipelineStatus {
   /** the placement just replaced, kept until `retireAt` so requests in flight on it finish */
   previous?: { id: string; state: PlacementState; retireAt: string } | null;
   links?: { from: string; to: string; bandwidthMbps: number; rttMs: number; source: 'measured' | 'default' }[];
-  lastFailover?: { node: string; reason: string; detectedAt: string; placedAt?: string; switchedAt?: string; seconds?: number } | null;
+  /** the last node loss: when the node's trouble began (its Ready condition), when the operator
+   * saw it, placed again, and switched the gateway onto the new chain */
+  lastFailover?: { node: string; reason: string; lostAt?: string; detectedAt: string; placedAt?: string; switchedAt?: string; seconds?: number } | null;
   /** the last rollout: from/to versions, phase and why */
   rollout?: { from: string | null; to: string; phase: 'Progressing' | 'Complete' | 'Failed'; message: string; at: string } | null;
   /** a model (sha256) that failed to roll out at a spec generation: not retried until the spec changes */

@@ -1,6 +1,7 @@
 /** The HTTP control API of a link: GET/PUT /config (JSON) and GET /stats. */
 import * as http from 'node:http';
-import { isKerfError, kerfError } from '../errors.js';
+import { isKerfError, kerfError, type KerfError } from '../errors.js';
+import { errorStatus, readBody, sendJson } from '../util/http.js';
 import type { Link, LinkConfig } from './link.js';
 import { parseDuration, parseRate, rateToText, type HostPort } from './units.js';
 
@@ -47,43 +48,31 @@ export function configFromJson(body: unknown): Partial<LinkConfig> {
   return out;
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
 
 /** Serve the control API of `link` on `at`; resolves once listening. */
 export async function startControl(link: Link, at: HostPort): Promise<http.Server> {
   const server = http.createServer((req, res) => {
+    const send = (status: number, body: unknown): void => sendJson(req, res, status, body, { newline: true });
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/config' && req.method === 'GET') return send(res, 200, configToJson(link.config));
-    if (path === '/stats' && req.method === 'GET') return send(res, 200, link.stats());
+    if (path === '/config' && req.method === 'GET') return send(200, configToJson(link.config));
+    if (path === '/stats' && req.method === 'GET') return send(200, link.stats());
     if (path === '/config' && (req.method === 'PUT' || req.method === 'POST')) {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > 64 * 1024) { send(res, 413, { error: { code: 'KERF_ERR_CONFIG', message: 'body over 64 KiB' } }); req.destroy(); return; }
-        chunks.push(c);
-      });
-      req.on('end', () => {
-        if (res.headersSent) return;
+      readBody(req, { maxBytes: 64 * 1024, what: 'link config', tooLargeCode: 'KERF_ERR_CONFIG', tooLarge: () => 'link config: body over 64 KiB' }).then((raw) => {
         try {
           let body: unknown;
-          try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch (e) {
+          try { body = JSON.parse(raw.toString('utf8')); } catch (e) {
             throw kerfError('KERF_ERR_CONFIG', `link config: body is not JSON (${(e as Error).message})`);
           }
-          send(res, 200, configToJson(link.update(configFromJson(body))));
+          send(200, configToJson(link.update(configFromJson(body))));
         } catch (e) {
-          if (!isKerfError(e)) throw e;
-          send(res, e.code === 'KERF_ERR_CLOSED' ? 503 : 400, { error: { code: e.code, message: e.message } });
+          if (!isKerfError(e)) { send(500, { error: { code: 'KERF_ERR_CONFIG', message: `link config: internal error: ${(e as Error)?.message ?? String(e)}` } }); return; }
+          send(e.code === 'KERF_ERR_CLOSED' ? 503 : 400, { error: { code: e.code, message: e.message } });
         }
-      });
+      }, (e: KerfError) => send(errorStatus(e) ?? 400, { error: { code: e.code, message: e.message } }));
       return;
     }
     const known = path === '/config' || path === '/stats';
-    send(res, known ? 405 : 404, { error: { code: 'KERF_ERR_USAGE', message: known ? `${req.method} not allowed on ${path}` : `no such path ${path} (GET/PUT /config, GET /stats)` } });
+    send(known ? 405 : 404, { error: { code: 'KERF_ERR_USAGE', message: known ? `${req.method} not allowed on ${path}` : `no such path ${path} (GET/PUT /config, GET /stats)` } });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>

@@ -7,4 +7,5 @@ export * from './problem.js';
 export * from './search.js';
 export * from './document.js';
 export * from './scission.js';
+export * from './cost.js';
 export * from './validate.js';

@@ -2,6 +2,7 @@ import { kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
 import type { PlanProblem, SystemCost, PlanTier } from './types.js';
 import { PLAN_TIERS } from './types.js';
+import { tierTermsProblem, type TierTerms } from './cost.js';
 import type { SystemCodecs } from './codec-cost.js';
 
 /** Scission's default input: a 0.15 MB image. */
@@ -14,6 +15,9 @@ export interface ProblemOptions {
   load?: Record<string, number> | undefined;
   /** label of each profile in error messages (e.g. its file name), by position */
   labels?: string[] | undefined;
+  /** per-system terms measured beside the profiles (e.g. the gateway's fixed time per request,
+   * its wire CPU per byte); the call overhead comes from each profile's `callOverheadS` */
+  terms?: Record<string, Omit<TierTerms, 'callOverheadS'>> | undefined;
 }
 
 /** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one). */
@@ -92,9 +96,16 @@ export function problemFromProfiles(profiles: readonly Profile[], model: string,
       out[i] = b.outputBytes;
       mem[i] = b.memoryBytes ?? b.paramBytes ?? 0;
     }
+    const given = opts.terms?.[name] ?? {};
+    const terms: TierTerms = { ...given, ...(p.callOverheadS !== undefined ? { callOverheadS: p.callOverheadS * load } : {}) };
+    const bad = tierTermsProblem(terms, where);
+    if (bad) throw kerfError('KERF_ERR_PROFILE', bad);
     const codecs = systemCodecs(p, L, load);
-    byTier[tier].push({ name, tier, time, out, mem, ...(codecs ? { codecs } : {}) });
+    byTier[tier].push({ name, tier, time, out, mem, ...(Object.keys(terms).length ? { terms } : {}), ...(codecs ? { codecs } : {}) });
   });
+  for (const s of Object.keys(opts.terms ?? {})) {
+    if (![...seen].some((k) => k.endsWith(`\u0000${s}`))) throw kerfError('KERF_ERR_PLAN', `per-request terms given for system '${s}', which has no profile`);
+  }
   for (const s of Object.keys(opts.load ?? {})) {
     if (!seen.has(`device\u0000${s}`) && !seen.has(`edge\u0000${s}`) && !seen.has(`cloud\u0000${s}`)) {
       throw kerfError('KERF_ERR_PLAN', `load factor given for system '${s}', which has no profile`);

@@ -1,5 +1,6 @@
 import { kerfError } from '../errors.js';
 import { findNetworkLink } from './network.js';
+import { tierServiceS } from './cost.js';
 import { chooseCodec, codecPairs, transferS, type HopChoice } from './codec-cost.js';
 import type {
   PlanCriteria, Network, PlanObjective, RankedPlacement, PlanProblem, RankedIndex, PlanSearchOptions, SystemCost, PlanTier, TierCriteria,
@@ -209,8 +210,13 @@ function evaluate(ctx: Ctx, d: number, e: number, c: number, x: number, y: numbe
       tr = ctx.ed.ping[k]! + xfer(ctx.ed, e, d, Es!.cost, Ds.cost, L - 1, Es!.cost.out[L - 1]!);
     }
   }
-  if (ctx.throughput) return Math.max(dt, et, ct, t1, t2, tr);
-  return tpt + t1 + t2 + tr;
+  // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts).
+  const res = Cs ? Cs.cost.out[L - 1]! : Es ? Es.cost.out[L - 1]! : 0;
+  const ds = tierServiceS(dt, Ds.cost.terms, 1, Es || Cs ? devOut + res : 0, dUsed);
+  const es = Es ? tierServiceS(et, Es.cost.terms, 1, devOut + (Cs ? edgeOut : res)) : 0;
+  const cs = Cs ? tierServiceS(ct, Cs.cost.terms, 1, (Es ? edgeOut : devOut) + res) : 0;
+  if (ctx.throughput) return Math.max(ds, es, cs, t1, t2, tr);
+  return ds + es + cs + t1 + t2 + tr;
 }
 
 /** A fixed-capacity, sorted top-K of placements: value, then (d, e, c, x, y). */
@@ -425,14 +431,19 @@ export function describePlacement(problem: PlanProblem, net: Network, r: RankedI
     const last = (C ?? E)!;
     ret = hop(last, D, last.out[L - 1]!, 'return', L - 1);
   }
-  const tpt = dt + et + ct;
-  const totalS = tpt + transfer + ret;
-  const bottleneckS = Math.max(dt, et, ct, ...transfers.map((t) => t.seconds));
+  // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts), as `evaluate` prices it.
+  const res = C ? C.out[L - 1]! : E ? E.out[L - 1]! : 0;
+  const ds = tierServiceS(dt, D.terms, 1, E || C ? devOut + res : 0, dUsed);
+  const es = E ? tierServiceS(et, E.terms, 1, devOut + (C ? edgeOut : res)) : 0;
+  const cs = C ? tierServiceS(ct, C.terms, 1, (E ? edgeOut : devOut) + res) : 0;
+  const totalS = ds + es + cs + transfer + ret;
+  const bottleneckS = Math.max(ds, es, cs, ...transfers.map((t) => t.seconds));
   const layers = (a: number, b: number): [number, number] => [problem.firstLayer[a]!, problem.lastLayer[b]!];
+  const extra = (service: number, compute: number) => (service - compute > 0 ? { overheadS: service - compute } : {});
   const tiers: TierPlacement[] = [
-    { tier: 'device', system: D.name, blocks: dUsed ? [0, r.x] : null, layers: dUsed ? layers(0, r.x) : null, computeS: dt, sendsBytes: E || C ? devOut : 0 },
-    { tier: 'edge', system: E ? E.name : null, blocks: E ? [r.x + 1, r.y] : null, layers: E ? layers(r.x + 1, r.y) : null, computeS: et, sendsBytes: E && C ? edgeOut : 0 },
-    { tier: 'cloud', system: C ? C.name : null, blocks: C ? [r.y + 1, L - 1] : null, layers: C ? layers(r.y + 1, L - 1) : null, computeS: ct, sendsBytes: 0 },
+    { tier: 'device', system: D.name, blocks: dUsed ? [0, r.x] : null, layers: dUsed ? layers(0, r.x) : null, computeS: dt, ...extra(ds, dt), sendsBytes: E || C ? devOut : 0 },
+    { tier: 'edge', system: E ? E.name : null, blocks: E ? [r.x + 1, r.y] : null, layers: E ? layers(r.x + 1, r.y) : null, computeS: et, ...extra(es, et), sendsBytes: E && C ? edgeOut : 0 },
+    { tier: 'cloud', system: C ? C.name : null, blocks: C ? [r.y + 1, L - 1] : null, layers: C ? layers(r.y + 1, L - 1) : null, computeS: ct, ...extra(cs, ct), sendsBytes: 0 },
   ];
   const boundaries: number[] = [];
   if (dUsed && (E || C)) boundaries.push(r.x);

@@ -4,6 +4,7 @@
  * Times are seconds, sizes bytes.
  */
 
+import type { TierTerms } from './cost.js';
 import type { SystemCodecs } from './codec-cost.js';
 
 export type PlanTier = 'device' | 'edge' | 'cloud';
@@ -11,6 +12,8 @@ export const PLAN_TIERS: readonly PlanTier[] = ['device', 'edge', 'cloud'];
 
 /** One system's cost of every block of one model. */
 export interface SystemCost {
+  /** per-request terms beyond the blocks (call overhead, fixed time, wire CPU): src/plan/cost.ts */
+  terms?: TierTerms;
   name: string;
   tier: PlanTier;
   /** seconds per block, load factor already applied */
@@ -131,6 +134,9 @@ export interface TierPlacement {
   /** [first, last] layer, or null */
   layers: [number, number] | null;
   computeS: number;
+  /** seconds beyond computeS the tier spends on the request (call overhead, fixed time, wire
+   * CPU: src/plan/cost.ts); absent when none */
+  overheadS?: number;
   /** bytes this tier sends onward (0 when it sends nothing) */
   sendsBytes: number;
 }
@@ -154,7 +160,7 @@ export interface PlanTransfer {
 /** One placement, fully described. */
 export interface RankedPlacement {
   rank: number;
-  /** end-to-end latency: compute plus transfers, seconds */
+  /** end-to-end latency: every tier's compute and overhead plus the transfers, seconds */
   totalS: number;
   /** the slowest pipeline stage (compute or link), seconds; 1/this is the throughput */
   bottleneckS: number;

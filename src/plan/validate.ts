@@ -103,7 +103,9 @@ export function validatePlan(doc: unknown, source = 'plan'): PlanDocument {
     })) bad(f, `goes ${tt.from} → ${tt.to} but 'network.links' has no link between them`);
   });
   const forward = (doc.transfers as { kind: string }[]).filter((t) => t.kind === 'forward').length;
-  if (forward > used.length - 1) bad('transfers', `has ${forward} forward hops for ${used.length} used tiers`);
+  // The device always sends: when it runs no block, the input goes to the first used tier.
+  const hops = used.length - 1 + (used[0]!.i > 0 ? 1 : 0);
+  if (forward > hops) bad('transfers', `has ${forward} forward hops, but the tiers make ${hops} (${used.length} used tier${used.length === 1 ? '' : 's'}${used[0]!.i > 0 ? ', the device sending its input' : ''})`);
   return doc as unknown as PlanDocument;
 }
 

@@ -7,11 +7,12 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { ErrorCodes, isKerfError, kerfError, type ErrorCode } from '../errors.js';
 import { parseModel } from '../graph/model.js';
+import { errorStatus, readBody, sendJson } from '../util/http.js';
 import { profileModel, type ProfileOptions } from './profile.js';
 import { checkProfile } from './schema.js';
 import type { Profile } from './types.js';
@@ -28,6 +29,8 @@ export interface AgentOptions {
   maxModelBytes?: number;
   /** most jobs waiting behind the running one (default 8); more are refused with 503 */
   maxQueue?: number;
+  /** ms without a byte of an upload before it is answered 408 (default 10 s; env KERF_BODY_TIMEOUT_MS) */
+  bodyTimeoutMs?: number;
   /** system name when the client gives none (default: the host name) */
   system?: string;
   tier?: 'device' | 'edge' | 'cloud';
@@ -35,10 +38,12 @@ export interface AgentOptions {
   log?: (line: string) => void;
   /** serves `/v1/host/…` (a host's daemon: src/cluster/host.ts), authenticating requests itself */
   daemon?: { handle(req: IncomingMessage, res: ServerResponse): Promise<void> };
+  /** serve HTTPS with these options (cert, key; ca + requestCert for client certificates) */
+  tls?: import('node:tls').TlsOptions;
 }
 
 /** Query options a client may send (all optional; the agent's defaults apply). */
-export type RemoteProfileOptions = Omit<ProfileOptions, 'onProgress' | 'systemExtra' | 'system'> & { system?: string };
+export type RemoteProfileOptions = Omit<ProfileOptions, 'onProgress' | 'systemExtra' | 'system' | 'cpus' | 'cpuRoot'> & { system?: string };
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   KERF_ERR_USAGE: 400, KERF_ERR_ONNX_PARSE: 400, KERF_ERR_GRAPH: 400, KERF_ERR_SHAPE: 400, KERF_ERR_CUT: 400,
@@ -52,7 +57,7 @@ export class Agent {
   readonly host: string;
   readonly port: number;
   readonly #server: Server;
-  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port' | 'daemon'>> & Pick<AgentOptions, 'tier' | 'log'>;
+  readonly #opts: Required<Omit<AgentOptions, 'tier' | 'log' | 'host' | 'port' | 'daemon' | 'bodyTimeoutMs' | 'tls'>> & Pick<AgentOptions, 'tier' | 'log' | 'bodyTimeoutMs'>;
   readonly #daemon: AgentOptions['daemon'];
   readonly #tokenDigest: Buffer;
   #tail: Promise<void> = Promise.resolve();
@@ -67,18 +72,21 @@ export class Agent {
     this.port = port;
     this.#opts = {
       token: opts.token, maxModelBytes: opts.maxModelBytes ?? 512e6, maxQueue: opts.maxQueue ?? 8,
-      system: opts.system ?? hostname(), ...(opts.tier ? { tier: opts.tier } : {}), ...(opts.log ? { log: opts.log } : {}),
+      system: opts.system ?? hostname(), ...(opts.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: opts.bodyTimeoutMs } : {}), ...(opts.tier ? { tier: opts.tier } : {}), ...(opts.log ? { log: opts.log } : {}),
     };
     this.#tokenDigest = digest(opts.token);
     this.#daemon = opts.daemon;
+    this.#secure = opts.tls !== undefined;
   }
+  readonly #secure: boolean;
 
   static async start(opts: AgentOptions): Promise<Agent> {
     if (!opts.token) throw kerfError('KERF_ERR_USAGE', 'agent: a token is required');
     if (opts.maxModelBytes !== undefined && !(opts.maxModelBytes > 0)) throw kerfError('KERF_ERR_USAGE', `agent: max model size ${opts.maxModelBytes} must be positive`);
     const host = opts.host ?? '127.0.0.1';
     let agent: Agent | undefined;
-    const server = createServer((req, res) => { void agent!.#handle(req, res); });
+    const handler = (req: IncomingMessage, res: ServerResponse): void => { void agent!.#handle(req, res); };
+    const server: Server = opts.tls ? createHttpsServer(opts.tls, handler) : createServer(handler);
     // Profiling takes as long as it takes: no request or header timeouts on a queued job.
     server.requestTimeout = 0;
     server.headersTimeout = 60_000;
@@ -91,7 +99,7 @@ export class Agent {
     return agent;
   }
 
-  get url(): string { return `http://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`; }
+  get url(): string { return `${this.#secure ? 'https' : 'http'}://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`; }
 
   async close(): Promise<void> {
     this.#closed ??= new Promise<void>((resolve) => {
@@ -111,14 +119,14 @@ export class Agent {
       if (!this.#authorised(req)) return this.#fail(req, res, 401, 'KERF_ERR_AUTH', 'wrong or missing token (Authorization: Bearer TOKEN)');
       if (url.pathname === '/v1/health') {
         if (req.method !== 'GET') return this.#fail(req, res, 405, 'KERF_ERR_USAGE', `${req.method} /v1/health: use GET`);
-        return send(res, 200, { ok: true, system: this.#opts.system, busy: this.#busy, queued: this.#waiting, jobs: this.#jobs, maxModelBytes: this.#opts.maxModelBytes });
+        return sendJson(req, res, 200, { ok: true, system: this.#opts.system, busy: this.#busy, queued: this.#waiting, jobs: this.#jobs, maxModelBytes: this.#opts.maxModelBytes });
       }
       if (req.method !== 'POST') return this.#fail(req, res, 405, 'KERF_ERR_USAGE', `${req.method} /v1/profile: use POST`);
       const opts = parseQuery(url.searchParams, this.#opts.system, this.#opts.tier);
-      const declared = Number(req.headers['content-length'] ?? NaN);
-      if (declared > this.#opts.maxModelBytes) return this.#fail(req, res, 413, 'KERF_ERR_REMOTE', tooBig(declared, this.#opts.maxModelBytes));
-      const body = await readBody(req, this.#opts.maxModelBytes);
-      if (body === null) return this.#fail(req, res, 413, 'KERF_ERR_REMOTE', tooBig(NaN, this.#opts.maxModelBytes));
+      const body = await readBody(req, {
+        maxBytes: this.#opts.maxModelBytes, what: 'agent', tooLargeCode: 'KERF_ERR_REMOTE',
+        tooLarge: (declared) => tooBig(declared ?? NaN, this.#opts.maxModelBytes), ...(this.#opts.bodyTimeoutMs !== undefined ? { idleMs: this.#opts.bodyTimeoutMs } : {}),
+      });
       if (body.length === 0) return this.#fail(req, res, 400, 'KERF_ERR_ONNX_PARSE', 'the request body is empty: send the .onnx file');
       const label = opts.name ?? 'model';
       const model = parseModel(body, { name: label, source: label });
@@ -131,9 +139,9 @@ export class Agent {
         this.#log(`job ${++this.#jobs}: ${label} (${(body.length / 1e6).toFixed(1)} MB), ${p.blocks.length} blocks, ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
         return p;
       });
-      if (profile) send(res, 200, profile);
+      if (profile) sendJson(req, res, 200, profile);
     } catch (e) {
-      if (isKerfError(e)) return this.#fail(req, res, STATUS[e.code] ?? 422, e.code, e.message);
+      if (isKerfError(e)) return this.#fail(req, res, errorStatus(e) ?? STATUS[e.code] ?? 422, e.code, e.message);
       this.#log(`internal error: ${(e as Error)?.stack ?? String(e)}`);
       return this.#fail(req, res, 500, 'KERF_ERR_REMOTE', `internal error: ${(e as Error)?.message ?? String(e)}`);
     }
@@ -157,16 +165,8 @@ export class Agent {
 
   #fail(req: IncomingMessage, res: ServerResponse, status: number, code: ErrorCode, message: string): void {
     if (status !== 404 && status !== 500) this.#log(`${status} ${req.method} ${req.url}: ${message}`);
-    if (res.headersSent || res.destroyed) return;
-    if (!req.complete) {
-      // Answer now and discard the rest of the upload; close the connection so it cannot linger.
-      res.setHeader('connection', 'close');
-      req.resume();
-      const timer = setTimeout(() => req.socket.destroy(), 10_000);
-      timer.unref();
-      res.on('close', () => clearTimeout(timer));
-    }
-    send(res, status, { error: { code, message } });
+    // an answer before the whole upload closes the connection gently (util/http.ts)
+    sendJson(req, res, status, { error: { code, message } });
   }
 }
 
@@ -174,28 +174,6 @@ function digest(s: string): Buffer { return createHash('sha256').update(s).diges
 
 function tooBig(bytes: number, max: number): string {
   return `model ${Number.isFinite(bytes) ? `of ${(bytes / 1e6).toFixed(1)} MB ` : ''}is larger than this agent accepts (${(max / 1e6).toFixed(1)} MB; kerf agent --max-model-mb)`;
-}
-
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-/** Body bytes, or null once more than `max` arrive. */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0, over = false;
-    req.on('data', (c: Buffer) => {
-      if (over) return;
-      n += c.length;
-      if (n > max) { over = true; chunks.length = 0; resolve(null); return; }
-      chunks.push(c);
-    });
-    req.on('end', () => { if (!over) resolve(Buffer.concat(chunks)); });
-    req.on('error', (e) => { if (!over) reject(kerfError('KERF_ERR_REMOTE', `upload failed: ${e.message}`)); });
-  });
 }
 
 const INT_FIELDS = ['repeats', 'warmup', 'threads', 'seed'] as const;
@@ -275,13 +253,17 @@ function post(url: URL, token: string, body: Uint8Array): Promise<{ status: numb
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': body.byteLength },
     }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', (e) => reject(kerfError('KERF_ERR_REMOTE', `agent ${url.origin}: ${e.message}`)));
+      res.on('aborted', () => reject(kerfError('KERF_ERR_REMOTE', `agent ${url.origin}: the answer (${res.statusCode}) was cut off`)));
     });
-    // The agent may answer (401, 413) before taking the whole upload and close: keep its answer.
-    req.on('error', (e: NodeJS.ErrnoException) => reject(kerfError('KERF_ERR_REMOTE', `agent ${url.origin}: ${e.code ?? e.message}`)));
+    // The agent may answer (401, 413) before taking the whole upload and close: once an answer
+    // came, the upload's write error (EPIPE, ECONNRESET) is not the outcome; the answer is.
+    let answered = false;
+    req.on('error', (e: NodeJS.ErrnoException) => { if (!answered) reject(kerfError('KERF_ERR_REMOTE', `agent ${url.origin}: ${e.code ?? e.message}`)); });
     req.end(body);
   });
 }

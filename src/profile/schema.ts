@@ -51,7 +51,7 @@ export const PROFILE_JSON_SCHEMA = {
     whole: {
       type: 'object',
       required: ['latency'],
-      properties: { latency: { $ref: '#/$defs/latency' }, memoryBytes: nonneg },
+      properties: { latency: { $ref: '#/$defs/latency' }, cpuS: { ...nonneg, description: 'median CPU seconds (all threads of the process) of a whole-model run at full speed' }, memoryBytes: nonneg },
     },
     blockSumOverWhole: { ...nonneg, description: 'sum of block medians / whole-model median: the cost of cutting' },
     callOverheadS: { ...nonneg, description: "seconds a serving process spends per request and part beyond the blocks' own time (compute-thread hand-over, onnxruntime's fixed cost per run); the adapt cost model adds it to every tier" },
@@ -61,6 +61,12 @@ export const PROFILE_JSON_SCHEMA = {
       properties: {
         repeats: count, warmup: count, threads: count, optimization: { type: 'string' },
         method: { enum: ['sessions', 'trace'] }, seed: { type: 'integer' }, runtime: { type: 'string' },
+        cpuQuota: {
+          type: 'object',
+          description: 'kerf profile --cpus: the share of one core the timing was held to, the CFS period, and the slowdown of the whole model under it that scaled every block',
+          required: ['share', 'periodUs', 'slowdown'],
+          properties: { share: nonneg, periodUs: count, slowdown: nonneg },
+        },
       },
     },
     createdAt: { type: 'string' },

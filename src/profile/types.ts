@@ -81,7 +81,9 @@ export interface Profile {
   source: 'kerf' | 'scission';
   blocks: BlockProfile[];
   /** the whole model run unsplit in one session */
-  whole?: { latency: LatencyStats; memoryBytes?: number };
+  /** `cpuS`: median CPU seconds (the process's, all threads) of a whole-model run at full speed:
+   * the machine's speed, which other processes competing for the cores do not change */
+  whole?: { latency: LatencyStats; cpuS?: number; memoryBytes?: number };
   /** sum of block medians / whole-model median: the cost of cutting */
   blockSumOverWhole?: number;
   /** seconds a serving process on this system spends per request and part beyond the blocks'
@@ -97,6 +99,9 @@ export interface Profile {
     seed?: number;
     /** runtime and version that measured */
     runtime?: string;
+    /** `kerf profile --cpus`: the share of one core the timing was held to (cgroup CFS quota),
+     * its period, and the slowdown of the whole model under it that scaled every block */
+    cpuQuota?: { share: number; periodUs: number; slowdown: number };
   };
   createdAt?: string;
 }

@@ -96,13 +96,18 @@ export class OipClient {
   #request(method: string, path: string, chunks: Uint8Array[], headers: Record<string, string>): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
     const length = chunks.reduce((s, c) => s + c.length, 0);
     return new Promise((resolve, reject) => {
+      // A gateway may answer (400, 413) before reading the whole body: once an answer came, the
+      // body's write error (EPIPE, ECONNRESET) is not the outcome; the answer is.
+      let answered = false;
       const req = http.request(`${this.base}${path}`, { method, agent: this.#agent, headers: { ...headers, ...(method === 'POST' ? { 'content-length': String(length) } : {}) } }, (res) => {
+        answered = true;
         const parts: Buffer[] = [];
         res.on('data', (c: Buffer) => parts.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
         res.on('error', reject);
+        res.on('aborted', () => reject(kerfError('KERF_ERR_UPSTREAM', `${this.base}${path}: the answer (${res.statusCode}) was cut off`)));
       });
-      req.on('error', (e) => reject(kerfError('KERF_ERR_UPSTREAM', `${this.base}${path}: ${(e as Error).message}`)));
+      req.on('error', (e) => { if (!answered) reject(kerfError('KERF_ERR_UPSTREAM', `${this.base}${path}: ${(e as Error).message}`)); });
       for (const c of chunks) req.write(c);
       req.end();
     });

@@ -175,3 +175,34 @@ export function processMemory(pid: number): { rss: number; peak: number } | null
     return null;
   }
 }
+
+/**
+ * CFS period for a CPU share: short (10 ms) so throttling is fine-grained — with the kernel's
+ * 100 ms, a 1 ms block at 10% either runs at once or waits 90 ms — but long enough that the
+ * quota stays above the kernel's 1 ms minimum.
+ */
+export function cpuPeriodForShare(share: number): number {
+  return Math.max(10_000, Math.ceil(1000 / share));
+}
+
+/** The cpu cgroup this process is in now, as a path under `root` (from /proc/self/cgroup). */
+export function currentCpuGroup(root = CGROUP_CPU_ROOT): string {
+  try {
+    for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+      const [, controllers, path] = line.split(':');
+      if (controllers?.split(',').includes('cpu') && path !== undefined) return join(root, path);
+    }
+  } catch {
+    // not Linux, or no cgroup v1: the root
+  }
+  return root;
+}
+
+/** Move process `pid` (all its threads) into the cgroup at `path` (e.g. back where it was). */
+export async function moveToCpuGroup(path: string, pid: number): Promise<void> {
+  try {
+    await writeFile(join(path, 'cgroup.procs'), String(pid));
+  } catch (e) {
+    throw kerfError('KERF_ERR_CONFIG', `${path}: cannot move process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}

@@ -14,6 +14,7 @@ import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, ty
 import { Registry, PROMETHEUS_CONTENT_TYPE, mergeExpositions, type Counter, type Histogram } from './metrics.js';
 import type { HostPort } from './nexthop.js';
 import { Switcher, type SwitchStrategy } from './switch.js';
+import { bodyPending, closeAfterAnswer, errorStatus, readBody, sendJson } from '../util/http.js';
 import { attachDashboard } from '../ui/server.js';
 
 /** A request being served: its pipeline, and the abort of its downstream calls. */
@@ -31,6 +32,8 @@ export interface GatewayOptions {
   pipeline: Omit<PipelineOptions, 'prep'>;
   /** largest request body, bytes (default 256 MiB) */
   maxBodyBytes?: number;
+  /** ms without a byte of a request body before it is answered 408 (default 10 s; env KERF_BODY_TIMEOUT_MS) */
+  bodyTimeoutMs?: number;
   /** requests in flight beyond which new ones get 503 (default 256) */
   maxInFlight?: number;
   /** how `POST /v1/partition` switches splits (default on-demand; changeable at run time) */
@@ -305,10 +308,11 @@ export class Gateway {
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]!;
     const get = req.method === 'GET' || req.method === 'HEAD';
-    if (get && path === '/v2/health/live') return json(res, 200, { live: true });
-    if (get && path === '/v2/health/ready') return json(res, this.ready ? 200 : 503, { ready: this.ready, ...(this.ready ? {} : { reason: this.active.reason }) });
-    if (get && path === '/v2') return json(res, 200, { name: 'kerf', version: '1', extensions: ['binary_tensor_data'] });
+    if (get && path === '/v2/health/live') return json(req, res, 200, { live: true });
+    if (get && path === '/v2/health/ready') return json(req, res, this.ready ? 200 : 503, { ready: this.ready, ...(this.ready ? {} : { reason: this.active.reason }) });
+    if (get && path === '/v2') return json(req, res, 200, { name: 'kerf', version: '1', extensions: ['binary_tensor_data'] });
     if (get && path === '/metrics') {
+      if (bodyPending(req)) closeAfterAnswer(req, res);
       // The gateway's own series, then every worker's with a tier label (one scrape for the pipeline).
       void this.switcher.tierMetrics().then((t) => mergeExpositions(t), (e: Error) => `# kerf: the workers' series are missing: ${e.message.replace(/\n/g, ' ')}\n`)
         .then((tiers) => {
@@ -322,14 +326,14 @@ export class Gateway {
       if (path === prefix || path.startsWith(prefix + '/')) { h(req, res, path); return; }
     }
     const m = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/ready|\/infer)?$/.exec(path);
-    if (!m) return fail(res, 404, 'KERF_ERR_USAGE', `no such endpoint ${req.method} ${path}`);
+    if (!m) return fail(req, res, 404, 'KERF_ERR_USAGE', `no such endpoint ${req.method} ${path}`);
     const name = decodeURIComponent(m[1]!);
-    if (name !== this.name) return fail(res, 404, 'KERF_ERR_USAGE', `unknown model '${name}' (this gateway serves '${this.name}')`);
-    if (m[2] !== undefined && m[2] !== '1') return fail(res, 404, 'KERF_ERR_USAGE', `model '${name}' has no version '${m[2]}' (only 1)`);
-    if (get && m[3] === undefined) return json(res, 200, this.metadata());
-    if (get && m[3] === '/ready') return json(res, this.ready ? 200 : 503, { name: this.name, ready: this.ready });
+    if (name !== this.name) return fail(req, res, 404, 'KERF_ERR_USAGE', `unknown model '${name}' (this gateway serves '${this.name}')`);
+    if (m[2] !== undefined && m[2] !== '1') return fail(req, res, 404, 'KERF_ERR_USAGE', `model '${name}' has no version '${m[2]}' (only 1)`);
+    if (get && m[3] === undefined) return json(req, res, 200, this.metadata());
+    if (get && m[3] === '/ready') return json(req, res, this.ready ? 200 : 503, { name: this.name, ready: this.ready });
     if (req.method === 'POST' && m[3] === '/infer') { void this.infer(req, res); return; }
-    return fail(res, 405, 'KERF_ERR_USAGE', `${req.method} not allowed on ${path}`);
+    return fail(req, res, 405, 'KERF_ERR_USAGE', `${req.method} not allowed on ${path}`);
   }
 
   private async infer(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -342,7 +346,7 @@ export class Gateway {
     let failed: { message: string } | null = null;
     res.on('close', () => { if (!res.writableFinished) ac.abort(kerfError('KERF_ERR_CLOSED', 'client closed the request')); });
     try {
-      const body = await readBody(req, this.opts.maxBodyBytes ?? 256 * 1024 * 1024);
+      const body = await readBody(req, { maxBytes: this.opts.maxBodyBytes ?? 256 * 1024 * 1024, what: 'gateway', ...(this.opts.bodyTimeoutMs !== undefined ? { idleMs: this.opts.bodyTimeoutMs } : {}) });
       const hl = req.headers[HEADER_LENGTH];
       const jsonLength = hl === undefined ? null : Array.isArray(hl) ? hl.join(',') : hl;
       const parsed = parseInferRequest(body, jsonLength, this.inputs, this.outputs.map((o) => o.name));
@@ -421,8 +425,8 @@ export class Gateway {
       s.observe((performance.now() - t2) / 1000, { stage: 'encode' });
     } catch (e) {
       const code = isKerfError(e) ? e.code : 'KERF_ERR_REMOTE';
-      status = httpStatus(code);
-      if (!res.headersSent && !res.destroyed) fail(res, status, code, isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`);
+      status = errorStatus(e) ?? httpStatus(code);
+      if (!res.headersSent && !res.destroyed) fail(req, res, status, code, isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`);
     } finally {
       this.inflight--;
       this.heldBytes -= held;
@@ -452,40 +456,10 @@ export class Gateway {
   }
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+function json(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: unknown): void {
+  sendJson(req, res, status, body);
 }
 
-function fail(res: http.ServerResponse, status: number, code: string, message: string): void {
-  json(res, status, { error: message, code });
+function fail(req: http.IncomingMessage, res: http.ServerResponse, status: number, code: string, message: string): void {
+  json(req, res, status, { error: message, code });
 }
-
-/** The whole body in one buffer (allocated once when Content-Length is given). */
-function readBody(req: http.IncomingMessage, max: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const declared = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : NaN;
-    if (declared > max) { req.resume(); reject(kerfError('KERF_ERR_USAGE', `request body of ${declared} bytes is over the ${max}-byte limit`)); return; }
-    const fixed = Number.isInteger(declared) ? Buffer.allocUnsafeSlow(declared) : null;
-    const chunks: Buffer[] = [];
-    let n = 0;
-    req.on('data', (c: Buffer) => {
-      if (n + c.length > (fixed ? fixed.length : max)) {
-        req.destroy();
-        reject(kerfError('KERF_ERR_USAGE', `request body longer than ${fixed ? 'its Content-Length' : `${max} bytes`}`));
-        return;
-      }
-      if (fixed) c.copy(fixed, n); else chunks.push(c);
-      n += c.length;
-    });
-    req.on('end', () => {
-      if (fixed) {
-        if (n !== fixed.length) { reject(kerfError('KERF_ERR_USAGE', `request body ended after ${n} of ${fixed.length} bytes`)); return; }
-        resolve(new Uint8Array(fixed.buffer, fixed.byteOffset, n));
-      } else resolve(Buffer.concat(chunks, n));
-    });
-    req.on('error', (e) => reject(kerfError('KERF_ERR_USAGE', `reading the request body: ${e.message}`)));
-  });
-}
-

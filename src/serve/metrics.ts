@@ -1,6 +1,7 @@
 /** A small Prometheus text-format registry: counters, gauges and histograms with labels. */
 import * as http from 'node:http';
 import { kerfError } from '../errors.js';
+import { bodyPending, closeAfterAnswer } from '../util/http.js';
 
 type Labels = Record<string, string>;
 
@@ -95,6 +96,7 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 /** Serve `GET /metrics` from a registry on its own port; resolves once listening. */
 export async function serveMetrics(registry: Registry, host: string, port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
+    if (bodyPending(req)) closeAfterAnswer(req, res);
     if (req.method === 'GET' && (req.url ?? '').split('?')[0] === '/metrics') {
       const body = registry.render();
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });

@@ -30,6 +30,8 @@ export interface NextHopOptions {
   info?: string;
   /** the hop's codec, `C` or `C/REPLY` (default 'none'; docs/codec.md) */
   codec?: string;
+  /** TLS to the next tier: node:tls options (ca to verify it, cert/key for mTLS), or true */
+  tls?: boolean | import('node:tls').ConnectionOptions;
   /** first and largest gap between reconnection attempts, ms (default 100 and 1000) */
   retryMs?: number;
   maxRetryMs?: number;
@@ -89,7 +91,7 @@ export class NextHop extends EventEmitter {
   private attempt(): void {
     this.timer = null;
     if (this.closedFlag) return;
-    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000, ...(this.codecs ? { codec: this.codecs.request.name, replyCodec: this.codecs.reply.name } : {}) }).then(
+    Connection.connect({ host: this.address.host, port: this.address.port, token: this.opts.token, info: this.opts.info ?? '', timeoutMs: 2000, ...(this.codecs ? { codec: this.codecs.request.name, replyCodec: this.codecs.reply.name } : {}), ...(this.opts.tls ? { tls: this.opts.tls } : {}) }).then(
       (c) => {
         if (this.closedFlag) { void c.close(); return; }
         this.conn = c;

@@ -26,6 +26,8 @@ export interface PipelineOptions {
   token?: string;
   /** codec of the hop to the first remote tier (default 'none'; docs/codec.md) */
   codec?: string;
+  /** TLS to the first remote tier (NextHopOptions.tls) */
+  tls?: boolean | import('node:tls').ConnectionOptions;
   /** name for logs, metrics and /v1/partition */
   id?: string;
   threads?: number;
@@ -98,7 +100,7 @@ export class Pipeline {
     if (local) {
       seg = opts.localSegment ?? await Segment.create(opts.prep, { cuts: opts.cuts, blocks: [0, opts.next ? 0 : n - 1] }, { threads: opts.threads ?? 1, label: `gateway ${opts.id ?? ''}`.trim() });
     }
-    const next = opts.next ? NextHop.open(parseAddress(opts.next, 'next'), { token: opts.token!, info: `gateway ${opts.id ?? ''}`.trim(), ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}), ...(opts.codec ? { codec: opts.codec } : {}) }) : null;
+    const next = opts.next ? NextHop.open(parseAddress(opts.next, 'next'), { token: opts.token!, info: `gateway ${opts.id ?? ''}`.trim(), ...(opts.heartbeat ? { heartbeat: opts.heartbeat } : {}), ...(opts.codec ? { codec: opts.codec } : {}), ...(opts.tls ? { tls: opts.tls } : {}) }) : null;
     const p = new Pipeline(opts.prep, opts, seg, local && !opts.localSegment, next, opts.nextSegment);
     if (next) void p.check();
     return p;

@@ -31,6 +31,7 @@ import type { SegmentRunner } from './segment.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { ThreadSegment } from './thread-segment.js';
 import { DEFAULT_SEGMENT, type LoadResult } from './worker.js';
+import { errorStatus, readBody, sendJson } from '../util/http.js';
 
 /** How a pipeline switches to a new split. */
 export type SwitchStrategy = 'pause-resume' | 'standby' | 'on-demand' | 'hot-swap';
@@ -239,7 +240,7 @@ export class Switcher {
     try {
       while (where) {
         if (tiers.length > 64) throw kerfError('KERF_ERR_UPSTREAM', 'partition: more than 64 tiers (a loop in the chain?)');
-        const hop = NextHop.open(parseAddress(where, 'tier'), { token: opts.token ?? '', info: 'gateway switcher' });
+        const hop = NextHop.open(parseAddress(where, 'tier'), { token: opts.token ?? '', info: 'gateway switcher', ...(opts.tls ? { tls: opts.tls } : {}) });
         tiers.push({ name: where, where, hop, next: null, part: tiers.length + (this.local ? 1 : 0) });
         await hop.waitConnected(5000);
         const info = dec(await hop.control('info', '', { timeoutMs: 5000 })) as { name: string; default: string; segments: { id: string; next: string | null; nextSegment: string | null }[] };
@@ -774,15 +775,11 @@ export class Switcher {
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse, path: string): void {
-    const reply = (status: number, body: unknown): void => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
+    const reply = (status: number, body: unknown): void => sendJson(req, res, status, body);
     const failWith = (e: unknown): void => {
       const code = isKerfError(e) ? e.code : 'KERF_ERR_REMOTE';
-      const status = isKerfError(e) && ['KERF_ERR_CUT', 'KERF_ERR_PLAN', 'KERF_ERR_USAGE', 'KERF_ERR_SHAPE', 'KERF_ERR_FILE'].includes(e.code) ? 400
-        : code === 'KERF_ERR_CLOSED' ? 503 : 500;
+      const status = errorStatus(e) ?? (isKerfError(e) && ['KERF_ERR_CUT', 'KERF_ERR_PLAN', 'KERF_ERR_USAGE', 'KERF_ERR_SHAPE', 'KERF_ERR_FILE'].includes(e.code) ? 400
+        : code === 'KERF_ERR_CLOSED' ? 503 : 500);
       reply(status, { error: isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`, code });
     };
     if (path === '/v1/partition' && (req.method === 'GET' || req.method === 'HEAD')) return reply(200, this.status());
@@ -792,16 +789,12 @@ export class Switcher {
     }
     if (path === '/v1/rollout' && req.method === 'GET') return reply(200, { modelVersion: this.modelV, previousModel: this.previousV });
     const body = (fn: (doc: Record<string, unknown>) => Promise<unknown>): void => {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      req.on('data', (c: Buffer) => { n += c.length; if (n <= 64 << 20) chunks.push(c); });
-      req.on('end', () => {
+      readBody(req, { maxBytes: 64 << 20, what: 'partition' }).then((raw) => {
         let doc: unknown;
-        try { doc = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { return failWith(kerfError('KERF_ERR_USAGE', 'partition: the body is not JSON')); }
-        if (n > 64 << 20) return failWith(kerfError('KERF_ERR_USAGE', 'partition: body over 64 MiB'));
+        try { doc = JSON.parse(raw.toString('utf8')); } catch { return failWith(kerfError('KERF_ERR_USAGE', 'partition: the body is not JSON')); }
         if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return failWith(kerfError('KERF_ERR_USAGE', 'partition: expected a JSON object'));
         fn(doc as Record<string, unknown>).then((r) => reply(200, r), failWith);
-      });
+      }, failWith);
     };
     if (path === '/v1/partition' && req.method === 'POST') {
       return body(async (doc) => {

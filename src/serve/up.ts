@@ -51,6 +51,11 @@ export interface CpuLimitOptions {
   periodUs?: number;
   /** never use cgroups (as if they were not writable) */
   disabled?: boolean;
+  /** prefix of the groups' labels, so several deployments of one process can hold CPU at once */
+  label?: string;
+  /** hold each tier to its share only once the pipeline is ready: processes start and load
+   * their parts at full speed (default false: from the moment they are spawned) */
+  fromReady?: boolean;
 }
 
 export interface UpOptions {
@@ -193,7 +198,7 @@ export interface SpawnOptions {
   log: (line: string) => void;
   timeoutMs: number;
   /** put the process in a cgroup with the tier's CPU share before it loads anything */
-  cpu?: { root?: string; periodUs?: number; label?: string } | null;
+  cpu?: { root?: string; periodUs?: number; label?: string; prefix?: string; fromReady?: boolean } | null;
   /** extra environment */
   env?: NodeJS.ProcessEnv;
   /** called when the process exits after it listened, unless `stop()` asked it to */
@@ -220,10 +225,12 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
       void stop().catch(() => {});
       reject(e);
     };
+    let grouped: Promise<void> = Promise.resolve();
     if (o.cpu && t.cpus !== undefined && proc.pid !== undefined) {
       const cpu = o.cpu;
-      void CpuGroup.create(cpu.label ?? `${t.index}-${t.name}`, t.cpus, { ...(cpu.root ? { root: cpu.root } : {}), ...(cpu.periodUs ? { periodUs: cpu.periodUs } : {}) })
-        .then(async (g) => { group = g; await g.add(proc.pid!); }).catch(fail);
+      grouped = CpuGroup.create(cpu.label ?? `${cpu.prefix ?? ''}${t.index}-${t.name}`, t.cpus, { ...(cpu.root ? { root: cpu.root } : {}), ...(cpu.periodUs ? { periodUs: cpu.periodUs } : {}) })
+        .then(async (g) => { group = g; if (!cpu.fromReady) await g.add(proc.pid!); });
+      grouped.catch(fail);
     }
     let stderr = '';
     // While starting, a child's lines are held: if it fails, its last line is the error (said
@@ -246,12 +253,15 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
       settled = true;
       clearTimeout(timer);
       flush();
-      resolvePromise({
+      const done = (): void => resolvePromise({
         address: m.address!, pid: proc.pid!, ...(group ? { cpus: group.cpus, cgroup: group.path } : {}),
         exited: () => proc.exitCode !== null || proc.signalCode !== null,
         memory: () => processMemory(proc.pid!),
         stop,
       });
+      // fromReady: the process loaded its part at full speed; from now on it has its share.
+      if (o.cpu?.fromReady) grouped.then(() => group?.add(proc.pid!)).then(done, (e: unknown) => { void stop().catch(() => {}); reject(e); });
+      else done();
     });
     proc.once('exit', (code, signal) => {
       if (settled && !stopping) o.onExit?.(`${role} ${t.name} (pid ${proc.pid}) exited (${signal ?? `code ${code}`})`);
@@ -300,7 +310,10 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       for (const p of sweepStaleCpuGroups(cpuRoot)) log(`removed stale cgroup ${p}`);
     }
     const bin = opts.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js');
-    const cgroups = cpu.mode === 'cgroup' ? { ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}) } : null;
+    const cgroups = cpu.mode === 'cgroup' ? {
+      ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}),
+      ...(opts.cpu?.label ? { prefix: opts.cpu.label } : {}), ...(opts.cpu?.fromReady ? { fromReady: true } : {}),
+    } : null;
     launch = (t, tok) => spawnWorker(t, { bin, token: tok, log, timeoutMs: timeout, cpu: cgroups });
   }
   let closing: Promise<void> | null = null;

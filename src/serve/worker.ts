@@ -63,6 +63,9 @@ export interface WorkerOptions {
   /** serve Prometheus /metrics here */
   metrics?: HostPort | string | null;
   maxFrameBytes?: number;
+  /** TLS: `server` for the frames it accepts (key, cert; ca + requestCert for mTLS), `client`
+   * for its hop to the next tier (ca to verify it, cert/key to present) */
+  tls?: { server?: import('node:tls').TlsOptions; client?: boolean | import('node:tls').ConnectionOptions };
   /** drop the prepared whole model once a segment is sliced and loaded (a worker then holds
    * only its segment's session: resnet18's last tier 220 → 155 MB RSS); a later `load`
    * prepares the model again from the file. Only for `model` given as a file. */
@@ -211,7 +214,7 @@ export class Worker {
         host: opts.host ?? '127.0.0.1', port: opts.port ?? 0, token: opts.token,
         info: `worker ${w.name} ${w.modelName}`,
         ...(opts.maxFrameBytes ? { maxFrameBytes: opts.maxFrameBytes } : {}),
-        ...(opts.codecs ? { codecs: opts.codecs } : {}),
+        ...(opts.codecs ? { codecs: opts.codecs } : {}), ...(opts.tls?.server ? { tls: opts.tls.server } : {}),
         onRequest: (req) => w.handle(req),
         onControl: (op, body) => w.control(op, body),
       });
@@ -234,7 +237,7 @@ export class Worker {
     const key = `${where} ${codec}`;
     let h = this.hops.get(key);
     if (!h || h.closed) {
-      h = NextHop.open(parseAddress(where, 'next'), { token: this.opts.token, info: `worker ${this.name}`, ...(codec !== 'none' ? { codec } : {}) });
+      h = NextHop.open(parseAddress(where, 'next'), { token: this.opts.token, info: `worker ${this.name}`, ...(codec !== 'none' ? { codec } : {}), ...(this.opts.tls?.client ? { tls: this.opts.tls.client } : {}) });
       h.on('down', (why: KerfError) => {
         // Requests still waiting for compute cannot be forwarded: fail them now, not later.
         this.queue.rejectWhere((tag) => (tag as LoadedSegment).next === h,

@@ -18,6 +18,7 @@ import { SWITCH_STRATEGIES, type PartitionStatus, type SwitchStrategy } from '..
 import { ASSET_NAMES, asset, contentType, type AssetName } from './assets.js';
 import { dashboardPage } from './page.js';
 import { LatencyWindow, type WindowPoint } from './window.js';
+import { errorStatus, readBody, sendJson } from '../util/http.js';
 
 /** A cut the page can draw and offer. */
 export interface UiCut { id: number; bytes: number; after: string; single: boolean }
@@ -210,7 +211,7 @@ export class Dashboard {
       return r;
     }).then((r) => reply(res, 200, r), (e: unknown) => {
       const code = isKerfError(e) ? e.code : 'KERF_ERR_REMOTE';
-      const status = ['KERF_ERR_CUT', 'KERF_ERR_PLAN', 'KERF_ERR_USAGE'].includes(code) ? 400 : code === 'KERF_ERR_CLOSED' ? 503 : 500;
+      const status = errorStatus(e) ?? (['KERF_ERR_CUT', 'KERF_ERR_PLAN', 'KERF_ERR_USAGE'].includes(code) ? 400 : code === 'KERF_ERR_CLOSED' ? 503 : 500);
       reply(res, status, { error: isKerfError(e) ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`, code });
     });
   }
@@ -235,24 +236,15 @@ export function attachDashboard(gateway: Gateway, opts: DashboardOptions = {}): 
   return new Dashboard(gateway, opts);
 }
 
+// answers and bodies through util/http.ts, as every kerf HTTP server (early answers close gently)
 function reply(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  sendJson(res.req, res, status, body);
 }
 
-function readJson(req: http.IncomingMessage, max: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    req.on('data', (c: Buffer) => { n += c.length; if (n <= max) chunks.push(c); });
-    req.on('error', (e) => reject(kerfError('KERF_ERR_USAGE', `reading the request body: ${e.message}`)));
-    req.on('end', () => {
-      if (n > max) return reject(kerfError('KERF_ERR_USAGE', `control body over ${max} bytes`));
-      let doc: unknown;
-      try { doc = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { return reject(kerfError('KERF_ERR_USAGE', 'control body is not JSON')); }
-      if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return reject(kerfError('KERF_ERR_USAGE', 'control body: expected a JSON object'));
-      resolve(doc as Record<string, unknown>);
-    });
-  });
+async function readJson(req: http.IncomingMessage, max: number): Promise<Record<string, unknown>> {
+  const raw = await readBody(req, { maxBytes: max, what: 'control', tooLarge: () => `control body over ${max} bytes` });
+  let doc: unknown;
+  try { doc = JSON.parse(raw.toString('utf8')); } catch { throw kerfError('KERF_ERR_USAGE', 'control body is not JSON'); }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw kerfError('KERF_ERR_USAGE', 'control body: expected a JSON object');
+  return doc as Record<string, unknown>;
 }

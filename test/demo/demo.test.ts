@@ -12,9 +12,19 @@ test('kerf demo: profiles three tiers, plans, serves the split, every answer equ
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout) as {
     plan: { cuts: number[]; tiers: { tier: string; blocks: number[] | null }[]; predictedS: number };
-    results: { label: string; p50: number; predicted: number; equal: number; n: number; failed: number }[];
+    results: { label: string; p50: number; predicted: number; ratio: number; equal: number; n: number; failed: number }[];
+    calibration: { coreS: number; deviceCpu: number | null; edgeCpu: number | null; quota: boolean; gateway: { fixedS: number; wireSPerByte: number } };
+    steps: { step: string; seconds: number }[];
   };
-  assert.deepEqual(s.results.map((x) => x.label), ['kerf plan', 'all on device', 'all on cloud']);
+  assert.equal(s.results.length, 3);
+  assert.match(s.results[0]!.label, /^kerf plan( \(= all on (device|cloud)\))?$/);
+  assert.deepEqual(s.results.slice(1).map((x) => x.label), ['all on device', 'all on cloud']);
+  // The calibration the predictions rest on: this machine's speed, the shares, the gateway's own work.
+  const c = s.calibration;
+  assert.ok(c.coreS > 0 && c.gateway.fixedS >= 0 && c.gateway.wireSPerByte >= 0, JSON.stringify(c));
+  if (c.quota) assert.ok(c.deviceCpu! > 0 && c.deviceCpu! <= c.edgeCpu! && c.edgeCpu! <= 1, 'the device is the slowest tier');
+  assert.equal(s.steps.length, 6);
+  for (const x of s.results) assert.ok(Math.abs(x.ratio - x.p50 / x.predicted) < 1e-9 && x.predicted > 0);
   for (const x of s.results) {
     assert.equal(x.failed, 0, `${x.label}: failed requests`);
     assert.equal(x.equal, x.n, `${x.label}: outputs differ from the unsplit model`);
@@ -26,6 +36,6 @@ test('kerf demo: profiles three tiers, plans, serves the split, every answer equ
   assert.equal(files.filter((f) => f.endsWith('.profile.json')).length, 3);
   // No cgroup of ours is left behind.
   if (existsSync('/sys/fs/cgroup/cpu')) {
-    assert.deepEqual(readdirSync('/sys/fs/cgroup/cpu').filter((d) => d.startsWith(`kerf-`) && d.includes('profile-')), []);
+    assert.deepEqual(readdirSync('/sys/fs/cgroup/cpu').filter((d) => d.startsWith(`kerf-${r.pid}-`) || (d.startsWith('kerf-') && d.includes('-profile-'))), []);
   }
 });

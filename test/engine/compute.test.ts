@@ -62,7 +62,8 @@ test('compute thread: bitwise equal to an inline session; the caller keeps its i
 });
 
 test('compute thread: the event loop keeps turning while a run computes (inline it does not)', async () => {
-  const model = mlp(512, 12);
+  // a run long enough (~30–60 ms) that a busy machine's scheduler still gives the loop turns during it
+  const model = mlp(1024, 24);
   const turnsDuring = async (run: () => Promise<unknown>): Promise<number> => {
     let turns = 0, done = false;
     const spin = (): void => { if (!done) { turns++; setImmediate(spin); } };
@@ -74,7 +75,7 @@ test('compute thread: the event loop keeps turning while a run computes (inline 
   const inline = await Session.create(model.slice());
   const off = await OffLoopSession.create(model.slice());
   try {
-    const input = x(512);
+    const input = x(1024);
     await inline.run({ x: input });
     await off.run({ x: input });
     const t0 = performance.now();

@@ -80,9 +80,11 @@ export class World {
     this.last = r;
     return r;
   }
-  /** Mark every Deployment of a placement ready, as the kubelet and the Deployment controller would. */
+  /** Mark every Deployment of a placement (and every gateway) ready, as the kubelet and the Deployment controller would. */
   ready(id: string): void {
-    for (const o of this.objects) if (o.kind === 'Deployment' && o.metadata.labels?.['kerf.dev/placement'] === id) o.status = { readyReplicas: 1, availableReplicas: 1 };
+    for (const o of this.objects) {
+      if (o.kind === 'Deployment' && (o.metadata.labels?.['kerf.dev/placement'] === id || o.metadata.labels?.['app.kubernetes.io/component'] === 'gateway')) o.status = { readyReplicas: 1, availableReplicas: 1 };
+    }
   }
   deployments(id?: string): K8sObject[] {
     return this.objects.filter((o) => o.kind === 'Deployment' && (id === undefined || o.metadata.labels?.['kerf.dev/placement'] === id));

@@ -5,6 +5,7 @@
  * And, only when KERF_TEST_KUBECONFIG names a real cluster's kubeconfig, a smoke test there.
  */
 import { test } from 'node:test';
+import * as http from 'node:http';
 import assert from 'node:assert/strict';
 import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
 import { Operator } from '../../src/k8s/operator.js';
@@ -44,7 +45,7 @@ function seed(fake: FakeApiServer): void {
 /** What a Deployment controller and kubelet would do: every kerf Deployment of `id` ready. */
 function markReady(fake: FakeApiServer, id: string): void {
   for (const d of fake.list('Deployment')) {
-    if (d.metadata.labels?.['kerf.dev/placement'] === id) fake.put({ ...d, status: { readyReplicas: 1, availableReplicas: 1, observedGeneration: d.metadata.generation } });
+    if (d.metadata.labels?.['kerf.dev/placement'] === id || d.metadata.labels?.['app.kubernetes.io/component'] === 'gateway') fake.put({ ...d, status: { readyReplicas: 1, availableReplicas: 1, observedGeneration: d.metadata.generation } });
   }
 }
 
@@ -52,9 +53,22 @@ test('operator against the fake API server: apply, status, ready, hand edit, 410
   const fake = await FakeApiServer.start();
   const logs: Record<string, unknown>[] = [];
   let op: Operator | null = null;
+  // stands in for the gateway's control API: records the failover calls the operator makes
+  const calls: { path: string; auth: string; body: Any; host: string }[] = [];
+  const gw = http.createServer((req, res) => {
+    let b = '';
+    req.on('data', (c: Buffer) => { b += c.toString(); });
+    req.on('end', () => { calls.push({ path: req.url!, auth: String(req.headers.authorization), body: JSON.parse(b) as Any, host: String(req.headers['x-service']) }); res.writeHead(200, { 'content-type': 'application/json' }); res.end(JSON.stringify({ failover: { replayed: 3 } })); });
+  });
+  await new Promise<void>((r) => gw.listen(0, '127.0.0.1', () => r()));
+  const gwUrl = `http://127.0.0.1:${(gw.address() as { port: number }).port}`;
+  const services: string[] = [];
   try {
     seed(fake);
-    op = await Operator.start({ kc: kubeconfig(fake.url, 'op-a'), namespace: 'edge', image: 'kerf:test', identity: 'a', leaseDurationS: 3, resyncS: 60, log: (e) => logs.push(e) });
+    op = await Operator.start({
+      kc: kubeconfig(fake.url, 'op-a'), namespace: 'edge', image: 'kerf:test', identity: 'a', leaseDurationS: 3, resyncS: 60, log: (e) => logs.push(e),
+      gatewayUrl: (svc) => { services.push(`${svc.name}.${svc.namespace}:${svc.port}`); return gwUrl; },
+    });
     assert.equal(op.leader, true);
     const pend = await until('a pending placement in status', () => (fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any | undefined)?.pending as Any | undefined);
     const deps = await until('the Deployments', () => { const d = fake.list('Deployment'); return d.length === pend.stages.length + 1 && d; });
@@ -77,7 +91,9 @@ test('operator against the fake API server: apply, status, ready, hand edit, 410
     markReady(fake, pend.id);
     const active = await until('the switch to the ready placement', () => { const s = fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any; return s?.active?.id === pend.id && s; });
     assert.equal(active.conditions.find((c: Any) => c.type === 'Ready').status, 'True');
-    assert.equal((fake.get('Service', 'tiny', 'edge')!.spec as Any).selector['kerf.dev/placement'], pend.id);
+    const first = fake.list('Service').find((x) => x.metadata.labels?.['app.kubernetes.io/component'] === 'first-hop')!;
+    assert.equal((first.spec as Any).selector['kerf.dev/placement'], pend.id);
+    assert.ok((fake.get('Service', 'tiny', 'edge')!.spec as Any).selector['kerf.dev/model']);
 
     // a hand edit is taken back
     const s1 = fake.get('Deployment', `tiny-${pend.id}-s1`, 'edge')!;
@@ -96,13 +112,21 @@ test('operator against the fake API server: apply, status, ready, hand edit, 410
     const t0 = performance.now();
     fake.put({ ...vn, status: { ...(vn.status as Any), conditions: [{ type: 'Ready', status: 'False' }] } });
     const failover = await until('a failover placement', () => { const s = fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any; return s?.pending?.reason === 'failover' && s; });
-    await until('its Deployments applied', () => fake.list('Deployment').filter((d) => d.metadata.labels?.['kerf.dev/placement'] === failover.pending.id).length === failover.pending.stages.length + 1);
+    await until('its Deployments applied', () => fake.list('Deployment').filter((d) => d.metadata.labels?.['kerf.dev/placement'] === failover.pending.id).length === failover.pending.stages.length);
     process.stdout.write(`node NotReady → failover Deployments applied and status written: ${(performance.now() - t0).toFixed(0)} ms (fake API server on loopback)\n`);
     assert.equal(failover.lastFailover.node, victim);
     assert.equal(failover.conditions.find((c: Any) => c.type === 'Degraded').status, 'True');
     assert.ok(!(failover.pending.stages as Any[]).some((s) => s.node === victim));
     markReady(fake, failover.pending.id);
     await until('the switch off the lost node', () => (fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any)?.lastFailover?.switchedAt);
+    // the gateway was moved onto the new chain through its failover API, with the pipeline's token
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]!.path, '/v1/partition/failover');
+    assert.equal(calls[0]!.auth, `Bearer ${(fake.get('Secret', 'tiny-token', 'edge') as Any).stringData.token}`);
+    assert.equal(calls[0]!.body.next, `tiny-${failover.pending.id}-s0.edge.svc:9000`);
+    assert.deepEqual(calls[0]!.body.lost, [victim]);
+    assert.match(services[0]!, /^tiny-[0-9a-f]{8}-gw\.edge:8000$/);
+    assert.ok(logs.some((e) => e.event === 'gateway-retarget' && e.replayed === 3));
 
     // the KerfPipeline deleted: the operator removes what it made (no garbage collector here)
     fake.remove('KerfPipeline', 'tiny', 'edge');
@@ -111,6 +135,7 @@ test('operator against the fake API server: apply, status, ready, hand edit, 410
   } finally {
     await op?.close();
     await fake.close();
+    await new Promise<void>((r) => { gw.closeAllConnections(); gw.close(() => r()); });
   }
 });
 

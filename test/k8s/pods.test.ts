@@ -111,9 +111,15 @@ test("the rendered pods' commands run: fetch checks the sha256, the stages chain
       });
       const pod = await startPod(args, token);
       procs.push(pod.proc);
-      addressOf.set(`${d.metadata.name}.edge.svc`, pod.address);
+      // every Service whose selector picks this pod now reaches it (its own, and the first hop for stage 0)
+      const labels = (d as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
+      for (const svc of objs.filter((o) => o.kind === 'Service')) {
+        const sel = (svc as unknown as { spec: { selector: Record<string, string> } }).spec.selector;
+        if (Object.entries(sel).every(([k, v]) => labels[k] === v)) addressOf.set(`${svc.metadata.name}.edge.svc`, pod.address);
+      }
     }
     const gwAddress = addressOf.get(`${gateway.metadata.name}.edge.svc`)!;
+    assert.equal(addressOf.get('cls.edge.svc'), gwAddress, 'the entry Service picks the gateway');
     const inputs = inputsFor(prep, 3);
     for (const [i, inp] of inputs.entries()) {
       const want = await reference(prep, inp);

@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { reconcile, reconcileList, contains } from '../../src/k8s/reconcile.js';
+import { modelId } from '../../src/k8s/objects.js';
 import type { K8sObject, PlacementState } from '../../src/k8s/types.js';
 import { node, pinnedTo, pipeline, profile, profileConfigMap, spec, World, SHA_A, SHA_B } from './fixtures.js';
 
@@ -18,6 +19,8 @@ function upAndRunning(w: World): PlacementState {
   return pend;
 }
 
+const selector = (w: World, svc: string): Record<string, string> => (w.find('Service', svc) as unknown as { spec: { selector: Record<string, string> } }).spec.selector;
+
 type Dep = { spec: { replicas: number; template: { spec: { containers: { name: string; image: string; args: string[]; resources: { requests: Record<string, string>; limits: Record<string, string> } }[]; initContainers: { command: string[] }[] } } } };
 
 test('a new pipeline: a placement over the nodes, a pinned Deployment and a Service per stage, the gateway, the entry Service; Ready once they are', () => {
@@ -32,8 +35,9 @@ test('a new pipeline: a placement over the nodes, a pinned Deployment and a Serv
   assert.equal(w.condition('Ready').status, 'False');
   assert.equal(w.condition('RolloutInProgress').status, 'False', 'a first start is no rollout');
   const kinds = r.apply.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+  const vid = modelId(pend.model);
   const want = [
-    'Secret/tiny-token', `Deployment/tiny-${pend.id}-gw`, 'Service/tiny',
+    'Secret/tiny-token', `Deployment/tiny-${vid}-gw`, `Service/tiny-${vid}-gw`, `Service/tiny-${vid}-first`, 'Service/tiny',
     ...pend.stages.flatMap((s) => [`Deployment/tiny-${pend.id}-s${s.index}`, `Service/tiny-${pend.id}-s${s.index}`]),
   ].sort();
   assert.deepEqual(kinds, want);
@@ -55,7 +59,11 @@ test('a new pipeline: a placement over the nodes, a pinned Deployment and a Serv
   const last = (w.find('Deployment', `tiny-${pend.id}-s${pend.stages.length - 1}`) as unknown as Dep).spec.template.spec.containers[0]!.args;
   assert.ok(!last.includes('--next'), 'the last stage answers itself');
   const entry = w.find('Service', 'tiny') as unknown as { spec: { selector: Record<string, string> } };
-  assert.equal(entry.spec.selector['kerf.dev/placement'], pend.id);
+  assert.equal(entry.spec.selector['kerf.dev/model'], vid, 'the entry Service points at the version\'s gateway');
+  assert.equal(selector(w, `tiny-${vid}-first`)['kerf.dev/placement'], pend.id, 'which sends to stage 0 of the placement');
+  const gw = (w.find('Deployment', `tiny-${vid}-gw`) as unknown as Dep).spec.template.spec.containers[0]!.args;
+  assert.equal(gw[gw.indexOf('--next') + 1], `tiny-${vid}-first.edge.svc:9000`);
+  assert.ok(gw.includes('--replay'), 'the gateway keeps requests for replay');
 
   // nothing changed, nothing ready: nothing to apply, and it asks to be looked at again
   const again = w.step();
@@ -92,7 +100,7 @@ test('a node added: re-placed onto it only for the configured gain', () => {
   assert.ok(pend.predictedThroughput >= first.predictedThroughput * 1.2);
   assert.equal(w.condition('RolloutInProgress').status, 'True');
   assert.equal(w.condition('RolloutInProgress').reason, 'Replan');
-  assert.equal((w.find('Service', 'tiny') as unknown as { spec: { selector: Record<string, string> } }).spec.selector['kerf.dev/placement'], first.id, 'the old placement serves until the new one is ready');
+  assert.equal(selector(w, `tiny-${modelId(first.model)}-first`)['kerf.dev/placement'], first.id, 'the old placement serves until the new one is ready');
 });
 
 for (const [how, change] of [
@@ -119,22 +127,32 @@ for (const [how, change] of [
     for (const d of w.deployments(pend.id).filter((d) => d.metadata.labels!['kerf.dev/component'] !== 'gateway' && d.metadata.name.includes('-s'))) {
       assert.notEqual(pinnedTo(d), victim);
     }
+    assert.deepEqual(w.last!.actions, [], 'no gateway call before the new chain is ready');
     w.advance(20);
     w.ready(pend.id);
-    w.step();
+    const sw = w.step();
     const after = w.pipeline.status!;
+    const vid = modelId(first.model);
+    // the gateway stays and moves onto the new chain, replaying what was in flight
+    assert.deepEqual(sw.actions, [{
+      kind: 'retarget', service: { name: `tiny-${vid}-gw`, namespace: 'edge', port: 8000 }, tokenSecret: 'tiny-token',
+      body: { cuts: [], next: `tiny-${pend.id}-s0.edge.svc:9000`, local: false, reason: `node ${victim} ${how}`, lost: [victim], detectMs: 0, replanMs: 0, deployMs: 20_000 },
+    }]);
+    assert.equal(selector(w, `tiny-${vid}-first`)['kerf.dev/placement'], pend.id, 'a restarted gateway finds the new chain too');
+    assert.ok(w.find('Deployment', `tiny-${vid}-gw`), 'the same gateway');
     assert.equal(after.active!.id, pend.id);
     assert.equal(after.lastFailover!.switchedAt, w.now);
     assert.equal(after.lastFailover!.seconds, 20);
     assert.equal(w.condition('Degraded').status, 'False');
     assert.equal(w.condition('Ready').status, 'True');
-    assert.equal((w.find('Service', 'tiny') as unknown as { spec: { selector: Record<string, string> } }).spec.selector['kerf.dev/placement'], pend.id);
+    assert.equal(selector(w, 'tiny')['kerf.dev/model'], vid);
     assert.equal(after.previous!.id, first.id, 'the old placement drains');
     assert.ok(w.deployments(first.id).length > 0);
     w.advance(31);
     const r = w.step();
     assert.equal(w.deployments(first.id).length, 0, 'then it is removed');
-    assert.ok(r.delete.some((d) => d.name === `tiny-${first.id}-gw`));
+    assert.ok(r.delete.some((d) => d.name === `tiny-${first.id}-s0`));
+    assert.ok(w.find('Deployment', `tiny-${vid}-gw`), 'the gateway stays');
     // the node comes back: used again by the next re-plan (three stages beat two by more than the 20 % asked)
     w.nodes = three();
     w.advance(5);
@@ -194,17 +212,21 @@ test('a new model version rolls out beside the old one; the old serves until the
   const deps = w.deployments(pend.id);
   deps[0]!.status = { readyReplicas: 1 };
   w.step();
-  assert.match(w.condition('RolloutInProgress').message, new RegExp(`1 of ${deps.length} Deployments ready`));
+  assert.match(w.condition('RolloutInProgress').message, new RegExp(`1 of ${deps.length + 1} Deployments ready`), "its stages and its new gateway");
   w.ready(pend.id);
   w.step();
   assert.equal(w.pipeline.status!.activeVersion, 'v2');
   assert.equal(w.condition('RolloutInProgress').status, 'False');
   assert.equal(w.condition('RolloutInProgress').reason, 'RolloutComplete');
   assert.deepEqual(w.pipeline.status!.rollout!.from, 'v1');
+  assert.deepEqual(w.last!.actions, [], 'a new version has its own gateway: the entry Service switches');
+  assert.equal(selector(w, 'tiny')['kerf.dev/model'], modelId(pend.model));
   assert.ok(w.deployments(first.id).length > 0, 'v1 drains');
+  assert.ok(w.find('Deployment', `tiny-${modelId(first.model)}-gw`));
   w.advance(40);
   w.step();
   assert.equal(w.deployments(first.id).length, 0, 'v1 removed after the drain');
+  assert.equal(w.find('Deployment', `tiny-${modelId(first.model)}-gw`), undefined, 'its gateway too');
   assert.ok(w.deployments(pend.id).length > 0);
 });
 
@@ -230,8 +252,8 @@ test('a failed rollout (bad sha256 in the init container) keeps the old version 
   assert.equal(w.condition('RolloutInProgress').reason, 'RolloutFailed');
   assert.match(w.condition('RolloutInProgress').message, /v1 keeps serving.*sha256 is c+, expected b+/);
   assert.equal(w.condition('Ready').status, 'True');
-  assert.ok(r.delete.some((d) => d.name === `tiny-${pend.id}-gw`), "the failed placement's objects are removed");
-  assert.equal((w.find('Service', 'tiny') as unknown as { spec: { selector: Record<string, string> } }).spec.selector['kerf.dev/placement'], first.id);
+  assert.ok(r.delete.some((d) => d.name === `tiny-${modelId(pend.model)}-gw`) && r.delete.some((d) => d.name === `tiny-${pend.id}-s0`), "the failed placement's objects are removed");
+  assert.equal(selector(w, 'tiny')['kerf.dev/model'], modelId(first.model));
   w.objects = w.objects.filter((o) => o.kind !== 'Pod');
   w.step();
   assert.equal(w.pipeline.status!.pending, null, 'the same spec is not tried again');

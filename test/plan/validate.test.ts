@@ -61,6 +61,14 @@ test('validatePlan refuses each malformed field with KERF_ERR_PLAN, naming the f
     }, what);
   }
   assert.throws(() => validatePlan([], 'p.json'), /p\.json: not a kerf plan/);
+  // the device running nothing still sends its input: one forward hop for one used tier
+  const cloudOnly = plan();
+  cloudOnly.tiers = [{ tier: 'device', system: 'pi', blocks: null, layers: null, computeS: 0, sendsBytes: 100 }, (plan().tiers as unknown[])[1], { ...(plan().tiers as Record<string, unknown>[])[2], blocks: [0, 5] }];
+  cloudOnly.cuts = [];
+  cloudOnly.boundaries = [];
+  assert.equal(validatePlan(cloudOnly, 'p.json').cuts.length, 0);
+  cloudOnly.transfers = [...(cloudOnly.transfers as unknown[]), { from: 'pi', to: 'dc', bytes: 1, seconds: 0, kind: 'forward' }];
+  assert.throws(() => validatePlan(cloudOnly, 'p.json'), /field 'transfers' has 2 forward hops, but the tiers make 1 \(1 used tier, the device sending its input\)/);
 });
 
 test('checkPlanModel: sha256 decides when both are known, else the name', () => {

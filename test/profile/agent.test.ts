@@ -119,12 +119,12 @@ test('kerf profile --remote writes the profile the agent measured', async () => 
   try {
     const model = join(dir, 'tiny.onnx');
     writeFileSync(model, tinyNet());
-    const r = spawnSync(process.execPath, [KERF, 'profile', model, '--remote', url, '--token', TOKEN, '--system', 'edge7', '--repeats', '2', '--warmup', '1', '-o', dir], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [KERF, 'profile', model, '--remote', url, '--token', TOKEN, '--system', 'edge7', '--tier', 'edge', '--repeats', '2', '--warmup', '1', '-o', dir], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const p = checkProfile(JSON.parse(readFileSync(join(dir, 'tiny.edge7.profile.json'), 'utf8')));
     assert.equal(p.model.file, model);
     assert.equal(p.system.name, 'edge7');
-    const bad = spawnSync(process.execPath, [KERF, 'profile', model, '--remote', url, '--token', 'nope', '--system', 'x'], { encoding: 'utf8' });
+    const bad = spawnSync(process.execPath, [KERF, 'profile', model, '--remote', url, '--token', 'nope', '--system', 'x', '--tier', 'edge'], { encoding: 'utf8' });
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /^kerf: agent http:\/\/127\.0\.0\.1:\d+: 401 wrong or missing token/);
   } finally {

@@ -1,3 +1,4 @@
+import { TLS_KEY, TLS_CERT } from '../support/tls.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -10,22 +11,6 @@ import {
 const TOKEN = 'pipeline-secret';
 
 // Self-signed P-256 certificate for localhost / 127.0.0.1, valid until 2126; test use only.
-const TLS_KEY = `-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgo5clbqrNBskSwVeP
-9IHH4ZEhM3wh1Xl+RMPdhniSx2ShRANCAASTkjFjWl902Sod3x0ZtdhLTAAfUp7+
-lfzk/wR8b0mdVAcIecK19rMLrCw2/rdunmk0/feicpYo0l/EMTO2U0SH
------END PRIVATE KEY-----`;
-const TLS_CERT = `-----BEGIN CERTIFICATE-----
-MIIBnDCCAUGgAwIBAgIUDHWNutBk3eqJQdIamqdJC4L2e30wCgYIKoZIzj0EAwIw
-FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyMjIwNDA0MloYDzIxMjYxMDI5
-MjA0MDQyWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
-PQMBBwNCAASTkjFjWl902Sod3x0ZtdhLTAAfUp7+lfzk/wR8b0mdVAcIecK19rML
-rCw2/rdunmk0/feicpYo0l/EMTO2U0SHo28wbTAdBgNVHQ4EFgQUILNOyFkEU9Pw
-wvAF9EcfwgQ1u78wHwYDVR0jBBgwFoAUILNOyFkEU9PwwvAF9EcfwgQ1u78wDwYD
-VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
-zj0EAwIDSQAwRgIhAMbkLIMyuSvhDAViUWZpb5NK7SkhnSfWs392DnX4tmLEAiEA
-3Ko1csfUca7pshtcF/MO5nSm+6d+qcEFFxPes78ysAE=
------END CERTIFICATE-----`;
 
 const echo = (req: IncomingRequest) => ({ tensors: req.tensors, meta: req.meta });
 

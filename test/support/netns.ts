@@ -151,7 +151,18 @@ export class TestNet {
 
   /** Cut a host's link (its interface down), or restore it. */
   async cut(h: NetHost): Promise<void> { await ip(['-n', h.ns, 'link', 'set', h.dev, 'down']); }
-  async restore(h: NetHost): Promise<void> { await ip(['-n', h.ns, 'link', 'set', h.dev, 'up']); }
+  async restore(h: NetHost): Promise<void> {
+    await ip(['-n', h.ns, 'link', 'set', h.dev, 'up']);
+    // the veth's carrier and the bridge port come up a moment later; a neighbour entry left FAILED by
+    // traffic during the cut is flushed so the first packet after the restore asks again
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      const state = await ip(['-o', 'link', 'show', 'dev', h.peer]).catch(() => '');
+      if (/state UP/.test(state)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await ip(['neigh', 'flush', 'to', h.ip]).catch(() => {});
+  }
 
   /** Kill every process in the hosts and remove namespaces, veths and the bridge. Idempotent. */
   async close(): Promise<void> {

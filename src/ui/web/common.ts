@@ -78,7 +78,7 @@ function drawStrip(host: HTMLElement, blocks: StripBlock[], tierNames: string[],
   const w = n * bw + 2;
   const h = 56;
   const s = svg('svg', { viewBox: `0 0 ${w} ${h}`, class: 'strip', role: 'img', 'aria-label': title, preserveAspectRatio: 'xMinYMid meet' });
-  s.style.minWidth = `${Math.min(w, 360)}px`;
+  s.style.minWidth = `${Math.min(w, 640)}px`; // on a phone the strip scrolls in its box rather than shrink to a line
   s.append(Object.assign(svg('title'), { textContent: title }));
   blocks.forEach((b, i) => {
     const r = svg('rect', { x: 1 + i * bw, y: 8, width: bw - 1, height: 30, fill: b.tier === null ? '#d0d7de' : tierColor(b.tier), 'data-block': i });

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// `npm run test:loaded [-- --runs N] [-- --burners K]`: the test suite (`npm test`) with the
+// machine's cores kept busy by K other processes (default 2: both cores of the reference machine),
+// as users and CI run it. Starts K CPU burners (`node -e 'for(;;){}'`), runs `npm test` N times in
+// a row (default 1, stopping at the first failure), kills the burners by PID, and exits with the
+// tests' code.
+import { spawn } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = Number(args[i + 1]);
+  if (!Number.isInteger(v) || v < 0) { process.stderr.write(`test:loaded: ${name} needs a whole number, got '${args[i + 1]}'\n`); process.exit(2); }
+  return v;
+};
+const runs = Math.max(1, opt('--runs', 1));
+const burnerCount = opt('--burners', 2);
+
+const burners = [];
+const stopBurners = () => {
+  for (const b of burners.splice(0)) { try { process.kill(b.pid, 'SIGKILL'); } catch { /* already gone */ } }
+};
+for (let i = 0; i < burnerCount; i++) {
+  const b = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' });
+  burners.push(b);
+}
+process.stdout.write(`test:loaded: ${burnerCount} CPU burners running (pids ${burners.map((b) => b.pid).join(', ')}), ${runs} run(s) of npm test\n`);
+
+let child = null;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    stopBurners();
+    if (child?.pid) { try { process.kill(child.pid, sig); } catch { /* gone */ } }
+    process.exit(130);
+  });
+}
+process.on('exit', stopBurners);
+
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+let code = 0;
+for (let r = 1; r <= runs; r++) {
+  const t0 = Date.now();
+  code = await new Promise((resolve) => {
+    child = spawn(npm, ['test'], { stdio: 'inherit' });
+    child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0)));
+    child.on('error', () => resolve(1));
+  });
+  child = null;
+  process.stdout.write(`test:loaded: run ${r}/${runs} exited ${code} after ${((Date.now() - t0) / 1000).toFixed(0)} s under ${burnerCount} burners\n`);
+  if (code !== 0) break;
+}
+stopBurners();
+process.exit(code);
