@@ -19,7 +19,7 @@ export const ErrorCodes = {
   KERF_ERR_PLAN: 'a plan is malformed or cannot be made',
   KERF_ERR_CONFIG: 'a configuration file is malformed',
   KERF_ERR_PROTOCOL: 'a peer sent bytes that break the wire protocol',
-  KERF_ERR_AUTH: 'a peer presented a wrong token',
+  KERF_ERR_AUTH: 'a peer presented a wrong token, or a request that changes a pipeline came without the gateway\'s token',
   KERF_ERR_CLOSED: 'the object was closed',
   KERF_ERR_TIMEOUT: 'an operation timed out',
   KERF_ERR_UPSTREAM: 'a downstream tier failed or is unreachable',
@@ -28,7 +28,7 @@ export const ErrorCodes = {
   KERF_ERR_REMOTE: 'a remote agent refused or failed a job',
   KERF_ERR_KUBERNETES: 'a Kubernetes object is malformed or the API server refused a request',
   KERF_ERR_INTEGRITY: 'a fetched file does not have the expected sha256',
-  KERF_ERR_CODEC: 'a peer does not decode the codec asked for',
+  KERF_ERR_CODEC: 'a peer does not decode the codec asked for, or this process cannot run it (its npm package failed to load: run npm ci)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { kerfError } from '../errors.js';
 import { parse, parseIntList } from './args.js';
+import { CONTROL_HELP, CONTROL_OPTIONS, controlTarget } from './control.js';
 
 const HELP = `usage: kerf rollout --to new.onnx [--gateway URL] [--token T] [--cuts C1,C2] [--stage-by-stage]
        kerf rollout --back [--gateway URL] [--token T]
@@ -21,8 +22,7 @@ options:
                      them, else the same share of its blocks)
   --stage-by-stage   when two versions do not fit side by side: stop admitting, unload the old
                      version, load the new one, resume (costs downtime)
-  --gateway URL      the gateway (default: env KERF_URL, else http://127.0.0.1:8000)
-  --token T          the pipeline's token (default: env KERF_TOKEN)
+${CONTROL_HELP}
   --json             print the gateway's JSON answer
   -h, --help         this help
 
@@ -32,7 +32,7 @@ example:
 
 const OPTIONS = {
   to: { type: 'string' }, back: { type: 'boolean' }, status: { type: 'boolean' }, cuts: { type: 'string' }, 'stage-by-stage': { type: 'boolean' },
-  gateway: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' },
+  json: { type: 'boolean' }, ...CONTROL_OPTIONS,
 } as const;
 
 export async function run(argv: string[]): Promise<number | void> {
@@ -42,8 +42,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const chosen = [v.to !== undefined, v.back === true, v.status === true].filter(Boolean).length;
   if (chosen !== 1) throw kerfError('KERF_ERR_USAGE', `give one of --to new.onnx, --back or --status\n${HELP}`);
   if (v.cuts !== undefined && v.to === undefined) throw kerfError('KERF_ERR_USAGE', '--cuts goes with --to');
-  const url = v.gateway ?? process.env.KERF_URL ?? 'http://127.0.0.1:8000';
-  const token = v.token ?? process.env.KERF_TOKEN;
+  const { url, token } = controlTarget(v);
   const { rollout, partitionStatus } = await import('../serve/switch-client.js');
   const out = (s: string): void => { process.stdout.write(s + '\n'); };
   if (v.status) {

@@ -67,7 +67,8 @@ options:
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
                          itself (use --switch hot-swap); --profiles DIR is the folder kerf plan
                          takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
-                         --min-gain F, --min-dwell S (docs/adapt.md)
+                         --min-gain F, --min-dwell S (docs/adapt.md); --adapt-codecs SET lets
+                         it switch the links' codecs too (lossless, lossy, a list; docs/codec.md)
   --json                 print one JSON line when ready (endpoint, pids, links with control URLs)
   -h, --help             this help
 
@@ -81,7 +82,7 @@ const OPTIONS = {
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
   hosts: { type: 'string' }, parts: { type: 'string' },
-  adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
+  adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
 
 function positive(v: string, flag: string): number {
@@ -255,7 +256,7 @@ export async function run(argv: string[]): Promise<number | void> {
     workerArgs.push('--adapt', v.adapt, '--profiles', v.profiles ?? '', '--adapt-tiers', (tierNames ?? []).join(','),
       ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []),
       ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
-      ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []));
+      ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []), ...(v['adapt-codecs'] ? ['--adapt-codecs', v['adapt-codecs']] : []));
   }
   if (opts) {
     if (Object.keys(shapes).length) opts.inputShapes = shapes;
@@ -333,7 +334,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const dashboard = `${h.url}/ui/`;
   if (v.switch !== undefined || v.standby !== undefined) {
     const { setSwitchStrategy } = await import('../serve/switch-client.js');
-    await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {})
+    await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {}, h.token)
       .catch(async (e: unknown) => { await h.close(); throw e; });
   }
   process.off('SIGINT', early);

@@ -41,7 +41,7 @@ export interface GatewayOptions {
   /** keep every accepted request's input until its answer, and run it again on the next active
    * pipeline when its pipeline fails under it (failover: src/cluster/failover.ts) */
   replay?: ReplayOptions;
-  /** bearer token the control endpoints that deploy (`/v1/rollout`, `/v1/partition/failover`) demand */
+  /** bearer token every changing control endpoint (`POST /v1/partition`, `/strategy`, `/warm`, `/failover`, `/v1/rollout`) demands; undefined: they are open */
   controlToken?: string;
   /** serve the live dashboard at /ui and its event stream at /v1/events (default true) */
   dashboard?: boolean;
@@ -445,9 +445,14 @@ export class Gateway {
         if (this.server) {
           this.server.closeIdleConnections();
           const closed = new Promise<void>((r) => this.server.close(() => r()));
-          setTimeout(() => this.server.closeAllConnections(), 2000).unref();
-          await this.active.close();
-          await closed;
+          // Connections still busy after 2 s (an upload that stalls, a long answer) are cut. The
+          // timer holds the process until then and is cleared once closed, so close() always
+          // resolves and leaves nothing behind.
+          const force = setTimeout(() => this.server.closeAllConnections(), 2000);
+          try {
+            await this.active.close();
+            await closed;
+          } finally { clearTimeout(force); }
         } else await this.active.close();
       })();
       this.wakeHeld();

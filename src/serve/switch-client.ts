@@ -30,22 +30,26 @@ function call<T>(url: string, method: string, body?: unknown, timeoutMs = 600_00
   });
 }
 
-/** `POST /v1/partition`: switch the gateway at `url` to new cuts or a plan; resolves when done. */
-export function repartition(url: string, target: { cuts: number[] } | { plan: PlanDocument }): Promise<SwitchReport> {
-  return call<SwitchReport>(`${url.replace(/\/$/, '')}/v1/partition`, 'POST', target);
+const base = (url: string): string => url.replace(/\/$/, '');
+/** The bearer header the gateway's changing endpoints need (none when no token is given). */
+const bearer = (token: string | undefined): Record<string, string> => (token ? { authorization: `Bearer ${token}` } : {});
+
+/** `POST /v1/partition`: switch the gateway at `url` to new cuts or a plan; resolves when done. `token`: the gateway's control token. */
+export function repartition(url: string, target: { cuts: number[] } | { plan: PlanDocument }, token?: string): Promise<SwitchReport> {
+  return call<SwitchReport>(`${base(url)}/v1/partition`, 'POST', target, 600_000, bearer(token));
 }
 
 /** `GET /v1/partition`: the active split, the standby, the history of switches. */
 export function partitionStatus(url: string): Promise<PartitionStatus> {
-  return call<PartitionStatus>(`${url.replace(/\/$/, '')}/v1/partition`, 'GET');
+  return call<PartitionStatus>(`${base(url)}/v1/partition`, 'GET');
 }
 
 /** `PUT /v1/partition/strategy`: choose how the gateway switches (standby: which cuts to keep loaded). */
-export function setSwitchStrategy(url: string, strategy: SwitchStrategy, opts: { standby?: number[] } = {}): Promise<PartitionStatus> {
-  return call<PartitionStatus>(`${url.replace(/\/$/, '')}/v1/partition/strategy`, 'PUT', { strategy, ...(opts.standby ? { standby: opts.standby } : {}) });
+export function setSwitchStrategy(url: string, strategy: SwitchStrategy, opts: { standby?: number[] } = {}, token?: string): Promise<PartitionStatus> {
+  return call<PartitionStatus>(`${base(url)}/v1/partition/strategy`, 'PUT', { strategy, ...(opts.standby ? { standby: opts.standby } : {}) }, 600_000, bearer(token));
 }
 
 /** `POST /v1/rollout`: roll the gateway at `url` onto another version of the model (or `back`); resolves when the old one is unloaded. */
 export function rollout(url: string, target: { model: string; cuts?: number[]; stageByStage?: boolean } | { back: true; stageByStage?: boolean }, token?: string): Promise<SwitchReport> {
-  return call<SwitchReport>(`${url.replace(/\/$/, '')}/v1/rollout`, 'POST', target, 600_000, token ? { authorization: `Bearer ${token}` } : {});
+  return call<SwitchReport>(`${base(url)}/v1/rollout`, 'POST', target, 600_000, bearer(token));
 }

@@ -123,6 +123,8 @@ export interface UpHandle {
   cpu: { mode: 'cgroup' | 'threads' | 'none'; notice?: string };
   /** resident memory of every live process, in pipeline order */
   memory(): ProcessMemory[];
+  /** the pipeline's token: the gateway's control endpoints (POST /v1/partition, /v1/rollout, the dashboard's controls) need it */
+  token: string;
   close(): Promise<void>;
 }
 
@@ -383,7 +385,7 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
       const m = byTier[i]!.memory?.();
       return m ? [{ name: p.name, pid: p.pid, rss: m.rss, peak: m.peak, ...(p.memoryLimitBytes !== undefined ? { limit: p.memoryLimitBytes } : {}) }] : [];
     });
-    return { url, name, links, processes, cpu, memory, close };
+    return { url, name, links, processes, cpu, memory, token, close };
   } catch (e) {
     await close();
     throw e;

@@ -15,7 +15,8 @@ import type { PlaceModel } from '../../src/plan/place/index.js';
 import { emptyCriteria } from '../../src/plan/criteria.js';
 import type { Network, PlanProblem, PlanTier, SystemCost } from '../../src/plan/types.js';
 import { ocrModel } from '../support/shared.js';
-import { alive, bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
+import { alive, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
+import { exactLoad } from '../support/exact-load.js';
 
 const MODEL = ocrModel('cls');
 const SHAPE = { x: [1, 3, 48, 192] };
@@ -79,24 +80,12 @@ test('failover under load on the local substrate: staged and unstaged, nothing l
   try {
     const inputs = inputsFor(prep, 4);
     const want = await Promise.all(inputs.map((x) => reference(prep, x)));
-    const n = 240, conc = 16;
-    const answers = new Map<string, number>();
-    const bad: string[] = [];
-    let next = 0, done = 0;
-    const client = async (): Promise<void> => {
-      while (next < n) {
-        const i = next++;
-        const r = await inferBinary(d.url, d.name, inputs[i % 4]!, `r${i}`);
-        done++;
-        if (r.status !== 200) { bad.push(`r${i}: ${r.status} ${r.code} ${r.error}`); continue; }
-        answers.set(r.id!, (answers.get(r.id!) ?? 0) + 1);
-        for (const [name, t] of Object.entries(want[i % 4]!)) if (!bytesOf(t).equals(r.outputs[name]!)) bad.push(`r${i}: output ${name} differs`);
-      }
-    };
+    const n = 240;
     await ctl.whenStaged();
     assert.deepEqual([...ctl.fallbacks.keys()].sort(), ['a', 'b'], 'a fallback per host of the chain');
-    const load = Promise.all(Array.from({ length: conc }, client));
-    while (done < 40) await sleep(5);
+    const load = exactLoad({ url: d.url, model: d.name, inputs, want, clients: 16, requests: n });
+    const { answers, bad } = load;
+    while (load.done < 40) await sleep(5);
     // 1: the last stage's process dies; its fallback (a → c) is staged.
     const last = ctl.stages[1]!;
     pids.push(last.pid);
@@ -105,12 +94,12 @@ test('failover under load on the local substrate: staged and unstaged, nothing l
     assert.equal(events[0]!.staged, true);
     assert.deepEqual(ctl.layout.workers.map((w) => w.host), ['a', 'c']);
     // 2: at once the new chain's last stage dies too, before its fallback can be staged.
-    while (done < 120) await sleep(5);
+    while (load.done < 120) await sleep(5);
     const again = ctl.stages[1]!;
     pids.push(again.pid);
     process.kill(again.pid, 'SIGKILL');
     while (events.length < 2) await sleep(10);
-    await load;
+    await load.finished;
     assert.deepEqual(bad, []);
     assert.equal(answers.size, n, 'every request answered');
     assert.ok([...answers.values()].every((c) => c === 1), 'none answered twice');

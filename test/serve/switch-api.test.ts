@@ -10,9 +10,9 @@ import { KERF, TOKEN, httpRequest, inferBinary, inputsFor } from './serve-helper
 
 const path = sharedPath('models/squeezenet1_1.onnx');
 
-function kerf(args: string[]): Promise<{ code: number; out: string; err: string }> {
+function kerf(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [KERF, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [KERF, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KERF_TOKEN: undefined, KERF_URL: undefined, ...env } });
     let out = '', err = '';
     p.stdout.on('data', (c: Buffer) => { out += c.toString(); });
     p.stderr.on('data', (c: Buffer) => { err += c.toString(); });
@@ -159,5 +159,54 @@ test('/v1/partition and kerf repartition', { skip: !path }, async () => {
     assert.equal((await inferBinary(g.url, g.name, inputsFor(prep, 1)[0]!)).status, 200);
   } finally {
     await g.close(); await edge.close(); await cloud.close();
+  }
+});
+
+test('changing the pipeline needs the control token; reading does not; kerf repartition sends it', { skip: !path }, async () => {
+  const prep = await prepareModel(path!);
+  const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
+  const A = [ids[5]!], B = [ids[10]!];
+  const cloud = await Worker.start({ token: TOKEN, model: prep, segment: { cuts: A, blocks: [1, 1] }, name: 'cloud' });
+  const g = await Gateway.start({ model: prep, pipeline: { cuts: A, next: cloud.address, token: TOKEN }, controlToken: 'ctl-secret' });
+  try {
+    await g.waitReady(10_000);
+    const base = `${g.url}/v1/partition`;
+    const refused = async (url: string, method: string, body: string, headers: Record<string, string> = {}): Promise<void> => {
+      const r = await httpRequest(url, method, body, { 'content-type': 'application/json', ...headers });
+      const doc = JSON.parse(r.body.toString()) as { code: string; error: string };
+      assert.deepEqual([r.status, doc.code], [401, 'KERF_ERR_AUTH'], `${method} ${url}: ${r.body.toString()}`);
+      assert.match(doc.error, /wrong or missing token \(Authorization: Bearer TOKEN/);
+    };
+    await refused(base, 'POST', JSON.stringify({ cuts: B }));
+    await refused(base, 'POST', 'not json at all');
+    await refused(base, 'POST', JSON.stringify({ cuts: B }), { authorization: 'Bearer wrong' });
+    await refused(base, 'POST', JSON.stringify({ cuts: B }), { authorization: `Bearer ${TOKEN}` });
+    await refused(`${base}/strategy`, 'PUT', JSON.stringify({ strategy: 'hot-swap' }));
+    await refused(`${base}/strategy`, 'POST', JSON.stringify({ strategy: 'hot-swap' }));
+    await refused(`${base}/warm`, 'POST', JSON.stringify({ candidates: [B] }));
+    await refused(`${g.url}/v1/rollout`, 'POST', JSON.stringify({ back: true }));
+    // Nothing changed, and reading stays open.
+    let st = (await json(base, 'GET')).doc as unknown as PartitionStatus;
+    assert.deepEqual([st.version, st.cuts, st.strategy, st.history.length], ['v0', A, 'on-demand', 0]);
+    assert.equal((await json(`${base}/strategy`, 'GET')).status, 200);
+
+    // The CLI: refused in one line without the token, done with --token or KERF_TOKEN.
+    const c0 = await kerf(['repartition', '--cuts', B.join(','), '--gateway', g.url]);
+    assert.equal(c0.code, 1);
+    assert.match(c0.err, /^kerf: .*POST \/v1\/partition: wrong or missing token.*\n$/);
+    const c1 = await kerf(['repartition', '--cuts', B.join(','), '--gateway', g.url, '--token', 'ctl-secret']);
+    assert.equal(c1.code, 0, c1.err);
+    assert.match(c1.out, new RegExp(`cuts ${A.join(',')} → ${B.join(',')} \\(v1`));
+    const c2 = await kerf(['repartition', '--strategy', 'hot-swap', '--url', g.url], { KERF_TOKEN: 'ctl-secret' });
+    assert.equal(c2.code, 0, c2.err);
+    assert.match(c2.out, /strategy hot-swap/);
+    const c3 = await kerf(['repartition', '--cuts', A.join(','), '--url', g.url, '--gateway', 'http://127.0.0.1:1']);
+    assert.equal(c3.code, 2);
+    assert.match(c3.err, /--gateway and --url name the same thing/);
+    st = (await json(base, 'GET')).doc as unknown as PartitionStatus;
+    assert.deepEqual([st.cuts, st.strategy], [B, 'hot-swap']);
+    assert.equal((await inferBinary(g.url, g.name, inputsFor(prep, 1)[0]!)).status, 200);
+  } finally {
+    await g.close(); await cloud.close();
   }
 });

@@ -153,7 +153,7 @@ export async function run(argv: string[]): Promise<number | void> {
       cpu: { periodUs: PERIOD_US }, workerArgs: extra, log: () => {},
     });
     if (h.cpu.mode !== 'cgroup') { await h.close(); throw kerfError('KERF_ERR_CONFIG', `bench adapt needs cgroup CPU quotas: ${h.cpu.notice ?? 'not available'}`); }
-    await setSwitchStrategy(h.url, 'hot-swap');
+    await setSwitchStrategy(h.url, 'hot-swap', {}, h.token);
     return h;
   };
   const warm = async (client: OipClient): Promise<void> => { for (let i = 0; i < 4; i++) await client.infer(inputs); };
@@ -245,7 +245,7 @@ export async function run(argv: string[]): Promise<number | void> {
           await apply(h, PHASES[i]!);
           let top: { samples: Sample[]; cuts: string; mean: number } | null = null;
           for (const [key, cuts] of candidates) {
-            await repartition(h.url, { cuts });
+            await repartition(h.url, { cuts }, h.token);
             for (let w = 0; w < 2; w++) await client.infer(inputs);
             const s: Sample[] = [];
             await drive(client, inputs, rate, oracleS, i, s);
@@ -267,7 +267,7 @@ export async function run(argv: string[]): Promise<number | void> {
       try {
         await apply(h2, PHASES[0]!);
         // Load every split's chunks once (hot-swap keeps them), then back to phase A's split.
-        for (const cuts of [...plan.slice(1), plan[0]!]) await repartition(h2.url, { cuts });
+        for (const cuts of [...plan.slice(1), plan[0]!]) await repartition(h2.url, { cuts }, h2.token);
         await warm(client2);
         const samples: Sample[] = [];
         let cur = plan[0]!.join(','), switches = 0;
@@ -276,7 +276,7 @@ export async function run(argv: string[]): Promise<number | void> {
           const to = plan[i]!;
           // Settled into a value at once: a switch failing while the phase's requests run is
           // reported after them, not as an unhandled rejection in the middle.
-          const sw = to.join(',') === cur ? null : repartition(h2.url, { cuts: to }).then(() => null, (e: unknown) => e);
+          const sw = to.join(',') === cur ? null : repartition(h2.url, { cuts: to }, h2.token).then(() => null, (e: unknown) => e);
           if (sw) { cur = to.join(','); switches++; }
           await drive(client2, inputs, rate, phaseS, i, samples);
           const failed = await sw;

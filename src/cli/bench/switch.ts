@@ -175,7 +175,7 @@ export async function run(argv: string[]): Promise<number | void> {
     log(`${prep.model.name} ${strategy}: starting 3 tiers, cuts ${A.join(',')} ⇄ ${B.join(',')}`);
     const h = await up({ model: modelPath, cuts: A });
     try {
-      await setSwitchStrategy(h.url, strategy as never, strategy === 'standby' ? { standby: B } : {});
+      await setSwitchStrategy(h.url, strategy as never, strategy === 'standby' ? { standby: B } : {}, h.token);
       if (!rateGiven && rows.length === 0) {
         const c = cases[0]!;
         const { head, data } = encodeInferRequest(c.inputs);
@@ -186,8 +186,8 @@ export async function run(argv: string[]): Promise<number | void> {
       const load = startLoad({ url: h.url, model: h.name, cases, rate });
       // Warm-up: a round trip, so caches, connections and JIT are as they will be.
       await sleep(500);
-      await repartition(h.url, { cuts: B });
-      await repartition(h.url, { cuts: A });
+      await repartition(h.url, { cuts: B }, h.token);
+      await repartition(h.url, { cuts: A }, h.token);
       await sleep(500);
       const pids = h.processes.map((x) => x.pid);
       const samples: { t: number; bytes: number }[] = [];
@@ -202,7 +202,7 @@ export async function run(argv: string[]): Promise<number | void> {
       const reports = [];
       for (let k = 0; k < switches; k++) {
         const t0 = performance.now();
-        reports.push(await repartition(h.url, { cuts: k % 2 === 0 ? B : A }));
+        reports.push(await repartition(h.url, { cuts: k % 2 === 0 ? B : A }, h.token));
         windows.push([t0, performance.now()]);
         await sleep(gapMs);
       }
