@@ -34,7 +34,9 @@ let child = null;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     stopBurners();
-    if (child?.pid) { try { process.kill(child.pid, sig); } catch { /* gone */ } }
+    // npm test runs in its own process group: signal all of it (npm, the shell, node --test and
+    // the test files), or the tests would run on without the burners.
+    if (child?.pid) { try { process.kill(-child.pid, sig); } catch { /* gone */ } }
     process.exit(130);
   });
 }
@@ -45,7 +47,7 @@ let code = 0;
 for (let r = 1; r <= runs; r++) {
   const t0 = Date.now();
   code = await new Promise((resolve) => {
-    child = spawn(npm, ['test'], { stdio: 'inherit' });
+    child = spawn(npm, ['test'], { stdio: 'inherit', detached: true });
     child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0)));
     child.on('error', () => resolve(1));
   });
