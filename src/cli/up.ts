@@ -47,6 +47,9 @@ options:
   --tls-cert F --tls-key F [--tls-ca F]   TLS between tiers: workers serve with the certificate,
                          every hop verifies it with the CA (and, with the CA, presents the
                          certificate too: mutual TLS). The gateway's HTTP stays plain.
+                         With --hosts (or the hosts file's tls): HTTPS to the agents, verified
+                         with --tls-ca (--tls-cert/--tls-key: this controller's client
+                         certificate), and TLS between the tiers with each agent's certificate
   --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
                          none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
                          C/R: replies in R (default: C's lossless part);
@@ -226,7 +229,8 @@ export async function run(argv: string[]): Promise<number | void> {
   const workerArgs: string[] = [];
   // TLS between tiers: every worker serves with the certificate, every hop verifies with the CA.
   const tlsOk = check(() => tlsFromFlags(v));
-  if (tlsOk && !tlsOk.server) note(kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the workers serve TLS with them'));
+  // (across --hosts the flags are the controller's: the stages serve with their agents' certificates)
+  if (v.hosts) { /* read with the hosts file below */ } else if (tlsOk && !tlsOk.server) note(kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the workers serve TLS with them'));
   else if (tlsOk) for (const f of ['tls-cert', 'tls-key', 'tls-ca'] as const) if (v[f] !== undefined) workerArgs.push(`--${f}`, resolvePath(v[f]!));
   if (v.threads !== undefined) {
     const t = Number(v.threads);
@@ -288,9 +292,9 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.hosts) {
     if (v.links !== undefined || v.trace?.length) throw kerfError('KERF_ERR_USAGE', '--links and --trace emulate links on one machine; across --hosts the links are the real network');
     if (v.host !== undefined) throw kerfError('KERF_ERR_USAGE', '--host: across --hosts each agent listens on its own interface');
-    const { loadHosts } = await import('../cluster/hosts.js');
+    const { loadHosts, withTlsFlags } = await import('../cluster/hosts.js');
     const { namedHosts, placementHosts, planHosts } = await import('../cluster/assign.js');
-    hosts = await loadHosts(v.hosts);
+    hosts = withTlsFlags(await loadHosts(v.hosts), v);
     const file = p.positionals[0] ?? '';
     hostOf = placement ? placementHosts(placement, hosts, file) : planDoc ? planHosts(planDoc, hosts, file)
       : namedHosts(tierNames ?? ['device', ...opts.cuts.map((_, i) => ['edge', 'cloud'][i] ?? `tier${i + 3}`)], hosts);

@@ -43,6 +43,8 @@ gateway only:
                          pipeline a failover switches in when its own fails (docs/cluster.md)
                          (with a --token, every change — POST /v1/partition, /strategy, /warm,
                          /failover, /v1/rollout — needs it as Authorization: Bearer)
+  --switch-strategy S    gateway: how it switches splits (pause-resume, standby, on-demand,
+                         hot-swap; default the switcher's; docs/switch.md)
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
@@ -69,7 +71,7 @@ const OPTIONS = {
   metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
-  'next-codec': { type: 'string' }, codecs: { type: 'string' },
+  'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
@@ -123,6 +125,13 @@ export async function run(argv: string[]): Promise<number | void> {
   const { logAuthRefusals } = await import('../serve/diagnostics.js');
   logAuthRefusals((line) => { process.stderr.write(`kerf ${v.gateway ? 'gateway' : 'worker'} ${v.name ?? (v.gateway ? 'device' : 'worker')}: ${line}\n`); });
 
+  let switchStrategy: import('../serve/switch.js').SwitchStrategy | undefined;
+  if (v['switch-strategy'] !== undefined) {
+    const { SWITCH_STRATEGIES } = await import('../serve/switch.js');
+    if (!v.gateway) throw kerfError('KERF_ERR_USAGE', '--switch-strategy: only a gateway switches splits');
+    if (!SWITCH_STRATEGIES.includes(v['switch-strategy'] as never)) throw kerfError('KERF_ERR_USAGE', `--switch-strategy '${v['switch-strategy']}': one of ${SWITCH_STRATEGIES.join(', ')}`);
+    switchStrategy = v['switch-strategy'] as typeof switchStrategy;
+  }
   let close: () => Promise<void>;
   if (v.gateway) {
     const { Gateway } = await import('../serve/gateway.js');
@@ -138,7 +147,7 @@ export async function run(argv: string[]): Promise<number | void> {
         ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(tlsOpts ? { tls: tlsOpts.client } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
       ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
-      ...(token ? { controlToken: token } : {}),
+      ...(token ? { controlToken: token } : {}), ...(switchStrategy ? { switchStrategy } : {}),
     });
     if (v.plan !== undefined) {
       // The split this gateway starts on came from a plan: GET /v1/partition shows it.

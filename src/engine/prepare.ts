@@ -1,4 +1,4 @@
-import { analyzeCuts, type Analysis } from '../graph/cuts.js';
+import { analyzeCuts, type Analysis, type TensorInfos } from '../graph/cuts.js';
 import { loadModel, type LoadedModel } from '../graph/load.js';
 import { parseModel, type Model } from '../graph/model.js';
 import { kerfError } from '../errors.js';
@@ -15,6 +15,12 @@ export interface PrepareOptions {
   inputShapes?: Record<string, number[]>;
   order?: 'auto' | 'file' | 'depth' | 'greedy';
   name?: string;
+  /**
+   * Every tensor's dtype and dims for these input shapes, as an earlier preparation of the same
+   * file found them (a rollout's gateway tells its workers): skips running the model to read them.
+   * Ignored (the model is run) when it misses a tensor the graph computes.
+   */
+  tensors?: TensorInfos;
 }
 
 /**
@@ -27,7 +33,10 @@ export async function prepareModel(model: string | Uint8Array | Model, opts: Pre
     : isModel(model) ? model
     : (() => { throw kerfError('KERF_ERR_USAGE', `prepareModel: expected a file path, the bytes of an ONNX file (Uint8Array) or a parsed Model, got ${describe(model)}`); })();
   const inputShapes = resolveInputShapes(m, opts.inputShapes);
-  const info = await resolveTensorInfo(m, inputShapes);
+  const given = opts.tensors;
+  const covered = given !== undefined && m.inputs.every((i) => given.has(i.name)) &&
+    m.nodes.every((n) => n.constant || n.outputs.every((o) => !o || given.has(o)));
+  const info = covered ? given : await resolveTensorInfo(m, inputShapes);
   const analysis = analyzeCuts(m, info, { order: opts.order ?? 'auto' });
   return { model: m, inputShapes, analysis };
 }

@@ -52,6 +52,8 @@ export function operatorRbac(ns: string): K8sObject[] {
         // read: profiles and link overrides; written: the links the agents measured (kerf-measured-links)
         { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update'] },
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+        // what it did, as Events about each KerfPipeline
+        { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       ],
     },
     {

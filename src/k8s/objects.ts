@@ -31,6 +31,10 @@ export interface RenderContext {
   modelName: string;
   inputShapes?: Record<string, number[]>;
   queue?: number;
+  /** every hop's codec (`--next-codec`) */
+  codec?: string;
+  /** the gateway's switch strategy */
+  switching?: string;
   entryService: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; port: number };
   /** Secret holding the pipeline's token (key `token`) */
   tokenSecret: string;
@@ -184,7 +188,7 @@ export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObj
     const split = st.cuts.length > 0;
     const args = [
       'worker', '--listen', `0.0.0.0:${PORT_FRAMES}`, '--model', split ? PART_FILE : `${MODEL_DIR}/model.onnx`,
-      ...(s.index < n - 1 ? ['--next', `${svcHost(s.index + 1)}:${PORT_FRAMES}`] : []),
+      ...(s.index < n - 1 ? ['--next', `${svcHost(s.index + 1)}:${PORT_FRAMES}`, ...(ctx.codec ? ['--next-codec', ctx.codec] : [])] : []),
       '--metrics', `0.0.0.0:${PORT_METRICS}`, '--name', `s${s.index}`, '--threads', String(s.threads),
       ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...(split ? [] : [...shapeArgs(ctx), '--release-model']), '--json',
     ];
@@ -250,7 +254,8 @@ export function gatewayObjects(ctx: RenderContext, st: PlacementState, firstPlac
       command: ['kerf'],
       args: [
         'gateway', '--listen', `0.0.0.0:${PORT_OIP}`, '--model', `${MODEL_DIR}/model.onnx`, '--model-name', ctx.modelName,
-        '--blocks', 'none', '--next', first, '--replay', '--replay-hold-ms', String(ctx.replayHoldMs ?? 120_000),
+        '--blocks', 'none', '--next', first, ...(ctx.codec ? ['--next-codec', ctx.codec] : []), ...(ctx.switching ? ['--switch-strategy', ctx.switching] : []),
+        '--replay', '--replay-hold-ms', String(ctx.replayHoldMs ?? 120_000),
         ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...shapeArgs(ctx), '--json',
       ],
       env: tokenEnv(ctx),

@@ -25,6 +25,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { PartStore, type PartSpec } from './parts.js';
 import { agentProber, agentTargets, lastMeasurement, linksConfigMap, measureDue, LINKS_SCHEMA } from './links.js';
 import { measureLinks } from '../cluster/measure.js';
+import { eventKey, eventObject, eventStep, microTime, SERIES_WINDOW_MS, type PipelineEvent, type Posted } from './events.js';
 import { AGENT_PORT } from './manifests.js';
 import type { PlacementState } from './types.js';
 
@@ -57,6 +58,8 @@ export interface OperatorOptions {
   agentToken?: string;
   /** measure again this often (s; default 600), and for this long per direction per pair (s; default 1) */
   measure?: { everyS?: number; seconds?: number };
+  /** post Kubernetes Events (default true; they are logged either way) */
+  events?: boolean;
   /** "host:port" of the agent on a node (default: its pod's IP and the agent port; tests map to loopback) */
   agentAddress?: (node: string) => string;
 }
@@ -81,8 +84,9 @@ export function loadKubeConfig(file?: string): KubeConfig {
 
 export class Operator {
   readonly identity: string;
-  readonly stats = { reconciles: 0, applies: 0, deletes: 0, statusWrites: 0, errors: 0, leaseTransitions: 0, measurements: 0 };
+  readonly stats = { reconciles: 0, applies: 0, deletes: 0, statusWrites: 0, errors: 0, leaseTransitions: 0, measurements: 0, events: 0 };
   private measuring: Promise<void> | null = null;
+  private readonly posted = new Map<string, Posted>();
   private measureFailedAt = 0;
   leader = false;
   private readonly kc: KubeConfig;
@@ -347,7 +351,10 @@ export class Operator {
           // built beside the loop; the pipeline is reconciled again once they are there
           void this.parts.build(r.parts, key).then(() => this.schedule());
         }
-        for (const e of r.events) this.log({ event: 'pipeline', pipeline: key, ...e });
+        for (const e of r.events) {
+          this.log({ event: 'pipeline', pipeline: key, ...e });
+          await this.postEvent(p, e);
+        }
         for (const obj of r.apply) {
           await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
           this.stats.applies++;
@@ -408,6 +415,33 @@ export class Operator {
       this.measuring = null;
       if (!this.closed) { const t = setTimeout(() => this.schedule(), everyS * 1000); t.unref(); }
     });
+  }
+
+  /** Post a Kubernetes Event about a pipeline (a repeat updates the first one's series); failures are logged only. */
+  private async postEvent(p: KerfPipeline, e: PipelineEvent): Promise<void> {
+    if (this.o.events === false) return;
+    const key = eventKey(p, e);
+    const now = Date.now();
+    const posted = this.posted.get(key);
+    try {
+      if (eventStep(posted, now) === 'series') {
+        posted!.count++;
+        posted!.last = now;
+        await this.objects.patch(
+          { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: posted!.name, namespace: p.metadata.namespace! }, series: { count: posted!.count, lastObservedTime: microTime(new Date(now)) } } as unknown as KubernetesObject,
+          undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch,
+        );
+      } else {
+        const ev = eventObject(p, e, new Date(now), this.identity);
+        await this.objects.create(ev as unknown as KubernetesObject);
+        this.posted.set(key, { name: ev.metadata.name, count: 1, first: now, last: now });
+        if (this.posted.size > 1000) for (const [k, v] of this.posted) if (now - v.last > SERIES_WINDOW_MS) this.posted.delete(k);
+      }
+      this.stats.events++;
+    } catch (err) {
+      this.stats.errors++;
+      this.log({ event: 'event-error', reason: e.reason, error: errText(err) });
+    }
   }
 
   /** Carry out a gateway action (the runtime's failover onto a new chain, with replay). */

@@ -80,8 +80,10 @@ export interface KerfPipelineSpec {
   /** links between nodes: measured ones from a ConfigMap (`links.json`: kerf.cluster/v1 links),
    * the rest at the default */
   network?: { bandwidthMbps?: number; rttMs?: number; linksConfigMapRef?: { name: string; key?: string } };
-  /** defaults of the runtime's pods */
-  defaults?: { queue?: number; threads?: number };
+  /** defaults of the runtime's pods: queue and threads of every stage; the codec of every hop
+   * (the gateway's and each stage's `--next-codec`, e.g. `lz4`, `fp16+zstd/lz4`); the
+   * gateway's switch strategy (`pause-resume`, `standby`, `on-demand`, `hot-swap`) */
+  defaults?: { queue?: number; threads?: number; codec?: string; switching?: 'pause-resume' | 'standby' | 'on-demand' | 'hot-swap' };
   rollout?: { timeoutSeconds?: number; drainSeconds?: number };
   /** how long the gateway holds a request whose chain failed, waiting to replay it on the next (default 120) */
   failover?: { holdSeconds?: number };
@@ -134,6 +136,9 @@ export interface PlacementState {
   startedAt: string;
   /** the pipeline's spec generation it was made for */
   specGeneration: number;
+  /** it does not fit beside the placement it replaces: brought up stage by stage, each new
+   * stage after the old ones on its node stopped */
+  staged?: boolean;
 }
 
 export interface KerfPipelineStatus {

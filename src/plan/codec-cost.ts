@@ -93,6 +93,22 @@ export function chooseCodec(bytes: number, bytesPerS: number, block: number, sen
 }
 
 /**
+ * A hop with one given codec (`none`: raw), described; null when the sender or the receiver did
+ * not measure it on this block's output. Pareto fronts price every codec of the device's hop
+ * with it, not only the cheapest.
+ */
+export function codecChoice(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, name: string, overheadS = 0): HopChoice | null {
+  if (name === 'none') return chooseCodec(bytes, bytesPerS, -1, sender, receiver, new Int32Array(0), overheadS);
+  if (block < 0 || bytes === 0) return null;
+  const k = sender?.names.indexOf(name) ?? -1, j = receiver?.names.indexOf(name) ?? -1;
+  if (k < 0 || j < 0) return null;
+  const r = sender!.ratio[k]![block]!, enc = sender!.encodeS[k]![block]!, dec = receiver!.decodeS[j]![block]!;
+  if (!(r > 0) || !(enc >= 0) || !(dec >= 0)) return null;
+  const s = hopBusyS(bytes, bytesPerS, { ratio: r, encodeS: enc, decodeS: dec }, overheadS);
+  return { codec: name, lossy: sender!.lossy[k]!, ratio: r, wireBytes: bytes / r, encodeS: enc, decodeS: dec, seconds: s };
+}
+
+/**
  * The bandwidth (bytes/s) below which a codec of `ratio` with `encodeS` + `decodeS` beats raw
  * for `bytes`: bytes·(1 − 1/ratio) ÷ (encode + decode). Infinity for a free codec that shrinks;
  * 0 for one that does not shrink.

@@ -193,6 +193,9 @@ export interface PlanDocument extends Omit<RankedPlacement, 'rank'> {
   criteria: Record<string, unknown>;
   /** the ranked placements, the best (rank 1) first */
   ranked: RankedPlacement[];
+  /** `kerf plan --pareto`: the non-dominated placements over latency, bottleneck and bytes
+   * leaving the device (src/plan/pareto.ts), ranked by latency */
+  pareto?: RankedPlacement[];
 }
 
 export const PLAN_SCHEMA = 'kerf.plan/v1' as const;

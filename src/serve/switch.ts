@@ -18,7 +18,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
-import { prepareModel, type Prepared } from '../engine/prepare.js';
+import type { Prepared } from '../engine/prepare.js';
+import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
 import { blockCuts, checkCutIds } from '../graph/cuts.js';
@@ -486,7 +487,7 @@ export class Switcher {
         const t0 = performance.now();
         // Worker j sends the tensors at cut part j (its part's end) with that link's codec.
         const nextCodec = w.next !== null ? codecs[w.part] : undefined;
-        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? { model: modelFile } : {}),
+        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? modelLoad(prep, modelFile) : {}),
           ...(nextCodec && nextCodec !== 'none' ? { nextCodec } : {}) };
         const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
         loaded.push(w);
@@ -739,7 +740,7 @@ export class Switcher {
     if (t.back && !this.previousV) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout --back: no earlier version to return to (nothing was rolled out)'));
     return this.serial(async () => {
       const t0 = performance.now();
-      // Preparing the new model (parsing its graph, inferring shapes) runs on this loop: it counts.
+      // Whatever still blocks this loop while the new model is prepared (on a thread) and loaded counts.
       const loop = monitorEventLoopDelay({ resolution: 5 });
       loop.enable();
       try { return await this.rolloutNow(t, t0, loop); } finally { loop.disable(); }
@@ -751,7 +752,7 @@ export class Switcher {
       const file = t.back ? this.previousV!.file : t.model!;
       if (!file) throw kerfError('KERF_ERR_USAGE', 'rollout --back: the earlier version has no model file to load again');
       await access(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
-      const prep = await prepareModel(file, { inputShapes: this.gateway.prep.inputShapes });
+      const prep = await prepareModelInThread(file, { inputShapes: this.gateway.prep.inputShapes });
       // loadModel hashed the bytes it parsed
       const sha256 = prep.model.sha256 ?? createHash('sha256').update(await readFile(file)).digest('hex');
       if (t.back && this.previousV!.sha256 && sha256 !== this.previousV!.sha256) {
@@ -890,6 +891,14 @@ export class Switcher {
     // The active version's pipeline is the gateway's to close; its chunks go with the store.
     await this.store?.close();
   }
+}
+
+/** A load's fields naming another model file: its hash and its tensors' shapes (the worker need not find them again). */
+function modelLoad(prep: Prepared, file: string): { model: string; sha256?: string; tensors: [string, string, number[]][] } {
+  return {
+    model: file, ...(prep.model.sha256 ? { sha256: prep.model.sha256 } : {}),
+    tensors: [...prep.analysis.tensors].map(([n, t]) => [n, t.dtype, [...t.dims]]),
+  };
 }
 
 /** The request carries `Authorization: Bearer <token>` (always true when no token is set). */

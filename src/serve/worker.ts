@@ -9,6 +9,8 @@
 import type * as http from 'node:http';
 import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
+import { prepareModelInThread } from '../engine/prepare-thread.js';
+import type { DType } from '../graph/dtypes.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -102,6 +104,11 @@ export interface LoadRequest extends SegmentSpec {
   /** slice it from this model file (on the worker's machine) instead of the worker's own model: a
    * rollout's new version; not with `shared` (chunk sessions are of the worker's own model) */
   model?: string;
+  /** with `model`: its sha256 as the gateway read it (a file that differs here is refused) */
+  sha256?: string;
+  /** with `model`: every tensor's [name, dtype, dims] as the gateway's preparation of it found
+   * them, so this worker need not run the whole model again to read them */
+  tensors?: [string, string, number[]][];
 }
 
 /** What `load` answers. */
@@ -259,7 +266,14 @@ export class Worker {
     let chunks: ComposeReport | undefined;
     if (r.model !== undefined && (typeof r.model !== 'string' || !r.model)) throw kerfError('KERF_ERR_USAGE', 'load: "model" must be a model file path');
     if (r.model !== undefined && r.shared) throw kerfError('KERF_ERR_USAGE', `load: "shared" segments come from ${this.name}'s own model, not ${r.model}`);
-    const prep = r.model !== undefined ? await this.otherModel(r.model) : await this.prep();
+    if (r.sha256 !== undefined && (typeof r.sha256 !== 'string' || r.model === undefined)) throw kerfError('KERF_ERR_USAGE', 'load: "sha256" must be a hex string, and goes with "model"');
+    if (r.tensors !== undefined && (!Array.isArray(r.tensors) || r.model === undefined || r.tensors.some((t) => !Array.isArray(t) || typeof t[0] !== 'string' || typeof t[1] !== 'string' || !Array.isArray(t[2])))) {
+      throw kerfError('KERF_ERR_USAGE', 'load: "tensors" must be [[name, dtype, dims], …], with "model"');
+    }
+    const prep = r.model !== undefined ? await this.otherModel(r.model, r.tensors) : await this.prep();
+    if (r.sha256 !== undefined && prep.model.sha256 !== r.sha256) {
+      throw kerfError('KERF_ERR_FILE', `load: ${r.model} on ${this.name} is not the gateway's (sha256 ${String(prep.model.sha256).slice(0, 12)}…, the gateway read ${r.sha256.slice(0, 12)}…)`);
+    }
     if (r.shared) {
       const b = segmentBounds(prep, spec);
       this.store ??= new ChunkStore(prep, { threads: this.opts.threads ?? 1, label: this.name });
@@ -290,10 +304,15 @@ export class Worker {
 
   /** the last model file a load named (a rollout's version), prepared once */
   private other: { file: string; prep: Promise<Prepared> } | null = null;
-  private async otherModel(file: string): Promise<Prepared> {
+  private async otherModel(file: string, tensors?: [string, string, number[]][]): Promise<Prepared> {
     if (typeof this.opts.model === 'string' && file === this.opts.model) return this.prep();
     if (this.other?.file !== file) {
-      const prep = prepareModel(file, this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {});
+      // Off the serving thread (parsing is tens of ms), and with the tensors' shapes the gateway
+      // found, not running the whole model again to find them (100+ ms of CPU, and its memory).
+      const prep = prepareModelInThread(file, {
+        ...(this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {}),
+        ...(tensors ? { tensors: new Map(tensors.map(([n, dtype, dims]) => [n, { dtype: dtype as DType, dims }])) } : {}),
+      });
       this.other = { file, prep };
       prep.catch(() => { if (this.other?.prep === prep) this.other = null; });
     }

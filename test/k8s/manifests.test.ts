@@ -123,3 +123,22 @@ test('the CRD is clean and its schema takes the documented example, refusing a t
   assert.throws(() => checkSpec({ ...example, rollout: { timeoutSecond: 5 } }, 'example'), /spec\.rollout: unknown field 'timeoutSecond'/);
   assert.throws(() => checkSpec({ ...example, objective: 'speed' }, 'example'), /spec\.objective: expected one of/);
 });
+
+test('Events: a valid events.k8s.io/v1 Event about the pipeline; a repeat counts into its series', async () => {
+  const { eventObject, eventStep, eventKey, actionOf, SERIES_WINDOW_MS } = await import('../../src/k8s/events.js');
+  const p = new World([node('n1')]).pipeline;
+  const e = { type: 'Warning' as const, reason: 'RolloutFailed', message: 'x'.repeat(2000) };
+  const ev = eventObject(p, e, new Date('2026-01-01T00:00:00Z'), 'kerf-operator-7d9f');
+  assertClean([ev]);
+  const o = ev as unknown as { note: string; action: string; eventTime: string; regarding: Record<string, string> };
+  assert.equal(o.note.length, 1024, 'the note is cut to the API limit');
+  assert.equal(o.action, 'Rollout');
+  assert.equal(o.eventTime, '2026-01-01T00:00:00.000000Z');
+  assert.deepEqual(o.regarding, { apiVersion: 'kerf.dev/v1alpha1', kind: 'KerfPipeline', name: 'tiny', namespace: 'edge', uid: 'uid-tiny' });
+  assert.equal(actionOf('NodeLost'), 'Failover');
+  assert.equal(actionOf('PartsFailed'), 'BuildParts');
+  assert.notEqual(eventKey(p, e), eventKey(p, { ...e, message: 'other' }));
+  assert.equal(eventStep(undefined, 0), 'create');
+  assert.equal(eventStep({ name: 'n', count: 1, first: 0, last: 0 }, 60_000), 'series');
+  assert.equal(eventStep({ name: 'n', count: 9, first: 0, last: 0 }, SERIES_WINDOW_MS + 1), 'create', 'a new Event after the window');
+});

@@ -11,6 +11,7 @@ import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/clie
 import { Operator } from '../../src/k8s/operator.js';
 import { kerfPipelineCrd } from '../../src/k8s/crd.js';
 import { FakeApiServer } from './fake-apiserver.js';
+import { problems } from './validate.js';
 import { CLUSTER_TOKEN, startAgent, type RunningAgent } from '../cluster/helpers.js';
 import { kubeconfig, node, pipeline, profileConfigMap, until } from './fixtures.js';
 
@@ -97,6 +98,20 @@ test('operator against the fake API server: apply, status, ready, hand edit, 410
     assert.equal(failover.lastFailover.node, victim);
     assert.equal(failover.conditions.find((c: Any) => c.type === 'Degraded').status, 'True');
     assert.ok(!(failover.pending.stages as Any[]).some((s) => s.node === victim));
+    // what happened is in Kubernetes Events about the pipeline, valid by the official schema
+    const events = await until('the NodeLost Event', () => { const ev = fake.list('Event'); return ev.some((e) => e.reason === 'NodeLost') && ev; });
+    assert.deepEqual(events.flatMap((e) => problems(e as never)), []);
+    for (const e of events) {
+      assert.equal((e.regarding as Any).name, 'tiny');
+      assert.equal((e.regarding as Any).kind, 'KerfPipeline');
+      assert.equal(e.reportingController, 'kerf.dev/operator');
+    }
+    const lostEv = events.find((e) => e.reason === 'NodeLost')!;
+    assert.equal(lostEv.type, 'Warning');
+    assert.equal(lostEv.action, 'Failover');
+    assert.match(String(lostEv.note), new RegExp(`node ${victim} is NotReady`));
+    assert.ok(events.some((e) => e.reason === 'Placing' && /^initial: placement/.test(String(e.note))));
+    assert.ok(events.some((e) => e.reason === 'Switched'));
     markReady(fake, failover.pending.id);
     await until('the switch off the lost node', () => (fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any)?.lastFailover?.switchedAt);
     // the gateway was moved onto the new chain through its failover API, with the pipeline's token

@@ -177,7 +177,7 @@ test("kerf k8s render's pods run: each stage cuts exactly its part out of the mo
   }
 });
 
-test('the operator serves each stage exactly its part (token checked); the init container checks its sha256 and refuses a wrong one', async () => {
+test('the operator serves each stage exactly its part (token checked); the init container checks its sha256 and refuses a wrong one; spec.defaults (codec lz4, switching) run', async () => {
   const { prep, blocks } = await clsBlocks();
   const sha = createHash('sha256').update(readFileSync(MODEL)).digest('hex');
   const files = await serveFile(MODEL);
@@ -195,7 +195,7 @@ test('the operator serves each stage exactly its part (token checked); the init 
     fake.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'cls-profile', namespace: 'edge' }, data: { 'profile.json': JSON.stringify(profile) } });
     fake.put({
       apiVersion: 'kerf.dev/v1alpha1', kind: 'KerfPipeline', metadata: { name: 'cls', namespace: 'edge', generation: 1 },
-      spec: { model: { uri: files.url, sha256: sha, version: '1', inputShapes: SHAPE, profile: { configMapRef: { name: 'cls-profile' } } }, network: { bandwidthMbps: 1000 } },
+      spec: { model: { uri: files.url, sha256: sha, version: '1', inputShapes: SHAPE, profile: { configMapRef: { name: 'cls-profile' } } }, network: { bandwidthMbps: 1000 }, defaults: { codec: 'lz4', switching: 'pause-resume' } },
     });
     op = await Operator.start({
       kc: kubeconfig(fake.url, 'op'), namespace: 'edge', image: 'kerf:test', identity: 'a', leaseDurationS: 3, resyncS: 60, log: () => {},
@@ -211,6 +211,8 @@ test('the operator serves each stage exactly its part (token checked); the init 
     const objs = await until('the Deployments', () => { const d = fake.list('Deployment'); return d.length === pend.stages.length + 1 && [...d, ...fake.list('Service')] as K8sObject[]; });
     const secret = fake.list('Secret').find((x) => x.metadata.name === 'cls-token') as unknown as { stringData?: { token: string }; data?: { token: string } };
     const token = secret.stringData?.token ?? Buffer.from(secret.data!.token, 'base64').toString();
+    const gwArgs = (objs.find((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'gateway' && o.kind === 'Deployment') as unknown as Dep).spec.template.spec.containers[0]!.args!;
+    assert.ok(gwArgs.includes('--next-codec') && gwArgs.includes('--switch-strategy'), 'the spec defaults are in the gateway command');
     await answersEqual(prep, await runPods(objs, token, dir, procs, prep, pend.cuts));
     // the served part: a wrong token is refused; a part other than the one expected is refused by its sha256
     const [s0, s1] = [pend.stages[0]!, pend.stages[1]!];

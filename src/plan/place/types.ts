@@ -205,6 +205,9 @@ export interface Placement {
   links: PlacementLink[];
   /** the entry's gateway when it runs no stage: its fixed time and wire CPU per request */
   gateway?: { node: string; seconds: number };
+  /** `kerf place --pareto`: the placements no other beats on latency, bottleneck and bytes
+   * leaving the entry (src/plan/place/pareto.ts), ranked by latency; each solver 'given' */
+  pareto?: Placement[];
   memoryModel: { margin: number; overheadBytes: number; activations: 'profiled' | 'estimated' };
   /** wall-clock seconds the solver took (set by the CLI and benchmarks, never by the core) */
   solveSeconds?: number;
