@@ -49,6 +49,9 @@ gateway only:
   --switch-strategy S    gateway: how it switches splits (pause-resume, standby, on-demand,
                          hot-swap; default the switcher's; docs/switch.md)
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
+  --link-probes S        keep every hop's bandwidth and RTT estimate live with light probes when no
+                         transfer told it for S seconds (GET /v1/conditions, /metrics; off: none;
+                         kerf up --hosts turns them on)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
   --profiles DIR         the profiles folder kerf plan takes (<model>.<system>.profile.json with
@@ -77,7 +80,7 @@ const OPTIONS = {
   'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
   'host-name': { type: 'string' }, 'memory-mb': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
-  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
+  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' },
 } as const;
 
 function positiveInt(v: string | undefined, flag: string, def: number): number {
@@ -162,11 +165,19 @@ export async function run(argv: string[]): Promise<number | void> {
       const { readJsonFile } = await import('./plan-file.js');
       try { g.switcher.adoptPlan(readJsonFile(v.plan)); } catch (e) { await g.close(); throw e; }
     }
+    let adapt: import('../adapt/live.js').AdaptController | null = null;
     if (v.adapt !== undefined || v.profiles !== undefined) {
       const { attachAdaptFromArgs } = await import('../adapt/live.js');
       try {
-        await attachAdaptFromArgs(g, v, nParts, out);
+        adapt = await attachAdaptFromArgs(g, v, nParts, out);
       } catch (e) { await g.close(); throw e; }
+    }
+    if (v['link-probes'] !== undefined && v['link-probes'] !== '0' && v['link-probes'] !== 'off') {
+      const periodS = Number(v['link-probes']);
+      if (!(periodS > 0 && Number.isFinite(periodS))) { await g.close(); throw kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds > 0, or off`); }
+      const { LinkProber } = await import('../serve/linkprobe.js');
+      const a = adapt;
+      LinkProber.attach(g, { periodS, name: v.name ?? 'device', ...(a ? { estimators: () => a.monitor.links } : {}) });
     }
     const url = `http://${fmtAddress(g.address)}`;
     if (v.json) out(JSON.stringify({ event: 'listening', role: 'gateway', url, model: g.name, address: fmtAddress(g.address) }));

@@ -116,6 +116,7 @@ const placementState = {
     reason: { type: 'string' },
     startedAt: { type: 'string' },
     specGeneration: { type: 'integer' },
+    staged: { type: 'boolean' },
   },
 };
 

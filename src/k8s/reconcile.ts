@@ -19,7 +19,7 @@ import type { Cluster, ClusterLink, Placement, PlaceModel } from '../plan/place/
 import { checkProfile } from '../profile/schema.js';
 import { checkSpec } from './crd.js';
 import {
-  entryService, gatewayName, gatewayObjects, LABEL_COMPONENT, LABEL_MODEL, LABEL_PIPELINE, LABEL_PLACEMENT, modelId, placementObjects, PORT_FRAMES, PORT_OIP,
+  entryService, gatewayName, gatewayObjects, LABEL_COMPONENT, LABEL_MODEL, LABEL_PIPELINE, LABEL_PLACEMENT, LABEL_STAGE, modelId, placementObjects, PORT_FRAMES, PORT_OIP,
   stageName, tokenSecret, type RenderContext,
 } from './objects.js';
 import { parseQuantity } from './quantity.js';
@@ -164,6 +164,57 @@ class Blocked extends Error {
 
 interface Candidate { state: PlacementState; links: NonNullable<KerfPipelineStatus['links']> }
 
+/** Memory (bytes) the pods of the namespace other than `pipeline`'s ask for, per node. */
+function otherPodsMemory(objects: readonly K8sObject[], pipeline: string): Map<string, number> {
+  const used = new Map<string, number>();
+  for (const pod of objects) {
+    if (pod.kind !== 'Pod' || pod.metadata.labels?.[LABEL_PIPELINE] === pipeline) continue;
+    const node = get(pod, 'spec', 'nodeName');
+    const phase = get(pod, 'status', 'phase');
+    if (typeof node !== 'string' || phase === 'Succeeded' || phase === 'Failed') continue;
+    for (const c of (get(pod, 'spec', 'containers') as Obj[] | undefined) ?? []) {
+      const r = get(c, 'resources', 'requests', 'memory');
+      if (r !== undefined) used.set(node, (used.get(node) ?? 0) + parseQuantity(r, `pod ${pod.metadata.name}`));
+    }
+  }
+  return used;
+}
+
+/** Memory (bytes) the stages of placements hold per node (those on `skip` nodes not counted). */
+function heldBy(states: readonly (PlacementState | null | undefined)[], skip: ReadonlySet<string> = new Set()): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const st of states) for (const s of st?.stages ?? []) if (!skip.has(s.node)) out.set(s.node, (out.get(s.node) ?? 0) + s.memoryMiB * MiB);
+  return out;
+}
+
+/**
+ * A staged placement (two placements do not fit side by side): which of the old placements'
+ * stages must stop to make room for it, and which of its own stages may be created now (their
+ * node has room: the old stages that held it are gone).
+ */
+function stagedRoom(pend: PlacementState, old: readonly PlacementState[], nodes: readonly K8sObject[], objects: readonly K8sObject[], pipeline: string): { evict: Set<string>; admit: Set<number>; waiting: string[] } {
+  const others = otherPodsMemory(objects, pipeline);
+  const evict = new Set<string>();
+  const admit = new Set<number>();
+  const waiting: string[] = [];
+  const byNode = new Map<string, PlacementState['stages']>();
+  for (const s of pend.stages) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
+  for (const [node, stages] of byNode) {
+    const n = nodes.find((x) => x.metadata.name === node);
+    const alloc = n ? parseQuantity(get(n, 'status', 'allocatable', 'memory') ?? '0', `node ${node} allocatable memory`) : 0;
+    const mine = stages.reduce((a, s) => a + s.memoryMiB * MiB, 0);
+    const oldHere = old.flatMap((st) => st.stages.filter((s) => s.node === node).map((s) => ({ st, s })));
+    const held = oldHere.reduce((a, x) => a + x.s.memoryMiB * MiB, 0);
+    if ((others.get(node) ?? 0) + held + mine <= alloc) { for (const s of stages) admit.add(s.index); continue; }
+    for (const x of oldHere) evict.add(`${x.st.id}/${x.s.index}`);
+    // created once the old pods on the node are gone (their memory given back)
+    const still = objects.filter((o) => o.kind === 'Pod' && get(o, 'spec', 'nodeName') === node && oldHere.some((x) => o.metadata.labels?.[LABEL_PLACEMENT] === x.st.id && o.metadata.labels?.[LABEL_STAGE] === String(x.s.index)));
+    if (still.length) waiting.push(`s${stages.map((s) => s.index).join(',s')} on ${node} waits for ${still.map((o) => o.metadata.name).join(', ')} to stop`);
+    else for (const s of stages) admit.add(s.index);
+  }
+  return { evict, admit, waiting };
+}
+
 /** The links between `names`, per direction, and where each comes from (for the status). */
 function nodeLinks(spec: KerfPipelineSpec, objects: readonly K8sObject[], ns: string, names: readonly string[]): { links: ClusterLink[]; statusLinks: NonNullable<KerfPipelineStatus['links']> } {
   // links, per direction: the spec's ConfigMap (an override) where it names one, else what the
@@ -208,7 +259,7 @@ function nodeLinks(spec: KerfPipelineSpec, objects: readonly K8sObject[], ns: st
 }
 
 /** Place the pipeline's model on the nodes that may take stages now. */
-function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sObject[], objects: readonly K8sObject[], trouble: Map<string, { lost: boolean; why: string } | null>, now: string, reason: PlacementState['reason']): Candidate {
+function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sObject[], objects: readonly K8sObject[], trouble: Map<string, { lost: boolean; why: string } | null>, now: string, reason: PlacementState['reason'], reserved: ReadonlyMap<string, number> = new Map()): Candidate {
   const ns = p.metadata.namespace ?? 'default';
   const profText = configMapValue(objects, ns, spec.model.profile.configMapRef, 'profile.json');
   if (profText === null) throw new Blocked('ProfileNotFound', `ConfigMap ${spec.model.profile.configMapRef.name} (key ${spec.model.profile.configMapRef.key ?? 'profile.json'}) with the model's profile is not in namespace ${ns}`);
@@ -224,18 +275,10 @@ function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sOb
   }
   const stageCpu = spec.stageCpu ?? 1;
   const refCpus = spec.referenceCpus ?? 1;
-  // memory other workloads of the namespace already asked for on each node
-  const used = new Map<string, number>();
-  for (const pod of objects) {
-    if (pod.kind !== 'Pod' || pod.metadata.labels?.[LABEL_PIPELINE] === p.metadata.name) continue;
-    const node = get(pod, 'spec', 'nodeName');
-    const phase = get(pod, 'status', 'phase');
-    if (typeof node !== 'string' || phase === 'Succeeded' || phase === 'Failed') continue;
-    for (const c of (get(pod, 'spec', 'containers') as Obj[] | undefined) ?? []) {
-      const r = get(c, 'resources', 'requests', 'memory');
-      if (r !== undefined) used.set(node, (used.get(node) ?? 0) + parseQuantity(r, `pod ${pod.metadata.name}`));
-    }
-  }
+  // memory other workloads of the namespace already asked for on each node, and what this
+  // pipeline's running placements hold while the new one comes up beside them
+  const used = otherPodsMemory(objects, p.metadata.name);
+  for (const [n, b] of reserved) used.set(n, (used.get(n) ?? 0) + b);
   const eligible = nodes.filter((n) => trouble.get(n.metadata.name) === null && selectorMatches(spec.nodeSelector, n.metadata.labels ?? {}));
   const entryNode = spec.entry?.node ?? null;
   if (entryNode !== null) {
@@ -403,11 +446,24 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   let placed: Omit<Condition, 'lastTransitionTime'> | null = null;
   let degraded: Omit<Condition, 'lastTransitionTime'> = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'every stage is on a healthy node' };
   const tryPlace = (reason: PlacementState['reason']): Candidate | Blocked => {
+    // beside what runs: the running placements' stages keep their memory until the switch
+    // (a lost node's give theirs back); when the two do not fit, a rollout or failover is
+    // staged — each new stage replaces the old ones on its node — and a replan is not taken
+    const lostNodes = new Set([...trouble].filter(([, t]) => t?.lost).map(([n]) => n));
+    const reserved = heldBy([status.active, status.previous?.state], lostNodes);
     try {
-      return placeNow(p, spec!, input.nodes, input.objects, trouble, now, reason);
+      return placeNow(p, spec!, input.nodes, input.objects, trouble, now, reason, reserved);
     } catch (e) {
-      if (e instanceof Blocked) return e;
-      throw e;
+      if (!(e instanceof Blocked)) throw e;
+      if (reserved.size === 0 || e.reason !== 'Unplaceable' || reason === 'replan' || reason === 'initial') return e;
+      try {
+        const c = placeNow(p, spec!, input.nodes, input.objects, trouble, now, reason);
+        c.state.staged = true;
+        return c;
+      } catch (e2) {
+        if (e2 instanceof Blocked) return e2;
+        throw e2;
+      }
     }
   };
   const wantParts: PartSpec[] = [];
@@ -571,6 +627,22 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   if (status.previous && ms(now) >= ms(status.previous.retireAt)) status.previous = null;
   if (status.previous) soon(Math.max(1, secondsBetween(now, status.previous.retireAt)));
 
+  // a staged placement: old stages stop where the new ones need their memory; new ones come up as it frees
+  const oldStates = [status.active, status.previous?.state].filter((x): x is PlacementState => !!x);
+  const room = status.pending?.staged ? stagedRoom(status.pending, oldStates, input.nodes, input.objects, name) : null;
+  if (room && status.pending) {
+    const stopping = oldStates.flatMap((st) => st.stages.filter((s) => room.evict.has(`${st.id}/${s.index}`)).map((s) => ({ st, s })))
+      .filter(({ st, s }) => input.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === stageName({ pipeline: name } as RenderContext, st.id, s.index)));
+    if (stopping.length) {
+      events.push({ type: 'Warning', reason: 'MakingRoom', message: `placement ${status.pending.id} does not fit beside what runs: stopping ${stopping.map(({ st, s }) => `version ${st.model.version} s${s.index} on ${s.node}`).join(', ')} to make room (stage by stage)` });
+    }
+    if (status.rollout?.phase === 'Progressing' || status.pending.reason === 'failover') {
+      const msg = `staged (the two placements do not fit side by side): ${room.admit.size} of ${status.pending.stages.length} stage(s) created${room.waiting.length ? `; ${room.waiting.join('; ')}` : ''}`;
+      if (status.rollout?.phase === 'Progressing') status.rollout = { ...status.rollout, message: msg };
+    }
+    if (room.waiting.length) soon(2);
+  }
+
   // desired objects
   const desired: K8sObject[] = [];
   const serving = status.active ?? status.pending;
@@ -592,7 +664,16 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       const existing = input.objects.find((o) => o.kind === 'Secret' && o.metadata.name === ctx.tokenSecret);
       if (!existing) desired.push(tokenSecret(ctx, input.newToken));
       const states = [status.active, status.pending, status.previous?.state].filter((x): x is PlacementState => !!x);
-      for (const st of states) desired.push(...placementObjects(ctx, st));
+      for (const st of states) {
+        for (const o of placementObjects(ctx, st)) {
+          const stage = o.metadata.labels?.[LABEL_STAGE];
+          if (room && o.kind === 'Deployment') {
+            if (st === status.pending && !room.admit.has(Number(stage))) continue;
+            if (st !== status.pending && room.evict.has(`${st.id}/${stage}`)) continue;
+          }
+          desired.push(o);
+        }
+      }
       // one gateway per model version, sending to the first stage of that version's serving placement
       for (const vid of new Set(states.map((st) => modelId(st.model)))) {
         const first = states.find((st) => modelId(st.model) === vid)!;

@@ -136,6 +136,9 @@ export interface PlacementState {
   startedAt: string;
   /** the pipeline's spec generation it was made for */
   specGeneration: number;
+  /** it does not fit beside the placement it replaces: brought up stage by stage, each new
+   * stage after the old ones on its node stopped */
+  staged?: boolean;
 }
 
 export interface KerfPipelineStatus {

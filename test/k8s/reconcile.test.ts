@@ -457,3 +457,53 @@ test("spec.defaults.codec and .switching reach the gateway's and the stages' com
   bad2.step();
   assert.match(bad2.condition('Placed').message, /spec\.defaults\.switching/);
 });
+
+test('rollout memory room: the old pods are counted; when two versions do not fit side by side, the new one is staged stage by stage', () => {
+  const big = () => [profileConfigMap('edge', profile(8, 0.04, 40))];
+  const nodes = () => [node('n1', { memory: '400Mi' }), node('n2', { memory: '400Mi' }), node('n3', { memory: '400Mi' })];
+  const w = new World(nodes(), pipeline(), big());
+  const first = upAndRunning(w);
+  assert.ok(first.stages.length >= 2, `split over the nodes (${first.stages.length} stages)`);
+  assert.ok(!first.staged);
+  // the old stages' pods, as the kubelet runs them
+  const podOf = (st: PlacementState, s: PlacementState['stages'][number]): K8sObject => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: `tiny-${st.id}-s${s.index}-abc`, namespace: 'edge', labels: { 'kerf.dev/pipeline': 'tiny', 'kerf.dev/placement': st.id, 'kerf.dev/stage': String(s.index), 'app.kubernetes.io/component': 'stage' } },
+    spec: { nodeName: s.node, containers: [{ name: 'worker', resources: { requests: { memory: `${s.memoryMiB}Mi` } } }] }, status: { phase: 'Running' },
+  });
+  w.objects.push(...first.stages.map((s) => podOf(first, s)));
+  w.setSpec(spec({ model: { ...spec().model, sha256: SHA_B, version: 'v2' } }));
+  let r = w.step();
+  const pend = w.pipeline.status!.pending!;
+  assert.ok(pend, 'v2 is placed');
+  assert.equal(pend.staged, true, 'it does not fit beside v1: staged');
+  // per node: v2's stages are created at once where they fit beside v1's; elsewhere v1's stop first and v2's wait
+  const mib = (st: PlacementState, n: string) => st.stages.filter((s) => s.node === n).reduce((a, s) => a + s.memoryMiB, 0);
+  let waited = 0;
+  for (const s of pend.stages) {
+    const fits = mib(first, s.node) + mib(pend, s.node) <= 400;
+    const created = !!w.find('Deployment', `tiny-${pend.id}-s${s.index}`);
+    assert.equal(created, fits, `v2 s${s.index} on ${s.node}: ${fits ? 'room beside v1' : 'waits for room'}`);
+    for (const o of first.stages.filter((x) => x.node === s.node)) {
+      assert.equal(r.delete.some((d) => d.kind === 'Deployment' && d.name === `tiny-${first.id}-s${o.index}`), !fits, `v1 s${o.index} on ${s.node} ${fits ? 'stays' : 'stops to make room'}`);
+    }
+    if (!fits) waited++;
+  }
+  assert.ok(waited > 0, 'some stage had to wait');
+  assert.ok(r.events.some((e) => e.reason === 'MakingRoom' && /stage by stage/.test(e.message)));
+  assert.match(w.condition('RolloutInProgress').message, /staged .*waits for tiny-/);
+  // the old pods go; the new stages come up on the freed nodes, then v2 serves
+  w.objects = w.objects.filter((o) => o.kind !== 'Pod');
+  r = w.step();
+  for (const s of pend.stages) assert.ok(w.find('Deployment', `tiny-${pend.id}-s${s.index}`), `v2 s${s.index} created`);
+  w.ready(pend.id);
+  w.step();
+  assert.equal(w.pipeline.status!.activeVersion, 'v2');
+  // with room for both (bigger nodes), the same rollout is side by side
+  const w2 = new World([node('n1', { memory: '2Gi' }), node('n2', { memory: '2Gi' }), node('n3', { memory: '2Gi' })], pipeline(), big());
+  const f2 = upAndRunning(w2);
+  w2.objects.push(...f2.stages.map((s) => podOf(f2, s)));
+  w2.setSpec(spec({ model: { ...spec().model, sha256: SHA_B, version: 'v2' } }));
+  const r2 = w2.step();
+  assert.ok(!w2.pipeline.status!.pending!.staged);
+  assert.ok(!r2.delete.some((d) => d.kind === 'Deployment'), 'v1 keeps all its stages');
+});
