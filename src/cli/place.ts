@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { kerfError } from '../errors.js';
 import {
-  PLACE_MODELS, place, placeModelFromProfiles, validateCluster, zooPlaceModel,
-  type Cluster, type Placement, type PlaceModel, type PlaceModelName, type SolverName,
+  deviceBytes, PLACE_MODELS, place, placeModelFromProfiles, placePareto, validateCluster, zooPlaceModel,
+  type Cluster, type Placement, type PlaceModel, type PlaceOptions, type PlaceModelName, type SolverName,
 } from '../plan/place/index.js';
 import type { Profile } from '../profile/types.js';
 import { parse } from './args.js';
@@ -31,6 +31,9 @@ options:
   --codecs SET          codecs a hop may use where the profiles measured them (kerf profile
                         --codecs): none (default) | lossless | lossy | LIST; the cheapest per hop
                         (encode + bytes ÷ bandwidth + decode), the result's return lossless only
+  --pareto              also print and write (field "pareto") every placement no other beats on
+                        latency, bottleneck and bytes leaving the entry, each codec of --codecs
+                        tried on the entry's hop (exact, by enumeration; needs an entry)
   --json                print the placement as JSON
   -o, --output FILE     write the placement (kerf.placement/v1) to FILE
 `;
@@ -47,6 +50,7 @@ const OPTIONS = {
   gflops: { type: 'string' },
   seed: { type: 'string' },
   codecs: { type: 'string' },
+  pareto: { type: 'boolean' },
   json: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
 } as const;
@@ -123,6 +127,18 @@ function codecOf(p: Placement, from: string, to: string | null): string {
   return l.codec ? `${l.codec}${l.lossy ? ' (lossy)' : ''} ${l.ratio!.toFixed(2)}×` : 'none';
 }
 
+/** A table of a placement front: latency, bottleneck, bytes leaving the entry and its codec, stages. */
+export function formatPlaceFront(front: readonly Placement[]): string {
+  const rows = [['#', 'latency', 'bottleneck', 'req/s', 'entry sends', 'entry hop codec', 'stages']];
+  front.forEach((p, i) => {
+    const first = p.links.find((l) => l.kind !== 'return' && l.from === p.entry);
+    rows.push([String(i + 1), ms(p.latency), ms(p.bottleneck.seconds), p.throughput === Infinity ? 'inf' : p.throughput.toFixed(1), `${(deviceBytes(p) / 1000).toFixed(1)} kB`,
+      first ? codecOf(p, first.from, first.to) : '-', p.stages.map((s) => `${s.node} ${s.blocks.first}-${s.blocks.last}`).join(' → ')]);
+  });
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => '  ' + r.map((x, c) => x.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+}
+
 /** Human-readable report of a placement. */
 export function formatPlacement(p: Placement): string {
   const lines: string[] = [];
@@ -172,16 +188,15 @@ export async function run(argv: string[]): Promise<number | void> {
   }
   const t0 = performance.now();
   const deadline = t0 + timeLimit * 1000;
-  const p: Placement = {
-    ...place(model, cluster, {
-      objective, solver, ...codecs,
-      shouldStop: () => performance.now() > deadline,
-      ...(maxStages !== undefined ? { maxStages } : {}),
-      ...(seed !== undefined ? { seed } : {}),
-      memory: { ...(margin !== undefined ? { margin } : {}), ...(overheadMB !== undefined ? { overheadMB } : {}) },
-    }),
-    solveSeconds: (performance.now() - t0) / 1000,
+  const common: PlaceOptions = {
+    objective: objective as PlaceOptions['objective'], ...codecs,
+    ...(maxStages !== undefined ? { maxStages } : {}),
+    memory: { ...(margin !== undefined ? { margin } : {}), ...(overheadMB !== undefined ? { overheadMB } : {}) },
   };
+  const best = place(model, cluster, { ...common, solver, shouldStop: () => performance.now() > deadline, ...(seed !== undefined ? { seed } : {}) });
+  const solveSeconds = (performance.now() - t0) / 1000;
+  const pareto = v.pareto ? placePareto(model, cluster, common).front : undefined;
+  const p: Placement = { ...best, solveSeconds, ...(pareto ? { pareto } : {}) };
   const json = JSON.stringify(p, null, 2) + '\n';
   if (v.output) {
     try {
@@ -193,6 +208,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.json) process.stdout.write(json);
   else {
     process.stdout.write(`${formatPlacement(p)}\n`);
+    if (pareto) process.stdout.write(`Pareto front: ${pareto.length} placement${pareto.length === 1 ? '' : 's'} no other beats on latency, bottleneck and bytes leaving ${p.entry}\n${formatPlaceFront(pareto)}\n`);
     if (v.output) process.stdout.write(`wrote ${v.output}\n`);
   }
   if (!p.optimal && p.solver === 'exact') process.stderr.write(`kerf: time limit reached; best found is within ${(p.gap * 100).toFixed(1)}% of the proven bound\n`);

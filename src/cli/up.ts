@@ -35,6 +35,9 @@ controller dies: the agents' lease).
 options:
   --hosts FILE           deploy across the hosts of a kerf.hosts/v1 file
   --parts MODE           with --hosts: segments (default) or whole
+  --link-probes S        probe a hop whose rate no transfer told for S seconds, keeping its
+                         estimate live (GET /v1/conditions, /metrics; default 5 with --hosts,
+                         else off; off: none)
   --model FILE           the model (.onnx)
   --cuts C1,C2           cut ids of the tier boundaries (see kerf inspect): gateway runs part 0,
                          one worker per further part
@@ -47,6 +50,9 @@ options:
   --tls-cert F --tls-key F [--tls-ca F]   TLS between tiers: workers serve with the certificate,
                          every hop verifies it with the CA (and, with the CA, presents the
                          certificate too: mutual TLS). The gateway's HTTP stays plain.
+                         With --hosts (or the hosts file's tls): HTTPS to the agents, verified
+                         with --tls-ca (--tls-cert/--tls-key: this controller's client
+                         certificate), and TLS between the tiers with each agent's certificate
   --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
                          none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
                          C/R: replies in R (default: C's lossless part);
@@ -80,7 +86,7 @@ const OPTIONS = {
   model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
-  switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
+  switch: { type: 'string' }, standby: { type: 'string' }, 'link-probes': { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
   hosts: { type: 'string' }, parts: { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
@@ -226,7 +232,8 @@ export async function run(argv: string[]): Promise<number | void> {
   const workerArgs: string[] = [];
   // TLS between tiers: every worker serves with the certificate, every hop verifies with the CA.
   const tlsOk = check(() => tlsFromFlags(v));
-  if (tlsOk && !tlsOk.server) note(kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the workers serve TLS with them'));
+  // (across --hosts the flags are the controller's: the stages serve with their agents' certificates)
+  if (v.hosts) { /* read with the hosts file below */ } else if (tlsOk && !tlsOk.server) note(kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the workers serve TLS with them'));
   else if (tlsOk) for (const f of ['tls-cert', 'tls-key', 'tls-ca'] as const) if (v[f] !== undefined) workerArgs.push(`--${f}`, resolvePath(v[f]!));
   if (v.threads !== undefined) {
     const t = Number(v.threads);
@@ -258,6 +265,9 @@ export async function run(argv: string[]): Promise<number | void> {
       ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
       ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []), ...(v['adapt-codecs'] ? ['--adapt-codecs', v['adapt-codecs']] : []));
   }
+  if (v['link-probes'] !== undefined && v['link-probes'] !== 'off' && !(Number(v['link-probes']) >= 0 && Number.isFinite(Number(v['link-probes'])))) {
+    note(kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds (0 or off: no probes)`));
+  } else if (v['link-probes'] !== undefined) workerArgs.push('--link-probes', v['link-probes']);
   if (opts) {
     if (Object.keys(shapes).length) opts.inputShapes = shapes;
     if (v.name) opts.name = v.name;
@@ -288,15 +298,17 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.hosts) {
     if (v.links !== undefined || v.trace?.length) throw kerfError('KERF_ERR_USAGE', '--links and --trace emulate links on one machine; across --hosts the links are the real network');
     if (v.host !== undefined) throw kerfError('KERF_ERR_USAGE', '--host: across --hosts each agent listens on its own interface');
-    const { loadHosts } = await import('../cluster/hosts.js');
+    const { loadHosts, withTlsFlags } = await import('../cluster/hosts.js');
     const { namedHosts, placementHosts, planHosts } = await import('../cluster/assign.js');
-    hosts = await loadHosts(v.hosts);
+    hosts = withTlsFlags(await loadHosts(v.hosts), v);
     const file = p.positionals[0] ?? '';
     hostOf = placement ? placementHosts(placement, hosts, file) : planDoc ? planHosts(planDoc, hosts, file)
       : namedHosts(tierNames ?? ['device', ...opts.cuts.map((_, i) => ['edge', 'cloud'][i] ?? `tier${i + 3}`)], hosts);
     // Real links and real CPUs: nothing is emulated, a stage gets its host's cores (the agent's
     // --cpus), unless --cpus NODE=C asks for a share.
     delete opts.links;
+    // live link estimates across real links (light probes, off while traffic tells the rates)
+    if (v['link-probes'] === undefined) opts.workerArgs = [...(opts.workerArgs ?? []), '--link-probes', '5'];
     const asked = new Set((v.cpus ?? []).map((c) => c.split('=')[0]));
     for (const t of opts.tiers ?? []) if (t.cpus !== undefined && !asked.has(t.name)) delete t.cpus;
   }

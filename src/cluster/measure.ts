@@ -67,7 +67,7 @@ export interface MeasureOptions {
 }
 
 /** What measuring links needs of a substrate: its hosts, a request through one, another's agent address. */
-export type LinkProber = Pick<AgentSubstrate, 'hosts' | 'request' | 'agentOf'>;
+export type LinkProber = Pick<AgentSubstrate, 'hosts' | 'request' | 'agentOf'> & Partial<Pick<AgentSubstrate, 'peerTls'>>;
 
 /**
  * Every pair's link, both ways, measured by the agents themselves (rounds of disjoint pairs).
@@ -82,7 +82,7 @@ export async function measureLinks(sub: LinkProber, o: Pick<MeasureOptions, 'sec
     log(`round ${r + 1}: ${round.map(([a, b]) => `${names[a]}↔${names[b]}`).join(', ')}`);
     await Promise.all(round.map(async ([a, b]) => {
       const from = names[a]!, to = names[b]!;
-      const m = await sub.request<{ upMbps: number; downMbps: number; rttMs: number }>(from, 'POST', '/v1/host/measure', { peer: sub.agentOf(to), seconds }, seconds * 4000 + 30_000);
+      const m = await sub.request<{ upMbps: number; downMbps: number; rttMs: number }>(from, 'POST', '/v1/host/measure', { peer: sub.agentOf(to), seconds, ...sub.peerTls?.() }, seconds * 4000 + 30_000);
       links.push({ from, to, bandwidthMbps: round3(m.upMbps), rttMs: round3(m.rttMs) }, { from: to, to: from, bandwidthMbps: round3(m.downMbps), rttMs: round3(m.rttMs) });
       log(`${from} → ${to} ${m.upMbps.toFixed(1)} Mbit/s, ${to} → ${from} ${m.downMbps.toFixed(1)} Mbit/s, RTT ${m.rttMs.toFixed(2)} ms`);
     }));

@@ -35,6 +35,23 @@ export interface HopChoice {
   seconds: number;
 }
 
+/** What a plan's transfer and a placement's link record of a coded hop (absent when raw). */
+export interface CodedHop {
+  /** the codec the hop uses when not raw, what it does and costs (its `seconds` include them) */
+  codec?: string;
+  lossy?: boolean;
+  ratio?: number;
+  wireBytes?: number;
+  encodeS?: number;
+  decodeS?: number;
+}
+
+/** The CodedHop fields of a choice: none for raw. */
+export function codedHopFields(ch: HopChoice): CodedHop {
+  if (ch.codec === 'none') return {};
+  return { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS };
+}
+
 /** Seconds a hop costs with one codec: round trip, encode, coded bytes at the bandwidth, decode
  * (src/plan/cost.ts `hopS`, the one hop price). */
 export function codecHopS(bytes: number, rttS: number, bytesPerS: number, ratio = 1, encodeS = 0, decodeS = 0): number {
@@ -90,6 +107,22 @@ export function chooseCodec(bytes: number, bytesPerS: number, block: number, sen
   }
   if (overheadS !== 0) best.seconds += overheadS;
   return best;
+}
+
+/**
+ * A hop with one given codec (`none`: raw), described; null when the sender or the receiver did
+ * not measure it on this block's output. Pareto fronts price every codec of the device's hop
+ * with it, not only the cheapest.
+ */
+export function codecChoice(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, name: string, overheadS = 0): HopChoice | null {
+  if (name === 'none') return chooseCodec(bytes, bytesPerS, -1, sender, receiver, new Int32Array(0), overheadS);
+  if (block < 0 || bytes === 0) return null;
+  const k = sender?.names.indexOf(name) ?? -1, j = receiver?.names.indexOf(name) ?? -1;
+  if (k < 0 || j < 0) return null;
+  const r = sender!.ratio[k]![block]!, enc = sender!.encodeS[k]![block]!, dec = receiver!.decodeS[j]![block]!;
+  if (!(r > 0) || !(enc >= 0) || !(dec >= 0)) return null;
+  const s = hopBusyS(bytes, bytesPerS, { ratio: r, encodeS: enc, decodeS: dec }, overheadS);
+  return { codec: name, lossy: sender!.lossy[k]!, ratio: r, wireBytes: bytes / r, encodeS: enc, decodeS: dec, seconds: s };
 }
 
 /**

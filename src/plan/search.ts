@@ -1,7 +1,7 @@
 import { kerfError } from '../errors.js';
 import { findNetworkLink } from './network.js';
 import { hopLatencyS, tierServiceS } from './cost.js';
-import { chooseCodec, codecPairs, transferS, type HopChoice } from './codec-cost.js';
+import { chooseCodec, codecChoice, codecPairs, codedHopFields, transferS, type HopChoice } from './codec-cost.js';
 import type {
   PlanCriteria, Network, PlanObjective, RankedPlacement, PlanProblem, RankedIndex, PlanSearchOptions, SystemCost, PlanTier, TierCriteria,
   TierPlacement, PlanTransfer,
@@ -406,7 +406,7 @@ function seqSum(a: Float64Array, i: number, j: number): number {
  * Describe one ranked placement fully. Figures are recomputed by summing blocks in order,
  * the way scission_predict.py does, so they print identically.
  */
-export function describePlacement(problem: PlanProblem, net: Network, r: RankedIndex, rank: number, opts: PlanSearchOptions = {}): RankedPlacement {
+export function describePlacement(problem: PlanProblem, net: Network, r: RankedIndex, rank: number, opts: PlanSearchOptions = {}, deviceCodec?: string): RankedPlacement {
   const L = problem.blocks;
   const D = problem.device[r.d]!;
   const E = r.e >= 0 ? problem.edge[r.e]! : undefined;
@@ -432,12 +432,17 @@ export function describePlacement(problem: PlanProblem, net: Network, r: RankedI
   const hop = (a: SystemCost, b: SystemCost, bytes: number, kind: 'forward' | 'return', block: number): number => {
     const l = findNetworkLink(net, a.name, b.name);
     if (!l) throw kerfError('KERF_ERR_NETWORK_FILE', `no link between '${a.name}' and '${b.name}' in the network file`);
-    const ch: HopChoice = chooseCodec(bytes, l.bytesPerS, block, a.codecs, b.codecs, codecPairs(a.codecs, b.codecs, kind === 'return' ? back : forward));
+    // `deviceCodec` fixes the codec of the hop leaving the device (Pareto fronts); else the cheapest
+    const fixed = deviceCodec !== undefined && kind === 'forward' && transfers.length === 0;
+    const ch: HopChoice | null = fixed
+      ? codecChoice(bytes, l.bytesPerS, block, a.codecs, b.codecs, deviceCodec)
+      : chooseCodec(bytes, l.bytesPerS, block, a.codecs, b.codecs, codecPairs(a.codecs, b.codecs, kind === 'return' ? back : forward));
+    if (!ch) throw kerfError('KERF_ERR_PLAN', `codec '${deviceCodec}' was not measured on the output of block ${block} by both '${a.name}' and '${b.name}'`);
     const s = hopLatencyS(l.rttS, ret) + ch.seconds;
     busy.push(ch.seconds);
     transfers.push({
       from: a.name, to: b.name, bytes, seconds: s, kind,
-      ...(ch.codec !== 'none' ? { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS } : {}),
+      ...codedHopFields(ch),
     });
     return s;
   };

@@ -6,15 +6,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { prepareModel, type Prepared } from '../../src/engine/index.js';
-import { Gateway, Worker, startLoad, type LoadCase } from '../../src/serve/index.js';
+import { prepareModel } from '../../src/engine/index.js';
+import { Gateway, Worker, startLoad } from '../../src/serve/index.js';
 import { Link } from '../../src/link/index.js';
 import { profileModel } from '../../src/profile/profile.js';
 import type { Profile, BlockProfile } from '../../src/profile/types.js';
 import { AdaptController, chooseLinkCodecs } from '../../src/adapt/index.js';
 import { breakEvenBytesPerS } from '../../src/plan/codec-cost.js';
 import { sharedPath } from '../support/shared.js';
-import { TOKEN, bytesOf, inputsFor, reference, sleep } from '../serve/serve-helpers.js';
+import { TOKEN, loadCases, sleep } from '../serve/serve-helpers.js';
 
 const path = sharedPath('models/squeezenet1_1.onnx');
 const CODEC = 'zstd-1';
@@ -34,17 +34,7 @@ function atCut(p: Profile, cut: number, name: 'device' | 'edge', f: number): Pro
   };
 }
 
-async function cases(prep: Prepared, n: number): Promise<LoadCase[]> {
-  const out: LoadCase[] = [];
-  for (const f of inputsFor(prep, n)) {
-    const ref = await reference(prep, f);
-    out.push({
-      inputs: Object.entries(f).map(([name, t]) => ({ name, dtype: t.dtype as 'float32', dims: t.dims, data: t.data as Float32Array })),
-      expect: Object.fromEntries(prep.model.outputs.map((o) => [o.name, bytesOf(ref[o.name]!)])),
-    });
-  }
-  return out;
-}
+const cases = loadCases;
 
 test('under load, a link rate change switches the link to and from a lossless codec at the priced break-even; 0 lost, answers exact', { skip: !path && '# SKIP: ../shared/models/squeezenet1_1.onnx is absent' }, async (t) => {
   const prep = await prepareModel(path!);

@@ -24,7 +24,7 @@ export function startAgent(o: { net?: TestNet; host?: NetHost; listen?: string; 
     proc.once('exit', (c) => { clearTimeout(timer); reject(new Error(`agent exited (${c}): ${err}`)); });
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = /listening on (http:\/\/(\S+))/.exec(out);
+      const m = /listening on (https?:\/\/(\S+))/.exec(out);
       if (m) { clearTimeout(timer); proc.removeAllListeners('exit'); resolve({ proc, url: m[1]!, agent: m[2]!, cache, log: () => err }); }
     });
   });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { benchInstance, summarise } from '../../src/cli/bench/place.js';
+import { deviceBytes, type Placement } from '../../src/plan/place/index.js';
 import { ROOT } from '../support/shared.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kerf-place-'));
@@ -78,7 +79,7 @@ describe('kerf place', () => {
 });
 
 describe('kerf place --codecs', () => {
-  // two nodes, a thin link, a profile that measured zstd-1 and int8+zstd-1 on every block's output
+  // two nodes (the entry can hold the whole model), a thin link, a profile that measured zstd-1 and int8+zstd-1 on every block's output
   const profile = {
     schema: 'kerf.profile/v1', model: { name: 'coded', inputBytes: 400_000 },
     system: { name: 'pi', tier: 'edge', cpu: 'x', cores: 1, memoryBytes: 1, threads: 1, hostname: 'h' },
@@ -96,7 +97,7 @@ describe('kerf place --codecs', () => {
 entry: gw
 memory: { margin: 1, overheadMB: 0 }
 nodes:
-  - { name: gw, memoryMB: 70 }
+  - { name: gw, memoryMB: 140 }
   - { name: pi, memoryMB: 100 }
 links:
   - { from: gw, to: pi, bandwidthMbps: 10, rttMs: 4 }
@@ -120,7 +121,22 @@ links:
     assert.match(lossless.out, /zstd-1 2\.50×/);
     assert.ok(lossy.p!.links.some((l: { codec?: string; lossy?: boolean }) => l.codec === 'int8+zstd-1' && l.lossy));
     for (const r of [lossless, lossy]) for (const l of r.p!.links) if (l.kind === 'return') assert.ok(!l.lossy);
-    assert.ok(lossy.p!.latency <= lossless.p!.latency && lossless.p!.latency < raw.p!.latency);
+    // raw, the thin link is the bottleneck; coded, the entry's compute
+    assert.equal(raw.p!.bottleneck.kind, 'link');
+    assert.ok(lossy.p!.bottleneck.seconds <= lossless.p!.bottleneck.seconds && lossless.p!.bottleneck.seconds < raw.p!.bottleneck.seconds);
+  });
+  it('--pareto writes the front: non-dominated placements, each with its codec, in the placement schema', () => {
+    const r = run('--codecs', 'lossless', '--pareto');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /Pareto front: \d+ placements? no other beats/);
+    const front = r.p!.pareto as Placement[];
+    assert.ok(front.length >= 2, JSON.stringify(front.map((p) => [p.latency, p.bottleneck.seconds, deviceBytes(p)])));
+    const vec = (p: Placement): number[] => [p.latency, p.bottleneck.seconds, deviceBytes(p)];
+    for (const a of front) for (const b of front) assert.ok(!vec(b).every((x, i) => x <= vec(a)[i]!) || vec(b).every((x, i) => x === vec(a)[i]!));
+    for (let i = 1; i < front.length; i++) assert.ok(front[i - 1]!.latency <= front[i]!.latency);
+    const schema = JSON.parse(readFileSync(join(ROOT, 'docs', 'schema', 'placement.schema.json'), 'utf8'));
+    for (const p of front) assert.deepEqual(offSchema(p as unknown as Record<string, unknown>, schema, 'pareto'), []);
+    assert.ok(front.some((p) => p.solver === 'given'));
   });
   it('refuses a codec no profile measured, naming it', () => {
     const r = run('--codecs', 'lz4');

@@ -96,3 +96,4 @@ export function place(model: PlaceModel, cluster: Cluster, opts: PlaceOptions & 
   if (why) throw new Error(`internal: ${solver} returned an invalid placement: ${why}`);
   return Object.freeze(toPlacement(I, segs, solver, optimal, bound, objective));
 }
+export { placePareto, deviceBytes, PLACE_PARETO_MAX, type PlaceParetoResult } from './pareto.js';

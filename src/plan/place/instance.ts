@@ -1,7 +1,7 @@
 import { kerfError } from '../../errors.js';
 import type { Profile } from '../../profile/types.js';
 import { hopBusyS } from '../cost.js';
-import { chooseCodec, codecPairs, transferS, type HopChoice, type SystemCodecs } from '../codec-cost.js';
+import { chooseCodec, codecChoice, codecPairs, codedHopFields, transferS, type HopChoice, type SystemCodecs } from '../codec-cost.js';
 import { systemCodecs } from '../problem.js';
 import type { Cluster, Objective, Placement, PlacementLink, PlacementStage, PlaceModel, PlaceOptions } from './types.js';
 
@@ -67,6 +67,8 @@ export interface Inst {
   /** the largest ratio any allowed codec reaches (1 without codecs): bytes ÷ maxRatio ÷ bandwidth
    * bounds a hop's busy time from below */
   maxRatio: number;
+  /** set by Pareto fronts: the codec every hop leaving the entry takes ('none': raw) */
+  entryCodec?: string;
   /** whether the result comes back (an entry exists): it travels back along the chain, each
    * hop's reverse direction carrying it, as kerf's workers reply to their caller */
   ret: boolean;
@@ -305,6 +307,10 @@ export function linkTime(I: Inst, v: number, w: number, bytes: number, block = -
   const k = v * I.N + w;
   const b = I.bw[k]!;
   if (b === 0) return Infinity;
+  if (I.entryCodec !== undefined && v === I.entry && block >= 0) {
+    const ch = codecChoice(bytes, b, block, I.nodeCodecs[v], I.nodeCodecs[w], I.entryCodec, I.ovh[k]!);
+    return ch ? ch.seconds : Infinity;
+  }
   // with codecs (kerf place --codecs): the cheapest allowed one for this block's output
   if (block >= 0 && I.fwdPairs) return transferS(bytes, b, block, I.nodeCodecs[v], I.nodeCodecs[w], I.fwdPairs[k]!, I.ovh[k]!);
   return hopBusyS(bytes, b, undefined, I.ovh[k]!);
@@ -313,6 +319,10 @@ export function linkTime(I: Inst, v: number, w: number, bytes: number, block = -
 /** The codec the hop v → w uses for `bytes`, the output of `block`, and what it costs. */
 export function linkChoice(I: Inst, v: number, w: number, bytes: number, block: number, back = false): HopChoice {
   const k = v * I.N + w;
+  if (!back && I.entryCodec !== undefined && v === I.entry && block >= 0) {
+    const ch = codecChoice(bytes, I.bw[k]!, block, I.nodeCodecs[v], I.nodeCodecs[w], I.entryCodec, I.ovh[k]!);
+    if (ch) return ch;
+  }
   const pairs = (back ? I.backPairs : I.fwdPairs)?.[k];
   return chooseCodec(bytes, I.bw[k]!, pairs ? block : -1, I.nodeCodecs[v], I.nodeCodecs[w], pairs ?? new Int32Array(0), I.ovh[k]!);
 }
@@ -472,7 +482,7 @@ export function toPlacement(
     links.push({
       from: I.names[v]!, to: I.names[w]!, bytes, seconds: ch.seconds,
       bandwidthMbps: (I.bw[v * I.N + w]! * 8) / 1e6, rttMs: I.hop[v * I.N + w]! * 2000, kind,
-      ...(ch.codec !== 'none' ? { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS } : {}),
+      ...codedHopFields(ch),
     });
   };
   // forward hops in pipeline order, then the result's way back along them
