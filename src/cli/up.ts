@@ -44,6 +44,9 @@ options:
   --hosts FILE           deploy across the hosts of a kerf.hosts/v1 file
   --failover             with --hosts: fail over when a host is lost (see above)
   --parts MODE           with --hosts: segments (default) or whole
+  --link-probes S        probe a hop whose rate no transfer told for S seconds, keeping its
+                         estimate live (GET /v1/conditions, /metrics; default 5 with --hosts,
+                         else off; off: none)
   --model FILE           the model (.onnx)
   --cuts C1,C2           cut ids of the tier boundaries (see kerf inspect): gateway runs part 0,
                          one worker per further part
@@ -93,7 +96,7 @@ const OPTIONS = {
   model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
-  switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
+  switch: { type: 'string' }, standby: { type: 'string' }, 'link-probes': { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
   hosts: { type: 'string' }, parts: { type: 'string' }, failover: { type: 'boolean' }, 'failover-standby': { type: 'boolean' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
@@ -284,6 +287,9 @@ export async function run(argv: string[]): Promise<number | void> {
       ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
       ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []), ...(v['adapt-codecs'] ? ['--adapt-codecs', v['adapt-codecs']] : []));
   }
+  if (v['link-probes'] !== undefined && v['link-probes'] !== 'off' && !(Number(v['link-probes']) >= 0 && Number.isFinite(Number(v['link-probes'])))) {
+    note(kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds (0 or off: no probes)`));
+  } else if (v['link-probes'] !== undefined) workerArgs.push('--link-probes', v['link-probes']);
   if (opts) {
     if (Object.keys(shapes).length) opts.inputShapes = shapes;
     if (v.name) opts.name = v.name;
@@ -323,6 +329,8 @@ export async function run(argv: string[]): Promise<number | void> {
     // Real links and real CPUs: nothing is emulated, a stage gets its host's cores (the agent's
     // --cpus), unless --cpus NODE=C asks for a share.
     delete opts.links;
+    // live link estimates across real links (light probes, off while traffic tells the rates)
+    if (v['link-probes'] === undefined) opts.workerArgs = [...(opts.workerArgs ?? []), '--link-probes', '5'];
     const asked = new Set((v.cpus ?? []).map((c) => c.split('=')[0]));
     for (const t of opts.tiers ?? []) if (t.cpus !== undefined && !asked.has(t.name)) delete t.cpus;
   }

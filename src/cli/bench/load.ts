@@ -53,6 +53,26 @@ async function fixtures(versions: Prepared[], n: number): Promise<{ bodies: { bo
   return { bodies, want };
 }
 
+/** Requests per second the pipeline answers with `lanes` requests in flight (closed loop). */
+export async function closedLoopRate(url: string, model: string, body: Buffer, headerLength: number, ms: number, lanes = 4): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: lanes });
+  const until = performance.now() + ms;
+  let n = 0;
+  const lane = async (): Promise<void> => {
+    while (performance.now() < until) {
+      await new Promise<void>((r, j) => {
+        const req = http.request(`${url}/v2/models/${model}/infer`, { method: 'POST', agent, headers: { 'content-length': body.length, 'inference-header-content-length': headerLength } }, (res) => { res.resume(); res.on('end', () => r()); });
+        req.on('error', j);
+        req.end(body);
+      });
+      n++;
+    }
+  };
+  const t0 = performance.now();
+  try { await Promise.all(Array.from({ length: lanes }, lane)); } finally { agent.destroy(); }
+  return n / ((performance.now() - t0) / 1000);
+}
+
 export class Load {
   private stopping = false;
   private readonly r: LoadResult = { done: [], sent: 0, failed: 0, lost: 0, duplicated: 0, wrong: 0, errors: [] };

@@ -8,12 +8,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as http from 'node:http';
 import { kerfError } from '../../errors.js';
 import { parse, parseIntList } from '../args.js';
 import { table } from '../format.js';
 import { encodeInferRequest } from '../../serve/oip.js';
-import { quantile, sleep } from './load.js';
+import { closedLoopRate, quantile, sleep } from './load.js';
 
 const HELP = `usage: kerf bench soak [--model m.onnx] [--minutes 10] [--load 0.6] [--every 10] [options]
 
@@ -139,26 +138,6 @@ export function analyseSoak(o: {
       p99: first.length > 0 && last.length > 0 && p99Ratio <= o.criteria.maxP99Ratio,
     },
   };
-}
-
-/** Requests per second the pipeline answers with `lanes` requests in flight (closed loop). */
-async function closedLoopRate(url: string, model: string, body: Buffer, headerLength: number, ms: number, lanes = 4): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: lanes });
-  const until = performance.now() + ms;
-  let n = 0;
-  const lane = async (): Promise<void> => {
-    while (performance.now() < until) {
-      await new Promise<void>((r, j) => {
-        const req = http.request(`${url}/v2/models/${model}/infer`, { method: 'POST', agent, headers: { 'content-length': body.length, 'inference-header-content-length': headerLength } }, (res) => { res.resume(); res.on('end', () => r()); });
-        req.on('error', j);
-        req.end(body);
-      });
-      n++;
-    }
-  };
-  const t0 = performance.now();
-  try { await Promise.all(Array.from({ length: lanes }, lane)); } finally { agent.destroy(); }
-  return n / ((performance.now() - t0) / 1000);
 }
 
 function num(v: string | undefined, flag: string, dflt: number, ok: (x: number) => boolean, what: string): number {

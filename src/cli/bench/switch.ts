@@ -8,11 +8,11 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as http from 'node:http';
 import { kerfError } from '../../errors.js';
 import { parse, parseIntList } from '../args.js';
 import { table } from '../format.js';
 import { encodeInferRequest } from '../../serve/oip.js';
+import { closedLoopRate } from './load.js';
 
 const HELP = `usage: kerf bench switch [--model m.onnx] [--rate 200] [--switches 20] [options]
 
@@ -86,26 +86,6 @@ export interface SwitchBenchRow {
    * steady state's fluctuation (V8 heaps, onnxruntime arenas, socket buffers of 4 processes) */
   extraOverSteadyPeakMB: number;
   extraOverSteadyPeakPctModel: number;
-}
-
-async function closedLoopRate(url: string, model: string, body: Buffer, headerLength: number, ms: number): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const until = performance.now() + ms;
-  let n = 0;
-  const lane = async (): Promise<void> => {
-    while (performance.now() < until) {
-      await new Promise<void>((r, j) => {
-        const req = http.request(`${url}/v2/models/${model}/infer`, { method: 'POST', agent, headers: { 'content-length': body.length, 'inference-header-content-length': headerLength } }, (res) => { res.resume(); res.on('end', () => r()); });
-        req.on('error', j);
-        req.end(body);
-      });
-      n++;
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all([lane(), lane(), lane(), lane()]);
-  agent.destroy();
-  return n / ((performance.now() - t0) / 1000);
 }
 
 export async function run(argv: string[]): Promise<number | void> {
