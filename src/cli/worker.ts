@@ -38,6 +38,9 @@ options:
                          cert, also require clients to present one it signed (mutual TLS)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
+  --host-name N          the host this tier runs on, and --memory-mb M the memory that host
+                         offers stages (MB): a rollout loads a new version beside the old only
+                         where it fits (default: this machine's name; no declared limit)
 gateway only:
   --replay               keep each request's input until its answer and run it again on the
                          pipeline a failover switches in when its own fails (docs/cluster.md)
@@ -46,6 +49,9 @@ gateway only:
   --switch-strategy S    gateway: how it switches splits (pause-resume, standby, on-demand,
                          hot-swap; default the switcher's; docs/switch.md)
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
+  --link-probes S        keep every hop's bandwidth and RTT estimate live with light probes when no
+                         transfer told it for S seconds (GET /v1/conditions, /metrics; off: none;
+                         kerf up --hosts turns them on)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
   --profiles DIR         the profiles folder kerf plan takes (<model>.<system>.profile.json with
@@ -72,8 +78,9 @@ const OPTIONS = {
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
+  'host-name': { type: 'string' }, 'memory-mb': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
-  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
+  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' },
 } as const;
 
 function positiveInt(v: string | undefined, flag: string, def: number): number {
@@ -132,6 +139,10 @@ export async function run(argv: string[]): Promise<number | void> {
     if (!SWITCH_STRATEGIES.includes(v['switch-strategy'] as never)) throw kerfError('KERF_ERR_USAGE', `--switch-strategy '${v['switch-strategy']}': one of ${SWITCH_STRATEGIES.join(', ')}`);
     switchStrategy = v['switch-strategy'] as typeof switchStrategy;
   }
+  const memoryMB = v['memory-mb'] !== undefined ? Number(v['memory-mb']) : undefined;
+  if (memoryMB !== undefined && !(memoryMB > 0)) throw kerfError('KERF_ERR_USAGE', `--memory-mb '${v['memory-mb']}': expected a positive number of MB`);
+  const memory = v['host-name'] !== undefined || memoryMB !== undefined
+    ? { ...(v['host-name'] !== undefined ? { host: v['host-name'] } : {}), ...(memoryMB !== undefined ? { limitMB: memoryMB } : {}) } : undefined;
   let close: () => Promise<void>;
   if (v.gateway) {
     const { Gateway } = await import('../serve/gateway.js');
@@ -147,18 +158,26 @@ export async function run(argv: string[]): Promise<number | void> {
         ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(tlsOpts ? { tls: tlsOpts.client } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
       ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
-      ...(token ? { controlToken: token } : {}), ...(switchStrategy ? { switchStrategy } : {}),
+      ...(token ? { controlToken: token } : {}), ...(switchStrategy ? { switchStrategy } : {}), ...(memory ? { memory } : {}),
     });
     if (v.plan !== undefined) {
       // The split this gateway starts on came from a plan: GET /v1/partition shows it.
       const { readJsonFile } = await import('./plan-file.js');
       try { g.switcher.adoptPlan(readJsonFile(v.plan)); } catch (e) { await g.close(); throw e; }
     }
+    let adapt: import('../adapt/live.js').AdaptController | null = null;
     if (v.adapt !== undefined || v.profiles !== undefined) {
       const { attachAdaptFromArgs } = await import('../adapt/live.js');
       try {
-        await attachAdaptFromArgs(g, v, nParts, out);
+        adapt = await attachAdaptFromArgs(g, v, nParts, out);
       } catch (e) { await g.close(); throw e; }
+    }
+    if (v['link-probes'] !== undefined && v['link-probes'] !== '0' && v['link-probes'] !== 'off') {
+      const periodS = Number(v['link-probes']);
+      if (!(periodS > 0 && Number.isFinite(periodS))) { await g.close(); throw kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds > 0, or off`); }
+      const { LinkProber } = await import('../serve/linkprobe.js');
+      const a = adapt;
+      LinkProber.attach(g, { periodS, name: v.name ?? 'device', ...(a ? { estimators: () => a.monitor.links } : {}) });
     }
     const url = `http://${fmtAddress(g.address)}`;
     if (v.json) out(JSON.stringify({ event: 'listening', role: 'gateway', url, model: g.name, address: fmtAddress(g.address) }));
@@ -173,7 +192,7 @@ export async function run(argv: string[]): Promise<number | void> {
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
       ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}),
-      ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}),
+      ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}), ...(memory ? { memory } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;
     const addr = fmtAddress(w.address);

@@ -35,6 +35,23 @@ export interface HopChoice {
   seconds: number;
 }
 
+/** What a plan's transfer and a placement's link record of a coded hop (absent when raw). */
+export interface CodedHop {
+  /** the codec the hop uses when not raw, what it does and costs (its `seconds` include them) */
+  codec?: string;
+  lossy?: boolean;
+  ratio?: number;
+  wireBytes?: number;
+  encodeS?: number;
+  decodeS?: number;
+}
+
+/** The CodedHop fields of a choice: none for raw. */
+export function codedHopFields(ch: HopChoice): CodedHop {
+  if (ch.codec === 'none') return {};
+  return { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS };
+}
+
 /** Seconds a hop costs with one codec: round trip, encode, coded bytes at the bandwidth, decode
  * (src/plan/cost.ts `hopS`, the one hop price). */
 export function codecHopS(bytes: number, rttS: number, bytesPerS: number, ratio = 1, encodeS = 0, decodeS = 0): number {

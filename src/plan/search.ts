@@ -1,7 +1,7 @@
 import { kerfError } from '../errors.js';
 import { findNetworkLink } from './network.js';
 import { hopLatencyS, tierServiceS } from './cost.js';
-import { chooseCodec, codecChoice, codecPairs, transferS, type HopChoice } from './codec-cost.js';
+import { chooseCodec, codecChoice, codecPairs, codedHopFields, transferS, type HopChoice } from './codec-cost.js';
 import type {
   PlanCriteria, Network, PlanObjective, RankedPlacement, PlanProblem, RankedIndex, PlanSearchOptions, SystemCost, PlanTier, TierCriteria,
   TierPlacement, PlanTransfer,
@@ -442,7 +442,7 @@ export function describePlacement(problem: PlanProblem, net: Network, r: RankedI
     busy.push(ch.seconds);
     transfers.push({
       from: a.name, to: b.name, bytes, seconds: s, kind,
-      ...(ch.codec !== 'none' ? { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS } : {}),
+      ...codedHopFields(ch),
     });
     return s;
   };

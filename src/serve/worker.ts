@@ -11,6 +11,7 @@ import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type { DType } from '../graph/dtypes.js';
+import { memoryReport, type HostMemoryDecl } from './rollout-memory.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -19,6 +20,7 @@ import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
 import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
+import { parseLinkProbe, probeNextHop, type SinkReply } from './linkprobe.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
 import { parseHopCodec } from '../codec/index.js';
 
@@ -33,6 +35,8 @@ export const DEFAULT_SEGMENT = 'main';
 
 export interface WorkerOptions {
   host?: string;
+  /** its host's name and declared memory, reported in `info` (a rollout decides from them whether a new version fits beside the old) */
+  memory?: HostMemoryDecl;
   /** 0 or absent: any free port (see `address`) */
   port?: number;
   /** the pipeline's shared secret */
@@ -383,18 +387,27 @@ export class Worker {
   private async control(op: string, body: Uint8Array): Promise<string> {
     switch (op) {
       case 'ready': return enc(await this.ready());
-      case 'info': return enc(this.info());
+      case 'info': return enc({ ...(this.info() as object), memory: await memoryReport(this.opts.memory) });
       case 'metrics': return this.metrics.registry.render();
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }
       case 'probe': return enc(await this.probe(parseJson<ProbeRequest>(body, op)));
+      // link probes (serve/linkprobe.ts): take a probe's bytes; probe the hop `hop` tiers further down
+      case 'sink': return enc({ bytes: body.length, name: this.name, next: !!this.segments.get(this.defaultSegment)?.next } satisfies SinkReply);
+      case 'link': {
+        const r = parseLinkProbe(body);
+        const next = this.segments.get(this.defaultSegment)?.next;
+        if (!next) throw kerfError('KERF_ERR_USAGE', `link: ${this.name} is the last tier (no hop after it)`);
+        if (r.hop > 0) return new TextDecoder().decode(await next.connection!.control('link', enc({ hop: r.hop - 1, bytes: r.bytes }), { timeoutMs: 30_000 }));
+        return enc(await probeNextHop(next, this.name, r.bytes));
+      }
       case 'default': {
         const { id } = parseJson<{ id: string }>(body, op);
         if (!this.segments.has(id)) throw kerfError('KERF_ERR_USAGE', `default: no segment '${id}' on ${this.name}`);
         this.defaultSegment = id;
         return enc({ id });
       }
-      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, metrics, load, unload, default, probe)`);
+      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, metrics, load, unload, default, probe, sink, link)`);
     }
   }
 

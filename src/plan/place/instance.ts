@@ -1,7 +1,7 @@
 import { kerfError } from '../../errors.js';
 import type { Profile } from '../../profile/types.js';
 import { hopBusyS } from '../cost.js';
-import { chooseCodec, codecChoice, codecPairs, transferS, type HopChoice, type SystemCodecs } from '../codec-cost.js';
+import { chooseCodec, codecChoice, codecPairs, codedHopFields, transferS, type HopChoice, type SystemCodecs } from '../codec-cost.js';
 import { systemCodecs } from '../problem.js';
 import type { Cluster, Objective, Placement, PlacementLink, PlacementStage, PlaceModel, PlaceOptions } from './types.js';
 
@@ -482,7 +482,7 @@ export function toPlacement(
     links.push({
       from: I.names[v]!, to: I.names[w]!, bytes, seconds: ch.seconds,
       bandwidthMbps: (I.bw[v * I.N + w]! * 8) / 1e6, rttMs: I.hop[v * I.N + w]! * 2000, kind,
-      ...(ch.codec !== 'none' ? { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS } : {}),
+      ...codedHopFields(ch),
     });
   };
   // forward hops in pipeline order, then the result's way back along them

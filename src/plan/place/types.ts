@@ -4,7 +4,7 @@
  * Times are seconds, sizes bytes, bandwidth Mbit/s (as in the cluster file).
  */
 
-import type { SystemCodecs } from '../codec-cost.js';
+import type { CodedHop, SystemCodecs } from '../codec-cost.js';
 
 /** One edge node of a cluster. */
 export interface ClusterNode {
@@ -160,8 +160,9 @@ export interface PlacementStage {
   sendSeconds: number;
 }
 
-/** A transfer in the pipeline (the entry's input, between stages, the result's return). */
-export interface PlacementLink {
+/** A transfer in the pipeline (the entry's input, between stages, the result's return), with its
+ * codec when not raw (kerf place --codecs). */
+export interface PlacementLink extends CodedHop {
   from: string;
   to: string;
   bytes: number;
@@ -171,14 +172,6 @@ export interface PlacementLink {
   rttMs: number;
   /** 'forward' in pipeline order, or 'return': the result back along the chain */
   kind?: 'forward' | 'return';
-  /** the hop's codec when not raw (kerf place --codecs), what it does and costs (`seconds`
-   * includes encode and decode) */
-  codec?: string;
-  lossy?: boolean;
-  ratio?: number;
-  wireBytes?: number;
-  encodeS?: number;
-  decodeS?: number;
 }
 
 /** `kerf.placement/v1`: what `kerf place` writes and a runtime needs. */
