@@ -28,7 +28,8 @@ Across machines (--hosts hosts.yaml, kerf.hosts/v1; docs/cluster.md): every tier
 host's \`kerf agent\`: the gateway on the entry host (its endpoint printed), a placement's stage
 on the host named as its node, a plan's tier on the host named as its system, else as the tier
 (device, edge, cloud with --cuts). Each host is sent only the part it runs (by content hash,
-once; --parts whole sends the whole model, as --adapt and --switch need), links are the real
+once; a repartition fetches the whole model there from the entry host when it first needs
+another segment; --parts whole sends the whole model at once), links are the real
 network, and every host's stages stop on Ctrl-C or SIGTERM (and by themselves when this
 controller dies: the agents' lease).
 
@@ -337,7 +338,9 @@ export async function run(argv: string[]): Promise<number | void> {
     // the agents derive the stages' token from the cluster token: it never crosses the network
     opts.token = substrate.pipelineToken!;
     deployOpts.hostOf = hostOf!;
-    deployOpts.parts = (v.parts as 'segments' | 'whole' | undefined) ?? ((v.adapt !== undefined && v.adapt !== 'off') || v.switch !== undefined || v.standby !== undefined ? 'whole' : 'segments');
+    // segments: each worker host holds its part, and fetches the whole model from the entry host
+    // when a repartition (kerf repartition, --adapt, --switch) first loads another segment there
+    deployOpts.parts = (v.parts as 'segments' | 'whole' | undefined) ?? 'segments';
   } else {
     const { LocalSubstrate } = await import('../cluster/local.js');
     substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });

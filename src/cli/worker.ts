@@ -36,6 +36,9 @@ options:
   --tls-cert F --tls-key F  serve the tier frames over TLS with this certificate (worker)
   --tls-ca F             verify the next tier's certificate with this CA; on a worker with a
                          cert, also require clients to present one it signed (mutual TLS)
+  --whole-model F        worker whose --model is only its part: the whole model, for loading other
+                         segments (a repartition); asked of the parent agent when absent
+  --whole-input-shape N=DxD  the whole model's concrete input shapes (repeatable)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
 gateway only:
@@ -76,7 +79,7 @@ const OPTIONS = {
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
-  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' },
+  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' }, 'whole-model': { type: 'string' }, 'whole-input-shape': { type: 'string', multiple: true },
 } as const;
 
 function positiveInt(v: string | undefined, flag: string, def: number): number {
@@ -183,7 +186,7 @@ export async function run(argv: string[]): Promise<number | void> {
       segment: { ...(cuts ? { cuts } : {}), ...(blocks ? { blocks } : {}), ...(granularity ? { granularity } : {}) },
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
-      ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}),
+      ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}), ...(v['whole-model'] ? { wholeModel: v['whole-model'], wholeInputShapes: parseInputShapes(v['whole-input-shape']) } : {}),
       ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;
