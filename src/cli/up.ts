@@ -6,7 +6,7 @@ import { parse, parseInputShapes, parseIntList, TLS_OPTIONS, tlsFromFlags } from
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
        kerf up placement.json [--model m.onnx] [--reference-cpus C] [--cpus NODE=C ...] [options]
        kerf up --model m.onnx --cuts C1,C2 [--links '10mbit/20ms,100mbit/5ms'] [options]
-       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [options]
+       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [--failover [--standby]] [options]
 
 Start the device gateway and one worker per further tier as child processes on this machine,
 with emulated links between tiers, wait until the pipeline is ready, print the endpoint, and
@@ -33,8 +33,17 @@ another segment; --parts whole sends the whole model at once), links are the rea
 network, and every host's stages stop on Ctrl-C or SIGTERM (and by themselves when this
 controller dies: the agents' lease).
 
+With --failover (and --hosts) the controller keeps serving when a host is lost (its processes
+killed, the host unreachable, its link cut): the lost host's part moves to a spare host of the
+hosts file (one no tier uses), else joins its neighbour's part; the new chain is deployed and
+the gateway switched onto it, replaying every request in flight. --standby (no cut ids) keeps
+the chain that replaces each host deployed ahead, so a failover only switches. A host that
+comes back is used again from the next re-plan. Each failover is logged with its reason and
+timings (a JSON line with --json) and shows in GET /v1/partition history and /metrics.
+
 options:
   --hosts FILE           deploy across the hosts of a kerf.hosts/v1 file
+  --failover             with --hosts: fail over when a host is lost (see above)
   --parts MODE           with --hosts: segments (default) or whole
   --link-probes S        probe a hop whose rate no transfer told for S seconds, keeping its
                          estimate live (GET /v1/conditions, /metrics; default 5 with --hosts,
@@ -71,6 +80,7 @@ options:
   --switch STRATEGY      how POST /v1/partition (kerf repartition) switches splits live:
                          pause-resume, standby, on-demand (default) or hot-swap
   --standby C1,C2        with --switch standby: the split kept loaded beside the active one
+  --standby              (no cut ids) with --failover: fallback chains staged ahead
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
                          itself (use --switch hot-swap); --profiles DIR is the folder kerf plan
                          takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
@@ -88,7 +98,7 @@ const OPTIONS = {
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' }, 'link-probes': { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
-  hosts: { type: 'string' }, parts: { type: 'string' },
+  hosts: { type: 'string' }, parts: { type: 'string' }, failover: { type: 'boolean' }, 'failover-standby': { type: 'boolean' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
 
@@ -98,8 +108,14 @@ function positive(v: string, flag: string): number {
   return x;
 }
 
+/** With --failover, a `--standby` not followed by cut ids asks for fallback chains staged ahead. */
+function failoverStandby(argv: string[]): string[] {
+  if (!argv.includes('--failover')) return argv;
+  return argv.flatMap((a, i) => (a === '--standby' && !/^\d+(,\d+)*$/.test(argv[i + 1] ?? '') ? ['--failover-standby'] : [a]));
+}
+
 export async function run(argv: string[]): Promise<number | void> {
-  const p = parse(argv, OPTIONS, HELP);
+  const p = parse(failoverStandby(argv), OPTIONS, HELP);
   if (!p) return 0;
   const v = p.values;
   const { planToUp, placementToUp, checkPlacementModel } = await import('../serve/up.js');
@@ -231,6 +247,12 @@ export async function run(argv: string[]): Promise<number | void> {
     else if (opts) opts.port = port;
   }
   const workerArgs: string[] = [];
+  if (v['failover-standby'] && !v.failover) note(kerfError('KERF_ERR_USAGE', '--failover-standby goes with --failover'));
+  if (v.failover) {
+    if (!v.hosts) note(kerfError('KERF_ERR_USAGE', '--failover needs --hosts hosts.yaml: on one machine there is no other host to fail over to'));
+    // the gateway keeps every request's input until its answer, to replay it on the new chain
+    workerArgs.push('--replay');
+  }
   // TLS between tiers: every worker serves with the certificate, every hop verifies with the CA.
   const tlsOk = check(() => tlsFromFlags(v));
   // (across --hosts the flags are the controller's: the stages serve with their agents' certificates)
@@ -352,6 +374,15 @@ export async function run(argv: string[]): Promise<number | void> {
     await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {}, h.token)
       .catch(async (e: unknown) => { await h.close(); throw e; });
   }
+  let failover: import('../cluster/failover.js').FailoverController | null = null;
+  if (v.failover) {
+    const { startUpFailover } = await import('../cluster/failover-up.js');
+    failover = await startUpFailover({
+      deployment: h, model: opts.model, cuts: opts.cuts, local: opts.local ?? true, ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}),
+      standby: v['failover-standby'] ?? false, workerArgs: opts.workerArgs ?? [], log: (l) => process.stderr.write(`kerf up: ${l}\n`),
+      ...(v.json ? { json: (doc: Record<string, unknown>) => process.stdout.write(JSON.stringify(doc) + '\n') } : {}),
+    }).catch(async (e: unknown) => { await h.close(); await substrate.close(); throw e; });
+  }
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
   const { formatRate } = await import('../link/index.js');
@@ -378,6 +409,7 @@ export async function run(argv: string[]): Promise<number | void> {
       process.once('SIGTERM', resolve);
     });
   }
+  await failover?.close();
   await h.close();
   await substrate.close();
   if (!quiet) process.stderr.write('kerf up: stopped\n');

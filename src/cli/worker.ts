@@ -41,6 +41,9 @@ options:
   --whole-input-shape N=DxD  the whole model's concrete input shapes (repeatable)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
+  --host-name N          the host this tier runs on, and --memory-mb M the memory that host
+                         offers stages (MB): a rollout loads a new version beside the old only
+                         where it fits (default: this machine's name; no declared limit)
 gateway only:
   --replay               keep each request's input until its answer and run it again on the
                          pipeline a failover switches in when its own fails (docs/cluster.md)
@@ -78,6 +81,7 @@ const OPTIONS = {
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
+  'host-name': { type: 'string' }, 'memory-mb': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' }, 'whole-model': { type: 'string' }, 'whole-input-shape': { type: 'string', multiple: true },
 } as const;
@@ -138,6 +142,10 @@ export async function run(argv: string[]): Promise<number | void> {
     if (!SWITCH_STRATEGIES.includes(v['switch-strategy'] as never)) throw kerfError('KERF_ERR_USAGE', `--switch-strategy '${v['switch-strategy']}': one of ${SWITCH_STRATEGIES.join(', ')}`);
     switchStrategy = v['switch-strategy'] as typeof switchStrategy;
   }
+  const memoryMB = v['memory-mb'] !== undefined ? Number(v['memory-mb']) : undefined;
+  if (memoryMB !== undefined && !(memoryMB > 0)) throw kerfError('KERF_ERR_USAGE', `--memory-mb '${v['memory-mb']}': expected a positive number of MB`);
+  const memory = v['host-name'] !== undefined || memoryMB !== undefined
+    ? { ...(v['host-name'] !== undefined ? { host: v['host-name'] } : {}), ...(memoryMB !== undefined ? { limitMB: memoryMB } : {}) } : undefined;
   let close: () => Promise<void>;
   if (v.gateway) {
     const { Gateway } = await import('../serve/gateway.js');
@@ -153,7 +161,7 @@ export async function run(argv: string[]): Promise<number | void> {
         ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(tlsOpts ? { tls: tlsOpts.client } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
       ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
-      ...(token ? { controlToken: token } : {}), ...(switchStrategy ? { switchStrategy } : {}),
+      ...(token ? { controlToken: token } : {}), ...(switchStrategy ? { switchStrategy } : {}), ...(memory ? { memory } : {}),
     });
     if (v.plan !== undefined) {
       // The split this gateway starts on came from a plan: GET /v1/partition shows it.
@@ -187,7 +195,7 @@ export async function run(argv: string[]): Promise<number | void> {
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
       ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}), ...(v['whole-model'] ? { wholeModel: v['whole-model'], wholeInputShapes: parseInputShapes(v['whole-input-shape']) } : {}),
-      ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}),
+      ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}), ...(memory ? { memory } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;
     const addr = fmtAddress(w.address);

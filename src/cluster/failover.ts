@@ -76,6 +76,44 @@ export function planReplanner(problem: PlanProblem, network: Network, criteria: 
   };
 }
 
+/**
+ * Re-plan without profiles: keep the split of `initial` (the layout deployed first) and put
+ * every part whose host is not usable on a spare host (one the initial layout does not use, in
+ * the hosts file's order); with no spare left, the part joins the part before it (its cut is
+ * dropped; the first part of a chain without a local part joins the next one). A host that is
+ * usable again gets its own part back. Answers stay exact: only where the cuts fall changes.
+ */
+export function spareReplanner(initial: Layout): Replanner {
+  return (hosts) => {
+    const mine = new Set(initial.workers.map((w) => w.host));
+    const spares = hosts.filter((h) => !mine.has(h));
+    const used = new Set<string>();
+    const ws: (Layout['workers'][number] | null)[] = initial.workers.map((w) => {
+      const keep = hosts.includes(w.host) && !used.has(w.host);
+      const host = keep ? w.host : spares.shift();
+      if (host === undefined) return null;
+      used.add(host);
+      return { host, ...(keep && w.cpus !== undefined ? { cpus: w.cpus } : {}), ...(w.profiledS !== undefined ? { profiledS: w.profiledS } : {}) };
+    });
+    const cuts = [...initial.cuts];
+    const offset = initial.local ? 1 : 0;
+    for (let j = ws.length - 1; j >= 0; j--) {
+      if (ws[j] !== null) continue;
+      const part = j + offset;
+      if (part > 0) { cuts.splice(part - 1, 1); ws.splice(j, 1); continue; }
+      if (ws.length < 2) break;
+      cuts.splice(0, 1);
+      ws.splice(0, 1);
+    }
+    const workers = ws.filter((w): w is NonNullable<typeof w> => w !== null);
+    if (workers.length !== ws.length || (!initial.local && !workers.length)) {
+      throw kerfError('KERF_ERR_PLACE', `no usable host left for the model's parts (usable: ${hosts.join(', ') || 'none'})`);
+    }
+    const moved = workers.filter((w) => !mine.has(w.host)).map((w) => w.host);
+    return { cuts, local: initial.local, workers, note: `spare: ${workers.map((w) => w.host).join(' → ') || 'the gateway alone'}${moved.length ? ` (spares ${moved.join(', ')})` : ''}, cuts ${cuts.join(',') || 'none'}` };
+  };
+}
+
 /** The layout of a ranked plan: the tiers it uses after the device, on their hosts. */
 export function planLayout(r: RankedPlacement, hostOf: Record<PlanTier, string>): Layout {
   if (r.cuts.some((x) => x === null)) throw kerfError('KERF_ERR_PLAN', 'the plan has no cut ids (made from imported profiles?); plan from kerf profiles');
@@ -152,7 +190,8 @@ const now = (): number => performance.now();
 /**
  * The failover controller of one deployment. Create with `FailoverController.start`;
  * `close()` is idempotent (it stops the stages it started, not the gateway). Events:
- * 'failover' (FailoverEvent), 'error' (a failover that could not be completed).
+ * 'failover' (FailoverEvent), 'error' (a failover that could not be completed), 'staged'
+ * (with `standby`: the fallbacks, lost host → stages, each time staging them has ended).
  */
 export class FailoverController extends EventEmitter {
   private chain: Chain;
@@ -387,12 +426,12 @@ export class FailoverController extends EventEmitter {
     // Fallbacks that ran on a lost host are no use any more.
     const drop = [...this.standbys].filter(([h, c]) => !fits(c) || lostNow.includes(h));
     for (const [h] of drop) this.standbys.delete(h);
+    if (this.o.standby) this.restage();
     this.emit('failover', ev);
     // Stopping what is left of the old chain may wait on hosts that are gone: not in the way
     // of the next failover.
     // (Once it is known which lost hosts are gone: their stages are not waited for.)
     this.background(Promise.all(hits.map((l) => l.gone)).then(() => Promise.allSettled([this.stopChain(old), ...drop.map(([, c]) => this.stopChain(c))])).then(() => {}));
-    if (this.o.standby) this.restage();
   }
 
   private async switchGateway(c: Chain, f: { reason: string; lost: string[]; detectMs: number; replanMs: number; deployMs: number; staged: boolean }): Promise<SwitchReport> {
@@ -456,18 +495,26 @@ export class FailoverController extends EventEmitter {
   private restage(): void {
     // Not in the failover queue: a loss meanwhile fails over at once (without that fallback).
     this.staging = this.staging.then(async () => {
+      const key = (l: Layout): string => JSON.stringify([l.cuts, l.local, l.workers.map((w) => w.host)]);
       for (const h of this.chain.hosts) {
         if (this.closed) return;
-        if (this.standbys.has(h)) continue;
         const usable = this.usable().filter((x) => x !== h);
         let layout: Layout;
         try { layout = this.o.replan(usable); } catch (e) { this.log(`no fallback for losing ${h}: ${(e as Error).message}`); continue; }
+        // A fallback staged earlier stays while the re-plan still gives it (a host back may change it).
+        const had = this.standbys.get(h);
+        if (had && key(had.layout) === key(layout)) continue;
+        if (had) {
+          this.standbys.delete(h);
+          this.background(this.stopChain(had));
+        }
         try {
           const c = await this.deployChain(layout, `sb${++this.seq}`);
           this.standbys.set(h, c);
           this.log(`staged the fallback for losing ${h}: ${layout.workers.map((w) => w.host).join(' → ')}`);
         } catch (e) { this.log(`could not stage the fallback for losing ${h}: ${(e as Error).message}`); }
       }
+      if (!this.closed) this.emit('staged', this.fallbacks);
     }).catch(() => {});
   }
 

@@ -22,6 +22,8 @@ interface Running { pipeline: Pipeline; hop: AbortController; rerouted: boolean 
 
 export interface GatewayOptions {
   host?: string;
+  /** its host's name and declared memory (a rollout decides from them whether a new version fits beside the old) */
+  memory?: import('./rollout-memory.js').HostMemoryDecl;
   /** HTTP port; 0 or absent: any free port */
   port?: number;
   model: string | Prepared;
@@ -188,6 +190,9 @@ export class Gateway {
     if (!same(ins, this.inputs)) throw kerfError('KERF_ERR_SHAPE', `${prep.model.source}: inputs ${fmt(ins)} differ from the served model's ${fmt(this.inputs)}`);
     if (!same(outs, this.outputs)) throw kerfError('KERF_ERR_SHAPE', `${prep.model.source}: outputs ${fmt(outs)} differ from the served model's ${fmt(this.outputs)}`);
   }
+
+  /** Its host's name and declared memory, as started. */
+  get memoryDecl(): GatewayOptions['memory'] { return this.opts.memory; }
 
   /** The bearer token of the deploying control endpoints (undefined: they are open). */
   get controlToken(): string | undefined { return this.opts.controlToken; }

@@ -17,7 +17,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import type { Prepared } from '../engine/prepare.js';
 import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type * as http from 'node:http';
@@ -30,6 +30,7 @@ import { Pipeline } from './pipeline.js';
 import { NextHop, parseAddress } from './nexthop.js';
 import type { SegmentRunner } from './segment.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
+import { besideEstimate, chooseRolloutWay, memoryReport, type MemoryReport, type RolloutWay, type TierMemory } from './rollout-memory.js';
 import { ThreadSegment } from './thread-segment.js';
 import { DEFAULT_SEGMENT, type LoadResult } from './worker.js';
 import { parseHopCodec } from '../codec/index.js';
@@ -86,7 +87,7 @@ export interface SwitchReport {
   /** a failover's cause and phases (the switch moved the gateway onto a new chain of workers) */
   failover?: FailoverRecord;
   /** a rollout: the model version switched from and to */
-  rollout?: { from: ModelVersion; to: ModelVersion; back: boolean };
+  rollout?: { from: ModelVersion; to: ModelVersion; back: boolean; way?: RolloutWay };
 }
 
 /** A version of the served model: its name and the sha256 of its file. */
@@ -134,8 +135,11 @@ export interface RolloutTarget {
   /** its cuts (default: the current ones when they are cuts of the new model, else the same share of its blocks) */
   cuts?: number[];
   /** stage by stage: stop admitting, unload the old version, load the new one, resume (when two
-   * versions do not fit in memory side by side; costs downtime) */
+   * versions do not fit in memory side by side; costs downtime). Default: chosen from the hosts'
+   * memory (beside where every host has room for the new parts, else stage by stage) */
   stageByStage?: boolean;
+  /** load beside the old version even where the hosts' memory says it does not fit */
+  beside?: boolean;
 }
 
 /** `GET /v1/partition`. */
@@ -737,6 +741,7 @@ export class Switcher {
     if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'rollout: the gateway is closing'));
     if (t.back && t.model !== undefined) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: give "model" or "back", not both'));
     if (!t.back && (typeof t.model !== 'string' || !t.model)) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: expected {"model": "new.onnx"} or {"back": true}'));
+    if (t.beside && t.stageByStage) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: give "beside" or "stageByStage", not both'));
     if (t.back && !this.previousV) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout --back: no earlier version to return to (nothing was rolled out)'));
     return this.serial(async () => {
       const t0 = performance.now();
@@ -763,12 +768,14 @@ export class Switcher {
       const from = { ...this.modelV };
       const to: ModelVersion = { name: prep.model.name, sha256, file };
       let rep: SwitchReport;
+      let way!: RolloutWay;
       const strategy = this.strategyName;
       try {
         // Versions of the old model cannot serve the new one: the standby and the chunks go.
         await this.dropStandby();
         const model = { prep, file: file === this.ownFile ? null : file };
-        this.strategyName = t.stageByStage ? 'pause-resume' : 'on-demand';
+        way = await this.rolloutWay(prep, cuts, file, t.stageByStage ? 'stage-by-stage' : t.beside ? 'beside' : undefined);
+        this.strategyName = way.way === 'stage-by-stage' ? 'pause-resume' : 'on-demand';
         rep = await this.doSwitch(cuts, undefined, true, false, model);
       } finally {
         this.strategyName = strategy === 'hot-swap' || strategy === 'standby' ? 'on-demand' : strategy;
@@ -781,11 +788,38 @@ export class Switcher {
       this.store = null;
       await store?.close();
       delete rep.setup;
-      rep.rollout = { from, to, back: t.back === true };
+      rep.rollout = { from, to, back: t.back === true, way };
       rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
       rep.durationMs = ms(t0, performance.now());
       return rep;
     }
+  }
+
+  /**
+   * Beside or stage by stage: every tier's process reports its host's memory (worker `info`), and
+   * the new version's part there is estimated with the placement's memory model.
+   */
+  private async rolloutWay(prep: Prepared, cuts: number[], file: string, asked: 'beside' | 'stage-by-stage' | undefined): Promise<RolloutWay> {
+    const workers = await this.tiers();
+    const fileBytes = (await stat(file)).size;
+    const bounds = (part: number): [number | null, number | null] => [part > 0 ? cuts[part - 1]! : null, part < cuts.length ? cuts[part]! : null];
+    const tiers: TierMemory[] = [];
+    if (this.local) {
+      const m = await memoryReport(this.gateway.memoryDecl);
+      const [a, b] = bounds(0);
+      // its new model is prepared already (in its resident memory now)
+      tiers.push({ tier: 'gateway', host: m.host, rssBytes: m.rssBytes, limitBytes: m.limitBytes, availableBytes: m.availableBytes, besideBytes: besideEstimate(prep.analysis, a, workers.length ? b : null, fileBytes, false) });
+    }
+    await Promise.all(workers.map(async (w) => {
+      const info = dec(await w.hop.control('info', '', { timeoutMs: 5000 })) as { memory?: MemoryReport };
+      const m = info.memory;
+      if (!m) return; // a worker of an older kerf: nothing known, assumed to fit
+      const [a, b] = bounds(w.part);
+      // A worker slices its part from the whole new model, prepared there (the file's bytes) unless it is its own.
+      const prepares = file !== this.ownFile;
+      tiers.push({ tier: w.name, host: m.host, rssBytes: m.rssBytes, limitBytes: m.limitBytes, availableBytes: m.availableBytes, besideBytes: besideEstimate(prep.analysis, a, b, fileBytes, prepares) });
+    }));
+    return chooseRolloutWay(tiers, asked);
   }
 
   /** The file the workers were started with (they load it without being told). */
@@ -858,11 +892,12 @@ export class Switcher {
     if (path === '/v1/partition/strategy' && req.method === 'GET') return reply(200, { strategy: this.strategyName });
     if (path === '/v1/rollout' && req.method === 'POST') {
       return body(async (doc) => {
-        for (const k of Object.keys(doc)) if (!['model', 'back', 'cuts', 'stageByStage'].includes(k)) throw kerfError('KERF_ERR_USAGE', `rollout: unknown field "${k}" (model, back, cuts, stageByStage)`);
+        for (const k of Object.keys(doc)) if (!['model', 'back', 'cuts', 'stageByStage', 'beside'].includes(k)) throw kerfError('KERF_ERR_USAGE', `rollout: unknown field "${k}" (model, back, cuts, stageByStage, beside)`);
         if (doc.cuts !== undefined && (!Array.isArray(doc.cuts) || doc.cuts.some((c) => typeof c !== 'number'))) throw kerfError('KERF_ERR_USAGE', 'rollout: "cuts" must be a list of cut ids');
         return this.rollout({
           ...(doc.model !== undefined ? { model: doc.model as string } : {}), ...(doc.back === true ? { back: true } : {}),
           ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.stageByStage === true ? { stageByStage: true } : {}),
+          ...(doc.beside === true ? { beside: true } : {}),
         });
       });
     }

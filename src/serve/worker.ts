@@ -11,6 +11,7 @@ import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type { DType } from '../graph/dtypes.js';
+import { memoryReport, type HostMemoryDecl } from './rollout-memory.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -34,6 +35,8 @@ export const DEFAULT_SEGMENT = 'main';
 
 export interface WorkerOptions {
   host?: string;
+  /** its host's name and declared memory, reported in `info` (a rollout decides from them whether a new version fits beside the old) */
+  memory?: HostMemoryDecl;
   /** 0 or absent: any free port (see `address`) */
   port?: number;
   /** the pipeline's shared secret */
@@ -411,7 +414,7 @@ export class Worker {
   private async control(op: string, body: Uint8Array): Promise<string> {
     switch (op) {
       case 'ready': return enc(await this.ready());
-      case 'info': return enc(this.info());
+      case 'info': return enc({ ...(this.info() as object), memory: await memoryReport(this.opts.memory) });
       case 'metrics': return this.metrics.registry.render();
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }

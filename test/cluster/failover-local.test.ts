@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { prepareModel } from '../../src/engine/index.js';
 import { LocalSubstrate } from '../../src/cluster/local.js';
 import { deploy } from '../../src/cluster/deploy.js';
-import { FailoverController, placementReplanner, planReplanner, type FailoverEvent, type Layout } from '../../src/cluster/failover.js';
+import { FailoverController, placementReplanner, planReplanner, spareReplanner, type FailoverEvent, type Layout } from '../../src/cluster/failover.js';
 import type { PlaceModel } from '../../src/plan/place/index.js';
 import { emptyCriteria } from '../../src/plan/criteria.js';
 import type { Network, PlanProblem, PlanTier, SystemCost } from '../../src/plan/types.js';
@@ -35,6 +35,27 @@ test('placementReplanner places on the hosts left (and the entry)', () => {
   assert.equal(without.cuts.length, without.workers.length + (without.local ? 0 : -1));
   // The entry alone cannot hold the model: no placement, said so.
   assert.throws(() => r([]), { code: 'KERF_ERR_PLACE' });
+});
+
+test('spareReplanner: a lost part goes to a spare host, else joins its neighbour; a host back gets its part back', () => {
+  const initial: Layout = { cuts: [10, 20, 30], local: true, workers: [{ host: 'a' }, { host: 'b', cpus: 0.5 }, { host: 'c' }] };
+  const r = spareReplanner(initial);
+  const hosts = (l: Layout): string[] => l.workers.map((w) => w.host);
+  const all = r(['a', 'b', 'c', 's']);
+  assert.deepEqual([all.workers, all.cuts, all.local], [initial.workers, initial.cuts, true], 'every host usable: the split deployed');
+  const spare = r(['a', 'c', 's', 't']);
+  assert.deepEqual([hosts(spare), spare.cuts], [['a', 's', 'c'], [10, 20, 30]]);
+  assert.equal(spare.workers[1]!.cpus, undefined, "a spare does not take the lost host's CPU share");
+  // no spare: b's part joins a's (cut 20 dropped); then c's joins a's too
+  assert.deepEqual([hosts(r(['a', 'c'])), r(['a', 'c']).cuts], [['a', 'c'], [10, 30]]);
+  assert.deepEqual([hosts(r(['a'])), r(['a']).cuts], [['a'], [10]]);
+  // the first worker lost: its part joins the gateway's (local) ...
+  assert.deepEqual([hosts(r(['b', 'c'])), r(['b', 'c']).cuts], [['b', 'c'], [20, 30]]);
+  assert.deepEqual([hosts(r([])), r([]).cuts], [[], []]);
+  // ... or the next part (a chain without a local part); nothing left: said so
+  const remote = spareReplanner({ cuts: [10], local: false, workers: [{ host: 'a' }, { host: 'b' }] });
+  assert.deepEqual([hosts(remote(['b'])), remote(['b']).cuts], [['b'], []]);
+  assert.throws(() => remote([]), { code: 'KERF_ERR_PLACE' });
 });
 
 test('planReplanner: the best 3-tier plan with the lost tier unused', () => {

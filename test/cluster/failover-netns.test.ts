@@ -14,7 +14,8 @@ import { deploy, type Deployment } from '../../src/cluster/deploy.js';
 import { FailoverController, type FailoverEvent, type Layout } from '../../src/cluster/failover.js';
 import { TestNet, netnsUnavailable } from '../support/netns.js';
 import { ocrModel } from '../support/shared.js';
-import { bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
+import { inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
+import { exactLoad } from '../support/exact-load.js';
 import { hostsFile, startAgent, type RunningAgent } from './helpers.js';
 
 const MODEL = ocrModel('cls');
@@ -30,6 +31,7 @@ test('failover on netns hosts: a host killed, then a link cut, under load; nothi
   let sub: AgentSubstrate | null = null;
   let d: Deployment | null = null;
   let ctl: FailoverController | null = null;
+  let stopLoad: (() => Promise<void>) | null = null;
   try {
     for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
     sub = await AgentSubstrate.connect(await loadHosts(hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'gw')));
@@ -50,33 +52,19 @@ test('failover on netns hosts: a host killed, then a link cut, under load; nothi
     await ctl.whenStaged();
     const inputs = inputsFor(prep, 4);
     const want = await Promise.all(inputs.map((x) => reference(prep, x)));
-    const answers = new Map<string, number>();
-    const bad: string[] = [];
-    let stop = false, sent = 0, done = 0;
-    const url = d.url;
-    const client = async (c: number): Promise<void> => {
-      for (let i = 0; !stop; i++) {
-        const k = (c + i) % 4, id = `c${c}-${i}`;
-        sent++;
-        const r = await inferBinary(url, d!.name, inputs[k]!, id).catch((e: Error) => ({ status: 0, code: 'client', error: e.message, outputs: {} as Record<string, Buffer>, id: undefined }));
-        done++;
-        if (r.status !== 200) { bad.push(`${id}: ${r.status} ${r.code} ${r.error}`); continue; }
-        answers.set(r.id!, (answers.get(r.id!) ?? 0) + 1);
-        for (const [name, t] of Object.entries(want[k]!)) if (!bytesOf(t).equals(r.outputs[name]!)) bad.push(`${id}: output ${name} differs`);
-      }
-    };
-    const load = Promise.all(Array.from({ length: 8 }, (_, c) => client(c)));
+    const load = exactLoad({ url: d.url, model: d.name, inputs, want, clients: 8 });
+    stopLoad = () => load.stop();
     const lose = async (how: 'kill' | 'cut', n: number): Promise<void> => {
       await ctl!.whenStaged();
-      const before = done;
-      while (done < before + 40) await sleep(5);
+      const before = load.done;
+      while (load.done < before + 40) await sleep(5);
       const victim = net.host(ctl!.stages[ctl!.stages.length - 1]!.onHost);
       const t0 = performance.now();
       if (how === 'kill') await net.kill(victim); else await net.cut(victim);
       if (process.env.KERF_TEST_LOG) process.stderr.write(`${(t0 / 1000).toFixed(2)} ${how} ${victim.name}\n`);
-      while (events.length < n) await sleep(10);
-      const at = done;
-      while (done < at + 1) await sleep(5);
+      for (const end = performance.now() + 30_000; events.length < n; await sleep(10)) if (performance.now() > end) throw new Error(`no failover within 30 s after the ${how} of ${victim.name}`);
+      const at = load.done;
+      while (load.done < at + 1) await sleep(5);
       const e = events[n - 1]!;
       process.stdout.write(`# ${how} ${victim.name}: serving again after ${(performance.now() - t0).toFixed(0)} ms (detect ${(e.detectedAt - t0).toFixed(0)}, replan ${e.replanMs.toFixed(0)}, deploy ${e.deployMs.toFixed(0)}, switch ${e.switchMs.toFixed(0)} ms; staged ${e.staged}; ${e.report.failover?.replayed} replayed)\n`);
       assert.ok(!ctl!.layout.workers.some((w) => w.host === victim.name), `${victim.name} is not in the new chain`);
@@ -86,15 +74,15 @@ test('failover on netns hosts: a host killed, then a link cut, under load; nothi
     };
     await lose('kill', 1);
     await lose('cut', 2);
-    stop = true;
     trace('stopping the load');
-    await load;
+    await load.stop();
     trace('load stopped');
-    assert.deepEqual(bad.slice(0, 5), []);
-    assert.equal(answers.size, sent, 'every request answered');
-    assert.ok([...answers.values()].every((c) => c === 1), 'none answered twice');
+    assert.deepEqual(load.bad.slice(0, 5), []);
+    assert.equal(load.answers.size, load.done, 'every request answered');
+    assert.ok([...load.answers.values()].every((c) => c === 1), 'none answered twice');
     assert.deepEqual(ctl.lostHosts.sort(), ['b', 'c']);
   } finally {
+    await stopLoad?.();
     trace('closing');
     await ctl?.close();
     trace('controller closed');

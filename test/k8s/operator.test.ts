@@ -226,6 +226,27 @@ test('the agents measure the links between their nodes (at start, then periodica
   }
 });
 
+test('a repeated event counts into the first Event\'s series, not a new Event each time', async () => {
+  const fake = await FakeApiServer.start();
+  let op: Operator | null = null;
+  try {
+    for (const n of [node('n1'), node('n2')]) fake.put(n as never);
+    fake.put(pipeline() as never); // its profile ConfigMap is missing: ProfileNotFound on every reconcile
+    op = await Operator.start({ kc: kubeconfig(fake.url, 'op'), namespace: 'edge', image: 'kerf:test', identity: 'a', leaseDurationS: 3, resyncS: 1, log: () => undefined });
+    const ev = await until('a series of ProfileNotFound', () => {
+      const e = fake.list('Event').filter((x) => x.reason === 'ProfileNotFound');
+      return e.length === 1 && ((e[0]!.series as Any | undefined)?.count ?? 0) >= 3 && e[0]!;
+    }, 30_000);
+    assert.equal(ev.type, 'Warning');
+    assert.match(String((ev.series as Any).lastObservedTime), /^\d{4}-\d\d-\d\dT.*\.\d{6}Z$/);
+    assert.deepEqual(problems(ev as never), []);
+    assert.equal(fake.list('Event').filter((x) => x.reason === 'ProfileNotFound').length, 1, 'one Event');
+  } finally {
+    await op?.close();
+    await fake.close();
+  }
+});
+
 test('against a real cluster (KERF_TEST_KUBECONFIG)', async (t) => {
   const file = process.env.KERF_TEST_KUBECONFIG;
   if (!file) {

@@ -5,6 +5,8 @@
  */
 import * as http from 'node:http';
 import { encodeInferRequest } from '../../serve/oip.js';
+import { blockCuts } from '../../graph/cuts.js';
+import { parseIntList } from '../args.js';
 import { Session, normalisedBytes, randomInputs, type Prepared } from '../../engine/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -71,6 +73,18 @@ export async function closedLoopRate(url: string, model: string, body: Buffer, h
   const t0 = performance.now();
   try { await Promise.all(Array.from({ length: lanes }, lane)); } finally { agent.destroy(); }
   return n / ((performance.now() - t0) / 1000);
+}
+
+/** The two splits the switch and soak benchmarks alternate between: `--cuts` and `--to`, or
+ * single-tensor cuts at 1/3 and 2/3 of the model and at 1/2 and 5/6. */
+export function twoSplits(prep: Prepared, cuts: string | undefined, to: string | undefined): { A: number[]; B: number[]; ids: number[] } {
+  const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
+  const at = (f: number): number => ids[Math.floor(f * ids.length)]!;
+  return {
+    A: cuts !== undefined ? parseIntList(cuts, '--cuts') : [at(1 / 3), at(2 / 3)],
+    B: to !== undefined ? parseIntList(to, '--to') : [at(1 / 2), at(5 / 6)],
+    ids,
+  };
 }
 
 export class Load {

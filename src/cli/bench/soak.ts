@@ -9,10 +9,10 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { kerfError } from '../../errors.js';
-import { parse, parseIntList } from '../args.js';
+import { parse } from '../args.js';
 import { table } from '../format.js';
 import { encodeInferRequest } from '../../serve/oip.js';
-import { closedLoopRate, quantile, sleep } from './load.js';
+import { closedLoopRate, quantile, sleep, twoSplits } from './load.js';
 
 const HELP = `usage: kerf bench soak [--model m.onnx] [--minutes 10] [--load 0.6] [--every 10] [options]
 
@@ -166,7 +166,6 @@ export async function run(argv: string[]): Promise<number | void> {
   if (warmupMs + 2 * windowMs > runMs) throw kerfError('KERF_ERR_USAGE', `--minutes ${minutes}: the run must hold the warm-up (${warmupMs / 1000} s) and two windows of ${windowMs / 1000} s`);
   const rateGiven = v.rate !== undefined ? num(v.rate, '--rate', 0, pos, 'requests per second > 0') : null;
   const { prepareModel, Session, normalisedBytes, randomInputs } = await import('../../engine/index.js');
-  const { blockCuts } = await import('../../graph/cuts.js');
   const { up } = await import('../../serve/up.js');
   const { setSwitchStrategy, repartition, startLoad, SWITCH_STRATEGIES, DEFAULT_STRATEGY } = await import('../../serve/index.js');
   const strategy = v.strategy ?? DEFAULT_STRATEGY;
@@ -176,10 +175,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const log = (s: string): void => { if (!v.json) process.stderr.write(s + '\n'); };
 
   const prep = await prepareModel(modelPath);
-  const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
-  const at = (f: number): number => ids[Math.floor(f * ids.length)]!;
-  const A = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts') : [at(1 / 3), at(2 / 3)];
-  const B = v.to !== undefined ? parseIntList(v.to, '--to') : [at(1 / 2), at(5 / 6)];
+  const { A, B } = twoSplits(prep, v.cuts, v.to);
 
   // Expected answers: the unsplit model, in this process.
   const whole = await Session.create(normalisedBytes(prep), { label: 'whole' });
