@@ -16,7 +16,7 @@ import { prng, randomTensor } from '../engine/shapes.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
-import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
+import { Registry, processCpuSeconds, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
 import { parseHopCodec } from '../codec/index.js';
 
@@ -196,6 +196,9 @@ export class Worker {
     this.metrics.bytesSent.inc({ to: 'next' }, 0);
     registry.gauge('kerf_worker_next_bytes_total', 'Bytes written to next tiers, as counted by their connections.')
       .set(() => [...this.hops.values()].reduce((a, h) => a + h.bytesSent, 0));
+    // The process's, as Prometheus' process_* series (one name per role, so the gateway's merged /metrics stays valid).
+    registry.counter('kerf_worker_cpu_seconds_total', 'CPU seconds (user + system) the worker process has used.').track(processCpuSeconds);
+    registry.gauge('kerf_worker_resident_bytes', 'Resident memory of the worker process, bytes.').set(() => process.memoryUsage.rss());
   }
 
   /** Load the model and the first segment, listen, and start connecting to the next tier. */
