@@ -64,19 +64,30 @@ export class Dashboard {
   private readonly tokenHash: Buffer | null;
   private cutsCache: UiCut[] | null = null;
   private discovering: Promise<unknown> | null = null;
+  /** seconds spent on the dashboard's own work so far (kerf_dashboard_seconds_total) */
+  private workS = 0;
 
   constructor(readonly gateway: Gateway, private readonly opts: DashboardOptions = {}) {
     this.periodS = opts.periodS ?? 1;
     // The token that guards the gateway's deploying endpoints guards the page's controls too.
     const token = gateway.controlToken ?? gateway.pipelineOptions.token;
     this.tokenHash = token ? createHash('sha256').update(token).digest() : null;
-    gateway.answered.push((s, status) => this.window.answered(s, status));
-    gateway.observers.push((p, r) => this.window.stages(p.local ? 'gateway' : null, r.timings, r.stages));
-    this.timer = setInterval(() => this.tick(), this.periodS * 1000);
+    gateway.answered.push((s, status) => this.timed(() => this.window.answered(s, status)));
+    gateway.observers.push((p, r) => this.timed(() => this.window.stages(p.local ? 'gateway' : null, r.timings, r.stages)));
+    // Its own cost, where it is paid (`kerf bench dashboard` reads it): every callback, tick and stream start.
+    gateway.registry.counter('kerf_dashboard_seconds_total', 'Seconds the gateway spent on its dashboard: per-request bookkeeping, building, serialising and writing events.').track(() => this.workS);
+    gateway.registry.gauge('kerf_dashboard_streams', 'Dashboard event streams (pages) open now.').set(() => this.clients.size);
+    this.timer = setInterval(() => this.timed(() => this.tick()), this.periodS * 1000);
     this.timer.unref();
     gateway.mount('/ui', (req, res, path) => this.routeUi(req, res, path));
-    gateway.mount('/v1/events', (req, res) => this.routeEvents(req, res));
+    gateway.mount('/v1/events', (req, res) => this.timed(() => this.routeEvents(req, res)));
     gateway.onClose(async () => this.close());
+  }
+
+  /** Run `fn`, adding its time to the dashboard's own work. */
+  private timed<T>(fn: () => T): T {
+    const t0 = performance.now();
+    try { return fn(); } finally { this.workS += (performance.now() - t0) / 1000; }
   }
 
   /** Pages listening now. */
@@ -141,7 +152,7 @@ export class Dashboard {
     res.write(`retry: 2000\n\nevent: hello\ndata: ${JSON.stringify(this.hello())}\n\nevent: snapshot\ndata: ${JSON.stringify(this.snapshot())}\n\n`);
     this.clients.add(res);
     // The switcher finds the workers on its first switch; a page wants them at once.
-    this.discovering ??= this.gateway.switcher.discover().then(() => this.broadcast('snapshot', this.snapshot()), () => { this.discovering = null; });
+    this.discovering ??= this.gateway.switcher.discover().then(() => this.timed(() => this.broadcast('snapshot', this.snapshot())), () => { this.discovering = null; });
     const drop = (): void => { this.clients.delete(res); };
     req.on('close', drop);
     res.on('error', drop);
