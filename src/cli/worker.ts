@@ -26,6 +26,8 @@ options:
   --token T              the pipeline's shared secret (default: env KERF_TOKEN)
   --metrics HOST:PORT    serve Prometheus /metrics here (the gateway serves it on --listen)
   --name NAME            stage name in metrics and logs (default worker / device)
+  --host-name NAME       the host's name its dashboard shows (default: the machine's hostname;
+                         kerf up --hosts passes the hosts file's)
   --model-name NAME      model name in gateway URLs (default: file name without .onnx)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --threads N            onnxruntime intra-op threads (default 1)
@@ -63,7 +65,7 @@ example:
 const OPTIONS = {
   listen: { type: 'string' }, model: { type: 'string' }, blocks: { type: 'string' }, cuts: { type: 'string' },
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
-  metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  metrics: { type: 'string' }, name: { type: 'string' }, 'host-name': { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' },
@@ -135,7 +137,7 @@ export async function run(argv: string[]): Promise<number | void> {
         ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(tlsOpts ? { tls: tlsOpts.client } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
       ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
-      ...(token ? { controlToken: token } : {}),
+      ...(token ? { controlToken: token } : {}), ...(v['host-name'] ? { hostName: v['host-name'] } : {}),
     });
     if (v.plan !== undefined) {
       // The split this gateway starts on came from a plan: GET /v1/partition shows it.
@@ -147,6 +149,10 @@ export async function run(argv: string[]): Promise<number | void> {
       try {
         await attachAdaptFromArgs(g, v, nParts, out);
       } catch (e) { await g.close(); throw e; }
+    } else {
+      // Without profiles: the monitors alone, so /v1/conditions and the dashboard show every hop's bandwidth and RTT.
+      const { attachMonitors } = await import('../adapt/live.js');
+      try { await attachMonitors(g, v, nParts); } catch (e) { out(`kerf gateway: no link estimates (${(e as Error).message})`); }
     }
     const url = `http://${fmtAddress(g.address)}`;
     if (v.json) out(JSON.stringify({ event: 'listening', role: 'gateway', url, model: g.name, address: fmtAddress(g.address) }));
@@ -156,7 +162,7 @@ export async function run(argv: string[]): Promise<number | void> {
   } else {
     const { Worker } = await import('../serve/worker.js');
     const w = await Worker.start({
-      host: listen.host, port: listen.port, token: token!, model: v.model, inputShapes, name: v.name ?? 'worker',
+      host: listen.host, port: listen.port, token: token!, model: v.model, inputShapes, name: v.name ?? 'worker', ...(v['host-name'] ? { hostName: v['host-name'] } : {}),
       segment: { ...(cuts ? { cuts } : {}), ...(blocks ? { blocks } : {}), ...(granularity ? { granularity } : {}) },
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),

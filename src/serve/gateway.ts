@@ -5,6 +5,7 @@
  * never stops admitting requests.
  */
 import * as http from 'node:http';
+import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
@@ -43,6 +44,8 @@ export interface GatewayOptions {
   replay?: ReplayOptions;
   /** bearer token every changing control endpoint (`POST /v1/partition`, `/strategy`, `/warm`, `/failover`, `/v1/rollout`) demands; undefined: they are open */
   controlToken?: string;
+  /** the host it runs on, as its dashboard shows it (default the machine's hostname) */
+  hostName?: string;
   /** serve the live dashboard at /ui and its event stream at /v1/events (default true) */
   dashboard?: boolean;
 }
@@ -193,6 +196,8 @@ export class Gateway {
 
   /** The bearer token of the deploying control endpoints (undefined: they are open). */
   get controlToken(): string | undefined { return this.opts.controlToken; }
+  /** The host's name its dashboard shows. */
+  get hostName(): string { return this.opts.hostName ?? hostname(); }
 
   /** Requests waiting for a working pipeline (theirs failed). */
   get held(): number { return this.activeWaiters.size; }

@@ -7,6 +7,7 @@
  * unload segments without a restart, so a new split can be prepared beside the running one.
  */
 import type * as http from 'node:http';
+import { hostname } from 'node:os';
 import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
@@ -40,6 +41,8 @@ export interface WorkerOptions {
   inputShapes?: Record<string, number[]>;
   /** stage name in metrics and response meta (default "worker") */
   name?: string;
+  /** the host it runs on, as its `info` reports it (default the machine's hostname; `kerf up --hosts` passes the hosts file's name) */
+  hostName?: string;
   /** the segment to start with (id "main") */
   segment: SegmentSpec;
   /** compose segments from shared chunk sessions (hot-swap), the first one too */
@@ -354,6 +357,8 @@ export class Worker {
   private info(): unknown {
     return {
       name: this.name, model: this.modelName, default: this.defaultSegment, queue: this.queue.depth, inFlight: this.inflight, pid: process.pid,
+      // the process's, for the gateway's dashboard (CPU share from two readings)
+      host: this.opts.hostName ?? hostname(), cpuSeconds: processCpuSeconds(), rssBytes: process.memoryUsage.rss(),
       chunks: this.store ? this.store.list() : [],
       segments: [...this.segments.values()].map((l) => ({
         id: l.id, spec: l.spec, start: l.segment.bounds.start, end: l.segment.bounds.end,

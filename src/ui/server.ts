@@ -38,10 +38,17 @@ export interface SnapshotEvent {
   t: number;
   point: WindowPoint | null;
   partition: PartitionStatus;
-  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec: string | null };
+  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec: string | null; host: string };
+  /** per worker tier (by name), from its `info` while a page listens: its host, process, CPU share (of one core, null until two readings) and resident bytes */
+  workers: Record<string, WorkerFigures>;
+  /** why the workers' figures are missing, when asking them failed */
+  workersError?: string;
   /** every panel of `gateway.panels` by name (adapt: 'conditions'); an entry that threw is `{ error }` */
   panels: Record<string, unknown>;
 }
+
+/** One worker's figures in a snapshot. */
+export interface WorkerFigures { host: string | null; pid: number | null; address: string; cpuShare: number | null; rssBytes: number | null }
 
 export interface DashboardOptions {
   /** seconds per point and per snapshot (default 1) */
@@ -66,6 +73,10 @@ export class Dashboard {
   private discovering: Promise<unknown> | null = null;
   /** seconds spent on the dashboard's own work so far (kerf_dashboard_seconds_total) */
   private workS = 0;
+  private workers: Record<string, WorkerFigures> = {};
+  private workersError: string | undefined;
+  private readonly cpuSeen = new Map<string, { pid: unknown; cpuS: number; at: number }>();
+  private polling = false;
 
   constructor(readonly gateway: Gateway, private readonly opts: DashboardOptions = {}) {
     this.periodS = opts.periodS ?? 1;
@@ -100,7 +111,31 @@ export class Dashboard {
     const wallUs = (now - this.last.wall) * 1000;
     if (wallUs > 0) this.cpuShare = (cpu.user - this.last.cpu.user + cpu.system - this.last.cpu.system) / wallUs;
     this.last = { wall: now, cpu };
-    if (this.clients.size) this.broadcast('snapshot', this.snapshot());
+    if (this.clients.size) {
+      this.pollWorkers();
+      this.broadcast('snapshot', this.snapshot());
+    }
+  }
+
+  /** Ask every worker for its info (one at a time in flight): host, pid, CPU seconds, RSS. */
+  private pollWorkers(): void {
+    if (this.polling) return;
+    this.polling = true;
+    this.gateway.switcher.tierInfo(1000).then((list) => this.timed(() => {
+      const at = performance.now(), next: Record<string, WorkerFigures> = {};
+      for (const { tier, address, info } of list) {
+        const cpuS = typeof info.cpuSeconds === 'number' ? info.cpuSeconds : null;
+        const prev = this.cpuSeen.get(tier);
+        const share = cpuS !== null && prev && prev.pid === info.pid && at > prev.at ? (cpuS - prev.cpuS) / ((at - prev.at) / 1000) : null;
+        if (cpuS !== null) this.cpuSeen.set(tier, { pid: info.pid, cpuS, at });
+        next[tier] = {
+          host: typeof info.host === 'string' ? info.host : null, pid: typeof info.pid === 'number' ? info.pid : null, address,
+          cpuShare: share ?? this.workers[tier]?.cpuShare ?? null, rssBytes: typeof info.rssBytes === 'number' ? info.rssBytes : null,
+        };
+      }
+      this.workers = next;
+      this.workersError = undefined;
+    }), (e: unknown) => { this.workersError = (e as Error)?.message ?? String(e); }).finally(() => { this.polling = false; });
   }
 
   private cuts(): UiCut[] {
@@ -131,7 +166,8 @@ export class Dashboard {
     partition.history = partition.history.slice(-50);
     return {
       t: Date.now(), point: this.lastPoint, partition,
-      gateway: { ready: g.ready, paused: g.paused, queueDepth: g.pipeline.queueDepth, cpuShare: this.cpuShare, rssBytes: process.memoryUsage.rss(), pid: process.pid, codec: g.pipelineOptions.codec ?? null },
+      gateway: { ready: g.ready, paused: g.paused, queueDepth: g.pipeline.queueDepth, cpuShare: this.cpuShare, rssBytes: process.memoryUsage.rss(), pid: process.pid, codec: g.pipelineOptions.codec ?? null, host: g.hostName },
+      workers: this.workers, ...(this.workersError ? { workersError: this.workersError } : {}),
       panels,
     };
   }
@@ -153,6 +189,7 @@ export class Dashboard {
     this.clients.add(res);
     // The switcher finds the workers on its first switch; a page wants them at once.
     this.discovering ??= this.gateway.switcher.discover().then(() => this.timed(() => this.broadcast('snapshot', this.snapshot())), () => { this.discovering = null; });
+    this.pollWorkers();
     const drop = (): void => { this.clients.delete(res); };
     req.on('close', drop);
     res.on('error', drop);
