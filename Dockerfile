@@ -7,7 +7,7 @@ WORKDIR /src
 ENV ONNXRUNTIME_NODE_INSTALL=skip npm_config_fund=false npm_config_audit=false
 COPY package.json package-lock.json .npmrc ./
 # no install scripts: onnxruntime-node's would fetch CUDA libraries (its CPU build ships in the package);
-# the project's own `prepare` (link the bin, compile) runs below, once the sources are in
+# (.npmrc turns them off anyway); the compile runs below, once the sources are in
 RUN npm ci --ignore-scripts
 COPY tsconfig.json ./
 COPY src ./src

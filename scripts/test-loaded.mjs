@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run test:loaded [-- --runs N] [-- --burners K]`: the test suite (`npm test`) with the
 // machine's cores kept busy by K other processes (default 2: both cores of the reference machine),
-// as users and CI run it. Starts K CPU burners (`node -e 'for(;;){}'`), runs `npm test` N times in
+// as users and CI run it. Starts K CPU burners (node processes spinning), runs `npm test` N times in
 // a row (default 1, stopping at the first failure), kills the burners by PID, and exits with the
 // tests' code.
 import { spawn } from 'node:child_process';
@@ -21,8 +21,11 @@ const burners = [];
 const stopBurners = () => {
   for (const b of burners.splice(0)) { try { process.kill(b.pid, 'SIGKILL'); } catch { /* already gone */ } }
 };
+// Each burner spins, and every 100 ms checks that this process (its parent) still lives, so it
+// ends with it even when this process is killed with SIGKILL and cannot stop it.
+const BURN = `const p = ${process.pid}; for (;;) { const t = Date.now(); while (Date.now() - t < 100); try { process.kill(p, 0); } catch { process.exit(0); } if (process.ppid !== p) process.exit(0); }`;
 for (let i = 0; i < burnerCount; i++) {
-  const b = spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' });
+  const b = spawn(process.execPath, ['-e', BURN], { stdio: 'ignore' });
   burners.push(b);
 }
 process.stdout.write(`test:loaded: ${burnerCount} CPU burners running (pids ${burners.map((b) => b.pid).join(', ')}), ${runs} run(s) of npm test\n`);
@@ -31,7 +34,9 @@ let child = null;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(sig, () => {
     stopBurners();
-    if (child?.pid) { try { process.kill(child.pid, sig); } catch { /* gone */ } }
+    // npm test runs in its own process group: signal all of it (npm, the shell, node --test and
+    // the test files), or the tests would run on without the burners.
+    if (child?.pid) { try { process.kill(-child.pid, sig); } catch { /* gone */ } }
     process.exit(130);
   });
 }
@@ -42,7 +47,7 @@ let code = 0;
 for (let r = 1; r <= runs; r++) {
   const t0 = Date.now();
   code = await new Promise((resolve) => {
-    child = spawn(npm, ['test'], { stdio: 'inherit' });
+    child = spawn(npm, ['test'], { stdio: 'inherit', detached: true });
     child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0)));
     child.on('error', () => resolve(1));
   });

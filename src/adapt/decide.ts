@@ -6,7 +6,8 @@
  */
 import { kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
-import { tierServiceS, type TierTerms } from '../plan/cost.js';
+import { hopBusyS, tierServiceS, type TierTerms } from '../plan/cost.js';
+import type { SystemCodecs } from '../plan/codec-cost.js';
 
 /**
  * What the decision needs from the profiles, laid out for a linear scan. Tier j of the chain
@@ -28,6 +29,57 @@ export interface SplitModel {
    * costs the tier beyond its blocks' own time — handing tensors to the compute thread and back,
    * onnxruntime's fixed cost per run. Every tier of the chain handles every request. Absent: 0. */
   readonly overheadS?: Float64Array;
+  /** codecs the links may use (absent: every link sends raw), priced as the planner prices them */
+  readonly codecs?: SplitCodecs;
+}
+
+/**
+ * Codec prices of a chain (src/plan/codec-cost.ts, what `kerf profile --codecs` measured): link j
+ * sending the output of block b−1 with codec k costs tier j's encode + coded bytes ÷ bandwidth +
+ * tier j+1's decode, each tier's time scaled by its load factor like its blocks. The model input
+ * (boundary 0) always travels raw.
+ */
+export interface SplitCodecs {
+  /** per tier: what its profile measured (undefined: no codec) */
+  readonly tiers: readonly (SystemCodecs | undefined)[];
+  /** per link: (sender codec index, receiver codec index) pairs allowed on it (codecPairs) */
+  readonly pairs: readonly Int32Array[];
+}
+
+/** The codec a link uses when it sends raw. */
+export const RAW = 'none';
+
+/**
+ * Link j's transfer of the tensors crossing boundary b under `c`: seconds (the round trip
+ * excluded; the wire time queues at rate `lambda`, encode and decode are the tiers' CPU) and the
+ * codec. With `codec` given, that codec's price (raw when it was not measured there); else the
+ * cheapest allowed codec, raw winning ties.
+ */
+export function linkTransfer(m: SplitModel, c: AdaptConditions, j: number, b: number, lambda = 0, codec?: string): { seconds: number; codec: string } {
+  const l = c.links[j]!, bytes = m.boundaryBytes[b]!;
+  const lv = variability(c.arrivalScv, l.serviceScv);
+  const raw = { seconds: sojourn(hopBusyS(bytes, l.bytesPerS), lambda, lv), codec: RAW };
+  const cc = m.codecs;
+  if (!cc || b <= 0 || b >= m.blocks || bytes === 0 || codec === RAW) return raw;
+  const send = cc.tiers[j], recv = cc.tiers[j + 1], pairs = cc.pairs[j]!;
+  if (!send || !recv) return raw;
+  const fs = c.tiers[j]!.factor, fr = c.tiers[j + 1]!.factor;
+  let best = raw;
+  for (let i = 0; i < pairs.length; i += 2) {
+    const k = pairs[i]!, r = send.ratio[k]![b - 1]!;
+    if (codec !== undefined && send.names[k] !== codec) continue;
+    if (!(r > 0)) continue;
+    // hopBusyS(bytes, bw, coding) of src/plan/cost.ts, the planner's price, with the wire term
+    // queued like a raw transfer (encode and decode are the tiers' CPU): equal to it without a rate.
+    const s = send.encodeS[k]![b - 1]! * fs + sojourn(hopBusyS(bytes / r, l.bytesPerS), lambda, lv) + recv.decodeS[pairs[i + 1]!]![b - 1]! * fr;
+    if (codec !== undefined || s < best.seconds) best = { seconds: s, codec: send.names[k]! };
+  }
+  return best;
+}
+
+/** The codec each link of `boundaries` uses at its cheapest under `c` ('none' for a link carrying nothing). */
+export function chooseLinkCodecs(m: SplitModel, c: AdaptConditions, boundaries: readonly number[]): string[] {
+  return boundaries.map((b, j) => (b < m.blocks ? linkTransfer(m, c, j, b, c.ratePerS ?? 0).codec : RAW));
 }
 
 /** The conditions a decision is made for. */
@@ -174,6 +226,18 @@ export function splitCostModelFromProfiles(profiles: readonly Profile[]): SplitM
   return splitCostModel(profiles.map((p) => ({ name: p.system.tier ?? p.system.name, blockS: p.blocks.map((b) => b.latency.median), overheadS: p.callOverheadS ?? 0 })), bytes);
 }
 
+/** `m` with codec prices for its links (one SystemCodecs or undefined per tier, one pair list per link). */
+export function withCodecs(m: SplitModel, codecs: SplitCodecs): SplitModel {
+  const k = m.tiers.length;
+  if (codecs.tiers.length !== k || codecs.pairs.length !== k - 1) {
+    throw kerfError('KERF_ERR_PLAN', `codec prices for ${codecs.tiers.length} tiers and ${codecs.pairs.length} links; the model has ${k} tiers and ${k - 1} links`);
+  }
+  codecs.tiers.forEach((t, j) => {
+    if (t && t.ratio.some((r) => r.length !== m.blocks)) throw kerfError('KERF_ERR_PROFILE', `tier '${m.tiers[j]}': codec measurements for another number of blocks than ${m.blocks}`);
+  });
+  return Object.freeze({ ...m, codecs: Object.freeze({ tiers: [...codecs.tiers], pairs: [...codecs.pairs] }) });
+}
+
 function checkConditions(m: SplitModel, c: AdaptConditions): void {
   const k = m.tiers.length;
   if (c.tiers.length !== k || c.links.length !== k - 1) {
@@ -187,8 +251,11 @@ function checkConditions(m: SplitModel, c: AdaptConditions): void {
   if (c.ratePerS !== undefined && !(c.ratePerS >= 0)) throw kerfError('KERF_ERR_PLAN', `request rate must be non-negative, got ${c.ratePerS}`);
 }
 
-/** Predicted latency (seconds) of one placement: `boundaries` = [b_1, …, b_{m−1}], non-decreasing. */
-export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundaries: readonly number[]): number {
+/**
+ * Predicted latency (seconds) of one placement: `boundaries` = [b_1, …, b_{m−1}], non-decreasing;
+ * `codecs` (one per link): the codecs its links send with (default: each link's cheapest).
+ */
+export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundaries: readonly number[], codecs?: readonly string[]): number {
   checkConditions(m, c);
   const k = m.tiers.length, n = m.blocks;
   if (boundaries.length !== k - 1) throw kerfError('KERF_ERR_PLAN', `expected ${k - 1} boundaries, got ${boundaries.length}`);
@@ -200,8 +267,7 @@ export function predictSplitLatency(m: SplitModel, c: AdaptConditions, boundarie
     const t = c.tiers[j]!, lambda = c.ratePerS ?? 0;
     total += sojourn(tierServiceS(m.prefix[j]![hi]! - m.prefix[j]![lo]!, termsOf(m, c, j), t.factor), lambda, variability(c.arrivalScv, t.serviceScv));
     if (j < k - 1 && hi < n) {
-      const l = c.links[j]!;
-      total += l.rttS + sojourn(m.boundaryBytes[hi]! / l.bytesPerS, lambda, variability(c.arrivalScv, l.serviceScv));
+      total += c.links[j]!.rttS + linkTransfer(m, c, j, hi, lambda, codecs?.[j]).seconds;
     }
     lo = hi;
   }
@@ -259,12 +325,12 @@ export class SplitSearch {
   /** g_j for linear tier costs: running prefix minimum of g_{j−1}(a) − f·P[a]. */
   private linear(c: AdaptConditions): void {
     const m = this.model;
-    const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
+    const k = m.tiers.length, n = m.blocks, allowed = m.allowed;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
       // tierServiceS is f·blocks + a constant: the DP carries f·P and adds the constant.
       const f = c.tiers[j]!.factor, fo = tierServiceS(0, termsOf(m, c, j), f);
-      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS;
+      const rtt = c.links[j]!.rttS;
       const prev = j > 0 ? this.g[j - 1]! : null;
       let runMin = Infinity, runArg = -1;
       for (let b = 0; b <= n; b++) {
@@ -276,7 +342,7 @@ export class SplitSearch {
         if (allowed[b]) {
           if (prev === null) { best = f * (P[b]! - P[0]!) + fo; arg = 0; }
           else if (runArg >= 0) { best = runMin + f * P[b]! + fo; arg = runArg; }
-          best += b < n ? rtt + bytes[b]! / bw : 0;
+          best += b < n ? rtt + linkTransfer(m, c, j, b).seconds : 0;
         }
         g[b] = best;
         from[b] = arg;
@@ -287,7 +353,7 @@ export class SplitSearch {
   /** g_j with queueing: row minima of a Monge matrix by divide and conquer. */
   private queued(c: AdaptConditions, lambda: number): void {
     const m = this.model;
-    const k = m.tiers.length, n = m.blocks, allowed = m.allowed, bytes = m.boundaryBytes;
+    const k = m.tiers.length, n = m.blocks, allowed = m.allowed;
     for (let j = 0; j < k - 1; j++) {
       const g = this.g[j]!, from = this.from[j]!, P = m.prefix[j]!;
       const f = c.tiers[j]!.factor, terms = termsOf(m, c, j), cv = variability(c.arrivalScv, c.tiers[j]!.serviceScv);
@@ -313,10 +379,10 @@ export class SplitSearch {
         };
         solve(0, n, 0, n);
       }
-      const rtt = c.links[j]!.rttS, bw = c.links[j]!.bytesPerS, lv = variability(c.arrivalScv, c.links[j]!.serviceScv);
+      const rtt = c.links[j]!.rttS;
       for (let b = 0; b <= n; b++) {
         if (!allowed[b]) { g[b] = Infinity; from[b] = -1; }
-        else if (b < n) g[b]! += rtt + sojourn(bytes[b]! / bw, lambda, lv);
+        else if (b < n) g[b]! += rtt + linkTransfer(m, c, j, b, lambda).seconds;
       }
     }
   }
@@ -324,6 +390,16 @@ export class SplitSearch {
 
 function sameBoundaries(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Codecs differ only where a link carries something (the last boundary's link carries nothing). */
+function sameCodecs(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** A placement's boundaries with the codecs of its links, as one line: `[3,9]`, `[3,9] zstd-1,none`. */
+function placementText(b: readonly number[], codecs: readonly string[]): string {
+  return `[${b.join(',')}]${codecs.some((x) => x !== RAW) ? ` ${codecs.join(',')}` : ''}`;
 }
 
 /** 'bandwidth' ignores load (factors 1, no rate hence no queueing); 'load-aware' uses everything. */
@@ -370,6 +446,11 @@ export interface Decision {
   best: number[];
   /** the placement in force after the decision */
   chosen: number[];
+  /** the codec of each link (one per boundary, 'none': raw) in force before the decision (null
+   * before the first), of the best placement, and in force after it */
+  currentCodecs: string[] | null;
+  bestCodecs: string[];
+  chosenCodecs: string[];
   /** predicted latency of current and best, seconds (current: NaN before the first decision) */
   predictedCurrentS: number;
   predictedBestS: number;
@@ -394,14 +475,15 @@ export class Decider {
   private readonly backoff: number;
   private readonly maxBackoff: number;
   private cur: number[] | null;
+  private curCodecs: string[];
   private sinceS: number;
-  private prev: number[] | null = null;
+  private prev: { boundaries: number[]; codecs: string[] } | null = null;
   private returns = 0;
   private readonly confirmS: number;
   private readonly confirmBelowGain: number;
-  private pending: { boundaries: number[]; sinceS: number } | null = null;
+  private pending: { boundaries: number[]; codecs: string[]; sinceS: number } | null = null;
 
-  constructor(readonly model: SplitModel, opts: DeciderOptions, initial?: { boundaries: number[]; atS: number }) {
+  constructor(readonly model: SplitModel, opts: DeciderOptions, initial?: { boundaries: number[]; atS: number; codecs?: readonly string[] }) {
     if (opts.mode !== 'bandwidth' && opts.mode !== 'load-aware') {
       throw kerfError('KERF_ERR_CONFIG', `adapt mode '${String(opts.mode)}' is not one of bandwidth, load-aware`);
     }
@@ -417,10 +499,17 @@ export class Decider {
     if (!(this.minGain >= 0) || !(this.minDwellS >= 0)) throw kerfError('KERF_ERR_CONFIG', 'minGain and minDwellS must be non-negative');
     this.search = new SplitSearch(model);
     this.cur = initial ? [...initial.boundaries] : null;
+    this.curCodecs = this.codecsOrRaw(initial?.codecs);
     this.sinceS = initial ? initial.atS : -Infinity;
     if (this.cur && this.cur.length !== model.tiers.length - 1) {
       throw kerfError('KERF_ERR_PLAN', `initial placement needs ${model.tiers.length - 1} boundaries, got ${this.cur.length}`);
     }
+  }
+
+  private codecsOrRaw(codecs: readonly string[] | undefined): string[] {
+    const k = this.model.tiers.length - 1;
+    if (codecs && codecs.length !== k) throw kerfError('KERF_ERR_PLAN', `a placement needs ${k} link codecs, got ${codecs.length}`);
+    return codecs ? [...codecs] : Array.from({ length: k }, () => RAW);
   }
 
   /** Placement in force, or null before the first decision. */
@@ -428,10 +517,18 @@ export class Decider {
     return this.cur;
   }
 
-  /** Tell the decider that the placement in force changed for another reason (e.g. a manual switch). */
-  adopt(boundaries: readonly number[], atS: number): void {
-    if (this.cur && !sameBoundaries(this.cur, boundaries)) this.prev = this.cur;
+  /** The codec of each link in force ('none' for raw). */
+  get currentCodecs(): readonly string[] {
+    return this.curCodecs;
+  }
+
+  /** Tell the decider that the placement in force changed for another reason (e.g. a manual
+   * switch); `codecs`: its links' codecs (default: as before). */
+  adopt(boundaries: readonly number[], atS: number, codecs?: readonly string[]): void {
+    const cs = codecs ? this.codecsOrRaw(codecs) : this.curCodecs;
+    if (this.cur && !(sameBoundaries(this.cur, boundaries) && sameCodecs(this.curCodecs, cs))) this.prev = { boundaries: this.cur, codecs: this.curCodecs };
     this.cur = [...boundaries];
+    this.curCodecs = [...cs];
     this.sinceS = atS;
   }
 
@@ -445,42 +542,48 @@ export class Decider {
       ? { links: conditions.links, tiers: conditions.tiers.map(() => ({ factor: 1, queueS: 0 })), ratePerS: 0 }
       : conditions;
     const best = this.search.best(inputs);
+    const bestCodecs = chooseLinkCodecs(this.model, inputs, best.boundaries);
     const cal = opts.calibrate ?? (() => 1);
     const calBest = cal(best.boundaries);
-    const base = { atS, mode: this.mode, best: best.boundaries, predictedBestS: best.latencyS * calBest, inputs };
+    const base = { atS, mode: this.mode, best: best.boundaries, bestCodecs, predictedBestS: best.latencyS * calBest, inputs };
     if (this.cur === null) {
       this.cur = best.boundaries;
+      this.curCodecs = bestCodecs;
       this.sinceS = atS;
-      return { ...base, switch: true, current: null, chosen: best.boundaries, predictedCurrentS: NaN, gain: 0, reason: 'initial placement' };
+      return { ...base, switch: true, current: null, currentCodecs: null, chosen: best.boundaries, chosenCodecs: bestCodecs, predictedCurrentS: NaN, gain: 0, reason: 'initial placement' };
     }
-    const current = this.cur;
+    const current = this.cur, currentCodecs = this.curCodecs;
     const calCurrent = cal(current);
-    const predictedCurrentS = predictSplitLatency(this.model, inputs, current) * calCurrent;
+    const predictedCurrentS = predictSplitLatency(this.model, inputs, current, currentCodecs) * calCurrent;
     const gain = predictedCurrentS > 0 ? (predictedCurrentS - base.predictedBestS) / predictedCurrentS : 0;
     const calNote = calBest !== 1 || calCurrent !== 1 ? ` (measured ÷ model: current ×${calCurrent.toFixed(2)}, best ×${calBest.toFixed(2)})` : '';
-    const same = sameBoundaries(best.boundaries, current);
-    const back = this.prev !== null && sameBoundaries(best.boundaries, this.prev);
+    const same = sameBoundaries(best.boundaries, current) && sameCodecs(bestCodecs, currentCodecs);
+    const back = this.prev !== null && sameBoundaries(best.boundaries, this.prev.boundaries) && sameCodecs(bestCodecs, this.prev.codecs);
     const dwell = this.minDwellS * (back ? Math.min(this.maxBackoff, this.backoff ** (this.returns + 1)) : 1);
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
     let reason: string;
     let doSwitch = false;
     if (same || gain < this.minGain) this.pending = null;
-    else if (!this.pending || !sameBoundaries(this.pending.boundaries, best.boundaries)) this.pending = { boundaries: best.boundaries, sinceS: atS };
+    else if (!this.pending || !sameBoundaries(this.pending.boundaries, best.boundaries) || !sameCodecs(this.pending.codecs, bestCodecs)) this.pending = { boundaries: best.boundaries, codecs: bestCodecs, sinceS: atS };
     if (same) reason = 'current placement is the best';
     else if (gain < this.minGain) reason = `gain ${pct(gain)} < minimum ${pct(this.minGain)}${calNote}`;
     else if (gain < this.confirmBelowGain && !opts.shifted && atS - this.pending!.sinceS < this.confirmS) reason = `gain ${pct(gain)} for ${(atS - this.pending!.sinceS).toFixed(2)} s < ${this.confirmS} s to confirm`;
     else if (atS - this.sinceS < dwell) reason = `gain ${pct(gain)} but dwell ${(atS - this.sinceS).toFixed(2)} s < ${dwell} s${back ? ' (back to the placement just left: damped)' : ''}`;
     else {
       doSwitch = true;
-      reason = `gain ${pct(gain)} ≥ ${pct(this.minGain)}: [${current.join(',')}] → [${best.boundaries.join(',')}]${calNote}`;
+      reason = `gain ${pct(gain)} ≥ ${pct(this.minGain)}: ${placementText(current, currentCodecs)} → ${placementText(best.boundaries, bestCodecs)}${calNote}`;
     }
     if (doSwitch) {
       this.pending = null;
       this.returns = back ? this.returns + 1 : 0;
-      this.prev = current;
+      this.prev = { boundaries: current, codecs: currentCodecs };
       this.cur = best.boundaries;
+      this.curCodecs = bestCodecs;
       this.sinceS = atS;
     }
-    return { ...base, switch: doSwitch, current, chosen: doSwitch ? best.boundaries : current, predictedCurrentS, gain, reason };
+    return {
+      ...base, switch: doSwitch, current, currentCodecs, chosen: doSwitch ? best.boundaries : current, chosenCodecs: doSwitch ? bestCodecs : currentCodecs,
+      predictedCurrentS, gain, reason,
+    };
   }
 }

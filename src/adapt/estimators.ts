@@ -123,6 +123,8 @@ export class LinkEstimator {
   /** when lastRate was last measured */
   private lastRateAtS = -Infinity;
   private readonly shift: ShiftDetector | null;
+  /** when the last transfer that could tell the rate arrived (a probe or a real one) */
+  private lastInformativeAt = -Infinity;
 
   constructor(opts: LinkEstimatorOptions = {}) {
     this.windowS = opts.windowS ?? 30;
@@ -148,6 +150,8 @@ export class LinkEstimator {
       const payloadS = seconds - e.rttS;
       if (e.confident && this.informative(bytes, seconds, e.rttS) && payloadS >= 0.1 * seconds) keep = this.shift.feed(bytes / payloadS, e.bytesPerS);
     }
+    const rttS = this.rttEstimate(atS);
+    if (this.informative(bytes, seconds, rttS) && seconds - rttS >= 0.1 * seconds && atS > this.lastInformativeAt) this.lastInformativeAt = atS;
     this.transfers.push({ bytes, seconds, atS });
     if (keep > 0) this.transfers = this.transfers.slice(-keep);
     this.touch(atS);
@@ -202,6 +206,9 @@ export class LinkEstimator {
     const w = Math.pow(0.5, Math.max(0, atS - this.lastRateAtS) / (2 * this.halfLifeS));
     return Math.exp(w * Math.log(this.lastRate) + (1 - w) * Math.log(this.prior.bytesPerS));
   }
+
+  /** When the last transfer that could tell the rate was added (-Infinity: none yet): link probes stay off while real ones keep coming. */
+  get lastInformativeS(): number { return this.lastInformativeAt; }
 
   /** The current belief at time atS. */
   estimate(atS: number): LinkEstimate {

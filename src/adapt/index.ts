@@ -7,6 +7,7 @@ export {
 } from './estimators.js';
 export {
   splitCostModel, splitCostModelFromProfiles, splitCostModelFromPrefix, predictSplitLatency, sojourn, RHO_MAX, SATURATED_SLOPE, SplitSearch, Decider,
+  withCodecs, linkTransfer, chooseLinkCodecs, type SplitCodecs,
   type SplitModel, type AdaptConditions, type AdaptMode, type DeciderOptions, type DecideOptions, type Decision,
 } from './decide.js';
 export { Calibration, type CalibrationOptions } from './calibrate.js';

@@ -14,7 +14,10 @@ import type { Gateway } from '../serve/gateway.js';
 import type { InferResult, Pipeline } from '../serve/pipeline.js';
 import type { WarmReport } from '../serve/switch.js';
 import { DOWNSTREAM_META_PREFIX, type ProbeRequest, type ProbeResult } from '../serve/worker.js';
-import { Decider, predictSplitLatency, splitCostModel, type AdaptConditions, type AdaptMode, type Decision, type SplitModel } from './decide.js';
+import { Decider, chooseLinkCodecs, predictSplitLatency, splitCostModel, withCodecs, type AdaptConditions, type AdaptMode, type Decision, type SplitModel } from './decide.js';
+import { systemCodecs } from '../plan/problem.js';
+import { codecPairs } from '../plan/codec-cost.js';
+import { codecSet } from '../codec/index.js';
 import { LiveMonitor, type MonitorSnapshot } from './monitor.js';
 import { Calibration } from './calibrate.js';
 
@@ -50,6 +53,10 @@ export interface AdaptControllerOptions {
   /** hot-swap: splits (cut ids) to load the chunks of on every tier once the controller runs (default:
    * `warmCandidates` of the model around the priors, ≤ 20 splits; [] or false: none) */
   warm?: readonly (readonly number[])[] | false;
+  /** codecs the links may switch to, as `--codecs` takes them (`lossless`, `lossy`, a list; default
+   * none: the links keep the codecs they have). Priced from the profiles' codec measurements
+   * (`kerf profile --codecs`) as the planner prices them; a codec change is a switch. */
+  codecs?: string;
 }
 
 /** Warming the likely splits' chunks, as `GET /v1/conditions` reports it. */
@@ -67,6 +74,9 @@ export interface AdaptEvent extends Decision {
   at: string;
   fromCuts: number[];
   toCuts: number[];
+  /** the links' codecs before and after, when the controller prices codecs */
+  fromCodecs?: string[];
+  toCodecs?: string[];
   /** the switch's outcome: its downtime, preparation and duration, or the error */
   switchReport?: { downtimeMs: number; prepareMs: number; durationMs: number; strategy: string; prepared: string; rerouted?: number };
   error?: string;
@@ -134,8 +144,11 @@ export function unprofiledCostModel(analysis: Analysis, names: readonly string[]
   return { model, cutOf, boundaryOf, outputBytes: analysis.totals.outputBytes };
 }
 
-/** A cost model whose boundaries are the profile's block ends; boundary b ↔ cut id of block b−1. */
-export function liveCostModel(profiles: readonly Profile[]): LiveCostModel {
+/**
+ * A cost model whose boundaries are the profile's block ends; boundary b ↔ cut id of block b−1.
+ * `codecs` (a `--codecs` value): the links may use those of them the profiles measured.
+ */
+export function liveCostModel(profiles: readonly Profile[], opts: { codecs?: string } = {}): LiveCostModel {
   const first = profiles[0];
   if (!first || profiles.length < 2) throw kerfError('KERF_ERR_PROFILE', `adapt needs one profile per tier (at least two), got ${profiles.length}`);
   const n = first.blocks.length;
@@ -156,9 +169,19 @@ export function liveCostModel(profiles: readonly Profile[]): LiveCostModel {
     allowed.push(id !== undefined && b < n);
   }
   const bytes = [first.model.inputBytes ?? 0, ...first.blocks.map((b) => b.outputBytes)];
-  const model = splitCostModel(profiles.map((p, j) => ({
+  let model = splitCostModel(profiles.map((p, j) => ({
     name: p.system.tier ?? p.system.name ?? `tier${j}`, blockS: p.blocks.map((b) => b.latency.median), overheadS: p.callOverheadS ?? 0,
   })), bytes, allowed);
+  const allowedCodecs = new Set(opts.codecs === undefined ? [] : codecSet(opts.codecs, 'adapt codecs').map((c) => c.name).filter((c) => c !== 'none'));
+  if (allowedCodecs.size) {
+    const tiers = profiles.map((p) => systemCodecs(p, n, 1));
+    const pairs = tiers.slice(1).map((t, j) => codecPairs(tiers[j], t, allowedCodecs));
+    if (pairs.every((p) => p.length === 0)) {
+      throw kerfError('KERF_ERR_PROFILE', `adapt codecs '${opts.codecs}': no link has a codec of that set measured on both its tiers ` +
+        `(measured: ${profiles.map((p, j) => `${p.system.name}: ${tiers[j]?.names.join(',') || 'none'}`).join('; ')}); profile with kerf profile --codecs ${opts.codecs}`);
+    }
+    model = withCodecs(model, { tiers, pairs });
+  }
   return { model, cutOf, boundaryOf, outputBytes: first.blocks[n - 1]!.outputBytes };
 }
 
@@ -246,6 +269,9 @@ export function warmCandidates(model: SplitModel, base: AdaptConditions, mode: A
 }
 
 const strictly = (b: readonly number[]): boolean => b.every((x, i) => i === 0 || x > b[i - 1]!);
+/** The request codec of a hop codec (`C` of `C/REPLY`): what the profiles price. */
+const requestCodec = (hop: string): string => hop.split('/')[0]!;
+const sameList = <T>(a: readonly T[], b: readonly T[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /**
  * Attach with `AdaptController.attach(gateway, opts)`: it observes every answered request,
@@ -283,7 +309,7 @@ export class AdaptController {
 
   private constructor(readonly gateway: Gateway, readonly opts: AdaptControllerOptions) {
     if (!ADAPT_SETTINGS.includes(opts.mode)) throw kerfError('KERF_ERR_USAGE', `--adapt '${String(opts.mode)}': expected one of ${ADAPT_SETTINGS.join(', ')}`);
-    const m = opts.costModel ?? liveCostModel(opts.profiles);
+    const m = opts.costModel ?? liveCostModel(opts.profiles, opts.codecs !== undefined ? { codecs: opts.codecs } : {});
     this.model = m.model;
     this.cutOf = m.cutOf;
     this.boundaryOf = m.boundaryOf;
@@ -298,7 +324,7 @@ export class AdaptController {
     const initial = this.boundaries(gateway.pipeline.cuts);
     this.decider = opts.mode === 'off' ? null : new Decider(m.model, {
       mode: opts.mode, minGain: opts.minGain ?? LIVE_MIN_GAIN, minDwellS: opts.minDwellS ?? 3, confirmS: opts.confirmS ?? 2,
-    }, initial ? { boundaries: initial, atS: nowS() } : undefined);
+    }, initial ? { boundaries: initial, atS: nowS(), codecs: this.linkCodecs(gateway.switcher.codecs) } : undefined);
     let warm: number[][] = [];
     if (this.decider && opts.warm !== false) {
       warm = opts.warm ? opts.warm.map((c) => [...c])
@@ -412,6 +438,12 @@ export class AdaptController {
 
   cuts(boundaries: readonly number[]): number[] { return boundaries.map((b) => this.cutOf[b]!); }
 
+  /** The links' codecs as the decision prices them (request codecs) from the switcher's hop codecs. */
+  linkCodecs(hops: readonly string[]): string[] { return hops.map(requestCodec); }
+
+  /** whether the workers' own codecs have been asked for (once, when codecs are priced) */
+  private discovered = false;
+
   /** The decider reasons in block boundaries (`[3,9]`); the log line speaks cut ids throughout,
    * as its from/to do, so each bracketed boundary list becomes `cuts 17,43`. */
   reasonInCuts(reason: string): string {
@@ -447,7 +479,8 @@ export class AdaptController {
       this.settled.n++;
     }
     // A level shift (load or bandwidth stepped) is decided on at once, not at the next period.
-    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS })) this.shifted(nowS(), true);
+    const codecs = this.gateway.switcher.codecsOf(p);
+    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS, ...(codecs.some((x) => x !== 'none') ? { codecs: codecs.map(requestCodec) } : {}) })) this.shifted(nowS(), true);
   }
 
   /**
@@ -466,7 +499,7 @@ export class AdaptController {
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */
   conditions(): {
-    mode: AdaptSetting; profiled: boolean; cuts: number[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus;
+    mode: AdaptSetting; profiled: boolean; cuts: number[]; codecs: string[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus;
     calibration: { cuts: number[]; ratio: number; requests: number; lastMeasuredS: number }[];
     probes: { tier: string; sent: number; last: (ProbeResult & { ratio?: number; ageS: number }) | null }[];
   } {
@@ -475,7 +508,7 @@ export class AdaptController {
     const probes = this.probes.flatMap((p, j) => (p.ranges.length ? [{
       tier: this.names[j]!, sent: p.sent, last: p.last ? (({ atS, ...r }) => ({ ...r, ageS: at - atS }))(p.last) : null,
     }] : []));
-    return { mode: this.opts.mode, profiled: this.opts.costModel === undefined, cuts: [...this.gateway.pipeline.cuts], monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm, calibration, probes };
+    return { mode: this.opts.mode, profiled: this.opts.costModel === undefined, cuts: [...this.gateway.pipeline.cuts], codecs: this.gateway.switcher.codecs, monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm, calibration, probes };
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -509,9 +542,15 @@ export class AdaptController {
       }
       const d = this.decider;
       if (!d || this.gateway.switcher.status().switching) return null;
+      if (this.model.codecs && !this.discovered) {
+        // The workers' links' codecs (the pipeline may have started with `--next-codec`).
+        this.discovered = true;
+        try { await this.gateway.switcher.discover(); } catch (e) { this.log(`adapt: finding the workers' codecs failed: ${(e as Error).message}`); }
+      }
       const at = nowS();
       const cur = this.boundaries(this.gateway.switcher.cuts);
-      if (cur && (!d.current || !cur.every((x, i) => x === d.current![i]))) { d.adopt(cur, at); this.settle(at); } // switched by someone else
+      const curCodecs = this.linkCodecs(this.gateway.switcher.codecs);
+      if (cur && (!d.current || !sameList(cur, d.current) || !sameList(curCodecs, d.currentCodecs))) { d.adopt(cur, at, curCodecs); this.settle(at); } // switched by someone else
       const cond = this.monitor.conditions(at);
       const cal = this.calibration;
       // The model without queueing: what tells whether a split's measured latency still holds.
@@ -531,32 +570,38 @@ export class AdaptController {
         // The search may leave a tier empty, which a switch cannot do: take the best placement
         // that keeps every tier, under the same inputs and the same minimum gain.
         const f = bestFeasible(this.model, dec.inputs);
+        const fCodecs = chooseLinkCodecs(this.model, dec.inputs, f.boundaries);
         if (calibrate) f.latencyS *= calibrate(f.boundaries);
         const gain = (dec.predictedCurrentS - f.latencyS) / dec.predictedCurrentS;
-        const same = f.boundaries.every((x, i) => x === dec.current![i]);
+        const same = sameList(f.boundaries, dec.current) && sameList(fCodecs, dec.currentCodecs!);
         const min = this.opts.minGain ?? LIVE_MIN_GAIN;
         const go = !same && gain >= min;
-        d.adopt(go ? f.boundaries : dec.current, at);
-        dec = { ...dec, switch: go, chosen: go ? f.boundaries : dec.current, predictedBestS: f.latencyS, gain,
-          reason: go ? `${dec.reason}; keeping every tier: → [${f.boundaries.join(',')}] gain ${(gain * 100).toFixed(1)}%`
+        d.adopt(go ? f.boundaries : dec.current, at, go ? fCodecs : dec.currentCodecs!);
+        const codecNote = this.model.codecs && fCodecs.some((c) => c !== 'none') ? ` ${fCodecs.join(',')}` : '';
+        dec = { ...dec, switch: go, chosen: go ? f.boundaries : dec.current, chosenCodecs: go ? fCodecs : dec.currentCodecs!, predictedBestS: f.latencyS, gain,
+          reason: go ? `${dec.reason}; keeping every tier: → [${f.boundaries.join(',')}]${codecNote} gain ${(gain * 100).toFixed(1)}%`
             : `best [${dec.best.join(',')}] leaves a tier empty; best keeping every tier gains ${(gain * 100).toFixed(1)}% < ${(min * 100).toFixed(1)}%` };
       }
       this.last = dec;
       if (!dec.switch || !dec.current) return dec;
-      const ev: AdaptEvent = { ...dec, at: new Date().toISOString(), fromCuts: this.cuts(dec.current), toCuts: this.cuts(dec.chosen) };
+      const recode = this.model.codecs !== undefined && !sameList(dec.chosenCodecs, dec.currentCodecs ?? dec.chosenCodecs);
+      const ev: AdaptEvent = {
+        ...dec, at: new Date().toISOString(), fromCuts: this.cuts(dec.current), toCuts: this.cuts(dec.chosen),
+        ...(this.model.codecs ? { fromCodecs: [...(dec.currentCodecs ?? [])], toCodecs: [...dec.chosenCodecs] } : {}),
+      };
       this.events.push(ev);
       if (this.events.length > 200) this.events.shift();
       try {
         // Leaving a saturated split (a gain of half or more): its backlog would hold the requests
         // in flight there for seconds, so they start over on the new split.
-        const rep = await this.gateway.switcher.partition({ cuts: ev.toCuts, ...(dec.gain >= 0.5 ? { reroute: true } : {}) });
+        const rep = await this.gateway.switcher.partition({ cuts: ev.toCuts, ...(dec.gain >= 0.5 ? { reroute: true } : {}), ...(recode ? { codecs: ev.toCodecs! } : {}) });
         ev.switchReport = { downtimeMs: rep.downtimeMs, prepareMs: rep.prepareMs, durationMs: rep.durationMs, strategy: rep.strategy, prepared: rep.prepared, ...(rep.rerouted !== undefined ? { rerouted: rep.rerouted } : {}) };
       } catch (e) {
         ev.error = isKerfError(e) ? `${e.code}: ${e.message}` : String(e);
-        d.adopt(dec.current, nowS());
+        d.adopt(dec.current, nowS(), dec.currentCodecs ?? undefined);
       }
       this.settle(nowS());
-      this.log(JSON.stringify({ event: 'adapt', mode: dec.mode, from: ev.fromCuts, to: ev.toCuts, reason: this.reasonInCuts(dec.reason), gain: +dec.gain.toFixed(4),
+      this.log(JSON.stringify({ event: 'adapt', mode: dec.mode, from: ev.fromCuts, to: ev.toCuts, ...(ev.toCodecs ? { fromCodecs: ev.fromCodecs, toCodecs: ev.toCodecs } : {}), reason: this.reasonInCuts(dec.reason), gain: +dec.gain.toFixed(4),
         predictedCurrentS: +dec.predictedCurrentS.toFixed(5), predictedBestS: +dec.predictedBestS.toFixed(5), inputs: dec.inputs, ...(ev.switchReport ? { switch: ev.switchReport } : {}), ...(ev.error ? { error: ev.error } : {}) }));
       return dec;
     } finally {
@@ -617,7 +662,7 @@ export async function loadTierProfiles(dir: string, names: readonly string[], mo
 /** The gateway's `--adapt …` flags, as `kerf worker --gateway` and `kerf up` pass them. */
 export interface AdaptArgs {
   adapt?: string | undefined; profiles?: string | undefined; 'adapt-tiers'?: string | undefined; 'adapt-links'?: string | undefined;
-  'adapt-period'?: string | undefined; 'min-gain'?: string | undefined; 'min-dwell'?: string | undefined;
+  'adapt-period'?: string | undefined; 'min-gain'?: string | undefined; 'min-dwell'?: string | undefined; 'adapt-codecs'?: string | undefined;
 }
 
 /** Tier names from `--adapt-tiers`, else device, edge, cloud, tier3… (as `kerf up` names its tiers). */
@@ -670,8 +715,8 @@ export async function attachAdaptFromArgs(gateway: Gateway, v: AdaptArgs, tiers:
   const c = AdaptController.attach(gateway, {
     mode, profiles, tierNames: names, ...(linkPriors ? { linkPriors } : {}),
     periodS: num(v['adapt-period'], '--adapt-period', 1) || 1, minGain: num(v['min-gain'], '--min-gain', LIVE_MIN_GAIN), minDwellS: num(v['min-dwell'], '--min-dwell', 3),
-    log,
+    ...(v['adapt-codecs'] !== undefined ? { codecs: v['adapt-codecs'] } : {}), log,
   });
-  log(`kerf gateway: adapt ${mode} over ${names.join(' → ')}, ${c.model.blocks} blocks`);
+  log(`kerf gateway: adapt ${mode} over ${names.join(' → ')}, ${c.model.blocks} blocks${c.model.codecs ? `, codecs ${v['adapt-codecs']}` : ''}`);
   return c;
 }

@@ -5,7 +5,7 @@
  * every observation carries its own timestamp `atS`.
  */
 import { ArrivalRate, LinkEstimator, LoadEstimator, type LinkEstimate, type LoadEstimate, type ShiftOptions } from './estimators.js';
-import type { AdaptConditions, SplitModel } from './decide.js';
+import { RAW, type AdaptConditions, type SplitModel } from './decide.js';
 
 /** One finished request as the gateway saw it. */
 export interface RequestObservation {
@@ -20,6 +20,8 @@ export interface RequestObservation {
   /** seconds the request spent in the pipeline: it arrived at atS − latencyS (default: the
    * sum of the first tier's queue and compute and remoteS) */
   latencyS?: number;
+  /** the codec each link sent with (default: all raw) */
+  codecs?: readonly string[];
 }
 
 /**
@@ -112,6 +114,32 @@ export class LiveMonitor {
     return b >= this.model.blocks ? 0 : this.model.boundaryBytes[b]! + this.opts.outputBytes;
   }
 
+  /**
+   * What link j carried under `boundaries` with `codec`: the bytes on the wire (the tensors ÷ the
+   * codec's profiled ratio, and the outputs back) and the seconds of the link's time that were the
+   * tiers' encode and decode (as profiled, × the tiers' load factors), which the link's rate does
+   * not explain. Raw: `linkBytes` and 0.
+   */
+  linkWire(boundaries: readonly number[], j: number, codec: string | undefined, atS: number): { bytes: number; codingS: number } {
+    const bytes = this.linkBytes(boundaries, j), b = boundaries[j]!, cc = this.model.codecs;
+    const send = cc?.tiers[j], recv = cc?.tiers[j + 1];
+    if (bytes === 0 || !codec || codec === RAW || !send || !recv || b <= 0) return { bytes, codingS: 0 };
+    const k = send.names.indexOf(codec), i = recv.names.indexOf(codec);
+    const r = k >= 0 ? send.ratio[k]![b - 1]! : NaN;
+    if (!(r > 0) || i < 0) return { bytes, codingS: 0 };
+    const enc = send.encodeS[k]![b - 1]!, dec = recv.decodeS[i]![b - 1]!;
+    const fs = this.loads[j]!.estimate(atS).factor, fr = this.loads[j + 1]!.estimate(atS).factor;
+    return { bytes: this.model.boundaryBytes[b]! / r + this.opts.outputBytes, codingS: (Number.isFinite(enc) ? enc * fs : 0) + (Number.isFinite(dec) ? dec * fr : 0) };
+  }
+
+  /** A link's transfer sample, its coding time taken out (kept to at least a tenth of the sample). */
+  private addLinkSample(o: RequestObservation, j: number, seconds: number): boolean {
+    const w = this.linkWire(o.boundaries, j, o.codecs?.[j], o.atS);
+    if (!(w.bytes > 0 && seconds > 0)) return false;
+    this.observed[j] = true;
+    return this.links[j]!.addTransfer(w.bytes, Math.max(seconds - w.codingS, 0.1 * seconds), o.atS);
+  }
+
   /** Feed one request; returns true when it revealed a level shift in a load or link estimate
    * (the controller then decides at once instead of at its next period). */
   observe(o: RequestObservation): boolean {
@@ -140,28 +168,18 @@ export class LiveMonitor {
     if (!(o.remoteS > 0) || k < 2) return shifted;
     const solved = this.solveLinks(o);
     if (solved) {
-      solved.forEach((sec, j) => {
-        const bytes = this.linkBytes(o.boundaries, j);
-        if (bytes > 0 && sec > 0) {
-          this.observed[j] = true;
-          if (this.links[j]!.addTransfer(bytes, sec, o.atS)) shifted = true;
-        }
-      });
+      solved.forEach((sec, j) => { if (this.addLinkSample(o, j, sec)) shifted = true; });
       return shifted;
     }
     let beyondS = 0;
     for (let j = 1; j < k - 1; j++) {
-      const bytes = this.linkBytes(o.boundaries, j);
-      if (bytes === 0) continue;
+      const w = this.linkWire(o.boundaries, j, o.codecs?.[j], o.atS);
+      if (w.bytes === 0) continue;
       const e = this.links[j]!.estimate(o.atS);
-      beyondS += e.rttS + bytes / e.bytesPerS;
+      beyondS += e.rttS + w.bytes / e.bytesPerS + w.codingS;
     }
     const firstS = o.remoteS - remoteTiersS - beyondS;
-    const bytes0 = this.linkBytes(o.boundaries, 0);
-    if (bytes0 > 0 && firstS > 0) {
-      this.observed[0] = true;
-      if (this.links[0]!.addTransfer(bytes0, firstS, o.atS)) shifted = true;
-    }
+    if (firstS > 0 && this.addLinkSample(o, 0, firstS)) shifted = true;
     return shifted;
   }
 

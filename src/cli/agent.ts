@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { kerfError } from '../errors.js';
 import { parse, TLS_OPTIONS, tlsFromFlags } from './args.js';
 
@@ -23,8 +24,11 @@ line on stdout is \`kerf agent listening on http://HOST:PORT\`.
   --system NAME        system name when a client gives none (default: the host name)
   --tier T             device, edge or cloud, when a client gives none
   --tls-cert F --tls-key F   serve HTTPS (kerf profile --remote https://…; a private CA is trusted
-                       with NODE_EXTRA_CA_CERTS=ca.pem on the client)
-  --tls-ca F           also require client certificates signed by this CA`;
+                       with NODE_EXTRA_CA_CERTS=ca.pem on the client). The stages a TLS controller
+                       (hosts file tls, or kerf up --hosts --tls-ca) starts here serve their tier
+                       frames over TLS with the same certificate (it must name this host's address)
+  --tls-ca F           also require client certificates signed by this CA (controllers, and the
+                       stages of other hosts: mutual TLS between the tiers)`;
 
 const OPTIONS = {
   listen: { type: 'string' }, token: { type: 'string' }, 'max-model-mb': { type: 'string' }, 'max-queue': { type: 'string' },
@@ -59,6 +63,8 @@ export async function run(argv: string[]): Promise<number> {
   const log = (line: string): void => { process.stderr.write(`kerf agent: ${line}\n`); };
   const daemon = await HostDaemon.create({
     token, host, log, ...(memoryMB !== undefined ? { memoryMB } : {}), ...(cpus !== undefined ? { cpus } : {}), ...(v.cache ? { cacheDir: v.cache } : {}),
+    // the stages a TLS controller starts here serve with this agent's certificate
+    ...(tls?.server ? { tls: { cert: resolve(v['tls-cert']!), key: resolve(v['tls-key']!), ...(v['tls-ca'] ? { ca: resolve(v['tls-ca']) } : {}) } } : {}),
   });
   const agent = await Agent.start({
     host, port: Number(m[2]), token, maxModelBytes: Number(mb) * 1e6, maxQueue: Number(queue),

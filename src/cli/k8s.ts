@@ -7,7 +7,7 @@ import { parse, parseInputShapes } from './args.js';
 const HELP = `usage: kerf k8s render placement.json|plan.json --image IMG --model-uri URI --sha256 HEX [-o dir/]
        kerf k8s install --image IMG [--namespace kerf-system] [-o dir/]
        kerf k8s reconcile --state list.json [--image IMG] [--now TIME] [--json]
-       kerf k8s fetch --uri URI|PATH --sha256 HEX -o FILE
+       kerf k8s fetch --uri URI|PATH --sha256 HEX [--cuts C1,C2 --part K [--part-sha256 HEX]] -o FILE
 
 Kubernetes without the operator's loop (docs/kubernetes.md):
   render     plain manifests of one placement (kerf place -o) or plan (kerf plan): per stage a
@@ -18,7 +18,9 @@ Kubernetes without the operator's loop (docs/kubernetes.md):
   reconcile  what the operator would do for an observed state given as a Kubernetes List
              (kubectl get kerfpipelines,nodes,deployments,services,secrets,configmaps,pods -o json):
              the objects to apply and delete and the status it would write
-  fetch      what pods' init containers run: copy the model, check its sha256
+  fetch      what pods' init containers run: copy the model (or a stage's part the operator
+             serves), check its sha256; with --cuts and --part, cut that stage's part out of
+             the model and write only the part
 
 options:
   -o, --output DIR       write one YAML file per object into DIR (default: YAML to stdout)
@@ -32,14 +34,27 @@ options:
   --node TIER=NODE       plan.json: the node of a used tier (repeat); placement.json: a node's hostname
   --stage-memory-mb M    plan.json: memory of each stage (a plan has no memory model; default 512)
   --input-shape N=DxD    concrete input shapes (repeat)
+  --model-file FILE      render: the model here (its sha256 must be --sha256): each stage's part is
+                         made from it and its sha256 written into the init container, which checks it
+  --service-monitor      render, install: also a Prometheus Operator ServiceMonitor (the pods carry
+                         prometheus.io/* scrape annotations either way)
+  --service-monitor-label K=V   a label the ServiceMonitor carries (a Prometheus's serviceMonitorSelector; repeat)
   install:
   --replicas N           operator replicas (default 2; leader election keeps one active)
+  --operator-memory-mb M the operator's memory (default 1024; it prepares a model version to
+                         cut the stages' parts)
   reconcile:
   --state FILE           the observed List (JSON or YAML)
   --now TIME             the time to reconcile at (RFC 3339; default: now)
   --json                 print the result as JSON
   fetch:
-  --uri URI|PATH         where the model is
+  --uri URI|PATH         where the model (or the part) is
+  --sha256 HEX           its sha256 (checked before anything is written)
+  --cuts C1,C2           the pipeline's cut ids: write only part --part K of the model
+  --part K               the stage's part, 0..number of cuts
+  --part-sha256 HEX      the part's expected sha256 (checked)
+  --bearer-env VAR       send the token in environment variable VAR as bearer (the operator's parts)
+  --attempts N           tries for an http(s) source that is down or answers 404/5xx (default 1)
 `;
 
 const OPTIONS = {
@@ -47,6 +62,8 @@ const OPTIONS = {
   'model-uri': { type: 'string' }, sha256: { type: 'string' }, version: { type: 'string' }, name: { type: 'string' },
   node: { type: 'string', multiple: true }, 'stage-memory-mb': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   replicas: { type: 'string' }, state: { type: 'string' }, now: { type: 'string' }, json: { type: 'boolean' }, uri: { type: 'string' },
+  cuts: { type: 'string' }, part: { type: 'string' }, 'part-sha256': { type: 'string' }, 'bearer-env': { type: 'string' }, attempts: { type: 'string' },
+  'operator-memory-mb': { type: 'string' }, 'model-file': { type: 'string' }, 'service-monitor': { type: 'boolean' }, 'service-monitor-label': { type: 'string', multiple: true },
 } as const;
 
 async function readDoc(file: string, what: string): Promise<unknown> {
@@ -77,6 +94,17 @@ function need(v: string | undefined, flag: string): string {
   return v;
 }
 
+function monitorOf(v: { 'service-monitor'?: boolean; 'service-monitor-label'?: string[] }): { serviceMonitor?: { labels: Record<string, string> } } {
+  const labels: Record<string, string> = {};
+  for (const l of v['service-monitor-label'] ?? []) {
+    const m = /^([A-Za-z0-9][-A-Za-z0-9_./]*)=([-A-Za-z0-9_.]*)$/.exec(l);
+    if (!m) throw kerfError('KERF_ERR_USAGE', `--service-monitor-label '${l}': expected KEY=VALUE`);
+    labels[m[1]!] = m[2]!;
+  }
+  if (!v['service-monitor'] && Object.keys(labels).length) throw kerfError('KERF_ERR_USAGE', '--service-monitor-label needs --service-monitor');
+  return v['service-monitor'] ? { serviceMonitor: { labels } } : {};
+}
+
 export async function run(argv: string[]): Promise<number | void> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h') { process.stdout.write(HELP); return sub ? 0 : 2; }
@@ -98,12 +126,28 @@ export async function run(argv: string[]): Promise<number | void> {
     const m = (doc as { model?: unknown } | null)?.model;
     const modelName = typeof m === 'string' ? m : typeof (m as { name?: unknown } | undefined)?.name === 'string' ? (m as { name: string }).name : 'model';
     const name = v.name ?? modelName.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 32);
-    const { renderObjects } = await import('../k8s/manifests.js');
+    const { renderObjects, stateOf } = await import('../k8s/manifests.js');
     const shapes = parseInputShapes(v['input-shape']);
+    let parts: { sha256: string; bytes: number }[] | undefined;
+    if (v['model-file'] !== undefined) {
+      const sha = need(v.sha256, '--sha256');
+      const { fileSha256, partBytes, sha256: hashOf } = await import('../cluster/parts.js');
+      let got: string;
+      try { got = (await fileSha256(v['model-file'])).sha256; } catch (e) { throw kerfError('KERF_ERR_FILE', `--model-file ${v['model-file']}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+      if (got !== sha) throw kerfError('KERF_ERR_INTEGRITY', `--model-file ${v['model-file']}: sha256 is ${got}, not --sha256 ${sha}`);
+      const st = stateOf(doc, { name: 'x', namespace: 'x', image: 'x', modelUri: need(v['model-uri'], '--model-uri'), sha256: sha, version: '1', token: 'x', nodes, ...(mem !== undefined ? { stageMemoryMiB: mem } : {}) });
+      if (st.cuts.length) {
+        const { prepareModel } = await import('../engine/prepare.js');
+        const { partModelName } = await import('../k8s/parts.js');
+        const prep = await prepareModel(v['model-file'], { name: partModelName(v['model-uri']!), ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}) });
+        parts = st.stages.map((s) => { const b = partBytes(prep, st.cuts, s.index, s.index); return { sha256: hashOf(b), bytes: b.byteLength }; });
+      }
+    }
     const objs = renderObjects(doc, {
       name, namespace: v.namespace ?? 'default', image: need(v.image, '--image'), modelUri: need(v['model-uri'], '--model-uri'),
       sha256: need(v.sha256, '--sha256'), version: v.version ?? '1', modelName, token: randomBytes(24).toString('base64url'), nodes,
-      ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}), ...(mem !== undefined ? { stageMemoryMiB: mem } : {}),
+      ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}), ...(mem !== undefined ? { stageMemoryMiB: mem } : {}), ...monitorOf(v),
+      ...(parts ? { parts } : {}),
     });
     await emit(objs, v.output);
     return 0;
@@ -111,8 +155,13 @@ export async function run(argv: string[]): Promise<number | void> {
   if (sub === 'install') {
     const replicas = v.replicas !== undefined ? Number(v.replicas) : undefined;
     if (replicas !== undefined && !(Number.isInteger(replicas) && replicas >= 1)) throw kerfError('KERF_ERR_USAGE', `--replicas '${v.replicas}': expected an integer ≥ 1`);
+    const opMem = v['operator-memory-mb'] !== undefined ? Number(v['operator-memory-mb']) : undefined;
+    if (opMem !== undefined && !(Number.isInteger(opMem) && opMem >= 128)) throw kerfError('KERF_ERR_USAGE', `--operator-memory-mb '${v['operator-memory-mb']}': expected an integer ≥ 128`);
     const { installObjects } = await import('../k8s/manifests.js');
-    await emit(installObjects({ namespace: v.namespace ?? 'kerf-system', image: need(v.image, '--image'), agentToken: randomBytes(24).toString('base64url'), ...(replicas ? { replicas } : {}) }), v.output);
+    await emit(installObjects({
+      namespace: v.namespace ?? 'kerf-system', image: need(v.image, '--image'), agentToken: randomBytes(24).toString('base64url'),
+      ...(replicas ? { replicas } : {}), ...(opMem ? { operatorMemoryMiB: opMem } : {}), ...monitorOf(v),
+    }), v.output);
     return 0;
   }
   if (sub === 'reconcile') {
@@ -149,9 +198,27 @@ export async function run(argv: string[]): Promise<number | void> {
     return 0;
   }
   if (sub === 'fetch') {
-    const { fetchModel } = await import('../k8s/fetch.js');
-    const r = await fetchModel(need(v.uri, '--uri'), need(v.sha256, '--sha256'), need(v.output, '-o'));
-    process.stdout.write(`kerf k8s fetch: ${v.uri} → ${v.output} (${r.bytes} bytes, sha256 ok)\n`);
+    const { fetchModel, buildPart } = await import('../k8s/fetch.js');
+    const uri = need(v.uri, '--uri'), sha = need(v.sha256, '--sha256'), out = need(v.output, '-o');
+    const attempts = v.attempts !== undefined ? Number(v.attempts) : 1;
+    if (!(Number.isInteger(attempts) && attempts >= 1 && attempts <= 100)) throw kerfError('KERF_ERR_USAGE', `--attempts '${v.attempts}': expected an integer 1..100`);
+    let bearer: string | undefined;
+    if (v['bearer-env'] !== undefined) {
+      bearer = process.env[v['bearer-env']];
+      if (!bearer) throw kerfError('KERF_ERR_USAGE', `--bearer-env ${v['bearer-env']}: the environment variable is not set`);
+    }
+    const fo = { attempts, ...(bearer ? { bearer } : {}) };
+    if (v.cuts !== undefined || v.part !== undefined) {
+      const { parseIntList } = await import('./args.js');
+      const cuts = parseIntList(need(v.cuts, '--cuts (with --part)'), '--cuts');
+      const index = Number(need(v.part, '--part (with --cuts)'));
+      const shapes = parseInputShapes(v['input-shape']);
+      const r = await buildPart(uri, sha, out, { ...fo, cuts, index, ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}), ...(v['part-sha256'] ? { partSha256: v['part-sha256'] } : {}) });
+      process.stdout.write(`kerf k8s fetch: ${uri} (${r.modelBytes} bytes, sha256 ok) → part ${index} at cuts [${cuts.join(',')}] → ${out} (${r.bytes} bytes, sha256 ${v['part-sha256'] ? 'ok' : r.sha256})\n`);
+      return 0;
+    }
+    const r = await fetchModel(uri, sha, out, fo);
+    process.stdout.write(`kerf k8s fetch: ${uri} → ${out} (${r.bytes} bytes, sha256 ok)\n`);
     return 0;
   }
   throw kerfError('KERF_ERR_USAGE', `unknown subcommand 'k8s ${sub}' (render, install, reconcile, fetch)\n${HELP}`);

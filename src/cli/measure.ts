@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { kerfError } from '../errors.js';
-import { parse } from './args.js';
+import { parse, TLS_OPTIONS } from './args.js';
 
 const HELP = `usage: kerf measure --hosts hosts.yaml -o cluster.yaml [--network net.yaml] [options]
 
@@ -21,6 +21,8 @@ options:
   --relative-to HOST   speed 1 = that host's speed (default: this machine)
   --profile FILE       speed 1 = the system of this profile, when a host has its name
   --json               print the measurement as one JSON line
+  --tls-ca F [--tls-cert F --tls-key F]   HTTPS to the agents (and between them), verified with
+                       this CA; the certificate is this machine's client one (as the hosts file's tls)
   -h, --help           this help
 
 example:
@@ -30,7 +32,7 @@ example:
 const OPTIONS = {
   hosts: { type: 'string' }, output: { type: 'string', short: 'o' }, network: { type: 'string' }, seconds: { type: 'string' },
   'bench-seconds': { type: 'string' }, 'relative-to': { type: 'string' }, profile: { type: 'string' }, json: { type: 'boolean' },
-  'reference-run': { type: 'string' },
+  'reference-run': { type: 'string' }, ...TLS_OPTIONS,
 } as const;
 
 function seconds(v: string | undefined, flag: string, def: number): number {
@@ -61,8 +63,8 @@ export async function run(argv: string[]): Promise<number | void> {
   if (!v.output && !v.json && !v.network) throw kerfError('KERF_ERR_USAGE', '-o cluster.yaml (or --network net.yaml, or --json) is required');
   const secs = seconds(v.seconds, '--seconds', 1);
   const bench = seconds(v['bench-seconds'], '--bench-seconds', 1);
-  const { loadHosts } = await import('../cluster/hosts.js');
-  const hosts = await loadHosts(v.hosts);
+  const { loadHosts, withTlsFlags } = await import('../cluster/hosts.js');
+  const hosts = withTlsFlags(await loadHosts(v.hosts), v);
   let relativeTo = v['relative-to'];
   if (v.profile) {
     const { readFile } = await import('node:fs/promises');

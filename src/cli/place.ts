@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { kerfError } from '../errors.js';
 import {
-  PLACE_MODELS, place, placeModelFromProfiles, validateCluster, zooPlaceModel,
-  type Cluster, type Placement, type PlaceModel, type PlaceModelName, type SolverName,
+  deviceBytes, PLACE_MODELS, place, placeModelFromProfiles, placePareto, validateCluster, zooPlaceModel,
+  type Cluster, type Placement, type PlaceModel, type PlaceOptions, type PlaceModelName, type SolverName,
 } from '../plan/place/index.js';
 import type { Profile } from '../profile/types.js';
 import { parse } from './args.js';
@@ -28,6 +28,12 @@ options:
                         worker; plus the session overhead the profile measured, when it did)
   --gflops G            node speed for built-in models, GFLOP/s (default 8)
   --seed N              seed of the random baseline (default 1)
+  --codecs SET          codecs a hop may use where the profiles measured them (kerf profile
+                        --codecs): none (default) | lossless | lossy | LIST; the cheapest per hop
+                        (encode + bytes ÷ bandwidth + decode), the result's return lossless only
+  --pareto              also print and write (field "pareto") every placement no other beats on
+                        latency, bottleneck and bytes leaving the entry, each codec of --codecs
+                        tried on the entry's hop (exact, by enumeration; needs an entry)
   --json                print the placement as JSON
   -o, --output FILE     write the placement (kerf.placement/v1) to FILE
 `;
@@ -43,6 +49,8 @@ const OPTIONS = {
   'overhead-mb': { type: 'string' },
   gflops: { type: 'string' },
   seed: { type: 'string' },
+  codecs: { type: 'string' },
+  pareto: { type: 'boolean' },
   json: { type: 'boolean' },
   output: { type: 'string', short: 'o' },
 } as const;
@@ -112,20 +120,41 @@ function loadModel(modelArg: string, profiles: string[] | undefined, gflops: num
 const ms = (s: number): string => (s === Infinity ? 'inf' : s >= 10 ? `${s.toFixed(2)} s` : `${(s * 1000).toFixed(1)} ms`);
 const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
 
+/** The codec of the link from → to ('none' when raw), with its ratio, as plans show it. */
+function codecOf(p: Placement, from: string, to: string | null): string {
+  const l = p.links.find((x) => x.from === from && x.to === to);
+  if (!l) return '-';
+  return l.codec ? `${l.codec}${l.lossy ? ' (lossy)' : ''} ${l.ratio!.toFixed(2)}×` : 'none';
+}
+
+/** A table of a placement front: latency, bottleneck, bytes leaving the entry and its codec, stages. */
+export function formatPlaceFront(front: readonly Placement[]): string {
+  const rows = [['#', 'latency', 'bottleneck', 'req/s', 'entry sends', 'entry hop codec', 'stages']];
+  front.forEach((p, i) => {
+    const first = p.links.find((l) => l.kind !== 'return' && l.from === p.entry);
+    rows.push([String(i + 1), ms(p.latency), ms(p.bottleneck.seconds), p.throughput === Infinity ? 'inf' : p.throughput.toFixed(1), `${(deviceBytes(p) / 1000).toFixed(1)} kB`,
+      first ? codecOf(p, first.from, first.to) : '-', p.stages.map((s) => `${s.node} ${s.blocks.first}-${s.blocks.last}`).join(' → ')]);
+  });
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => '  ' + r.map((x, c) => x.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+}
+
 /** Human-readable report of a placement. */
 export function formatPlacement(p: Placement): string {
   const lines: string[] = [];
   lines.push(`${p.model.name}: ${p.stages.length} stage${p.stages.length > 1 ? 's' : ''}, entry ${p.entry ?? '(none)'}, objective ${p.objective}, solver ${p.solver}${p.optimal ? ' (proven optimal)' : ''}`);
-  const rows = [['stage', 'node', 'blocks', 'cuts', 'memory MB', 'compute', 'send', 'to']];
+  const rows = [['stage', 'node', 'blocks', 'cuts', 'memory MB', 'compute', 'stage time', 'send', 'to', 'codec']];
   for (const s of p.stages) {
     rows.push([
       String(s.index), s.node, `${s.blocks.first}-${s.blocks.last}`, `${s.cutIn ?? 'in'}→${s.cutOut ?? 'out'}`,
-      `${mb(s.memoryBytes)}/${mb(s.memoryLimitBytes)}`, ms(s.computeSeconds), s.sendTo && s.sendTo !== s.node ? ms(s.sendSeconds) : '-', s.sendTo ?? '-',
+      `${mb(s.memoryBytes)}/${mb(s.memoryLimitBytes)}`, ms(s.computeSeconds), ms(s.computeSeconds + (s.overheadSeconds ?? 0) + s.wireSeconds), s.sendTo && s.sendTo !== s.node ? ms(s.sendSeconds) : '-', s.sendTo ?? '-',
+      codecOf(p, s.node, s.sendTo),
     ]);
   }
   const first = p.links.find((l) => l.bytes === p.model.inputBytes && l.to === p.stages[0]!.node && l.from === p.entry);
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) lines.push('  ' + r.map((x, c) => x.padEnd(widths[c]!)).join('  ').trimEnd());
+  if (p.gateway) lines.push(`  gateway on ${p.gateway.node}: ${ms(p.gateway.seconds)}`);
   if (first) lines.push(`  input ${p.entry} → ${first.to}: ${ms(first.seconds)}`);
   lines.push(`bottleneck ${ms(p.bottleneck.seconds)} (${p.bottleneck.kind}: ${p.bottleneck.where}) → ${p.throughput === Infinity ? 'unbounded' : p.throughput.toFixed(2)} req/s; latency ${ms(p.latency)}`);
   lines.push(`lower bound ${ms(p.lowerBound)}, gap ${(p.gap * 100).toFixed(1)}%${p.solveSeconds !== undefined ? `; solved in ${p.solveSeconds.toFixed(3)} s` : ''}`);
@@ -152,18 +181,22 @@ export async function run(argv: string[]): Promise<number | void> {
   const gflops = num(v.gflops, '--gflops', 1e-6);
   const cluster = await loadCluster(v.cluster);
   const model = loadModel(positionals[0]!, v.profile, gflops);
+  let codecs = {};
+  if (v.codecs !== undefined) {
+    const { codecOptions } = await import('./plan.js');
+    codecs = await codecOptions(v.codecs, Object.values(model.codecs ?? {}).map((c) => ({ codecs: c })));
+  }
   const t0 = performance.now();
   const deadline = t0 + timeLimit * 1000;
-  const p: Placement = {
-    ...place(model, cluster, {
-      objective, solver,
-      shouldStop: () => performance.now() > deadline,
-      ...(maxStages !== undefined ? { maxStages } : {}),
-      ...(seed !== undefined ? { seed } : {}),
-      memory: { ...(margin !== undefined ? { margin } : {}), ...(overheadMB !== undefined ? { overheadMB } : {}) },
-    }),
-    solveSeconds: (performance.now() - t0) / 1000,
+  const common: PlaceOptions = {
+    objective: objective as PlaceOptions['objective'], ...codecs,
+    ...(maxStages !== undefined ? { maxStages } : {}),
+    memory: { ...(margin !== undefined ? { margin } : {}), ...(overheadMB !== undefined ? { overheadMB } : {}) },
   };
+  const best = place(model, cluster, { ...common, solver, shouldStop: () => performance.now() > deadline, ...(seed !== undefined ? { seed } : {}) });
+  const solveSeconds = (performance.now() - t0) / 1000;
+  const pareto = v.pareto ? placePareto(model, cluster, common).front : undefined;
+  const p: Placement = { ...best, solveSeconds, ...(pareto ? { pareto } : {}) };
   const json = JSON.stringify(p, null, 2) + '\n';
   if (v.output) {
     try {
@@ -175,6 +208,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.json) process.stdout.write(json);
   else {
     process.stdout.write(`${formatPlacement(p)}\n`);
+    if (pareto) process.stdout.write(`Pareto front: ${pareto.length} placement${pareto.length === 1 ? '' : 's'} no other beats on latency, bottleneck and bytes leaving ${p.entry}\n${formatPlaceFront(pareto)}\n`);
     if (v.output) process.stdout.write(`wrote ${v.output}\n`);
   }
   if (!p.optimal && p.solver === 'exact') process.stderr.write(`kerf: time limit reached; best found is within ${(p.gap * 100).toFixed(1)}% of the proven bound\n`);

@@ -26,7 +26,11 @@ kerf up plan.json works from any folder and refuses a different file at that pat
   -o, --out FILE          plan file to write (default plan.json)
   --json                  print the plan document instead of the table
   --objective latency|throughput   rank by end-to-end latency (default) or pipeline bottleneck
-  --return-result         charge the result's trip back to the device
+  --return-result         charge the result's trip back along the chain to the device (each
+                          hop's rtt stays paid once: half out, half back)
+  --pareto                also print and write (plan.json "pareto") the placements no other
+                          beats on latency, bottleneck and bytes leaving the device, every
+                          codec of --codecs tried on the device's hop
   --result-count N        placements to rank (default 5)
   -i, --input MB          input size sent when the device runs nothing (default: profile, else 0.15)
   --load SYSTEM=F         multiply SYSTEM's compute times by F (repeatable)
@@ -53,14 +57,15 @@ const OPTIONS = {
   privacy: { type: 'string' },
   'max-memory': { type: 'string', multiple: true },
   codecs: { type: 'string' },
+  pareto: { type: 'boolean' },
   ...SCISSION_OPTIONS,
 } as const;
 
 /** `--codecs`: the codecs hops may use, from what the profiles measured. */
-export async function codecOptions(text: string, problem: import('../plan/types.js').PlanProblem): Promise<{ codecs: string[]; lossyCodecs: string[] }> {
+export async function codecOptions(text: string, systems: readonly { codecs?: import('../plan/codec-cost.js').SystemCodecs | undefined }[]): Promise<{ codecs: string[]; lossyCodecs: string[] }> {
   const { measuredCodecs } = await import('../plan/codec-cost.js');
   const { parseCodec } = await import('../codec/index.js');
-  const measured = measuredCodecs([...problem.device, ...problem.edge, ...problem.cloud]);
+  const measured = measuredCodecs(systems as readonly { codecs?: import('../plan/codec-cost.js').SystemCodecs }[]);
   const s = text.trim().toLowerCase();
   let names: string[];
   if (s === 'none') names = [];
@@ -179,7 +184,7 @@ export async function run(argv: string[]): Promise<number | void> {
     deviceTime: v['device-time'], edgeTime: v['edge-time'], cloudTime: v['cloud-time'],
     privacy: v.privacy, maxMemory: v['max-memory'],
   });
-  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false, ...(v.codecs !== undefined ? await codecOptions(v.codecs, problem) : {}) };
+  const opts = { objective, topK: k, returnResult: v['return-result'] ?? false, ...(v.codecs !== undefined ? await codecOptions(v.codecs, [...problem.device, ...problem.edge, ...problem.cloud]) : {}) };
   const ranked = rankPlacements(problem, network, criteria, opts);
   if (ranked.length === 0) {
     process.stdout.write('No results for the specified configuration\n');
@@ -189,8 +194,9 @@ export async function run(argv: string[]): Promise<number | void> {
   for (const key of ['device', 'edge', 'cloud', 'device-upload', 'edge-upload', 'device-time', 'edge-time', 'cloud-time', 'privacy', 'max-memory', 'load', 'codecs'] as const) {
     if (v[key] !== undefined) given[key] = v[key];
   }
+  const pareto = v.pareto ? (await import('../plan/pareto.js')).planPareto(problem, network, criteria, opts) : undefined;
   const doc = planDocument(ranked, network, {
-    model, modelPath, modelSha256, objective, returnResult: opts.returnResult, inputBytes: problem.inputBytes, networkSource: v.network, criteria: given,
+    model, modelPath, modelSha256, objective, returnResult: opts.returnResult, inputBytes: problem.inputBytes, networkSource: v.network, criteria: given, pareto,
   });
   try {
     writeFileSync(out, JSON.stringify(doc, null, 2) + '\n');
@@ -201,6 +207,10 @@ export async function run(argv: string[]): Promise<number | void> {
   else {
     process.stdout.write(`${model}: ${problem.blocks} blocks, ${problem.device.length} device, ${problem.edge.length} edge, ${problem.cloud.length} cloud systems; objective ${objective}\n`);
     process.stdout.write(formatPlanTable(ranked, objective) + '\n');
+    if (pareto) {
+      const { formatParetoTable } = await import('../plan/pareto.js');
+      process.stdout.write(`Pareto front: ${pareto.length} placement${pareto.length === 1 ? '' : 's'} no other beats on latency, bottleneck and bytes leaving the device\n${formatParetoTable(pareto)}\n`);
+    }
     process.stdout.write(`plan written to ${out}\n`);
   }
 }

@@ -3,7 +3,7 @@ import { kerfError } from '../errors.js';
 import { parse, parseIntList } from './args.js';
 import { CONTROL_HELP, CONTROL_OPTIONS, controlTarget } from './control.js';
 
-const HELP = `usage: kerf rollout --to new.onnx [--gateway URL] [--token T] [--cuts C1,C2] [--stage-by-stage]
+const HELP = `usage: kerf rollout --to new.onnx [--gateway URL] [--token T] [--cuts C1,C2] [--stage-by-stage | --beside]
        kerf rollout --back [--gateway URL] [--token T]
        kerf rollout --status [--gateway URL]
 
@@ -20,8 +20,11 @@ options:
   --status           show the version served and the previous one
   --cuts C1,C2       the new version's cuts (default: the current ones when the new model has
                      them, else the same share of its blocks)
-  --stage-by-stage   when two versions do not fit side by side: stop admitting, unload the old
-                     version, load the new one, resume (costs downtime)
+  --stage-by-stage   stop admitting, unload the old version, load the new one, resume (costs
+                     downtime). Default: chosen from the hosts' memory — beside the old version
+                     where every host has room for its new part (the memory its agent declares,
+                     --memory-mb, and what its machine has available), else stage by stage
+  --beside           load beside the old version even where memory says it does not fit
 ${CONTROL_HELP}
   --json             print the gateway's JSON answer
   -h, --help         this help
@@ -31,7 +34,7 @@ example:
   KERF_TOKEN=s3cret kerf rollout --to v2.onnx --gateway http://127.0.0.1:8000`;
 
 const OPTIONS = {
-  to: { type: 'string' }, back: { type: 'boolean' }, status: { type: 'boolean' }, cuts: { type: 'string' }, 'stage-by-stage': { type: 'boolean' },
+  to: { type: 'string' }, back: { type: 'boolean' }, status: { type: 'boolean' }, cuts: { type: 'string' }, 'stage-by-stage': { type: 'boolean' }, beside: { type: 'boolean' },
   json: { type: 'boolean' }, ...CONTROL_OPTIONS,
 } as const;
 
@@ -53,10 +56,12 @@ export async function run(argv: string[]): Promise<number | void> {
     return 0;
   }
   const target = v.back ? { back: true as const } : { model: resolve(v.to!), ...(v.cuts !== undefined ? { cuts: parseIntList(v.cuts, '--cuts') } : {}) };
-  const r = await rollout(url, { ...target, ...(v['stage-by-stage'] ? { stageByStage: true } : {}) }, token);
+  if (v.beside && v['stage-by-stage']) throw kerfError('KERF_ERR_USAGE', 'give --beside or --stage-by-stage, not both');
+  const r = await rollout(url, { ...target, ...(v['stage-by-stage'] ? { stageByStage: true } : {}), ...(v.beside ? { beside: true } : {}) }, token);
   if (v.json) { out(JSON.stringify(r)); return 0; }
   const ro = r.rollout!;
   out(`kerf rollout: ${ro.from.name} (${ro.from.sha256.slice(0, 12)}…) → ${ro.to.name} (${ro.to.sha256.slice(0, 12)}…), cuts ${r.to.join(',') || 'none'} (${r.version}), ${r.strategy === 'pause-resume' ? 'stage by stage' : 'beside the old version'}`);
+  if (ro.way) out(`  ${ro.way.reason}`);
   out(`  prepare ${r.prepareMs.toFixed(0)} ms, downtime ${r.downtimeMs.toFixed(3)} ms, drain ${r.drainMs.toFixed(0)} ms, unload ${r.releaseMs.toFixed(0)} ms, total ${r.durationMs.toFixed(0)} ms`);
   return 0;
 }

@@ -6,7 +6,7 @@ import { parse, parseInputShapes, parseIntList, TLS_OPTIONS, tlsFromFlags } from
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
        kerf up placement.json [--model m.onnx] [--reference-cpus C] [--cpus NODE=C ...] [options]
        kerf up --model m.onnx --cuts C1,C2 [--links '10mbit/20ms,100mbit/5ms'] [options]
-       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [options]
+       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [--failover [--standby]] [options]
 
 Start the device gateway and one worker per further tier as child processes on this machine,
 with emulated links between tiers, wait until the pipeline is ready, print the endpoint, and
@@ -32,9 +32,21 @@ once; --parts whole sends the whole model, as --adapt and --switch need), links 
 network, and every host's stages stop on Ctrl-C or SIGTERM (and by themselves when this
 controller dies: the agents' lease).
 
+With --failover (and --hosts) the controller keeps serving when a host is lost (its processes
+killed, the host unreachable, its link cut): the lost host's part moves to a spare host of the
+hosts file (one no tier uses), else joins its neighbour's part; the new chain is deployed and
+the gateway switched onto it, replaying every request in flight. --standby (no cut ids) keeps
+the chain that replaces each host deployed ahead, so a failover only switches. A host that
+comes back is used again from the next re-plan. Each failover is logged with its reason and
+timings (a JSON line with --json) and shows in GET /v1/partition history and /metrics.
+
 options:
   --hosts FILE           deploy across the hosts of a kerf.hosts/v1 file
+  --failover             with --hosts: fail over when a host is lost (see above)
   --parts MODE           with --hosts: segments (default) or whole
+  --link-probes S        probe a hop whose rate no transfer told for S seconds, keeping its
+                         estimate live (GET /v1/conditions, /metrics; default 5 with --hosts,
+                         else off; off: none)
   --model FILE           the model (.onnx)
   --cuts C1,C2           cut ids of the tier boundaries (see kerf inspect): gateway runs part 0,
                          one worker per further part
@@ -47,6 +59,9 @@ options:
   --tls-cert F --tls-key F [--tls-ca F]   TLS between tiers: workers serve with the certificate,
                          every hop verifies it with the CA (and, with the CA, presents the
                          certificate too: mutual TLS). The gateway's HTTP stays plain.
+                         With --hosts (or the hosts file's tls): HTTPS to the agents, verified
+                         with --tls-ca (--tls-cert/--tls-key: this controller's client
+                         certificate), and TLS between the tiers with each agent's certificate
   --codec C|auto|C1,C2   compress what crosses each hop (gateway first; one codec: every hop):
                          none, lz4, zstd[-L], shuffle+zstd, fp16[+zstd], int8[-ch][+zstd];
                          C/R: replies in R (default: C's lossless part);
@@ -64,10 +79,12 @@ options:
   --switch STRATEGY      how POST /v1/partition (kerf repartition) switches splits live:
                          pause-resume, standby, on-demand (default) or hot-swap
   --standby C1,C2        with --switch standby: the split kept loaded beside the active one
+  --standby              (no cut ids) with --failover: fallback chains staged ahead
   --adapt MODE           off (default), bandwidth or load-aware: the gateway repartitions by
                          itself (use --switch hot-swap); --profiles DIR is the folder kerf plan
                          takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
-                         --min-gain F, --min-dwell S (docs/adapt.md)
+                         --min-gain F, --min-dwell S (docs/adapt.md); --adapt-codecs SET lets
+                         it switch the links' codecs too (lossless, lossy, a list; docs/codec.md)
   --json                 print one JSON line when ready (endpoint, pids, links with control URLs)
   -h, --help             this help
 
@@ -79,9 +96,9 @@ const OPTIONS = {
   model: { type: 'string' }, cuts: { type: 'string' }, links: { type: 'string' }, codec: { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   name: { type: 'string' }, host: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' },
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
-  switch: { type: 'string' }, standby: { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
-  hosts: { type: 'string' }, parts: { type: 'string' },
-  adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
+  switch: { type: 'string' }, standby: { type: 'string' }, 'link-probes': { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
+  hosts: { type: 'string' }, parts: { type: 'string' }, failover: { type: 'boolean' }, 'failover-standby': { type: 'boolean' },
+  adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
 
 function positive(v: string, flag: string): number {
@@ -90,8 +107,14 @@ function positive(v: string, flag: string): number {
   return x;
 }
 
+/** With --failover, a `--standby` not followed by cut ids asks for fallback chains staged ahead. */
+function failoverStandby(argv: string[]): string[] {
+  if (!argv.includes('--failover')) return argv;
+  return argv.flatMap((a, i) => (a === '--standby' && !/^\d+(,\d+)*$/.test(argv[i + 1] ?? '') ? ['--failover-standby'] : [a]));
+}
+
 export async function run(argv: string[]): Promise<number | void> {
-  const p = parse(argv, OPTIONS, HELP);
+  const p = parse(failoverStandby(argv), OPTIONS, HELP);
   if (!p) return 0;
   const v = p.values;
   const { planToUp, placementToUp, checkPlacementModel } = await import('../serve/up.js');
@@ -223,9 +246,16 @@ export async function run(argv: string[]): Promise<number | void> {
     else if (opts) opts.port = port;
   }
   const workerArgs: string[] = [];
+  if (v['failover-standby'] && !v.failover) note(kerfError('KERF_ERR_USAGE', '--failover-standby goes with --failover'));
+  if (v.failover) {
+    if (!v.hosts) note(kerfError('KERF_ERR_USAGE', '--failover needs --hosts hosts.yaml: on one machine there is no other host to fail over to'));
+    // the gateway keeps every request's input until its answer, to replay it on the new chain
+    workerArgs.push('--replay');
+  }
   // TLS between tiers: every worker serves with the certificate, every hop verifies with the CA.
   const tlsOk = check(() => tlsFromFlags(v));
-  if (tlsOk && !tlsOk.server) note(kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the workers serve TLS with them'));
+  // (across --hosts the flags are the controller's: the stages serve with their agents' certificates)
+  if (v.hosts) { /* read with the hosts file below */ } else if (tlsOk && !tlsOk.server) note(kerfError('KERF_ERR_USAGE', '--tls-ca needs --tls-cert and --tls-key: the workers serve TLS with them'));
   else if (tlsOk) for (const f of ['tls-cert', 'tls-key', 'tls-ca'] as const) if (v[f] !== undefined) workerArgs.push(`--${f}`, resolvePath(v[f]!));
   if (v.threads !== undefined) {
     const t = Number(v.threads);
@@ -255,12 +285,15 @@ export async function run(argv: string[]): Promise<number | void> {
     workerArgs.push('--adapt', v.adapt, '--profiles', v.profiles ?? '', '--adapt-tiers', (tierNames ?? []).join(','),
       ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []),
       ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
-      ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []));
+      ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []), ...(v['adapt-codecs'] ? ['--adapt-codecs', v['adapt-codecs']] : []));
   }
   else if (tierNames) {
     // Without a controller the gateway still runs the monitors (hop estimates): they need the tiers' names.
     workerArgs.push('--adapt-tiers', tierNames.join(','), ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []));
   }
+  if (v['link-probes'] !== undefined && v['link-probes'] !== 'off' && !(Number(v['link-probes']) >= 0 && Number.isFinite(Number(v['link-probes'])))) {
+    note(kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds (0 or off: no probes)`));
+  } else if (v['link-probes'] !== undefined) workerArgs.push('--link-probes', v['link-probes']);
   if (opts) {
     if (Object.keys(shapes).length) opts.inputShapes = shapes;
     if (v.name) opts.name = v.name;
@@ -291,15 +324,17 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.hosts) {
     if (v.links !== undefined || v.trace?.length) throw kerfError('KERF_ERR_USAGE', '--links and --trace emulate links on one machine; across --hosts the links are the real network');
     if (v.host !== undefined) throw kerfError('KERF_ERR_USAGE', '--host: across --hosts each agent listens on its own interface');
-    const { loadHosts } = await import('../cluster/hosts.js');
+    const { loadHosts, withTlsFlags } = await import('../cluster/hosts.js');
     const { namedHosts, placementHosts, planHosts } = await import('../cluster/assign.js');
-    hosts = await loadHosts(v.hosts);
+    hosts = withTlsFlags(await loadHosts(v.hosts), v);
     const file = p.positionals[0] ?? '';
     hostOf = placement ? placementHosts(placement, hosts, file) : planDoc ? planHosts(planDoc, hosts, file)
       : namedHosts(tierNames ?? ['device', ...opts.cuts.map((_, i) => ['edge', 'cloud'][i] ?? `tier${i + 3}`)], hosts);
     // Real links and real CPUs: nothing is emulated, a stage gets its host's cores (the agent's
     // --cpus), unless --cpus NODE=C asks for a share.
     delete opts.links;
+    // live link estimates across real links (light probes, off while traffic tells the rates)
+    if (v['link-probes'] === undefined) opts.workerArgs = [...(opts.workerArgs ?? []), '--link-probes', '5'];
     const asked = new Set((v.cpus ?? []).map((c) => c.split('=')[0]));
     for (const t of opts.tiers ?? []) if (t.cpus !== undefined && !asked.has(t.name)) delete t.cpus;
   }
@@ -340,6 +375,15 @@ export async function run(argv: string[]): Promise<number | void> {
     await setSwitchStrategy(h.url, (v.switch ?? 'standby') as never, standby !== undefined ? { standby } : {}, h.token)
       .catch(async (e: unknown) => { await h.close(); throw e; });
   }
+  let failover: import('../cluster/failover.js').FailoverController | null = null;
+  if (v.failover) {
+    const { startUpFailover } = await import('../cluster/failover-up.js');
+    failover = await startUpFailover({
+      deployment: h, model: opts.model, cuts: opts.cuts, local: opts.local ?? true, ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}),
+      standby: v['failover-standby'] ?? false, workerArgs: opts.workerArgs ?? [], log: (l) => process.stderr.write(`kerf up: ${l}\n`),
+      ...(v.json ? { json: (doc: Record<string, unknown>) => process.stdout.write(JSON.stringify(doc) + '\n') } : {}),
+    }).catch(async (e: unknown) => { await h.close(); await substrate.close(); throw e; });
+  }
   process.off('SIGINT', early);
   process.off('SIGTERM', early);
   const { formatRate } = await import('../link/index.js');
@@ -366,6 +410,7 @@ export async function run(argv: string[]): Promise<number | void> {
       process.once('SIGTERM', resolve);
     });
   }
+  await failover?.close();
   await h.close();
   await substrate.close();
   if (!quiet) process.stderr.write('kerf up: stopped\n');

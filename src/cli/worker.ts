@@ -26,8 +26,6 @@ options:
   --token T              the pipeline's shared secret (default: env KERF_TOKEN)
   --metrics HOST:PORT    serve Prometheus /metrics here (the gateway serves it on --listen)
   --name NAME            stage name in metrics and logs (default worker / device)
-  --host-name NAME       the host's name its dashboard shows (default: the machine's hostname;
-                         kerf up --hosts passes the hosts file's)
   --model-name NAME      model name in gateway URLs (default: file name without .onnx)
   --input-shape N=DxD    concrete input shape (repeatable) for models with dynamic dims
   --threads N            onnxruntime intra-op threads (default 1)
@@ -40,12 +38,20 @@ options:
                          cert, also require clients to present one it signed (mutual TLS)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
+  --host-name N          the host this tier runs on, and --memory-mb M the memory that host
+                         offers stages (MB): a rollout loads a new version beside the old only
+                         where it fits (default: this machine's name; no declared limit)
 gateway only:
   --replay               keep each request's input until its answer and run it again on the
                          pipeline a failover switches in when its own fails (docs/cluster.md)
                          (with a --token, every change — POST /v1/partition, /strategy, /warm,
                          /failover, /v1/rollout — needs it as Authorization: Bearer)
+  --switch-strategy S    gateway: how it switches splits (pause-resume, standby, on-demand,
+                         hot-swap; default the switcher's; docs/switch.md)
   --replay-hold-ms MS    how long a request waits for a working pipeline (default 30000)
+  --link-probes S        keep every hop's bandwidth and RTT estimate live with light probes when no
+                         transfer told it for S seconds (GET /v1/conditions, /metrics; off: none;
+                         kerf up --hosts turns them on)
 gateway only, adaptation (docs/adapt.md):
   --adapt MODE           off (default), bandwidth or load-aware: repartition by itself
   --profiles DIR         the profiles folder kerf plan takes (<model>.<system>.profile.json with
@@ -55,6 +61,9 @@ gateway only, adaptation (docs/adapt.md):
   --adapt-period S       seconds between decisions (default 1)
   --min-gain F           switch only for this predicted relative gain (default 0.2)
   --min-dwell S          and only after this many seconds on the current split (default 3)
+  --adapt-codecs SET     codecs the links may switch to as the link changes: lossless, lossy or a
+                         list (default: none, the links keep theirs); priced from the profiles'
+                         kerf profile --codecs measurements (docs/codec.md)
   -h, --help             this help
 
 example:
@@ -65,12 +74,13 @@ example:
 const OPTIONS = {
   listen: { type: 'string' }, model: { type: 'string' }, blocks: { type: 'string' }, cuts: { type: 'string' },
   granularity: { type: 'string' }, next: { type: 'string' }, 'next-segment': { type: 'string' }, token: { type: 'string' },
-  metrics: { type: 'string' }, name: { type: 'string' }, 'host-name': { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
+  metrics: { type: 'string' }, name: { type: 'string' }, 'model-name': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
-  'next-codec': { type: 'string' }, codecs: { type: 'string' },
+  'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
+  'host-name': { type: 'string' }, 'memory-mb': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
-  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' },
+  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' },
 } as const;
 
 function positiveInt(v: string | undefined, flag: string, def: number): number {
@@ -122,6 +132,17 @@ export async function run(argv: string[]): Promise<number | void> {
   const { logAuthRefusals } = await import('../serve/diagnostics.js');
   logAuthRefusals((line) => { process.stderr.write(`kerf ${v.gateway ? 'gateway' : 'worker'} ${v.name ?? (v.gateway ? 'device' : 'worker')}: ${line}\n`); });
 
+  let switchStrategy: import('../serve/switch.js').SwitchStrategy | undefined;
+  if (v['switch-strategy'] !== undefined) {
+    const { SWITCH_STRATEGIES } = await import('../serve/switch.js');
+    if (!v.gateway) throw kerfError('KERF_ERR_USAGE', '--switch-strategy: only a gateway switches splits');
+    if (!SWITCH_STRATEGIES.includes(v['switch-strategy'] as never)) throw kerfError('KERF_ERR_USAGE', `--switch-strategy '${v['switch-strategy']}': one of ${SWITCH_STRATEGIES.join(', ')}`);
+    switchStrategy = v['switch-strategy'] as typeof switchStrategy;
+  }
+  const memoryMB = v['memory-mb'] !== undefined ? Number(v['memory-mb']) : undefined;
+  if (memoryMB !== undefined && !(memoryMB > 0)) throw kerfError('KERF_ERR_USAGE', `--memory-mb '${v['memory-mb']}': expected a positive number of MB`);
+  const memory = v['host-name'] !== undefined || memoryMB !== undefined
+    ? { ...(v['host-name'] !== undefined ? { host: v['host-name'] } : {}), ...(memoryMB !== undefined ? { limitMB: memoryMB } : {}) } : undefined;
   let close: () => Promise<void>;
   if (v.gateway) {
     const { Gateway } = await import('../serve/gateway.js');
@@ -137,22 +158,30 @@ export async function run(argv: string[]): Promise<number | void> {
         ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), ...(tlsOpts ? { tls: tlsOpts.client } : {}), ...(nextCodec !== 'none' ? { codec: nextCodec } : {}),
       },
       ...(v.replay ? { replay: { holdMs: positiveInt(v['replay-hold-ms'], '--replay-hold-ms', 30_000) } } : {}),
-      ...(token ? { controlToken: token } : {}), ...(v['host-name'] ? { hostName: v['host-name'] } : {}),
+      ...(token ? { controlToken: token } : {}), ...(switchStrategy ? { switchStrategy } : {}), ...(memory ? { memory } : {}),
     });
     if (v.plan !== undefined) {
       // The split this gateway starts on came from a plan: GET /v1/partition shows it.
       const { readJsonFile } = await import('./plan-file.js');
       try { g.switcher.adoptPlan(readJsonFile(v.plan)); } catch (e) { await g.close(); throw e; }
     }
+    let adapt: import('../adapt/live.js').AdaptController | null = null;
     if (v.adapt !== undefined || v.profiles !== undefined) {
       const { attachAdaptFromArgs } = await import('../adapt/live.js');
       try {
-        await attachAdaptFromArgs(g, v, nParts, out);
+        adapt = await attachAdaptFromArgs(g, v, nParts, out);
       } catch (e) { await g.close(); throw e; }
     } else {
       // Without profiles: the monitors alone, so /v1/conditions and the dashboard show every hop's bandwidth and RTT.
       const { attachMonitors } = await import('../adapt/live.js');
       try { await attachMonitors(g, v, nParts); } catch (e) { out(`kerf gateway: no link estimates (${(e as Error).message})`); }
+    }
+    if (v['link-probes'] !== undefined && v['link-probes'] !== '0' && v['link-probes'] !== 'off') {
+      const periodS = Number(v['link-probes']);
+      if (!(periodS > 0 && Number.isFinite(periodS))) { await g.close(); throw kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds > 0, or off`); }
+      const { LinkProber } = await import('../serve/linkprobe.js');
+      const a = adapt;
+      LinkProber.attach(g, { periodS, name: v.name ?? 'device', ...(a ? { estimators: () => a.monitor.links } : {}) });
     }
     const url = `http://${fmtAddress(g.address)}`;
     if (v.json) out(JSON.stringify({ event: 'listening', role: 'gateway', url, model: g.name, address: fmtAddress(g.address) }));
@@ -162,12 +191,12 @@ export async function run(argv: string[]): Promise<number | void> {
   } else {
     const { Worker } = await import('../serve/worker.js');
     const w = await Worker.start({
-      host: listen.host, port: listen.port, token: token!, model: v.model, inputShapes, name: v.name ?? 'worker', ...(v['host-name'] ? { hostName: v['host-name'] } : {}),
+      host: listen.host, port: listen.port, token: token!, model: v.model, inputShapes, name: v.name ?? 'worker',
       segment: { ...(cuts ? { cuts } : {}), ...(blocks ? { blocks } : {}), ...(granularity ? { granularity } : {}) },
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
       ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}),
-      ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}),
+      ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}), ...(memory ? { memory } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;
     const addr = fmtAddress(w.address);

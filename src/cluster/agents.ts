@@ -8,11 +8,12 @@
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { kerfError, type KerfError } from '../errors.js';
 import { agentRequest } from './client.js';
 import { sessionToken, type StageRequest } from './host.js';
-import type { HostEntry, HostsFile } from './hosts.js';
+import { readHostsTls, type ClusterTls, type HostEntry, type HostsFile } from './hosts.js';
 import { fileSha256 } from './parts.js';
 import type { HostStatus, PartRef, StageHandle, StageSpec, StageStatus, Substrate, SubstrateEvent } from './substrate.js';
 
@@ -24,6 +25,8 @@ export interface AgentSubstrateOptions {
   /** ms to wait for an agent's answer before calling it unreachable (default 5000; uploads and starts wait longer) */
   timeoutMs?: number;
   log?: (line: string) => void;
+  /** TLS material (default: read from the hosts file's tls) */
+  tls?: ClusterTls | null;
 }
 
 /** A host's status as its agent answers it: every session's stages. */
@@ -52,24 +55,41 @@ export class AgentSubstrate extends EventEmitter implements Substrate {
   readonly #hosts = new Map<string, HostState>();
   readonly #stages = new Map<string, StageHandle>();
   readonly #o: AgentSubstrateOptions;
+  /** TLS to the agents and between the tiers, or null */
+  readonly tls: ClusterTls | null;
   #closed: Promise<void> | null = null;
 
-  private constructor(file: HostsFile, o: AgentSubstrateOptions) {
+  private constructor(file: HostsFile, o: AgentSubstrateOptions, tls: ClusterTls | null) {
     super();
     this.#o = o;
+    this.tls = tls;
     this.#token = file.token;
     this.entry = file.entry;
     this.session = randomBytes(12).toString('base64url');
     this.pipelineToken = sessionToken(file.token, this.session);
     for (const e of file.hosts) {
       const addr = e.agent.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
-      this.#hosts.set(e.name, { entry: e, base: `http://${e.agent}`, addr, agent: new http.Agent({ keepAlive: true, maxSockets: 8 }), last: null, lastOk: 0, lost: false, timer: null, beating: false });
+      const agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 8, ...this.#tlsOpts() }) : new http.Agent({ keepAlive: true, maxSockets: 8 });
+      this.#hosts.set(e.name, { entry: e, base: `${tls ? 'https' : 'http'}://${e.agent}`, addr, agent, last: null, lastOk: 0, lost: false, timer: null, beating: false });
     }
+  }
+
+  #tlsOpts(): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+    const t = this.tls;
+    return t ? { ...(t.ca ? { ca: t.ca } : {}), ...(t.cert && t.key ? { cert: t.cert, key: t.key } : {}) } : {};
+  }
+
+  /**
+   * What a stage request or a link measurement carries for TLS between the hosts: the CA the
+   * hops verify each other with (certificates and keys stay on their hosts: each agent's own).
+   */
+  peerTls(): { tls?: { ca?: string } } {
+    return this.tls ? { tls: this.tls.ca ? { ca: this.tls.ca.toString('utf8') } : {} } : {};
   }
 
   /** Reach every agent of `file` (its token checked); rejects naming the first host that fails. */
   static async connect(file: HostsFile, o: AgentSubstrateOptions = {}): Promise<AgentSubstrate> {
-    const s = new AgentSubstrate(file, o);
+    const s = new AgentSubstrate(file, o, o.tls !== undefined ? o.tls : await readHostsTls(file.tls));
     try {
       await Promise.all([...s.#hosts.keys()].map(async (name) => { await s.status(name); }));
     } catch (e) {
@@ -90,7 +110,7 @@ export class AgentSubstrate extends EventEmitter implements Substrate {
   }
 
   #req<T>(h: HostState, method: string, path: string, o: Parameters<typeof agentRequest>[4] = {}): Promise<T> {
-    return agentRequest<T>(h.base, this.#token, method, path, { agent: h.agent, label: `host ${h.entry.name} (agent ${h.entry.agent})`, timeoutMs: this.#o.timeoutMs ?? 5000, ...o }).then((r) => r.json);
+    return agentRequest<T>(h.base, this.#token, method, path, { agent: h.agent, label: `host ${h.entry.name} (agent ${h.entry.agent})`, timeoutMs: this.#o.timeoutMs ?? 5000, ...this.#tlsOpts(), ...o }).then((r) => r.json);
   }
 
   async stage(onHost: string, file: string): Promise<PartRef> {
@@ -110,7 +130,7 @@ export class AgentSubstrate extends EventEmitter implements Substrate {
     if (spec.token !== this.pipelineToken) throw kerfError('KERF_ERR_USAGE', `stage '${spec.name}': on hosts, stages use the substrate's pipelineToken (the agents derive it; it is never sent)`);
     if (this.#stages.has(spec.name)) throw kerfError('KERF_ERR_USAGE', `stage '${spec.name}' is already running`);
     const { onHost, token: _t, part, ...rest } = spec;
-    const body: StageRequest = { ...rest, part: { sha256: part.sha256 } };
+    const body: StageRequest = { ...rest, part: { sha256: part.sha256 }, ...this.peerTls() };
     const r = await this.#req<{ pid: number; port: number; cpus?: number; cgroup?: string }>(h, 'POST', `/v1/host/stages?session=${this.session}`,
       { body: JSON.stringify(body), timeoutMs: 180_000 }).catch((e: KerfError) => {
       throw kerfError(e.code, e.message.replace(/^(host \S+ \(agent [^)]+\)): /, `$1: starting ${spec.role} ${spec.name}: `));
@@ -199,7 +219,7 @@ export class AgentSubstrate extends EventEmitter implements Substrate {
       for (const h of this.#hosts.values()) if (h.timer) clearInterval(h.timer);
       await Promise.allSettled([...this.#hosts.values()].map(async (h) => {
         try {
-          await agentRequest(h.base, this.#token, 'DELETE', `/v1/host/sessions/${this.session}`, { agent: h.agent, timeoutMs: 5000 });
+          await agentRequest(h.base, this.#token, 'DELETE', `/v1/host/sessions/${this.session}`, { agent: h.agent, timeoutMs: 5000, ...this.#tlsOpts() });
         } catch (e) {
           if (this.#stages.size && [...this.#stages.values()].some((s) => s.onHost === h.entry.name)) {
             this.#o.log?.(`could not stop the stages on ${h.entry.name}: ${(e as Error).message} (its agent stops them when the lease runs out)`);

@@ -17,6 +17,9 @@ export interface AgentRequestOptions {
   label?: string;
   /** trust these CA certificates for an https:// agent */
   ca?: string | Buffer;
+  /** client certificate and key, for an agent that requires one (kerf agent --tls-ca) */
+  cert?: string | Buffer;
+  key?: string | Buffer;
 }
 
 export interface AgentAnswer<T> { status: number; json: T }
@@ -33,7 +36,7 @@ export function agentRequest<T = unknown>(base: string, token: string, method: s
     let done = false;
     const fail = (e: Error): void => { if (!done) { done = true; reject(e); } };
     const req = mod.request(url, {
-      method, ...(o.agent ? { agent: o.agent } : {}), ...(o.ca ? { ca: o.ca } : {}),
+      method, ...(o.agent ? { agent: o.agent } : {}), ...(o.ca ? { ca: o.ca } : {}), ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
       headers: {
         authorization: signRequest(token, method, url.pathname + url.search, sha), [CONTENT_SHA]: sha,
         ...(body !== undefined && !streamed ? { 'content-length': Buffer.byteLength(body as string | Uint8Array), 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream' } : {}),
@@ -55,8 +58,16 @@ export function agentRequest<T = unknown>(base: string, token: string, method: s
         reject(kerfError(code, `${label}: ${err?.message ?? `answered ${status}`}`, { status }));
       });
     });
-    req.setTimeout(o.timeoutMs ?? 30_000, () => { req.destroy(); fail(kerfError('KERF_ERR_REMOTE', `${label}: no answer within ${o.timeoutMs ?? 30_000} ms`)); });
-    req.on('error', (e: NodeJS.ErrnoException) => fail(kerfError('KERF_ERR_REMOTE', `${label}: cannot reach it (${e.code ?? e.message})`)));
+    const timedOut = (): void => { req.destroy(); fail(kerfError('KERF_ERR_REMOTE', `${label}: no answer within ${o.timeoutMs ?? 30_000} ms`)); };
+    req.setTimeout(o.timeoutMs ?? 30_000, timedOut);
+    // setTimeout only counts once connected: a host whose link is cut leaves the connect hanging
+    // for a minute or more (SYN retries), so waiting for a socket and connecting count too.
+    const connecting = setTimeout(timedOut, o.timeoutMs ?? 30_000);
+    req.once('socket', (s) => { if (!s.connecting) clearTimeout(connecting); else s.once('connect', () => clearTimeout(connecting)); });
+    req.once('close', () => clearTimeout(connecting));
+    req.on('error', (e: NodeJS.ErrnoException) => fail(kerfError('KERF_ERR_REMOTE', /CERT|SELF_SIGNED|TLS|SSL|ALTNAME/i.test(`${e.code ?? ''} ${e.message}`)
+      ? `${label}: TLS refused (${e.code ?? ''}${e.code ? ': ' : ''}${e.message}); check the CA (hosts file tls.ca or --tls-ca) and the names in its certificate`
+      : `${label}: cannot reach it (${e.code ?? e.message}${url.protocol === 'http:' && /ECONNRESET|hang up/i.test(`${e.code ?? ''} ${e.message}`) ? '; if the agent serves HTTPS, give the hosts file tls or --tls-ca' : ''})`)));
     if (streamed) (body as NodeJS.ReadableStream).pipe(req);
     else req.end(body);
   });

@@ -96,9 +96,7 @@ export async function deploy(substrate: Substrate, opts: DeployOptions): Promise
     const f = files.get(t.index);
     const part = refOf.get(`${onHost}\0${f?.file ?? opts.model}`)!;
     const { model: _m, host: _h, inputShapes, ...rest } = t;
-    // On named hosts, each stage reports its host's name (the dashboard shows it).
-    const args = substrate.kind === 'local' ? rest.args : [...rest.args, '--host-name', onHost];
-    const h = await substrate.start({ ...rest, args, ...(f ? { cuts: [], blocks: null } : inputShapes ? { inputShapes } : {}), onHost, part, token });
+    const h = await substrate.start({ ...rest, ...(f ? { cuts: [], blocks: null } : inputShapes ? { inputShapes } : {}), onHost, part, token });
     stages[t.index] = h;
     return {
       address: h.address, pid: h.pid, ...(h.cpus !== undefined ? { cpus: h.cpus } : {}), ...(h.cgroup ? { cgroup: h.cgroup } : {}),

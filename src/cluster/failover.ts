@@ -76,6 +76,44 @@ export function planReplanner(problem: PlanProblem, network: Network, criteria: 
   };
 }
 
+/**
+ * Re-plan without profiles: keep the split of `initial` (the layout deployed first) and put
+ * every part whose host is not usable on a spare host (one the initial layout does not use, in
+ * the hosts file's order); with no spare left, the part joins the part before it (its cut is
+ * dropped; the first part of a chain without a local part joins the next one). A host that is
+ * usable again gets its own part back. Answers stay exact: only where the cuts fall changes.
+ */
+export function spareReplanner(initial: Layout): Replanner {
+  return (hosts) => {
+    const mine = new Set(initial.workers.map((w) => w.host));
+    const spares = hosts.filter((h) => !mine.has(h));
+    const used = new Set<string>();
+    const ws: (Layout['workers'][number] | null)[] = initial.workers.map((w) => {
+      const keep = hosts.includes(w.host) && !used.has(w.host);
+      const host = keep ? w.host : spares.shift();
+      if (host === undefined) return null;
+      used.add(host);
+      return { host, ...(keep && w.cpus !== undefined ? { cpus: w.cpus } : {}), ...(w.profiledS !== undefined ? { profiledS: w.profiledS } : {}) };
+    });
+    const cuts = [...initial.cuts];
+    const offset = initial.local ? 1 : 0;
+    for (let j = ws.length - 1; j >= 0; j--) {
+      if (ws[j] !== null) continue;
+      const part = j + offset;
+      if (part > 0) { cuts.splice(part - 1, 1); ws.splice(j, 1); continue; }
+      if (ws.length < 2) break;
+      cuts.splice(0, 1);
+      ws.splice(0, 1);
+    }
+    const workers = ws.filter((w): w is NonNullable<typeof w> => w !== null);
+    if (workers.length !== ws.length || (!initial.local && !workers.length)) {
+      throw kerfError('KERF_ERR_PLACE', `no usable host left for the model's parts (usable: ${hosts.join(', ') || 'none'})`);
+    }
+    const moved = workers.filter((w) => !mine.has(w.host)).map((w) => w.host);
+    return { cuts, local: initial.local, workers, note: `spare: ${workers.map((w) => w.host).join(' → ') || 'the gateway alone'}${moved.length ? ` (spares ${moved.join(', ')})` : ''}, cuts ${cuts.join(',') || 'none'}` };
+  };
+}
+
 /** The layout of a ranked plan: the tiers it uses after the device, on their hosts. */
 export function planLayout(r: RankedPlacement, hostOf: Record<PlanTier, string>): Layout {
   if (r.cuts.some((x) => x === null)) throw kerfError('KERF_ERR_PLAN', 'the plan has no cut ids (made from imported profiles?); plan from kerf profiles');
@@ -135,19 +173,36 @@ export interface FailoverEvent {
 
 interface Chain { layout: Layout; stages: StageHandle[]; watch: NextHop[]; hosts: Set<string> }
 
+/** A loss reported (by the substrate or a heartbeat) and not handled yet. */
+interface Loss {
+  host: string;
+  reason: string;
+  /** the stage that was lost (null: the whole host, as the substrate reported it) */
+  stage: string | null;
+  detectedAt: number;
+  detectMs: number;
+  /** resolves true when the host is given up (it does not answer its substrate), false when only a process died */
+  gone: Promise<boolean>;
+}
+
 const now = (): number => performance.now();
 
 /**
  * The failover controller of one deployment. Create with `FailoverController.start`;
  * `close()` is idempotent (it stops the stages it started, not the gateway). Events:
- * 'failover' (FailoverEvent), 'error' (a failover that could not be completed).
+ * 'failover' (FailoverEvent), 'error' (a failover that could not be completed), 'staged'
+ * (with `standby`: the fallbacks, lost host → stages, each time staging them has ended).
  */
 export class FailoverController extends EventEmitter {
   private chain: Chain;
   private readonly standbys = new Map<string, Chain>();
   private readonly lost = new Set<string>();
   private readonly lastSeen = new Map<string, number>();
-  private queue: Promise<unknown> = Promise.resolve();
+  /** losses not handled yet (the first starts a failover; those arriving during one wait for it) */
+  private pending: Loss[] = [];
+  /** hosts whose loss is being confirmed (a probe of the substrate in flight): kept out of re-plans */
+  private readonly suspects = new Set<string>();
+  private draining: Promise<void> | null = null;
   private seq = 0;
   private closed = false;
   private partsDir: string | null = null;
@@ -155,8 +210,9 @@ export class FailoverController extends EventEmitter {
   private readonly onEvent = (e: SubstrateEvent): void => this.event(e);
   readonly history: FailoverEvent[] = [];
   private staging: Promise<void> = Promise.resolve();
-  /** chains a failover is under way for (their later losses are the same failure) */
-  private readonly failing = new WeakSet<Chain>();
+  private readonly cleanups = new Set<Promise<void>>();
+  /** stages left on lost hosts: stopped when their host is back */
+  private readonly orphans = new Set<StageHandle>();
 
   private constructor(private readonly o: FailoverOptions) {
     super();
@@ -214,37 +270,97 @@ export class FailoverController extends EventEmitter {
     if (e.type === 'host-back') {
       if (this.lost.delete(e.onHost)) {
         this.log(`host ${e.onHost} is back: used again from the next re-plan`);
+        const left = [...this.orphans].filter((s) => s.onHost === e.onHost);
+        for (const st of left) this.orphans.delete(st);
+        if (left.length) this.background(Promise.allSettled(left.map((st) => this.o.substrate.stop(st.name))).then(() => {}));
         if (this.o.standby) this.restage();
       }
       return;
     }
-    if (e.type === 'host-lost') { this.loss(e.onHost, `host-lost: ${e.onHost}: ${e.reason}`, null, true); return; }
-    const inChain = this.chain.stages.find((s) => s.name === e.stage);
-    if (inChain) this.loss(e.onHost, `stage-exit: ${e.stage} on ${e.onHost}: ${e.reason}`, e.stage);
+    if (e.type === 'host-lost') {
+      // Given up at once, whether or not the chain in force uses it: no re-plan or fallback may count on it.
+      this.lost.add(e.onHost);
+      this.dropStandbys((h, c) => c.hosts.has(e.onHost) && h !== e.onHost, `${e.onHost} is lost`);
+      this.loss(e.onHost, `host-lost: ${e.onHost}: ${e.reason}`, null, true);
+      return;
+    }
+    if (this.chain.stages.some((s) => s.name === e.stage)) { this.loss(e.onHost, `stage-exit: ${e.stage} on ${e.onHost}: ${e.reason}`, e.stage); return; }
+    // A fallback chain's stage ended: that fallback is no use any more.
+    this.dropStandbys((_h, c) => c.stages.some((s) => s.name === e.stage), `its stage ${e.stage} ended (${e.reason})`);
+  }
+
+  /** Stop (in the background) the fallbacks `which` picks, and stage new ones. */
+  private dropStandbys(which: (host: string, c: Chain) => boolean, why: string): void {
+    const drop = [...this.standbys].filter(([h, c]) => which(h, c));
+    if (!drop.length) return;
+    for (const [h] of drop) this.standbys.delete(h);
+    this.log(`dropped the fallback for losing ${drop.map(([h]) => h).join(', ')}: ${why}`);
+    this.background(Promise.allSettled(drop.map(([, c]) => this.stopChain(c))).then(() => {}));
+    if (this.o.standby) this.restage();
+  }
+
+  private background(p: Promise<void>): void {
+    this.cleanups.add(p);
+    void p.finally(() => this.cleanups.delete(p));
   }
 
   /**
-   * A stage of the chain in force is gone (or its whole host). Its host is given up unless it
-   * still answers the substrate at once (then only the process died: the host is re-used).
+   * A stage or a host is gone. The host is a suspect (kept out of re-plans) until the substrate
+   * says whether it still answers (then only a process died: the host is re-used) or not (given
+   * up). The loss is queued: it starts a failover when none is under way, else it is handled
+   * right after the one under way (which may have made it moot: a loss of a host the chain in
+   * force does not use only marks it lost).
    */
   private loss(host: string, reason: string, stage: string | null, hostGone = false): void {
+    if (this.closed) return;
     const detectedAt = now();
+    if (this.pending.some((l) => l.host === host && (l.stage === stage || l.stage === null))) return;
     const seen = stage ? this.lastSeen.get(stage) : undefined;
-    const chain = this.chain;
-    if (this.failing.has(chain)) return;
-    this.failing.add(chain);
+    const detectMs = seen !== undefined && reason.startsWith('heartbeat') ? detectedAt - seen : 0;
     this.log(`lost ${stage ?? host}: ${reason}`);
-    void this.serial(async () => {
-      if (this.closed || this.chain !== chain) return;
-      if (hostGone || !(await this.answers(host))) this.lost.add(host);
-      const detectMs = seen !== undefined && reason.startsWith('heartbeat') ? detectedAt - seen : 0;
-      await this.failover(chain, reason, [host], detectedAt, detectMs);
-    }).catch((e: unknown) => {
-      this.failing.delete(chain);
-      this.log(`could not fail over (trying again in 1 s): ${(e as Error).message}`);
-      this.emit('error', e);
-      setTimeout(() => { if (!this.closed && this.chain === chain) this.loss(host, reason, stage, hostGone); }, 1000).unref();
-    });
+    let gone: Promise<boolean>;
+    if (hostGone) gone = Promise.resolve(true);
+    else {
+      this.suspects.add(host);
+      gone = this.answers(host).then((ok) => {
+        this.suspects.delete(host);
+        if (!ok) this.lost.add(host);
+        return !ok;
+      });
+    }
+    this.pending.push({ host, reason, stage, detectedAt, detectMs, gone });
+    this.draining ??= this.drain().finally(() => { this.draining = null; });
+  }
+
+  /** Handle the queued losses, one failover at a time, until the chain in force has none. */
+  private async drain(): Promise<void> {
+    while (!this.closed) {
+      const chain = this.chain;
+      const batch = this.pending.splice(0);
+      const hits: Loss[] = [];
+      for (const l of batch) {
+        if (l.stage !== null && chain.stages.some((s) => s.name === l.stage)) hits.push(l);
+        else if (chain.hosts.has(l.host) && await l.gone) hits.push(l);
+        else {
+          await l.gone;
+          this.log(`${l.stage ?? l.host} is not in the chain in force: ${this.lost.has(l.host) ? `${l.host} marked lost` : 'nothing to do'}`);
+        }
+      }
+      // A host of the chain in force given up meanwhile (e.g. lost while the chain was deployed).
+      for (const h of chain.hosts) {
+        if (this.lost.has(h) && !hits.some((l) => l.host === h)) hits.push({ host: h, reason: `host ${h} is lost`, stage: null, detectedAt: now(), detectMs: 0, gone: Promise.resolve(true) });
+      }
+      if (!hits.length) return;
+      if (this.closed || this.chain !== chain) { this.pending.unshift(...hits); continue; }
+      try {
+        await this.failover(chain, hits);
+      } catch (e) {
+        this.log(`could not fail over (trying again in 1 s): ${(e as Error).message}`);
+        this.emit('error', e);
+        this.pending.unshift(...hits.filter((l) => !this.pending.includes(l)));
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
   }
 
   /** Whether the host still answers its substrate within 500 ms. */
@@ -253,24 +369,22 @@ export class FailoverController extends EventEmitter {
     return Promise.race([this.o.substrate.status(host).then((s) => s.ok, () => false), t]);
   }
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn);
-    this.queue = p.catch(() => {});
-    return p;
-  }
-
   private usable(): string[] {
-    return this.o.substrate.hosts().filter((h) => !this.lost.has(h) && h !== this.o.entry);
+    return this.o.substrate.hosts().filter((h) => !this.lost.has(h) && !this.suspects.has(h) && h !== this.o.entry);
   }
 
-  private async failover(old: Chain, reason: string, lostNow: string[], detectedAt: number, detectMs: number): Promise<void> {
+  private async failover(old: Chain, hits: Loss[]): Promise<void> {
+    const lostNow = [...new Set(hits.map((l) => l.host))];
+    const reason = hits.map((l) => l.reason).join('; ');
+    const detectedAt = Math.min(...hits.map((l) => l.detectedAt));
+    const detectMs = Math.max(...hits.map((l) => l.detectMs));
     const t0 = now();
     let layout: Layout;
     let next: Chain;
     let staged = false;
     let replanMs: number, deployMs: number;
     const fb = lostNow.length === 1 ? this.standbys.get(lostNow[0]!) : undefined;
-    const fits = (c: Chain): boolean => [...c.hosts].every((h) => !this.lost.has(h)) && c.stages.length === c.layout.workers.length;
+    const fits = (c: Chain): boolean => [...c.hosts].every((h) => !this.lost.has(h) && !this.suspects.has(h)) && c.stages.length === c.layout.workers.length;
     if (fb && fits(fb)) {
       this.standbys.delete(lostNow[0]!);
       next = fb;
@@ -279,10 +393,18 @@ export class FailoverController extends EventEmitter {
       replanMs = now() - t0;
       deployMs = 0;
     } else {
+      // Without a fallback: know first which of the lost hosts are gone (≤ 500 ms), then re-plan without them.
+      await Promise.all(hits.map((l) => l.gone));
       layout = this.o.replan(this.usable());
       const t1 = now();
       replanMs = t1 - t0;
-      next = await this.deployChain(layout, `f${++this.seq}`);
+      try {
+        next = await this.deployChain(layout, `f${++this.seq}`);
+      } catch (e) {
+        // A host that does not answer now is given up (the next try re-plans without it).
+        await Promise.all(layout.workers.map(async (w) => { if (!(await this.answers(w.host))) this.lost.add(w.host); }));
+        throw e;
+      }
       deployMs = now() - t1;
     }
     const t2 = now();
@@ -301,13 +423,15 @@ export class FailoverController extends EventEmitter {
     const ev: FailoverEvent = { reason, lost: lostNow, detectedAt, switchedAt, detectMs, replanMs, deployMs, switchMs: switchedAt - t2, staged, layout, report };
     this.history.push(ev);
     await this.unwatch(old);
-    await this.stopChain(old);
     // Fallbacks that ran on a lost host are no use any more.
-    for (const [h, c] of [...this.standbys]) {
-      if (!fits(c) || h === lostNow[0]) { this.standbys.delete(h); await this.stopChain(c); }
-    }
-    this.emit('failover', ev);
+    const drop = [...this.standbys].filter(([h, c]) => !fits(c) || lostNow.includes(h));
+    for (const [h] of drop) this.standbys.delete(h);
     if (this.o.standby) this.restage();
+    this.emit('failover', ev);
+    // Stopping what is left of the old chain may wait on hosts that are gone: not in the way
+    // of the next failover.
+    // (Once it is known which lost hosts are gone: their stages are not waited for.)
+    this.background(Promise.all(hits.map((l) => l.gone)).then(() => Promise.allSettled([this.stopChain(old), ...drop.map(([, c]) => this.stopChain(c))])).then(() => {}));
   }
 
   private async switchGateway(c: Chain, f: { reason: string; lost: string[]; detectMs: number; replanMs: number; deployMs: number; staged: boolean }): Promise<SwitchReport> {
@@ -357,26 +481,40 @@ export class FailoverController extends EventEmitter {
     return { layout, stages, watch: [], hosts: new Set(layout.workers.map((w) => w.host)) };
   }
 
+  /**
+   * Stop a chain's stages. Those on a lost host are not waited for (its agent cannot be reached:
+   * it ends them when the session's lease runs out, or they are stopped when the host is back).
+   */
   private async stopChain(c: Chain): Promise<void> {
-    await Promise.allSettled(c.stages.map((s) => this.o.substrate.stop(s.name)));
+    const here = c.stages.filter((s) => !this.lost.has(s.onHost));
+    for (const s of c.stages) if (this.lost.has(s.onHost)) this.orphans.add(s);
+    await Promise.allSettled(here.map((s) => this.o.substrate.stop(s.name)));
   }
 
   /** Deploy (in the background, one at a time) the fallback of every host of the chain in force. */
   private restage(): void {
     // Not in the failover queue: a loss meanwhile fails over at once (without that fallback).
     this.staging = this.staging.then(async () => {
+      const key = (l: Layout): string => JSON.stringify([l.cuts, l.local, l.workers.map((w) => w.host)]);
       for (const h of this.chain.hosts) {
         if (this.closed) return;
-        if (this.standbys.has(h)) continue;
         const usable = this.usable().filter((x) => x !== h);
         let layout: Layout;
         try { layout = this.o.replan(usable); } catch (e) { this.log(`no fallback for losing ${h}: ${(e as Error).message}`); continue; }
+        // A fallback staged earlier stays while the re-plan still gives it (a host back may change it).
+        const had = this.standbys.get(h);
+        if (had && key(had.layout) === key(layout)) continue;
+        if (had) {
+          this.standbys.delete(h);
+          this.background(this.stopChain(had));
+        }
         try {
           const c = await this.deployChain(layout, `sb${++this.seq}`);
           this.standbys.set(h, c);
           this.log(`staged the fallback for losing ${h}: ${layout.workers.map((w) => w.host).join(' → ')}`);
         } catch (e) { this.log(`could not stage the fallback for losing ${h}: ${(e as Error).message}`); }
       }
+      if (!this.closed) this.emit('staged', this.fallbacks);
     }).catch(() => {});
   }
 
@@ -385,9 +523,10 @@ export class FailoverController extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.o.substrate.off('event', this.onEvent);
-    await this.queue.catch(() => {});
+    await this.draining?.catch(() => {});
     await this.staging.catch(() => {});
     await this.unwatch(this.chain);
+    await Promise.all(this.cleanups);
     for (const c of this.standbys.values()) await this.stopChain(c);
     this.standbys.clear();
     // The chain in force: stages this controller started (those of the first deployment are also

@@ -21,9 +21,10 @@
  * killed with SIGKILL leaves nothing running.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readdirSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { connect } from 'node:net';
 import { availableParallelism, homedir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -54,6 +55,12 @@ export interface HostDaemonOptions {
   cpu?: { root?: string; periodUs?: number; disabled?: boolean };
   /** largest part accepted, bytes (default 2 GB) */
   maxPartBytes?: number;
+  /**
+   * The agent's own TLS files (kerf agent --tls-cert/--tls-key/--tls-ca): a controller asking for
+   * TLS gets stages that serve with this certificate and verify their next hop with the CA it
+   * sends (else `ca`, else the system's); with `ca`, stages also require client certificates.
+   */
+  tls?: { cert: string; key: string; ca?: string };
 }
 
 /** The token a session's stages authenticate each other with: derived on both sides, never sent. */
@@ -62,7 +69,12 @@ export function sessionToken(clusterToken: string, session: string): string {
 }
 
 /** A stage request's body: a StageSpec without the token (derived from the session) and with `part` by hash. */
-export type StageRequest = Omit<TierStart, 'model' | 'host'> & { part: { sha256: string } };
+export type StageRequest = Omit<TierStart, 'model' | 'host'> & { part: { sha256: string }; tls?: PeerTls };
+
+/** TLS between hosts as a controller asks for it: the CA (PEM) hops verify each other with, if not the agent's own or the system's. */
+export interface PeerTls { ca?: string }
+
+interface PeerConn { scheme: 'http' | 'https'; agent: http.Agent; opts: { ca?: Buffer; cert?: Buffer; key?: Buffer } }
 
 interface Running {
   session: string;
@@ -89,6 +101,7 @@ export class HostDaemon {
   readonly cpuQuota: string | null;
   readonly #timer: NodeJS.Timeout;
   readonly #peers = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  readonly #peersTls = new Map<string, https.Agent>();
   #closed: Promise<void> | null = null;
 
   private constructor(o: HostDaemonOptions, cache: string, group: CpuGroup | null, quota: string | null) {
@@ -152,7 +165,7 @@ export class HostDaemon {
           if (typeof b.peer !== 'string' || !/^[^/\s]+:\d+$/.test(b.peer)) throw kerfError('KERF_ERR_USAGE', 'measure: body needs peer: "host:port" of another agent');
           const secs = Number(b.seconds ?? 1);
           if (!(secs > 0 && secs <= 30)) throw kerfError('KERF_ERR_USAGE', `measure: seconds ${String(b.seconds)}: expected 0 < s ≤ 30`);
-          return send(res, 200, await this.measure(b.peer, secs));
+          return send(res, 200, await this.measure(b.peer, secs, await this.#peerTls((b as { tls?: PeerTls }).tls)));
         }
         case 'POST bench': {
           const b = await json(req, sha) as { seconds?: unknown };
@@ -224,10 +237,11 @@ export class HostDaemon {
     if (!SHA.test(r.part?.sha256 ?? '')) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: part.sha256 must be a SHA-256`);
     if (!Array.isArray(r.cuts) || !r.cuts.every(Number.isInteger)) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: cuts must be a list of cut ids`);
     if (!Array.isArray(r.args) || !r.args.every((a) => typeof a === 'string')) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: args must be a list of strings`);
-    const forbidden = r.args.find((a) => /^--(model|listen|token|next|gateway|metrics)(=|$)/.test(a));
+    const forbidden = r.args.find((a) => /^--(model|listen|token|next|gateway|metrics|tls-cert|tls-key|tls-ca|host-name|memory-mb)(=|$)/.test(a));
     if (forbidden) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: ${forbidden} is the agent's to set`);
     const key = `${session}/${r.name}`;
     if (this.#stages.get(key)?.exit === null) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: already running in this session`);
+    const tlsArgs = r.tls !== undefined ? await this.#stageTls(r.name, r.tls) : [];
     const model = this.#partFile(r.part.sha256);
     if (!existsSync(model)) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: part ${r.part.sha256.slice(0, 12)} is not cached on this host (PUT /v1/host/parts/SHA first)`);
     this.#leases.set(session, Date.now());
@@ -239,10 +253,14 @@ export class HostDaemon {
     const threads = this.cpuQuota !== null && (share !== undefined || cap !== undefined) ? 1 : r.threads;
     const t: TierStart = {
       ...r, model, host: this.#o.host, port: 0, ...(threads ? { threads } : {}),
+      // what this host offers, for a rollout to decide whether a new version fits beside the old
+      args: [...r.args, '--host-name', this.#o.host, ...(this.#o.memoryMB !== undefined ? ['--memory-mb', String(this.#o.memoryMB)] : [])],
       // in the host's group, a stage without a share of its own may use all of the host's
       ...(share !== undefined ? { cpus: share } : this.#group ? { cpus: this.#group.cpus } : {}),
     };
     delete (t as { part?: unknown }).part;
+    delete (t as { tls?: unknown }).tls;
+    if (tlsArgs.length) t.args = [...t.args, ...tlsArgs];
     let running: Running | null = null;
     const tier = await spawnWorker(t, {
       bin: this.#o.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js'), token: sessionToken(this.#o.token, session),
@@ -253,6 +271,25 @@ export class HostDaemon {
     this.#stages.set(key, running);
     this.#log(`session ${session.slice(0, 8)}: ${r.role} ${r.name} (pid ${tier.pid}) on port ${tier.address.split(':').pop()}${tier.cgroup ? `, ${tier.cpus} CPU` : ''}`);
     return { pid: tier.pid, port: Number(tier.address.split(':').pop()), ...(tier.cgroup ? { cpus: tier.cpus!, cgroup: tier.cgroup } : {}) };
+  }
+
+  /** A stage's TLS flags: this agent's certificate and key, the controller's CA (cached by hash) or the agent's own. */
+  async #stageTls(name: string, t: PeerTls): Promise<string[]> {
+    const own = this.#o.tls;
+    if (!own) throw kerfError('KERF_ERR_USAGE', `start ${name}: TLS between the hosts was asked for, but this agent has no certificate (start kerf agent with --tls-cert and --tls-key)`);
+    const ca = await this.#caFile(t);
+    return ['--tls-cert', own.cert, '--tls-key', own.key, ...(ca ? ['--tls-ca', ca] : [])];
+  }
+
+  /** The CA file for TLS to other hosts: the controller's (written once into the cache, by hash), else the agent's --tls-ca. */
+  async #caFile(t: PeerTls | undefined): Promise<string | undefined> {
+    if (typeof t?.ca === 'string' && t.ca) {
+      if (t.ca.length > 256_000 || !t.ca.includes('-----BEGIN CERTIFICATE-----')) throw kerfError('KERF_ERR_USAGE', 'tls.ca: expected PEM certificates (under 256 KB)');
+      const file = join(this.#cache, `ca-${createHash('sha256').update(t.ca).digest('hex').slice(0, 32)}.pem`);
+      if (!existsSync(file)) await writeFile(file, t.ca);
+      return file;
+    }
+    return this.#o.tls?.ca;
   }
 
   async #stop(session: string, name: string): Promise<void> {
@@ -282,10 +319,23 @@ export class HostDaemon {
     }
   }
 
+  /** How this agent reaches its peers: plain, or HTTPS with the CA (and its own certificate as the client's) when a controller asks for TLS. */
+  async #peerTls(t: PeerTls | undefined): Promise<PeerConn> {
+    if (t === undefined) return { scheme: 'http', agent: this.#peers, opts: {} };
+    if (!this.#o.tls) throw kerfError('KERF_ERR_USAGE', 'TLS between the hosts was asked for, but this agent has no certificate (start kerf agent with --tls-cert and --tls-key)');
+    const ca = await this.#caFile(t);
+    const opts = { ...(ca ? { ca: readFileSync(ca) } : {}), cert: readFileSync(this.#o.tls.cert), key: readFileSync(this.#o.tls.key) };
+    const key = ca ?? '';
+    let agent = this.#peersTls.get(key);
+    if (!agent) { agent = new https.Agent({ keepAlive: true, maxSockets: 4, ...opts }); this.#peersTls.set(key, agent); }
+    return { scheme: 'https', agent, opts };
+  }
+
   /** This host's link to another agent: bandwidth both ways over `seconds` each, and RTT. */
-  async measure(peer: string, seconds: number): Promise<{ peer: string; upMbps: number; downMbps: number; rttMs: number }> {
-    const base = `http://${peer}`;
-    const o = { agent: this.#peers, label: `peer agent ${peer}`, timeoutMs: seconds * 1000 + 15_000 };
+  async measure(peer: string, seconds: number, conn?: PeerConn): Promise<{ peer: string; upMbps: number; downMbps: number; rttMs: number }> {
+    const pc = conn ?? { scheme: 'http', agent: this.#peers, opts: {} };
+    const base = `${pc.scheme}://${peer}`;
+    const o = { agent: pc.agent, label: `peer agent ${peer}`, timeoutMs: seconds * 1000 + 15_000, ...pc.opts };
     // RTT: TCP handshakes to the peer's agent (kernel round trips, no HTTP handling in them)
     const [ph, pp] = [peer.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1'), Number(peer.split(':').pop())];
     const rtts: number[] = [];
@@ -310,7 +360,7 @@ export class HostDaemon {
       const path = `/v1/host/source?seconds=${seconds}`;
       {
         const sha = bodySha('');
-        const req = http.request(`${base}${path}`, { agent: this.#peers, headers: { authorization: signRequest(this.#o.token, 'GET', path, sha), [CONTENT_SHA]: sha } }, (res) => {
+        const req = (pc.scheme === 'https' ? https : http).request(`${base}${path}`, { agent: pc.agent, ...pc.opts, headers: { authorization: signRequest(this.#o.token, 'GET', path, sha), [CONTENT_SHA]: sha } }, (res) => {
           if (res.statusCode !== 200) { res.resume(); reject(kerfError('KERF_ERR_REMOTE', `peer agent ${peer}: source answered ${res.statusCode}`)); return; }
           res.on('data', (c: Buffer) => { const now = performance.now(); if (!t0) t0 = now; else bytes += c.length; t1 = now; });
           res.on('end', () => resolvePromise({ bytes, seconds: (t1 - t0) / 1000 }));
@@ -345,6 +395,7 @@ export class HostDaemon {
       await Promise.allSettled([...this.#stages.values()].map((s) => s.tier.stop()));
       this.#stages.clear();
       this.#peers.destroy();
+      for (const a of this.#peersTls.values()) a.destroy();
       await this.#group?.remove().catch(() => {});
     })();
     return this.#closed;

@@ -9,6 +9,13 @@
  *   hosts:
  *     - { name: pi, agent: "192.168.1.20:7700", memoryMB: 1800, cpus: 4 }
  *     - { name: edge, agent: "192.168.1.30:7700" }
+ *   tls: { ca: ca.pem }                # optional: HTTPS to the agents and TLS between the tiers
+ *
+ * With `tls` (or `kerf up --hosts … --tls-ca F`), the controller talks HTTPS to every agent and
+ * verifies it with `ca` (default: the system's CAs), presenting `cert`/`key` to agents that ask
+ * for a client certificate (`kerf agent --tls-ca`); every stage serves its tier frames over TLS
+ * with its agent's own certificate, and every hop verifies the next with the same CA (mutual
+ * TLS where the agents require client certificates). `tls: true` is TLS with the system's CAs.
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
@@ -25,6 +32,15 @@ export interface HostEntry {
   cpus?: number;
 }
 
+/** TLS across the hosts: file names (absolute once loaded by loadHosts) */
+export interface HostsTls {
+  /** CA that agents' and stages' certificates are verified with (default: the system's) */
+  ca?: string;
+  /** the controller's client certificate and key, for agents that require one */
+  cert?: string;
+  key?: string;
+}
+
 export interface HostsFile {
   schema: typeof HOSTS_SCHEMA;
   /** the token itself (read from tokenFile when that was given) */
@@ -32,9 +48,11 @@ export interface HostsFile {
   tokenFile?: string;
   entry: string;
   hosts: HostEntry[];
+  tls?: HostsTls;
 }
 
-const TOP = ['schema', 'token', 'tokenFile', 'entry', 'hosts'];
+const TOP = ['schema', 'token', 'tokenFile', 'entry', 'hosts', 'tls'];
+const TLS = ['ca', 'cert', 'key'];
 const HOST = ['name', 'agent', 'memoryMB', 'cpus'];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
@@ -75,9 +93,21 @@ export function validateHosts(doc: unknown, source = 'hosts file', tokenText?: s
     return Object.freeze({ name: e.name as string, agent: e.agent as string, ...(e.memoryMB !== undefined ? { memoryMB: e.memoryMB as number } : {}), ...(e.cpus !== undefined ? { cpus: e.cpus as number } : {}) });
   });
   if (typeof d.entry !== 'string' || !names.has(d.entry)) bad('entry', `${JSON.stringify(d.entry)} is not one of the hosts (${[...names].join(', ')}); the entry runs the gateway`);
+  let tls: HostsTls | undefined;
+  if (d.tls !== undefined && d.tls !== false) {
+    if (d.tls === true) tls = {};
+    else {
+      if (typeof d.tls !== 'object' || d.tls === null || Array.isArray(d.tls)) bad('tls', 'expected true or a mapping {ca?, cert?, key?} of PEM file names');
+      const t = d.tls as Record<string, unknown>;
+      for (const k of Object.keys(t)) if (!TLS.includes(k)) bad(`tls.${k}`, `unknown field (known: ${TLS.join(', ')})`);
+      for (const k of TLS) if (t[k] !== undefined && (typeof t[k] !== 'string' || !t[k])) bad(`tls.${k}`, `${JSON.stringify(t[k])}: expected a PEM file name`);
+      if ((t.cert === undefined) !== (t.key === undefined)) bad(t.cert === undefined ? 'tls.cert' : 'tls.key', 'tls.cert and tls.key go together (the controller\'s client certificate)');
+      tls = Object.freeze({ ...(t.ca ? { ca: t.ca as string } : {}), ...(t.cert ? { cert: t.cert as string, key: t.key as string } : {}) });
+    }
+  }
   return Object.freeze({
     schema: HOSTS_SCHEMA, token: token!, ...(d.tokenFile !== undefined ? { tokenFile: d.tokenFile as string } : {}), entry: d.entry as string,
-    hosts: Object.freeze(hosts) as HostEntry[],
+    hosts: Object.freeze(hosts) as HostEntry[], ...(tls ? { tls } : {}),
   });
 }
 
@@ -100,5 +130,42 @@ export async function loadHosts(file: string): Promise<HostsFile> {
       throw kerfError('KERF_ERR_CONFIG', `${file}: tokenFile: cannot read ${p} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
   }
-  return validateHosts(doc, file, tokenText);
+  const v = validateHosts(doc, file, tokenText);
+  if (!v.tls) return v;
+  // TLS files are relative to the hosts file, and read now: a missing one is named before anything starts
+  const tls: HostsTls = {};
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const f = v.tls[k];
+    if (f === undefined) continue;
+    const abs = isAbsolute(f) ? f : resolve(dirname(file), f);
+    try { await readFile(abs); } catch (e) {
+      throw kerfError('KERF_ERR_CONFIG', `${file}: tls.${k}: cannot read ${abs} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    tls[k] = abs;
+  }
+  return Object.freeze({ ...v, tls: Object.freeze(tls) });
+}
+
+/** TLS material of a hosts file's `tls` (files read), or null when it has none. */
+export interface ClusterTls { ca?: Buffer; cert?: Buffer; key?: Buffer }
+export async function readHostsTls(tls: HostsTls | undefined): Promise<ClusterTls | null> {
+  if (!tls) return null;
+  const out: ClusterTls = {};
+  for (const k of ['ca', 'cert', 'key'] as const) {
+    const f = tls[k];
+    if (f === undefined) continue;
+    try { out[k] = await readFile(f); } catch (e) {
+      throw kerfError('KERF_ERR_FILE', `tls.${k} ${f}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  return out;
+}
+
+/** A hosts file with TLS from `--tls-ca/--tls-cert/--tls-key` (which replace the file's `tls`); unchanged without flags. */
+export function withTlsFlags(h: HostsFile, v: { 'tls-cert'?: string | undefined; 'tls-key'?: string | undefined; 'tls-ca'?: string | undefined }): HostsFile {
+  const cert = v['tls-cert'], key = v['tls-key'], ca = v['tls-ca'];
+  if (cert === undefined && key === undefined && ca === undefined) return h;
+  if ((cert === undefined) !== (key === undefined)) throw kerfError('KERF_ERR_USAGE', `--tls-cert and --tls-key go together (got only ${cert !== undefined ? '--tls-cert' : '--tls-key'})`);
+  const tls: HostsTls = { ...(ca !== undefined ? { ca: resolve(ca) } : {}), ...(cert !== undefined ? { cert: resolve(cert), key: resolve(key!) } : {}) };
+  return Object.freeze({ ...h, tls: Object.freeze(tls) });
 }

@@ -66,8 +66,14 @@ export interface MeasureOptions {
   log?: (line: string) => void;
 }
 
-export async function measureHosts(sub: AgentSubstrate, o: MeasureOptions = {}): Promise<Measurement> {
-  const t0 = performance.now();
+/** What measuring links needs of a substrate: its hosts, a request through one, another's agent address. */
+export type LinkProber = Pick<AgentSubstrate, 'hosts' | 'request' | 'agentOf'> & Partial<Pick<AgentSubstrate, 'peerTls'>>;
+
+/**
+ * Every pair's link, both ways, measured by the agents themselves (rounds of disjoint pairs).
+ * `kerf measure --hosts` and the Kubernetes operator (its agents' DaemonSet) both use it.
+ */
+export async function measureLinks(sub: LinkProber, o: Pick<MeasureOptions, 'seconds' | 'log'> = {}): Promise<MeasuredLink[]> {
   const seconds = o.seconds ?? 1;
   const names = [...sub.hosts()];
   const log = o.log ?? (() => {});
@@ -76,11 +82,20 @@ export async function measureHosts(sub: AgentSubstrate, o: MeasureOptions = {}):
     log(`round ${r + 1}: ${round.map(([a, b]) => `${names[a]}↔${names[b]}`).join(', ')}`);
     await Promise.all(round.map(async ([a, b]) => {
       const from = names[a]!, to = names[b]!;
-      const m = await sub.request<{ upMbps: number; downMbps: number; rttMs: number }>(from, 'POST', '/v1/host/measure', { peer: sub.agentOf(to), seconds }, seconds * 4000 + 30_000);
+      const m = await sub.request<{ upMbps: number; downMbps: number; rttMs: number }>(from, 'POST', '/v1/host/measure', { peer: sub.agentOf(to), seconds, ...sub.peerTls?.() }, seconds * 4000 + 30_000);
       links.push({ from, to, bandwidthMbps: round3(m.upMbps), rttMs: round3(m.rttMs) }, { from: to, to: from, bandwidthMbps: round3(m.downMbps), rttMs: round3(m.rttMs) });
       log(`${from} → ${to} ${m.upMbps.toFixed(1)} Mbit/s, ${to} → ${from} ${m.downMbps.toFixed(1)} Mbit/s, RTT ${m.rttMs.toFixed(2)} ms`);
     }));
   }
+  links.sort((x, y) => names.indexOf(x.from) - names.indexOf(y.from) || names.indexOf(x.to) - names.indexOf(y.to));
+  return links;
+}
+
+export async function measureHosts(sub: AgentSubstrate, o: MeasureOptions = {}): Promise<Measurement> {
+  const t0 = performance.now();
+  const names = [...sub.hosts()];
+  const log = o.log ?? (() => {});
+  const links = await measureLinks(sub, o);
   // Speed: hosts one at a time (they may share this machine's CPU, as namespaces do).
   let ref = o.referenceSecondsPerRun;
   if (ref === undefined) {
@@ -95,7 +110,6 @@ export async function measureHosts(sub: AgentSubstrate, o: MeasureOptions = {}):
     hosts.push({ name, memoryMB: Math.floor(st.memoryBytes / 2 ** 20), cpus: st.cpus, secondsPerRun: b.secondsPerRun, speed: round3(ref / b.secondsPerRun), held: b.held });
     log(`${name}: reference block ${(b.secondsPerRun * 1000).toFixed(1)} ms (speed ${(ref / b.secondsPerRun).toFixed(2)}), ${Math.floor(st.memoryBytes / 2 ** 20)} MB, ${st.cpus} CPU`);
   }
-  links.sort((x, y) => names.indexOf(x.from) - names.indexOf(y.from) || names.indexOf(x.to) - names.indexOf(y.to));
   return { referenceSecondsPerRun: ref, reference: o.reference ?? 'this machine', hosts, links, seconds: (performance.now() - t0) / 1000 };
 }
 

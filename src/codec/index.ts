@@ -2,3 +2,4 @@
 export * from './spec.js';
 export { encodeEnvelope, decodeEnvelope, envelopeStages, ENVELOPE_HEADER_BYTES, ENVELOPE_VERSION, type TensorInfo, type EnvelopeStages } from './envelope.js';
 export { halfBits } from './lossy.js';
+export { codecUnavailable } from './lossless.js';

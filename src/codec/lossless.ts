@@ -32,6 +32,17 @@ function need<T>(m: T | Error, name: string): T {
   return m;
 }
 
+/**
+ * Why `codec` cannot run in this process — the package of its lossless stage failed to load
+ * (a tree installed without it: run npm ci) — or null when it can. Peers are refused such a
+ * codec when they negotiate it, and this process refuses to send with it: never raw instead.
+ */
+export function codecUnavailable(codec: { name: string; lossless: string }): string | null {
+  const [m, name] = codec.lossless === 'lz4' ? [lz4M, 'lz4-napi'] : codec.lossless === 'zstd' ? [zstdM, '@bokuweb/zstd-wasm'] : [null, ''];
+  if (!(m instanceof Error)) return null;
+  return `codec '${codec.name}' needs the npm package ${name}, which cannot be loaded here (${m.message.split('\n')[0]}); run npm ci`;
+}
+
 const corrupt = (what: string, why: string): Error => kerfError('KERF_ERR_PROTOCOL', `${what}: ${why}`);
 
 const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);

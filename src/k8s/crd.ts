@@ -6,6 +6,7 @@
  */
 import { validateJson } from '../profile/schema.js';
 import { kerfError } from '../errors.js';
+import { parseHopCodec } from '../codec/spec.js';
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION, type K8sObject, type KerfPipelineSpec } from './types.js';
 
 type Schema = Record<string, unknown>;
@@ -70,7 +71,14 @@ export const SPEC_SCHEMA: Schema = {
       type: 'object',
       properties: { bandwidthMbps: { type: 'number', minimum: 0.001 }, rttMs: nonneg, linksConfigMapRef: configMapRef },
     },
-    defaults: { type: 'object', properties: { queue: posInt, threads: posInt } },
+    defaults: {
+      type: 'object',
+      properties: {
+        queue: posInt, threads: posInt,
+        codec: { type: 'string', minLength: 1, maxLength: 64, description: "every hop's codec (kerf worker --next-codec C[/R], docs/codec.md)" },
+        switching: { type: 'string', enum: ['pause-resume', 'standby', 'on-demand', 'hot-swap'], description: "the gateway's switch strategy (docs/switch.md)" },
+      },
+    },
     rollout: { type: 'object', properties: { timeoutSeconds: posInt, drainSeconds: { type: 'integer', minimum: 0 } } },
     failover: { type: 'object', properties: { holdSeconds: posInt } },
     replan: { type: 'object', properties: { minGain: nonneg } },
@@ -97,6 +105,7 @@ const placementState = {
         properties: {
           index: { type: 'integer' }, node: { type: 'string' }, hostname: { type: 'string' }, blocks: { type: 'string' },
           memoryMiB: { type: 'integer' }, cpuMilli: { type: 'integer' }, threads: { type: 'integer' }, computeSeconds: { type: 'number' },
+          part: { type: 'object', properties: { sha256: { type: 'string' }, bytes: { type: 'integer' } } },
         },
       },
     },
@@ -107,6 +116,7 @@ const placementState = {
     reason: { type: 'string' },
     startedAt: { type: 'string' },
     specGeneration: { type: 'integer' },
+    staged: { type: 'boolean' },
   },
 };
 
@@ -193,6 +203,9 @@ export function checkSpec(spec: unknown, where: string): KerfPipelineSpec {
   const e = validateJson(STRICT_SPEC, spec, STRICT_SPEC, 'spec');
   if (e) throw kerfError('KERF_ERR_KUBERNETES', `${where}: ${e}`);
   const s = spec as KerfPipelineSpec;
+  if (s.defaults?.codec !== undefined) {
+    try { parseHopCodec(s.defaults.codec, 'spec.defaults.codec'); } catch (err) { throw kerfError('KERF_ERR_KUBERNETES', `${where}: ${(err as Error).message}`); }
+  }
   if (s.replan?.minGain !== undefined && s.replan.minGain > 10) throw kerfError('KERF_ERR_KUBERNETES', `${where}: spec.replan.minGain ${s.replan.minGain} is above 10`);
   return s;
 }

@@ -22,6 +22,10 @@ export interface InstallOptions {
   replicas?: number;
   /** the agents' shared token (random, from the CLI) */
   agentToken: string;
+  /** also a ServiceMonitor (Prometheus Operator), with these extra labels (a Prometheus's serviceMonitorSelector) */
+  serviceMonitor?: { labels?: Record<string, string> };
+  /** the operator's memory, MiB (default 1024: it prepares a model version to cut its parts) */
+  operatorMemoryMiB?: number;
   /** label selector (key=value) of the nodes that run an agent; default every node */
   agentNodeSelector?: Record<string, string>;
 }
@@ -44,8 +48,12 @@ export function operatorRbac(ns: string): K8sObject[] {
         { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['get', 'patch', 'update'] },
         { apiGroups: ['apps'], resources: ['deployments'], verbs: rw },
         { apiGroups: [''], resources: ['services', 'secrets'], verbs: rw },
-        { apiGroups: [''], resources: ['configmaps', 'pods'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
+        // read: profiles and link overrides; written: the links the agents measured (kerf-measured-links)
+        { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update'] },
         { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+        // what it did, as Events about each KerfPipeline
+        { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: ['create', 'patch'] },
       ],
     },
     {
@@ -66,6 +74,31 @@ export function operatorRbac(ns: string): K8sObject[] {
       subjects: [{ kind: 'ServiceAccount', name: sa, namespace: ns }],
     },
   ];
+}
+
+/**
+ * A Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) for kerf's metrics in `ns`:
+ * the stages' Services (port `metrics`), the gateways' and the operator's (port `http`, path
+ * /metrics); not the entry Service, which reaches a gateway already scraped. `instance`
+ * narrows it to one pipeline (`kerf k8s render`). The pods also carry the usual
+ * `prometheus.io/*` scrape annotations for a Prometheus without the operator.
+ */
+export function serviceMonitor(ns: string, o: { instance?: string; labels?: Record<string, string>; interval?: string } = {}): K8sObject {
+  return {
+    apiVersion: 'monitoring.coreos.com/v1', kind: 'ServiceMonitor',
+    metadata: { name: o.instance ? `${o.instance}-metrics` : 'kerf', namespace: ns, labels: { ...partOf, ...(o.labels ?? {}) } },
+    spec: {
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'kerf', ...(o.instance ? { 'app.kubernetes.io/instance': o.instance } : {}) },
+        matchExpressions: [{ key: 'app.kubernetes.io/component', operator: 'In', values: ['stage', 'gateway', 'operator'] }],
+      },
+      namespaceSelector: { matchNames: [ns] },
+      endpoints: [
+        { port: 'metrics', path: '/metrics', interval: o.interval ?? '15s', scheme: 'http' },
+        { port: 'http', path: '/metrics', interval: o.interval ?? '15s', scheme: 'http' },
+      ],
+    },
+  };
 }
 
 /** Everything `kerf k8s install` writes, in apply order. */
@@ -90,22 +123,31 @@ export function installObjects(o: InstallOptions): K8sObject[] {
             securityContext: podSecurity,
             containers: [{
               name: 'operator', image: o.image, command: ['kerf'],
-              args: ['operator', '--image', o.image, '--listen', `0.0.0.0:${OPERATOR_PORT}`],
+              args: ['operator', '--image', o.image, '--listen', `0.0.0.0:${OPERATOR_PORT}`, '--parts-url', `http://kerf-operator.${ns}.svc:${OPERATOR_PORT}`, '--parts-dir', '/var/cache/kerf'],
               env: [
                 { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
                 { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                // the agents' token: the leader has them measure the links between their nodes
+                { name: 'KERF_AGENT_TOKEN', valueFrom: { secretKeyRef: { name: 'kerf-agent-token', key: 'token' } } },
               ],
               ports: [{ name: 'http', containerPort: OPERATOR_PORT, protocol: 'TCP' }],
-              resources: { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '256Mi' } },
+              // the parts service prepares a model version once to cut its parts: room for a model of a few hundred MB
+              resources: { requests: { cpu: '100m', memory: `${o.operatorMemoryMiB ?? 1024}Mi` }, limits: { memory: `${o.operatorMemoryMiB ?? 1024}Mi` } },
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, initialDelaySeconds: 10, periodSeconds: 10, failureThreshold: 3 },
               securityContext: containerSecurity,
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, { name: 'cache', mountPath: '/var/cache/kerf' }],
             }],
-            volumes: [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } }],
+            volumes: [{ name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } }, { name: 'cache', emptyDir: { sizeLimit: '4Gi' } }],
           },
         },
       },
+    },
+    {
+      // the operator's parts service (GET /v1/parts/SHA, a pipeline's token as bearer) and /metrics
+      apiVersion: 'v1', kind: 'Service',
+      metadata: { name: 'kerf-operator', namespace: ns, labels: { ...partOf, ...opLabels } },
+      spec: { type: 'ClusterIP', selector: opLabels, ports: [{ name: 'http', port: OPERATOR_PORT, targetPort: 'http', protocol: 'TCP' }] },
     },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'kerf-agent-token', namespace: ns, labels: partOf }, type: 'Opaque', stringData: { token: o.agentToken } },
     {
@@ -122,8 +164,8 @@ export function installObjects(o: InstallOptions): K8sObject[] {
             ...(o.agentNodeSelector ? { nodeSelector: o.agentNodeSelector } : {}),
             containers: [{
               name: 'agent', image: o.image, command: ['kerf'],
-              args: ['agent', '--listen', `0.0.0.0:${AGENT_PORT}`],
-              env: [{ name: 'KERF_TOKEN', valueFrom: { secretKeyRef: { name: 'kerf-agent-token', key: 'token' } } }],
+              args: ['agent', '--listen', `0.0.0.0:${AGENT_PORT}`, '--cache', '/tmp/kerf-parts'],
+              env: [{ name: 'KERF_AGENT_TOKEN', valueFrom: { secretKeyRef: { name: 'kerf-agent-token', key: 'token' } } }],
               ports: [{ name: 'agent', containerPort: AGENT_PORT, protocol: 'TCP' }],
               resources: { requests: { cpu: '50m', memory: '192Mi' }, limits: { memory: '512Mi' } },
               // the operator reads the agent pod's readiness: an agent that stops answering marks its node lost
@@ -137,6 +179,7 @@ export function installObjects(o: InstallOptions): K8sObject[] {
         },
       },
     },
+    ...(o.serviceMonitor ? [serviceMonitor(ns, o.serviceMonitor)] : []),
   ];
 }
 
@@ -157,6 +200,10 @@ export interface RenderOptions {
   cpuMilli?: number;
   token: string;
   entry?: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; port: number };
+  /** also a ServiceMonitor for this pipeline, with these extra labels */
+  serviceMonitor?: { labels?: Record<string, string> };
+  /** each stage's part (index = stage), made from the model here: the init containers check its sha256 */
+  parts?: { sha256: string; bytes: number }[];
 }
 
 /** The placement state of a placement.json or plan.json (what `kerf k8s render` writes objects for). */
@@ -219,10 +266,17 @@ export function renderObjects(doc: unknown, o: RenderOptions): K8sObject[] {
   if (!/^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/.test(o.name)) throw kerfError('KERF_ERR_USAGE', `--name '${o.name}': expected a DNS label of at most 32 characters (a-z, 0-9, -)`);
   if (!/^[0-9a-f]{64}$/.test(o.sha256)) throw kerfError('KERF_ERR_USAGE', `--sha256 '${o.sha256}': expected 64 lower-case hex digits`);
   const st = stateOf(doc, o);
+  if (o.parts) {
+    if (o.parts.length !== st.stages.length) throw kerfError('KERF_ERR_USAGE', `${o.parts.length} parts for ${st.stages.length} stages`);
+    st.stages = st.stages.map((s, i) => ({ ...s, part: o.parts![i]! }));
+  }
   const ctx: RenderContext = {
     pipeline: o.name, namespace: o.namespace, image: o.image, modelName: o.modelName ?? o.name,
     ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}),
     entryService: o.entry ?? { type: 'ClusterIP', port: 8000 }, tokenSecret: `${o.name}-token`,
   };
-  return [tokenSecret(ctx, o.token), ...placementObjects(ctx, st), ...gatewayObjects(ctx, st, st.id), entryService(ctx, modelId(st.model))];
+  return [
+    tokenSecret(ctx, o.token), ...placementObjects(ctx, st), ...gatewayObjects(ctx, st, st.id), entryService(ctx, modelId(st.model)),
+    ...(o.serviceMonitor ? [serviceMonitor(o.namespace, { instance: o.name, ...o.serviceMonitor })] : []),
+  ];
 }

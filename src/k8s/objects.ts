@@ -31,11 +31,18 @@ export interface RenderContext {
   modelName: string;
   inputShapes?: Record<string, number[]>;
   queue?: number;
+  /** every hop's codec (`--next-codec`) */
+  codec?: string;
+  /** the gateway's switch strategy */
+  switching?: string;
   entryService: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; port: number };
   /** Secret holding the pipeline's token (key `token`) */
   tokenSecret: string;
   /** how long the gateway holds a request whose chain failed, for replay on the next (ms; default 120000) */
   replayHoldMs?: number;
+  /** the operator's parts service (`http://kerf-operator.NS.svc:8080`): stages whose part it
+   * built (`stage.part`) fetch exactly that part from it */
+  partsUrl?: string;
 }
 
 export const LABEL_MODEL = 'kerf.dev/model';
@@ -69,10 +76,9 @@ function shapeArgs(ctx: RenderContext): string[] {
   return Object.entries(ctx.inputShapes ?? {}).flatMap(([n, d]) => ['--input-shape', `${n}=${d.join('x')}`]);
 }
 
-/** The init container: fetch the model, check its sha256, write it where the runtime reads it. */
+/** The init container of the gateway (and of a one-stage placement): fetch the model, check its sha256. */
 function fetchContainer(ctx: RenderContext, st: PlacementState): Record<string, unknown> {
-  const pvc = /^pvc:\/\/([^/]+)\/(.+)$/.exec(st.model.uri);
-  const source = pvc ? `/kerf/source/${pvc[2]}` : st.model.uri;
+  const { source, pvc } = modelSource(st);
   return {
     name: 'fetch-model',
     image: ctx.image,
@@ -83,6 +89,44 @@ function fetchContainer(ctx: RenderContext, st: PlacementState): Record<string, 
     volumeMounts: [
       { name: 'model', mountPath: MODEL_DIR },
       ...(pvc ? [{ name: 'source', mountPath: '/kerf/source', readOnly: true }] : []),
+    ],
+  };
+}
+
+function modelSource(st: PlacementState): { source: string; pvc: boolean } {
+  const pvc = /^pvc:\/\/([^/]+)\/(.+)$/.exec(st.model.uri);
+  return { source: pvc ? `/kerf/source/${pvc[2]}` : st.model.uri, pvc: !!pvc };
+}
+
+/** Where a stage's ONNX file is in its pod. */
+export const PART_FILE = `${MODEL_DIR}/part.onnx`;
+
+/**
+ * The init container of a stage: it puts exactly the stage's part at PART_FILE. Served: fetched
+ * from the operator (the pipeline's token as bearer) and its sha256 checked. Built: the whole
+ * model fetched (its sha256 checked) and the part cut out of it in the pod; only the part stays.
+ */
+function partContainer(ctx: RenderContext, st: PlacementState, s: PlacementState['stages'][number]): Record<string, unknown> {
+  const served = !!(s.part && ctx.partsUrl);
+  const { source, pvc } = modelSource(st);
+  const command = served
+    ? ['kerf', 'k8s', 'fetch', '--uri', `${ctx.partsUrl}/v1/parts/${s.part!.sha256}`, '--sha256', s.part!.sha256, '--bearer-env', 'KERF_TOKEN', '--attempts', '10', '-o', PART_FILE]
+    : ['kerf', 'k8s', 'fetch', '--uri', source, '--sha256', st.model.sha256, '--cuts', st.cuts.join(','), '--part', String(s.index),
+      ...(s.part ? ['--part-sha256', s.part.sha256] : []), ...shapeArgs(ctx), '-o', PART_FILE];
+  // cutting the part out of the whole model needs the whole model in memory, once
+  const mem = served ? '128Mi' : formatMiB(Math.max(st.gateway.memoryMiB, 256));
+  return {
+    name: 'fetch-part',
+    image: ctx.image,
+    command,
+    ...(served ? { env: tokenEnv(ctx) } : {}),
+    resources: { requests: { cpu: '100m', memory: mem }, limits: { memory: mem } },
+    securityContext: containerSecurity,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [
+      { name: 'model', mountPath: MODEL_DIR },
+      ...(pvc && !served ? [{ name: 'source', mountPath: '/kerf/source', readOnly: true }] : []),
+      ...(served ? [] : [{ name: 'tmp', mountPath: '/tmp' }]),
     ],
   };
 }
@@ -136,21 +180,22 @@ function deployment(ctx: RenderContext, name: string, labels: Record<string, str
 export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObject[] {
   const out: K8sObject[] = [];
   const n = st.stages.length;
-  const cuts = st.cuts.join(',');
   const svcHost = (i: number) => `${stageName(ctx, st.id, i)}.${ctx.namespace}.svc`;
   for (const s of st.stages) {
     const labels = { [LABEL_COMPONENT]: 'stage', [LABEL_PLACEMENT]: st.id, [LABEL_STAGE]: String(s.index) };
+    // a stage of a split runs its part, a standalone model (carried tensors in and out):
+    // no cuts, no shapes (the part's are concrete); one stage runs the whole model
+    const split = st.cuts.length > 0;
     const args = [
-      'worker', '--listen', `0.0.0.0:${PORT_FRAMES}`, '--model', `${MODEL_DIR}/model.onnx`,
-      ...(cuts ? ['--cuts', cuts, '--blocks', `${s.index}..${s.index}`] : []),
-      ...(s.index < n - 1 ? ['--next', `${svcHost(s.index + 1)}:${PORT_FRAMES}`] : []),
+      'worker', '--listen', `0.0.0.0:${PORT_FRAMES}`, '--model', split ? PART_FILE : `${MODEL_DIR}/model.onnx`,
+      ...(s.index < n - 1 ? ['--next', `${svcHost(s.index + 1)}:${PORT_FRAMES}`, ...(ctx.codec ? ['--next-codec', ctx.codec] : [])] : []),
       '--metrics', `0.0.0.0:${PORT_METRICS}`, '--name', `s${s.index}`, '--threads', String(s.threads),
-      ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...shapeArgs(ctx), '--release-model', '--json',
+      ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...(split ? [] : [...shapeArgs(ctx), '--release-model']), '--json',
     ];
     const mem = formatMiB(s.memoryMiB);
     out.push(deployment(ctx, stageName(ctx, st.id, s.index), labels, {
       affinity: pinned(s.hostname),
-      initContainers: [fetchContainer(ctx, st)],
+      initContainers: [st.cuts.length > 0 ? partContainer(ctx, st, s) : fetchContainer(ctx, st)],
       containers: [{
         name: 'worker',
         image: ctx.image,
@@ -209,7 +254,8 @@ export function gatewayObjects(ctx: RenderContext, st: PlacementState, firstPlac
       command: ['kerf'],
       args: [
         'gateway', '--listen', `0.0.0.0:${PORT_OIP}`, '--model', `${MODEL_DIR}/model.onnx`, '--model-name', ctx.modelName,
-        '--blocks', 'none', '--next', first, '--replay', '--replay-hold-ms', String(ctx.replayHoldMs ?? 120_000),
+        '--blocks', 'none', '--next', first, ...(ctx.codec ? ['--next-codec', ctx.codec] : []), ...(ctx.switching ? ['--switch-strategy', ctx.switching] : []),
+        '--replay', '--replay-hold-ms', String(ctx.replayHoldMs ?? 120_000),
         ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...shapeArgs(ctx), '--json',
       ],
       env: tokenEnv(ctx),

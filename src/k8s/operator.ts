@@ -18,6 +18,16 @@ import { leaseStep, type LeaseSpec } from './lease.js';
 import { orphans, reconcile, type GatewayAction, type ObjectRef } from './reconcile.js';
 import { FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION, API_VERSION, type K8sObject, type KerfPipeline } from './types.js';
 import { bodyPending, closeAfterAnswer } from '../util/http.js';
+import { createReadStream, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import { PartStore, type PartSpec } from './parts.js';
+import { agentProber, agentTargets, lastMeasurement, linksConfigMap, measureDue, LINKS_SCHEMA } from './links.js';
+import { measureLinks } from '../cluster/measure.js';
+import { eventKey, eventObject, eventStep, microTime, SERIES_WINDOW_MS, type PipelineEvent, type Posted } from './events.js';
+import { AGENT_PORT } from './manifests.js';
+import type { PlacementState } from './types.js';
 
 export interface OperatorOptions {
   /** a KubeConfig (tests); else `kubeconfig` file; else in-cluster when KUBERNETES_SERVICE_HOST is set; else the default kubeconfig */
@@ -37,6 +47,21 @@ export interface OperatorOptions {
   log?: (event: Record<string, unknown>) => void;
   /** the base URL of a gateway's Service (default http://NAME.NAMESPACE.svc:PORT, what a pod in the cluster resolves) */
   gatewayUrl?: (service: GatewayAction['service']) => string;
+  /** the URL pods reach this operator's parts service at (its Service, e.g.
+   * http://kerf-operator.NS.svc:8080; served on `listen`). Absent: no parts are served and each
+   * stage's init container cuts its part out of the whole model. */
+  partsUrl?: string | ((listenAddress: string) => string);
+  /** where models and parts are cached (default: a directory under the system's temp dir) */
+  partsDir?: string;
+  /** the agents' token (the DaemonSet's Secret kerf-agent-token): with it the leader has the
+   * agents measure the links between their nodes (absent: no measurement) */
+  agentToken?: string;
+  /** measure again this often (s; default 600), and for this long per direction per pair (s; default 1) */
+  measure?: { everyS?: number; seconds?: number };
+  /** post Kubernetes Events (default true; they are logged either way) */
+  events?: boolean;
+  /** "host:port" of the agent on a node (default: its pod's IP and the agent port; tests map to loopback) */
+  agentAddress?: (node: string) => string;
 }
 
 interface Watched { kind: string; apiVersion: string; informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject> }
@@ -59,7 +84,10 @@ export function loadKubeConfig(file?: string): KubeConfig {
 
 export class Operator {
   readonly identity: string;
-  readonly stats = { reconciles: 0, applies: 0, deletes: 0, statusWrites: 0, errors: 0, leaseTransitions: 0 };
+  readonly stats = { reconciles: 0, applies: 0, deletes: 0, statusWrites: 0, errors: 0, leaseTransitions: 0, measurements: 0, events: 0 };
+  private measuring: Promise<void> | null = null;
+  private readonly posted = new Map<string, Posted>();
+  private measureFailedAt = 0;
   leader = false;
   private readonly kc: KubeConfig;
   private readonly objects: KubernetesObjectApi;
@@ -76,6 +104,8 @@ export class Operator {
   /** pipelines (namespace/name) whose next reconcile is due at (ms) */
   private due = new Map<string, number>();
   private readonly log: (e: Record<string, unknown>) => void;
+  /** the parts this replica built (null: no parts service) */
+  readonly parts: PartStore | null;
 
   private constructor(private readonly o: OperatorOptions) {
     this.kc = o.kc ?? loadKubeConfig(o.kubeconfig);
@@ -83,6 +113,8 @@ export class Operator {
     this.custom = this.kc.makeApiClient(CustomObjectsApi);
     this.identity = o.identity ?? process.env.POD_NAME ?? `kerf-operator-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = o.log ?? ((e) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), ...e }) + '\n'));
+    if (o.partsUrl && !o.listen) throw kerfError('KERF_ERR_USAGE', 'the parts service (--parts-url) is served on --listen: give both');
+    this.parts = o.partsUrl ? new PartStore({ dir: o.partsDir ?? join(tmpdir(), `kerf-operator-parts-${process.pid}`), log: this.log }) : null;
   }
 
   /** Start watching and electing; resolves once the first lists are in. */
@@ -148,6 +180,14 @@ export class Operator {
         if (bodyPending(req)) closeAfterAnswer(req, res);
         res.writeHead(code, { 'content-type': type }); res.end(body);
       };
+      const part = /^\/v1\/parts\/([0-9a-f]{64})$/.exec(req.url ?? '');
+      if (part && req.method === 'GET' && this.parts) {
+        this.servePart(req, res, part[1]!).catch((e: unknown) => {
+          this.stats.errors++;
+          if (!res.headersSent) send(500, `${errText(e)}\n`); else res.destroy();
+        });
+        return;
+      }
       if (req.url === '/healthz') return send(200, 'ok\n');
       if (req.url === '/readyz') return send(this.synced ? 200 : 503, this.synced ? 'ok\n' : 'syncing\n');
       if (req.url === '/metrics') {
@@ -163,6 +203,68 @@ export class Operator {
       return send(404, 'not found\n');
     });
     await new Promise<void>((resolve, reject) => { this.server!.once('error', reject); this.server!.listen(Number(m[2]), m[1], () => resolve()); });
+  }
+
+  private partsUrl(): string {
+    const u = this.o.partsUrl!;
+    return typeof u === 'string' ? u : u(this.address!);
+  }
+
+  /** The pipelines whose placements (active, pending, previous) have a stage with this part. */
+  private partOwners(sha: string): { pipeline: KerfPipeline; spec: PartSpec }[] {
+    const out: { pipeline: KerfPipeline; spec: PartSpec }[] = [];
+    for (const p of this.cached(KIND) as KerfPipeline[]) {
+      const st = p.status;
+      for (const s of [st?.active, st?.pending, st?.previous?.state].filter((x): x is PlacementState => !!x)) {
+        const stage = s.stages.find((x) => x.part?.sha256 === sha);
+        if (stage) {
+          const shapes = (p.spec as { model?: { inputShapes?: Record<string, number[]> } }).model?.inputShapes;
+          out.push({ pipeline: p, spec: { uri: s.model.uri, sha256: s.model.sha256, cuts: s.cuts, index: stage.index, ...(shapes ? { inputShapes: shapes } : {}) } });
+        }
+      }
+    }
+    return out;
+  }
+
+  private tokenOf(namespace: string, pipeline: string): string | null {
+    const secret = this.cached('Secret').find((o) => o.metadata.name === `${pipeline}-token` && o.metadata.namespace === namespace);
+    const b64 = (secret as { data?: { token?: string } } | undefined)?.data?.token;
+    return b64 !== undefined ? Buffer.from(b64, 'base64').toString('utf8') : (secret as { stringData?: { token?: string } } | undefined)?.stringData?.token ?? null;
+  }
+
+  /**
+   * `GET /v1/parts/SHA`: a stage's part, to a caller holding the token of a pipeline that runs
+   * it. A replica that did not build it (a follower, or after a restart) builds it from the
+   * pipeline's status.
+   */
+  private async servePart(req: http.IncomingMessage, res: http.ServerResponse, sha: string): Promise<void> {
+    const answer = (code: number, text: string): void => {
+      if (bodyPending(req)) closeAfterAnswer(req, res);
+      res.writeHead(code, { 'content-type': 'text/plain' }); res.end(`${text}\n`);
+    };
+    const built = this.parts!.get(sha);
+    const owners = this.partOwners(sha).map((x) => ({ key: `${x.pipeline.metadata.namespace}/${x.pipeline.metadata.name}`, spec: x.spec as PartSpec | null }));
+    if (built && !owners.some((x) => x.key === built.owner)) owners.push({ key: built.owner, spec: null });
+    if (!owners.length) return answer(404, `part ${sha}: no pipeline runs it`);
+    const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const same = (a: string, b: string): boolean => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+    const owner = auth === undefined ? undefined : owners.find((x) => {
+      const [ns, name] = x.key.split('/') as [string, string];
+      const t = this.tokenOf(ns, name);
+      return t !== null && same(t, auth);
+    });
+    if (!owner) return answer(401, `part ${sha}: send the pipeline's token as bearer`);
+    let file = built;
+    if (!file) {
+      const spec = owners.find((x) => x.spec)?.spec;
+      if (!spec) return answer(404, `part ${sha}: not built here`);
+      await this.parts!.build([spec], owner.key);
+      file = this.parts!.get(sha);
+      if (!file) return answer(503, `part ${sha}: could not be built (${[...this.parts!.failed().values()].map((f) => f.message).join('; ') || 'its bytes differ from the placement\'s'})`);
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(file.ref.bytes), 'x-kerf-part-sha256': sha });
+    createReadStream(file.file).on('error', () => res.destroy()).pipe(res);
+    this.log({ event: 'part-served', part: sha.slice(0, 12), pipeline: owner.key, bytes: file.ref.bytes });
   }
 
   /** Take or renew the Lease; reconcile as soon as this replica leads. */
@@ -236,12 +338,23 @@ export class Operator {
     const objects = ['Deployment', 'Service', 'Secret', 'ConfigMap', 'Pod'].flatMap((k) => this.cached(k));
     const now = new Date();
     let next = Infinity;
+    this.maybeMeasure(objects, now);
     for (const p of pipelines) {
       const key = `${p.metadata.namespace}/${p.metadata.name}`;
       this.stats.reconciles++;
       try {
-        const r = reconcile({ pipeline: p, nodes, objects, now: now.toISOString(), image: this.o.image, newToken: randomBytes(24).toString('base64url') });
-        for (const e of r.events) this.log({ event: 'pipeline', pipeline: key, ...e });
+        const r = reconcile({
+          pipeline: p, nodes, objects, now: now.toISOString(), image: this.o.image, newToken: randomBytes(24).toString('base64url'),
+          ...(this.parts ? { parts: { url: this.partsUrl(), refs: this.parts.refs(), failed: this.parts.failed() } } : {}),
+        });
+        if (r.parts.length && this.parts) {
+          // built beside the loop; the pipeline is reconciled again once they are there
+          void this.parts.build(r.parts, key).then(() => this.schedule());
+        }
+        for (const e of r.events) {
+          this.log({ event: 'pipeline', pipeline: key, ...e });
+          await this.postEvent(p, e);
+        }
         for (const obj of r.apply) {
           await this.objects.patch(obj as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
           this.stats.applies++;
@@ -267,6 +380,68 @@ export class Operator {
       try { await this.remove(d); } catch (e) { this.stats.errors++; this.log({ event: 'delete-error', object: d, error: errText(e) }); }
     }
     if (next < Infinity && !this.closed) setTimeout(() => this.schedule(), next).unref();
+  }
+
+  /**
+   * Have the agents measure the links between their nodes when due (none yet, a node's agent
+   * not measured yet, or older than `measure.everyS`), beside the loop; the result goes into
+   * the MEASURED_LINKS ConfigMap, whose change reconciles every pipeline again.
+   */
+  private maybeMeasure(objects: readonly K8sObject[], now: Date): void {
+    if (!this.o.agentToken || this.measuring || this.closed) return;
+    const everyS = this.o.measure?.everyS ?? 600;
+    if (Date.now() - this.measureFailedAt < Math.min(60_000, everyS * 1000)) return;
+    let targets = agentTargets(objects.filter((o) => o.kind === 'Pod'), AGENT_PORT);
+    if (this.o.agentAddress) targets = targets.map((t) => ({ ...t, address: this.o.agentAddress!(t.node) }));
+    const why = measureDue(lastMeasurement(objects, this.o.namespace), targets, now.toISOString(), everyS);
+    if (!why) return;
+    const seconds = this.o.measure?.seconds ?? 1;
+    const t0 = performance.now();
+    this.log({ event: 'measure-start', nodes: targets.map((t) => t.node), why });
+    this.measuring = (async () => {
+      try {
+        const links = await measureLinks(agentProber(targets, this.o.agentToken!), { seconds });
+        const doc = { schema: LINKS_SCHEMA, measuredAt: new Date().toISOString(), nodes: targets.map((t) => t.node), seconds: Math.round(performance.now() - t0) / 1000, links };
+        if (this.closed || !this.leader) return;
+        await this.objects.patch(linksConfigMap(this.o.namespace, doc) as unknown as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+        this.stats.measurements++;
+        this.log({ event: 'measured', nodes: doc.nodes, links: links.length, seconds: doc.seconds });
+      } catch (e) {
+        this.stats.errors++;
+        this.measureFailedAt = Date.now();
+        this.log({ event: 'measure-error', error: errText(e) });
+      }
+    })().finally(() => {
+      this.measuring = null;
+      if (!this.closed) { const t = setTimeout(() => this.schedule(), everyS * 1000); t.unref(); }
+    });
+  }
+
+  /** Post a Kubernetes Event about a pipeline (a repeat updates the first one's series); failures are logged only. */
+  private async postEvent(p: KerfPipeline, e: PipelineEvent): Promise<void> {
+    if (this.o.events === false) return;
+    const key = eventKey(p, e);
+    const now = Date.now();
+    const posted = this.posted.get(key);
+    try {
+      if (eventStep(posted, now) === 'series') {
+        posted!.count++;
+        posted!.last = now;
+        await this.objects.patch(
+          { apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: posted!.name, namespace: p.metadata.namespace! }, series: { count: posted!.count, lastObservedTime: microTime(new Date(now)) } } as unknown as KubernetesObject,
+          undefined, undefined, FIELD_MANAGER, undefined, PatchStrategy.MergePatch,
+        );
+      } else {
+        const ev = eventObject(p, e, new Date(now), this.identity);
+        await this.objects.create(ev as unknown as KubernetesObject);
+        this.posted.set(key, { name: ev.metadata.name, count: 1, first: now, last: now });
+        if (this.posted.size > 1000) for (const [k, v] of this.posted) if (now - v.last > SERIES_WINDOW_MS) this.posted.delete(k);
+      }
+      this.stats.events++;
+    } catch (err) {
+      this.stats.errors++;
+      this.log({ event: 'event-error', reason: e.reason, error: errText(err) });
+    }
   }
 
   /** Carry out a gateway action (the runtime's failover onto a new chain, with replay). */
@@ -307,6 +482,7 @@ export class Operator {
     this.closed = true;
     for (const t of [this.timer, this.leaseTimer, this.resyncTimer]) if (t) clearTimeout(t);
     await this.running?.catch(() => undefined);
+    await this.measuring?.catch(() => undefined);
     await Promise.all(this.watched.map((w) => w.informer.stop().catch(() => undefined)));
     if (this.leader) {
       try {
@@ -318,7 +494,9 @@ export class Operator {
       } catch { /* the lease expires by itself */ }
       this.leader = false;
     }
+    this.server?.closeAllConnections();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    if (this.parts && !this.o.partsDir) rmSync(this.parts.dir, { recursive: true, force: true });
   }
 }
 

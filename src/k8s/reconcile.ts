@@ -19,16 +19,20 @@ import type { Cluster, ClusterLink, Placement, PlaceModel } from '../plan/place/
 import { checkProfile } from '../profile/schema.js';
 import { checkSpec } from './crd.js';
 import {
-  entryService, gatewayName, gatewayObjects, LABEL_COMPONENT, LABEL_MODEL, LABEL_PIPELINE, LABEL_PLACEMENT, modelId, placementObjects, PORT_FRAMES, PORT_OIP,
+  entryService, gatewayName, gatewayObjects, LABEL_COMPONENT, LABEL_MODEL, LABEL_PIPELINE, LABEL_PLACEMENT, LABEL_STAGE, modelId, placementObjects, PORT_FRAMES, PORT_OIP,
   stageName, tokenSecret, type RenderContext,
 } from './objects.js';
 import { parseQuantity } from './quantity.js';
+import { partKey, servable, type PartSpec } from './parts.js';
+import type { PartRef } from '../cluster/substrate.js';
 import {
   API_VERSION, KIND, type Condition, type K8sObject, type KerfPipeline, type KerfPipelineSpec, type KerfPipelineStatus,
   type LabelSelector, type PlacementState,
 } from './types.js';
 
 const MiB = 2 ** 20;
+/** The ConfigMap the operator writes the links its agents measured into (`links.json`). */
+export const MEASURED_LINKS = 'kerf-measured-links';
 export const DEFAULT_BANDWIDTH_MBPS = 1000;
 export const DEFAULT_RTT_MS = 1;
 export const DEFAULT_TIMEOUT_S = 600;
@@ -50,6 +54,10 @@ export interface ReconcileInput {
   image: string;
   /** the token a new pipeline's Secret gets (random, from the shell); unused once it exists */
   newToken: string;
+  /** the operator's parts service: stages of models it can fetch (http(s)) get exactly their
+   * part from it, built before the placement comes up. Absent: each stage's init container
+   * cuts its part out of the whole model itself. */
+  parts?: { url: string; refs: ReadonlyMap<string, PartRef>; failed: ReadonlyMap<string, { message: string; permanent: boolean }> };
 }
 
 export interface ObjectRef { apiVersion: string; kind: string; namespace?: string; name: string }
@@ -80,6 +88,8 @@ export interface ReconcileResult {
   events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
   /** reconcile again after this many seconds even if nothing changes (a drain or timeout ends) */
   requeueAfterSeconds: number | null;
+  /** parts the shell should build (then reconcile again): a placement waits for them */
+  parts: PartSpec[];
 }
 
 const ms = (t: string): number => Date.parse(t);
@@ -154,8 +164,102 @@ class Blocked extends Error {
 
 interface Candidate { state: PlacementState; links: NonNullable<KerfPipelineStatus['links']> }
 
+/** Memory (bytes) the pods of the namespace other than `pipeline`'s ask for, per node. */
+function otherPodsMemory(objects: readonly K8sObject[], pipeline: string): Map<string, number> {
+  const used = new Map<string, number>();
+  for (const pod of objects) {
+    if (pod.kind !== 'Pod' || pod.metadata.labels?.[LABEL_PIPELINE] === pipeline) continue;
+    const node = get(pod, 'spec', 'nodeName');
+    const phase = get(pod, 'status', 'phase');
+    if (typeof node !== 'string' || phase === 'Succeeded' || phase === 'Failed') continue;
+    for (const c of (get(pod, 'spec', 'containers') as Obj[] | undefined) ?? []) {
+      const r = get(c, 'resources', 'requests', 'memory');
+      if (r !== undefined) used.set(node, (used.get(node) ?? 0) + parseQuantity(r, `pod ${pod.metadata.name}`));
+    }
+  }
+  return used;
+}
+
+/** Memory (bytes) the stages of placements hold per node (those on `skip` nodes not counted). */
+function heldBy(states: readonly (PlacementState | null | undefined)[], skip: ReadonlySet<string> = new Set()): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const st of states) for (const s of st?.stages ?? []) if (!skip.has(s.node)) out.set(s.node, (out.get(s.node) ?? 0) + s.memoryMiB * MiB);
+  return out;
+}
+
+/**
+ * A staged placement (two placements do not fit side by side): which of the old placements'
+ * stages must stop to make room for it, and which of its own stages may be created now (their
+ * node has room: the old stages that held it are gone).
+ */
+function stagedRoom(pend: PlacementState, old: readonly PlacementState[], nodes: readonly K8sObject[], objects: readonly K8sObject[], pipeline: string): { evict: Set<string>; admit: Set<number>; waiting: string[] } {
+  const others = otherPodsMemory(objects, pipeline);
+  const evict = new Set<string>();
+  const admit = new Set<number>();
+  const waiting: string[] = [];
+  const byNode = new Map<string, PlacementState['stages']>();
+  for (const s of pend.stages) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
+  for (const [node, stages] of byNode) {
+    const n = nodes.find((x) => x.metadata.name === node);
+    const alloc = n ? parseQuantity(get(n, 'status', 'allocatable', 'memory') ?? '0', `node ${node} allocatable memory`) : 0;
+    const mine = stages.reduce((a, s) => a + s.memoryMiB * MiB, 0);
+    const oldHere = old.flatMap((st) => st.stages.filter((s) => s.node === node).map((s) => ({ st, s })));
+    const held = oldHere.reduce((a, x) => a + x.s.memoryMiB * MiB, 0);
+    if ((others.get(node) ?? 0) + held + mine <= alloc) { for (const s of stages) admit.add(s.index); continue; }
+    for (const x of oldHere) evict.add(`${x.st.id}/${x.s.index}`);
+    // created once the old pods on the node are gone (their memory given back)
+    const still = objects.filter((o) => o.kind === 'Pod' && get(o, 'spec', 'nodeName') === node && oldHere.some((x) => o.metadata.labels?.[LABEL_PLACEMENT] === x.st.id && o.metadata.labels?.[LABEL_STAGE] === String(x.s.index)));
+    if (still.length) waiting.push(`s${stages.map((s) => s.index).join(',s')} on ${node} waits for ${still.map((o) => o.metadata.name).join(', ')} to stop`);
+    else for (const s of stages) admit.add(s.index);
+  }
+  return { evict, admit, waiting };
+}
+
+/** The links between `names`, per direction, and where each comes from (for the status). */
+function nodeLinks(spec: KerfPipelineSpec, objects: readonly K8sObject[], ns: string, names: readonly string[]): { links: ClusterLink[]; statusLinks: NonNullable<KerfPipelineStatus['links']> } {
+  // links, per direction: the spec's ConfigMap (an override) where it names one, else what the
+  // agents measured (MEASURED_LINKS), else the spec's default
+  const parseLinks = (text: string | null, where: string, notFound: string): Map<string, ClusterLink> => {
+    const out = new Map<string, ClusterLink>();
+    if (text === null) throw new Blocked('LinksNotFound', notFound);
+    let doc: unknown;
+    try { doc = JSON.parse(text); } catch (e) { throw new Blocked('InvalidLinks', `${where}: not JSON (${(e as Error).message})`); }
+    const list = Array.isArray(doc) ? doc : get(doc, 'links');
+    if (!Array.isArray(list)) throw new Blocked('InvalidLinks', `${where}: expected a list of links or {links: [...]}`);
+    for (const [i, l] of list.entries()) {
+      if (typeof get(l, 'from') !== 'string' || typeof get(l, 'to') !== 'string' || !((get(l, 'bandwidthMbps') as number) > 0)) {
+        throw new Blocked('InvalidLinks', `${where}: links[${i}] needs from, to and bandwidthMbps > 0`);
+      }
+      const link = l as ClusterLink;
+      out.set(`${link.from}\0${link.to}`, { from: link.from, to: link.to, bandwidthMbps: link.bandwidthMbps, rttMs: link.rttMs ?? 0 });
+    }
+    return out;
+  };
+  const ref = spec.network?.linksConfigMapRef;
+  const override = ref
+    ? parseLinks(configMapValue(objects, ns, ref, 'links.json'), `ConfigMap ${ref.name}`, `ConfigMap ${ref.name} (key ${ref.key ?? 'links.json'}) with the links is not in namespace ${ns}`)
+    : new Map<string, ClusterLink>();
+  const measuredText = configMapValue(objects, ns, { name: MEASURED_LINKS }, 'links.json');
+  const measured = measuredText === null ? new Map<string, ClusterLink>() : parseLinks(measuredText, `ConfigMap ${MEASURED_LINKS}`, '');
+  const links: ClusterLink[] = [];
+  const statusLinks: NonNullable<KerfPipelineStatus['links']> = [];
+  for (const a of names) {
+    for (const b of names) {
+      if (a === b) continue;
+      const [fwd, back] = [`${a}\0${b}`, `${b}\0${a}`];
+      const [m, source] = override.get(fwd) ? [override.get(fwd)!, 'override' as const] : measured.get(fwd) ? [measured.get(fwd)!, 'measured' as const]
+        : override.get(back) ? [override.get(back)!, 'override' as const] : measured.get(back) ? [measured.get(back)!, 'measured' as const] : [null, 'default' as const];
+      const l = m ? { from: a, to: b, bandwidthMbps: m.bandwidthMbps, rttMs: m.rttMs ?? 0 }
+        : { from: a, to: b, bandwidthMbps: spec.network?.bandwidthMbps ?? DEFAULT_BANDWIDTH_MBPS, rttMs: spec.network?.rttMs ?? DEFAULT_RTT_MS };
+      links.push(l);
+      statusLinks.push({ ...l, source });
+    }
+  }
+  return { links, statusLinks };
+}
+
 /** Place the pipeline's model on the nodes that may take stages now. */
-function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sObject[], objects: readonly K8sObject[], trouble: Map<string, { lost: boolean; why: string } | null>, now: string, reason: PlacementState['reason']): Candidate {
+function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sObject[], objects: readonly K8sObject[], trouble: Map<string, { lost: boolean; why: string } | null>, now: string, reason: PlacementState['reason'], reserved: ReadonlyMap<string, number> = new Map()): Candidate {
   const ns = p.metadata.namespace ?? 'default';
   const profText = configMapValue(objects, ns, spec.model.profile.configMapRef, 'profile.json');
   if (profText === null) throw new Blocked('ProfileNotFound', `ConfigMap ${spec.model.profile.configMapRef.name} (key ${spec.model.profile.configMapRef.key ?? 'profile.json'}) with the model's profile is not in namespace ${ns}`);
@@ -171,18 +275,10 @@ function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sOb
   }
   const stageCpu = spec.stageCpu ?? 1;
   const refCpus = spec.referenceCpus ?? 1;
-  // memory other workloads of the namespace already asked for on each node
-  const used = new Map<string, number>();
-  for (const pod of objects) {
-    if (pod.kind !== 'Pod' || pod.metadata.labels?.[LABEL_PIPELINE] === p.metadata.name) continue;
-    const node = get(pod, 'spec', 'nodeName');
-    const phase = get(pod, 'status', 'phase');
-    if (typeof node !== 'string' || phase === 'Succeeded' || phase === 'Failed') continue;
-    for (const c of (get(pod, 'spec', 'containers') as Obj[] | undefined) ?? []) {
-      const r = get(c, 'resources', 'requests', 'memory');
-      if (r !== undefined) used.set(node, (used.get(node) ?? 0) + parseQuantity(r, `pod ${pod.metadata.name}`));
-    }
-  }
+  // memory other workloads of the namespace already asked for on each node, and what this
+  // pipeline's running placements hold while the new one comes up beside them
+  const used = otherPodsMemory(objects, p.metadata.name);
+  for (const [n, b] of reserved) used.set(n, (used.get(n) ?? 0) + b);
   const eligible = nodes.filter((n) => trouble.get(n.metadata.name) === null && selectorMatches(spec.nodeSelector, n.metadata.labels ?? {}));
   const entryNode = spec.entry?.node ?? null;
   if (entryNode !== null) {
@@ -202,35 +298,7 @@ function placeNow(p: KerfPipeline, spec: KerfPipelineSpec, nodes: readonly K8sOb
     return { name, memoryMB: Math.max(Math.floor(memBytes / MiB), 1), speed: Math.max(cpu, 0.01) / refCpus };
   });
   if (entryNode !== null && !clusterNodes.some((n) => n.name === entryNode)) clusterNodes.push({ name: entryNode, memoryMB: 1, speed: 1 });
-  // links: measured where given, the default elsewhere (every two nodes)
-  const measured = new Map<string, ClusterLink>();
-  if (spec.network?.linksConfigMapRef) {
-    const text = configMapValue(objects, ns, spec.network.linksConfigMapRef, 'links.json');
-    if (text === null) throw new Blocked('LinksNotFound', `ConfigMap ${spec.network.linksConfigMapRef.name} (key ${spec.network.linksConfigMapRef.key ?? 'links.json'}) with the measured links is not in namespace ${ns}`);
-    let doc: unknown;
-    try { doc = JSON.parse(text); } catch (e) { throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: not JSON (${(e as Error).message})`); }
-    const list = Array.isArray(doc) ? doc : get(doc, 'links');
-    if (!Array.isArray(list)) throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: expected a list of links or {links: [...]}`);
-    for (const [i, l] of list.entries()) {
-      if (typeof get(l, 'from') !== 'string' || typeof get(l, 'to') !== 'string' || !((get(l, 'bandwidthMbps') as number) > 0)) {
-        throw new Blocked('InvalidLinks', `ConfigMap ${spec.network.linksConfigMapRef.name}: links[${i}] needs from, to and bandwidthMbps > 0`);
-      }
-      const link = l as ClusterLink;
-      measured.set(`${link.from}\0${link.to}`, { from: link.from, to: link.to, bandwidthMbps: link.bandwidthMbps, rttMs: link.rttMs ?? 0 });
-    }
-  }
-  const links: ClusterLink[] = [];
-  const statusLinks: NonNullable<KerfPipelineStatus['links']> = [];
-  for (const a of clusterNodes) {
-    for (const b of clusterNodes) {
-      if (a.name >= b.name) continue;
-      const m = measured.get(`${a.name}\0${b.name}`) ?? measured.get(`${b.name}\0${a.name}`);
-      const l = m ? { from: a.name, to: b.name, bandwidthMbps: m.bandwidthMbps, rttMs: m.rttMs ?? 0 }
-        : { from: a.name, to: b.name, bandwidthMbps: spec.network?.bandwidthMbps ?? DEFAULT_BANDWIDTH_MBPS, rttMs: spec.network?.rttMs ?? DEFAULT_RTT_MS };
-      links.push(l);
-      statusLinks.push({ ...l, rttMs: l.rttMs, source: m ? 'measured' : 'default' });
-    }
-  }
+  const { links, statusLinks } = nodeLinks(spec, objects, ns, clusterNodes.map((n) => n.name));
   const cluster: Cluster = validateCluster({
     schema: 'kerf.cluster/v1', nodes: clusterNodes, links,
     ...(entryNode !== null ? { entry: entryNode } : {}),
@@ -342,7 +410,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   const events: ReconcileResult['events'] = [];
   const actions: GatewayAction[] = [];
   if (p.metadata.deletionTimestamp) {
-    return { apply: [], delete: ownedAll.map(ref), status: null, actions: [], events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null };
+    return { apply: [], delete: ownedAll.map(ref), status: null, actions: [], events: [{ type: 'Normal', reason: 'Deleting', message: `deleting ${ownedAll.length} object(s)` }], requeueAfterSeconds: null, parts: [] };
   }
   const prev = p.status ?? {};
   const generation = p.metadata.generation ?? 0;
@@ -378,14 +446,61 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   let placed: Omit<Condition, 'lastTransitionTime'> | null = null;
   let degraded: Omit<Condition, 'lastTransitionTime'> = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'every stage is on a healthy node' };
   const tryPlace = (reason: PlacementState['reason']): Candidate | Blocked => {
+    // beside what runs: the running placements' stages keep their memory until the switch
+    // (a lost node's give theirs back); when the two do not fit, a rollout or failover is
+    // staged — each new stage replaces the old ones on its node — and a replan is not taken
+    const lostNodes = new Set([...trouble].filter(([, t]) => t?.lost).map(([n]) => n));
+    const reserved = heldBy([status.active, status.previous?.state], lostNodes);
     try {
-      return placeNow(p, spec!, input.nodes, input.objects, trouble, now, reason);
+      return placeNow(p, spec!, input.nodes, input.objects, trouble, now, reason, reserved);
     } catch (e) {
-      if (e instanceof Blocked) return e;
-      throw e;
+      if (!(e instanceof Blocked)) throw e;
+      if (reserved.size === 0 || e.reason !== 'Unplaceable' || reason === 'replan' || reason === 'initial') return e;
+      try {
+        const c = placeNow(p, spec!, input.nodes, input.objects, trouble, now, reason);
+        c.state.staged = true;
+        return c;
+      } catch (e2) {
+        if (e2 instanceof Blocked) return e2;
+        throw e2;
+      }
     }
   };
+  const wantParts: PartSpec[] = [];
+  /** Give each stage of `c` its part, built by the operator; false while they are being built or when they failed. */
+  const withParts = (c: Candidate): boolean => {
+    if (!input.parts || !servable(c.state.model.uri) || c.state.cuts.length === 0) return true;
+    const specs = c.state.stages.map((s) => ({
+      uri: c.state.model.uri, sha256: c.state.model.sha256, cuts: c.state.cuts, index: s.index,
+      ...(spec!.model.inputShapes ? { inputShapes: spec!.model.inputShapes } : {}),
+    }));
+    const failed = specs.map((x) => input.parts!.failed.get(partKey(x))).find((f) => f);
+    if (failed) {
+      const message = `the parts of placement ${c.state.id} could not be built: ${failed.message}`;
+      events.push({ type: 'Warning', reason: 'PartsFailed', message });
+      if (failed.permanent && c.state.reason !== 'failover') {
+        status.failed = { sha256: c.state.model.sha256, specGeneration: generation, message };
+        if (status.active) {
+          status.rollout = { from: status.active.model.version, to: c.state.model.version, phase: 'Failed', message: `version ${status.active.model.version} keeps serving; ${message}`, at: now };
+        }
+      } else {
+        placed = { type: 'Placed', status: 'False', reason: 'PartsFailed', message };
+        soon(RETRY_S);
+      }
+      return false;
+    }
+    const missing = specs.filter((x) => !input.parts!.refs.has(partKey(x)));
+    if (missing.length) {
+      wantParts.push(...missing);
+      placed = { type: 'Placed', status: status.active ? 'True' : 'False', reason: 'BuildingParts', message: `building the parts of placement ${c.state.id} (${missing.length} of ${specs.length} to go)` };
+      soon(2);
+      return false;
+    }
+    c.state.stages = c.state.stages.map((s, i) => ({ ...s, part: input.parts!.refs.get(partKey(specs[i]!))! }));
+    return true;
+  };
   const startPending = (c: Candidate): void => {
+    if (!withParts(c)) return;
     status.pending = c.state;
     status.links = c.links;
     events.push({ type: 'Normal', reason: 'Placing', message: `${c.state.reason}: placement ${c.state.id}, ${c.state.stages.length} stage(s) on ${c.state.stages.map((s) => s.node).join(', ')}, predicted ${c.state.predictedThroughput.toFixed(2)} req/s` });
@@ -501,9 +616,32 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     }
   }
 
+  // the links as known now (measured ones change without a re-placement), between the nodes that may take stages
+  if (spec) {
+    const names = input.nodes.filter((n) => trouble.get(n.metadata.name) === null && selectorMatches(spec!.nodeSelector, n.metadata.labels ?? {})).map((n) => n.metadata.name);
+    if (spec.entry?.node && !names.includes(spec.entry.node)) names.push(spec.entry.node);
+    try { status.links = nodeLinks(spec, input.objects, ns, names).statusLinks; } catch (e) { if (!(e instanceof Blocked)) throw e; }
+  }
+
   // the previous placement: kept until its drain ends
   if (status.previous && ms(now) >= ms(status.previous.retireAt)) status.previous = null;
   if (status.previous) soon(Math.max(1, secondsBetween(now, status.previous.retireAt)));
+
+  // a staged placement: old stages stop where the new ones need their memory; new ones come up as it frees
+  const oldStates = [status.active, status.previous?.state].filter((x): x is PlacementState => !!x);
+  const room = status.pending?.staged ? stagedRoom(status.pending, oldStates, input.nodes, input.objects, name) : null;
+  if (room && status.pending) {
+    const stopping = oldStates.flatMap((st) => st.stages.filter((s) => room.evict.has(`${st.id}/${s.index}`)).map((s) => ({ st, s })))
+      .filter(({ st, s }) => input.objects.some((o) => o.kind === 'Deployment' && o.metadata.name === stageName({ pipeline: name } as RenderContext, st.id, s.index)));
+    if (stopping.length) {
+      events.push({ type: 'Warning', reason: 'MakingRoom', message: `placement ${status.pending.id} does not fit beside what runs: stopping ${stopping.map(({ st, s }) => `version ${st.model.version} s${s.index} on ${s.node}`).join(', ')} to make room (stage by stage)` });
+    }
+    if (status.rollout?.phase === 'Progressing' || status.pending.reason === 'failover') {
+      const msg = `staged (the two placements do not fit side by side): ${room.admit.size} of ${status.pending.stages.length} stage(s) created${room.waiting.length ? `; ${room.waiting.join('; ')}` : ''}`;
+      if (status.rollout?.phase === 'Progressing') status.rollout = { ...status.rollout, message: msg };
+    }
+    if (room.waiting.length) soon(2);
+  }
 
   // desired objects
   const desired: K8sObject[] = [];
@@ -516,15 +654,26 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       image: sp.image ?? input.image, modelName: sp.model?.name ?? name,
       ...(sp.model?.inputShapes ? { inputShapes: sp.model.inputShapes } : {}),
       ...(sp.defaults?.queue ? { queue: sp.defaults.queue } : {}),
+      ...(sp.defaults?.codec ? { codec: sp.defaults.codec } : {}), ...(sp.defaults?.switching ? { switching: sp.defaults.switching } : {}),
       entryService: { type: sp.entry?.service?.type ?? 'ClusterIP', port: sp.entry?.service?.port ?? 8000 },
       tokenSecret: `${name}-token`,
       ...(sp.failover?.holdSeconds ? { replayHoldMs: sp.failover.holdSeconds * 1000 } : {}),
+      ...(input.parts ? { partsUrl: input.parts.url } : {}),
     };
     if (serving) {
       const existing = input.objects.find((o) => o.kind === 'Secret' && o.metadata.name === ctx.tokenSecret);
       if (!existing) desired.push(tokenSecret(ctx, input.newToken));
       const states = [status.active, status.pending, status.previous?.state].filter((x): x is PlacementState => !!x);
-      for (const st of states) desired.push(...placementObjects(ctx, st));
+      for (const st of states) {
+        for (const o of placementObjects(ctx, st)) {
+          const stage = o.metadata.labels?.[LABEL_STAGE];
+          if (room && o.kind === 'Deployment') {
+            if (st === status.pending && !room.admit.has(Number(stage))) continue;
+            if (st !== status.pending && room.evict.has(`${st.id}/${stage}`)) continue;
+          }
+          desired.push(o);
+        }
+      }
       // one gateway per model version, sending to the first stage of that version's serving placement
       for (const vid of new Set(states.map((st) => modelId(st.model)))) {
         const first = states.find((st) => modelId(st.model) === vid)!;
@@ -565,7 +714,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
     : { type: 'RolloutInProgress', status: 'False', reason: 'NoRollout', message: 'nothing to roll out' };
   status.conditions = [ready, placed, degraded, rolling].map((c) => condition(pc, { ...c, observedGeneration: generation }, now));
   status.activeVersion = status.active?.model.version ?? null;
-  return { apply, delete: del, status, actions, events, requeueAfterSeconds: requeue };
+  return { apply, delete: del, status, actions, events, requeueAfterSeconds: requeue, parts: wantParts };
 }
 
 function describe(st: PlacementState): string {

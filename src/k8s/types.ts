@@ -80,8 +80,10 @@ export interface KerfPipelineSpec {
   /** links between nodes: measured ones from a ConfigMap (`links.json`: kerf.cluster/v1 links),
    * the rest at the default */
   network?: { bandwidthMbps?: number; rttMs?: number; linksConfigMapRef?: { name: string; key?: string } };
-  /** defaults of the runtime's pods */
-  defaults?: { queue?: number; threads?: number };
+  /** defaults of the runtime's pods: queue and threads of every stage; the codec of every hop
+   * (the gateway's and each stage's `--next-codec`, e.g. `lz4`, `fp16+zstd/lz4`); the
+   * gateway's switch strategy (`pause-resume`, `standby`, `on-demand`, `hot-swap`) */
+  defaults?: { queue?: number; threads?: number; codec?: string; switching?: 'pause-resume' | 'standby' | 'on-demand' | 'hot-swap' };
   rollout?: { timeoutSeconds?: number; drainSeconds?: number };
   /** how long the gateway holds a request whose chain failed, waiting to replay it on the next (default 120) */
   failover?: { holdSeconds?: number };
@@ -112,6 +114,9 @@ export interface StatusStage {
   cpuMilli: number;
   threads: number;
   computeSeconds: number;
+  /** the stage's part (the ONNX of exactly its segment) as the operator built and serves it;
+   * absent: the init container cuts it out of the whole model */
+  part?: { sha256: string; bytes: number };
 }
 
 /** A placement the operator runs or brings up: one set of Deployments and Services. */
@@ -131,6 +136,9 @@ export interface PlacementState {
   startedAt: string;
   /** the pipeline's spec generation it was made for */
   specGeneration: number;
+  /** it does not fit beside the placement it replaces: brought up stage by stage, each new
+   * stage after the old ones on its node stopped */
+  staged?: boolean;
 }
 
 export interface KerfPipelineStatus {
@@ -143,7 +151,8 @@ export interface KerfPipelineStatus {
   pending?: PlacementState | null;
   /** the placement just replaced, kept until `retireAt` so requests in flight on it finish */
   previous?: { id: string; state: PlacementState; retireAt: string } | null;
-  links?: { from: string; to: string; bandwidthMbps: number; rttMs: number; source: 'measured' | 'default' }[];
+  /** every direction between the nodes placed on: from the spec's links ConfigMap (override), measured by the agents, or the spec's default */
+  links?: { from: string; to: string; bandwidthMbps: number; rttMs: number; source: 'override' | 'measured' | 'default' }[];
   /** the last node loss: when the node's trouble began (its Ready condition), when the operator
    * saw it, placed again, and switched the gateway onto the new chain */
   lastFailover?: { node: string; reason: string; lostAt?: string; detectedAt: string; placedAt?: string; switchedAt?: string; seconds?: number } | null;

@@ -9,6 +9,8 @@
  * always a candidate, so with no codec data every figure is the plain `bytes ÷ bandwidth`.
  */
 
+import { hopBusyS, hopS } from './cost.js';
+
 /** Codec measurements of one system, per codec and block (what `kerf profile --codecs` wrote). */
 export interface SystemCodecs {
   names: string[];
@@ -33,9 +35,27 @@ export interface HopChoice {
   seconds: number;
 }
 
-/** Seconds a hop costs with one codec: round trip, encode, coded bytes at the bandwidth, decode. */
+/** What a plan's transfer and a placement's link record of a coded hop (absent when raw). */
+export interface CodedHop {
+  /** the codec the hop uses when not raw, what it does and costs (its `seconds` include them) */
+  codec?: string;
+  lossy?: boolean;
+  ratio?: number;
+  wireBytes?: number;
+  encodeS?: number;
+  decodeS?: number;
+}
+
+/** The CodedHop fields of a choice: none for raw. */
+export function codedHopFields(ch: HopChoice): CodedHop {
+  if (ch.codec === 'none') return {};
+  return { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS };
+}
+
+/** Seconds a hop costs with one codec: round trip, encode, coded bytes at the bandwidth, decode
+ * (src/plan/cost.ts `hopS`, the one hop price). */
 export function codecHopS(bytes: number, rttS: number, bytesPerS: number, ratio = 1, encodeS = 0, decodeS = 0): number {
-  return rttS + encodeS + bytes / ratio / bytesPerS + decodeS;
+  return hopS(bytes, rttS, bytesPerS, { ratio, encodeS, decodeS });
 }
 
 /**
@@ -55,34 +75,54 @@ export function codecPairs(sender: SystemCodecs | undefined, receiver: SystemCod
 
 /**
  * Transfer seconds of `bytes` (the output of `block`, -1 for the model input) over a hop of
- * `bytesPerS`, with the cheapest allowed codec; the round trip is not included. Raw wins ties.
+ * `bytesPerS` with a fixed `overheadS` per message, with the cheapest allowed codec: `hopBusyS`
+ * of src/plan/cost.ts; the round trip is not included. Raw wins ties.
  */
-export function transferS(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, pairs: Int32Array): number {
-  let best = bytes / bytesPerS;
-  if (block < 0 || pairs.length === 0 || bytes === 0) return best;
-  for (let i = 0; i < pairs.length; i += 2) {
-    const k = pairs[i]!, j = pairs[i + 1]!;
-    const r = sender!.ratio[k]![block]!;
-    if (!(r > 0)) continue;
-    const s = sender!.encodeS[k]![block]! + bytes / r / bytesPerS + receiver!.decodeS[j]![block]!;
-    if (s < best) best = s;
+export function transferS(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, pairs: Int32Array, overheadS = 0): number {
+  let best = hopBusyS(bytes, bytesPerS);
+  if (block >= 0 && pairs.length > 0 && bytes !== 0) {
+    for (let i = 0; i < pairs.length; i += 2) {
+      const k = pairs[i]!, j = pairs[i + 1]!;
+      const r = sender!.ratio[k]![block]!;
+      if (!(r > 0)) continue;
+      const s = hopBusyS(bytes, bytesPerS, { ratio: r, encodeS: sender!.encodeS[k]![block]!, decodeS: receiver!.decodeS[j]![block]! });
+      if (s < best) best = s;
+    }
   }
+  return overheadS === 0 ? best : best + overheadS;
+}
+
+/** The same choice as `transferS`, described (`seconds` includes `overheadS`). */
+export function chooseCodec(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, pairs: Int32Array, overheadS = 0): HopChoice {
+  let best: HopChoice = { codec: 'none', lossy: false, ratio: 1, wireBytes: bytes, encodeS: 0, decodeS: 0, seconds: hopBusyS(bytes, bytesPerS) };
+  if (block >= 0 && pairs.length > 0 && bytes !== 0) {
+    for (let i = 0; i < pairs.length; i += 2) {
+      const k = pairs[i]!, j = pairs[i + 1]!;
+      const r = sender!.ratio[k]![block]!;
+      if (!(r > 0)) continue;
+      const enc = sender!.encodeS[k]![block]!, dec = receiver!.decodeS[j]![block]!;
+      const s = hopBusyS(bytes, bytesPerS, { ratio: r, encodeS: enc, decodeS: dec });
+      if (s < best.seconds) best = { codec: sender!.names[k]!, lossy: sender!.lossy[k]!, ratio: r, wireBytes: bytes / r, encodeS: enc, decodeS: dec, seconds: s };
+    }
+  }
+  if (overheadS !== 0) best.seconds += overheadS;
   return best;
 }
 
-/** The same choice as `transferS`, described. */
-export function chooseCodec(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, pairs: Int32Array): HopChoice {
-  let best: HopChoice = { codec: 'none', lossy: false, ratio: 1, wireBytes: bytes, encodeS: 0, decodeS: 0, seconds: bytes / bytesPerS };
-  if (block < 0 || pairs.length === 0 || bytes === 0) return best;
-  for (let i = 0; i < pairs.length; i += 2) {
-    const k = pairs[i]!, j = pairs[i + 1]!;
-    const r = sender!.ratio[k]![block]!;
-    if (!(r > 0)) continue;
-    const enc = sender!.encodeS[k]![block]!, dec = receiver!.decodeS[j]![block]!;
-    const s = enc + bytes / r / bytesPerS + dec;
-    if (s < best.seconds) best = { codec: sender!.names[k]!, lossy: sender!.lossy[k]!, ratio: r, wireBytes: bytes / r, encodeS: enc, decodeS: dec, seconds: s };
-  }
-  return best;
+/**
+ * A hop with one given codec (`none`: raw), described; null when the sender or the receiver did
+ * not measure it on this block's output. Pareto fronts price every codec of the device's hop
+ * with it, not only the cheapest.
+ */
+export function codecChoice(bytes: number, bytesPerS: number, block: number, sender: SystemCodecs | undefined, receiver: SystemCodecs | undefined, name: string, overheadS = 0): HopChoice | null {
+  if (name === 'none') return chooseCodec(bytes, bytesPerS, -1, sender, receiver, new Int32Array(0), overheadS);
+  if (block < 0 || bytes === 0) return null;
+  const k = sender?.names.indexOf(name) ?? -1, j = receiver?.names.indexOf(name) ?? -1;
+  if (k < 0 || j < 0) return null;
+  const r = sender!.ratio[k]![block]!, enc = sender!.encodeS[k]![block]!, dec = receiver!.decodeS[j]![block]!;
+  if (!(r > 0) || !(enc >= 0) || !(dec >= 0)) return null;
+  const s = hopBusyS(bytes, bytesPerS, { ratio: r, encodeS: enc, decodeS: dec }, overheadS);
+  return { codec: name, lossy: sender!.lossy[k]!, ratio: r, wireBytes: bytes / r, encodeS: enc, decodeS: dec, seconds: s };
 }
 
 /**

@@ -41,9 +41,43 @@ export function tierServiceS(blocksS: number, terms: TierTerms | undefined, fact
   return factor * (blocksS + (runs ? t.callOverheadS ?? 0 : 0)) + (t.fixedS ?? 0) + (t.wireSPerByte ?? 0) * bytes;
 }
 
-/** Seconds one hop costs: its round-trip time, once, plus the bytes at its bandwidth. */
-export function hopS(bytes: number, rttS: number, bytesPerS: number): number {
-  return rttS + bytes / bytesPerS;
+/** What a codec does to one hop's message: raw ÷ coded bytes, and the sender's encode and the
+ * receiver's decode seconds (src/plan/codec-cost.ts chooses it). */
+export interface HopCoding {
+  ratio: number;
+  encodeS: number;
+  decodeS: number;
+}
+
+/**
+ * Seconds one message keeps a hop busy: encode + coded bytes ÷ bandwidth + decode + the link's
+ * fixed cost per message (framing, syscalls; 0 unless the cluster or network file gives one).
+ * This is the hop's stage time in a pipeline (its share of the throughput bottleneck); the
+ * round trip is latency, not occupancy, and is added by `hopS` only.
+ */
+export function hopBusyS(bytes: number, bytesPerS: number, coding?: HopCoding, overheadS = 0): number {
+  const t = coding ? coding.encodeS + bytes / coding.ratio / bytesPerS + coding.decodeS : bytes / bytesPerS;
+  return overheadS === 0 ? t : t + overheadS;
+}
+
+/**
+ * Seconds one hop adds to a request's latency: `latencyS` (its share of the round trip, see
+ * `hopLatencyS`) plus `hopBusyS`. The planner, the adapt controller, the placer and the demo
+ * price every hop with this function.
+ */
+export function hopS(bytes: number, latencyS: number, bytesPerS: number, coding?: HopCoding, overheadS = 0): number {
+  return latencyS + hopBusyS(bytes, bytesPerS, coding, overheadS);
+}
+
+/**
+ * The share of a hop's round trip charged to one crossing. A request crosses every hop of the
+ * pipeline once and its answer crosses back (kerf's workers reply to their caller, and the link
+ * emulator delays rtt/2 each way), so a hop's rtt is paid once per request: all of it on the
+ * way out when the answer's return is not priced (Scission's model, `returned` false), half
+ * out and half back when it is (`--return-result`, the placer with an entry node).
+ */
+export function hopLatencyS(rttS: number, returned: boolean): number {
+  return returned ? rttS / 2 : rttS;
 }
 
 /** Check a TierTerms value, naming `where` in the error text returned (null when fine). */

@@ -14,6 +14,8 @@ export interface PlanMeta {
   /** the network file's name, for the record */
   networkSource?: string | undefined;
   criteria?: Record<string, unknown> | undefined;
+  /** the Pareto front (planPareto), when asked for */
+  pareto?: readonly RankedPlacement[] | undefined;
 }
 
 /** The plan document (`kerf.plan/v1`): the best placement on top, all ranked below; frozen. */
@@ -37,6 +39,7 @@ export function planDocument(ranked: readonly RankedPlacement[], net: Network, m
     network: { ...(meta.networkSource !== undefined ? { source: meta.networkSource } : {}), links },
     criteria: meta.criteria ?? {},
     ranked: [...ranked],
+    ...(meta.pareto ? { pareto: [...meta.pareto] } : {}),
   };
   return deepFreeze(doc);
 }

@@ -9,3 +9,4 @@ export * from './document.js';
 export * from './scission.js';
 export * from './cost.js';
 export * from './validate.js';
+export * from './pareto.js';

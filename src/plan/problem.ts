@@ -20,8 +20,9 @@ export interface ProblemOptions {
   terms?: Record<string, Omit<TierTerms, 'callOverheadS'>> | undefined;
 }
 
-/** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one). */
-function systemCodecs(p: Profile, L: number, load: number): SystemCodecs | undefined {
+/** A profile's codec measurements as per-codec, per-block arrays (NaN where a block lacks one);
+ * times × `load`. The planner and the adapt controller read profiles' codecs with it. */
+export function systemCodecs(p: Profile, L: number, load: number): SystemCodecs | undefined {
   const names: string[] = [];
   const lossy: boolean[] = [];
   for (const b of p.blocks) {

@@ -1,7 +1,7 @@
 import { kerfError } from '../errors.js';
 import { findNetworkLink } from './network.js';
-import { tierServiceS } from './cost.js';
-import { chooseCodec, codecPairs, transferS, type HopChoice } from './codec-cost.js';
+import { hopLatencyS, tierServiceS } from './cost.js';
+import { chooseCodec, codecChoice, codecPairs, codedHopFields, transferS, type HopChoice } from './codec-cost.js';
 import type {
   PlanCriteria, Network, PlanObjective, RankedPlacement, PlanProblem, RankedIndex, PlanSearchOptions, SystemCost, PlanTier, TierCriteria,
   TierPlacement, PlanTransfer,
@@ -57,9 +57,10 @@ interface Ctx {
   de: LinkTable;
   dc: LinkTable;
   ec: LinkTable;
-  /** result's return to the device */
+  /** the result's return, back along the chain (kerf's workers reply to their caller) */
   ed: LinkTable;
   cd: LinkTable;
+  ce: LinkTable;
   rd: TierRule;
   re: TierRule;
   rc: TierRule;
@@ -187,36 +188,48 @@ function evaluate(ctx: Ctx, d: number, e: number, c: number, x: number, y: numbe
   if (dUsed && rd.maxMem !== Infinity && Ds.pm[x + 1]! > rd.maxMem) return NaN;
   if (Es && re.maxMem !== Infinity && Es.pm[y + 1]! - Es.pm[x + 1]! > re.maxMem) return NaN;
   if (Cs && rc.maxMem !== Infinity && Cs.pm[L]! - Cs.pm[y + 1]! > rc.maxMem) return NaN;
-  let t1 = 0;
-  let t2 = 0;
-  let tr = 0;
+  // Each hop: its share of the round trip (src/plan/cost.ts hopLatencyS) and its busy time.
+  let t1 = 0, t2 = 0, r1 = 0, r2 = 0;
+  let l1 = 0, l2 = 0, lr = 0;
   if (Es) {
-    const k = d * ctx.de.n + e;
-    t1 = ctx.de.ping[k]! + xfer(ctx.de, d, e, Ds.cost, Es.cost, x, devOut);
+    t1 = xfer(ctx.de, d, e, Ds.cost, Es.cost, x, devOut);
+    l1 = ping(ctx, ctx.de, d, e);
     if (Cs) {
-      const k2 = e * ctx.ec.n + c;
-      t2 = ctx.ec.ping[k2]! + xfer(ctx.ec, e, c, Es.cost, Cs.cost, y, edgeOut);
+      t2 = xfer(ctx.ec, e, c, Es.cost, Cs.cost, y, edgeOut);
+      l2 = ping(ctx, ctx.ec, e, c);
     }
   } else if (Cs) {
-    const k = d * ctx.dc.n + c;
-    t1 = ctx.dc.ping[k]! + xfer(ctx.dc, d, c, Ds.cost, Cs.cost, x, devOut);
+    t1 = xfer(ctx.dc, d, c, Ds.cost, Cs.cost, x, devOut);
+    l1 = ping(ctx, ctx.dc, d, c);
   }
+  const res = Cs ? Cs.cost.out[L - 1]! : Es ? Es.cost.out[L - 1]! : 0;
   if (ctx.ret && (Es || Cs)) {
-    if (Cs) {
-      const k = c * ctx.cd.n + d;
-      tr = ctx.cd.ping[k]! + xfer(ctx.cd, c, d, Cs.cost, Ds.cost, L - 1, Cs.cost.out[L - 1]!);
+    // the result travels back along the chain: cloud → edge → device
+    if (Cs && Es) {
+      r2 = xfer(ctx.ce, c, e, Cs.cost, Es.cost, L - 1, res);
+      r1 = xfer(ctx.ed, e, d, Es.cost, Ds.cost, L - 1, res);
+      lr = ping(ctx, ctx.ce, c, e) + ping(ctx, ctx.ed, e, d);
+    } else if (Cs) {
+      r1 = xfer(ctx.cd, c, d, Cs.cost, Ds.cost, L - 1, res);
+      lr = ping(ctx, ctx.cd, c, d);
     } else {
-      const k = e * ctx.ed.n + d;
-      tr = ctx.ed.ping[k]! + xfer(ctx.ed, e, d, Es!.cost, Ds.cost, L - 1, Es!.cost.out[L - 1]!);
+      r1 = xfer(ctx.ed, e, d, Es!.cost, Ds.cost, L - 1, res);
+      lr = ping(ctx, ctx.ed, e, d);
     }
   }
-  // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts).
-  const res = Cs ? Cs.cost.out[L - 1]! : Es ? Es.cost.out[L - 1]! : 0;
+  // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts); the edge
+  // between device and cloud also relays the result back.
   const ds = tierServiceS(dt, Ds.cost.terms, 1, Es || Cs ? devOut + res : 0, dUsed);
-  const es = Es ? tierServiceS(et, Es.cost.terms, 1, devOut + (Cs ? edgeOut : res)) : 0;
+  const es = Es ? tierServiceS(et, Es.cost.terms, 1, devOut + (Cs ? edgeOut + 2 * res : res)) : 0;
   const cs = Cs ? tierServiceS(ct, Cs.cost.terms, 1, (Es ? edgeOut : devOut) + res) : 0;
-  if (ctx.throughput) return Math.max(ds, es, cs, t1, t2, tr);
-  return ds + es + cs + t1 + t2 + tr;
+  // a pipeline keeps many requests in flight: the round trip is latency, not a stage's time
+  if (ctx.throughput) return Math.max(ds, es, cs, t1, t2, r1, r2);
+  return ds + es + cs + (l1 + t1) + (l2 + t2) + (lr + r1 + r2);
+}
+
+/** The share of the round trip of the hop a → b that one crossing pays (NaN: no link). */
+function ping(ctx: Ctx, t: LinkTable, ia: number, ib: number): number {
+  return hopLatencyS(t.ping[ia * t.n + ib]!, ctx.ret);
 }
 
 /** A fixed-capacity, sorted top-K of placements: value, then (d, e, c, x, y). */
@@ -270,6 +283,7 @@ function context(problem: PlanProblem, net: Network, criteria: PlanCriteria | un
     ec: table(net, problem.edge, problem.cloud, forward),
     ed: table(net, problem.edge, problem.device, back),
     cd: table(net, problem.cloud, problem.device, back),
+    ce: table(net, problem.cloud, problem.edge, back),
     rd: rule(criteria?.device, problem.device),
     re: rule(criteria?.edge, problem.edge),
     rc: rule(criteria?.cloud, problem.cloud),
@@ -294,14 +308,16 @@ const slack = (w: number): number => w + 1e-12 * (1 + Math.abs(w));
 function searchTriple(ctx: Ctx, top: TopK, d: number, e: number, c: number, g: Float64Array, suf: Float64Array): void {
   const L = ctx.L;
   if (L < 2) return;
-  const k1 = d * ctx.de.n + e, k2 = e * ctx.ec.n + c;
-  const ping1 = ctx.de.ping[k1]!, ping2 = ctx.ec.ping[k2]!;
+  const ping1 = ping(ctx, ctx.de, d, e), ping2 = ping(ctx, ctx.ec, e, c);
   if (!(ping1 === ping1) || !(ping2 === ping2)) return; // a link is missing
   const Ds = ctx.D[d]!, Es = ctx.E[e]!, Cs = ctx.C[c]!;
-  let ret = 0;
+  // the result's way back (cloud → edge → device): its latency, and its slower hop's busy time
+  let ret = 0, retBusy = 0;
   if (ctx.ret) {
-    const k = c * ctx.cd.n + d;
-    ret = ctx.cd.ping[k]! + xfer(ctx.cd, c, d, Cs.cost, Ds.cost, L - 1, Cs.cost.out[L - 1]!);
+    const res = Cs.cost.out[L - 1]!;
+    const r2 = xfer(ctx.ce, c, e, Cs.cost, Es.cost, L - 1, res), r1 = xfer(ctx.ed, e, d, Es.cost, Ds.cost, L - 1, res);
+    ret = ping(ctx, ctx.ce, c, e) + ping(ctx, ctx.ed, e, d) + r1 + r2;
+    retBusy = Math.max(r1, r2);
     if (!(ret === ret)) return;
   }
   const cpt = Cs.pt, ept = Es.pt, eOut = Es.cost.out, cTotal = cpt[L]!;
@@ -310,7 +326,7 @@ function searchTriple(ctx: Ctx, top: TopK, d: number, e: number, c: number, g: F
   for (let y = 0; y <= L - 2; y++) {
     const eo = ctx.quirks && Cs.nz[L]! - Cs.nz[y + 1]! === 0 ? 0 : eOut[y]!;
     const t2 = xfer(ctx.ec, e, c, Es.cost, Cs.cost, y, eo);
-    g[y] = tp ? Math.max(ping2 + t2, cTotal - cpt[y + 1]!) : ept[y + 1]! - cpt[y + 1]! + t2;
+    g[y] = tp ? Math.max(t2, cTotal - cpt[y + 1]!) : ept[y + 1]! - cpt[y + 1]! + t2;
   }
   suf[L - 1] = Infinity;
   for (let y = L - 2; y >= 0; y--) suf[y] = Math.min(g[y]!, suf[y + 1]!);
@@ -319,8 +335,8 @@ function searchTriple(ctx: Ctx, top: TopK, d: number, e: number, c: number, g: F
   const rowA = (x: number): number => {
     const dev = quirkZero && Es.cost.time[x + 1] === 0 ? 0 : (x >= 0 ? Ds.cost.out[x]! : ctx.input);
     const dt = x >= 0 ? Ds.pt[x + 1]! : 0;
-    const t1 = ping1 + xfer(ctx.de, d, e, Ds.cost, Es.cost, x, dev);
-    return tp ? Math.max(dt, t1, ret) : dt + t1 - ept[x + 1]! + ping2 + cTotal + ret;
+    const t1 = xfer(ctx.de, d, e, Ds.cost, Es.cost, x, dev);
+    return tp ? Math.max(dt, t1, retBusy) : dt + ping1 + t1 - ept[x + 1]! + ping2 + cTotal + ret;
   };
   const bound = (a: number, gy: number): number => (tp ? Math.max(a, gy) : a + gy);
   const scanRow = (x: number, a: number): void => {
@@ -390,7 +406,7 @@ function seqSum(a: Float64Array, i: number, j: number): number {
  * Describe one ranked placement fully. Figures are recomputed by summing blocks in order,
  * the way scission_predict.py does, so they print identically.
  */
-export function describePlacement(problem: PlanProblem, net: Network, r: RankedIndex, rank: number, opts: PlanSearchOptions = {}): RankedPlacement {
+export function describePlacement(problem: PlanProblem, net: Network, r: RankedIndex, rank: number, opts: PlanSearchOptions = {}, deviceCodec?: string): RankedPlacement {
   const L = problem.blocks;
   const D = problem.device[r.d]!;
   const E = r.e >= 0 ? problem.edge[r.e]! : undefined;
@@ -410,14 +426,23 @@ export function describePlacement(problem: PlanProblem, net: Network, r: RankedI
   }
   const transfers: PlanTransfer[] = [];
   const { forward, back } = allowedCodecs(opts);
+  const ret = opts.returnResult ?? false;
+  // a hop's stage time is its busy time (codec and bytes); its round trip is latency only
+  const busy: number[] = [];
   const hop = (a: SystemCost, b: SystemCost, bytes: number, kind: 'forward' | 'return', block: number): number => {
     const l = findNetworkLink(net, a.name, b.name);
     if (!l) throw kerfError('KERF_ERR_NETWORK_FILE', `no link between '${a.name}' and '${b.name}' in the network file`);
-    const ch: HopChoice = chooseCodec(bytes, l.bytesPerS, block, a.codecs, b.codecs, codecPairs(a.codecs, b.codecs, kind === 'return' ? back : forward));
-    const s = l.rttS + ch.seconds;
+    // `deviceCodec` fixes the codec of the hop leaving the device (Pareto fronts); else the cheapest
+    const fixed = deviceCodec !== undefined && kind === 'forward' && transfers.length === 0;
+    const ch: HopChoice | null = fixed
+      ? codecChoice(bytes, l.bytesPerS, block, a.codecs, b.codecs, deviceCodec)
+      : chooseCodec(bytes, l.bytesPerS, block, a.codecs, b.codecs, codecPairs(a.codecs, b.codecs, kind === 'return' ? back : forward));
+    if (!ch) throw kerfError('KERF_ERR_PLAN', `codec '${deviceCodec}' was not measured on the output of block ${block} by both '${a.name}' and '${b.name}'`);
+    const s = hopLatencyS(l.rttS, ret) + ch.seconds;
+    busy.push(ch.seconds);
     transfers.push({
       from: a.name, to: b.name, bytes, seconds: s, kind,
-      ...(ch.codec !== 'none' ? { codec: ch.codec, ...(ch.lossy ? { lossy: true } : {}), ratio: ch.ratio, wireBytes: ch.wireBytes, encodeS: ch.encodeS, decodeS: ch.decodeS } : {}),
+      ...codedHopFields(ch),
     });
     return s;
   };
@@ -426,18 +451,19 @@ export function describePlacement(problem: PlanProblem, net: Network, r: RankedI
     transfer += hop(D, E, devOut, 'forward', dUsed ? r.x : -1);
     if (C) transfer += hop(E, C, edgeOut, 'forward', r.y);
   } else if (C) transfer += hop(D, C, devOut, 'forward', dUsed ? r.x : -1);
-  let ret = 0;
-  if (opts.returnResult && (E || C)) {
-    const last = (C ?? E)!;
-    ret = hop(last, D, last.out[L - 1]!, 'return', L - 1);
+  // the result travels back along the chain (kerf's workers reply to their caller)
+  const res = C ? C.out[L - 1]! : E ? E.out[L - 1]! : 0;
+  let back2 = 0;
+  if (ret && (E || C)) {
+    if (C && E) back2 = hop(C, E, res, 'return', L - 1) + hop(E, D, res, 'return', L - 1);
+    else back2 = hop((C ?? E)!, D, res, 'return', L - 1);
   }
   // Each tier in the path: its blocks plus its per-request terms (src/plan/cost.ts), as `evaluate` prices it.
-  const res = C ? C.out[L - 1]! : E ? E.out[L - 1]! : 0;
   const ds = tierServiceS(dt, D.terms, 1, E || C ? devOut + res : 0, dUsed);
-  const es = E ? tierServiceS(et, E.terms, 1, devOut + (C ? edgeOut : res)) : 0;
+  const es = E ? tierServiceS(et, E.terms, 1, devOut + (C ? edgeOut + 2 * res : res)) : 0;
   const cs = C ? tierServiceS(ct, C.terms, 1, (E ? edgeOut : devOut) + res) : 0;
-  const totalS = ds + es + cs + transfer + ret;
-  const bottleneckS = Math.max(ds, es, cs, ...transfers.map((t) => t.seconds));
+  const totalS = ds + es + cs + transfer + back2;
+  const bottleneckS = Math.max(ds, es, cs, ...busy);
   const layers = (a: number, b: number): [number, number] => [problem.firstLayer[a]!, problem.lastLayer[b]!];
   const extra = (service: number, compute: number) => (service - compute > 0 ? { overheadS: service - compute } : {});
   const tiers: TierPlacement[] = [

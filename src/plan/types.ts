@@ -5,7 +5,7 @@
  */
 
 import type { TierTerms } from './cost.js';
-import type { SystemCodecs } from './codec-cost.js';
+import type { CodedHop, SystemCodecs } from './codec-cost.js';
 
 export type PlanTier = 'device' | 'edge' | 'cloud';
 export const PLAN_TIERS: readonly PlanTier[] = ['device', 'edge', 'cloud'];
@@ -141,20 +141,13 @@ export interface TierPlacement {
   sendsBytes: number;
 }
 
-export interface PlanTransfer {
+export interface PlanTransfer extends CodedHop {
   from: string;
   to: string;
   bytes: number;
   seconds: number;
-  /** 'forward' hop between tiers, or 'return' of the result to the device */
+  /** 'forward' hop between tiers, or 'return' of the result back along the chain */
   kind: 'forward' | 'return';
-  /** the codec the hop uses when not raw, what it does and costs (`seconds` includes them) */
-  codec?: string;
-  lossy?: boolean;
-  ratio?: number;
-  wireBytes?: number;
-  encodeS?: number;
-  decodeS?: number;
 }
 
 /** One placement, fully described. */
@@ -193,6 +186,9 @@ export interface PlanDocument extends Omit<RankedPlacement, 'rank'> {
   criteria: Record<string, unknown>;
   /** the ranked placements, the best (rank 1) first */
   ranked: RankedPlacement[];
+  /** `kerf plan --pareto`: the non-dominated placements over latency, bottleneck and bytes
+   * leaving the device (src/plan/pareto.ts), ranked by latency */
+  pareto?: RankedPlacement[];
 }
 
 export const PLAN_SCHEMA = 'kerf.plan/v1' as const;

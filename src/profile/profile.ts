@@ -167,6 +167,8 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
   for (let attempt = 1; ; attempt++) {
     runOv = await runOverhead(threads, optimization);
     measured = method === 'sessions' ? await bySessions(ctx, runOv) : await byTrace(ctx);
+    // The trace has no block outputs to measure codecs on: each block runs once on its own for them.
+    if (ctx.codecs.length && !measured.codecs) measured.codecs = await crossingCodecs(ctx);
     // Blocks and the whole from the same typical rounds: each round's runs follow each other, so
     // they share the machine's conditions, which drift between rounds on a busy machine.
     rounds = typicalRounds(measured.blockSamples, measured.wholeSamples);
@@ -291,21 +293,14 @@ async function bySessions(ctx: RunContext, runOverheadS: number): Promise<Measur
     const codecs: Record<string, BlockCodec>[] = [];
     let live: Record<string, HostTensor> = { ...feeds };
     for (const p of split.parts) {
-      const mine: Record<string, HostTensor> = {};
-      for (const t of p.inputs) {
-        const v = live[t.name];
-        if (!v) throw kerfError('KERF_ERR_CUT', `${prep.model.source}: block ${p.index} needs tensor '${t.name}', which no earlier block made`);
-        mine[t.name] = v;
-      }
+      const mine = blockInputs(prep, p, live);
       inputs.push(mine);
       const r0 = rss();
       const s = await Session.create(serializeModel(p.proto), { threads, optimization, label: `${prep.model.source} block ${p.index}` });
       sessions.push(s);
       const out = await s.run(mine, outputNames[p.index]!);
       const grown = rss() - r0;
-      const next: Record<string, HostTensor> = {};
-      for (const t of p.carry) next[t.name] = live[t.name]!;
-      for (const t of p.outputs) next[t.name] = out[t.name]!;
+      const next = crossing(p, live, out);
       outputBytes.push(Object.values(next).reduce((sum, t) => sum + tensorBytesOf(t), 0));
       // RSS growth undercounts when the allocator reuses memory freed earlier; a session holds at
       // least its weights and its input and output tensors.
@@ -345,6 +340,48 @@ async function bySessions(ctx: RunContext, runOverheadS: number): Promise<Measur
   } finally {
     await Promise.all([...sessions, ...(whole ? [whole] : [])].map((s) => s.close()));
   }
+}
+
+type SplitPart = ReturnType<typeof splitModel>['parts'][number];
+
+/** Block `p`'s inputs from the tensors the blocks before it made (`live`). */
+function blockInputs(prep: Prepared, p: SplitPart, live: Record<string, HostTensor>): Record<string, HostTensor> {
+  const mine: Record<string, HostTensor> = {};
+  for (const t of p.inputs) {
+    const v = live[t.name];
+    if (!v) throw kerfError('KERF_ERR_CUT', `${prep.model.source}: block ${p.index} needs tensor '${t.name}', which no earlier block made`);
+    mine[t.name] = v;
+  }
+  return mine;
+}
+
+/** What crosses block `p`'s end: the tensors it carries on from `live` and its outputs `out`. */
+function crossing(p: SplitPart, live: Record<string, HostTensor>, out: Record<string, HostTensor>): Record<string, HostTensor> {
+  const next: Record<string, HostTensor> = {};
+  for (const t of p.carry) next[t.name] = live[t.name]!;
+  for (const t of p.outputs) next[t.name] = out[t.name]!;
+  return next;
+}
+
+/**
+ * Codecs on every cut's crossing tensors, for a method that sees no block outputs (trace): each
+ * block's session is created, run once on what the blocks before it made, and closed.
+ */
+async function crossingCodecs(ctx: RunContext): Promise<Record<string, BlockCodec>[]> {
+  const { prep, cutIds, feeds, threads, optimization } = ctx;
+  const split = splitModel(prep.model, prep.analysis, cutIds);
+  const out: Record<string, BlockCodec>[] = [];
+  let live: Record<string, HostTensor> = { ...feeds };
+  for (const p of split.parts) {
+    const mine = blockInputs(prep, p, live);
+    const s = await Session.create(serializeModel(p.proto), { threads, optimization, label: `${prep.model.source} block ${p.index} (codecs)` });
+    let res: Record<string, HostTensor>;
+    try { res = await s.run(mine, p.outputs.map((t) => t.name)); } finally { await s.close(); }
+    const next = crossing(p, live, res);
+    out.push(codecsOn(Object.values(next), ctx.codecs, Math.min(ctx.repeats, 5)));
+    live = next;
+  }
+  return out;
 }
 
 /** Each codec's ratio and encode/decode seconds on one cut's crossing tensors. */

@@ -12,7 +12,14 @@ import {
   DEFAULT_MAX_FRAME_BYTES, HANDSHAKE_MAX_FRAME_BYTES, NONCE_BYTES, FrameDecoder, encodeFrame, parseFrame,
   type Frame, type Meta, type ParseOptions, type WireTensor,
 } from './frames.js';
-import { parseCodec } from '../codec/index.js';
+import { codecUnavailable, parseCodec } from '../codec/index.js';
+
+/** Refuse a codec this process cannot run (its package failed to load): never raw instead. */
+export function checkCodecRuns(name: string | undefined, what: string): void {
+  if (!name || name === 'none') return;
+  const why = codecUnavailable(parseCodec(name, what));
+  if (why) throw kerfError('KERF_ERR_CODEC', `${what}: ${why}`);
+}
 import { publishAuthRefusal } from './diagnostics.js';
 
 /** A reply to a request: output tensors and optional string metadata. */
@@ -256,6 +263,8 @@ export class Connection extends FrameChannel {
     const host = opts.host ?? '127.0.0.1';
     const where = `${host}:${opts.port}`;
     const timeoutMs = opts.timeoutMs ?? 5000;
+    checkCodecRuns(opts.codec, `connection to ${where} (codec)`);
+    checkCodecRuns(opts.replyCodec, `connection to ${where} (reply codec)`);
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const done = (err?: Error): void => {
         clearTimeout(timer);
@@ -537,6 +546,8 @@ class ServerPeer extends FrameChannel {
         if (c === null || (c !== 'none' && !codecAccepted(this.server.codecList, c))) {
           throw kerfError('KERF_ERR_CODEC', `${this.remote} (${f.info || 'client'}) asks for codec '${given}', which this tier does not ${verb} (it accepts: ${this.server.codecList || 'none'})`);
         }
+        const why = c !== 'none' ? codecUnavailable(parseCodec(c)) : null;
+        if (why) throw kerfError('KERF_ERR_CODEC', `${this.remote} (${f.info || 'client'}) asks for codec '${given}', which ${this.opts.info || 'this tier'} (${this.local}) cannot ${verb}: ${why}`);
       }
       if (codec && codec !== 'none') this.parseOpts = { ...this.parseOpts, codecs: new Set([codec]) };
       this.replyCodec = reply!;
@@ -646,6 +657,7 @@ export class FrameServer extends EventEmitter {
     const host = opts.host ?? '127.0.0.1';
     const codecList = opts.codecs === undefined || opts.codecs === '*' ? '*'
       : opts.codecs.map((c) => parseCodec(c, 'FrameServer.listen: codecs entry').name).filter((c) => c !== 'none').join(',');
+    if (opts.codecs !== undefined && opts.codecs !== '*') for (const c of opts.codecs) checkCodecRuns(c, 'codecs this tier decodes');
     let self: FrameServer | undefined;
     const accept = (socket: net.Socket): void => {
       if (!self || self.closing) { socket.destroy(); return; }

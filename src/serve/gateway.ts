@@ -23,6 +23,8 @@ interface Running { pipeline: Pipeline; hop: AbortController; rerouted: boolean 
 
 export interface GatewayOptions {
   host?: string;
+  /** its host's name and declared memory (a rollout decides from them whether a new version fits beside the old) */
+  memory?: import('./rollout-memory.js').HostMemoryDecl;
   /** HTTP port; 0 or absent: any free port */
   port?: number;
   model: string | Prepared;
@@ -44,8 +46,6 @@ export interface GatewayOptions {
   replay?: ReplayOptions;
   /** bearer token every changing control endpoint (`POST /v1/partition`, `/strategy`, `/warm`, `/failover`, `/v1/rollout`) demands; undefined: they are open */
   controlToken?: string;
-  /** the host it runs on, as its dashboard shows it (default the machine's hostname) */
-  hostName?: string;
   /** serve the live dashboard at /ui and its event stream at /v1/events (default true) */
   dashboard?: boolean;
 }
@@ -194,10 +194,13 @@ export class Gateway {
     if (!same(outs, this.outputs)) throw kerfError('KERF_ERR_SHAPE', `${prep.model.source}: outputs ${fmt(outs)} differ from the served model's ${fmt(this.outputs)}`);
   }
 
+  /** Its host's name and declared memory, as started. */
+  get memoryDecl(): GatewayOptions['memory'] { return this.opts.memory; }
+
   /** The bearer token of the deploying control endpoints (undefined: they are open). */
   get controlToken(): string | undefined { return this.opts.controlToken; }
   /** The host's name its dashboard shows. */
-  get hostName(): string { return this.opts.hostName ?? hostname(); }
+  get hostName(): string { return this.opts.memory?.host ?? hostname(); }
 
   /** Requests waiting for a working pipeline (theirs failed). */
   get held(): number { return this.activeWaiters.size; }
@@ -452,9 +455,14 @@ export class Gateway {
         if (this.server) {
           this.server.closeIdleConnections();
           const closed = new Promise<void>((r) => this.server.close(() => r()));
-          setTimeout(() => this.server.closeAllConnections(), 2000).unref();
-          await this.active.close();
-          await closed;
+          // Connections still busy after 2 s (an upload that stalls, a long answer) are cut. The
+          // timer holds the process until then and is cleared once closed, so close() always
+          // resolves and leaves nothing behind.
+          const force = setTimeout(() => this.server.closeAllConnections(), 2000);
+          try {
+            await this.active.close();
+            await closed;
+          } finally { clearTimeout(force); }
         } else await this.active.close();
       })();
       this.wakeHeld();

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { kerfError, type KerfError } from '../errors.js';
-import { Connection, type RequestOptions, type Response } from './conn.js';
+import { Connection, checkCodecRuns, type RequestOptions, type Response } from './conn.js';
 import type { WireTensor } from './frames.js';
 import { parseHopCodec, type HopCodec } from '../codec/index.js';
 
@@ -59,6 +59,9 @@ export class NextHop extends EventEmitter {
   private constructor(readonly address: HostPort, private readonly opts: NextHopOptions) {
     super();
     this.codecs = opts.codec && opts.codec !== 'none' ? parseHopCodec(opts.codec, 'next hop codec') : null;
+    // Found before anything starts: a codec whose package is missing is refused, never sent raw.
+    checkCodecRuns(this.codecs?.request.name, `next hop ${fmtAddress(address)} codec`);
+    checkCodecRuns(this.codecs?.reply.name, `next hop ${fmtAddress(address)} reply codec`);
     this.where = fmtAddress(address);
     this.delay = opts.retryMs ?? 100;
     this.on('error', () => { /* 'error' events are informational here */ });
@@ -71,6 +74,8 @@ export class NextHop extends EventEmitter {
     return h;
   }
 
+  /** The hop's codec (`C` or `C/REPLY`; 'none': raw). */
+  get codec(): string { return this.codecs?.name ?? 'none'; }
   get connected(): boolean { return this.conn !== null && !this.conn.closed; }
   get connection(): Connection | null { return this.connected ? this.conn : null; }
   get closed(): boolean { return this.closedFlag; }

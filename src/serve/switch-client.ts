@@ -50,6 +50,6 @@ export function setSwitchStrategy(url: string, strategy: SwitchStrategy, opts: {
 }
 
 /** `POST /v1/rollout`: roll the gateway at `url` onto another version of the model (or `back`); resolves when the old one is unloaded. */
-export function rollout(url: string, target: { model: string; cuts?: number[]; stageByStage?: boolean } | { back: true; stageByStage?: boolean }, token?: string): Promise<SwitchReport> {
+export function rollout(url: string, target: { model: string; cuts?: number[]; stageByStage?: boolean; beside?: boolean } | { back: true; stageByStage?: boolean; beside?: boolean }, token?: string): Promise<SwitchReport> {
   return call<SwitchReport>(`${base(url)}/v1/rollout`, 'POST', target, 600_000, bearer(token));
 }

@@ -17,8 +17,9 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
-import { prepareModel, type Prepared } from '../engine/prepare.js';
+import { access, readFile, stat } from 'node:fs/promises';
+import type { Prepared } from '../engine/prepare.js';
+import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
 import { blockCuts, checkCutIds } from '../graph/cuts.js';
@@ -29,8 +30,10 @@ import { Pipeline } from './pipeline.js';
 import { NextHop, parseAddress } from './nexthop.js';
 import type { SegmentRunner } from './segment.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
+import { besideEstimate, chooseRolloutWay, memoryReport, type MemoryReport, type RolloutWay, type TierMemory } from './rollout-memory.js';
 import { ThreadSegment } from './thread-segment.js';
 import { DEFAULT_SEGMENT, type LoadResult } from './worker.js';
+import { parseHopCodec } from '../codec/index.js';
 import { errorStatus, readBody, sendJson } from '../util/http.js';
 
 /** How a pipeline switches to a new split. */
@@ -75,6 +78,8 @@ export interface SwitchReport {
   tiers: TierPrepare[];
   /** a plan's summary when the switch came from one */
   plan?: { model: string; totalS: number; objective: string };
+  /** the links' codecs, when the switch changed them (one per cut; docs/codec.md) */
+  codecs?: { from: string[]; to: string[] };
   /** set up by the switcher itself (e.g. adopting hot-swap), not asked for */
   setup?: boolean;
   /** the longest the gateway's event loop was blocked during the switch (requests wait that long) */
@@ -82,7 +87,7 @@ export interface SwitchReport {
   /** a failover's cause and phases (the switch moved the gateway onto a new chain of workers) */
   failover?: FailoverRecord;
   /** a rollout: the model version switched from and to */
-  rollout?: { from: ModelVersion; to: ModelVersion; back: boolean };
+  rollout?: { from: ModelVersion; to: ModelVersion; back: boolean; way?: RolloutWay };
 }
 
 /** A version of the served model: its name and the sha256 of its file. */
@@ -130,8 +135,11 @@ export interface RolloutTarget {
   /** its cuts (default: the current ones when they are cuts of the new model, else the same share of its blocks) */
   cuts?: number[];
   /** stage by stage: stop admitting, unload the old version, load the new one, resume (when two
-   * versions do not fit in memory side by side; costs downtime) */
+   * versions do not fit in memory side by side; costs downtime). Default: chosen from the hosts'
+   * memory (beside where every host has room for the new parts, else stage by stage) */
   stageByStage?: boolean;
+  /** load beside the old version even where the hosts' memory says it does not fit */
+  beside?: boolean;
 }
 
 /** `GET /v1/partition`. */
@@ -140,6 +148,8 @@ export interface PartitionStatus {
   model: string;
   version: string;
   cuts: number[];
+  /** codec of the link at each cut ('none': raw; docs/codec.md) */
+  codecs: string[];
   plan: SwitchReport['plan'] | null;
   standby: { version: string; cuts: number[] } | null;
   tiers: { name: string; address: string; part: number }[];
@@ -166,9 +176,12 @@ export interface PartitionTarget {
   /** requests in flight on the old split start over on the new one instead of finishing where
    * they are (for leaving a saturated split: its backlog would keep them for seconds) */
   reroute?: boolean;
+  /** codec of the link at each cut (`C` or `C/REPLY`, 'none': raw; default: the links' codecs in
+   * force). A codec change is a switch like any other: a new version, its own connections. */
+  codecs?: string[];
 }
 
-interface WorkerTier { name: string; where: string; hop: NextHop; next: string | null; part: number }
+interface WorkerTier { name: string; where: string; hop: NextHop; next: string | null; part: number; nextCodec?: string }
 
 interface Version {
   id: string;
@@ -180,11 +193,14 @@ interface Version {
   ownLocal: SegmentRunner | null;
   shared: boolean;
   plan?: SwitchReport['plan'];
+  /** codec of the link at each cut */
+  codecs: string[];
 }
 
 const LOAD_TIMEOUT_MS = 300_000;
 const ms = (a: number, b: number): number => b - a;
 const sameCuts = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
+const sameCodecs = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
 const dec = (b: Uint8Array): unknown => JSON.parse(new TextDecoder().decode(b));
 
 /** The switching machinery of one gateway. Create with `Switcher.attach`. */
@@ -210,7 +226,7 @@ export class Switcher {
   private constructor(readonly gateway: Gateway, strategy: SwitchStrategy) {
     this.strategyName = strategy;
     const p = gateway.pipeline;
-    this.active = { id: 'v0', cuts: [...p.cuts], pipeline: p, seg: p.nextSegment ?? DEFAULT_SEGMENT, ownLocal: null, shared: false };
+    this.active = { id: 'v0', cuts: [...p.cuts], pipeline: p, seg: p.nextSegment ?? DEFAULT_SEGMENT, ownLocal: null, shared: false, codecs: this.chainCodecs(p, []) };
     this.modelV = { name: gateway.prep.model.name, sha256: gateway.prep.model.sha256 ?? '', file: gateway.prep.model.file ?? null };
     this.firstFile = this.modelV.file;
     gateway.onClose(() => this.close());
@@ -226,6 +242,17 @@ export class Switcher {
 
   get strategy(): SwitchStrategy { return this.strategyName; }
   get cuts(): number[] { return [...this.active.cuts]; }
+  /** Codec of the link at each cut in force ('none': raw); the workers' own are known once found (`discover`). */
+  get codecs(): string[] { return [...this.active.codecs]; }
+  private readonly codecsByPipeline = new WeakMap<Pipeline, string[]>();
+  /** The links' codecs of the version `p` serves (the one in force when `p` is none the switcher made). */
+  codecsOf(p: Pipeline): string[] { return [...(this.codecsByPipeline.get(p) ?? this.active.codecs)]; }
+
+  /** The codec of each cut's link for pipeline `p` whose workers send with `workerCodecs` (the first worker's first). */
+  private chainCodecs(p: Pipeline, workerCodecs: readonly (string | undefined)[]): string[] {
+    const links = [...(p.local ? [p.next?.codec ?? 'none'] : []), ...workerCodecs.map((c) => c ?? 'none')];
+    return Array.from({ length: p.cuts.length }, (_, j) => links[j] ?? 'none');
+  }
 
   private get local(): boolean { return this.active.pipeline.local !== null; }
   private get parts(): number { return this.active.cuts.length + 1; }
@@ -243,11 +270,12 @@ export class Switcher {
         const hop = NextHop.open(parseAddress(where, 'tier'), { token: opts.token ?? '', info: 'gateway switcher', ...(opts.tls ? { tls: opts.tls } : {}) });
         tiers.push({ name: where, where, hop, next: null, part: tiers.length + (this.local ? 1 : 0) });
         await hop.waitConnected(5000);
-        const info = dec(await hop.control('info', '', { timeoutMs: 5000 })) as { name: string; default: string; segments: { id: string; next: string | null; nextSegment: string | null }[] };
+        const info = dec(await hop.control('info', '', { timeoutMs: 5000 })) as { name: string; default: string; segments: { id: string; next: string | null; nextSegment: string | null; nextCodec?: string }[] };
         const s = info.segments.find((x) => x.id === (seg ?? info.default));
         if (!s) throw kerfError('KERF_ERR_UPSTREAM', `partition: tier ${where} has no segment '${seg ?? info.default}'`);
         tiers[tiers.length - 1]!.name = info.name;
         tiers[tiers.length - 1]!.next = s.next;
+        if (s.nextCodec) tiers[tiers.length - 1]!.nextCodec = s.nextCodec;
         where = s.next;
         seg = s.nextSegment ?? undefined;
       }
@@ -260,6 +288,9 @@ export class Switcher {
       throw kerfError('KERF_ERR_UPSTREAM', `partition: found ${tiers.length} workers for ${this.parts} parts of cuts ${this.active.cuts.join(',')}`);
     }
     this.workers = tiers;
+    // The version in force is the one just walked: its links' codecs are the workers' own.
+    this.active.codecs = this.chainCodecs(this.active.pipeline, tiers.filter((t) => t.next !== null).map((t) => t.nextCodec));
+    this.codecsByPipeline.set(this.active.pipeline, this.active.codecs);
     return tiers;
   }
 
@@ -270,7 +301,7 @@ export class Switcher {
   }
 
   /** Cut ids of `target`, checked against the model and the pipeline's number of tiers. */
-  resolve(target: PartitionTarget): { cuts: number[]; plan?: SwitchReport['plan'] } {
+  resolve(target: PartitionTarget): { cuts: number[]; plan?: SwitchReport['plan']; codecs?: string[] } {
     const prep = this.gateway.prep;
     let cuts: unknown;
     let plan: SwitchReport['plan'] | undefined;
@@ -295,7 +326,14 @@ export class Switcher {
     if (ids.length !== this.parts - 1) {
       throw kerfError('KERF_ERR_CUT', `partition: ${ids.length} cut${ids.length === 1 ? '' : 's'} (${ids.join(',')}) for a pipeline of ${this.parts} tiers; give ${this.parts - 1} cut id${this.parts === 2 ? '' : 's'} (a switch keeps the same tiers)`);
     }
-    return { cuts: ids, ...(plan ? { plan } : {}) };
+    let codecs: string[] | undefined;
+    if (target.codecs !== undefined) {
+      if (!Array.isArray(target.codecs) || target.codecs.length !== ids.length || target.codecs.some((c) => typeof c !== 'string')) {
+        throw kerfError('KERF_ERR_USAGE', `partition: "codecs" must list one codec per cut (${ids.length}), e.g. ${JSON.stringify(ids.map(() => 'zstd-1'))}`, { field: 'codecs' });
+      }
+      codecs = target.codecs.map((c, j) => parseHopCodec(c, `partition: codecs[${j}]`).name);
+    }
+    return { cuts: ids, ...(plan ? { plan } : {}), ...(codecs ? { codecs } : {}) };
   }
 
   /**
@@ -332,7 +370,7 @@ export class Switcher {
       const loop = monitorEventLoopDelay({ resolution: 5 });
       loop.enable();
       try {
-        const rep = await this.doSwitch(r.cuts, r.plan, false, target.reroute === true);
+        const rep = await this.doSwitch(r.cuts, r.plan, false, target.reroute === true, undefined, r.codecs);
         rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
         return rep;
       } finally { loop.disable(); }
@@ -426,7 +464,7 @@ export class Switcher {
    * on threads of their own when `thread` (loaded at low priority and warmed up beside the
    * version being served, which they never stall).
    */
-  private async prepare(cuts: number[], shared: boolean, thread = false, model?: { prep: Prepared; file: string | null }): Promise<{ v: Version; tiers: TierPrepare[] }> {
+  private async prepare(cuts: number[], shared: boolean, thread = false, model?: { prep: Prepared; file: string | null }, codecs = this.active.codecs): Promise<{ v: Version; tiers: TierPrepare[] }> {
     const workers = await this.tiers();
     const id = `v${++this.seq}`;
     const { localSegment: _l, id: _i, nextSegment: _n, next: _x, cuts: _c, local: _o, ...gopts } = this.gateway.pipelineOptions;
@@ -450,14 +488,17 @@ export class Switcher {
           ownLocal = await ThreadSegment.create(prep, { cuts, blocks: [0, workers.length ? 0 : cuts.length] }, { threads: gopts.threads ?? 1, label: `gateway ${id}` });
         }
         pipeline = await Pipeline.create({
-          ...gopts, prep, cuts, id, local: true, ...(workers[0] ? { next: workers[0].where, nextSegment: id } : {}),
+          ...gopts, prep, cuts, id, local: true, ...(workers[0] ? { next: workers[0].where, nextSegment: id, codec: codecs[0] ?? 'none' } : {}),
           ...(ownLocal ? { localSegment: ownLocal } : {}),
         });
         tiers.push({ tier: 'gateway', loadMs: ms(t0, performance.now()), ...(report ? { chunksLoaded: report.loaded, chunksReused: report.reused, loadedBytes: report.loadedBytes } : {}) });
       };
       const workerJob = async (w: WorkerTier, j: number): Promise<void> => {
         const t0 = performance.now();
-        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? { model: modelFile } : {}) };
+        // Worker j sends the tensors at cut part j (its part's end) with that link's codec.
+        const nextCodec = w.next !== null ? codecs[w.part] : undefined;
+        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? modelLoad(prep, modelFile) : {}),
+          ...(nextCodec && nextCodec !== 'none' ? { nextCodec } : {}) };
         const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
         loaded.push(w);
         tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}) });
@@ -485,7 +526,8 @@ export class Switcher {
     }
     const order = ['gateway', ...workers.map((w) => w.name)];
     tiers.sort((a, b) => order.indexOf(a.tier) - order.indexOf(b.tier));
-    return { v: { id, cuts, pipeline: pipeline!, seg: id, ownLocal, shared }, tiers };
+    this.codecsByPipeline.set(pipeline!, [...codecs]);
+    return { v: { id, cuts, pipeline: pipeline!, seg: id, ownLocal, shared, codecs: [...codecs] }, tiers };
   }
 
   /** Unload a version everywhere (its pipeline must be closed or idle). */
@@ -520,13 +562,15 @@ export class Switcher {
     await Promise.all(workers.map((w) => w.hop.control('default', JSON.stringify({ id: v.seg }), { timeoutMs: 10_000 }).catch(() => {})));
   }
 
-  private async doSwitch(cuts: number[], plan: SwitchReport['plan'] | undefined, setup = false, reroute = false, model?: { prep: Prepared; file: string | null }): Promise<SwitchReport> {
+  private async doSwitch(cuts: number[], plan: SwitchReport['plan'] | undefined, setup = false, reroute = false, model?: { prep: Prepared; file: string | null }, toCodecs?: string[]): Promise<SwitchReport> {
     const strategy = this.strategyName;
     const old = this.active;
     const at = new Date().toISOString();
     const t0 = performance.now();
-    const base = { strategy, from: [...old.cuts], to: [...cuts], at, ...(plan ? { plan } : {}), ...(setup ? { setup } : {}) };
-    if (!setup && sameCuts(cuts, old.cuts)) {
+    const codecs = toCodecs ?? old.codecs;
+    const recode = !sameCodecs(codecs, old.codecs);
+    const base = { strategy, from: [...old.cuts], to: [...cuts], at, ...(plan ? { plan } : {}), ...(setup ? { setup } : {}), ...(recode ? { codecs: { from: [...old.codecs], to: [...codecs] } } : {}) };
+    if (!setup && sameCuts(cuts, old.cuts) && !recode) {
       const r: SwitchReport = { ...base, version: old.id, prepared: 'none', downtimeMs: 0, prepareMs: 0, drainMs: 0, releaseMs: 0, durationMs: 0, tiers: [] };
       this.history.push(r);
       return r;
@@ -541,10 +585,10 @@ export class Switcher {
         await old.pipeline.drain();
         drainMs = ms(d0, performance.now());
         await this.release(old);
-        next = await this.prepare(cuts, false, false, model);
+        next = await this.prepare(cuts, false, false, model, codecs);
       } catch (e) {
         // Bring the old split back rather than stay down.
-        const back = await this.prepare(old.cuts, false).catch(() => null);
+        const back = await this.prepare(old.cuts, false, false, undefined, old.codecs).catch(() => null);
         this.gateway.resume(back?.v.pipeline);
         if (back) this.active = back.v;
         throw e;
@@ -560,13 +604,13 @@ export class Switcher {
     } else {
       let next: { v: Version; tiers: TierPrepare[] };
       let prepared: SwitchReport['prepared'];
-      if (strategy === 'standby' && this.standbyV && sameCuts(this.standbyV.cuts, cuts)) {
+      if (strategy === 'standby' && this.standbyV && sameCuts(this.standbyV.cuts, cuts) && sameCodecs(this.standbyV.codecs, codecs)) {
         next = { v: this.standbyV, tiers: [] };
         this.standbyV = null;
         prepared = 'standby';
       } else {
         const shared = strategy === 'hot-swap';
-        next = await this.prepare(cuts, shared, !shared, model);
+        next = await this.prepare(cuts, shared, !shared, model, codecs);
         prepared = shared ? 'chunks' : 'loaded';
       }
       const t1 = performance.now();
@@ -595,7 +639,7 @@ export class Switcher {
   status(): PartitionStatus {
     const workers = this.workers ?? [];
     return {
-      strategy: this.strategyName, model: this.gateway.name, version: this.active.id, cuts: [...this.active.cuts],
+      strategy: this.strategyName, model: this.gateway.name, version: this.active.id, cuts: [...this.active.cuts], codecs: [...this.active.codecs],
       plan: this.active.plan ?? null,
       standby: this.standbyV ? { version: this.standbyV.id, cuts: [...this.standbyV.cuts] } : null,
       tiers: [...(this.local ? [{ name: 'gateway', address: `${this.gateway.address.host}:${this.gateway.address.port}`, part: 0 }] : []),
@@ -657,7 +701,7 @@ export class Switcher {
       const held = this.gateway.held;
       const { drainS, downtimeS, rerouted } = await this.gateway.switchTo(pipeline, { reroute: true });
       const t2 = performance.now();
-      this.active = { id, cuts, pipeline, seg: t.nextSegment ?? DEFAULT_SEGMENT, ownLocal: reuse, shared: old.shared && reuse !== null };
+      this.active = { id, cuts, pipeline, seg: t.nextSegment ?? DEFAULT_SEGMENT, ownLocal: reuse, shared: old.shared && reuse !== null, codecs: this.chainCodecs(pipeline, []) };
       this.v0Alive = this.active.seg === DEFAULT_SEGMENT;
       // The old chain: its control connections and its standby go with it.
       const gone = this.workers;
@@ -703,10 +747,11 @@ export class Switcher {
     if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'rollout: the gateway is closing'));
     if (t.back && t.model !== undefined) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: give "model" or "back", not both'));
     if (!t.back && (typeof t.model !== 'string' || !t.model)) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: expected {"model": "new.onnx"} or {"back": true}'));
+    if (t.beside && t.stageByStage) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout: give "beside" or "stageByStage", not both'));
     if (t.back && !this.previousV) return Promise.reject(kerfError('KERF_ERR_USAGE', 'rollout --back: no earlier version to return to (nothing was rolled out)'));
     return this.serial(async () => {
       const t0 = performance.now();
-      // Preparing the new model (parsing its graph, inferring shapes) runs on this loop: it counts.
+      // Whatever still blocks this loop while the new model is prepared (on a thread) and loaded counts.
       const loop = monitorEventLoopDelay({ resolution: 5 });
       loop.enable();
       try { return await this.rolloutNow(t, t0, loop); } finally { loop.disable(); }
@@ -718,7 +763,7 @@ export class Switcher {
       const file = t.back ? this.previousV!.file : t.model!;
       if (!file) throw kerfError('KERF_ERR_USAGE', 'rollout --back: the earlier version has no model file to load again');
       await access(file).catch((e: NodeJS.ErrnoException) => { throw kerfError('KERF_ERR_FILE', `rollout: cannot read ${file} (${e.code ?? e.message})`); });
-      const prep = await prepareModel(file, { inputShapes: this.gateway.prep.inputShapes });
+      const prep = await prepareModelInThread(file, { inputShapes: this.gateway.prep.inputShapes });
       // loadModel hashed the bytes it parsed
       const sha256 = prep.model.sha256 ?? createHash('sha256').update(await readFile(file)).digest('hex');
       if (t.back && this.previousV!.sha256 && sha256 !== this.previousV!.sha256) {
@@ -729,12 +774,14 @@ export class Switcher {
       const from = { ...this.modelV };
       const to: ModelVersion = { name: prep.model.name, sha256, file };
       let rep: SwitchReport;
+      let way!: RolloutWay;
       const strategy = this.strategyName;
       try {
         // Versions of the old model cannot serve the new one: the standby and the chunks go.
         await this.dropStandby();
         const model = { prep, file: file === this.ownFile ? null : file };
-        this.strategyName = t.stageByStage ? 'pause-resume' : 'on-demand';
+        way = await this.rolloutWay(prep, cuts, file, t.stageByStage ? 'stage-by-stage' : t.beside ? 'beside' : undefined);
+        this.strategyName = way.way === 'stage-by-stage' ? 'pause-resume' : 'on-demand';
         rep = await this.doSwitch(cuts, undefined, true, false, model);
       } finally {
         this.strategyName = strategy === 'hot-swap' || strategy === 'standby' ? 'on-demand' : strategy;
@@ -747,11 +794,38 @@ export class Switcher {
       this.store = null;
       await store?.close();
       delete rep.setup;
-      rep.rollout = { from, to, back: t.back === true };
+      rep.rollout = { from, to, back: t.back === true, way };
       rep.gatewayStallMs = Math.round(loop.max / 1e4) / 100;
       rep.durationMs = ms(t0, performance.now());
       return rep;
     }
+  }
+
+  /**
+   * Beside or stage by stage: every tier's process reports its host's memory (worker `info`), and
+   * the new version's part there is estimated with the placement's memory model.
+   */
+  private async rolloutWay(prep: Prepared, cuts: number[], file: string, asked: 'beside' | 'stage-by-stage' | undefined): Promise<RolloutWay> {
+    const workers = await this.tiers();
+    const fileBytes = (await stat(file)).size;
+    const bounds = (part: number): [number | null, number | null] => [part > 0 ? cuts[part - 1]! : null, part < cuts.length ? cuts[part]! : null];
+    const tiers: TierMemory[] = [];
+    if (this.local) {
+      const m = await memoryReport(this.gateway.memoryDecl);
+      const [a, b] = bounds(0);
+      // its new model is prepared already (in its resident memory now)
+      tiers.push({ tier: 'gateway', host: m.host, rssBytes: m.rssBytes, limitBytes: m.limitBytes, availableBytes: m.availableBytes, besideBytes: besideEstimate(prep.analysis, a, workers.length ? b : null, fileBytes, false) });
+    }
+    await Promise.all(workers.map(async (w) => {
+      const info = dec(await w.hop.control('info', '', { timeoutMs: 5000 })) as { memory?: MemoryReport };
+      const m = info.memory;
+      if (!m) return; // a worker of an older kerf: nothing known, assumed to fit
+      const [a, b] = bounds(w.part);
+      // A worker slices its part from the whole new model, prepared there (the file's bytes) unless it is its own.
+      const prepares = file !== this.ownFile;
+      tiers.push({ tier: w.name, host: m.host, rssBytes: m.rssBytes, limitBytes: m.limitBytes, availableBytes: m.availableBytes, besideBytes: besideEstimate(prep.analysis, a, b, fileBytes, prepares) });
+    }));
+    return chooseRolloutWay(tiers, asked);
   }
 
   /** The file the workers were started with (they load it without being told). */
@@ -807,14 +881,14 @@ export class Switcher {
     if (path === '/v1/partition' && req.method === 'POST') {
       return body(async (doc) => {
         for (const k of Object.keys(doc)) {
-          if (!['cuts', 'plan', 'reroute'].includes(k)) throw kerfError('KERF_ERR_USAGE', `partition: unknown field '${k}' (known: cuts, plan, reroute)`, { field: k });
+          if (!['cuts', 'plan', 'reroute', 'codecs'].includes(k)) throw kerfError('KERF_ERR_USAGE', `partition: unknown field '${k}' (known: cuts, plan, reroute, codecs)`, { field: k });
         }
         if (doc.reroute !== undefined && typeof doc.reroute !== 'boolean') {
           throw kerfError('KERF_ERR_USAGE', `partition: field 'reroute' must be true or false, got ${JSON.stringify(doc.reroute)}`, { field: 'reroute' });
         }
         return this.partition({
         ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.plan !== undefined ? { plan: doc.plan as PlanDocument } : {}),
-        ...(doc.reroute === true ? { reroute: true } : {}),
+        ...(doc.reroute === true ? { reroute: true } : {}), ...(doc.codecs !== undefined ? { codecs: doc.codecs as string[] } : {}),
         });
       });
     }
@@ -824,11 +898,12 @@ export class Switcher {
     if (path === '/v1/partition/strategy' && req.method === 'GET') return reply(200, { strategy: this.strategyName });
     if (path === '/v1/rollout' && req.method === 'POST') {
       return body(async (doc) => {
-        for (const k of Object.keys(doc)) if (!['model', 'back', 'cuts', 'stageByStage'].includes(k)) throw kerfError('KERF_ERR_USAGE', `rollout: unknown field "${k}" (model, back, cuts, stageByStage)`);
+        for (const k of Object.keys(doc)) if (!['model', 'back', 'cuts', 'stageByStage', 'beside'].includes(k)) throw kerfError('KERF_ERR_USAGE', `rollout: unknown field "${k}" (model, back, cuts, stageByStage, beside)`);
         if (doc.cuts !== undefined && (!Array.isArray(doc.cuts) || doc.cuts.some((c) => typeof c !== 'number'))) throw kerfError('KERF_ERR_USAGE', 'rollout: "cuts" must be a list of cut ids');
         return this.rollout({
           ...(doc.model !== undefined ? { model: doc.model as string } : {}), ...(doc.back === true ? { back: true } : {}),
           ...(doc.cuts !== undefined ? { cuts: doc.cuts as number[] } : {}), ...(doc.stageByStage === true ? { stageByStage: true } : {}),
+          ...(doc.beside === true ? { beside: true } : {}),
         });
       });
     }
@@ -857,6 +932,14 @@ export class Switcher {
     // The active version's pipeline is the gateway's to close; its chunks go with the store.
     await this.store?.close();
   }
+}
+
+/** A load's fields naming another model file: its hash and its tensors' shapes (the worker need not find them again). */
+function modelLoad(prep: Prepared, file: string): { model: string; sha256?: string; tensors: [string, string, number[]][] } {
+  return {
+    model: file, ...(prep.model.sha256 ? { sha256: prep.model.sha256 } : {}),
+    tensors: [...prep.analysis.tensors].map(([n, t]) => [n, t.dtype, [...t.dims]]),
+  };
 }
 
 /** The request carries `Authorization: Bearer <token>` (always true when no token is set). */

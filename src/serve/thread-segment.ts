@@ -10,8 +10,9 @@
  * thread's priority back afterwards, and then serves requests the serving thread posts to it.
  * The serving thread only copies input tensors out and back (transferred, not cloned).
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { getPriority, setPriority } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { lowerNewThreads, threadIds } from '../util/threads.js';
 import { Worker as Thread } from 'node:worker_threads';
 import { kerfError, type ErrorCode } from '../errors.js';
 import type { Prepared } from '../engine/prepare.js';
@@ -66,11 +67,6 @@ export function restorablePriority(): number | null {
   return restoreCache;
 }
 
-/** Thread ids of this process (Linux), empty elsewhere. */
-function tasks(): Set<number> {
-  try { return new Set(readdirSync('/proc/self/task').map(Number)); } catch { return new Set(); }
-}
-
 interface Pending { resolve(out: Record<string, HostTensor>): void; reject(e: Error): void }
 
 /** A segment served from its own thread. Create with `ThreadSegment.create`; `close()` is idempotent. */
@@ -101,11 +97,11 @@ export class ThreadSegment implements SegmentRunner {
     const { proto, pool } = await pooledPart(part);
     const restore = restorablePriority();
     const lowPriority = (opts.lowPriority ?? true) && restore !== null;
-    const before = lowPriority ? tasks() : null;
+    const before = lowPriority ? threadIds() : null;
     const thread = new Thread(new URL('./segment-thread.js', import.meta.url), { workerData: { lowPriority } satisfies ThreadData });
     // Node starts a thread by building a whole JavaScript environment on it (tens of ms of CPU)
     // before any of our code runs there: lower the new thread from here, at once.
-    if (before) for (const tid of tasks()) if (!before.has(tid)) { try { setPriority(tid, 19); } catch { /* it lowers itself shortly */ } }
+    if (before) lowerNewThreads(before);
     const seg = new ThreadSegment(bounds, part, thread, label);
     const ready = new Promise<Extract<FromThread, { op: 'ready' }>>((resolve, reject) => {
       thread.on('message', (m: FromThread) => {

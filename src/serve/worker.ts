@@ -10,6 +10,9 @@ import type * as http from 'node:http';
 import { hostname } from 'node:os';
 import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
+import { prepareModelInThread } from '../engine/prepare-thread.js';
+import type { DType } from '../graph/dtypes.js';
+import { memoryReport, type HostMemoryDecl } from './rollout-memory.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -18,6 +21,7 @@ import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
 import { Registry, processCpuSeconds, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
+import { parseLinkProbe, probeNextHop, type SinkReply } from './linkprobe.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
 import { parseHopCodec } from '../codec/index.js';
 
@@ -32,6 +36,8 @@ export const DEFAULT_SEGMENT = 'main';
 
 export interface WorkerOptions {
   host?: string;
+  /** its host's name and declared memory, reported in `info` (a rollout decides from them whether a new version fits beside the old) */
+  memory?: HostMemoryDecl;
   /** 0 or absent: any free port (see `address`) */
   port?: number;
   /** the pipeline's shared secret */
@@ -41,8 +47,6 @@ export interface WorkerOptions {
   inputShapes?: Record<string, number[]>;
   /** stage name in metrics and response meta (default "worker") */
   name?: string;
-  /** the host it runs on, as its `info` reports it (default the machine's hostname; `kerf up --hosts` passes the hosts file's name) */
-  hostName?: string;
   /** the segment to start with (id "main") */
   segment: SegmentSpec;
   /** compose segments from shared chunk sessions (hot-swap), the first one too */
@@ -105,6 +109,11 @@ export interface LoadRequest extends SegmentSpec {
   /** slice it from this model file (on the worker's machine) instead of the worker's own model: a
    * rollout's new version; not with `shared` (chunk sessions are of the worker's own model) */
   model?: string;
+  /** with `model`: its sha256 as the gateway read it (a file that differs here is refused) */
+  sha256?: string;
+  /** with `model`: every tensor's [name, dtype, dims] as the gateway's preparation of it found
+   * them, so this worker need not run the whole model again to read them */
+  tensors?: [string, string, number[]][];
 }
 
 /** What `load` answers. */
@@ -265,7 +274,14 @@ export class Worker {
     let chunks: ComposeReport | undefined;
     if (r.model !== undefined && (typeof r.model !== 'string' || !r.model)) throw kerfError('KERF_ERR_USAGE', 'load: "model" must be a model file path');
     if (r.model !== undefined && r.shared) throw kerfError('KERF_ERR_USAGE', `load: "shared" segments come from ${this.name}'s own model, not ${r.model}`);
-    const prep = r.model !== undefined ? await this.otherModel(r.model) : await this.prep();
+    if (r.sha256 !== undefined && (typeof r.sha256 !== 'string' || r.model === undefined)) throw kerfError('KERF_ERR_USAGE', 'load: "sha256" must be a hex string, and goes with "model"');
+    if (r.tensors !== undefined && (!Array.isArray(r.tensors) || r.model === undefined || r.tensors.some((t) => !Array.isArray(t) || typeof t[0] !== 'string' || typeof t[1] !== 'string' || !Array.isArray(t[2])))) {
+      throw kerfError('KERF_ERR_USAGE', 'load: "tensors" must be [[name, dtype, dims], …], with "model"');
+    }
+    const prep = r.model !== undefined ? await this.otherModel(r.model, r.tensors) : await this.prep();
+    if (r.sha256 !== undefined && prep.model.sha256 !== r.sha256) {
+      throw kerfError('KERF_ERR_FILE', `load: ${r.model} on ${this.name} is not the gateway's (sha256 ${String(prep.model.sha256).slice(0, 12)}…, the gateway read ${r.sha256.slice(0, 12)}…)`);
+    }
     if (r.shared) {
       const b = segmentBounds(prep, spec);
       this.store ??= new ChunkStore(prep, { threads: this.opts.threads ?? 1, label: this.name });
@@ -296,10 +312,15 @@ export class Worker {
 
   /** the last model file a load named (a rollout's version), prepared once */
   private other: { file: string; prep: Promise<Prepared> } | null = null;
-  private async otherModel(file: string): Promise<Prepared> {
+  private async otherModel(file: string, tensors?: [string, string, number[]][]): Promise<Prepared> {
     if (typeof this.opts.model === 'string' && file === this.opts.model) return this.prep();
     if (this.other?.file !== file) {
-      const prep = prepareModel(file, this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {});
+      // Off the serving thread (parsing is tens of ms), and with the tensors' shapes the gateway
+      // found, not running the whole model again to find them (100+ ms of CPU, and its memory).
+      const prep = prepareModelInThread(file, {
+        ...(this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {}),
+        ...(tensors ? { tensors: new Map(tensors.map(([n, dtype, dims]) => [n, { dtype: dtype as DType, dims }])) } : {}),
+      });
       this.other = { file, prep };
       prep.catch(() => { if (this.other?.prep === prep) this.other = null; });
     }
@@ -358,12 +379,12 @@ export class Worker {
     return {
       name: this.name, model: this.modelName, default: this.defaultSegment, queue: this.queue.depth, inFlight: this.inflight, pid: process.pid,
       // the process's, for the gateway's dashboard (CPU share from two readings)
-      host: this.opts.hostName ?? hostname(), cpuSeconds: processCpuSeconds(), rssBytes: process.memoryUsage.rss(),
+      host: this.opts.memory?.host ?? hostname(), cpuSeconds: processCpuSeconds(), rssBytes: process.memoryUsage.rss(),
       chunks: this.store ? this.store.list() : [],
       segments: [...this.segments.values()].map((l) => ({
         id: l.id, spec: l.spec, start: l.segment.bounds.start, end: l.segment.bounds.end,
         inputs: [...l.segment.accepts.keys()], outputs: [...l.segment.outputs, ...l.segment.carry].map((t) => t.name),
-        next: l.next?.where ?? null, nextSegment: l.nextSegment ?? null, profiledS: l.profiledS ?? null,
+        next: l.next?.where ?? null, nextSegment: l.nextSegment ?? null, ...(l.next && l.next.codec !== 'none' ? { nextCodec: l.next.codec } : {}), profiledS: l.profiledS ?? null,
         computeS: Number.isFinite(l.computeEwmaS) ? l.computeEwmaS : null,
       })),
     };
@@ -372,18 +393,27 @@ export class Worker {
   private async control(op: string, body: Uint8Array): Promise<string> {
     switch (op) {
       case 'ready': return enc(await this.ready());
-      case 'info': return enc(this.info());
+      case 'info': return enc({ ...(this.info() as object), memory: await memoryReport(this.opts.memory) });
       case 'metrics': return this.metrics.registry.render();
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }
       case 'probe': return enc(await this.probe(parseJson<ProbeRequest>(body, op)));
+      // link probes (serve/linkprobe.ts): take a probe's bytes; probe the hop `hop` tiers further down
+      case 'sink': return enc({ bytes: body.length, name: this.name, next: !!this.segments.get(this.defaultSegment)?.next } satisfies SinkReply);
+      case 'link': {
+        const r = parseLinkProbe(body);
+        const next = this.segments.get(this.defaultSegment)?.next;
+        if (!next) throw kerfError('KERF_ERR_USAGE', `link: ${this.name} is the last tier (no hop after it)`);
+        if (r.hop > 0) return new TextDecoder().decode(await next.connection!.control('link', enc({ hop: r.hop - 1, bytes: r.bytes }), { timeoutMs: 30_000 }));
+        return enc(await probeNextHop(next, this.name, r.bytes));
+      }
       case 'default': {
         const { id } = parseJson<{ id: string }>(body, op);
         if (!this.segments.has(id)) throw kerfError('KERF_ERR_USAGE', `default: no segment '${id}' on ${this.name}`);
         this.defaultSegment = id;
         return enc({ id });
       }
-      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, metrics, load, unload, default, probe)`);
+      default: throw kerfError('KERF_ERR_USAGE', `unknown control operation '${op}' (ready, info, metrics, load, unload, default, probe, sink, link)`);
     }
   }
 

@@ -10,12 +10,13 @@ import assert from 'node:assert/strict';
 import { prepareModel } from '../../src/engine/index.js';
 import { LocalSubstrate } from '../../src/cluster/local.js';
 import { deploy } from '../../src/cluster/deploy.js';
-import { FailoverController, placementReplanner, planReplanner, type FailoverEvent, type Layout } from '../../src/cluster/failover.js';
+import { FailoverController, placementReplanner, planReplanner, spareReplanner, type FailoverEvent, type Layout } from '../../src/cluster/failover.js';
 import type { PlaceModel } from '../../src/plan/place/index.js';
 import { emptyCriteria } from '../../src/plan/criteria.js';
 import type { Network, PlanProblem, PlanTier, SystemCost } from '../../src/plan/types.js';
 import { ocrModel } from '../support/shared.js';
-import { alive, bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
+import { alive, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
+import { exactLoad } from '../support/exact-load.js';
 
 const MODEL = ocrModel('cls');
 const SHAPE = { x: [1, 3, 48, 192] };
@@ -34,6 +35,27 @@ test('placementReplanner places on the hosts left (and the entry)', () => {
   assert.equal(without.cuts.length, without.workers.length + (without.local ? 0 : -1));
   // The entry alone cannot hold the model: no placement, said so.
   assert.throws(() => r([]), { code: 'KERF_ERR_PLACE' });
+});
+
+test('spareReplanner: a lost part goes to a spare host, else joins its neighbour; a host back gets its part back', () => {
+  const initial: Layout = { cuts: [10, 20, 30], local: true, workers: [{ host: 'a' }, { host: 'b', cpus: 0.5 }, { host: 'c' }] };
+  const r = spareReplanner(initial);
+  const hosts = (l: Layout): string[] => l.workers.map((w) => w.host);
+  const all = r(['a', 'b', 'c', 's']);
+  assert.deepEqual([all.workers, all.cuts, all.local], [initial.workers, initial.cuts, true], 'every host usable: the split deployed');
+  const spare = r(['a', 'c', 's', 't']);
+  assert.deepEqual([hosts(spare), spare.cuts], [['a', 's', 'c'], [10, 20, 30]]);
+  assert.equal(spare.workers[1]!.cpus, undefined, "a spare does not take the lost host's CPU share");
+  // no spare: b's part joins a's (cut 20 dropped); then c's joins a's too
+  assert.deepEqual([hosts(r(['a', 'c'])), r(['a', 'c']).cuts], [['a', 'c'], [10, 30]]);
+  assert.deepEqual([hosts(r(['a'])), r(['a']).cuts], [['a'], [10]]);
+  // the first worker lost: its part joins the gateway's (local) ...
+  assert.deepEqual([hosts(r(['b', 'c'])), r(['b', 'c']).cuts], [['b', 'c'], [20, 30]]);
+  assert.deepEqual([hosts(r([])), r([]).cuts], [[], []]);
+  // ... or the next part (a chain without a local part); nothing left: said so
+  const remote = spareReplanner({ cuts: [10], local: false, workers: [{ host: 'a' }, { host: 'b' }] });
+  assert.deepEqual([hosts(remote(['b'])), remote(['b']).cuts], [['b'], []]);
+  assert.throws(() => remote([]), { code: 'KERF_ERR_PLACE' });
 });
 
 test('planReplanner: the best 3-tier plan with the lost tier unused', () => {
@@ -79,24 +101,12 @@ test('failover under load on the local substrate: staged and unstaged, nothing l
   try {
     const inputs = inputsFor(prep, 4);
     const want = await Promise.all(inputs.map((x) => reference(prep, x)));
-    const n = 240, conc = 16;
-    const answers = new Map<string, number>();
-    const bad: string[] = [];
-    let next = 0, done = 0;
-    const client = async (): Promise<void> => {
-      while (next < n) {
-        const i = next++;
-        const r = await inferBinary(d.url, d.name, inputs[i % 4]!, `r${i}`);
-        done++;
-        if (r.status !== 200) { bad.push(`r${i}: ${r.status} ${r.code} ${r.error}`); continue; }
-        answers.set(r.id!, (answers.get(r.id!) ?? 0) + 1);
-        for (const [name, t] of Object.entries(want[i % 4]!)) if (!bytesOf(t).equals(r.outputs[name]!)) bad.push(`r${i}: output ${name} differs`);
-      }
-    };
+    const n = 240;
     await ctl.whenStaged();
     assert.deepEqual([...ctl.fallbacks.keys()].sort(), ['a', 'b'], 'a fallback per host of the chain');
-    const load = Promise.all(Array.from({ length: conc }, client));
-    while (done < 40) await sleep(5);
+    const load = exactLoad({ url: d.url, model: d.name, inputs, want, clients: 16, requests: n });
+    const { answers, bad } = load;
+    while (load.done < 40) await sleep(5);
     // 1: the last stage's process dies; its fallback (a → c) is staged.
     const last = ctl.stages[1]!;
     pids.push(last.pid);
@@ -105,12 +115,12 @@ test('failover under load on the local substrate: staged and unstaged, nothing l
     assert.equal(events[0]!.staged, true);
     assert.deepEqual(ctl.layout.workers.map((w) => w.host), ['a', 'c']);
     // 2: at once the new chain's last stage dies too, before its fallback can be staged.
-    while (done < 120) await sleep(5);
+    while (load.done < 120) await sleep(5);
     const again = ctl.stages[1]!;
     pids.push(again.pid);
     process.kill(again.pid, 'SIGKILL');
     while (events.length < 2) await sleep(10);
-    await load;
+    await load.finished;
     assert.deepEqual(bad, []);
     assert.equal(answers.size, n, 'every request answered');
     assert.ok([...answers.values()].every((c) => c === 1), 'none answered twice');

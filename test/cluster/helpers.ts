@@ -1,10 +1,11 @@
-/** Helpers of the cluster tests: agents as processes (on loopback or inside netns hosts), hosts files. */
+/** Helpers of the cluster tests: agents as processes (on loopback or inside netns hosts), hosts files, `kerf up` as the controller. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KERF } from '../serve/serve-helpers.js';
+import { KERF, sleep } from '../serve/serve-helpers.js';
 import type { NetHost, TestNet } from '../support/netns.js';
+import assert from 'node:assert/strict';
 
 export const CLUSTER_TOKEN = 'cluster-test-token-0123456789';
 
@@ -24,7 +25,7 @@ export function startAgent(o: { net?: TestNet; host?: NetHost; listen?: string; 
     proc.once('exit', (c) => { clearTimeout(timer); reject(new Error(`agent exited (${c}): ${err}`)); });
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
-      const m = /listening on (http:\/\/(\S+))/.exec(out);
+      const m = /listening on (https?:\/\/(\S+))/.exec(out);
       if (m) { clearTimeout(timer); proc.removeAllListeners('exit'); resolve({ proc, url: m[1]!, agent: m[2]!, cache, log: () => err }); }
     });
   });
@@ -36,4 +37,46 @@ export function hostsFile(hosts: { name: string; agent: string; memoryMB?: numbe
   const file = join(dir, 'hosts.json');
   writeFileSync(file, JSON.stringify({ schema: 'kerf.hosts/v1', token, entry, hosts }));
   return file;
+}
+
+export interface UpReady { url: string; model: string; processes: { pid: number; name: string; role: string; host?: string }[] }
+
+/**
+ * Run `kerf up … --json` as the controller (in the root namespace); `ready` resolves with its
+ * ready line, `lines` holds every JSON line it printed (e.g. failover events).
+ */
+export function kerfUp(args: string[]): { proc: ChildProcess; ready: Promise<UpReady>; err: () => string; exit: Promise<number | null>; lines: Record<string, unknown>[] } {
+  const proc = spawn(process.execPath, [KERF, 'up', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); if (process.env.KERF_TEST_LOG) process.stderr.write(c); });
+  const exit = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  const lines: Record<string, unknown>[] = [];
+  const ready = new Promise<UpReady>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`kerf up not ready: ${err}`)), 120_000);
+    void exit.then((c) => { clearTimeout(t); reject(new Error(`kerf up exited (${c}): ${err}`)); });
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const parts = out.split('\n');
+      out = parts.pop()!;
+      for (const l of parts) {
+        let doc: Record<string, unknown>;
+        try { doc = JSON.parse(l) as Record<string, unknown>; } catch { continue; }
+        lines.push(doc);
+        if (doc.event === 'ready') { clearTimeout(t); resolve(doc as unknown as UpReady); }
+      }
+    });
+  });
+  return { proc, ready, err: () => err, exit, lines };
+}
+
+/** Wait (≤ 10 s) until nothing but the agents runs on the hosts; fails naming what is left. */
+export async function onlyAgentsLeft(net: TestNet, agents: RunningAgent[]): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const extra = (await Promise.all(net.hosts.map((h) => net.pids(h)))).flat().filter((p) => !agents.some((a) => a.proc.pid === p));
+    if (extra.length === 0) return;
+    await sleep(100);
+  }
+  const left = await Promise.all(net.hosts.map(async (h) => `${h.name}: ${(await net.pids(h)).join(',')}`));
+  assert.fail(`processes left on the hosts besides the agents: ${left.join('; ')} (agents ${agents.map((a) => a.proc.pid).join(',')})`);
 }

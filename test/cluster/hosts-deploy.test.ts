@@ -5,7 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,33 +13,12 @@ import { blockCuts, blocksOf } from '../../src/graph/cuts.js';
 import { place, validateCluster } from '../../src/plan/place/index.js';
 import { TestNet, netnsUnavailable } from '../support/netns.js';
 import { sharedPath } from '../support/shared.js';
-import { KERF, bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
-import { hostsFile, startAgent, type RunningAgent } from './helpers.js';
+import { bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
+import { hostsFile, kerfUp as up, onlyAgentsLeft, startAgent, type RunningAgent } from './helpers.js';
 
 const MODEL = netnsUnavailable() === null ? sharedPath('models/resnet18.onnx') : null;
 const skip = netnsUnavailable() ?? (MODEL ? false : 'resnet18 absent');
 if (netnsUnavailable()) process.stdout.write(`# SKIP: ${netnsUnavailable()}\n`);
-
-interface Ready { url: string; model: string; processes: { pid: number; name: string; role: string; host?: string }[] }
-
-/** Run `kerf up … --json` as the controller (in the root namespace); resolves with its ready line. */
-function up(args: string[]): { proc: ChildProcess; ready: Promise<Ready>; err: () => string; exit: Promise<number | null> } {
-  const proc = spawn(process.execPath, [KERF, 'up', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
-  const exit = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  const ready = new Promise<Ready>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`kerf up not ready: ${err}`)), 120_000);
-    void exit.then((c) => { clearTimeout(t); reject(new Error(`kerf up exited (${c}): ${err}`)); });
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const line = out.split('\n').find((l) => l.includes('"ready"'));
-      if (line) { clearTimeout(t); resolve(JSON.parse(line) as Ready); }
-    });
-  });
-  return { proc, ready, err: () => err, exit };
-}
 
 /** `n` requests, `inFlight` at a time, cycling through `feeds`; every answer must equal its reference. */
 async function load(url: string, model: string, out: string, feeds: Record<string, HostTensor>[], refs: Buffer[], n: number, inFlight: number): Promise<void> {
@@ -83,16 +61,6 @@ function dashboardSnapshot(url: string, ok: (s: Snap) => boolean): Promise<Snap>
       }
     }).catch((e: Error) => { if (e.name !== 'AbortError') { clearTimeout(t); reject(e); } });
   });
-}
-
-async function onlyAgentsLeft(net: TestNet, agents: RunningAgent[]): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const extra = (await Promise.all(net.hosts.map((h) => net.pids(h)))).flat().filter((p) => !agents.some((a) => a.proc.pid === p));
-    if (extra.length === 0) return;
-    await sleep(100);
-  }
-  const left = await Promise.all(net.hosts.map(async (h) => `${h.name}: ${(await net.pids(h)).join(',')}`));
-  assert.fail(`processes left on the hosts besides the agents: ${left.join('; ')} (agents ${agents.map((a) => a.proc.pid).join(',')})`);
 }
 
 test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placement, answers exact under load, nothing left', { skip, timeout: 600_000 }, async () => {
@@ -141,8 +109,9 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
     const busy = load(ready.url, ready.model, out, feeds, refs, 200, 4);
     const snap = await dashboardSnapshot(ready.url, (x) => Object.values(x.workers).length === 2 && Object.values(x.workers).every((w) => w.cpuShare !== null));
     await busy;
-    assert.equal(snap.gateway.host, 'pi');
-    assert.deepEqual(Object.entries(snap.workers).map(([k, w]) => [k, w.host]), [['edge(edge)', 'edge'], ['cloud(cloud)', 'cloud']]);
+    // each stage's host as its agent names it (the address it serves on)
+    assert.equal(snap.gateway.host, net.host('pi').ip);
+    assert.deepEqual(Object.entries(snap.workers).map(([k, w]) => [k, w.host]), [['edge(edge)', net.host('edge').ip], ['cloud(cloud)', net.host('cloud').ip]]);
     for (const w of Object.values(snap.workers)) assert.ok(w.cpuShare! > 0 && w.rssBytes! > 10e6, JSON.stringify(w));
     const cond = await (await fetch(`${ready.url}/v1/conditions`)).json() as { monitor: { links: { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean }[] } };
     assert.deepEqual(cond.monitor.links.map((l) => [l.from, l.to, l.confident]), [['device(pi)', 'edge(edge)', true], ['edge(edge)', 'cloud(cloud)', true]]);

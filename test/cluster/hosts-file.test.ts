@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadHosts, validateHosts } from '../../src/cluster/hosts.js';
+import { loadHosts, validateHosts, withTlsFlags } from '../../src/cluster/hosts.js';
 import { validateJson } from '../../src/profile/schema.js';
 import { ROOT } from '../support/shared.js';
 
@@ -28,6 +28,10 @@ test('validateHosts: a good file is frozen; each mistake is one line naming its 
     [{ ...good, hosts: [{ name: 'pi', agent: 'a:1', cpus: -1 }] }, /^h\.yaml: hosts\[0\]\.cpus: -1: expected a positive number$/],
     [{ ...good, hosts: [good.hosts[0], good.hosts[0]] }, /^h\.yaml: hosts\[1\]\.name: 'pi' is listed twice$/],
     [{ ...good, hosts: [{ name: 'p i', agent: 'a:1' }] }, /hosts\[0\]\.name: "p i" is not a host name/],
+    [{ ...good, tls: 'yes' }, /^h\.yaml: tls: expected true or a mapping \{ca\?, cert\?, key\?\}/],
+    [{ ...good, tls: { ca: 'ca.pem', certificate: 'c.pem' } }, /^h\.yaml: tls\.certificate: unknown field/],
+    [{ ...good, tls: { cert: 'c.pem' } }, /^h\.yaml: tls\.key: tls\.cert and tls\.key go together/],
+    [{ ...good, tls: { ca: '' } }, /^h\.yaml: tls\.ca: "": expected a PEM file name$/],
   ];
   for (const [doc, msg] of cases) {
     assert.throws(() => validateHosts(JSON.parse(JSON.stringify(doc)), 'h.yaml'), (e: Error & { code?: string }) => e.code === 'KERF_ERR_CONFIG' && msg.test(e.message) && !e.message.includes('\n'), `${JSON.stringify(doc)} → ${msg}`);
@@ -43,6 +47,16 @@ test('loadHosts: YAML with a tokenFile beside it; unreadable files named', async
   writeFileSync(join(dir, 'bad.yaml'), 'schema: kerf.hosts/v1\ntokenFile: nope\nentry: a\nhosts: []\n');
   await assert.rejects(loadHosts(join(dir, 'bad.yaml')), /bad\.yaml: tokenFile: cannot read .*nope \(ENOENT\)/);
   await assert.rejects(loadHosts(join(dir, 'none.yaml')), { code: 'KERF_ERR_FILE' });
+  // tls files are relative to the hosts file, checked now; flags replace the file's tls
+  writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
+  writeFileSync(join(dir, 'tls.yaml'), 'schema: kerf.hosts/v1\ntoken: a-long-enough-token\nentry: a\nhosts:\n  - { name: a, agent: "10.0.0.1:7700" }\ntls: { ca: ca.pem }\n');
+  assert.deepEqual((await loadHosts(join(dir, 'tls.yaml'))).tls, { ca: join(dir, 'ca.pem') });
+  assert.deepEqual(withTlsFlags(await loadHosts(join(dir, 'tls.yaml')), { 'tls-ca': '/x/other.pem' }).tls, { ca: '/x/other.pem' });
+  assert.throws(() => withTlsFlags(h, { 'tls-cert': 'c.pem' }), /--tls-cert and --tls-key go together/);
+  assert.equal(withTlsFlags(h, {}), h);
+  assert.deepEqual(validateHosts({ ...good, tls: true }, 'h').tls, {});
+  writeFileSync(join(dir, 'tls-bad.yaml'), 'schema: kerf.hosts/v1\ntoken: a-long-enough-token\nentry: a\nhosts:\n  - { name: a, agent: "10.0.0.1:7700" }\ntls: { ca: nope.pem }\n');
+  await assert.rejects(loadHosts(join(dir, 'tls-bad.yaml')), /tls-bad\.yaml: tls\.ca: cannot read .*nope\.pem \(ENOENT\)/);
   writeFileSync(join(dir, 'broken.yaml'), 'schema: [\n');
   await assert.rejects(loadHosts(join(dir, 'broken.yaml')), /broken\.yaml: not valid YAML or JSON/);
 });
@@ -52,4 +66,7 @@ test('docs/schema/hosts.schema.json accepts what validateHosts accepts and refus
   assert.equal(validateJson(schema, good), null);
   assert.match(validateJson(schema, { ...good, hosts: [{ ...good.hosts[0], port: 1 }] }) ?? '', /port/);
   assert.match(validateJson(schema, JSON.parse(JSON.stringify({ ...good, entry: undefined }))) ?? '', /entry/);
+  assert.equal(validateJson(schema, { ...good, tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' } }), null);
+  assert.equal(validateJson(schema, { ...good, tls: true }), null);
+  assert.match(validateJson(schema, { ...good, tls: { certificate: 'c.pem' } }) ?? '', /certificate/);
 });

@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { prepareModel } from '../../src/engine/index.js';
 import { Gateway } from '../../src/serve/index.js';
 import { sharedPath } from '../support/shared.js';
-import { TOKEN, bytesOf, inferBinary, inputsFor, killChild, reference, sleep, spawnWorker, thirds } from '../serve/serve-helpers.js';
+import { TOKEN, inputsFor, killChild, reference, sleep, spawnWorker, thirds } from '../serve/serve-helpers.js';
+import { exactLoad } from '../support/exact-load.js';
 
 const path = sharedPath('models/squeezenet1_1.onnx');
 
@@ -25,22 +26,10 @@ test('replay: a killed stage under load loses no request; the new chain answers 
     await g.waitReady(20_000);
     const inputs = inputsFor(prep, 4);
     const want = await Promise.all(inputs.map((x) => reference(prep, x)));
-    const n = 160, conc = 16;
-    const answers = new Map<string, number>();
-    const bad: string[] = [];
-    let next = 0, done = 0;
-    const client = async (): Promise<void> => {
-      while (next < n) {
-        const i = next++;
-        const r = await inferBinary(g.url, g.name, inputs[i % 4]!, `r${i}`);
-        done++;
-        if (r.status !== 200) { bad.push(`r${i}: ${r.status} ${r.code} ${r.error}`); continue; }
-        answers.set(r.id!, (answers.get(r.id!) ?? 0) + 1);
-        for (const [name, t] of Object.entries(want[i % 4]!)) if (r.outputs[name]!.compare(bytesOf(t)) !== 0) bad.push(`r${i}: output ${name} differs`);
-      }
-    };
-    const load = Promise.all(Array.from({ length: conc }, client));
-    while (done < 30) await sleep(5);
+    const n = 160;
+    const load = exactLoad({ url: g.url, model: g.name, inputs, want, clients: 16, requests: n });
+    const { answers, bad } = load;
+    while (load.done < 30) await sleep(5);
     // The last stage dies: the first stage's requests to it fail, the gateway holds them.
     await killChild(b.proc, 'SIGKILL');
     const killedAt = performance.now();
@@ -58,7 +47,7 @@ test('replay: a killed stage under load loses no request; the new chain answers 
     });
     const rep = await res.json() as { failover: { replayed: number; switchMs: number }; version: string };
     assert.equal(res.status, 200, JSON.stringify(rep));
-    await load;
+    await load.finished;
     assert.deepEqual(bad, []);
     assert.equal(answers.size, n, 'every request answered');
     assert.ok([...answers.values()].every((c) => c === 1), 'none answered twice');

@@ -186,3 +186,23 @@ test('garbage and truncated envelopes are refused with KERF_ERR_PROTOCOL, never 
   assert.throws(() => decodeEnvelope(env, info('string', [1]), null, 'bomb', 1000), (e: unknown) => isKerfError(e) && /exceeds the limit/.test(String(e.message)));
   assert.throws(() => decodeEnvelope(encodeEnvelope(parseCodec('int8'), raw, t), info('int32', [4096]), raw.length, 'int8 on ints'), /lossy stage int8 on a int32 tensor/);
 });
+
+test('kerf profile --codecs measures every cut with both methods (trace, the default, and sessions); post-ReLU cuts compress', async () => {
+  const { profileModel } = await import('../../src/profile/profile.js');
+  const { tinyNet } = await import('../profile/support.js');
+  const model = tinyNet();
+  for (const method of ['trace', 'sessions'] as const) {
+    const p = await profileModel(model, { name: 'tiny', system: 'core', repeats: 2, warmup: 1, method, codecs: ['zstd-1', 'int8'] });
+    const cut = p.blocks.filter((b) => b.cutId !== undefined);
+    assert.ok(cut.length >= 2, `${method}: ${cut.length} cut blocks`);
+    for (const b of p.blocks) {
+      const z = b.codecs?.['zstd-1'], q = b.codecs?.int8;
+      assert.ok(z && q, `${method}: block ${b.index} has no codec measurements: ${JSON.stringify(b.codecs)}`);
+      assert.ok(z.ratio > 0 && z.encodeS >= 0 && z.decodeS >= 0 && !z.lossy, `${method}: block ${b.index} zstd-1 ${JSON.stringify(z)}`);
+      assert.equal(q.lossy, true);
+    }
+    // The tensor after the first ReLU (r0, half zeros on random inputs) compresses.
+    const relu = p.blocks.find((b) => b.outputTensors?.length === 1 && b.outputTensors[0] === 'r0');
+    if (relu) assert.ok(relu.codecs!['zstd-1']!.ratio > 1.3, `${method}: r0 zstd-1 ratio ${relu.codecs!['zstd-1']!.ratio}`);
+  }
+});

@@ -8,36 +8,15 @@ import {
   type Frame, type IncomingRequest, type WireDType, type WireTensor,
 } from '../../src/serve/protocol.js';
 import { mulberry32 } from '../../src/util/prng.js';
+import { concatChunks, sampleTensor } from '../support/tensors.js';
 
 const TOKEN = 'codec-secret';
 
-function sample(dtype: WireDType, dims: number[], r: () => number): WireTensor {
-  const n = dims.reduce((a, b) => a * b, 1);
-  const bytes = (k: number): Uint8Array => Uint8Array.from({ length: k }, (_, i) => (i % 3 ? 0 : Math.floor(r() * 256)));
-  const view = <T>(C: new (b: ArrayBuffer) => T, size: number): T => new C(bytes(n * size).buffer as ArrayBuffer);
-  let data: WireTensor['data'];
-  switch (dtype) {
-    case 'float32': data = Float32Array.from({ length: n }, (_, i) => (i % 2 ? 0 : r())); break;
-    case 'float64': data = Float64Array.from({ length: n }, (_, i) => (i % 2 ? 0 : r())); break;
-    case 'int64': data = BigInt64Array.from({ length: n }, (_, i) => (i === 0 ? -(2n ** 63n) : BigInt(Math.floor(r() * 100)))); break;
-    case 'uint64': data = BigUint64Array.from({ length: n }, () => BigInt(Math.floor(r() * 100))); break;
-    case 'bool': data = Uint8Array.from({ length: n }, () => (r() < 0.5 ? 0 : 1)); break;
-    case 'string': data = Array.from({ length: n }, (_, i) => ['', 'a', 'héllo', '日本語'][i % 4]! + i); break;
-    case 'int4': data = new Int8Array(bytes(Math.ceil(n / 2)).buffer); break;
-    case 'uint4': data = bytes(Math.ceil(n / 2)); break;
-    case 'int8': data = view(Int8Array, 1); break;
-    case 'uint8': data = bytes(n); break;
-    case 'int16': data = view(Int16Array, 2); break;
-    case 'uint16': case 'float16': data = view(Uint16Array, 2); break;
-    case 'int32': data = view(Int32Array, 4); break;
-    case 'uint32': data = view(Uint32Array, 4); break;
-  }
-  return { name: `t_${dtype}`, dtype, dims, data } as WireTensor;
-}
+const sample = (dtype: WireDType, dims: number[], r: () => number): WireTensor => sampleTensor(dtype, dims, r, { compressible: true });
 
 const bytesOf = (t: WireTensor): Buffer => t.dtype === 'string' ? Buffer.from(JSON.stringify(t.data)) : Buffer.from((t.data as Uint8Array).buffer, (t.data as Uint8Array).byteOffset, (t.data as Uint8Array).byteLength);
 
-function concat(chunks: Uint8Array[]): Uint8Array { return new Uint8Array(Buffer.concat(chunks)); }
+const concat = concatChunks;
 
 function roundTrip(f: Frame, codecs: string[]): Frame {
   const raw = new FrameDecoder().push(concat(encodeFrame(f)));

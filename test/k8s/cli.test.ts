@@ -23,10 +23,18 @@ test('kerf k8s install and render write clean manifests; reconcile prints what t
     const files = readdirSync(join(dir, 'install')).sort();
     assert.ok(files.includes('kustomization.yaml'));
     const objs = files.filter((f) => f !== 'kustomization.yaml').map((f) => parseAllDocuments(readFileSync(join(dir, 'install', f), 'utf8'))[0]!.toJS() as K8sObject);
-    assert.equal(objs.length, 10);
+    assert.equal(objs.length, 11);
     assert.deepEqual(objs.flatMap(problems), []);
     const stdout = kerf('k8s', 'install', '--image', 'kerf:0.1.0');
-    assert.equal(parseAllDocuments(stdout.stdout).length, 10, 'to stdout as a multi-document YAML');
+    assert.equal(parseAllDocuments(stdout.stdout).length, 11, 'to stdout as a multi-document YAML');
+    const withSm = kerf('k8s', 'install', '--image', 'kerf:0.1.0', '--service-monitor', '--service-monitor-label', 'release=prom');
+    const smDocs = parseAllDocuments(withSm.stdout).map((d) => d.toJS() as K8sObject);
+    assert.equal(smDocs.length, 12);
+    assert.equal(smDocs[11]!.kind, 'ServiceMonitor');
+    assert.equal(smDocs[11]!.metadata.labels!.release, 'prom');
+    const noSm = kerf('k8s', 'install', '--image', 'kerf:0.1.0', '--service-monitor-label', 'release=prom');
+    assert.equal(noSm.status, 2);
+    assert.match(noSm.stderr, /--service-monitor-label needs --service-monitor/);
 
     const placement = place(placeModelFromProfiles([checkProfile(profile())]), validateCluster({ schema: 'kerf.cluster/v1', nodes: [{ name: 'a', memoryMB: 400 }, { name: 'b', memoryMB: 400 }], links: [{ from: 'a', to: 'b', bandwidthMbps: 100 }] }));
     writeFileSync(join(dir, 'placement.json'), JSON.stringify(placement));

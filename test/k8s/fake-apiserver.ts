@@ -22,6 +22,7 @@ const RESOURCES: Resource[] = [
   { group: '', version: 'v1', plural: 'configmaps', kind: 'ConfigMap', namespaced: true },
   { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, status: true },
   { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true },
+  { group: 'events.k8s.io', version: 'v1', plural: 'events', kind: 'Event', namespaced: true },
   { group: 'kerf.dev', version: 'v1alpha1', plural: 'kerfpipelines', kind: 'KerfPipeline', namespaced: true, status: true },
 ];
 

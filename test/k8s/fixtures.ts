@@ -1,7 +1,8 @@
 /** Fixtures of the Kubernetes tests: a profile, Nodes, a KerfPipeline, and a small world that
  * applies what the reconcile core asks for (as the API server would) so tests can step it. */
-import { reconcile, type ReconcileResult } from '../../src/k8s/reconcile.js';
+import { reconcile, type ReconcileInput, type ReconcileResult } from '../../src/k8s/reconcile.js';
 import type { K8sObject, KerfPipeline, KerfPipelineSpec } from '../../src/k8s/types.js';
+import { KubeConfig } from '@kubernetes/client-node';
 
 export const SHA_A = 'a'.repeat(64);
 export const SHA_B = 'b'.repeat(64);
@@ -59,6 +60,8 @@ export class World {
   pipeline: KerfPipeline;
   t = Date.parse('2026-01-01T00:00:00Z');
   last: ReconcileResult | null = null;
+  /** the operator's parts service as the core sees it (absent: none) */
+  parts: ReconcileInput['parts'];
   constructor(nodes: K8sObject[], p: KerfPipeline = pipeline(), objects: K8sObject[] = [profileConfigMap()]) {
     this.nodes = nodes;
     this.pipeline = p;
@@ -68,7 +71,7 @@ export class World {
   advance(seconds: number): void { this.t += seconds * 1000; }
   /** One reconcile; its applies and deletes take effect (status too). */
   step(): ReconcileResult {
-    const r = reconcile({ pipeline: this.pipeline, nodes: this.nodes, objects: this.objects, now: this.now, image: 'kerf:test', newToken: 'tok' });
+    const r = reconcile({ pipeline: this.pipeline, nodes: this.nodes, objects: this.objects, now: this.now, image: 'kerf:test', newToken: 'tok', ...(this.parts ? { parts: this.parts } : {}) });
     for (const a of r.apply) {
       const copy = JSON.parse(JSON.stringify(a)) as K8sObject;
       const i = this.objects.findIndex((o) => key(o) === key(a));
@@ -105,4 +108,26 @@ export function pinnedTo(d: K8sObject): string {
   const e = terms[0]!.matchExpressions[0]!;
   if (e.key !== 'kubernetes.io/hostname') throw new Error(`pinned by ${e.key}`);
   return e.values[0]!;
+}
+
+/** A kubeconfig for a test API server (the fake one, on loopback). */
+export function kubeconfig(url: string, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
+    users: [{ name: token, token }],
+    contexts: [{ name: 'fake', cluster: 'fake', user: token, namespace: 'edge' }],
+    currentContext: 'fake',
+  });
+  return kc;
+}
+
+export async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }

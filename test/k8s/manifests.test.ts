@@ -1,7 +1,8 @@
 /** Every object kerf writes for Kubernetes, validated offline (official schemas + kerf's own checks). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { installObjects, renderObjects } from '../../src/k8s/manifests.js';
+import { installObjects, renderObjects, serviceMonitor } from '../../src/k8s/manifests.js';
+import { selectorMatches } from '../../src/k8s/reconcile.js';
 import { checkSpec, kerfPipelineCrd } from '../../src/k8s/crd.js';
 import type { K8sObject } from '../../src/k8s/types.js';
 import { place, placeModelFromProfiles, validateCluster } from '../../src/plan/place/index.js';
@@ -36,7 +37,7 @@ test("the operator's objects pass the official schemas and kerf's checks (every 
 
 test('kerf k8s install: CRD, operator, ServiceAccount, RBAC (namespaced, read-only on Nodes, no wildcards), agents', () => {
   const objs = installObjects({ namespace: 'kerf-system', image: 'ghcr.io/x/kerf:0.1.0', agentToken: 'tok' });
-  assert.deepEqual(objs.map((o) => o.kind), ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Secret', 'DaemonSet']);
+  assert.deepEqual(objs.map((o) => o.kind), ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'Role', 'RoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Deployment', 'Service', 'Secret', 'DaemonSet']);
   assertClean(objs);
   const cr = objs.find((o) => o.kind === 'ClusterRole') as unknown as { rules: { resources: string[]; verbs: string[] }[] };
   assert.deepEqual(cr.rules, [{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] }]);
@@ -58,8 +59,38 @@ test('the checks catch what they are for', () => {
   const role = JSON.parse(JSON.stringify(objs.find((o) => o.kind === 'Role'))) as { rules: { verbs: string[] }[] } & K8sObject;
   role.rules[0]!.verbs = ['*'];
   assert.ok(problems(role).some((x) => /wildcard/.test(x)));
-  const bad = JSON.parse(JSON.stringify(objs.find((o) => o.kind === 'Service') ?? { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 'x' }] } })) as K8sObject;
+  const bad = { apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ port: 'x' }] } } as K8sObject;
   assert.ok(problems(bad).some((x) => /official schema/.test(x)));
+});
+
+test("a ServiceMonitor when asked: valid for the Prometheus Operator's schema, scraping each stage, gateway and the operator once", () => {
+  assert.ok(!installObjects({ namespace: 'k', image: 'i', agentToken: 't' }).some((o) => o.kind === 'ServiceMonitor'), 'only when asked');
+  const inst = installObjects({ namespace: 'edge', image: 'i', agentToken: 't', serviceMonitor: { labels: { release: 'prom' } } });
+  const sm = inst.find((o) => o.kind === 'ServiceMonitor') as unknown as K8sObject & { spec: { selector: { matchLabels: Record<string, string>; matchExpressions: { key: string; operator: 'In'; values: string[] }[] }; endpoints: { port: string; path: string }[]; namespaceSelector: { matchNames: string[] } } };
+  assertClean([sm]);
+  assert.equal(sm.metadata.labels!.release, 'prom');
+  assert.deepEqual(sm.spec.namespaceSelector.matchNames, ['edge']);
+  // what it selects, among the Services the operator makes and its own
+  const w = new World([node('n1'), node('n2'), node('n3')]);
+  w.step();
+  const services = [...w.objects, ...inst].filter((o) => o.kind === 'Service') as (K8sObject & { spec: { ports: { name: string }[] } })[];
+  const picked = services.filter((svc) => selectorMatches(sm.spec.selector, svc.metadata.labels ?? {}));
+  const comp = (o: K8sObject) => o.metadata.labels!['app.kubernetes.io/component'];
+  assert.deepEqual([...new Set(picked.map(comp))].sort(), ['gateway', 'operator', 'stage']);
+  assert.ok(!picked.some((svc) => svc.metadata.name === 'tiny'), 'not the entry Service (its gateway is scraped through its own)');
+  for (const svc of picked) {
+    const ports = svc.spec.ports.map((p) => p.name);
+    const scraped = sm.spec.endpoints.filter((e) => ports.includes(e.port));
+    assert.equal(scraped.length, 1, `${svc.metadata.name}: scraped through exactly one port (${ports.join(',')})`);
+  }
+  // render: one pipeline's
+  const one = serviceMonitor('default', { instance: 'tiny' }) as unknown as { metadata: { name: string }; spec: { selector: { matchLabels: Record<string, string> } } };
+  assert.equal(one.metadata.name, 'tiny-metrics');
+  assert.equal(one.spec.selector.matchLabels['app.kubernetes.io/instance'], 'tiny');
+  // the schema catches a malformed one
+  const bad = JSON.parse(JSON.stringify(sm)) as { spec: { endpoints: Record<string, unknown>[] } } & K8sObject;
+  bad.spec.endpoints[0]!.interval = 15;
+  assert.ok(problems(bad).some((x) => /official schema/.test(x)), problems(bad).join('\n'));
 });
 
 test('kerf k8s render: the objects of a placement.json, clean', () => {
@@ -91,4 +122,23 @@ test('the CRD is clean and its schema takes the documented example, refusing a t
   assert.doesNotThrow(() => checkSpec(example, 'example'));
   assert.throws(() => checkSpec({ ...example, rollout: { timeoutSecond: 5 } }, 'example'), /spec\.rollout: unknown field 'timeoutSecond'/);
   assert.throws(() => checkSpec({ ...example, objective: 'speed' }, 'example'), /spec\.objective: expected one of/);
+});
+
+test('Events: a valid events.k8s.io/v1 Event about the pipeline; a repeat counts into its series', async () => {
+  const { eventObject, eventStep, eventKey, actionOf, SERIES_WINDOW_MS } = await import('../../src/k8s/events.js');
+  const p = new World([node('n1')]).pipeline;
+  const e = { type: 'Warning' as const, reason: 'RolloutFailed', message: 'x'.repeat(2000) };
+  const ev = eventObject(p, e, new Date('2026-01-01T00:00:00Z'), 'kerf-operator-7d9f');
+  assertClean([ev]);
+  const o = ev as unknown as { note: string; action: string; eventTime: string; regarding: Record<string, string> };
+  assert.equal(o.note.length, 1024, 'the note is cut to the API limit');
+  assert.equal(o.action, 'Rollout');
+  assert.equal(o.eventTime, '2026-01-01T00:00:00.000000Z');
+  assert.deepEqual(o.regarding, { apiVersion: 'kerf.dev/v1alpha1', kind: 'KerfPipeline', name: 'tiny', namespace: 'edge', uid: 'uid-tiny' });
+  assert.equal(actionOf('NodeLost'), 'Failover');
+  assert.equal(actionOf('PartsFailed'), 'BuildParts');
+  assert.notEqual(eventKey(p, e), eventKey(p, { ...e, message: 'other' }));
+  assert.equal(eventStep(undefined, 0), 'create');
+  assert.equal(eventStep({ name: 'n', count: 1, first: 0, last: 0 }, 60_000), 'series');
+  assert.equal(eventStep({ name: 'n', count: 9, first: 0, last: 0 }, SERIES_WINDOW_MS + 1), 'create', 'a new Event after the window');
 });

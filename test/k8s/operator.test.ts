@@ -11,28 +11,9 @@ import { KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/clie
 import { Operator } from '../../src/k8s/operator.js';
 import { kerfPipelineCrd } from '../../src/k8s/crd.js';
 import { FakeApiServer } from './fake-apiserver.js';
-import { node, pipeline, profileConfigMap } from './fixtures.js';
-
-function kubeconfig(url: string, token: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'fake', server: url, skipTLSVerify: true }],
-    users: [{ name: token, token }],
-    contexts: [{ name: 'fake', cluster: 'fake', user: token, namespace: 'edge' }],
-    currentContext: 'fake',
-  });
-  return kc;
-}
-
-async function until<T>(what: string, f: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+import { problems } from './validate.js';
+import { CLUSTER_TOKEN, startAgent, type RunningAgent } from '../cluster/helpers.js';
+import { kubeconfig, node, pipeline, profileConfigMap, until } from './fixtures.js';
 
 type Any = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -117,6 +98,20 @@ test('operator against the fake API server: apply, status, ready, hand edit, 410
     assert.equal(failover.lastFailover.node, victim);
     assert.equal(failover.conditions.find((c: Any) => c.type === 'Degraded').status, 'True');
     assert.ok(!(failover.pending.stages as Any[]).some((s) => s.node === victim));
+    // what happened is in Kubernetes Events about the pipeline, valid by the official schema
+    const events = await until('the NodeLost Event', () => { const ev = fake.list('Event'); return ev.some((e) => e.reason === 'NodeLost') && ev; });
+    assert.deepEqual(events.flatMap((e) => problems(e as never)), []);
+    for (const e of events) {
+      assert.equal((e.regarding as Any).name, 'tiny');
+      assert.equal((e.regarding as Any).kind, 'KerfPipeline');
+      assert.equal(e.reportingController, 'kerf.dev/operator');
+    }
+    const lostEv = events.find((e) => e.reason === 'NodeLost')!;
+    assert.equal(lostEv.type, 'Warning');
+    assert.equal(lostEv.action, 'Failover');
+    assert.match(String(lostEv.note), new RegExp(`node ${victim} is NotReady`));
+    assert.ok(events.some((e) => e.reason === 'Placing' && /^initial: placement/.test(String(e.note))));
+    assert.ok(events.some((e) => e.reason === 'Switched'));
     markReady(fake, failover.pending.id);
     await until('the switch off the lost node', () => (fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any)?.lastFailover?.switchedAt);
     // the gateway was moved onto the new chain through its failover API, with the pipeline's token
@@ -168,6 +163,86 @@ test('leader election: of two replicas one reconciles; when it stops, the other 
   } finally {
     await a?.close();
     await b?.close();
+    await fake.close();
+  }
+});
+
+test('the agents measure the links between their nodes (at start, then periodically); the operator places with them; a ConfigMap overrides', async () => {
+  const fake = await FakeApiServer.start();
+  const agents: RunningAgent[] = [];
+  let op: Operator | null = null;
+  try {
+    const names = ['n1', 'n2', 'n3'];
+    for (const n of names) agents.push(await startAgent());
+    for (const n of names) {
+      fake.put(node(n) as never);
+      fake.put({
+        apiVersion: 'v1', kind: 'Pod', metadata: { name: `kerf-agent-${n}`, namespace: 'edge', labels: { 'app.kubernetes.io/name': 'kerf', 'app.kubernetes.io/component': 'agent' } },
+        spec: { nodeName: n, containers: [] }, status: { phase: 'Running', podIP: '127.0.0.1', conditions: [{ type: 'Ready', status: 'True' }] },
+      });
+    }
+    fake.put(profileConfigMap() as never);
+    fake.put(pipeline() as never);
+    const logs: Any[] = [];
+    op = await Operator.start({
+      kc: kubeconfig(fake.url, 'op'), namespace: 'edge', image: 'kerf:test', identity: 'a', leaseDurationS: 3, resyncS: 1, log: (e) => logs.push(e),
+      agentToken: CLUSTER_TOKEN, measure: { everyS: 3, seconds: 0.2 }, agentAddress: (n) => agents[names.indexOf(n)]!.agent,
+    });
+    const cm = await until('the measured links', () => fake.get('ConfigMap', 'kerf-measured-links', 'edge'), 60_000);
+    const doc = JSON.parse((cm.data as Any)['links.json'] as string) as Any;
+    assert.equal(doc.schema, 'kerf.links/v1');
+    assert.deepEqual(doc.nodes, names);
+    assert.equal(doc.links.length, 6, 'every pair both ways');
+    for (const l of doc.links as Any[]) assert.ok(l.bandwidthMbps > 0 && l.rttMs >= 0, JSON.stringify(l));
+    // the pipeline is placed with them: its status shows each link as measured, with the measured figures
+    const measured = await until('status links from the measurement', () => {
+      const links = (fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any | undefined)?.links as Any[] | undefined;
+      const now = JSON.parse((fake.get('ConfigMap', 'kerf-measured-links', 'edge')!.data as Any)['links.json'] as string) as Any;
+      return !!links?.length && links.every((l) => l.source === 'measured' && now.links.some((m: Any) => m.from === l.from && m.to === l.to && m.bandwidthMbps === l.bandwidthMbps)) ? links : null;
+    }, 30_000);
+    assert.equal(measured.length, 6);
+    // measured again after measure.everyS
+    const at = doc.measuredAt as string;
+    await until('a second measurement', () => {
+      const d = JSON.parse((fake.get('ConfigMap', 'kerf-measured-links', 'edge')!.data as Any)['links.json'] as string) as Any;
+      return d.measuredAt !== at;
+    }, 30_000);
+    // a ConfigMap named by the spec overrides the measurement where it says
+    fake.put({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'slow', namespace: 'edge' }, data: { 'links.json': JSON.stringify([{ from: 'n1', to: 'n2', bandwidthMbps: 5, rttMs: 9 }]) } });
+    const kp = fake.get('KerfPipeline', 'tiny', 'edge')!;
+    fake.put({ ...kp, spec: { ...(kp.spec as Any), network: { linksConfigMapRef: { name: 'slow' } } } });
+    const over = await until('the override in status', () => {
+      const links = (fake.get('KerfPipeline', 'tiny', 'edge')?.status as Any | undefined)?.links as Any[] | undefined;
+      return links?.find((l) => l.from === 'n1' && l.to === 'n2' && l.source === 'override') && links;
+    }, 30_000);
+    assert.deepEqual(over.find((l: Any) => l.from === 'n1' && l.to === 'n2'), { from: 'n1', to: 'n2', bandwidthMbps: 5, rttMs: 9, source: 'override' });
+    assert.equal(over.find((l: Any) => l.from === 'n2' && l.to === 'n1')!.source, 'measured', 'the other direction stays measured');
+    assert.ok(over.some((l: Any) => l.from === 'n2' && l.to === 'n3' && l.source === 'measured'));
+    assert.equal(logs.filter((e) => e.event === 'measure-error').length, 0, JSON.stringify(logs.filter((e) => e.event === 'measure-error')));
+  } finally {
+    await op?.close();
+    for (const a of agents) a.proc.kill('SIGTERM');
+    await fake.close();
+  }
+});
+
+test('a repeated event counts into the first Event\'s series, not a new Event each time', async () => {
+  const fake = await FakeApiServer.start();
+  let op: Operator | null = null;
+  try {
+    for (const n of [node('n1'), node('n2')]) fake.put(n as never);
+    fake.put(pipeline() as never); // its profile ConfigMap is missing: ProfileNotFound on every reconcile
+    op = await Operator.start({ kc: kubeconfig(fake.url, 'op'), namespace: 'edge', image: 'kerf:test', identity: 'a', leaseDurationS: 3, resyncS: 1, log: () => undefined });
+    const ev = await until('a series of ProfileNotFound', () => {
+      const e = fake.list('Event').filter((x) => x.reason === 'ProfileNotFound');
+      return e.length === 1 && ((e[0]!.series as Any | undefined)?.count ?? 0) >= 3 && e[0]!;
+    }, 30_000);
+    assert.equal(ev.type, 'Warning');
+    assert.match(String((ev.series as Any).lastObservedTime), /^\d{4}-\d\d-\d\dT.*\.\d{6}Z$/);
+    assert.deepEqual(problems(ev as never), []);
+    assert.equal(fake.list('Event').filter((x) => x.reason === 'ProfileNotFound').length, 1, 'one Event');
+  } finally {
+    await op?.close();
     await fake.close();
   }
 });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { reconcile, reconcileList, contains } from '../../src/k8s/reconcile.js';
 import { modelId } from '../../src/k8s/objects.js';
+import { partKey } from '../../src/k8s/parts.js';
 import type { K8sObject, PlacementState } from '../../src/k8s/types.js';
 import { node, pinnedTo, pipeline, profile, profileConfigMap, spec, World, SHA_A, SHA_B } from './fixtures.js';
 
@@ -49,8 +50,13 @@ test('a new pipeline: a placement over the nodes, a pinned Deployment and a Serv
     assert.equal(c.resources.requests.memory, `${s.memoryMiB}Mi`);
     assert.equal(c.resources.limits.memory, c.resources.requests.memory, 'memory limit = request, from the memory model');
     assert.equal(c.resources.requests.cpu, '1');
-    assert.ok(c.args.includes('--blocks') && c.args[c.args.indexOf('--blocks') + 1] === `${s.index}..${s.index}`);
-    assert.ok(d.spec.template.spec.initContainers[0]!.command.includes(SHA_A), 'the init container checks the sha256');
+    // the stage runs exactly its part: the init container cuts it out of the model (sha256 checked)
+    assert.equal(c.args[c.args.indexOf('--model') + 1], '/kerf/model/part.onnx');
+    assert.ok(!c.args.includes('--blocks') && !c.args.includes('--cuts'), 'a part is a standalone model');
+    const init = d.spec.template.spec.initContainers[0]!.command;
+    assert.ok(init.includes(SHA_A), 'the init container checks the sha256');
+    assert.equal(init[init.indexOf('--cuts') + 1], pend.cuts.join(','));
+    assert.equal(init[init.indexOf('--part') + 1], String(s.index));
     assert.deepEqual(d.metadata.ownerReferences, [{ apiVersion: 'kerf.dev/v1alpha1', kind: 'KerfPipeline', name: 'tiny', uid: 'uid-tiny', controller: true, blockOwnerDeletion: true }]);
   }
   // the chain: each stage forwards to the next stage's Service
@@ -80,6 +86,52 @@ test('a new pipeline: a placement over the nodes, a pinned Deployment and a Serv
   assert.equal(w.condition('Degraded').status, 'False');
   const steady = w.step();
   assert.deepEqual([steady.apply, steady.delete], [[], []], 'steady state: nothing to do');
+});
+
+test("with the operator's parts service: a placement waits for its parts, each stage fetches exactly its own (sha256 checked); a bad model fails the rollout", () => {
+  const w = new World(three());
+  const refs = new Map<string, { sha256: string; bytes: number }>();
+  const failed = new Map<string, { message: string; permanent: boolean }>();
+  w.parts = { url: 'http://kerf-operator.edge.svc:8080', refs, failed };
+  let r = w.step();
+  assert.equal(w.pipeline.status!.pending, null, 'nothing comes up before its parts are built');
+  assert.equal(r.apply.filter((o) => o.kind === 'Deployment').length, 0);
+  assert.equal(w.condition('Placed').reason, 'BuildingParts');
+  assert.ok(r.parts.length >= 2, `the shell is asked for every stage's part (${r.parts.length})`);
+  assert.ok(r.requeueAfterSeconds !== null && r.requeueAfterSeconds <= 2);
+  r.parts.forEach((x, i) => refs.set(partKey(x), { sha256: String(i).repeat(64), bytes: 1000 + i }));
+  r = w.step();
+  const pend = w.pipeline.status!.pending!;
+  assert.ok(pend, 'with its parts built the placement comes up');
+  assert.deepEqual(r.parts, []);
+  for (const s of pend.stages) {
+    assert.equal(s.part!.sha256, String(s.index).repeat(64), 'status records each stage\'s part');
+    const d = w.find('Deployment', `tiny-${pend.id}-s${s.index}`) as unknown as Dep;
+    const init = d.spec.template.spec.initContainers[0]!.command;
+    assert.equal(init[init.indexOf('--uri') + 1], `http://kerf-operator.edge.svc:8080/v1/parts/${s.part!.sha256}`);
+    assert.equal(init[init.indexOf('--sha256') + 1], s.part!.sha256, 'the part\'s own sha256 is checked');
+    assert.equal(init[init.indexOf('--bearer-env') + 1], 'KERF_TOKEN');
+    assert.ok(!init.includes('--cuts'), 'nothing to cut in the pod');
+  }
+  // the gateway still fetches the whole model (it serves the model's metadata)
+  const gw = w.find('Deployment', `tiny-${modelId(pend.model)}-gw`) as unknown as Dep;
+  assert.ok(gw.spec.template.spec.initContainers[0]!.command.includes('https://models.example/tiny.onnx'));
+  w.ready(pend.id);
+  w.step();
+  assert.equal(w.pipeline.status!.active!.id, pend.id);
+  // a new version whose model does not match its sha256: no part, the rollout fails, v1 serves
+  w.setSpec(spec({ model: { ...spec().model, sha256: SHA_B, version: 'v2' } }));
+  r = w.step();
+  assert.ok(r.parts.length >= 1);
+  for (const x of r.parts) failed.set(partKey(x), { message: 'https://models.example/tiny.onnx: sha256 is ccc…, expected bbb…', permanent: true });
+  r = w.step();
+  assert.equal(w.pipeline.status!.pending, null);
+  assert.equal(w.pipeline.status!.rollout!.phase, 'Failed');
+  assert.match(w.pipeline.status!.rollout!.message, /v1 keeps serving; the parts of placement \w+ could not be built: .*sha256/);
+  assert.equal(w.condition('Ready').status, 'True');
+  assert.equal(w.pipeline.status!.active!.id, pend.id);
+  // not retried until the spec changes
+  assert.deepEqual(w.step().parts, []);
 });
 
 test('a node added: re-placed onto it only for the configured gain', () => {
@@ -326,7 +378,7 @@ test('node selector, measured links and the latency objective shape the placemen
   const w2 = new World([node('n1'), node('n2')], pipeline(spec({ objective: 'latency', network: { linksConfigMapRef: { name: 'links' } } })), [profileConfigMap(), links]);
   w2.step();
   assert.equal(w2.pipeline.status!.pending!.stages.length, 1);
-  assert.deepEqual(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n2'), { from: 'n1', to: 'n2', bandwidthMbps: 1, rttMs: 50, source: 'measured' });
+  assert.deepEqual(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n2'), { from: 'n1', to: 'n2', bandwidthMbps: 1, rttMs: 50, source: 'override' });
   // memory asked for by other pods on a node is not offered again
   const hog = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hog', namespace: 'edge' }, spec: { nodeName: 'n1', containers: [{ name: 'c', resources: { requests: { memory: '1000Mi' } } }] }, status: { phase: 'Running' } };
   const w3 = new World([node('n1'), node('n2')], pipeline(), [profileConfigMap(), hog]);
@@ -349,4 +401,109 @@ test('contains: what the server adds is ignored, a changed or missing field is n
   assert.ok(!contains({ a: 1, b: { c: [1] } }, { a: 1, b: { c: [1, 2] } }));
   assert.ok(!contains({ a: '1' }, { a: 1 }));
   void profile;
+});
+
+test('links measurement: which agents measure, when it is due, what the core places with', async () => {
+  const { agentTargets, measureDue, linksConfigMap, lastMeasurement } = await import('../../src/k8s/links.js');
+  const pod = (n: string, ready: string, ip?: string) => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: `a-${n}`, namespace: 'edge', labels: { 'app.kubernetes.io/component': 'agent' } },
+    spec: { nodeName: n }, status: { ...(ip ? { podIP: ip } : {}), conditions: [{ type: 'Ready', status: ready }] },
+  });
+  const targets = agentTargets([pod('n2', 'True', '10.0.0.2'), pod('n1', 'True', 'fd00::1'), pod('n3', 'False', '10.0.0.3'), pod('n4', 'True')], 7070);
+  assert.deepEqual(targets, [{ node: 'n1', address: '[fd00::1]:7070' }, { node: 'n2', address: '10.0.0.2:7070' }], 'ready agents with an IP, one per node');
+  const now = '2026-01-01T00:10:00.000Z';
+  assert.equal(measureDue(null, targets.slice(0, 1), now, 600), null, 'one node: nothing to measure');
+  assert.equal(measureDue(null, targets, now, 600), 'no measurement yet');
+  const doc = { schema: 'kerf.links/v1' as const, measuredAt: '2026-01-01T00:05:00.000Z', nodes: ['n1', 'n2'], seconds: 2, links: [{ from: 'n1', to: 'n2', bandwidthMbps: 80, rttMs: 3 }, { from: 'n2', to: 'n1', bandwidthMbps: 20, rttMs: 3 }] };
+  const cm = linksConfigMap('edge', doc);
+  assert.deepEqual(lastMeasurement([cm], 'edge'), doc);
+  assert.equal(measureDue(doc, targets, now, 600), null, 'fresh');
+  assert.match(measureDue(doc, targets, now, 200)!, /older than 200 s/);
+  assert.match(measureDue(doc, [...targets, { node: 'n5', address: 'x:1' }], now, 600)!, /agents on n5 not measured yet/);
+  // the core places with the measurement, per direction; status says where each link comes from
+  const w = new World([node('n1'), node('n2')], pipeline(spec({ network: { bandwidthMbps: 500 } })), [profileConfigMap(), cm]);
+  w.step();
+  const links = w.pipeline.status!.links!;
+  assert.deepEqual(links.find((l) => l.from === 'n1' && l.to === 'n2'), { from: 'n1', to: 'n2', bandwidthMbps: 80, rttMs: 3, source: 'measured' });
+  assert.deepEqual(links.find((l) => l.from === 'n2' && l.to === 'n1'), { from: 'n2', to: 'n1', bandwidthMbps: 20, rttMs: 3, source: 'measured' });
+  // a node not measured yet is at the spec's default
+  const w2 = new World([node('n1'), node('n2'), node('n3')], pipeline(spec({ network: { bandwidthMbps: 500 } })), [profileConfigMap(), cm]);
+  w2.step();
+  assert.equal(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n3')!.source, 'default');
+  assert.equal(w2.pipeline.status!.links!.find((l) => l.from === 'n1' && l.to === 'n3')!.bandwidthMbps, 500);
+});
+
+test("spec.defaults.codec and .switching reach the gateway's and the stages' commands; a bad codec is named", () => {
+  const w = new World(three(), pipeline(spec({ defaults: { codec: 'fp16+zstd/lz4', switching: 'standby' } })));
+  w.step();
+  const pend = w.pipeline.status!.pending!;
+  assert.ok(pend.stages.length >= 2);
+  const args = (name: string) => (w.find('Deployment', name) as unknown as Dep).spec.template.spec.containers[0]!.args;
+  const gw = args(`tiny-${modelId(pend.model)}-gw`);
+  assert.equal(gw[gw.indexOf('--next-codec') + 1], 'fp16+zstd/lz4');
+  assert.equal(gw[gw.indexOf('--switch-strategy') + 1], 'standby');
+  for (const s of pend.stages) {
+    const a = args(`tiny-${pend.id}-s${s.index}`);
+    if (s.index < pend.stages.length - 1) assert.equal(a[a.indexOf('--next-codec') + 1], 'fp16+zstd/lz4', `stage ${s.index} sends with the codec`);
+    else assert.ok(!a.includes('--next-codec'), 'the last stage sends to no one');
+    assert.ok(!a.includes('--switch-strategy'));
+  }
+  const bad = new World(three(), pipeline(spec({ defaults: { codec: 'gzip' } })));
+  const r = bad.step();
+  assert.equal(bad.condition('Placed').reason, 'InvalidSpec');
+  assert.match(bad.condition('Placed').message, /spec\.defaults\.codec/);
+  assert.equal(r.apply.length, 0);
+  const bad2 = new World(three(), pipeline(spec({ defaults: { switching: 'instant' as never } })));
+  bad2.step();
+  assert.match(bad2.condition('Placed').message, /spec\.defaults\.switching/);
+});
+
+test('rollout memory room: the old pods are counted; when two versions do not fit side by side, the new one is staged stage by stage', () => {
+  const big = () => [profileConfigMap('edge', profile(8, 0.04, 40))];
+  const nodes = () => [node('n1', { memory: '400Mi' }), node('n2', { memory: '400Mi' }), node('n3', { memory: '400Mi' })];
+  const w = new World(nodes(), pipeline(), big());
+  const first = upAndRunning(w);
+  assert.ok(first.stages.length >= 2, `split over the nodes (${first.stages.length} stages)`);
+  assert.ok(!first.staged);
+  // the old stages' pods, as the kubelet runs them
+  const podOf = (st: PlacementState, s: PlacementState['stages'][number]): K8sObject => ({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: `tiny-${st.id}-s${s.index}-abc`, namespace: 'edge', labels: { 'kerf.dev/pipeline': 'tiny', 'kerf.dev/placement': st.id, 'kerf.dev/stage': String(s.index), 'app.kubernetes.io/component': 'stage' } },
+    spec: { nodeName: s.node, containers: [{ name: 'worker', resources: { requests: { memory: `${s.memoryMiB}Mi` } } }] }, status: { phase: 'Running' },
+  });
+  w.objects.push(...first.stages.map((s) => podOf(first, s)));
+  w.setSpec(spec({ model: { ...spec().model, sha256: SHA_B, version: 'v2' } }));
+  let r = w.step();
+  const pend = w.pipeline.status!.pending!;
+  assert.ok(pend, 'v2 is placed');
+  assert.equal(pend.staged, true, 'it does not fit beside v1: staged');
+  // per node: v2's stages are created at once where they fit beside v1's; elsewhere v1's stop first and v2's wait
+  const mib = (st: PlacementState, n: string) => st.stages.filter((s) => s.node === n).reduce((a, s) => a + s.memoryMiB, 0);
+  let waited = 0;
+  for (const s of pend.stages) {
+    const fits = mib(first, s.node) + mib(pend, s.node) <= 400;
+    const created = !!w.find('Deployment', `tiny-${pend.id}-s${s.index}`);
+    assert.equal(created, fits, `v2 s${s.index} on ${s.node}: ${fits ? 'room beside v1' : 'waits for room'}`);
+    for (const o of first.stages.filter((x) => x.node === s.node)) {
+      assert.equal(r.delete.some((d) => d.kind === 'Deployment' && d.name === `tiny-${first.id}-s${o.index}`), !fits, `v1 s${o.index} on ${s.node} ${fits ? 'stays' : 'stops to make room'}`);
+    }
+    if (!fits) waited++;
+  }
+  assert.ok(waited > 0, 'some stage had to wait');
+  assert.ok(r.events.some((e) => e.reason === 'MakingRoom' && /stage by stage/.test(e.message)));
+  assert.match(w.condition('RolloutInProgress').message, /staged .*waits for tiny-/);
+  // the old pods go; the new stages come up on the freed nodes, then v2 serves
+  w.objects = w.objects.filter((o) => o.kind !== 'Pod');
+  r = w.step();
+  for (const s of pend.stages) assert.ok(w.find('Deployment', `tiny-${pend.id}-s${s.index}`), `v2 s${s.index} created`);
+  w.ready(pend.id);
+  w.step();
+  assert.equal(w.pipeline.status!.activeVersion, 'v2');
+  // with room for both (bigger nodes), the same rollout is side by side
+  const w2 = new World([node('n1', { memory: '2Gi' }), node('n2', { memory: '2Gi' }), node('n3', { memory: '2Gi' })], pipeline(), big());
+  const f2 = upAndRunning(w2);
+  w2.objects.push(...f2.stages.map((s) => podOf(f2, s)));
+  w2.setSpec(spec({ model: { ...spec().model, sha256: SHA_B, version: 'v2' } }));
+  const r2 = w2.step();
+  assert.ok(!w2.pipeline.status!.pending!.staged);
+  assert.ok(!r2.delete.some((d) => d.kind === 'Deployment'), 'v1 keeps all its stages');
 });

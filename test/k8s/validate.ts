@@ -1,6 +1,7 @@
 /**
  * Offline validation of what kerf writes for Kubernetes: the official schemas (the pinned
- * `kubernetes-models` validators, generated from the Kubernetes OpenAPI), plus what they do not
+ * `kubernetes-models` validators, generated from the Kubernetes OpenAPI; the ServiceMonitor's from
+ * the Prometheus Operator's CRD), plus what they do not
  * check: unknown fields, probes, memory requests and limits, non-root, RBAC without wildcards.
  */
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -14,6 +15,8 @@ import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role
 import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1/CustomResourceDefinition';
+import { Event } from 'kubernetes-models/events.k8s.io/v1/Event';
+import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor';
 import type { K8sObject } from '../../src/k8s/types.js';
 
 type Model = { validate(): void };
@@ -22,7 +25,9 @@ const MODELS: Record<string, new (o: never) => Model> = {
   'v1/Namespace': Namespace, 'v1/ServiceAccount': ServiceAccount,
   'rbac.authorization.k8s.io/v1/Role': Role, 'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
   'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole, 'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
-  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition,
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': CustomResourceDefinition, 'events.k8s.io/v1/Event': Event,
+  // generated from the Prometheus Operator's CRD schema (@kubernetes-models/prometheus-operator, pinned)
+  'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
 };
 
 function schemaError(o: unknown): string | null {
@@ -84,7 +89,7 @@ export function problems(o: K8sObject): string[] {
   if (e) out.push(`${name}: official schema: ${e}`);
   for (const f of unknownFields(o)) out.push(`${name}: unknown field ${f}`);
   const n = o.metadata.name;
-  if (!(o.kind === 'Service' ? DNS1035 : DNS1123).test(n.replace(/\./g, o.kind === 'CustomResourceDefinition' ? '-' : '.')) || n.length > 63) out.push(`${name}: name is not a valid ${o.kind === 'Service' ? 'DNS-1035' : 'DNS-1123'} label of ≤ 63 characters`);
+  if (!(o.kind === 'Service' ? DNS1035 : DNS1123).test(n.replace(/\./g, o.kind === 'CustomResourceDefinition' || o.kind === 'Event' ? '-' : '.')) || n.length > 63) out.push(`${name}: name is not a valid ${o.kind === 'Service' ? 'DNS-1035' : 'DNS-1123'} label of ≤ 63 characters`);
   for (const [k, v] of Object.entries(o.metadata.labels ?? {})) if (v.length > 63 || !/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/.test(v)) out.push(`${name}: label ${k}=${v} is not a valid label value`);
   if (o.kind === 'Deployment' || o.kind === 'DaemonSet') {
     const pod = (o as unknown as { spec: { template: { spec: { securityContext?: { runAsNonRoot?: boolean }; containers: Container[]; initContainers?: Container[] } } } }).spec.template.spec;

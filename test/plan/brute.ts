@@ -67,18 +67,27 @@ export function bruteForce(p: PlanProblem, net: Network, crit: PlanCriteria | un
       const mem = (t: TierCriteria | undefined, s: { mem: Float64Array } | null, a: number, b: number): boolean =>
         !t || t.maxMemoryBytes === undefined || !s || sum(s.mem, a, b) <= t.maxMemoryBytes;
       if (!(x < 0 || mem(crit?.device, D, 0, x)) || !mem(crit?.edge, E, x + 1, y) || !mem(crit?.cloud, C, y + 1, L - 1)) continue;
+      // A hop's round trip is paid once per request: all on the way out (Scission), or half out
+      // and half back when the result's return (back along the chain) is priced.
       const hops: number[] = [];
+      const busy: number[] = [];
+      const ret = opts.returnResult ?? false;
       const hop = (a: string, b: string, bytes: number): boolean => {
         const l = findNetworkLink(net, a, b);
         if (!l) return false;
-        hops.push(l.rttS + bytes / l.bytesPerS);
+        hops.push((ret ? l.rttS / 2 : l.rttS) + bytes / l.bytesPerS);
+        busy.push(bytes / l.bytesPerS);
         return true;
       };
       let ok = true;
       if (E) { ok = hop(D.name, E.name, devOut) && (!C || hop(E.name, C.name, edgeOut)); } else if (C) ok = hop(D.name, C.name, devOut);
-      if (ok && opts.returnResult && (E || C)) { const last = (C ?? E)!; ok = hop(last.name, D.name, last.out[L - 1]!); }
+      if (ok && ret && (E || C)) {
+        const res = (C ?? E)!.out[L - 1]!;
+        if (C && E) ok = hop(C.name, E.name, res) && hop(E.name, D.name, res);
+        else ok = hop((C ?? E)!.name, D.name, res);
+      }
       if (!ok) continue;
-      const value = opts.objective === 'throughput' ? Math.max(dt, et, ct, ...hops) : tpt + hops.reduce((s, h) => s + h, 0);
+      const value = opts.objective === 'throughput' ? Math.max(dt, et, ct, ...busy) : tpt + hops.reduce((s, h) => s + h, 0);
       res.push({ value, d, e, c, x, y });
     }
   }

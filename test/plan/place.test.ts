@@ -19,7 +19,10 @@ function randomModel(rand: () => number, n: number): PlaceModel {
       cutId: i,
     });
   }
-  return { name: 'rand', inputBytes: 6e5, blocks };
+  const m: PlaceModel = { name: 'rand', inputBytes: 6e5, blocks };
+  // sometimes a call overhead per segment run (src/plan/cost.ts tierServiceS)
+  if (rand() < 0.4) m.callOverheadS = rand() * 0.01;
+  return m;
 }
 
 /** A random cluster: memory 16..96 MB, speed 0.5..2, links with probability `density`. */
@@ -30,6 +33,7 @@ function randomCluster(rand: () => number, N: number, density: number, entry: bo
   for (let i = 0; i < N; i++) {
     const node: Cluster['nodes'][number] = { name: `n${i}`, memoryMB: 16 + Math.floor(rand() * 80), speed: 0.5 + rand() * 1.5 };
     if (wireMode > 0.6) node.wireCpuMsPerMB = rand() < 0.2 ? 0 : rand() * 10;
+    if (rand() < 0.3) node.fixedMs = rand() * 8;
     nodes.push(node);
   }
   const links = [];
@@ -74,17 +78,24 @@ function bruteForce(m: PlaceModel, c: Cluster, maxStages: number): number {
     for (let i = s; i <= j; i++) { wgt += m.blocks[i]!.paramBytes; act = Math.max(act, m.blocks[i]!.activationBytes!); }
     return wgt + act <= c.nodes[w]!.memoryMB * MB;
   };
-  // a stage's time: its blocks' compute plus the node's CPU for the bytes it receives and
-  // sends (none to or from itself as the entry)
+  const res = m.blocks[n - 1]!.outputBytes;
+  const ret = entry >= 0;
+  const wireOf = (w: number): number => (c.nodes[w]!.wireCpuMsPerMB ?? c.wireCpuMsPerMB ?? DEFAULT_WIRE_CPU_MS_PER_MB) / 1000 / MB;
+  // a stage's time: its blocks and one call overhead, its node's fixed time, and the node's CPU
+  // for the bytes it moves: its input (none from itself as the entry) and output, and, with an
+  // entry, the result it receives from downstream and sends back to its caller
   const comp = (w: number, s: number, j: number): number => {
-    let t = 0;
+    let t = m.callOverheadS ?? 0;
     for (let i = s; i <= j; i++) t += m.blocks[i]!.seconds;
-    const msPerMB = c.nodes[w]!.wireCpuMsPerMB ?? c.wireCpuMsPerMB ?? DEFAULT_WIRE_CPU_MS_PER_MB;
     const ext = entry >= 0 && entry !== w;
-    const bytesIn = s > 0 ? m.blocks[s - 1]!.outputBytes : ext ? m.inputBytes : 0;
-    const bytesOut = j < n - 1 || ext ? m.blocks[j]!.outputBytes : 0;
-    return (t + (msPerMB / 1000) * ((bytesIn + bytesOut) / MB)) / (c.nodes[w]!.speed ?? 1);
+    const first = s === 0 && !ext;
+    let bytes = (s > 0 ? m.blocks[s - 1]!.outputBytes : ext ? m.inputBytes : 0) + (j < n - 1 ? m.blocks[j]!.outputBytes : 0);
+    if (ret) bytes += (first ? 0 : res) + (j < n - 1 ? res : 0);
+    const speed = c.nodes[w]!.speed ?? 1;
+    return (t + wireOf(w) * bytes) / speed + (c.nodes[w]!.fixedMs ?? 0) / 1000;
   };
+  // a hop's busy time: the bytes out, and the result back over its reverse direction
+  const hop = (v: number, w: number, bytes: number): number => Math.max(link(v, w, bytes), ret ? link(w, v, res) : 0);
   let best = Infinity;
   const seq: number[] = [];
   // best segmentation of blocks s.. over seq[k..]
@@ -92,12 +103,12 @@ function bruteForce(m: PlaceModel, c: Cluster, maxStages: number): number {
     const w = seq[k]!;
     if (k === seq.length - 1) {
       if (!fits(w, s, n - 1)) return Infinity;
-      return Math.max(comp(w, s, n - 1), entry >= 0 ? link(w, entry, m.blocks[n - 1]!.outputBytes) : 0);
+      return comp(w, s, n - 1);
     }
     let b = Infinity;
     for (let j = s; j < n - (seq.length - 1 - k); j++) {
       if (!fits(w, s, j)) break;
-      const here = Math.max(comp(w, s, j), link(w, seq[k + 1]!, m.blocks[j]!.outputBytes));
+      const here = Math.max(comp(w, s, j), hop(w, seq[k + 1]!, m.blocks[j]!.outputBytes));
       if (here >= b) continue;
       b = Math.min(b, Math.max(here, seg(k + 1, j + 1)));
     }
@@ -105,7 +116,12 @@ function bruteForce(m: PlaceModel, c: Cluster, maxStages: number): number {
   };
   const dfs = (): void => {
     if (seq.length > 0) {
-      const first = entry >= 0 ? link(entry, seq[0]!, m.inputBytes) : 0;
+      let first = 0;
+      if (entry >= 0 && seq[0] !== entry) {
+        // the entry's gateway: its fixed time and wire CPU for the input and the result
+        const gw = (c.nodes[entry]!.fixedMs ?? 0) / 1000 + (wireOf(entry) / (c.nodes[entry]!.speed ?? 1)) * (m.inputBytes + res);
+        first = Math.max(hop(entry, seq[0]!, m.inputBytes), gw);
+      }
       best = Math.min(best, Math.max(first, seg(0, 0)));
     }
     if (seq.length >= maxStages || seq.length >= n) return;

@@ -6,6 +6,7 @@ import { ROOT } from '../support/shared.js';
 import { parseNetwork } from '../../src/plan/network-yaml.js';
 import { problemFromProfiles } from '../../src/plan/problem.js';
 import { rankPlacements } from '../../src/plan/search.js';
+import { planPareto } from '../../src/plan/pareto.js';
 import { planDocument } from '../../src/plan/document.js';
 import { validatePlan } from '../../src/plan/validate.js';
 import { validateJson } from '../../src/profile/schema.js';
@@ -26,7 +27,9 @@ test('plan.json follows docs/schema/plan.schema.json', () => {
   const problem = problemFromProfiles(profiles, 'm');
   for (const objective of ['latency', 'throughput'] as const) {
     const ranked = rankPlacements(problem, net, undefined, { objective, topK: 5, returnResult: true });
-    const doc = JSON.parse(JSON.stringify(planDocument(ranked, net, { model: 'm', objective, returnResult: true, inputBytes: problem.inputBytes })));
+    const pareto = planPareto(problem, net, undefined, { objective, returnResult: true });
+    const doc = JSON.parse(JSON.stringify(planDocument(ranked, net, { model: 'm', objective, returnResult: true, inputBytes: problem.inputBytes, pareto })));
+    assert.ok(doc.pareto.length >= 2);
     const schema = JSON.parse(readFileSync(join(ROOT, 'docs', 'schema', 'plan.schema.json'), 'utf8'));
     assert.equal(validateJson(schema, doc), null, objective);
     assert.equal(validatePlan(doc, 'plan.json'), doc, 'the plan kerf plan writes passes the validator up, split and repartition use');

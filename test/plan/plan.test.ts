@@ -131,6 +131,11 @@ test('kerf plan CLI: table, plan.json, and one-line errors', () => {
     assert.ok(Array.isArray(plan.cuts) && plan.cuts.every((c: number) => c % 10 === 0));
     const js = kerf(['plan', 'tiny', '--profiles', '.', '--network', 'net.yaml', '--json', '-o', 'p2.json', '--objective', 'throughput'], dir);
     assert.equal(JSON.parse(js.out).objective, 'throughput');
+    const par = kerf(['plan', 'tiny', '--profiles', '.', '--network', 'net.yaml', '--pareto', '--return-result', '-o', 'p3.json'], dir);
+    assert.equal(par.code, 0, par.err);
+    assert.match(par.out, /Pareto front: \d+ placements? no other beats on latency, bottleneck and bytes leaving the device\n#\s+latency ms\s+bottleneck ms/);
+    const front = JSON.parse(readFileSync(join(dir, 'p3.json'), 'utf8')).pareto;
+    assert.ok(front.length >= 2 && front.some((p: { tiers: { blocks: unknown }[] }) => !p.tiers[1]!.blocks && !p.tiers[2]!.blocks), 'all on the device sends nothing: it is on the front');
     writeFileSync(join(dir, 'partial.yaml'), 'links:\n  - {from: pi, to: edge1, rttMs: 5, bandwidthMbps: 40}\n');
     const miss = kerf(['plan', 'tiny', '--profiles', '.', '--network', 'partial.yaml'], dir);
     assert.equal(miss.code, 1);

@@ -171,3 +171,21 @@ test('gateway, agent and link control: early answers arrive, stalled bodies get 
     await g.close();
   }
 });
+
+test('gateway close(): a connection whose upload stalls is cut after the 2 s grace, and close() resolves', async () => {
+  const prep = await prepareModel(parseModel(tinyNet(), { name: 'tiny', source: 'tiny.onnx' }));
+  const g = await Gateway.start({ model: prep, pipeline: { cuts: [] }, bodyTimeoutMs: 120_000 });
+  await g.waitReady(10_000);
+  const sock = net.connect(g.address.port, '127.0.0.1');
+  await once(sock, 'connect');
+  sock.write(`POST /v2/models/${g.name}/infer HTTP/1.1\r\nhost: x\r\ncontent-length: 5000\r\n\r\n` + 'x'.repeat(100));
+  const ended = once(sock, 'close');
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = performance.now();
+  await g.close();
+  const ms = performance.now() - t0;
+  await ended;
+  // The grace is 2 s; the body timeout (120 s) would be the bound if close() waited for the upload.
+  assert.ok(ms >= 1500 && ms < 60_000, `close took ${ms.toFixed(0)} ms`);
+  await g.close();
+});

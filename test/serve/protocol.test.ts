@@ -6,48 +6,13 @@ import {
   type WireDType, type Frame, type WireTensor,
 } from '../../src/serve/protocol.js';
 import { swapBytes } from '../../src/serve/frames.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { concatChunks, sampleTensor } from '../support/tensors.js';
 
 /** Small deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A tensor of `dtype` with `count` pseudo-random elements, covering each type's extremes. */
-function sample(dtype: WireDType, dims: number[], r: () => number): WireTensor {
-  const n = dims.reduce((a, b) => a * b, 1);
-  const bytes = (k: number): Uint8Array => Uint8Array.from({ length: k }, () => Math.floor(r() * 256));
-  const view = <T>(C: new (b: ArrayBuffer) => T, size: number): T => new C(bytes(n * size).buffer as ArrayBuffer);
-  let data: WireTensor['data'];
-  switch (dtype) {
-    case 'float32': data = Float32Array.from({ length: n }, (_, i) => (i === 0 ? -0 : i === 1 ? NaN : (r() - 0.5) * 1e6)); break;
-    case 'float64': data = Float64Array.from({ length: n }, (_, i) => (i === 0 ? Number.MAX_VALUE : (r() - 0.5) * 1e300)); break;
-    case 'int64': data = BigInt64Array.from({ length: n }, (_, i) => (i === 0 ? -(2n ** 63n) : i === 1 ? 2n ** 63n - 1n : BigInt(Math.floor(r() * 1e15)))); break;
-    case 'uint64': data = BigUint64Array.from({ length: n }, (_, i) => (i === 0 ? 2n ** 64n - 1n : BigInt(Math.floor(r() * 1e15)))); break;
-    case 'bool': data = Uint8Array.from({ length: n }, () => (r() < 0.5 ? 0 : 1)); break;
-    case 'string': data = Array.from({ length: n }, (_, i) => ['', 'a', 'héllo', '日本語', '🦀 crab'][i % 5]! + i); break;
-    case 'int4': data = new Int8Array(bytes(Math.ceil(n / 2)).buffer); break;
-    case 'uint4': data = bytes(Math.ceil(n / 2)); break;
-    case 'int8': data = view(Int8Array, 1); break;
-    case 'uint8': data = bytes(n); break;
-    case 'int16': data = view(Int16Array, 2); break;
-    case 'uint16': case 'float16': data = view(Uint16Array, 2); break;
-    case 'int32': data = view(Int32Array, 4); break;
-    case 'uint32': data = view(Uint32Array, 4); break;
-  }
-  return { name: `t_${dtype}`, dtype, dims, data } as WireTensor;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-  let o = 0;
-  for (const c of chunks) { out.set(c, o); o += c.length; }
-  return out;
-}
+const rng = mulberry32;
+const sample = sampleTensor;
+const concat = concatChunks;
 
 function assertSameTensors(got: WireTensor[], want: WireTensor[]): void {
   assert.equal(got.length, want.length);

@@ -92,25 +92,27 @@ test('faults: kill a worker under load, garbage, 2 GB frame, wrong token', async
         }
       };
       const lanes = Array.from({ length: 16 }, lane);
-      await sleep(300);
-      const inflightAtKill = [...pending.keys()];
-      assert.ok(inflightAtKill.length > 0, 'load was running');
-      const killedAt = performance.now();
-      await killChild(cloud.proc, 'SIGKILL');
-      // Every request in flight at the kill settles within 1 s (answered or failed, never hung).
-      assert.ok(await until(() => inflightAtKill.every((i) => settledAt.has(i)), 1000),
-        `requests still hanging 1 s after the kill: ${inflightAtKill.filter((i) => !settledAt.has(i)).length}`);
-      for (const i of inflightAtKill) assert.ok(settledAt.get(i)!.at - killedAt < 1000);
-      assert.ok(await until(async () => (await ready()) === 503, 1000), 'gateway still ready 1 s after the kill');
-      const failed = [...settledAt.values()].filter((s) => s.at > killedAt && s.status !== 200);
-      assert.ok(failed.length > 0, 'some requests failed');
-      for (const f of failed) assert.ok(f.status === 503, `failed with ${f.status} ${f.code}`);
-      // The worker comes back on its port: the pipeline recovers by itself.
-      cloud = await spawnWorker([...common, '--listen', `127.0.0.1:${cloud.port}`, '--blocks', '2..2', '--name', 'cloud']);
-      assert.ok(await until(async () => (await ready()) === 200, 10_000), 'gateway not ready after the worker returned');
-      const okBefore = [...settledAt.values()].filter((s) => s.status === 200).length;
-      assert.ok(await until(() => [...settledAt.values()].filter((s) => s.status === 200).length > okBefore + 20, 10_000), 'requests succeed again');
-      stop = true;
+      // A failed check below must not leave the lanes looping (the file would never end).
+      try {
+        await sleep(300);
+        const inflightAtKill = [...pending.keys()];
+        assert.ok(inflightAtKill.length > 0, 'load was running');
+        const killedAt = performance.now();
+        await killChild(cloud.proc, 'SIGKILL');
+        // Every request in flight at the kill settles within 1 s (answered or failed, never hung).
+        assert.ok(await until(() => inflightAtKill.every((i) => settledAt.has(i)), 1000),
+          `requests still hanging 1 s after the kill: ${inflightAtKill.filter((i) => !settledAt.has(i)).length}`);
+        for (const i of inflightAtKill) assert.ok(settledAt.get(i)!.at - killedAt < 1000);
+        assert.ok(await until(async () => (await ready()) === 503, 1000), 'gateway still ready 1 s after the kill');
+        const failed = [...settledAt.values()].filter((s) => s.at > killedAt && s.status !== 200);
+        assert.ok(failed.length > 0, 'some requests failed');
+        for (const f of failed) assert.ok(f.status === 503, `failed with ${f.status} ${f.code}`);
+        // The worker comes back on its port: the pipeline recovers by itself.
+        cloud = await spawnWorker([...common, '--listen', `127.0.0.1:${cloud.port}`, '--blocks', '2..2', '--name', 'cloud']);
+        assert.ok(await until(async () => (await ready()) === 200, 10_000), 'gateway not ready after the worker returned');
+        const okBefore = [...settledAt.values()].filter((s) => s.status === 200).length;
+        assert.ok(await until(() => [...settledAt.values()].filter((s) => s.status === 200).length > okBefore + 20, 10_000), 'requests succeed again');
+      } finally { stop = true; }
       await Promise.all(lanes);
     });
   } finally {

@@ -6,6 +6,7 @@ import { ROOT } from '../support/shared.js';
 import { Session, normalisedBytes, randomInputs, type HostTensor, type Prepared } from '../../src/engine/index.js';
 import { blockCuts } from '../../src/graph/cuts.js';
 import { encodeInferRequest } from '../../src/serve/oip.js';
+import type { LoadCase } from '../../src/serve/switch-load.js';
 
 export const TOKEN = 'serve-test-token';
 export const KERF = join(ROOT, 'bin', 'kerf.js');
@@ -59,6 +60,19 @@ export async function inferBinary(base: string, model: string, inputs: Record<st
   let o = hl;
   for (const out of doc.outputs) { outputs[out.name] = r.body.subarray(o, o + out.parameters.binary_data_size); o += out.parameters.binary_data_size; }
   return { status: 200, ...(doc.id !== undefined ? { id: doc.id } : {}), outputs };
+}
+
+/** `n` load cases (startLoad): seeded inputs and the unsplit model's outputs for them. */
+export async function loadCases(prep: Prepared, n: number): Promise<LoadCase[]> {
+  const out: LoadCase[] = [];
+  for (const f of inputsFor(prep, n)) {
+    const ref = await reference(prep, f);
+    out.push({
+      inputs: Object.entries(f).map(([name, t]) => ({ name, dtype: t.dtype as 'float32', dims: t.dims, data: t.data as Float32Array })),
+      expect: Object.fromEntries(prep.model.outputs.map((o) => [o.name, bytesOf(ref[o.name]!)])),
+    });
+  }
+  return out;
 }
 
 /** Seeded inputs, several of them. */

@@ -6,24 +6,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prepareModel, type Prepared } from '../../src/engine/index.js';
-import { Gateway, Worker, startLoad, type LoadCase, type SwitchStrategy, type SwitchReport } from '../../src/serve/index.js';
+import { Gateway, Worker, startLoad, type SwitchStrategy, type SwitchReport } from '../../src/serve/index.js';
 import { blockCuts } from '../../src/graph/cuts.js';
 import { sharedPath } from '../support/shared.js';
-import { TOKEN, bytesOf, inputsFor, reference, sleep } from './serve-helpers.js';
+import { TOKEN, loadCases, sleep } from './serve-helpers.js';
 
 const SWITCHES = 20;
 
-async function cases(prep: Prepared, n: number): Promise<LoadCase[]> {
-  const out: LoadCase[] = [];
-  for (const f of inputsFor(prep, n)) {
-    const ref = await reference(prep, f);
-    out.push({
-      inputs: Object.entries(f).map(([name, t]) => ({ name, dtype: t.dtype as 'float32', dims: t.dims, data: t.data as Float32Array })),
-      expect: Object.fromEntries(prep.model.outputs.map((o) => [o.name, bytesOf(ref[o.name]!)])),
-    });
-  }
-  return out;
-}
+const cases = loadCases;
 
 /** Two different 3-tier splits at single-tensor cuts. */
 function twoSplits(prep: Prepared): [number[], number[]] {

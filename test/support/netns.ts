@@ -72,9 +72,15 @@ export class TestNet {
     if (why) { process.stdout.write(`# SKIP: ${why}\n`); return null; }
     if (n < 1 || n > 200) throw new Error(`TestNet: ${n} hosts (1..200)`);
     const id = `${process.pid.toString(36)}${(seq++).toString(36)}`;
-    // 10.A.B.0/24 from the pid and a counter: distinct between parallel runs and within one.
-    const k = (process.pid * 7 + seq * 131) % 60000;
-    const subnet = `10.${100 + Math.floor(k / 250) % 150}.${k % 250}`;
+    // 10.A.B.0/24 from the pid and a counter: distinct between parallel runs and within one; a
+    // subnet some address or route of the root namespace already uses (another run's) is passed over.
+    const used = await ip(['-4', '-o', 'route', 'show', 'table', 'all']).catch(() => '');
+    let k = (process.pid * 7 + seq * 131) % 37500;
+    let subnet = '';
+    for (let tries = 0; tries < 1000; tries++, k = (k + 9973) % 37500) {
+      subnet = `10.${100 + Math.floor(k / 250)}.${k % 250}`;
+      if (!used.includes(`${subnet}.`)) break;
+    }
     const bridge = `kb${id}`;
     const hosts: NetHost[] = Array.from({ length: n }, (_, i) => ({
       name: o.names?.[i] ?? `h${i}`, ns: `kerf-${id}-${i}`, ip: `${subnet}.${i + 1}`, dev: 'eth0', peer: `kv${id}x${i}`,

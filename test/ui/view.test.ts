@@ -32,12 +32,12 @@ test('kerf view: profiles, a plan, a placement and a benchmark in one self-conta
     mkdirSync(prof);
     for (const p of PROFILES) writeFileSync(join(prof, p.split('/').pop()!), readFileSync(p));
     writeFileSync(join(dir, 'net.yaml'), 'links:\n  - { from: epyc-1thread, to: epyc-2threads, rttMs: 1, bandwidthMbps: 1000 }\n');
-    kerf(['plan', 'resnet18', '--profiles', prof, '--network', 'net.yaml', '-o', 'plan.json'], dir);
+    kerf(['plan', 'resnet18', '--profiles', prof, '--network', 'net.yaml', '--pareto', '-o', 'plan.json'], dir);
     writeFileSync(join(dir, 'cluster.yaml'), [
       'schema: kerf.cluster/v1', 'entry: gw', 'nodes:', '  - { name: gw, memoryMB: 512 }', '  - { name: pi1, memoryMB: 512, speed: 1.5 }', '  - { name: pi2, memoryMB: 512, speed: 2 }',
       'links:', '  - { from: gw, to: pi1, bandwidthMbps: 100, rttMs: 1 }', '  - { from: pi1, to: pi2, bandwidthMbps: 200, rttMs: 1 }', '  - { from: pi2, to: gw, bandwidthMbps: 100, rttMs: 1 }', '  - { from: gw, to: pi2, bandwidthMbps: 100, rttMs: 1 }', '',
     ].join('\n'));
-    kerf(['place', 'resnet18', '--profile', PROFILES[0]!, '--cluster', 'cluster.yaml', '-o', 'placement.json'], dir);
+    kerf(['place', 'resnet18', '--profile', PROFILES[0]!, '--cluster', 'cluster.yaml', '--pareto', '-o', 'placement.json'], dir);
     // The rows `kerf bench switch --json` prints (one JSON document a line).
     writeFileSync(join(dir, 'switch.jsonl'), [
       { model: 'm', strategy: 'pause-resume', rate: 20, switches: 4, downtimeMs: 61.2, p99Ratio: 3.1, failed: 0, lost: 0, wrong: 0 },
@@ -61,6 +61,9 @@ test('kerf view: profiles, a plan, a placement and a benchmark in one self-conta
     assert.equal(await page.locator('section:nth-of-type(2) .strip rect').count(), 22);
     assert.ok((await page.locator('section:nth-of-type(2) tbody tr').count()) >= 2, 'ranked table');
     assert.match((await page.textContent('section:nth-of-type(3)'))!, /← bottleneck/);
+    // the fronts kerf plan --pareto and kerf place --pareto wrote, drawn as tables
+    assert.match((await page.textContent('section:nth-of-type(2)'))!, /Pareto front \(kerf plan --pareto\): \d+ placement/);
+    assert.match((await page.textContent('section:nth-of-type(3)'))!, /Pareto front \(kerf place --pareto\): \d+ placement/);
     assert.match((await page.textContent('section:nth-of-type(4)'))!, /on-demand/);
     await screenshot(page, 'view-report.png');
     assert.deepEqual(errors, []);

@@ -5,6 +5,8 @@
  */
 import * as http from 'node:http';
 import { encodeInferRequest } from '../../serve/oip.js';
+import { blockCuts } from '../../graph/cuts.js';
+import { parseIntList } from '../args.js';
 import { Session, normalisedBytes, randomInputs, type Prepared } from '../../engine/index.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -51,6 +53,38 @@ async function fixtures(versions: Prepared[], n: number): Promise<{ bodies: { bo
     } finally { await s.close(); }
   }
   return { bodies, want };
+}
+
+/** Requests per second the pipeline answers with `lanes` requests in flight (closed loop). */
+export async function closedLoopRate(url: string, model: string, body: Buffer, headerLength: number, ms: number, lanes = 4): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: lanes });
+  const until = performance.now() + ms;
+  let n = 0;
+  const lane = async (): Promise<void> => {
+    while (performance.now() < until) {
+      await new Promise<void>((r, j) => {
+        const req = http.request(`${url}/v2/models/${model}/infer`, { method: 'POST', agent, headers: { 'content-length': body.length, 'inference-header-content-length': headerLength } }, (res) => { res.resume(); res.on('end', () => r()); });
+        req.on('error', j);
+        req.end(body);
+      });
+      n++;
+    }
+  };
+  const t0 = performance.now();
+  try { await Promise.all(Array.from({ length: lanes }, lane)); } finally { agent.destroy(); }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+/** The two splits the switch and soak benchmarks alternate between: `--cuts` and `--to`, or
+ * single-tensor cuts at 1/3 and 2/3 of the model and at 1/2 and 5/6. */
+export function twoSplits(prep: Prepared, cuts: string | undefined, to: string | undefined): { A: number[]; B: number[]; ids: number[] } {
+  const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
+  const at = (f: number): number => ids[Math.floor(f * ids.length)]!;
+  return {
+    A: cuts !== undefined ? parseIntList(cuts, '--cuts') : [at(1 / 3), at(2 / 3)],
+    B: to !== undefined ? parseIntList(to, '--to') : [at(1 / 2), at(5 / 6)],
+    ids,
+  };
 }
 
 export class Load {

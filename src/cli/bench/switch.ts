@@ -8,11 +8,11 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as http from 'node:http';
 import { kerfError } from '../../errors.js';
-import { parse, parseIntList } from '../args.js';
+import { parse } from '../args.js';
 import { table } from '../format.js';
 import { encodeInferRequest } from '../../serve/oip.js';
+import { closedLoopRate, twoSplits } from './load.js';
 
 const HELP = `usage: kerf bench switch [--model m.onnx] [--rate 200] [--switches 20] [options]
 
@@ -88,32 +88,11 @@ export interface SwitchBenchRow {
   extraOverSteadyPeakPctModel: number;
 }
 
-async function closedLoopRate(url: string, model: string, body: Buffer, headerLength: number, ms: number): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const until = performance.now() + ms;
-  let n = 0;
-  const lane = async (): Promise<void> => {
-    while (performance.now() < until) {
-      await new Promise<void>((r, j) => {
-        const req = http.request(`${url}/v2/models/${model}/infer`, { method: 'POST', agent, headers: { 'content-length': body.length, 'inference-header-content-length': headerLength } }, (res) => { res.resume(); res.on('end', () => r()); });
-        req.on('error', j);
-        req.end(body);
-      });
-      n++;
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all([lane(), lane(), lane(), lane()]);
-  agent.destroy();
-  return n / ((performance.now() - t0) / 1000);
-}
-
 export async function run(argv: string[]): Promise<number | void> {
   const p = parse(argv, OPTIONS, HELP, false);
   if (!p) return 0;
   const v = p.values;
   const { prepareModel, Session, normalisedBytes, randomInputs } = await import('../../engine/index.js');
-  const { blockCuts } = await import('../../graph/cuts.js');
   const { up } = await import('../../serve/up.js');
   const { setSwitchStrategy, repartition, startLoad, SWITCH_STRATEGIES, ChunkStore } = await import('../../serve/index.js');
   const modelPath = v.model ?? resolve(here, '..', '..', '..', '..', '..', 'shared', 'models', 'resnet18.onnx');
@@ -129,10 +108,7 @@ export async function run(argv: string[]): Promise<number | void> {
   const log = (s: string): void => { if (!v.json) process.stderr.write(s + '\n'); };
 
   const prep = await prepareModel(modelPath);
-  const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
-  const at = (f: number): number => ids[Math.floor(f * ids.length)]!;
-  const A = v.cuts !== undefined ? parseIntList(v.cuts, '--cuts') : [at(1 / 3), at(2 / 3)];
-  const B = v.to !== undefined ? parseIntList(v.to, '--to') : [at(1 / 2), at(5 / 6)];
+  const { A, B, ids } = twoSplits(prep, v.cuts, v.to);
   const modelBytes = statSync(modelPath).size;
 
   // Reference answers and the compute check of composed chunk sessions (in this process).

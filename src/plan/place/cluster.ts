@@ -40,6 +40,8 @@ export function validateCluster(doc: unknown, source = 'cluster'): Cluster {
     if (speed !== undefined) node.speed = speed;
     const wire = posNum(n.wireCpuMsPerMB, w, 'wireCpuMsPerMB', true, true);
     if (wire !== undefined) node.wireCpuMsPerMB = wire;
+    const fixed = posNum(n.fixedMs, w, 'fixedMs', true, true);
+    if (fixed !== undefined) node.fixedMs = fixed;
     if (n.system !== undefined) {
       if (typeof n.system !== 'string' || n.system.length === 0) fail(w, "field 'system' must be a system name");
       node.system = n.system;
@@ -51,7 +53,7 @@ export function validateCluster(doc: unknown, source = 'cluster'): Cluster {
       node.labels = labels;
     }
     for (const k of Object.keys(n)) {
-      if (!['name', 'memoryMB', 'speed', 'system', 'labels', 'wireCpuMsPerMB'].includes(k)) fail(w, `unknown field '${k}'`);
+      if (!['name', 'memoryMB', 'speed', 'system', 'labels', 'wireCpuMsPerMB', 'fixedMs'].includes(k)) fail(w, `unknown field '${k}'`);
     }
     return Object.freeze(node);
   });

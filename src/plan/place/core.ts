@@ -1,4 +1,4 @@
-import { type Inst, linkTime, segComp, segFits, stageTime } from './instance.js';
+import { backTime, hopBusy, hopLat, type Inst, linkTime, segComp, segFits, stageTime } from './instance.js';
 
 /**
  * For bottleneck T: jm[w*n + s] = the last block j such that blocks s..j fit node w's memory
@@ -22,14 +22,19 @@ export function reachTable(I: Inst, T: number): Int32Array {
   return jm;
 }
 
-/** Link time of the first transfer (entry → w) or Infinity when w cannot be first. */
+/** What must stay within a bottleneck when w runs the first stage: the entry hop's busy time
+ * both ways and, when the entry runs no stage, its gateway; Infinity when w cannot be first. */
 export function firstLink(I: Inst, w: number): number {
-  return I.entry < 0 ? 0 : linkTime(I, I.entry, w, I.inputBytes);
+  if (I.entry < 0) return 0;
+  const l = hopBusy(I, I.entry, w, I.inputBytes);
+  return w === I.entry ? l : Math.max(l, I.gateway);
 }
 
-/** Link time of the result's return (v → entry). */
-export function lastLink(I: Inst, v: number): number {
-  return I.entry < 0 ? 0 : linkTime(I, v, I.entry, I.out[I.n - 1]!);
+/** Seconds the start adds to the latency when w runs the first stage: the gateway (when the
+ * entry runs no stage) and the entry hop both ways. */
+export function firstLat(I: Inst, w: number): number {
+  if (I.entry < 0 || w === I.entry) return 0;
+  return I.gateway + hopLat(I, I.entry, w, I.inputBytes);
 }
 
 /** Adjacency: for each v, the nodes w with a direct link v → w, fastest link first, so a
@@ -87,17 +92,18 @@ export function candidates(I: Inst, lo: number, hi: number, limit: number, wire 
     for (let w = 0; w < N; w++) {
       if (v === w || I.bw[v * N + w] === 0) continue;
       for (let p = 1; p < n; p++) {
-        const t = linkTime(I, v, w, I.out[p - 1]!);
+        const t = linkTime(I, v, w, I.out[p - 1]!, p - 1);
         if (inRange(t)) { count++; if (count <= limit) links.push(t); }
       }
+      const b = backTime(I, v, w);
+      if (inRange(b)) { count++; if (count <= limit) links.push(b); }
     }
   }
   if (I.entry >= 0) {
+    if (inRange(I.gateway)) { count++; links.push(I.gateway); }
     for (let w = 0; w < N; w++) {
-      const a = firstLink(I, w);
+      const a = linkTime(I, I.entry, w, I.inputBytes);
       if (inRange(a)) { count++; links.push(a); }
-      const b = lastLink(I, w);
-      if (inRange(b)) { count++; links.push(b); }
     }
   }
   if (count > limit) return { count, values: null };
@@ -142,15 +148,15 @@ export function relaxedReach(I: Inst, T: number, jm: Int32Array, adj: Int32Array
       const a = adj[v]!;
       for (let k = 0; k < a.length; k++) {
         const w = a[k]!;
-        if (bytes / I.bw[v * N + w]! > T) break;
+        if (bytes / I.maxRatio / I.bw[v * N + w]! > T) break;
         const e = jm[w * n + q]!;
         if (e + 1 <= until[w]!) continue;
-        if (e >= q && linkTime(I, v, w, bytes) <= T) until[w] = e + 1;
+        if (e >= q && hopBusy(I, v, w, bytes, q - 1) <= T) until[w] = e + 1;
       }
     }
   }
   for (let v = 0; v < N; v++) {
-    if (reach[v * (n + 1) + n] && lastLink(I, v) <= T) return n;
+    if (reach[v * (n + 1) + n]) return n;
   }
   return furthest === n ? n - 1 : furthest;
 }

@@ -48,9 +48,6 @@ export function explainInfeasible(I: Inst, provenByExact: boolean): string {
     for (let w = 0; w < N; w++) if (firstLink(I, w) < Infinity) starts++;
     if (I.entry >= 0 && starts === 0) return `${model}: entry '${I.names[I.entry]}' is disconnected`;
     const b = Math.min(reach, n - 1);
-    if (reach === n - 1 && I.entry >= 0) {
-      return `${model}: no node that can run the last block links back to the entry '${I.names[I.entry]}'`;
-    }
     return `${model}: no chain of linked nodes${I.entry >= 0 ? ` from the entry '${I.names[I.entry]}'` : ''} can continue past ${blockName(I, Math.max(0, b - 1))}: no linked node has room for ${blockName(I, b)} onward (it receives ${mb(bytesBefore(I, b))}, needs at least ${mb(needed(I, b, b))})`;
   }
   return provenByExact

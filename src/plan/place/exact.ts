@@ -1,5 +1,5 @@
-import { candidates, firstLink, lastLink, reachTable } from './core.js';
-import { hopLatency, type Inst, linkTime, score, type Seg, stageTime } from './instance.js';
+import { candidates, firstLat, firstLink, reachTable } from './core.js';
+import { hopBusy, hopLat, type Inst, score, type Seg, stageTime } from './instance.js';
 
 /** Exact solvers handle at most this many nodes (subsets are integers below 2^53). */
 export const EXACT_MAX_NODES = 52;
@@ -40,7 +40,6 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
   T = Math.min(T, Number.MAX_VALUE);
   const { n, N } = I;
   const jm = reachTable(I, T);
-  const hopOf = (v: number, w: number): number => hopLatency(I, v, w);
   // a layer maps a subset S to its states by last node
   type Layer = Map<number, (State | undefined)[]>;
   let layer: Layer = new Map();
@@ -63,7 +62,7 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
     const e = jm[w * n]!;
     if (l0 > T || e < 0) continue;
     const st = get(layer, P2[w]!, w);
-    const base = l0 + (I.entry >= 0 ? hopOf(I.entry, w) : 0);
+    const base = firstLat(I, w);
     for (let q = 1; q <= e + 1; q++) {
       const t = stageTime(I, w, 0, q - 1);
       if (t <= T) st.val[q] = base + t;
@@ -76,11 +75,9 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
     layers.push(layer);
     for (const st of states(layer)) {
       if (st.val[n]! < Infinity) {
-        const l = lastLink(I, st.v);
-        if (l <= T) {
-          const total = st.val[n]! + l + (I.entry >= 0 ? hopOf(st.v, I.entry) : 0);
-          if (!best || total < best.total) best = { st, total, layer: k - 1 };
-        }
+        // the result's way back is priced on every hop already
+        const total = st.val[n]!;
+        if (!best || total < best.total) best = { st, total, layer: k - 1 };
       }
     }
     if (k >= I.maxStages) break;
@@ -102,11 +99,11 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
             for (let p = q - 1; p >= 1; p--) {
               if (jm[w * n + p]! + 1 < q) break; // jm is non-decreasing in p
               if (val[p]! === Infinity) continue;
-              const l = linkTime(I, v, w, I.out[p - 1]!);
-              if (l > T) continue;
+              const bytes = I.out[p - 1]!;
+              if (hopBusy(I, v, w, bytes, p - 1) > T) continue;
               const t = stageTime(I, w, p, q - 1);
               if (t > T) continue;
-              const kk = val[p]! + l + hopOf(v, w) + t;
+              const kk = val[p]! + hopLat(I, v, w, bytes, p - 1) + t;
               if (kk < bestK) { bestK = kk; bestP = p; }
             }
             if (!spend(budget, q)) return 'stopped';
@@ -125,9 +122,9 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
           if (p >= 1 && val[p]! < Infinity) {
             const e = jm[w * n + p]!;
             if (e >= p) {
-              const l = linkTime(I, v, w, I.out[p - 1]!);
-              if (l <= T) {
-                const kk = val[p]! + l + hopOf(v, w) - pw[p]!;
+              const bytes = I.out[p - 1]!;
+              if (hopBusy(I, v, w, bytes, p - 1) <= T) {
+                const kk = val[p]! + hopLat(I, v, w, bytes, p - 1) - pw[p]!;
                 while (tail > head && dqKey[tail - 1]! >= kk) tail--;
                 dqP[tail] = p; dqKey[tail] = kk; tail++;
               }
@@ -135,7 +132,7 @@ export function exactCheck(I: Inst, T: number, budget: Budget): Seg[] | null | '
           }
           while (tail > head && jm[w * n + dqP[head]!]! + 1 < q) head++;
           if (tail > head) {
-            const nv = dqKey[head]! + pw[q]!;
+            const nv = dqKey[head]! + pw[q]! + I.stageFixed[w]!;
             target ??= get(next, S + P2[w]!, w);
             if (nv < target.val[q]!) { target.val[q] = nv; target.par[q] = dqP[head]! * 64 + v; }
           }

@@ -36,6 +36,24 @@ export function placementLowerBound(model: PlaceModel, cluster: Cluster, opts: P
 }
 
 /**
+ * Price a placement given as stages in pipeline order (node names and block ranges) with the
+ * placer's cost (src/plan/cost.ts: the same per-tier and per-hop price as the planner and the
+ * adapt controller). `solver` is 'given'; `optimal` false. Throws KERF_ERR_PLACE when the stages
+ * are no valid placement of `model` on `cluster`.
+ */
+export function pricePlacement(model: PlaceModel, cluster: Cluster, stages: readonly { node: string; first: number; last: number }[], opts: PlaceOptions = {}): Placement {
+  const I = buildInstance(model, cluster, { maxStages: cluster.nodes.length, ...opts });
+  const segs: Seg[] = stages.map((s) => {
+    const node = I.names.indexOf(s.node);
+    if (node < 0) throw kerfError('KERF_ERR_PLACE', `stage on '${s.node}': the cluster has no such node`);
+    return { node, first: s.first, last: s.last };
+  });
+  const why = checkStages(I, segs);
+  if (why) throw kerfError('KERF_ERR_PLACE', `model '${model.name}': ${why}`);
+  return Object.freeze(toPlacement(I, segs, 'given', false, 0, opts.objective ?? 'throughput'));
+}
+
+/**
  * Place `model` on `cluster`. Throws KERF_ERR_PLACE, naming the cause, when no placement
  * exists (or the chosen baseline finds none).
  */
@@ -78,3 +96,4 @@ export function place(model: PlaceModel, cluster: Cluster, opts: PlaceOptions & 
   if (why) throw new Error(`internal: ${solver} returned an invalid placement: ${why}`);
   return Object.freeze(toPlacement(I, segs, solver, optimal, bound, objective));
 }
+export { placePareto, deviceBytes, PLACE_PARETO_MAX, type PlaceParetoResult } from './pareto.js';

@@ -1,5 +1,8 @@
 import { kerfError } from '../../errors.js';
 import type { Profile } from '../../profile/types.js';
+import { hopBusyS } from '../cost.js';
+import { chooseCodec, codecChoice, codecPairs, codedHopFields, transferS, type HopChoice, type SystemCodecs } from '../codec-cost.js';
+import { systemCodecs } from '../problem.js';
 import type { Cluster, Objective, Placement, PlacementLink, PlacementStage, PlaceModel, PlaceOptions } from './types.js';
 
 const MB = 1 << 20;
@@ -49,6 +52,26 @@ export interface Inst {
   speed: Float64Array;
   /** per node: CPU seconds per byte received or sent (already divided by speed) */
   wire: Float64Array;
+  /** per node: what a stage on it pays once per request beyond its blocks: the call overhead
+   * (÷ speed) plus its fixed time (src/plan/cost.ts tierServiceS) */
+  stageFixed: Float64Array;
+  /** the entry's gateway when it runs no stage: its fixed time + wire CPU for the input and the
+   * result (0 without an entry) */
+  gateway: number;
+  /** per node: its codec measurements (encode and decode ÷ speed), when the model has them */
+  nodeCodecs: (SystemCodecs | undefined)[];
+  /** per link v*N+w: codec pairs the hop may use (kerf place --codecs), and the lossless ones
+   * the result's return may use; null when no codec is allowed */
+  fwdPairs: Int32Array[] | null;
+  backPairs: Int32Array[] | null;
+  /** the largest ratio any allowed codec reaches (1 without codecs): bytes ÷ maxRatio ÷ bandwidth
+   * bounds a hop's busy time from below */
+  maxRatio: number;
+  /** set by Pareto fronts: the codec every hop leaving the entry takes ('none': raw) */
+  entryCodec?: string;
+  /** whether the result comes back (an entry exists): it travels back along the chain, each
+   * hop's reverse direction carrying it, as kerf's workers reply to their caller */
+  ret: boolean;
   systems: (string | undefined)[];
   maxStages: number;
   comm: boolean;
@@ -82,6 +105,13 @@ export function placeModelFromProfiles(profiles: Profile[]): PlaceModel {
   // Without a measured input size, the first block's input is taken as large as its output.
   const inputBytes = ref.model.inputBytes ?? blocks[0]!.outputBytes;
   const m: PlaceModel = { name: ref.model.name, inputBytes, blocks, systems };
+  if (ref.callOverheadS !== undefined) m.callOverheadS = ref.callOverheadS;
+  const calls: Record<string, number> = {};
+  for (const p of profiles) if (p.callOverheadS !== undefined) calls[p.system.name] = p.callOverheadS;
+  if (Object.keys(calls).length) m.systemCallOverheadS = calls;
+  const codecs: Record<string, SystemCodecs> = {};
+  for (const p of profiles) { const c = systemCodecs(p, blocks.length, 1); if (c) codecs[p.system.name] = c; }
+  if (Object.keys(codecs).length) { m.codecs = codecs; m.referenceSystem = ref.system.name; }
   if (ref.whole?.memoryBytes !== undefined) m.wholeMemoryBytes = ref.whole.memoryBytes;
   return m;
 }
@@ -167,12 +197,46 @@ export function buildInstance(model: PlaceModel, cluster: Cluster, opts: PlaceOp
     if (!explicit.has(`${l.to}\u0000${l.from}`)) set(b, a);
   }
   const maxStages = Math.max(1, Math.min(N, opts.maxStages ?? N));
+  const entry = cluster.entry !== undefined ? idx.get(cluster.entry)! : -1;
+  const wire = Float64Array.from(cluster.nodes.map((c) =>
+    (c.wireCpuMsPerMB ?? cluster.wireCpuMsPerMB ?? DEFAULT_WIRE_CPU_MS_PER_MB) / 1000 / MB / (c.speed ?? 1)));
+  // tierServiceS's per-request terms: the call overhead scales with the node's speed like its
+  // blocks, the fixed time (wall, as measured) does not
+  const fixedOf = (c: Cluster['nodes'][number]): number => (c.fixedMs ?? 0) / 1000;
+  const stageFixed = Float64Array.from(cluster.nodes.map((c) => {
+    const call = (c.system !== undefined ? model.systemCallOverheadS?.[c.system] : undefined) ?? model.callOverheadS ?? 0;
+    return call / (c.speed ?? 1) + fixedOf(c);
+  }));
+  const result = out[n - 1]!;
+  // codecs: each node's measurements (its system's, else the reference's), encode and decode
+  // on a node of speed s taking 1/s of the profiled time, like its blocks
+  const nodeCodecs = cluster.nodes.map((c): SystemCodecs | undefined => {
+    const src = model.codecs?.[c.system ?? model.referenceSystem ?? ''];
+    const sp = c.speed ?? 1;
+    if (!src || sp === 1) return src;
+    const div = (a: Float64Array): Float64Array => a.map((x) => x / sp);
+    return { names: src.names, lossy: src.lossy, ratio: src.ratio, encodeS: src.encodeS.map(div), decodeS: src.decodeS.map(div) };
+  });
+  const fwdSet = new Set((opts.codecs ?? []).filter((c) => c !== 'none'));
+  const lossySet = new Set(opts.lossyCodecs ?? []);
+  const backSet = new Set([...fwdSet].filter((c) => !lossySet.has(c)));
+  let fwdPairs: Int32Array[] | null = null, backPairs: Int32Array[] | null = null, maxRatio = 1;
+  if (fwdSet.size > 0 && nodeCodecs.some((c) => c)) {
+    fwdPairs = []; backPairs = [];
+    for (let v = 0; v < N; v++) {
+      for (let w = 0; w < N; w++) {
+        fwdPairs.push(codecPairs(nodeCodecs[v], nodeCodecs[w], fwdSet));
+        backPairs.push(codecPairs(nodeCodecs[v], nodeCodecs[w], backSet));
+      }
+    }
+    for (const c of nodeCodecs) c?.names.forEach((name, k) => { if (fwdSet.has(name)) for (const r of c.ratio[k]!) if (r > maxRatio) maxRatio = r; });
+  }
+  const gateway = entry >= 0 ? fixedOf(cluster.nodes[entry]!) + wire[entry]! * (model.inputBytes + result) : 0;
   return {
     n, N, names, pre, wpre, act, st, out, inputBytes: model.inputBytes, memCap, memLimit, bw, ovh, hop,
-    entry: cluster.entry !== undefined ? idx.get(cluster.entry)! : -1,
+    entry,
     speed: Float64Array.from(cluster.nodes.map((c) => c.speed ?? 1)),
-    wire: Float64Array.from(cluster.nodes.map((c) =>
-      (c.wireCpuMsPerMB ?? cluster.wireCpuMsPerMB ?? DEFAULT_WIRE_CPU_MS_PER_MB) / 1000 / MB / (c.speed ?? 1))),
+    wire, stageFixed, gateway, ret: entry >= 0, nodeCodecs, fwdPairs, backPairs, maxRatio,
     systems: cluster.nodes.map((c) => c.system),
     maxStages, comm: (opts.objective ?? 'throughput') === 'comm', margin, overheadBytes,
     activations: profiled ? 'profiled' : 'estimated', model,
@@ -196,21 +260,32 @@ export function segFits(I: Inst, w: number, s: number, j: number): boolean {
   return segNeed(I, s, j) <= I.memCap[w]!;
 }
 
-export function segComp(I: Inst, w: number, s: number, j: number): number {
+/** compute seconds of blocks s..j on node w (their profiled times ÷ speed) */
+export function segBlocks(I: Inst, w: number, s: number, j: number): number {
   const p = I.pre[w]!;
   return p[j + 1]! - p[s]!;
 }
 
-/** bytes node w receives for a stage starting at block s (none from itself as the entry) */
-export function stageInBytes(I: Inst, w: number, s: number): number {
-  if (s > 0) return I.out[s - 1]!;
-  return I.entry >= 0 && I.entry !== w ? I.inputBytes : 0;
+/** a stage's time on w without wire CPU: its blocks plus the node's per-request terms (call
+ * overhead, fixed time); non-decreasing in j, which the solvers' windows rely on */
+export function segComp(I: Inst, w: number, s: number, j: number): number {
+  const p = I.pre[w]!;
+  return p[j + 1]! - p[s]! + I.stageFixed[w]!;
 }
 
-/** bytes node w sends for a stage ending at block j (the result goes back to the entry) */
+/** bytes node w moves for a stage starting at block s: the input it receives (none from itself
+ * as the entry) and the result it sends back to its caller */
+export function stageInBytes(I: Inst, w: number, s: number): number {
+  const first = s === 0 && (I.entry < 0 || I.entry === w);
+  const input = s > 0 ? I.out[s - 1]! : first ? 0 : I.inputBytes;
+  return I.ret && !first ? input + I.out[I.n - 1]! : input;
+}
+
+/** bytes node w moves for a stage ending at block j: its output to the next stage and the
+ * result it receives back from there */
 export function stageOutBytes(I: Inst, w: number, j: number): number {
-  if (j < I.n - 1) return I.out[j]!;
-  return I.entry >= 0 && I.entry !== w ? I.out[j]! : 0;
+  if (j >= I.n - 1) return 0;
+  return I.ret ? I.out[j]! + I.out[I.n - 1]! : I.out[j]!;
 }
 
 /** CPU seconds node w spends moving a stage's input and output (s..j) */
@@ -219,17 +294,61 @@ export function segWire(I: Inst, w: number, s: number, j: number): number {
   return c === 0 ? 0 : c * (stageInBytes(I, w, s) + stageOutBytes(I, w, j));
 }
 
-/** a stage's time on node w: compute of blocks s..j plus the CPU for its input and output */
+/** a stage's time on node w: tierServiceS of src/plan/cost.ts (blocks, call overhead, fixed
+ * time) plus the CPU for the bytes it moves */
 export function stageTime(I: Inst, w: number, s: number, j: number): number {
   return segComp(I, w, s, j) + segWire(I, w, s, j);
 }
 
-/** seconds to send `bytes` from v to w (0 when v = w, Infinity without a link) */
-export function linkTime(I: Inst, v: number, w: number, bytes: number): number {
+/** seconds `bytes` keep the link v → w busy (src/plan/cost.ts hopBusyS; 0 when v = w,
+ * Infinity without a link) */
+export function linkTime(I: Inst, v: number, w: number, bytes: number, block = -1): number {
   if (v === w) return 0;
-  const b = I.bw[v * I.N + w]!;
+  const k = v * I.N + w;
+  const b = I.bw[k]!;
   if (b === 0) return Infinity;
-  return bytes / b + I.ovh[v * I.N + w]!;
+  if (I.entryCodec !== undefined && v === I.entry && block >= 0) {
+    const ch = codecChoice(bytes, b, block, I.nodeCodecs[v], I.nodeCodecs[w], I.entryCodec, I.ovh[k]!);
+    return ch ? ch.seconds : Infinity;
+  }
+  // with codecs (kerf place --codecs): the cheapest allowed one for this block's output
+  if (block >= 0 && I.fwdPairs) return transferS(bytes, b, block, I.nodeCodecs[v], I.nodeCodecs[w], I.fwdPairs[k]!, I.ovh[k]!);
+  return hopBusyS(bytes, b, undefined, I.ovh[k]!);
+}
+
+/** The codec the hop v → w uses for `bytes`, the output of `block`, and what it costs. */
+export function linkChoice(I: Inst, v: number, w: number, bytes: number, block: number, back = false): HopChoice {
+  const k = v * I.N + w;
+  if (!back && I.entryCodec !== undefined && v === I.entry && block >= 0) {
+    const ch = codecChoice(bytes, I.bw[k]!, block, I.nodeCodecs[v], I.nodeCodecs[w], I.entryCodec, I.ovh[k]!);
+    if (ch) return ch;
+  }
+  const pairs = (back ? I.backPairs : I.fwdPairs)?.[k];
+  return chooseCodec(bytes, I.bw[k]!, pairs ? block : -1, I.nodeCodecs[v], I.nodeCodecs[w], pairs ?? new Int32Array(0), I.ovh[k]!);
+}
+
+/** busy time of the result crossing the hop v → w backwards (0 when nothing comes back) */
+export function backTime(I: Inst, v: number, w: number): number {
+  if (!I.ret || v === w) return 0;
+  const k = w * I.N + v;
+  const b = I.bw[k]!;
+  if (b === 0) return Infinity;
+  const res = I.out[I.n - 1]!;
+  if (I.backPairs) return transferS(res, b, I.n - 1, I.nodeCodecs[w], I.nodeCodecs[v], I.backPairs[k]!, I.ovh[k]!);
+  return hopBusyS(res, b, undefined, I.ovh[k]!);
+}
+
+/** the larger busy time of the hop v → w's two directions: what must stay within a bottleneck */
+export function hopBusy(I: Inst, v: number, w: number, bytes: number, block = -1): number {
+  return Math.max(linkTime(I, v, w, bytes, block), backTime(I, v, w));
+}
+
+/** seconds the hop v → w adds to a request: `bytes` out and the result back, each direction
+ * with half the round trip (src/plan/cost.ts hopS with hopLatencyS) */
+export function hopLat(I: Inst, v: number, w: number, bytes: number, block = -1): number {
+  if (v === w) return 0;
+  const out = linkTime(I, v, w, bytes, block) + I.hop[v * I.N + w]!;
+  return I.ret ? out + backTime(I, v, w) + I.hop[w * I.N + v]! : out;
 }
 
 export function hopLatency(I: Inst, v: number, w: number): number {
@@ -267,11 +386,8 @@ export function checkStages(I: Inst, segs: Seg[]): string | null {
   for (let k = 0; k + 1 < segs.length; k++) {
     if (I.bw[segs[k]!.node * I.N + segs[k + 1]!.node] === 0) return `no link ${I.names[segs[k]!.node]} -> ${I.names[segs[k + 1]!.node]}`;
   }
-  if (I.entry >= 0) {
-    if (linkTime(I, I.entry, segs[0]!.node, 0) === Infinity) return `no link from the entry to ${I.names[segs[0]!.node]}`;
-    const last = segs[segs.length - 1]!.node;
-    if (linkTime(I, last, I.entry, 0) === Infinity) return `no link from ${I.names[last]} back to the entry`;
-  }
+  // the result comes back along the same links (each link carries both directions)
+  if (I.entry >= 0 && segs[0]!.node !== I.entry && I.bw[I.entry * I.N + segs[0]!.node] === 0) return `no link from the entry to ${I.names[segs[0]!.node]}`;
   return null;
 }
 
@@ -286,23 +402,27 @@ export function score(I: Inst, segs: Seg[]): Score {
     if (counts && t > bn) { bn = t; kind = k; where = w(); }
   };
   const K = segs.length;
+  // a hop: the bytes out, and the result crossing it back
+  const hop = (v: number, w: number, bytes: number, block: number): void => {
+    if (v === w) return;
+    lat += hopLat(I, v, w, bytes, block);
+    consider(linkTime(I, v, w, bytes, block), 'link', () => `${I.names[v]} -> ${I.names[w]}`, true);
+    if (I.ret) consider(backTime(I, v, w), 'link', () => `${I.names[w]} -> ${I.names[v]} (result)`, true);
+  };
   if (I.entry >= 0) {
     const v = segs[0]!.node;
-    const t = linkTime(I, I.entry, v, I.inputBytes);
-    lat += t + hopLatency(I, I.entry, v);
-    consider(t, 'link', () => `${I.names[I.entry]} -> ${I.names[v]}`, true);
+    if (v !== I.entry) {
+      lat += I.gateway;
+      consider(I.gateway, 'compute', () => `gateway on ${I.names[I.entry]}`, !I.comm);
+    }
+    hop(I.entry, v, I.inputBytes, -1);
   }
   for (let k = 0; k < K; k++) {
     const s = segs[k]!;
     const c = stageTime(I, s.node, s.first, s.last);
     lat += c;
     consider(c, 'compute', () => `stage ${k} on ${I.names[s.node]}`, !I.comm);
-    const to = k + 1 < K ? segs[k + 1]!.node : I.entry;
-    if (to >= 0) {
-      const t = linkTime(I, s.node, to, I.out[s.last]!);
-      lat += t + hopLatency(I, s.node, to);
-      consider(t, 'link', () => `${I.names[s.node]} -> ${I.names[to]}`, true);
-    }
+    if (k + 1 < K) hop(s.node, segs[k + 1]!.node, I.out[s.last]!, s.last);
   }
   if (!where) where = K > 0 ? `stage 0 on ${I.names[segs[0]!.node]}` : '';
   return { bottleneck: bn, latency: lat, kind, where };
@@ -327,7 +447,11 @@ export function toPlacement(
     return I.model.blocks[i]!.cutId ?? i;
   };
   const stages: PlacementStage[] = segs.map((s, k) => {
-    const to = k + 1 < K ? segs[k + 1]!.node : I.entry;
+    // the last stage sends the result back to its caller
+    const caller = k > 0 ? segs[k - 1]!.node : I.entry >= 0 && I.entry !== s.node ? I.entry : -1;
+    const to = k + 1 < K ? segs[k + 1]!.node : I.ret ? caller : -1;
+    const sends = k + 1 < K ? I.out[s.last]! : I.out[I.n - 1]!;
+    const extra = I.stageFixed[s.node]!;
     const weights = I.wpre[s.last + 1]! - I.wpre[s.first]!;
     const a = maxAct(I, s.first, s.last);
     return {
@@ -342,27 +466,30 @@ export function toPlacement(
       memoryLimitBytes: I.memLimit[s.node]!,
       weightBytes: weights,
       activationBytes: a,
-      computeSeconds: segComp(I, s.node, s.first, s.last),
+      computeSeconds: segBlocks(I, s.node, s.first, s.last),
+      ...(extra > 0 ? { overheadSeconds: extra } : {}),
       wireSeconds: segWire(I, s.node, s.first, s.last),
       speed: I.speed[s.node]!,
       ...(I.systems[s.node] !== undefined ? { system: I.systems[s.node]! } : {}),
       sendTo: to >= 0 ? I.names[to]! : null,
-      sendSeconds: to >= 0 ? linkTime(I, s.node, to, I.out[s.last]!) : 0,
+      sendSeconds: to < 0 ? 0 : k + 1 < K ? linkTime(I, s.node, to, sends, s.last) : backTime(I, to, s.node),
     };
   });
   const links: PlacementLink[] = [];
-  const link = (v: number, w: number, bytes: number): void => {
+  const link = (v: number, w: number, bytes: number, kind: 'forward' | 'return', block: number): void => {
     if (v === w) return;
+    const ch = linkChoice(I, v, w, bytes, block, kind === 'return');
     links.push({
-      from: I.names[v]!, to: I.names[w]!, bytes, seconds: linkTime(I, v, w, bytes),
-      bandwidthMbps: (I.bw[v * I.N + w]! * 8) / 1e6, rttMs: I.hop[v * I.N + w]! * 2000,
+      from: I.names[v]!, to: I.names[w]!, bytes, seconds: ch.seconds,
+      bandwidthMbps: (I.bw[v * I.N + w]! * 8) / 1e6, rttMs: I.hop[v * I.N + w]! * 2000, kind,
+      ...codedHopFields(ch),
     });
   };
-  if (I.entry >= 0) link(I.entry, segs[0]!.node, I.inputBytes);
-  segs.forEach((s, k) => {
-    const to = k + 1 < K ? segs[k + 1]!.node : I.entry;
-    if (to >= 0) link(s.node, to, I.out[s.last]!);
-  });
+  // forward hops in pipeline order, then the result's way back along them
+  const chain = I.entry >= 0 ? [I.entry, ...segs.map((s) => s.node)] : segs.map((s) => s.node);
+  const ends = I.entry >= 0 ? [-1, ...segs.map((s) => s.last)] : segs.map((s) => s.last);
+  for (let i = 0; i + 1 < chain.length; i++) link(chain[i]!, chain[i + 1]!, ends[i]! < 0 ? I.inputBytes : I.out[ends[i]!]!, 'forward', ends[i]!);
+  if (I.ret) for (let i = chain.length - 1; i > 0; i--) link(chain[i]!, chain[i - 1]!, I.out[I.n - 1]!, 'return', I.n - 1);
   const lb = Math.min(lowerBound, sc.bottleneck);
   return {
     schema: 'kerf.placement/v1',
@@ -378,6 +505,7 @@ export function toPlacement(
     gap: lb > 0 ? sc.bottleneck / lb - 1 : 0,
     stages,
     links,
+    ...(I.entry >= 0 && segs[0]!.node !== I.entry ? { gateway: { node: I.names[I.entry]!, seconds: I.gateway } } : {}),
     memoryModel: { margin: I.margin, overheadBytes: I.overheadBytes, activations: I.activations },
   };
 }

@@ -1,5 +1,5 @@
-import { adjacency, firstLink, lastLink, reachTable } from './core.js';
-import { better, checkStages, hopLatency, type Inst, linkTime, score, type Score, type Seg, segFits, stageInBytes, stageOutBytes, stageTime } from './instance.js';
+import { adjacency, firstLat, firstLink, reachTable } from './core.js';
+import { backTime, better, checkStages, hopBusy, hopLat, type Inst, linkTime, score, type Score, type Seg, segFits, stageInBytes, stageOutBytes, stageTime } from './instance.js';
 
 /**
  * Heuristic check for bottleneck T: the exact programme with the set of used nodes dropped,
@@ -35,7 +35,7 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
   };
   for (let w = 0; w < N; w++) {
     const l0 = firstLink(I, w);
-    if (l0 <= T && jm[w * n]! >= 0) push(w, 0, -1, l0 + (I.entry >= 0 ? hopLatency(I, I.entry, w) : 0) - I.pre[w]![0]! + I.wire[w]! * stageInBytes(I, w, 0));
+    if (l0 <= T && jm[w * n]! >= 0) push(w, 0, -1, firstLat(I, w) - I.pre[w]![0]! + I.wire[w]! * stageInBytes(I, w, 0));
   }
   for (let q = 1; q <= n; q++) {
     for (let w = 0; w < N; w++) {
@@ -50,7 +50,7 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
       if (x === t) continue;
       const p = dqP[base + x]!, v = dqV[base + x]!;
       const s = w * M + q;
-      val[s] = dqK[base + x]! + I.pre[w]![q]! + I.wire[w]! * stageOutBytes(I, w, q - 1);
+      val[s] = dqK[base + x]! + I.pre[w]![q]! + I.stageFixed[w]! + I.wire[w]! * stageOutBytes(I, w, q - 1);
       parV[s] = v; parP[s] = p;
       if (v >= 0) {
         const from = (v * M + p) * W;
@@ -67,7 +67,7 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
     for (let v = 0; v < N; v++) {
       const s = v * M + q;
       // a v whose fastest link cannot carry this cut within T sends nowhere
-      if (val[s] !== Infinity && stages[s]! < I.maxStages && adj[v]!.length > 0 && bytes / I.bw[v * N + adj[v]![0]!]! <= T) order[R++] = v;
+      if (val[s] !== Infinity && stages[s]! < I.maxStages && adj[v]!.length > 0 && bytes / I.maxRatio / I.bw[v * N + adj[v]![0]!]! <= T) order[R++] = v;
     }
     if (R === 0) continue;
     const ord = order.subarray(0, R).sort((x, y) => val[x * M + q]! - val[y * M + q]!);
@@ -81,10 +81,9 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
         // would cost N² per block and is a heuristic's tie-break anyway
         if (val[s]! >= bk || (bv >= 0 && extra-- <= 0)) break;
         const b = I.bw[v * N + w]!;
-        if (b === 0 || bytes / b > T || ((path[s * W + (w >> 5)]! >>> (w & 31)) & 1)) continue;
-        const l = linkTime(I, v, w, bytes);
-        if (l > T) continue;
-        const k = val[s]! + l + hopLatency(I, v, w);
+        if (b === 0 || bytes / I.maxRatio / b > T || ((path[s * W + (w >> 5)]! >>> (w & 31)) & 1)) continue;
+        if (hopBusy(I, v, w, bytes, q - 1) > T) continue;
+        const k = val[s]! + hopLat(I, v, w, bytes, q - 1);
         if (k < bk) { bk = k; bv = v; }
       }
       if (bv >= 0) push(w, q, bv, bk - I.pre[w]![q]! + I.wire[w]! * stageInBytes(I, w, q));
@@ -94,9 +93,8 @@ export function heuristicCheck(I: Inst, T: number, adj: Int32Array[]): Seg[] | n
   for (let v = 0; v < N; v++) {
     const s = v * M + n;
     if (val[s] === Infinity) continue;
-    const l = lastLink(I, v);
-    if (l > T) continue;
-    const tot = val[s]! + l + (I.entry >= 0 ? hopLatency(I, v, I.entry) : 0);
+    // the result's way back is priced on every hop already
+    const tot = val[s]!;
     if (tot < bestT) { bestT = tot; bestV = v; }
   }
   if (bestV < 0) return null;
@@ -234,25 +232,31 @@ function bestBoundary(I: Inst, segs: Seg[], k: number): number {
   // the largest stage or link time other than stage k, link k and stage k+1
   let rest = 0, restLat = 0;
   const add = (t: number, counts: boolean): void => { restLat += t; if (counts && t > rest) rest = t; };
-  if (I.entry >= 0) { const v = segs[0]!.node; add(linkTime(I, I.entry, v, I.inputBytes), true); restLat += hopLatency(I, I.entry, v); }
+  if (I.entry >= 0) {
+    const v = segs[0]!.node;
+    if (v !== I.entry) add(I.gateway, !I.comm);
+    restLat += hopLat(I, I.entry, v, I.inputBytes);
+    rest = Math.max(rest, hopBusy(I, I.entry, v, I.inputBytes));
+  }
   for (let i = 0; i < K; i++) {
     const s = segs[i]!;
     if (i !== k && i !== k + 1) add(stageTime(I, s.node, s.first, s.last), !I.comm);
-    const to = i + 1 < K ? segs[i + 1]!.node : I.entry;
-    if (to >= 0) {
-      restLat += hopLatency(I, s.node, to);
-      if (i !== k) add(linkTime(I, s.node, to, I.out[s.last]!), true);
+    if (i + 1 < K && i !== k) {
+      const to = segs[i + 1]!.node;
+      restLat += hopLat(I, s.node, to, I.out[s.last]!, s.last);
+      rest = Math.max(rest, hopBusy(I, s.node, to, I.out[s.last]!, s.last));
     }
   }
+  const back = backTime(I, a.node, b.node);
   let bestCut = -1;
   let bestB = Infinity, bestL = Infinity;
   for (let cut = a.first; cut < b.last; cut++) {
     if (!segFits(I, a.node, a.first, cut) || !segFits(I, b.node, cut + 1, b.last)) continue;
     const ca = stageTime(I, a.node, a.first, cut);
     const cb = stageTime(I, b.node, cut + 1, b.last);
-    const l = linkTime(I, a.node, b.node, I.out[cut]!);
-    const bn = Math.max(rest, l, I.comm ? 0 : Math.max(ca, cb));
-    const lat = restLat + ca + cb + l;
+    const l = linkTime(I, a.node, b.node, I.out[cut]!, cut);
+    const bn = Math.max(rest, l, back, I.comm ? 0 : Math.max(ca, cb));
+    const lat = restLat + ca + cb + hopLat(I, a.node, b.node, I.out[cut]!, cut);
     const tol = 1e-12 * Math.max(1, bestB);
     if (bn < bestB - tol || (bn <= bestB + tol && lat < bestL)) { bestB = bn; bestL = lat; bestCut = cut; }
   }
@@ -268,10 +272,9 @@ function splitTargets(I: Inst, segs: Seg[]): number[] {
   }
   const out = new Set<number>([kc]);
   let kl = -1, bl = -1;
-  for (let k = 0; k < segs.length; k++) {
-    const to = k + 1 < segs.length ? segs[k + 1]!.node : I.entry;
-    if (to < 0) continue;
-    const t = linkTime(I, segs[k]!.node, to, I.out[segs[k]!.last]!);
+  for (let k = 0; k + 1 < segs.length; k++) {
+    const to = segs[k + 1]!.node;
+    const t = hopBusy(I, segs[k]!.node, to, I.out[segs[k]!.last]!, segs[k]!.last);
     if (t > bl) { bl = t; kl = k; }
   }
   if (kl >= 0) { out.add(kl); if (kl + 1 < segs.length) out.add(kl + 1); }

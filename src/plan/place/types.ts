@@ -4,6 +4,8 @@
  * Times are seconds, sizes bytes, bandwidth Mbit/s (as in the cluster file).
  */
 
+import type { CodedHop, SystemCodecs } from '../codec-cost.js';
+
 /** One edge node of a cluster. */
 export interface ClusterNode {
   name: string;
@@ -19,6 +21,10 @@ export interface ClusterNode {
    * framing, tensor copies), on the profile's system: divided by `speed` like compute.
    * Default: the cluster's `wireCpuMsPerMB`, else DEFAULT_WIRE_CPU_MS_PER_MB (measured). */
   wireCpuMsPerMB?: number;
+  /** wall milliseconds of the node's own work per request that no placement changes (a
+   * gateway's HTTP handling, a worker's framing), not divided by speed; default 0
+   * (src/plan/cost.ts tierServiceS `fixedS`) */
+  fixedMs?: number;
 }
 
 /** A direct link. Symmetric unless the opposite direction is listed as well. */
@@ -26,7 +32,8 @@ export interface ClusterLink {
   from: string;
   to: string;
   bandwidthMbps: number;
-  /** round-trip time, ms; half of it is added to end-to-end latency per hop */
+  /** round-trip time, ms; half of it is added to end-to-end latency per crossing (with an entry
+   * the result crosses every hop back, so a request pays each hop's rtt once) */
   rttMs?: number;
   /** fixed cost per message on this link, ms (framing, syscalls); defaults to the cluster's */
   overheadMs?: number;
@@ -81,6 +88,14 @@ export interface PlaceModel {
   systems?: Record<string, number[]>;
   /** measured resident memory of the whole model, bytes, when profiled */
   wholeMemoryBytes?: number;
+  /** seconds one segment run costs beyond its blocks (the profile's `callOverheadS`), paid
+   * once per stage; per profiled system in `systemCallOverheadS` */
+  callOverheadS?: number;
+  systemCallOverheadS?: Record<string, number>;
+  /** codec measurements per profiled system (`kerf profile --codecs`), and the system of the
+   * reference profile (used by nodes that name none) */
+  codecs?: Record<string, SystemCodecs>;
+  referenceSystem?: string;
 }
 
 export type Objective = 'throughput' | 'comm';
@@ -102,6 +117,11 @@ export interface PlaceOptions {
   seed?: number;
   /** memory model; overrides the cluster file's */
   memory?: MemoryModel;
+  /** codecs (canonical names) a hop may use besides raw, where the profiles measured them
+   * (default none); the result's return uses only the lossless ones (src/plan/codec-cost.ts) */
+  codecs?: readonly string[];
+  /** which of `codecs` are lossy (kept off the return) */
+  lossyCodecs?: readonly string[];
 }
 
 /** A stage: one node running a consecutive range of blocks. */
@@ -121,22 +141,28 @@ export interface PlacementStage {
   memoryLimitBytes: number;
   weightBytes: number;
   activationBytes: number;
-  /** compute seconds of the segment on this node */
+  /** compute seconds of the segment's blocks on this node */
   computeSeconds: number;
+  /** seconds the stage pays once per request beyond its blocks (call overhead ÷ speed + the
+   * node's fixedMs), absent when 0; the stage's time is computeSeconds + overheadSeconds +
+   * wireSeconds (src/plan/cost.ts tierServiceS) */
+  overheadSeconds?: number;
   /** CPU seconds the node spends receiving its input and sending its output (wireCpuMsPerMB);
-   * the stage's time is computeSeconds + wireSeconds */
+   * see overheadSeconds */
   wireSeconds: number;
   /** the node's speed factor (for a runtime that emulates the node's share of CPU) and its
    * profiled system, when it names one */
   speed: number;
   system?: string;
-  /** link carrying this stage's output: to the next stage, or back to the entry */
+  /** link carrying this stage's output: to the next stage; for the last stage, the result back
+   * to its caller (the previous stage, or the entry) */
   sendTo: string | null;
   sendSeconds: number;
 }
 
-/** A transfer in the pipeline (the entry's input, between stages, the result's return). */
-export interface PlacementLink {
+/** A transfer in the pipeline (the entry's input, between stages, the result's return), with its
+ * codec when not raw (kerf place --codecs). */
+export interface PlacementLink extends CodedHop {
   from: string;
   to: string;
   bytes: number;
@@ -144,6 +170,8 @@ export interface PlacementLink {
   /** the link as the cluster file gives it (for a runtime that emulates it) */
   bandwidthMbps: number;
   rttMs: number;
+  /** 'forward' in pipeline order, or 'return': the result back along the chain */
+  kind?: 'forward' | 'return';
 }
 
 /** `kerf.placement/v1`: what `kerf place` writes and a runtime needs. */
@@ -152,20 +180,27 @@ export interface Placement {
   model: { name: string; blocks: number; inputBytes: number };
   entry: string | null;
   objective: Objective;
-  solver: Exclude<SolverName, 'auto'>;
+  /** the solver that chose the stages, or 'given' when they were priced as given (pricePlacement) */
+  solver: Exclude<SolverName, 'auto'> | 'given';
   /** true when the solver proved the bottleneck optimal */
   optimal: boolean;
   /** slowest stage or link (seconds per request) and what it is */
   bottleneck: { seconds: number; kind: 'compute' | 'link'; where: string };
   /** requests per second the pipeline sustains: 1 / bottleneck */
   throughput: number;
-  /** end-to-end seconds for one request (compute + transfers + half the rtt per hop) */
+  /** end-to-end seconds for one request: every stage's time, the gateway's, and each hop's
+   * transfers both ways with its rtt once (src/plan/cost.ts: the planner prices it the same) */
   latency: number;
   /** a proven lower bound on the bottleneck, and bottleneck / bound - 1 */
   lowerBound: number;
   gap: number;
   stages: PlacementStage[];
   links: PlacementLink[];
+  /** the entry's gateway when it runs no stage: its fixed time and wire CPU per request */
+  gateway?: { node: string; seconds: number };
+  /** `kerf place --pareto`: the placements no other beats on latency, bottleneck and bytes
+   * leaving the entry (src/plan/place/pareto.ts), ranked by latency; each solver 'given' */
+  pareto?: Placement[];
   memoryModel: { margin: number; overheadBytes: number; activations: 'profiled' | 'estimated' };
   /** wall-clock seconds the solver took (set by the CLI and benchmarks, never by the core) */
   solveSeconds?: number;

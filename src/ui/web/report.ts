@@ -9,13 +9,31 @@ interface RProfile {
   whole?: { latency: RLatency }; blockSumOverWhole?: number; callOverheadS?: number;
 }
 interface RTierPlacement { tier: string; system: string | null; blocks: [number, number] | null; computeS: number; sendsBytes: number }
-interface RRanked { rank: number; totalS: number; bottleneckS: number; objectiveS: number; bytesSent: number; cuts: (number | null)[]; boundaries: number[]; tiers: RTierPlacement[]; transfers: { from: string; to: string; bytes: number; seconds: number; kind: string }[] }
-interface RPlan extends RRanked { model: string; objective: string; inputBytes: number; criteria: Record<string, unknown>; ranked: RRanked[] }
-interface RStage { index: number; node: string; blocks: { first: number; last: number }; cutIn: number | null; cutOut: number | null; computeSeconds: number; wireSeconds: number; sendTo: string | null; sendSeconds: number; memoryBytes: number; memoryLimitBytes: number; speed: number; system?: string }
+interface RRanked { rank: number; totalS: number; bottleneckS: number; objectiveS: number; bytesSent: number; cuts: (number | null)[]; boundaries: number[]; tiers: RTierPlacement[]; transfers: { from: string; to: string; bytes: number; seconds: number; kind: string; wireBytes?: number; codec?: string; lossy?: boolean; ratio?: number }[] }
+interface RPlan extends RRanked { model: string; objective: string; inputBytes: number; criteria: Record<string, unknown>; ranked: RRanked[]; pareto?: RRanked[] }
+interface RStage { index: number; node: string; blocks: { first: number; last: number }; cutIn: number | null; cutOut: number | null; computeSeconds: number; overheadSeconds?: number; wireSeconds: number; sendTo: string | null; sendSeconds: number; memoryBytes: number; memoryLimitBytes: number; speed: number; system?: string }
 interface RPlacement {
   model: { name: string; blocks: number }; entry: string | null; objective: string; solver: string; optimal: boolean;
   bottleneck: { seconds: number; kind: string; where: string }; throughput: number; latency: number; lowerBound: number; gap: number;
-  stages: RStage[]; links: { from: string; to: string; bytes: number; seconds: number; bandwidthMbps: number; rttMs: number }[];
+  stages: RStage[]; links: { from: string; to: string; bytes: number; seconds: number; bandwidthMbps: number; rttMs: number; kind?: string; wireBytes?: number; codec?: string; lossy?: boolean; ratio?: number }[];
+  pareto?: RPlacement[];
+}
+
+// ---- Pareto fronts (kerf plan --pareto, kerf place --pareto) ----
+interface RFrontRow { latencyS: number; bottleneckS: number; deviceBytes: number; codec: string; where: string }
+const codecText = (l: { codec?: string; lossy?: boolean; ratio?: number } | undefined): string =>
+  (!l ? '–' : l.codec ? `${l.codec}${l.lossy ? ' (lossy)' : ''} ${l.ratio!.toFixed(2)}×` : 'none');
+function renderFront(s: HTMLElement, verb: string, rows: RFrontRow[]): void {
+  s.append(el('h3', {}, `Pareto front (${verb} --pareto): ${rows.length} placement${rows.length === 1 ? '' : 's'} no other beats on latency, bottleneck and bytes leaving the device`),
+    el('div', { class: 'scroll' }, table(['#', 'latency', 'bottleneck', 'requests/s', 'device sends', 'device hop codec', 'placement'],
+      rows.map((r, i) => [i + 1, fmtS(r.latencyS), fmtS(r.bottleneckS), r.bottleneckS > 0 ? (1 / r.bottleneckS).toPrecision(3) : '–', fmtBytes(r.deviceBytes), r.codec, r.where]), 'Pareto front')));
+  if (rows.length < 2) return;
+  const grid = el('div', { class: 'grid' });
+  s.append(grid);
+  new Chart(chartHost(grid, 'Pareto front: bytes leaving the device and the bottleneck, by end-to-end latency'), {
+    time: false, xLabel: 'end-to-end latency (ms)', yLabel: 'KB sent / ms bottleneck',
+    series: [{ label: 'device sends (KB)', color: tierColor(4), points: true }, { label: 'bottleneck (ms)', color: tierColor(1), points: true, dash: [4, 4] }],
+  }, [rows.map((r) => r.latencyS * 1000), rows.map((r) => r.deviceBytes / 1000), rows.map((r) => r.bottleneckS * 1000)]);
 }
 
 const report = document.getElementById('report')!;
@@ -106,6 +124,13 @@ function renderPlan(file: string, p: RPlan): void {
       series: [{ label: 'placement', color: '#6e7781', noLine: true }, { label: 'Pareto front', color: tierColor(4), points: true, spanGaps: true }],
     }, [order.map((q) => q.x * 1000), order.map((q) => q.y / 1000), order.map((q) => (front.has(q.i) ? q.y / 1000 : null))]);
   } else s.append(el('p', { class: 'muted' }, 'No Pareto front between latency and bytes sent: one placement is best on both.'));
+  if (p.pareto?.length) {
+    renderFront(s, 'kerf plan', p.pareto.map((r) => {
+      const first = r.transfers.find((t) => t.kind === 'forward');
+      return { latencyS: r.totalS, bottleneckS: r.bottleneckS, deviceBytes: first ? first.wireBytes ?? first.bytes : 0, codec: codecText(first),
+        where: r.tiers.filter((t) => t.blocks).map((t) => `${t.system} ${t.blocks![0]}–${t.blocks![1]}`).join(' → ') };
+    }));
+  }
 }
 
 // ---- placements ----
@@ -130,9 +155,16 @@ function renderPlacement(file: string, p: RPlacement): void {
   s.append(card);
   const linkMark = (l: { from: string; to: string }): boolean => p.bottleneck.kind === 'link' && p.bottleneck.where === `${l.from} -> ${l.to}`;
   bars(card, [
-    ...p.stages.map((x) => ({ label: `stage ${x.index} on ${x.node}`, value: x.computeSeconds + x.wireSeconds, ...(isBottleneck(x) ? { mark: '← bottleneck' } : {}) })),
+    ...p.stages.map((x) => ({ label: `stage ${x.index} on ${x.node}`, value: x.computeSeconds + (x.overheadSeconds ?? 0) + x.wireSeconds, ...(isBottleneck(x) ? { mark: '← bottleneck' } : {}) })),
     ...p.links.map((l) => ({ label: `link ${l.from} → ${l.to}`, value: l.seconds, ...(linkMark(l) ? { mark: '← bottleneck' } : {}) })),
   ], fmtS, 'Seconds per request of each stage and link (the slowest sets the throughput)');
+  if (p.pareto?.length) {
+    renderFront(s, 'kerf place', p.pareto.map((q) => {
+      const first = q.links.find((l) => l.kind !== 'return' && l.from === q.entry);
+      return { latencyS: q.latency, bottleneckS: q.bottleneck.seconds, deviceBytes: first ? first.wireBytes ?? first.bytes : 0, codec: codecText(first),
+        where: q.stages.map((x) => `${x.node} ${x.blocks.first}–${x.blocks.last}`).join(' → ') };
+    }));
+  }
 }
 
 // ---- benchmark outputs: every list of records as a table, its main figures as bars ----
