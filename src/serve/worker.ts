@@ -13,6 +13,7 @@ import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type { DType } from '../graph/dtypes.js';
 import { memoryReport, type HostMemoryDecl } from './rollout-memory.js';
+import { PartCache } from './part-cache.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -36,6 +37,8 @@ export const DEFAULT_SEGMENT = 'main';
 
 export interface WorkerOptions {
   host?: string;
+  /** its host's part cache (the agent's --cache): a rollout across hosts sends parts into it */
+  partCache?: string;
   /** its host's name and declared memory, reported in `info` (a rollout decides from them whether a new version fits beside the old) */
   memory?: HostMemoryDecl;
   /** 0 or absent: any free port (see `address`) */
@@ -310,6 +313,13 @@ export class Worker {
     };
   }
 
+  private partCacheV: PartCache | null | undefined;
+  private get partCache(): PartCache | null { return (this.partCacheV ??= this.opts.partCache ? new PartCache(this.opts.partCache) : null); }
+  private parts(): PartCache {
+    if (!this.partCache) throw kerfError('KERF_ERR_USAGE', `${this.name} has no part cache (started without --part-cache, not by an agent)`);
+    return this.partCache;
+  }
+
   /** the last model file a load named (a rollout's version), prepared once */
   private other: { file: string; prep: Promise<Prepared> } | null = null;
   private async otherModel(file: string, tensors?: [string, string, number[]][]): Promise<Prepared> {
@@ -393,7 +403,13 @@ export class Worker {
   private async control(op: string, body: Uint8Array): Promise<string> {
     switch (op) {
       case 'ready': return enc(await this.ready());
-      case 'info': return enc({ ...(this.info() as object), memory: await memoryReport(this.opts.memory) });
+      case 'info': return enc({ ...(this.info() as object), memory: await memoryReport(this.opts.memory), partCache: this.partCache !== null });
+      case 'part-have': return enc(this.parts().have(parseJson<{ sha256: string }>(body, op).sha256));
+      case 'part-put': {
+        const r = parseJson<{ sha256: string; offset: number; data: string; last?: boolean }>(body, op);
+        if (typeof r.sha256 !== 'string' || !Number.isInteger(r.offset) || typeof r.data !== 'string') throw kerfError('KERF_ERR_USAGE', 'part-put: expected {sha256, offset, data (base64), last}');
+        return enc(await this.parts().put(r.sha256, r.offset, Buffer.from(r.data, 'base64'), r.last === true));
+      }
       case 'metrics': return this.metrics.registry.render();
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }
