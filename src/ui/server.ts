@@ -72,7 +72,7 @@ export class Dashboard {
   private cutsCache: UiCut[] | null = null;
   private discovering: Promise<unknown> | null = null;
   /** seconds spent on the dashboard's own work so far (kerf_dashboard_seconds_total) */
-  private workS = 0;
+  private readonly workS = { requests: 0, events: 0 };
   private workers: Record<string, WorkerFigures> = {};
   private workersError: string | undefined;
   private readonly cpuSeen = new Map<string, { pid: unknown; cpuS: number; at: number }>();
@@ -83,37 +83,40 @@ export class Dashboard {
     // The token that guards the gateway's deploying endpoints guards the page's controls too.
     const token = gateway.controlToken ?? gateway.pipelineOptions.token;
     this.tokenHash = token ? createHash('sha256').update(token).digest() : null;
-    gateway.answered.push((s, status) => this.timed(() => this.window.answered(s, status)));
-    gateway.observers.push((p, r) => this.timed(() => this.window.stages(p.local ? 'gateway' : null, r.timings, r.stages)));
+    gateway.answered.push((s, status) => this.timed('requests', () => this.window.answered(s, status)));
+    gateway.observers.push((p, r) => this.timed('requests', () => this.window.stages(p.local ? 'gateway' : null, r.timings, r.stages)));
     // Its own cost, where it is paid (`kerf bench dashboard` reads it): every callback, tick and stream start.
-    gateway.registry.counter('kerf_dashboard_seconds_total', 'Seconds the gateway spent on its dashboard: per-request bookkeeping, building, serialising and writing events.').track(() => this.workS);
+    const work = gateway.registry.counter('kerf_dashboard_seconds_total', 'Seconds the gateway spent on its dashboard, by work: requests (the latency window, always on), events (building, serialising and writing them for open pages, asking the workers).');
+    for (const w of ['requests', 'events'] as const) work.track(() => this.workS[w], { work: w });
     gateway.registry.gauge('kerf_dashboard_streams', 'Dashboard event streams (pages) open now.').set(() => this.clients.size);
-    this.timer = setInterval(() => this.timed(() => this.tick()), this.periodS * 1000);
+    this.timer = setInterval(() => this.tick(), this.periodS * 1000);
     this.timer.unref();
     gateway.mount('/ui', (req, res, path) => this.routeUi(req, res, path));
-    gateway.mount('/v1/events', (req, res) => this.timed(() => this.routeEvents(req, res)));
+    gateway.mount('/v1/events', (req, res) => this.timed('events', () => this.routeEvents(req, res)));
     gateway.onClose(async () => this.close());
   }
 
   /** Run `fn`, adding its time to the dashboard's own work. */
-  private timed<T>(fn: () => T): T {
+  private timed<T>(work: 'requests' | 'events', fn: () => T): T {
     const t0 = performance.now();
-    try { return fn(); } finally { this.workS += (performance.now() - t0) / 1000; }
+    try { return fn(); } finally { this.workS[work] += (performance.now() - t0) / 1000; }
   }
 
   /** Pages listening now. */
   get listeners(): number { return this.clients.size; }
 
   private tick(): void {
-    this.lastPoint = this.window.roll(Date.now(), this.periodS);
+    this.lastPoint = this.timed('requests', () => this.window.roll(Date.now(), this.periodS));
     const now = performance.now();
     const cpu = process.cpuUsage();
     const wallUs = (now - this.last.wall) * 1000;
     if (wallUs > 0) this.cpuShare = (cpu.user - this.last.cpu.user + cpu.system - this.last.cpu.system) / wallUs;
     this.last = { wall: now, cpu };
     if (this.clients.size) {
-      this.pollWorkers();
-      this.broadcast('snapshot', this.snapshot());
+      this.timed('events', () => {
+        this.pollWorkers();
+        this.broadcast('snapshot', this.snapshot());
+      });
     }
   }
 
@@ -121,7 +124,7 @@ export class Dashboard {
   private pollWorkers(): void {
     if (this.polling) return;
     this.polling = true;
-    this.gateway.switcher.tierInfo(1000).then((list) => this.timed(() => {
+    this.gateway.switcher.tierInfo(1000).then((list) => this.timed('events', () => {
       const at = performance.now(), next: Record<string, WorkerFigures> = {};
       for (const { tier, address, info } of list) {
         const cpuS = typeof info.cpuSeconds === 'number' ? info.cpuSeconds : null;
@@ -188,7 +191,7 @@ export class Dashboard {
     res.write(`retry: 2000\n\nevent: hello\ndata: ${JSON.stringify(this.hello())}\n\nevent: snapshot\ndata: ${JSON.stringify(this.snapshot())}\n\n`);
     this.clients.add(res);
     // The switcher finds the workers on its first switch; a page wants them at once.
-    this.discovering ??= this.gateway.switcher.discover().then(() => this.timed(() => this.broadcast('snapshot', this.snapshot())), () => { this.discovering = null; });
+    this.discovering ??= this.gateway.switcher.discover().then(() => this.timed('events', () => this.broadcast('snapshot', this.snapshot())), () => { this.discovering = null; });
     this.pollWorkers();
     const drop = (): void => { this.clients.delete(res); };
     req.on('close', drop);
