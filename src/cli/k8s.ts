@@ -34,6 +34,8 @@ options:
   --node TIER=NODE       plan.json: the node of a used tier (repeat); placement.json: a node's hostname
   --stage-memory-mb M    plan.json: memory of each stage (a plan has no memory model; default 512)
   --input-shape N=DxD    concrete input shapes (repeat)
+  --model-file FILE      render: the model here (its sha256 must be --sha256): each stage's part is
+                         made from it and its sha256 written into the init container, which checks it
   --service-monitor      render, install: also a Prometheus Operator ServiceMonitor (the pods carry
                          prometheus.io/* scrape annotations either way)
   --service-monitor-label K=V   a label the ServiceMonitor carries (a Prometheus's serviceMonitorSelector; repeat)
@@ -61,7 +63,7 @@ const OPTIONS = {
   node: { type: 'string', multiple: true }, 'stage-memory-mb': { type: 'string' }, 'input-shape': { type: 'string', multiple: true },
   replicas: { type: 'string' }, state: { type: 'string' }, now: { type: 'string' }, json: { type: 'boolean' }, uri: { type: 'string' },
   cuts: { type: 'string' }, part: { type: 'string' }, 'part-sha256': { type: 'string' }, 'bearer-env': { type: 'string' }, attempts: { type: 'string' },
-  'operator-memory-mb': { type: 'string' }, 'service-monitor': { type: 'boolean' }, 'service-monitor-label': { type: 'string', multiple: true },
+  'operator-memory-mb': { type: 'string' }, 'model-file': { type: 'string' }, 'service-monitor': { type: 'boolean' }, 'service-monitor-label': { type: 'string', multiple: true },
 } as const;
 
 async function readDoc(file: string, what: string): Promise<unknown> {
@@ -124,12 +126,28 @@ export async function run(argv: string[]): Promise<number | void> {
     const m = (doc as { model?: unknown } | null)?.model;
     const modelName = typeof m === 'string' ? m : typeof (m as { name?: unknown } | undefined)?.name === 'string' ? (m as { name: string }).name : 'model';
     const name = v.name ?? modelName.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 32);
-    const { renderObjects } = await import('../k8s/manifests.js');
+    const { renderObjects, stateOf } = await import('../k8s/manifests.js');
     const shapes = parseInputShapes(v['input-shape']);
+    let parts: { sha256: string; bytes: number }[] | undefined;
+    if (v['model-file'] !== undefined) {
+      const sha = need(v.sha256, '--sha256');
+      const { fileSha256, partBytes, sha256: hashOf } = await import('../cluster/parts.js');
+      let got: string;
+      try { got = (await fileSha256(v['model-file'])).sha256; } catch (e) { throw kerfError('KERF_ERR_FILE', `--model-file ${v['model-file']}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+      if (got !== sha) throw kerfError('KERF_ERR_INTEGRITY', `--model-file ${v['model-file']}: sha256 is ${got}, not --sha256 ${sha}`);
+      const st = stateOf(doc, { name: 'x', namespace: 'x', image: 'x', modelUri: need(v['model-uri'], '--model-uri'), sha256: sha, version: '1', token: 'x', nodes, ...(mem !== undefined ? { stageMemoryMiB: mem } : {}) });
+      if (st.cuts.length) {
+        const { prepareModel } = await import('../engine/prepare.js');
+        const { partModelName } = await import('../k8s/parts.js');
+        const prep = await prepareModel(v['model-file'], { name: partModelName(v['model-uri']!), ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}) });
+        parts = st.stages.map((s) => { const b = partBytes(prep, st.cuts, s.index, s.index); return { sha256: hashOf(b), bytes: b.byteLength }; });
+      }
+    }
     const objs = renderObjects(doc, {
       name, namespace: v.namespace ?? 'default', image: need(v.image, '--image'), modelUri: need(v['model-uri'], '--model-uri'),
       sha256: need(v.sha256, '--sha256'), version: v.version ?? '1', modelName, token: randomBytes(24).toString('base64url'), nodes,
       ...(Object.keys(shapes).length ? { inputShapes: shapes } : {}), ...(mem !== undefined ? { stageMemoryMiB: mem } : {}), ...monitorOf(v),
+      ...(parts ? { parts } : {}),
     });
     await emit(objs, v.output);
     return 0;

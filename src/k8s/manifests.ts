@@ -202,6 +202,8 @@ export interface RenderOptions {
   entry?: { type: 'ClusterIP' | 'NodePort' | 'LoadBalancer'; port: number };
   /** also a ServiceMonitor for this pipeline, with these extra labels */
   serviceMonitor?: { labels?: Record<string, string> };
+  /** each stage's part (index = stage), made from the model here: the init containers check its sha256 */
+  parts?: { sha256: string; bytes: number }[];
 }
 
 /** The placement state of a placement.json or plan.json (what `kerf k8s render` writes objects for). */
@@ -264,6 +266,10 @@ export function renderObjects(doc: unknown, o: RenderOptions): K8sObject[] {
   if (!/^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$/.test(o.name)) throw kerfError('KERF_ERR_USAGE', `--name '${o.name}': expected a DNS label of at most 32 characters (a-z, 0-9, -)`);
   if (!/^[0-9a-f]{64}$/.test(o.sha256)) throw kerfError('KERF_ERR_USAGE', `--sha256 '${o.sha256}': expected 64 lower-case hex digits`);
   const st = stateOf(doc, o);
+  if (o.parts) {
+    if (o.parts.length !== st.stages.length) throw kerfError('KERF_ERR_USAGE', `${o.parts.length} parts for ${st.stages.length} stages`);
+    st.stages = st.stages.map((s, i) => ({ ...s, part: o.parts![i]! }));
+  }
   const ctx: RenderContext = {
     pipeline: o.name, namespace: o.namespace, image: o.image, modelName: o.modelName ?? o.name,
     ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}),

@@ -12,7 +12,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
 import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,9 +157,22 @@ test("kerf k8s render's pods run: each stage cuts exactly its part out of the mo
   const dir = mkdtempSync(join(tmpdir(), `kerf-k8s-pods-${process.pid}-`));
   const procs: ChildProcess[] = [];
   try {
-    const objs = renderObjects(placement, { name: 'cls', namespace: 'edge', image: 'kerf:test', modelUri: files.url, sha256: sha, version: '1', token: 'pod-token', inputShapes: SHAPE });
+    // kerf k8s render with the model here: each stage's part sha256 goes into its init container
+    writeFileSync(join(dir, 'placement.json'), JSON.stringify(placement));
+    const rendered = await kerf(['k8s', 'render', join(dir, 'placement.json'), '--name', 'cls', '--namespace', 'edge', '--image', 'kerf:test', '--model-uri', files.url, '--sha256', sha, '--model-file', MODEL, '--input-shape', 'x=1x3x48x192']);
+    assert.equal(rendered.status, 0, rendered.stderr);
+    const objs = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as K8sObject);
+    for (const d of objs.filter((o) => o.kind === 'Deployment' && o.metadata.labels!['app.kubernetes.io/component'] === 'stage') as Dep[]) {
+      const k = Number(d.metadata.labels!['kerf.dev/stage']);
+      const init = d.spec.template.spec.initContainers[0]!.command;
+      assert.equal(init[init.indexOf('--part-sha256') + 1], createHash('sha256').update(partBytes(prep, cuts, k, k)).digest('hex'), `stage ${k}: its part's sha256`);
+    }
     const token = ((objs.find((o) => o.kind === 'Secret') as unknown as { stringData: { token: string } }).stringData.token);
     await answersEqual(prep, await runPods(objs, token, dir, procs, prep, cuts));
+    const mismatch = await kerf(['k8s', 'render', join(dir, 'placement.json'), '--image', 'i', '--model-uri', files.url, '--sha256', 'f'.repeat(64), '--model-file', MODEL]);
+    assert.equal(mismatch.status, 1);
+    assert.match(mismatch.stderr, new RegExp(`--model-file .*: sha256 is ${sha}, not --sha256 f{64}`));
+    assert.ok(renderObjects(placement, { name: 'cls', namespace: 'edge', image: 'i', modelUri: files.url, sha256: sha, version: '1', token: 't' }).length === objs.length);
     // a wrong sha256: the init container fails, says why, writes nothing
     const bad = await kerf(['k8s', 'fetch', '--uri', files.url, '--sha256', '0'.repeat(64), '-o', join(dir, 'bad.onnx')]);
     assert.equal(bad.status, 1);
