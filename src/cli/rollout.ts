@@ -25,6 +25,9 @@ options:
                      where every host has room for its new part (the memory its agent declares,
                      --memory-mb, and what its machine has available), else stage by stage
   --beside           load beside the old version even where memory says it does not fit
+  --upload           send the file to the gateway's machine first (default: when --gateway is
+                     not on this machine's loopback); across hosts each worker's host then gets
+                     only its part, by content hash, through its agent's part cache
 ${CONTROL_HELP}
   --json             print the gateway's JSON answer
   -h, --help         this help
@@ -34,7 +37,7 @@ example:
   KERF_TOKEN=s3cret kerf rollout --to v2.onnx --gateway http://127.0.0.1:8000`;
 
 const OPTIONS = {
-  to: { type: 'string' }, back: { type: 'boolean' }, status: { type: 'boolean' }, cuts: { type: 'string' }, 'stage-by-stage': { type: 'boolean' }, beside: { type: 'boolean' },
+  to: { type: 'string' }, back: { type: 'boolean' }, status: { type: 'boolean' }, cuts: { type: 'string' }, 'stage-by-stage': { type: 'boolean' }, beside: { type: 'boolean' }, upload: { type: 'boolean' },
   json: { type: 'boolean' }, ...CONTROL_OPTIONS,
 } as const;
 
@@ -55,7 +58,11 @@ export async function run(argv: string[]): Promise<number | void> {
     out(`serving ${fmt(st.modelVersion)}${st.previousModel ? `; --back returns to ${fmt(st.previousModel)}` : ''}`);
     return 0;
   }
-  const target = v.back ? { back: true as const } : { model: resolve(v.to!), ...(v.cuts !== undefined ? { cuts: parseIntList(v.cuts, '--cuts') } : {}) };
+  const { uploadModel } = await import('../serve/switch-client.js');
+  let model = v.to !== undefined ? resolve(v.to) : undefined;
+  const remote = !/^(127\.|localhost$|\[::1\]$|::1$)/.test(new URL(url).hostname);
+  if (model !== undefined && (v.upload ?? remote)) model = (await uploadModel(url, model, token)).file;
+  const target = v.back ? { back: true as const } : { model: model!, ...(v.cuts !== undefined ? { cuts: parseIntList(v.cuts, '--cuts') } : {}) };
   if (v.beside && v['stage-by-stage']) throw kerfError('KERF_ERR_USAGE', 'give --beside or --stage-by-stage, not both');
   const r = await rollout(url, { ...target, ...(v['stage-by-stage'] ? { stageByStage: true } : {}), ...(v.beside ? { beside: true } : {}) }, token);
   if (v.json) { out(JSON.stringify(r)); return 0; }

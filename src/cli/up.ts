@@ -272,6 +272,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (standby && nCuts !== undefined && standby.length !== nCuts) {
     note(kerfError('KERF_ERR_USAGE', `--standby '${v.standby}': ${standby.length} cut id${standby.length === 1 ? '' : 's'} for a pipeline with ${nCuts} cut${nCuts === 1 ? '' : 's'} (a standby split has as many)`));
   }
+  const hopsText = (opts?.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
   if (v.adapt !== undefined && v.adapt !== 'off') {
     const { ADAPT_SETTINGS } = await import('../adapt/live.js');
     if (!ADAPT_SETTINGS.includes(v.adapt as never)) note(kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`));
@@ -282,11 +283,14 @@ export async function run(argv: string[]): Promise<number | void> {
       if (x !== undefined && !(Number(x) >= 0 && Number.isFinite(Number(x)) && x.trim() !== '')) note(kerfError('KERF_ERR_USAGE', `--${f} '${x}': expected a non-negative number`));
     }
     // The gateway's controller: tier names and links as this command starts them (workers ignore these flags).
-    const hopsText = (opts?.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
     workerArgs.push('--adapt', v.adapt, '--profiles', v.profiles ?? '', '--adapt-tiers', (tierNames ?? []).join(','),
       ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []),
       ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
       ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []), ...(v['adapt-codecs'] ? ['--adapt-codecs', v['adapt-codecs']] : []));
+  }
+  else if (tierNames) {
+    // Without a controller the gateway still runs the monitors (hop estimates): they need the tiers' names.
+    workerArgs.push('--adapt-tiers', tierNames.join(','), ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []));
   }
   if (v['link-probes'] !== undefined && v['link-probes'] !== 'off' && !(Number(v['link-probes']) >= 0 && Number.isFinite(Number(v['link-probes'])))) {
     note(kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds (0 or off: no probes)`));

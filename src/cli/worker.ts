@@ -44,6 +44,8 @@ options:
   --host-name N          the host this tier runs on, and --memory-mb M the memory that host
                          offers stages (MB): a rollout loads a new version beside the old only
                          where it fits (default: this machine's name; no declared limit)
+  --part-cache DIR       worker: its host's part cache (<sha256>.onnx; an agent passes its
+                         --cache): a rollout across hosts sends the new version's part into it
 gateway only:
   --replay               keep each request's input until its answer and run it again on the
                          pipeline a failover switches in when its own fails (docs/cluster.md)
@@ -81,7 +83,7 @@ const OPTIONS = {
   threads: { type: 'string' }, queue: { type: 'string' }, 'profiled-ms': { type: 'string' }, gateway: { type: 'boolean' }, json: { type: 'boolean' },
   'release-model': { type: 'boolean' }, plan: { type: 'string' }, ...TLS_OPTIONS, replay: { type: 'boolean' }, 'replay-hold-ms': { type: 'string' },
   'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
-  'host-name': { type: 'string' }, 'memory-mb': { type: 'string' },
+  'host-name': { type: 'string' }, 'memory-mb': { type: 'string' }, 'part-cache': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
   'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' }, 'whole-model': { type: 'string' }, 'whole-input-shape': { type: 'string', multiple: true },
 } as const;
@@ -174,6 +176,10 @@ export async function run(argv: string[]): Promise<number | void> {
       try {
         adapt = await attachAdaptFromArgs(g, v, nParts, out);
       } catch (e) { await g.close(); throw e; }
+    } else {
+      // Without profiles: the monitors alone, so /v1/conditions and the dashboard show every hop's bandwidth and RTT.
+      const { attachMonitors } = await import('../adapt/live.js');
+      try { await attachMonitors(g, v, nParts); } catch (e) { out(`kerf gateway: no link estimates (${(e as Error).message})`); }
     }
     if (v['link-probes'] !== undefined && v['link-probes'] !== '0' && v['link-probes'] !== 'off') {
       const periodS = Number(v['link-probes']);
@@ -196,6 +202,7 @@ export async function run(argv: string[]): Promise<number | void> {
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
       ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}), ...(v['whole-model'] ? { wholeModel: v['whole-model'], wholeInputShapes: parseInputShapes(v['whole-input-shape']) } : {}),
       ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}), ...(memory ? { memory } : {}),
+      ...(v['part-cache'] ? { partCache: v['part-cache'] } : {}),
     });
     const seg = w.segments.get(w.defaultSegment)!.segment;
     const addr = fmtAddress(w.address);

@@ -57,7 +57,8 @@ export async function deploy(substrate: Substrate, opts: DeployOptions): Promise
   try {
     if (hostOf.some((_, i) => sliced(i))) {
       const { prepareModel } = await import('../engine/prepare.js');
-      const prep = await prepareModel(opts.model, opts.inputShapes ? { inputShapes: opts.inputShapes } : {});
+      // named as the gateway names the model: a rollout back to it makes the same parts (same hashes, cached)
+      const prep = await prepareModel(opts.model, { name: opts.name ?? basename(opts.model).replace(/\.onnx$/i, ''), ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}) });
       dir = await mkdtemp(join(tmpdir(), 'kerf-parts-'));
       for (let i = 1; i < nTiers; i++) {
         if (!sliced(i)) continue;

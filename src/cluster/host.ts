@@ -285,7 +285,7 @@ export class HostDaemon {
     if (!SHA.test(r.part?.sha256 ?? '')) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: part.sha256 must be a SHA-256`);
     if (!Array.isArray(r.cuts) || !r.cuts.every(Number.isInteger)) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: cuts must be a list of cut ids`);
     if (!Array.isArray(r.args) || !r.args.every((a) => typeof a === 'string')) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: args must be a list of strings`);
-    const forbidden = r.args.find((a) => /^--(model|listen|token|next|gateway|metrics|tls-cert|tls-key|tls-ca|host-name|memory-mb)(=|$)/.test(a));
+    const forbidden = r.args.find((a) => /^--(model|listen|token|next|gateway|metrics|tls-cert|tls-key|tls-ca|host-name|memory-mb|part-cache)(=|$)/.test(a));
     if (forbidden) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: ${forbidden} is the agent's to set`);
     const key = `${session}/${r.name}`;
     if (this.#stages.get(key)?.exit === null) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: already running in this session`);
@@ -307,7 +307,9 @@ export class HostDaemon {
     const t: TierStart = {
       ...r, model, host: this.#o.host, port: 0, ...(threads ? { threads } : {}),
       // what this host offers, for a rollout to decide whether a new version fits beside the old
-      args: [...r.args, '--host-name', this.#o.host, ...(this.#o.memoryMB !== undefined ? ['--memory-mb', String(this.#o.memoryMB)] : [])],
+      args: [...r.args, '--host-name', this.#o.host, ...(this.#o.memoryMB !== undefined ? ['--memory-mb', String(this.#o.memoryMB)] : []),
+        // and its part cache, for a rollout to send a worker the new version's part (not the gateway: it reads the new model itself)
+        ...(r.role === 'worker' ? ['--part-cache', this.#cache] : [])],
       // in the host's group, a stage without a share of its own may use all of the host's
       ...(share !== undefined ? { cpus: share } : this.#group ? { cpus: this.#group.cpus } : {}),
     };

@@ -13,7 +13,7 @@ import type { Analysis } from '../graph/cuts.js';
 
 /** The placement memory model's margin over weights + activations (src/plan/place DEFAULT_MARGIN). */
 export const MEMORY_MARGIN = 1.1;
-/** A version loaded on a thread of its own, beyond its session: measured 15–45 MB per tier with
+/** A version loaded on a thread of its own, beyond its session: measured 15–54 MB per tier with
  * mobilenet_v2 parts (`kerf bench rollout`, `--back`, where no tier prepares the model again). */
 export const THREAD_OVERHEAD_BYTES = 48 * 2 ** 20;
 

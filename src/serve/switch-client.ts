@@ -8,8 +8,9 @@ function call<T>(url: string, method: string, body?: unknown, timeoutMs = 600_00
   return new Promise((resolve, reject) => {
     let u: URL;
     try { u = new URL(url); } catch { reject(kerfError('KERF_ERR_USAGE', `gateway URL '${url}' is not a URL (e.g. http://127.0.0.1:8000)`)); return; }
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(u, { method, headers: { ...headers, ...(text ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {}) } }, (res) => {
+    const text = body === undefined ? undefined : Buffer.isBuffer(body) ? body : JSON.stringify(body);
+    const type = Buffer.isBuffer(body) ? 'application/octet-stream' : 'application/json';
+    const req = http.request(u, { method, headers: { ...headers, ...(text ? { 'content-type': type, 'content-length': Buffer.byteLength(text) } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -47,6 +48,14 @@ export function partitionStatus(url: string): Promise<PartitionStatus> {
 /** `PUT /v1/partition/strategy`: choose how the gateway switches (standby: which cuts to keep loaded). */
 export function setSwitchStrategy(url: string, strategy: SwitchStrategy, opts: { standby?: number[] } = {}, token?: string): Promise<PartitionStatus> {
   return call<PartitionStatus>(`${base(url)}/v1/partition/strategy`, 'PUT', { strategy, ...(opts.standby ? { standby: opts.standby } : {}) }, 600_000, bearer(token));
+}
+
+/** `POST /v1/rollout/model`: send a model file to the gateway's machine; resolves with the path it has there. */
+export async function uploadModel(url: string, file: string, token?: string): Promise<{ file: string; sha256: string; bytes: number }> {
+  const { readFile } = await import('node:fs/promises');
+  let bytes: Buffer;
+  try { bytes = await readFile(file); } catch (e) { throw kerfError('KERF_ERR_FILE', `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`); }
+  return call(`${base(url)}/v1/rollout/model`, 'POST', bytes, 600_000, bearer(token));
 }
 
 /** `POST /v1/rollout`: roll the gateway at `url` onto another version of the model (or `back`); resolves when the old one is unloaded. */

@@ -30,6 +30,8 @@ import { Pipeline } from './pipeline.js';
 import { NextHop, parseAddress } from './nexthop.js';
 import type { SegmentRunner } from './segment.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
+import { partBytes, sha256 as sha256Hex } from '../cluster/parts.js';
+import { PART_CHUNK_BYTES } from './part-cache.js';
 import { besideEstimate, chooseRolloutWay, memoryReport, type MemoryReport, type RolloutWay, type TierMemory } from './rollout-memory.js';
 import { ThreadSegment } from './thread-segment.js';
 import { DEFAULT_SEGMENT, type LoadResult } from './worker.js';
@@ -47,6 +49,8 @@ export interface TierPrepare {
   tier: string;
   /** milliseconds the tier took to load (sessions or chunks) */
   loadMs: number;
+  /** across hosts: the part it loaded from its host's part cache, and the bytes sent there (0: it had it) */
+  part?: { sha256: string; bytes: number; sentBytes: number };
   /** hot-swap: chunk sessions loaded and reused, bytes loaded */
   chunksLoaded?: number;
   chunksReused?: number;
@@ -181,7 +185,7 @@ export interface PartitionTarget {
   codecs?: string[];
 }
 
-interface WorkerTier { name: string; where: string; hop: NextHop; next: string | null; part: number; nextCodec?: string }
+interface WorkerTier { name: string; where: string; hop: NextHop; next: string | null; part: number; nextCodec?: string; cache?: boolean }
 
 interface Version {
   id: string;
@@ -270,7 +274,9 @@ export class Switcher {
         const hop = NextHop.open(parseAddress(where, 'tier'), { token: opts.token ?? '', info: 'gateway switcher', ...(opts.tls ? { tls: opts.tls } : {}) });
         tiers.push({ name: where, where, hop, next: null, part: tiers.length + (this.local ? 1 : 0) });
         await hop.waitConnected(5000);
-        const info = dec(await hop.control('info', '', { timeoutMs: 5000 })) as { name: string; default: string; segments: { id: string; next: string | null; nextSegment: string | null; nextCodec?: string }[] };
+        const info = dec(await hop.control('info', '', { timeoutMs: 5000 })) as { name: string; default: string; partCache?: boolean; segments: { id: string; next: string | null; nextSegment: string | null; nextCodec?: string }[] };
+        // a worker an agent started: a rollout sends it its part through its host's part cache
+        if (info.partCache === true) tiers[tiers.length - 1]!.cache = true;
         const s = info.segments.find((x) => x.id === (seg ?? info.default));
         if (!s) throw kerfError('KERF_ERR_UPSTREAM', `partition: tier ${where} has no segment '${seg ?? info.default}'`);
         tiers[tiers.length - 1]!.name = info.name;
@@ -353,6 +359,12 @@ export class Switcher {
   async tierMetrics(timeoutMs = 1000): Promise<{ tier: string; text: string }[]> {
     const tiers = await this.tiers();
     return Promise.all(tiers.map(async (t) => ({ tier: t.name, text: new TextDecoder().decode(await t.hop.control('metrics', '', { timeoutMs })) })));
+  }
+
+  /** Every worker tier's `info` (name, pid, host, CPU seconds, resident bytes, segments…), for the dashboard. */
+  async tierInfo(timeoutMs = 1000): Promise<{ tier: string; address: string; info: Record<string, unknown> }[]> {
+    const tiers = await this.tiers();
+    return Promise.all(tiers.map(async (t) => ({ tier: t.name, address: t.where, info: dec(await t.hop.control('info', '', { timeoutMs })) as Record<string, unknown> })));
   }
 
   /** Switch to `target` with the current strategy; resolves when the old version is released. */
@@ -491,11 +503,15 @@ export class Switcher {
         const t0 = performance.now();
         // Worker j sends the tensors at cut part j (its part's end) with that link's codec.
         const nextCodec = w.next !== null ? codecs[w.part] : undefined;
-        const body = { id, cuts, blocks: [w.part, w.part], next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}), ...(modelFile ? modelLoad(prep, modelFile) : {}),
+        // Across hosts (a worker with a part cache) after a rollout: its part goes through the cache.
+        const ship = !shared && w.cache === true && (model !== undefined || this.modelFile !== null) ? await shipPart(w, prep, cuts, this.gateway.name) : null;
+        const body = {
+          id, ...(ship ? {} : { cuts, blocks: [w.part, w.part] }), next: w.next, ...(j < workers.length - 1 ? { nextSegment: id } : {}), ...(shared ? { shared: true } : {}), ...(thread ? { thread: true } : {}),
+          ...(ship ? { ...modelLoad(prep, ship.file), sha256: ship.sha256 } : modelFile ? modelLoad(prep, modelFile) : {}),
           ...(nextCodec && nextCodec !== 'none' ? { nextCodec } : {}) };
         const r = dec(await w.hop.control('load', JSON.stringify(body), { timeoutMs: LOAD_TIMEOUT_MS })) as LoadResult;
         loaded.push(w);
-        tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}) });
+        tiers.push({ tier: w.name, loadMs: ms(t0, performance.now()), ...(r.chunks ? { chunksLoaded: r.chunks.loaded, chunksReused: r.chunks.reused, loadedBytes: r.chunks.loadedBytes } : {}), ...(ship ? { part: { sha256: ship.sha256, bytes: ship.bytes, sentBytes: ship.sent } } : {}) });
       };
       const jobs = [localJob, ...workers.map((w, j) => () => workerJob(w, j))];
       if (thread) {
@@ -822,6 +838,45 @@ export class Switcher {
     return chooseRolloutWay(tiers, asked);
   }
 
+  private uploads: string | null = null;
+  /**
+   * `POST /v1/rollout/model`: the new model's bytes (application/octet-stream, from a machine
+   * that is not the gateway's: `kerf rollout --to f --upload`), kept as `<sha256>.onnx` in a
+   * folder of this gateway's until it closes; answers the file to roll out.
+   */
+  private async receiveModel(req: http.IncomingMessage): Promise<{ file: string; sha256: string; bytes: number }> {
+    const { mkdtemp, rename, rm } = await import('node:fs/promises');
+    const { createWriteStream } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    if (!this.uploads) {
+      const dir = await mkdtemp(join(tmpdir(), 'kerf-rollout-'));
+      this.uploads = dir;
+      this.gateway.onClose(() => rm(dir, { recursive: true, force: true }));
+    }
+    const tmp = join(this.uploads, `upload-${++this.seq}.tmp`);
+    const h = createHash('sha256');
+    let n = 0;
+    const max = 2e9;
+    await new Promise<void>((resolve, reject) => {
+      const out = createWriteStream(tmp);
+      req.on('data', (c: Buffer) => {
+        n += c.length;
+        if (n > max) { req.destroy(); out.destroy(); reject(kerfError('KERF_ERR_USAGE', `rollout upload: over ${max / 1e9} GB`)); return; }
+        h.update(c);
+        if (!out.write(c)) { req.pause(); out.once('drain', () => req.resume()); }
+      });
+      req.on('end', () => out.end(() => resolve()));
+      req.on('error', (e) => { out.destroy(); reject(kerfError('KERF_ERR_USAGE', `rollout upload: ${e.message}`)); });
+      out.on('error', (e) => reject(kerfError('KERF_ERR_FILE', `rollout upload: cannot write ${tmp} (${e.message})`)));
+    }).catch(async (e: unknown) => { await rm(tmp, { force: true }); throw e; });
+    if (n === 0) { await rm(tmp, { force: true }); throw kerfError('KERF_ERR_USAGE', 'rollout upload: the body is empty (send the .onnx file\'s bytes)'); }
+    const sha = h.digest('hex');
+    const file = join(this.uploads, `${sha}.onnx`);
+    await rename(tmp, file);
+    return { file, sha256: sha, bytes: n };
+  }
+
   /** The file the workers were started with (they load it without being told). */
   private get ownFile(): string | null { return this.firstFile; }
 
@@ -863,6 +918,7 @@ export class Switcher {
       req.resume();
       return reply(401, { error: `${req.method} ${path}: wrong or missing token (Authorization: Bearer TOKEN, the pipeline's token: kerf up prints it in the dashboard link, or set KERF_TOKEN)`, code: 'KERF_ERR_AUTH' });
     }
+    if (path === '/v1/rollout/model' && req.method === 'POST') { this.receiveModel(req).then((r) => reply(200, r), failWith); return; }
     if (path === '/v1/rollout' && req.method === 'GET') return reply(200, { modelVersion: this.modelV, previousModel: this.previousV });
     const body = (fn: (doc: Record<string, unknown>) => Promise<unknown>): void => {
       readBody(req, { maxBytes: 64 << 20, what: 'partition' }).then((raw) => {
@@ -926,6 +982,25 @@ export class Switcher {
     // The active version's pipeline is the gateway's to close; its chunks go with the store.
     await this.store?.close();
   }
+}
+
+/** Put `w`'s part of `cuts` into its host's part cache unless it is there already; the file to load it from. */
+async function shipPart(w: WorkerTier, prep: Prepared, cuts: number[], name: string): Promise<{ file: string; sha256: string; bytes: number; sent: number }> {
+  // Named as the gateway names the model, as a deployment names the parts it stages (src/cluster/deploy.ts):
+  // the same version's parts have the same bytes, so a host that has them is sent nothing.
+  const bytes = partBytes({ ...prep, model: { ...prep.model, name } }, cuts, w.part, w.part);
+  const sha = sha256Hex(bytes);
+  const have = dec(await w.hop.control('part-have', JSON.stringify({ sha256: sha }), { timeoutMs: 10_000 })) as { have: boolean; file: string };
+  if (have.have) return { file: have.file, sha256: sha, bytes: bytes.length, sent: 0 };
+  let file = have.file;
+  for (let off = 0; off < bytes.length || off === 0; off += PART_CHUNK_BYTES) {
+    const chunk = bytes.subarray(off, off + PART_CHUNK_BYTES);
+    const last = off + PART_CHUNK_BYTES >= bytes.length;
+    const r = dec(await w.hop.control('part-put', JSON.stringify({ sha256: sha, offset: off, data: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('base64'), last }), { timeoutMs: 120_000 })) as { file: string };
+    file = r.file;
+    if (last) break;
+  }
+  return { file, sha256: sha, bytes: bytes.length, sent: bytes.length };
 }
 
 /** A load's fields naming another model file: its hash and its tensors' shapes (the worker need not find them again). */

@@ -7,11 +7,13 @@
  * unload segments without a restart, so a new split can be prepared beside the running one.
  */
 import type * as http from 'node:http';
+import { hostname } from 'node:os';
 import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { prepareModelInThread } from '../engine/prepare-thread.js';
 import type { DType } from '../graph/dtypes.js';
 import { memoryReport, type HostMemoryDecl } from './rollout-memory.js';
+import { PartCache } from './part-cache.js';
 import { FrameServer, type IncomingRequest, type Reply } from './conn.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, segmentBounds, toWire, type SegmentRunner, type SegmentSpec } from './segment.js';
@@ -19,7 +21,7 @@ import { prng, randomTensor } from '../engine/shapes.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
-import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
+import { Registry, processCpuSeconds, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { parseLinkProbe, probeNextHop, type SinkReply } from './linkprobe.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
 import { parseHopCodec } from '../codec/index.js';
@@ -35,6 +37,8 @@ export const DEFAULT_SEGMENT = 'main';
 
 export interface WorkerOptions {
   host?: string;
+  /** its host's part cache (the agent's --cache): a rollout across hosts sends parts into it */
+  partCache?: string;
   /** its host's name and declared memory, reported in `info` (a rollout decides from them whether a new version fits beside the old) */
   memory?: HostMemoryDecl;
   /** 0 or absent: any free port (see `address`) */
@@ -229,6 +233,9 @@ export class Worker {
     this.metrics.bytesSent.inc({ to: 'next' }, 0);
     registry.gauge('kerf_worker_next_bytes_total', 'Bytes written to next tiers, as counted by their connections.')
       .set(() => [...this.hops.values()].reduce((a, h) => a + h.bytesSent, 0));
+    // The process's, as Prometheus' process_* series (one name per role, so the gateway's merged /metrics stays valid).
+    registry.counter('kerf_worker_cpu_seconds_total', 'CPU seconds (user + system) the worker process has used.').track(processCpuSeconds);
+    registry.gauge('kerf_worker_resident_bytes', 'Resident memory of the worker process, bytes.').set(() => process.memoryUsage.rss());
   }
 
   /** Load the model and the first segment, listen, and start connecting to the next tier. */
@@ -333,6 +340,13 @@ export class Worker {
 
   /** set once the first segment is loaded: with `wholeModel`, later loads are the whole model's */
   private startedOnPart = false;
+  private partCacheV: PartCache | null | undefined;
+  private get partCache(): PartCache | null { return (this.partCacheV ??= this.opts.partCache ? new PartCache(this.opts.partCache) : null); }
+  private parts(): PartCache {
+    if (!this.partCache) throw kerfError('KERF_ERR_USAGE', `${this.name} has no part cache (started without --part-cache, not by an agent)`);
+    return this.partCache;
+  }
+
   /** the last model file a load named (a rollout's version, or the whole model of a part), prepared once */
   private other: { file: string; prep: Promise<Prepared> } | null = null;
   private async otherModel(file: string, tensors?: [string, string, number[]][], inputShapes = this.opts.inputShapes): Promise<Prepared> {
@@ -401,6 +415,8 @@ export class Worker {
   private info(): unknown {
     return {
       name: this.name, model: this.modelName, default: this.defaultSegment, queue: this.queue.depth, inFlight: this.inflight, pid: process.pid,
+      // the process's, for the gateway's dashboard (CPU share from two readings)
+      host: this.opts.memory?.host ?? hostname(), cpuSeconds: processCpuSeconds(), rssBytes: process.memoryUsage.rss(),
       chunks: this.store ? this.store.list() : [],
       segments: [...this.segments.values()].map((l) => ({
         id: l.id, spec: l.spec, start: l.segment.bounds.start, end: l.segment.bounds.end,
@@ -414,7 +430,13 @@ export class Worker {
   private async control(op: string, body: Uint8Array): Promise<string> {
     switch (op) {
       case 'ready': return enc(await this.ready());
-      case 'info': return enc({ ...(this.info() as object), memory: await memoryReport(this.opts.memory) });
+      case 'info': return enc({ ...(this.info() as object), memory: await memoryReport(this.opts.memory), partCache: this.partCache !== null });
+      case 'part-have': return enc(this.parts().have(parseJson<{ sha256: string }>(body, op).sha256));
+      case 'part-put': {
+        const r = parseJson<{ sha256: string; offset: number; data: string; last?: boolean }>(body, op);
+        if (typeof r.sha256 !== 'string' || !Number.isInteger(r.offset) || typeof r.data !== 'string') throw kerfError('KERF_ERR_USAGE', 'part-put: expected {sha256, offset, data (base64), last}');
+        return enc(await this.parts().put(r.sha256, r.offset, Buffer.from(r.data, 'base64'), r.last === true));
+      }
       case 'metrics': return this.metrics.registry.render();
       case 'load': return enc(await this.load(parseJson<LoadRequest>(body, op)));
       case 'unload': { const { id } = parseJson<{ id: string }>(body, op); await this.unload(id); return enc({ id }); }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KERF, sleep } from '../serve/serve-helpers.js';
 import type { NetHost, TestNet } from '../support/netns.js';
+import { ModelBuilder, Rng } from '../../src/graph/builder.js';
 import assert from 'node:assert/strict';
 
 export const CLUSTER_TOKEN = 'cluster-test-token-0123456789';
@@ -37,6 +38,24 @@ export function hostsFile(hosts: { name: string; agent: string; memoryMB?: numbe
   const file = join(dir, 'hosts.json');
   writeFileSync(file, JSON.stringify({ schema: 'kerf.hosts/v1', token, entry, hosts }));
   return file;
+}
+
+/** x[1,3,32,32] → `depth` × (Conv 3×3 + Relu) → GlobalAveragePool → [1,8,1,1]; weights from `seed`. */
+export function tinyNet(seed: number, depth = 4, width = 16): Uint8Array {
+  const b = new ModelBuilder({ opset: 13, name: 'tiny' });
+  const r = new Rng(seed);
+  b.input('x', 'float32', [1, 3, 32, 32]);
+  let x = 'x', c = 3;
+  for (let i = 0; i < depth; i++) {
+    const out = i === depth - 1 ? 8 : width;
+    b.initializer(`w${i}`, 'float32', [out, c, 3, 3], r.he([out, c, 3, 3]));
+    b.node('Conv', [x, `w${i}`], [`c${i}`], { pads: [1, 1, 1, 1] });
+    b.node('Relu', [`c${i}`], [`r${i}`]);
+    x = `r${i}`; c = out;
+  }
+  b.node('GlobalAveragePool', [x], ['y']);
+  b.output('y', 'float32', [1, 8, 1, 1]);
+  return b.toBytes();
 }
 
 export interface UpReady { url: string; model: string; processes: { pid: number; name: string; role: string; host?: string }[] }

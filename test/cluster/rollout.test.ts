@@ -13,7 +13,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ModelBuilder, Rng } from '../../src/graph/builder.js';
+import { ModelBuilder } from '../../src/graph/builder.js';
+import { tinyNet } from './helpers.js';
 import { prepareModel } from '../../src/engine/index.js';
 import { LocalSubstrate } from '../../src/cluster/local.js';
 import { deploy } from '../../src/cluster/deploy.js';
@@ -21,24 +22,6 @@ import { rollout, partitionStatus } from '../../src/serve/switch-client.js';
 import { KERF, bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
 
 const TOKEN = 'rollout-test-token';
-
-/** x[1,3,32,32] → `depth` × (Conv 3×3 + Relu) → GlobalAveragePool → [1,8,1,1]; weights from `seed`. */
-export function tinyNet(seed: number, depth = 4, width = 16): Uint8Array {
-  const b = new ModelBuilder({ opset: 13, name: 'tiny' });
-  const r = new Rng(seed);
-  b.input('x', 'float32', [1, 3, 32, 32]);
-  let x = 'x', c = 3;
-  for (let i = 0; i < depth; i++) {
-    const out = i === depth - 1 ? 8 : width;
-    b.initializer(`w${i}`, 'float32', [out, c, 3, 3], r.he([out, c, 3, 3]));
-    b.node('Conv', [x, `w${i}`], [`c${i}`], { pads: [1, 1, 1, 1] });
-    b.node('Relu', [`c${i}`], [`r${i}`]);
-    x = `r${i}`; c = out;
-  }
-  b.node('GlobalAveragePool', [x], ['y']);
-  b.output('y', 'float32', [1, 8, 1, 1]);
-  return b.toBytes();
-}
 
 test('rollout under load: v1 → v2 → another architecture → back; every answer one version\'s, none old after the switch, 0 failed', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kerf-rollout-'));

@@ -35,6 +35,9 @@ options:
   --device-cpu F       the device's share of one core (default 0.15, as kerf demo)
   --edge-cpu F         the edge's share (default 0.5, as kerf demo)
   --cut C              the split's cut (default 20, the cut kerf demo plans)
+  --e2e-splits LIST    serve these CUT:CODEC splits end to end instead (e.g. 20:none,322:zstd-1,
+                       a cut another plan chose); vs raw is then vs the first split of the list
+  --e2e-only           only the end-to-end runs (no activation tables)
   --no-e2e             skip the end-to-end runs
   --accuracy           lossy codecs' effect on PaddleOCR det, rec and cls answers instead
   -o, --out FILE       write the results as JSON
@@ -42,7 +45,7 @@ options:
 
 const OPTIONS = {
   codecs: { type: 'string' }, 'e2e-codecs': { type: 'string' }, rates: { type: 'string' }, requests: { type: 'string' },
-  'device-cpu': { type: 'string' }, 'edge-cpu': { type: 'string' }, cut: { type: 'string' }, 'no-e2e': { type: 'boolean' },
+  'device-cpu': { type: 'string' }, 'edge-cpu': { type: 'string' }, cut: { type: 'string' }, 'no-e2e': { type: 'boolean' }, 'e2e-splits': { type: 'string' }, 'e2e-only': { type: 'boolean' },
   accuracy: { type: 'boolean' }, out: { type: 'string', short: 'o' }, json: { type: 'boolean' }, child: { type: 'string' },
 } as const;
 
@@ -51,7 +54,7 @@ const KERF_BIN = resolve(here, '..', '..', '..', '..', 'bin', 'kerf.js');
 
 interface CutRow { model: string; cut: number; bytes: number; elements: number; zeros: number; codecs: (CodecMeasure & { bitsPerElement: number })[] }
 interface ShareRow { model: string; cut: number; codec: string; encodeMBs: number; decodeMBs: number }
-interface E2eRow { rateMbps: number; codec: string; p50: number; p90: number; vsRaw: number; wireBytes: number; equal: number; n: number; failed: number }
+interface E2eRow { rateMbps: number; cut: number; codec: string; p50: number; p90: number; vsRaw: number; wireBytes: number; equal: number; n: number; failed: number }
 
 export async function run(argv: string[]): Promise<number> {
   const p = parse(argv, OPTIONS, HELP);
@@ -79,6 +82,26 @@ export async function run(argv: string[]): Promise<number> {
   const command = `kerf bench codec ${argv.join(' ')}`.trim();
 
   const { ocrDetector } = await import('../demo-model.js');
+  const splits = v['e2e-splits'] === undefined ? e2eCodecs.map((codec) => ({ cut: demoCut, codec })) : v['e2e-splits'].split(',').map((x) => {
+    const [c, codec, more] = x.trim().split(':');
+    if (more !== undefined || codec === undefined) throw kerfError('KERF_ERR_USAGE', `--e2e-splits entry '${x}': expected CUT:CODEC`);
+    return { cut: Math.round(num(c, 0, 'e2e-splits cut', 0, 1e6)), codec: parseHopCodec(codec, '--e2e-splits codec').name };
+  });
+  const sayE2e = (e2e: E2eRow[]): void => {
+    if (!e2e.length) return;
+    say(`\ndemo split (det, device ${deviceCpu} core, edge ${edgeCpu}) through kerf's link emulator, ${requests} requests each; vs raw = ${v['e2e-splits'] ? `the first split's (cut ${splits[0]!.cut} ${splits[0]!.codec})` : 'raw'} p50 ÷ this p50 (same run)`);
+    say(table(['Mbit/s', 'cut', 'codec', 'p50 ms', 'p90 ms', 'vs raw', 'bytes to edge/req', 'bitwise = unsplit'],
+      e2e.map((r) => [String(r.rateMbps), String(r.cut), r.codec, (r.p50 * 1000).toFixed(1), (r.p90 * 1000).toFixed(1), `${r.vsRaw.toFixed(2)}×`, String(Math.round(r.wireBytes)), `${r.equal}/${r.n}${r.failed ? ` (${r.failed} failed)` : ''}`])));
+  };
+  if (v['e2e-only']) {
+    say(`# ${command}`);
+    const e2e = await endToEnd(ocrDetector(), splits, rates, requests, deviceCpu, edgeCpu, say, v['e2e-splits'] !== undefined);
+    sayE2e(e2e);
+    const result = { command, deviceCpu, edgeCpu, e2e };
+    if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 2) + '\n');
+    if (v.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    return 0;
+  }
   const sharedR18 = resolve(here, '..', '..', '..', '..', '..', 'shared', 'models', 'resnet18.onnx');
   const models: { name: string; file: string; shape: number[]; cuts: 'all' | number[] }[] = [{ name: 'det', file: ocrDetector(), shape: [1, 3, 320, 320], cuts: 'all' }];
   const r18 = existsSync(sharedR18) ? sharedR18 : null;
@@ -139,12 +162,8 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // 3. end to end
-  const e2e: E2eRow[] = v['no-e2e'] ? [] : await endToEnd(ocrDetector(), demoCut, rates, e2eCodecs, requests, deviceCpu, edgeCpu, say);
-  if (e2e.length) {
-    say(`\ndemo split (det, cut ${demoCut}, device ${deviceCpu} core, edge ${edgeCpu}) through kerf's link emulator, ${requests} requests each; vs raw = raw p50 ÷ this p50 (same run)`);
-    say(table(['Mbit/s', 'codec', 'p50 ms', 'p90 ms', 'vs raw', 'bytes to edge/req', 'bitwise = unsplit'],
-      e2e.map((r) => [String(r.rateMbps), r.codec, (r.p50 * 1000).toFixed(1), (r.p90 * 1000).toFixed(1), `${r.vsRaw.toFixed(2)}×`, String(Math.round(r.wireBytes)), `${r.equal}/${r.n}${r.failed ? ` (${r.failed} failed)` : ''}`])));
-  }
+  const e2e: E2eRow[] = v['no-e2e'] ? [] : await endToEnd(ocrDetector(), splits, rates, requests, deviceCpu, edgeCpu, say, v['e2e-splits'] !== undefined);
+  sayE2e(e2e);
   const result = { command, deviceCpu, edgeCpu, shareEnforced: share.enforced, cuts: rows, share: shareRows, planner: choices, e2e };
   if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 2) + '\n');
   if (v.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
@@ -256,7 +275,7 @@ async function child(dir: string): Promise<number> {
 }
 
 /** The demo split served per rate and codec; p50/p90 per configuration. */
-async function endToEnd(file: string, cut: number, rates: number[], codecs: string[], requests: number, deviceCpu: number, edgeCpu: number, say: (s: string) => void): Promise<E2eRow[]> {
+async function endToEnd(file: string, splits: { cut: number; codec: string }[], rates: number[], requests: number, deviceCpu: number, edgeCpu: number, say: (s: string) => void, vsFirst: boolean): Promise<E2eRow[]> {
   const { up } = await import('../../serve/up.js');
   const { OipClient } = await import('../../serve/client.js');
   const { prepareModel } = await import('../../engine/prepare.js');
@@ -272,7 +291,7 @@ async function endToEnd(file: string, cut: number, rates: number[], codecs: stri
   const rows: E2eRow[] = [];
   for (const rate of rates) {
     let raw = NaN;
-    for (const codec of codecs) {
+    for (const [k, { cut, codec }] of splits.entries()) {
       const h = await up({
         model: file, cuts: [cut], inputShapes: { x: shape }, name: 'det',
         tiers: [{ name: 'device', threads: 1, cpus: deviceCpu }, { name: 'edge', threads: 1, cpus: edgeCpu }],
@@ -295,8 +314,8 @@ async function endToEnd(file: string, cut: number, rates: number[], codecs: stri
           const after = h.links[0]!.link.stats().up.bytesIn;
           const s = [...times].sort((a, b) => a - b);
           const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
-          if (codec === 'none') raw = q(0.5);
-          rows.push({ rateMbps: rate, codec, p50: q(0.5), p90: q(0.9), vsRaw: raw / q(0.5), wireBytes: (after - before) / Math.max(1, times.length), equal, n: inputs.length, failed });
+          if (vsFirst ? k === 0 : codec === 'none') raw = q(0.5);
+          rows.push({ rateMbps: rate, cut, codec, p50: q(0.5), p90: q(0.9), vsRaw: raw / q(0.5), wireBytes: (after - before) / Math.max(1, times.length), equal, n: inputs.length, failed });
         } finally { client.close(); }
       } finally { await h.close(); }
     }

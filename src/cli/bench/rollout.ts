@@ -50,6 +50,8 @@ export interface RolloutBenchRow {
   lost: number;
   wrong: number;
   oldAfterSwitch: number;
+  /** beside or stage by stage, and why (chosen from the hosts' memory) */
+  way: string;
 }
 
 export async function run(argv: string[]): Promise<number | void> {
@@ -108,6 +110,7 @@ export async function run(argv: string[]): Promise<number | void> {
           return { host, extraMB: x / 2 ** 20, rssPct: (100 * x) / base[k]!, weightsPct: (100 * x) / weights[k]!, steadyMB: base[k]! / 2 ** 20 };
         }),
         requests: res.sent, failed: res.failed, lost: res.lost, wrong: res.wrong + res.duplicated, oldAfterSwitch: old,
+        way: rep.rollout?.way ? `${rep.rollout.way.way}: ${rep.rollout.way.reason}` : 'unknown',
       };
       peak = [];
       rows.push(row);
@@ -124,6 +127,7 @@ export async function run(argv: string[]): Promise<number | void> {
       rows.map((r) => [r.rollout, f(r.downtimeMs, 4), f(r.durationMs, 0), f(r.gatewayStallMs, 0), f(r.p99SteadyMs), f(r.p99RolloutMs), f(r.p99Ratio, 2), r.extra.map((e) => `${e.host} +${f(e.extraMB)} (${f(e.rssPct, 0)}% of ${f(e.steadyMB, 0)})`).join(', '),
         String(r.requests), String(r.failed), String(r.lost), String(r.wrong), String(r.oldAfterSwitch)])) + '\n');
     for (const r of rows) {
+      process.stdout.write(`${r.rollout}: ${r.way}\n`);
       process.stdout.write(`${r.rollout}: downtime < 1 ms ${r.downtimeMs < 1 ? 'met' : 'MISSED'}; p99 ratio ≤ 1.5 ${r.p99Ratio <= 1.5 ? 'met' : 'MISSED'}\n`);
     }
   }
