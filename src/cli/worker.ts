@@ -179,7 +179,7 @@ export async function run(argv: string[]): Promise<number | void> {
     } else {
       // Without profiles: the monitors alone, so /v1/conditions and the dashboard show every hop's bandwidth and RTT.
       const { attachMonitors } = await import('../adapt/live.js');
-      try { await attachMonitors(g, v, nParts); } catch (e) { out(`kerf gateway: no link estimates (${(e as Error).message})`); }
+      try { adapt = await attachMonitors(g, v, nParts); } catch (e) { out(`kerf gateway: no link estimates (${(e as Error).message})`); }
     }
     if (v['link-probes'] !== undefined && v['link-probes'] !== '0' && v['link-probes'] !== 'off') {
       const periodS = Number(v['link-probes']);
