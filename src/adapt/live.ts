@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
+import type { Analysis } from '../graph/cuts.js';
 import type { Gateway } from '../serve/gateway.js';
 import type { InferResult, Pipeline } from '../serve/pipeline.js';
 import type { WarmReport } from '../serve/switch.js';
@@ -29,6 +30,8 @@ export interface AdaptControllerOptions {
   mode: AdaptSetting;
   /** one profile per tier in chain order (gateway first), same model and blocks */
   profiles: readonly Profile[];
+  /** the cost model itself instead of one made from `profiles` (`unprofiledCostModel`: monitors only) */
+  costModel?: LiveCostModel;
   /** stage names of the tiers in the response meta (default: the profiles' tier or system names) */
   tierNames?: readonly string[];
   /** per link: believed before transfers arrive, e.g. from the plan or `--links` */
@@ -120,11 +123,32 @@ export function probeRanges(model: SplitModel, j: number, cutOf: readonly number
   return out.sort((x, y) => x.profiledS - y.profiledS).slice(0, 200);
 }
 
+/** A cost model with the map between its boundaries and the model's cut ids. */
+export interface LiveCostModel { model: SplitModel; cutOf: number[]; boundaryOf: Map<number, number>; outputBytes: number }
+
+/**
+ * A cost model without times, for the monitors alone: every cut point of the model is a
+ * boundary, with the bytes that cross it, and every block costs 0 s on every tier. Links are
+ * estimated from those bytes and the tiers' timings as with profiles; tier loads are not (no
+ * run is long enough to tell against 0 s), and nothing is decided. What a gateway started
+ * without profiles serves at GET /v1/conditions.
+ */
+export function unprofiledCostModel(analysis: Analysis, names: readonly string[]): LiveCostModel {
+  const cuts = [...analysis.cuts].sort((a, b) => a.id - b.id);
+  const n = cuts.length + 1;
+  const cutOf = [-1, ...cuts.map((c) => c.id), -1];
+  const boundaryOf = new Map(cuts.map((c, i) => [c.id, i + 1] as const));
+  const bytes = [analysis.totals.inputBytes, ...cuts.map((c) => c.bytes), analysis.totals.outputBytes];
+  const allowed = cutOf.map((id, b) => id >= 0 && b > 0 && b < n);
+  const model = splitCostModel(names.map((name) => ({ name, blockS: new Array<number>(n).fill(0) })), bytes, allowed);
+  return { model, cutOf, boundaryOf, outputBytes: analysis.totals.outputBytes };
+}
+
 /**
  * A cost model whose boundaries are the profile's block ends; boundary b ↔ cut id of block b−1.
  * `codecs` (a `--codecs` value): the links may use those of them the profiles measured.
  */
-export function liveCostModel(profiles: readonly Profile[], opts: { codecs?: string } = {}): { model: SplitModel; cutOf: number[]; boundaryOf: Map<number, number>; outputBytes: number } {
+export function liveCostModel(profiles: readonly Profile[], opts: { codecs?: string } = {}): LiveCostModel {
   const first = profiles[0];
   if (!first || profiles.length < 2) throw kerfError('KERF_ERR_PROFILE', `adapt needs one profile per tier (at least two), got ${profiles.length}`);
   const n = first.blocks.length;
@@ -285,7 +309,7 @@ export class AdaptController {
 
   private constructor(readonly gateway: Gateway, readonly opts: AdaptControllerOptions) {
     if (!ADAPT_SETTINGS.includes(opts.mode)) throw kerfError('KERF_ERR_USAGE', `--adapt '${String(opts.mode)}': expected one of ${ADAPT_SETTINGS.join(', ')}`);
-    const m = liveCostModel(opts.profiles, opts.codecs !== undefined ? { codecs: opts.codecs } : {});
+    const m = opts.costModel ?? liveCostModel(opts.profiles, opts.codecs !== undefined ? { codecs: opts.codecs } : {});
     this.model = m.model;
     this.cutOf = m.cutOf;
     this.boundaryOf = m.boundaryOf;
@@ -475,7 +499,7 @@ export class AdaptController {
 
   /** The monitors and the last decision, as `GET /v1/conditions` answers. */
   conditions(): {
-    mode: AdaptSetting; cuts: number[]; codecs: string[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus;
+    mode: AdaptSetting; profiled: boolean; cuts: number[]; codecs: string[]; monitor: MonitorSnapshot; lastDecision: Decision | null; events: AdaptEvent[]; decisions: number; warm: WarmStatus;
     calibration: { cuts: number[]; ratio: number; requests: number; lastMeasuredS: number }[];
     probes: { tier: string; sent: number; last: (ProbeResult & { ratio?: number; ageS: number }) | null }[];
   } {
@@ -484,7 +508,7 @@ export class AdaptController {
     const probes = this.probes.flatMap((p, j) => (p.ranges.length ? [{
       tier: this.names[j]!, sent: p.sent, last: p.last ? (({ atS, ...r }) => ({ ...r, ageS: at - atS }))(p.last) : null,
     }] : []));
-    return { mode: this.opts.mode, cuts: [...this.gateway.pipeline.cuts], codecs: this.gateway.switcher.codecs, monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm, calibration, probes };
+    return { mode: this.opts.mode, profiled: this.opts.costModel === undefined, cuts: [...this.gateway.pipeline.cuts], codecs: this.gateway.switcher.codecs, monitor: this.monitor.snapshot(at), lastDecision: this.last, events: this.events.slice(-50), decisions: this.decisions, warm: this.warm, calibration, probes };
   }
 
   private route(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -641,29 +665,52 @@ export interface AdaptArgs {
   'adapt-period'?: string | undefined; 'min-gain'?: string | undefined; 'min-dwell'?: string | undefined; 'adapt-codecs'?: string | undefined;
 }
 
+/** Tier names from `--adapt-tiers`, else device, edge, cloud, tier3… (as `kerf up` names its tiers). */
+function tierNamesFrom(list: string | undefined, tiers: number): string[] {
+  const defaults = ['device', 'edge', 'cloud'];
+  const names = list ? list.split(',').map((s) => s.trim()) : Array.from({ length: tiers }, (_, i) => defaults[i] ?? `tier${i}`);
+  if (names.length !== tiers) throw kerfError('KERF_ERR_USAGE', `--adapt-tiers '${list}': ${names.length} names for a pipeline of ${tiers} tiers`);
+  return names;
+}
+
+/**
+ * The monitors without a controller on a gateway started without `--adapt`/`--profiles`:
+ * GET /v1/conditions (and the dashboard) then show every hop's estimated bandwidth and RTT
+ * (`unprofiledCostModel`). Nothing for a pipeline of one tier.
+ */
+export async function attachMonitors(gateway: Gateway, v: Pick<AdaptArgs, 'adapt-tiers' | 'adapt-links'>, tiers: number): Promise<AdaptController | null> {
+  if (tiers < 2) return null;
+  const names = tierNamesFrom(v['adapt-tiers'], tiers);
+  const linkPriors = await linkPriorsFrom(v['adapt-links']);
+  return AdaptController.attach(gateway, {
+    mode: 'off', profiles: [], costModel: unprofiledCostModel(gateway.prep.analysis, names), tierNames: names, ...(linkPriors ? { linkPriors } : {}),
+  });
+}
+
+/** `--adapt-links` RATE/DELAY per hop ('direct': loopback-fast) as the monitors' priors. */
+async function linkPriorsFrom(list: string | undefined): Promise<{ bytesPerS: number; rttS: number }[] | undefined> {
+  if (!list) return undefined;
+  const { parseRate, parseDuration } = await import('../link/index.js');
+  return list.split(',').map((s, i) => {
+    const [rate, delay] = s.trim().split('/');
+    if (!rate || rate === 'direct' || rate === '-') return { bytesPerS: 1e9, rttS: 0.0002 };
+    return { bytesPerS: parseRate(rate, `--adapt-links hop ${i} rate`) / 8, rttS: delay ? 2 * parseDuration(delay, `--adapt-links hop ${i} delay`) / 1000 : 0.0005 };
+  });
+}
+
 /** Attach a controller to `gateway` from command-line flags (`tiers` = parts of the pipeline). */
 export async function attachAdaptFromArgs(gateway: Gateway, v: AdaptArgs, tiers: number, log: (line: string) => void): Promise<AdaptController> {
   const mode = (v.adapt ?? 'off') as AdaptSetting;
   if (!ADAPT_SETTINGS.includes(mode)) throw kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`);
   if (!v.profiles) throw kerfError('KERF_ERR_USAGE', '--adapt needs --profiles DIR (the folder kerf plan takes: one <model>.<system>.profile.json per tier, as kerf profile --tier writes them)');
-  const defaults = ['device', 'edge', 'cloud'];
-  const names = v['adapt-tiers'] ? v['adapt-tiers'].split(',').map((s) => s.trim()) : Array.from({ length: tiers }, (_, i) => defaults[i] ?? `tier${i}`);
-  if (names.length !== tiers) throw kerfError('KERF_ERR_USAGE', `--adapt-tiers '${v['adapt-tiers']}': ${names.length} names for a pipeline of ${tiers} tiers`);
+  const names = tierNamesFrom(v['adapt-tiers'], tiers);
   const num = (s: string | undefined, flag: string, def: number): number => {
     if (s === undefined) return def;
     const x = Number(s);
     if (!(x >= 0 && Number.isFinite(x))) throw kerfError('KERF_ERR_USAGE', `${flag} '${s}': expected a non-negative number`);
     return x;
   };
-  let linkPriors: { bytesPerS: number; rttS: number }[] | undefined;
-  if (v['adapt-links']) {
-    const { parseRate, parseDuration } = await import('../link/index.js');
-    linkPriors = v['adapt-links'].split(',').map((s, i) => {
-      const [rate, delay] = s.trim().split('/');
-      if (!rate || rate === 'direct' || rate === '-') return { bytesPerS: 1e9, rttS: 0.0002 };
-      return { bytesPerS: parseRate(rate, `--adapt-links hop ${i} rate`) / 8, rttS: delay ? 2 * parseDuration(delay, `--adapt-links hop ${i} delay`) / 1000 : 0.0005 };
-    });
-  }
+  const linkPriors = await linkPriorsFrom(v['adapt-links']);
   const profiles = await loadTierProfiles(v.profiles, names, gateway.name);
   const c = AdaptController.attach(gateway, {
     mode, profiles, tierNames: names, ...(linkPriors ? { linkPriors } : {}),

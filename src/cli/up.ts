@@ -28,7 +28,8 @@ Across machines (--hosts hosts.yaml, kerf.hosts/v1; docs/cluster.md): every tier
 host's \`kerf agent\`: the gateway on the entry host (its endpoint printed), a placement's stage
 on the host named as its node, a plan's tier on the host named as its system, else as the tier
 (device, edge, cloud with --cuts). Each host is sent only the part it runs (by content hash,
-once; --parts whole sends the whole model, as --adapt and --switch need), links are the real
+once; a repartition fetches the whole model there from the entry host when it first needs
+another segment; --parts whole sends the whole model at once), links are the real
 network, and every host's stages stop on Ctrl-C or SIGTERM (and by themselves when this
 controller dies: the agents' lease).
 
@@ -271,6 +272,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (standby && nCuts !== undefined && standby.length !== nCuts) {
     note(kerfError('KERF_ERR_USAGE', `--standby '${v.standby}': ${standby.length} cut id${standby.length === 1 ? '' : 's'} for a pipeline with ${nCuts} cut${nCuts === 1 ? '' : 's'} (a standby split has as many)`));
   }
+  const hopsText = (opts?.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
   if (v.adapt !== undefined && v.adapt !== 'off') {
     const { ADAPT_SETTINGS } = await import('../adapt/live.js');
     if (!ADAPT_SETTINGS.includes(v.adapt as never)) note(kerfError('KERF_ERR_USAGE', `--adapt '${v.adapt}': expected one of ${ADAPT_SETTINGS.join(', ')}`));
@@ -281,11 +283,14 @@ export async function run(argv: string[]): Promise<number | void> {
       if (x !== undefined && !(Number(x) >= 0 && Number.isFinite(Number(x)) && x.trim() !== '')) note(kerfError('KERF_ERR_USAGE', `--${f} '${x}': expected a non-negative number`));
     }
     // The gateway's controller: tier names and links as this command starts them (workers ignore these flags).
-    const hopsText = (opts?.links ?? []).map((l) => l && l.rateBps !== undefined ? `${l.rateBps}bit/${l.delayMs ?? 0}ms` : 'direct');
     workerArgs.push('--adapt', v.adapt, '--profiles', v.profiles ?? '', '--adapt-tiers', (tierNames ?? []).join(','),
       ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []),
       ...(v['adapt-period'] ? ['--adapt-period', v['adapt-period']] : []), ...(v['min-gain'] ? ['--min-gain', v['min-gain']] : []),
       ...(v['min-dwell'] ? ['--min-dwell', v['min-dwell']] : []), ...(v['adapt-codecs'] ? ['--adapt-codecs', v['adapt-codecs']] : []));
+  }
+  else if (tierNames) {
+    // Without a controller the gateway still runs the monitors (hop estimates): they need the tiers' names.
+    workerArgs.push('--adapt-tiers', tierNames.join(','), ...(hopsText.length ? ['--adapt-links', hopsText.join(',')] : []));
   }
   if (v['link-probes'] !== undefined && v['link-probes'] !== 'off' && !(Number(v['link-probes']) >= 0 && Number.isFinite(Number(v['link-probes'])))) {
     note(kerfError('KERF_ERR_USAGE', `--link-probes '${v['link-probes']}': expected seconds (0 or off: no probes)`));
@@ -359,7 +364,9 @@ export async function run(argv: string[]): Promise<number | void> {
     // the agents derive the stages' token from the cluster token: it never crosses the network
     opts.token = substrate.pipelineToken!;
     deployOpts.hostOf = hostOf!;
-    deployOpts.parts = (v.parts as 'segments' | 'whole' | undefined) ?? ((v.adapt !== undefined && v.adapt !== 'off') || v.switch !== undefined || v.standby !== undefined ? 'whole' : 'segments');
+    // segments: each worker host holds its part, and fetches the whole model from the entry host
+    // when a repartition (kerf repartition, --adapt, --switch) first loads another segment there
+    deployOpts.parts = (v.parts as 'segments' | 'whole' | undefined) ?? 'segments';
   } else {
     const { LocalSubstrate } = await import('../cluster/local.js');
     substrate = new LocalSubstrate({ ...(opts.host ? { host: opts.host } : {}), log: opts.log, ...(opts.cpu ? { cpu: opts.cpu } : {}) });

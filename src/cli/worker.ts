@@ -36,6 +36,9 @@ options:
   --tls-cert F --tls-key F  serve the tier frames over TLS with this certificate (worker)
   --tls-ca F             verify the next tier's certificate with this CA; on a worker with a
                          cert, also require clients to present one it signed (mutual TLS)
+  --whole-model F        worker whose --model is only its part: the whole model, for loading other
+                         segments (a repartition); asked of the parent agent when absent
+  --whole-input-shape N=DxD  the whole model's concrete input shapes (repeatable)
   --release-model        worker: free the whole model once its segment is loaded (less memory;
                          a later load control prepares it again)
   --host-name N          the host this tier runs on, and --memory-mb M the memory that host
@@ -82,7 +85,7 @@ const OPTIONS = {
   'next-codec': { type: 'string' }, codecs: { type: 'string' }, 'switch-strategy': { type: 'string' },
   'host-name': { type: 'string' }, 'memory-mb': { type: 'string' }, 'part-cache': { type: 'string' },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-tiers': { type: 'string' }, 'adapt-links': { type: 'string' },
-  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' },
+  'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' }, 'link-probes': { type: 'string' }, 'whole-model': { type: 'string' }, 'whole-input-shape': { type: 'string', multiple: true },
 } as const;
 
 function positiveInt(v: string | undefined, flag: string, def: number): number {
@@ -173,6 +176,10 @@ export async function run(argv: string[]): Promise<number | void> {
       try {
         adapt = await attachAdaptFromArgs(g, v, nParts, out);
       } catch (e) { await g.close(); throw e; }
+    } else {
+      // Without profiles: the monitors alone, so /v1/conditions and the dashboard show every hop's bandwidth and RTT.
+      const { attachMonitors } = await import('../adapt/live.js');
+      try { adapt = await attachMonitors(g, v, nParts); } catch (e) { out(`kerf gateway: no link estimates (${(e as Error).message})`); }
     }
     if (v['link-probes'] !== undefined && v['link-probes'] !== '0' && v['link-probes'] !== 'off') {
       const periodS = Number(v['link-probes']);
@@ -193,7 +200,7 @@ export async function run(argv: string[]): Promise<number | void> {
       segment: { ...(cuts ? { cuts } : {}), ...(blocks ? { blocks } : {}), ...(granularity ? { granularity } : {}) },
       next, ...(v['next-segment'] ? { nextSegment: v['next-segment'] } : {}), threads, queueLimit,
       ...(profiledS !== undefined ? { profiledS } : {}), ...(v.metrics ? { metrics: v.metrics } : {}),
-      ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}),
+      ...(v['release-model'] ? { releaseModel: true } : {}), ...(tlsOpts ? { tls: tlsOpts } : {}), ...(v['whole-model'] ? { wholeModel: v['whole-model'], wholeInputShapes: parseInputShapes(v['whole-input-shape']) } : {}),
       ...(nextCodec !== 'none' ? { nextCodec } : {}), ...(codecs ? { codecs } : {}), ...(memory ? { memory } : {}),
       ...(v['part-cache'] ? { partCache: v['part-cache'] } : {}),
     });

@@ -129,8 +129,11 @@ export class AgentSubstrate extends EventEmitter implements Substrate {
     const h = this.#host(spec.onHost);
     if (spec.token !== this.pipelineToken) throw kerfError('KERF_ERR_USAGE', `stage '${spec.name}': on hosts, stages use the substrate's pipelineToken (the agents derive it; it is never sent)`);
     if (this.#stages.has(spec.name)) throw kerfError('KERF_ERR_USAGE', `stage '${spec.name}' is already running`);
-    const { onHost, token: _t, part, ...rest } = spec;
-    const body: StageRequest = { ...rest, part: { sha256: part.sha256 }, ...this.peerTls() };
+    const { onHost, token: _t, part, whole, ...rest } = spec;
+    const body: StageRequest = {
+      ...rest, part: { sha256: part.sha256 }, ...this.peerTls(),
+      ...(whole ? { whole: { sha256: whole.sha256, from: this.#host(whole.onHost).entry.agent } } : {}),
+    };
     const r = await this.#req<{ pid: number; port: number; cpus?: number; cgroup?: string }>(h, 'POST', `/v1/host/stages?session=${this.session}`,
       { body: JSON.stringify(body), timeoutMs: 180_000 }).catch((e: KerfError) => {
       throw kerfError(e.code, e.message.replace(/^(host \S+ \(agent [^)]+\)): /, `$1: starting ${spec.role} ${spec.name}: `));

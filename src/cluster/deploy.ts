@@ -97,7 +97,14 @@ export async function deploy(substrate: Substrate, opts: DeployOptions): Promise
     const f = files.get(t.index);
     const part = refOf.get(`${onHost}\0${f?.file ?? opts.model}`)!;
     const { model: _m, host: _h, inputShapes, ...rest } = t;
-    const h = await substrate.start({ ...rest, ...(f ? { cuts: [], blocks: null } : inputShapes ? { inputShapes } : {}), onHost, part, token });
+    // a stage holding only its part fetches the whole model from the entry host when a switch needs it
+    const whole = f ? refOf.get(`${hostOf[0]}\0${opts.model}`) : undefined;
+    const wholeShapes = whole && inputShapes ? Object.entries(inputShapes).flatMap(([k, v]) => ['--whole-input-shape', `${k}=${v.join('x')}`]) : [];
+    const h = await substrate.start({
+      ...rest, ...(wholeShapes.length ? { args: [...rest.args, ...wholeShapes] } : {}),
+      ...(f ? { cuts: [], blocks: null } : inputShapes ? { inputShapes } : {}), onHost, part, token,
+      ...(whole ? { whole: { ...whole, onHost: hostOf[0]! } } : {}),
+    });
     stages[t.index] = h;
     return {
       address: h.address, pid: h.pid, ...(h.cpus !== undefined ? { cpus: h.cpus } : {}), ...(h.cgroup ? { cgroup: h.cgroup } : {}),

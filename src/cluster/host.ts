@@ -6,6 +6,7 @@
  *   GET    /v1/host/status?session=S     health, memory, CPU, cached parts, stages (renews S's lease)
  *   GET    /v1/host/parts/SHA            { have } — is the part cached here
  *   PUT    /v1/host/parts/SHA            the part's bytes (checked against SHA, cached on disk)
+ *   GET    /v1/host/blobs/SHA            a cached part's bytes (another agent fetching it on demand)
  *   POST   /v1/host/stages?session=S     start a stage (StageSpec without token: derived from S)
  *   DELETE /v1/host/stages/NAME?session=S
  *   DELETE /v1/host/sessions/S           stop every stage of a session
@@ -21,7 +22,7 @@
  * killed with SIGKILL leaves nothing running.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -69,7 +70,12 @@ export function sessionToken(clusterToken: string, session: string): string {
 }
 
 /** A stage request's body: a StageSpec without the token (derived from the session) and with `part` by hash. */
-export type StageRequest = Omit<TierStart, 'model' | 'host'> & { part: { sha256: string }; tls?: PeerTls };
+export type StageRequest = Omit<TierStart, 'model' | 'host'> & {
+  part: { sha256: string };
+  tls?: PeerTls;
+  /** when `part` is only the stage's segment: the whole model by hash, and the agent ("host:port") to fetch it from when the stage asks */
+  whole?: { sha256: string; from: string };
+};
 
 /** TLS between hosts as a controller asks for it: the CA (PEM) hops verify each other with, if not the agent's own or the system's. */
 export interface PeerTls { ca?: string }
@@ -154,6 +160,7 @@ export class HostDaemon {
         }
         case 'GET parts/*': return send(res, 200, { have: SHA.test(last) && existsSync(this.#partFile(last)) });
         case 'PUT parts/*': return send(res, 200, await this.#putPart(req, last, sha));
+        case 'GET blobs/*': return sendPart(res, SHA.test(last) ? this.#partFile(last) : null, last);
         case 'POST stages': return send(res, 200, await this.#start(url.searchParams.get('session') ?? '', await json(req, sha)));
         case 'DELETE stages/*': await this.#stop(url.searchParams.get('session') ?? '', last); return send(res, 200, { stopped: last });
         case 'DELETE sessions/*': return send(res, 200, { stopped: await this.#stopSession(last) });
@@ -205,6 +212,47 @@ export class HostDaemon {
 
   async #putPart(req: http.IncomingMessage, sha: string, declared: string): Promise<{ sha256: string; bytes: number }> {
     if (!SHA.test(sha) || declared !== sha) throw kerfError('KERF_ERR_USAGE', `part upload: the path names ${sha.slice(0, 16)}… but the signed content hash is ${declared.slice(0, 16)}…`);
+    return this.#receivePart(req, sha);
+  }
+
+  readonly #fetching = new Map<string, Promise<void>>();
+  /**
+   * Fetch a part by hash from another agent that holds it (GET /v1/host/blobs/SHA, signed with
+   * the cluster token; over HTTPS with TLS), checked against the hash, into the cache. Once at a
+   * time per part; a failure is left as PART.error for the stage that waits on it.
+   */
+  fetchPart(sha: string, from: string, tls?: PeerTls): Promise<void> {
+    const file = this.#partFile(sha);
+    if (existsSync(file)) return Promise.resolve();
+    let p = this.#fetching.get(sha);
+    if (p) return p;
+    p = (async () => {
+      await rm(`${file}.error`, { force: true });
+      const t0 = performance.now();
+      try {
+        const pc = await this.#peerTls(tls);
+        const path = `/v1/host/blobs/${sha}`;
+        const res = await new Promise<http.IncomingMessage>((resolvePromise, reject) => {
+          const h = bodySha('');
+          const req = (pc.scheme === 'https' ? https : http).request(`${pc.scheme}://${from}${path}`, { agent: pc.agent, ...pc.opts, headers: { authorization: signRequest(this.#o.token, 'GET', path, h), [CONTENT_SHA]: h } }, resolvePromise);
+          req.setTimeout(30_000, () => req.destroy(kerfError('KERF_ERR_REMOTE', `agent ${from}: no answer within 30 s`)));
+          req.on('error', (e: NodeJS.ErrnoException) => reject(kerfError('KERF_ERR_REMOTE', `agent ${from}: cannot reach it (${e.code ?? e.message})`)));
+          req.end();
+        });
+        if (res.statusCode !== 200) { res.resume(); throw kerfError('KERF_ERR_REMOTE', `agent ${from} answered ${res.statusCode} for part ${sha.slice(0, 12)}`); }
+        const r = await this.#receivePart(res, sha);
+        this.#log(`fetched part ${sha.slice(0, 12)} from ${from} (${(r.bytes / 1e6).toFixed(1)} MB in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+      } catch (e) {
+        this.#log(`fetching part ${sha.slice(0, 12)} from ${from} failed: ${(e as Error).message}`);
+        await writeFile(`${file}.error`, (e as Error).message).catch(() => {});
+      }
+    })().finally(() => this.#fetching.delete(sha));
+    this.#fetching.set(sha, p);
+    return p;
+  }
+
+  /** A part's bytes from `req` into the cache, checked against `sha`. */
+  async #receivePart(req: http.IncomingMessage, sha: string): Promise<{ sha256: string; bytes: number }> {
     const file = this.#partFile(sha);
     if (existsSync(file)) { req.resume(); return { sha256: sha, bytes: -1 }; }
     const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
@@ -242,6 +290,11 @@ export class HostDaemon {
     const key = `${session}/${r.name}`;
     if (this.#stages.get(key)?.exit === null) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: already running in this session`);
     const tlsArgs = r.tls !== undefined ? await this.#stageTls(r.name, r.tls) : [];
+    if (r.whole !== undefined && (!SHA.test(r.whole?.sha256 ?? '') || typeof r.whole.from !== 'string' || !/^[^/\s]+:\d+$/.test(r.whole.from))) {
+      throw kerfError('KERF_ERR_USAGE', `start ${r.name}: whole must be {sha256, from: "host:port" of an agent holding it}`);
+    }
+    const whole = r.whole;
+    if (whole) tlsArgs.push('--whole-model', this.#partFile(whole.sha256));
     const model = this.#partFile(r.part.sha256);
     if (!existsSync(model)) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: part ${r.part.sha256.slice(0, 12)} is not cached on this host (PUT /v1/host/parts/SHA first)`);
     this.#leases.set(session, Date.now());
@@ -262,12 +315,15 @@ export class HostDaemon {
     };
     delete (t as { part?: unknown }).part;
     delete (t as { tls?: unknown }).tls;
+    delete (t as { whole?: unknown }).whole;
     if (tlsArgs.length) t.args = [...t.args, ...tlsArgs];
     let running: Running | null = null;
     const tier = await spawnWorker(t, {
       bin: this.#o.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js'), token: sessionToken(this.#o.token, session),
       log: (l) => this.#log(l), timeoutMs: 120_000, cpu: cgroups,
       onExit: (why) => { if (running) { running.exit = why; this.#log(why); } },
+      // a stage holding only its part asks for the whole model when a switch loads another segment
+      onMessage: (m) => { if (m.event === 'need-model' && whole) void this.fetchPart(whole.sha256, whole.from, r.tls); },
     });
     running = { session, name: r.name, role: r.role, tier, exit: null };
     this.#stages.set(key, running);
@@ -408,6 +464,15 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** A cached part's bytes (another agent fetching it by hash). */
+function sendPart(res: http.ServerResponse, file: string | null, sha: string): void {
+  if (!file || !existsSync(file)) { send(res, 404, { error: { code: 'KERF_ERR_FILE', message: `part ${sha.slice(0, 12)} is not cached on this host` } }); return; }
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': statSync(file).size });
+  const s = createReadStream(file);
+  s.on('error', () => res.destroy());
+  s.pipe(res);
 }
 
 /** A JSON body whose SHA-256 is the signed one. */

@@ -68,7 +68,10 @@ export class LocalSubstrate extends EventEmitter implements Substrate {
     if (this.#stages.has(spec.name)) throw kerfError('KERF_ERR_USAGE', `stage '${spec.name}' is already running`);
     const model = this.#parts.get(`${spec.onHost}\0${spec.part.sha256}`);
     if (!model) throw kerfError('KERF_ERR_USAGE', `stage '${spec.name}': part ${spec.part.sha256.slice(0, 12)} is not staged on ${spec.onHost}`);
-    const { onHost, part, token, ...rest } = spec;
+    const { onHost, part, token, whole, ...rest } = spec;
+    // a stage holding only its part may load other segments of the whole model (staged on this machine)
+    const wholeFile = whole ? this.#parts.get(`${whole.onHost}\0${whole.sha256}`) : undefined;
+    if (wholeFile) rest.args = [...rest.args, '--whole-model', wholeFile];
     const cpu = this.cpuQuota === null ? { ...(this.#o.cpu?.root ? { root: this.#o.cpu.root } : {}), ...(this.#o.cpu?.periodUs ? { periodUs: this.#o.cpu.periodUs } : {}) } : null;
     const threads = spec.cpus !== undefined && cpu === null ? 1 : spec.threads;
     const tier = await spawnWorker({ ...rest, ...(threads ? { threads } : {}), model, host: this.#o.host ?? '127.0.0.1' }, {

@@ -47,6 +47,9 @@ export interface StageSpec extends Omit<TierStart, 'model' | 'host'> {
   part: PartRef;
   /** the pipeline's shared secret (the stage authenticates its peers with it) */
   token: string;
+  /** when `part` is only this stage's segment: the whole model and a host holding it, from
+   * which the stage's host fetches it on demand (a repartition loading another segment) */
+  whole?: PartRef & { onHost: string };
 }
 
 /** A running stage. */

@@ -5,13 +5,14 @@
  * never stops admitting requests.
  */
 import * as http from 'node:http';
+import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import type { WireDType } from './frames.js';
 import { Pipeline, type InferResult, type PipelineOptions } from './pipeline.js';
 import { OIP_DATATYPE, HEADER_LENGTH, encodeInferResponse, parseInferRequest, type TensorMeta } from './oip.js';
-import { Registry, PROMETHEUS_CONTENT_TYPE, mergeExpositions, type Counter, type Histogram } from './metrics.js';
+import { Registry, PROMETHEUS_CONTENT_TYPE, mergeExpositions, processCpuSeconds, type Counter, type Histogram } from './metrics.js';
 import type { HostPort } from './nexthop.js';
 import { Switcher, type SwitchStrategy } from './switch.js';
 import { bodyPending, closeAfterAnswer, errorStatus, readBody, sendJson } from '../util/http.js';
@@ -142,6 +143,8 @@ export class Gateway {
     r.gauge('kerf_gateway_ready', '1 when every tier of the active pipeline is ready.').set(() => (this.ready ? 1 : 0));
     r.gauge('kerf_gateway_queue_depth', 'Requests waiting for the device part.').set(() => this.active.queueDepth);
     r.gauge('kerf_gateway_next_bytes_total', 'Bytes sent to the next tier by the active pipeline.').set(() => this.active.next?.bytesSent ?? 0);
+    r.counter('kerf_gateway_cpu_seconds_total', 'CPU seconds (user + system) the gateway process has used.').track(processCpuSeconds);
+    r.gauge('kerf_gateway_resident_bytes', 'Resident memory of the gateway process, bytes.').set(() => process.memoryUsage.rss());
   }
 
   /** Load the model and the first pipeline, and listen. Does not wait for the tiers: see `waitReady`. */
@@ -196,6 +199,8 @@ export class Gateway {
 
   /** The bearer token of the deploying control endpoints (undefined: they are open). */
   get controlToken(): string | undefined { return this.opts.controlToken; }
+  /** The host's name its dashboard shows. */
+  get hostName(): string { return this.opts.memory?.host ?? hostname(); }
 
   /** Requests waiting for a working pipeline (theirs failed). */
   get held(): number { return this.activeWaiters.size; }

@@ -18,7 +18,10 @@ interface Metric { render(): string }
 
 export class Counter implements Metric {
   private readonly values = new Map<string, { labels: Labels | undefined; v: number }>();
+  private readonly tracked = new Map<string, { labels: Labels | undefined; fn: () => number }>();
   constructor(readonly name: string, readonly help: string) {}
+  /** A series read from `fn` at every scrape (a total kept elsewhere, e.g. the process's CPU seconds). */
+  track(fn: () => number, labels?: Labels): this { this.tracked.set(key(labels), { labels, fn }); return this; }
   inc(labels?: Labels, v = 1): void {
     const k = key(labels);
     const e = this.values.get(k);
@@ -32,9 +35,13 @@ export class Counter implements Metric {
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
     for (const e of this.values.values()) lines.push(`${this.name}${fmtLabels(e.labels)} ${num(e.v)}`);
+    for (const e of this.tracked.values()) lines.push(`${this.name}${fmtLabels(e.labels)} ${num(e.fn())}`);
     return lines.join('\n');
   }
 }
+
+/** CPU seconds (user + system) this process has used. */
+export function processCpuSeconds(): number { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; }
 
 export class Gauge implements Metric {
   private readonly values = new Map<string, { labels: Labels | undefined; v: number | (() => number) }>();

@@ -361,6 +361,12 @@ export class Switcher {
     return Promise.all(tiers.map(async (t) => ({ tier: t.name, text: new TextDecoder().decode(await t.hop.control('metrics', '', { timeoutMs })) })));
   }
 
+  /** Every worker tier's `info` (name, pid, host, CPU seconds, resident bytes, segments…), for the dashboard. */
+  async tierInfo(timeoutMs = 1000): Promise<{ tier: string; address: string; info: Record<string, unknown> }[]> {
+    const tiers = await this.tiers();
+    return Promise.all(tiers.map(async (t) => ({ tier: t.name, address: t.where, info: dec(await t.hop.control('info', '', { timeoutMs })) as Record<string, unknown> })));
+  }
+
   /** Switch to `target` with the current strategy; resolves when the old version is released. */
   partition(target: PartitionTarget): Promise<SwitchReport> {
     if (this.closed) return Promise.reject(kerfError('KERF_ERR_CLOSED', 'partition: the gateway is closing'));

@@ -205,6 +205,8 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
   /** called when the process exits after it listened, unless `stop()` asked it to */
   onExit?: (reason: string) => void;
+  /** the child's other IPC messages (e.g. a worker asking its agent for the whole model) */
+  onMessage?: (m: { event?: string; [k: string]: unknown }) => void;
 }
 
 /**
@@ -251,7 +253,8 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
     proc.stderr!.on('data', (c: Buffer) => prefix(c, true));
     const timer = setTimeout(() => fail(kerfError('KERF_ERR_TIMEOUT', `${role} ${t.name} did not start within ${o.timeoutMs} ms`)), o.timeoutMs);
     proc.on('message', (m: { event?: string; address?: string }) => {
-      if (settled || m?.event !== 'listening') return;
+      if (m?.event !== 'listening') { o.onMessage?.(m); return; }
+      if (settled) return;
       settled = true;
       clearTimeout(timer);
       flush();

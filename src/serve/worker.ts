@@ -7,6 +7,7 @@
  * unload segments without a restart, so a new split can be prepared beside the running one.
  */
 import type * as http from 'node:http';
+import { hostname } from 'node:os';
 import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import { prepareModel, type Prepared } from '../engine/prepare.js';
 import { prepareModelInThread } from '../engine/prepare-thread.js';
@@ -20,7 +21,7 @@ import { prng, randomTensor } from '../engine/shapes.js';
 import { ChunkStore, type ComposeReport } from './switch-chunks.js';
 import { ThreadSegment } from './thread-segment.js';
 import { WorkQueue } from './queue.js';
-import { Registry, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
+import { Registry, processCpuSeconds, serveMetrics, type Counter, type Gauge, type Histogram } from './metrics.js';
 import { parseLinkProbe, probeNextHop, type SinkReply } from './linkprobe.js';
 import { NextHop, fmtAddress, parseAddress, type HostPort } from './nexthop.js';
 import { parseHopCodec } from '../codec/index.js';
@@ -79,6 +80,11 @@ export interface WorkerOptions {
    * only its segment's session: resnet18's last tier 220 → 155 MB RSS); a later `load`
    * prepares the model again from the file. Only for `model` given as a file. */
   releaseModel?: boolean;
+  /** when `model` is only this worker's part: the whole model's file, which loads of other
+   * segments use (asked of the parent agent over IPC when absent; see cluster/host.ts) */
+  wholeModel?: string;
+  /** concrete input shapes of the whole model (the part's own are concrete) */
+  wholeInputShapes?: Record<string, number[]>;
 }
 
 /** A segment loaded on a worker, with where its results go. */
@@ -150,6 +156,23 @@ export interface ProbeResult {
 
 const enc = (o: unknown): string => JSON.stringify(o);
 
+/**
+ * The whole model's file of a worker that holds only its part: there already, or asked of the
+ * parent (its host's agent fetches it by hash and writes it there, or `FILE.error` saying why).
+ */
+async function wholeModelFile(file: string, name: string, timeoutMs = 300_000): Promise<string> {
+  const { existsSync, readFileSync } = await import('node:fs');
+  if (existsSync(file)) return file;
+  if (!process.send) throw kerfError('KERF_ERR_FILE', `${name}: holds only its part, and the whole model ${file} is not here (no agent to fetch it)`);
+  process.send({ event: 'need-model', file });
+  for (const end = Date.now() + timeoutMs; Date.now() < end;) {
+    if (existsSync(file)) return file;
+    if (existsSync(`${file}.error`)) throw kerfError('KERF_ERR_FILE', `${name}: fetching the whole model failed: ${readFileSync(`${file}.error`, 'utf8').trim()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw kerfError('KERF_ERR_TIMEOUT', `${name}: the whole model did not arrive within ${timeoutMs / 1000} s`);
+}
+
 function parseJson<T>(body: Uint8Array, op: string): T {
   if (body.length === 0) return {} as T;
   try { return JSON.parse(new TextDecoder().decode(body)) as T; } catch {
@@ -210,6 +233,9 @@ export class Worker {
     this.metrics.bytesSent.inc({ to: 'next' }, 0);
     registry.gauge('kerf_worker_next_bytes_total', 'Bytes written to next tiers, as counted by their connections.')
       .set(() => [...this.hops.values()].reduce((a, h) => a + h.bytesSent, 0));
+    // The process's, as Prometheus' process_* series (one name per role, so the gateway's merged /metrics stays valid).
+    registry.counter('kerf_worker_cpu_seconds_total', 'CPU seconds (user + system) the worker process has used.').track(processCpuSeconds);
+    registry.gauge('kerf_worker_resident_bytes', 'Resident memory of the worker process, bytes.').set(() => process.memoryUsage.rss());
   }
 
   /** Load the model and the first segment, listen, and start connecting to the next tier. */
@@ -277,7 +303,9 @@ export class Worker {
     if (r.tensors !== undefined && (!Array.isArray(r.tensors) || r.model === undefined || r.tensors.some((t) => !Array.isArray(t) || typeof t[0] !== 'string' || typeof t[1] !== 'string' || !Array.isArray(t[2])))) {
       throw kerfError('KERF_ERR_USAGE', 'load: "tensors" must be [[name, dtype, dims], …], with "model"');
     }
-    const prep = r.model !== undefined ? await this.otherModel(r.model, r.tensors) : await this.prep();
+    // (a part's worker starts on its part; later segments are the whole model's)
+    const prep = r.model !== undefined ? await this.otherModel(r.model, r.tensors)
+      : this.opts.wholeModel && this.startedOnPart ? await this.otherModel(await wholeModelFile(this.opts.wholeModel, this.name), undefined, this.opts.wholeInputShapes) : await this.prep();
     if (r.sha256 !== undefined && prep.model.sha256 !== r.sha256) {
       throw kerfError('KERF_ERR_FILE', `load: ${r.model} on ${this.name} is not the gateway's (sha256 ${String(prep.model.sha256).slice(0, 12)}…, the gateway read ${r.sha256.slice(0, 12)}…)`);
     }
@@ -299,6 +327,7 @@ export class Worker {
     };
     const old = this.segments.get(r.id);
     this.segments.set(r.id, loaded);
+    this.startedOnPart = true;
     if (r.makeDefault) this.defaultSegment = r.id;
     if (r.profiledS) this.metrics.loadFactor.set(() => loaded.computeEwmaS / r.profiledS!, { segment: r.id });
     // The replaced session may still run requests that started on it; release it once they end.
@@ -309,6 +338,8 @@ export class Worker {
     };
   }
 
+  /** set once the first segment is loaded: with `wholeModel`, later loads are the whole model's */
+  private startedOnPart = false;
   private partCacheV: PartCache | null | undefined;
   private get partCache(): PartCache | null { return (this.partCacheV ??= this.opts.partCache ? new PartCache(this.opts.partCache) : null); }
   private parts(): PartCache {
@@ -316,15 +347,15 @@ export class Worker {
     return this.partCache;
   }
 
-  /** the last model file a load named (a rollout's version), prepared once */
+  /** the last model file a load named (a rollout's version, or the whole model of a part), prepared once */
   private other: { file: string; prep: Promise<Prepared> } | null = null;
-  private async otherModel(file: string, tensors?: [string, string, number[]][]): Promise<Prepared> {
+  private async otherModel(file: string, tensors?: [string, string, number[]][], inputShapes = this.opts.inputShapes): Promise<Prepared> {
     if (typeof this.opts.model === 'string' && file === this.opts.model) return this.prep();
     if (this.other?.file !== file) {
       // Off the serving thread (parsing is tens of ms), and with the tensors' shapes the gateway
       // found, not running the whole model again to find them (100+ ms of CPU, and its memory).
       const prep = prepareModelInThread(file, {
-        ...(this.opts.inputShapes ? { inputShapes: this.opts.inputShapes } : {}),
+        ...(inputShapes ? { inputShapes } : {}),
         ...(tensors ? { tensors: new Map(tensors.map(([n, dtype, dims]) => [n, { dtype: dtype as DType, dims }])) } : {}),
       });
       this.other = { file, prep };
@@ -384,6 +415,8 @@ export class Worker {
   private info(): unknown {
     return {
       name: this.name, model: this.modelName, default: this.defaultSegment, queue: this.queue.depth, inFlight: this.inflight, pid: process.pid,
+      // the process's, for the gateway's dashboard (CPU share from two readings)
+      host: this.opts.memory?.host ?? hostname(), cpuSeconds: processCpuSeconds(), rssBytes: process.memoryUsage.rss(),
       chunks: this.store ? this.store.list() : [],
       segments: [...this.segments.values()].map((l) => ({
         id: l.id, spec: l.spec, start: l.segment.bounds.start, end: l.segment.bounds.end,

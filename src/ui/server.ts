@@ -38,10 +38,17 @@ export interface SnapshotEvent {
   t: number;
   point: WindowPoint | null;
   partition: PartitionStatus;
-  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec: string | null };
+  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec: string | null; host: string };
+  /** per worker tier (by name), from its `info` while a page listens: its host, process, CPU share (of one core, null until two readings) and resident bytes */
+  workers: Record<string, WorkerFigures>;
+  /** why the workers' figures are missing, when asking them failed */
+  workersError?: string;
   /** every panel of `gateway.panels` by name (adapt: 'conditions'); an entry that threw is `{ error }` */
   panels: Record<string, unknown>;
 }
+
+/** One worker's figures in a snapshot. */
+export interface WorkerFigures { host: string | null; pid: number | null; address: string; cpuShare: number | null; rssBytes: number | null }
 
 export interface DashboardOptions {
   /** seconds per point and per snapshot (default 1) */
@@ -64,32 +71,74 @@ export class Dashboard {
   private readonly tokenHash: Buffer | null;
   private cutsCache: UiCut[] | null = null;
   private discovering: Promise<unknown> | null = null;
+  /** seconds spent on the dashboard's own work so far (kerf_dashboard_seconds_total) */
+  private readonly workS = { requests: 0, events: 0 };
+  private workers: Record<string, WorkerFigures> = {};
+  private workersError: string | undefined;
+  private readonly cpuSeen = new Map<string, { pid: unknown; cpuS: number; at: number }>();
+  private polling = false;
 
   constructor(readonly gateway: Gateway, private readonly opts: DashboardOptions = {}) {
     this.periodS = opts.periodS ?? 1;
     // The token that guards the gateway's deploying endpoints guards the page's controls too.
     const token = gateway.controlToken ?? gateway.pipelineOptions.token;
     this.tokenHash = token ? createHash('sha256').update(token).digest() : null;
-    gateway.answered.push((s, status) => this.window.answered(s, status));
-    gateway.observers.push((p, r) => this.window.stages(p.local ? 'gateway' : null, r.timings, r.stages));
+    gateway.answered.push((s, status) => this.timed('requests', () => this.window.answered(s, status)));
+    gateway.observers.push((p, r) => this.timed('requests', () => this.window.stages(p.local ? 'gateway' : null, r.timings, r.stages)));
+    // Its own cost, where it is paid (`kerf bench dashboard` reads it): every callback, tick and stream start.
+    const work = gateway.registry.counter('kerf_dashboard_seconds_total', 'Seconds the gateway spent on its dashboard, by work: requests (the latency window, always on), events (building, serialising and writing them for open pages, asking the workers).');
+    for (const w of ['requests', 'events'] as const) work.track(() => this.workS[w], { work: w });
+    gateway.registry.gauge('kerf_dashboard_streams', 'Dashboard event streams (pages) open now.').set(() => this.clients.size);
     this.timer = setInterval(() => this.tick(), this.periodS * 1000);
     this.timer.unref();
     gateway.mount('/ui', (req, res, path) => this.routeUi(req, res, path));
-    gateway.mount('/v1/events', (req, res) => this.routeEvents(req, res));
+    gateway.mount('/v1/events', (req, res) => this.timed('events', () => this.routeEvents(req, res)));
     gateway.onClose(async () => this.close());
+  }
+
+  /** Run `fn`, adding its time to the dashboard's own work. */
+  private timed<T>(work: 'requests' | 'events', fn: () => T): T {
+    const t0 = performance.now();
+    try { return fn(); } finally { this.workS[work] += (performance.now() - t0) / 1000; }
   }
 
   /** Pages listening now. */
   get listeners(): number { return this.clients.size; }
 
   private tick(): void {
-    this.lastPoint = this.window.roll(Date.now(), this.periodS);
+    this.lastPoint = this.timed('requests', () => this.window.roll(Date.now(), this.periodS));
     const now = performance.now();
     const cpu = process.cpuUsage();
     const wallUs = (now - this.last.wall) * 1000;
     if (wallUs > 0) this.cpuShare = (cpu.user - this.last.cpu.user + cpu.system - this.last.cpu.system) / wallUs;
     this.last = { wall: now, cpu };
-    if (this.clients.size) this.broadcast('snapshot', this.snapshot());
+    if (this.clients.size) {
+      this.timed('events', () => {
+        this.pollWorkers();
+        this.broadcast('snapshot', this.snapshot());
+      });
+    }
+  }
+
+  /** Ask every worker for its info (one at a time in flight): host, pid, CPU seconds, RSS. */
+  private pollWorkers(): void {
+    if (this.polling) return;
+    this.polling = true;
+    this.gateway.switcher.tierInfo(1000).then((list) => this.timed('events', () => {
+      const at = performance.now(), next: Record<string, WorkerFigures> = {};
+      for (const { tier, address, info } of list) {
+        const cpuS = typeof info.cpuSeconds === 'number' ? info.cpuSeconds : null;
+        const prev = this.cpuSeen.get(tier);
+        const share = cpuS !== null && prev && prev.pid === info.pid && at > prev.at ? (cpuS - prev.cpuS) / ((at - prev.at) / 1000) : null;
+        if (cpuS !== null) this.cpuSeen.set(tier, { pid: info.pid, cpuS, at });
+        next[tier] = {
+          host: typeof info.host === 'string' ? info.host : null, pid: typeof info.pid === 'number' ? info.pid : null, address,
+          cpuShare: share ?? this.workers[tier]?.cpuShare ?? null, rssBytes: typeof info.rssBytes === 'number' ? info.rssBytes : null,
+        };
+      }
+      this.workers = next;
+      this.workersError = undefined;
+    }), (e: unknown) => { this.workersError = (e as Error)?.message ?? String(e); }).finally(() => { this.polling = false; });
   }
 
   private cuts(): UiCut[] {
@@ -120,7 +169,8 @@ export class Dashboard {
     partition.history = partition.history.slice(-50);
     return {
       t: Date.now(), point: this.lastPoint, partition,
-      gateway: { ready: g.ready, paused: g.paused, queueDepth: g.pipeline.queueDepth, cpuShare: this.cpuShare, rssBytes: process.memoryUsage.rss(), pid: process.pid, codec: g.pipelineOptions.codec ?? null },
+      gateway: { ready: g.ready, paused: g.paused, queueDepth: g.pipeline.queueDepth, cpuShare: this.cpuShare, rssBytes: process.memoryUsage.rss(), pid: process.pid, codec: g.pipelineOptions.codec ?? null, host: g.hostName },
+      workers: this.workers, ...(this.workersError ? { workersError: this.workersError } : {}),
       panels,
     };
   }
@@ -141,7 +191,8 @@ export class Dashboard {
     res.write(`retry: 2000\n\nevent: hello\ndata: ${JSON.stringify(this.hello())}\n\nevent: snapshot\ndata: ${JSON.stringify(this.snapshot())}\n\n`);
     this.clients.add(res);
     // The switcher finds the workers on its first switch; a page wants them at once.
-    this.discovering ??= this.gateway.switcher.discover().then(() => this.broadcast('snapshot', this.snapshot()), () => { this.discovering = null; });
+    this.discovering ??= this.gateway.switcher.discover().then(() => this.timed('events', () => this.broadcast('snapshot', this.snapshot())), () => { this.discovering = null; });
+    this.pollWorkers();
     const drop = (): void => { this.clients.delete(res); };
     req.on('close', drop);
     res.on('error', drop);

@@ -37,6 +37,32 @@ async function load(url: string, model: string, out: string, feeds: Record<strin
   assert.equal(ok, n);
 }
 
+interface Snap { gateway: { host: string }; workers: Record<string, { host: string | null; cpuShare: number | null; rssBytes: number | null }> }
+
+/** The first snapshot of the gateway's dashboard stream (GET /v1/events) that satisfies `ok` (within 20 s). */
+function dashboardSnapshot(url: string, ok: (s: Snap) => boolean): Promise<Snap> {
+  return new Promise((resolve, reject) => {
+    const ac = new AbortController();
+    const t = setTimeout(() => { ac.abort(); reject(new Error(`no dashboard snapshot as expected within 20 s: ${last}`)); }, 20_000);
+    let buf = '', last = '';
+    void fetch(`${url}/v1/events`, { signal: ac.signal }).then(async (res) => {
+      for await (const chunk of res.body!) {
+        buf += Buffer.from(chunk as Uint8Array).toString('utf8');
+        let i: number;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const ev = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          const data = /^event: snapshot\ndata: (.*)$/m.exec(ev)?.[1];
+          if (!data) continue;
+          last = data.slice(0, 2000);
+          const s = JSON.parse(data) as Snap;
+          if (ok(s)) { clearTimeout(t); ac.abort(); resolve(s); return; }
+        }
+      }
+    }).catch((e: Error) => { if (e.name !== 'AbortError') { clearTimeout(t); reject(e); } });
+  });
+}
+
 test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placement, answers exact under load, nothing left', { skip, timeout: 600_000 }, async () => {
   const net = (await TestNet.create(3, { names: ['pi', 'edge', 'cloud'] }))!;
   const agents: RunningAgent[] = [];
@@ -78,6 +104,18 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
     const t0 = performance.now();
     await load(ready.url, ready.model, out, feeds, refs, 1000, 32);
     process.stdout.write(`# 1000 requests, 32 in flight, across 3 hosts: ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    // The dashboard's figures across hosts: each stage's host, CPU share and memory, and per hop
+    // the gateway's bandwidth and RTT estimates (no profiles: the monitors alone).
+    const busy = load(ready.url, ready.model, out, feeds, refs, 200, 4);
+    const snap = await dashboardSnapshot(ready.url, (x) => Object.values(x.workers).length === 2 && Object.values(x.workers).every((w) => w.cpuShare !== null));
+    await busy;
+    // each stage's host as its agent names it (the address it serves on)
+    assert.equal(snap.gateway.host, net.host('pi').ip);
+    assert.deepEqual(Object.entries(snap.workers).map(([k, w]) => [k, w.host]), [['edge(edge)', net.host('edge').ip], ['cloud(cloud)', net.host('cloud').ip]]);
+    for (const w of Object.values(snap.workers)) assert.ok(w.cpuShare! > 0 && w.rssBytes! > 10e6, JSON.stringify(w));
+    const cond = await (await fetch(`${ready.url}/v1/conditions`)).json() as { monitor: { links: { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean }[] } };
+    assert.deepEqual(cond.monitor.links.map((l) => [l.from, l.to, l.confident]), [['device(pi)', 'edge(edge)', true], ['edge(edge)', 'cloud(cloud)', true]]);
+    assert.ok(cond.monitor.links.every((l) => l.bytesPerS > 0 && l.rttS > 0), JSON.stringify(cond.monitor.links));
     a.proc.kill('SIGTERM');
     assert.equal(await a.exit, 0, a.err());
     await onlyAgentsLeft(net, agents);

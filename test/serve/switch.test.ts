@@ -10,6 +10,8 @@ import { Gateway, Worker, startLoad, type SwitchStrategy, type SwitchReport } fr
 import { blockCuts } from '../../src/graph/cuts.js';
 import { sharedPath } from '../support/shared.js';
 import { TOKEN, loadCases, sleep } from './serve-helpers.js';
+import { closedLoopRate } from '../../src/cli/bench/load.js';
+import { encodeInferRequest } from '../../src/serve/oip.js';
 
 const SWITCHES = 20;
 
@@ -42,12 +44,19 @@ for (const strategy of ['pause-resume', 'standby', 'on-demand', 'hot-swap'] as S
     const p = await start(prep, A);
     try {
       await p.g.switcher.setStrategy(strategy, strategy === 'standby' ? { standby: B } : {});
-      const load = startLoad({ url: p.g.url, model: p.g.name, cases: cs, rate: 40 });
+      // 40 req/s, or half of what the pipeline answers on this machine now (4 in flight) when
+      // that is less: a busy machine must not be driven into admission control (503) that the
+      // switches did not cause. The gap between switches grows in proportion, so each version
+      // still sees as many requests.
+      const { head, data } = encodeInferRequest(cs[0]!.inputs);
+      const capacity = await closedLoopRate(p.g.url, p.g.name, Buffer.concat([head, ...data]), head.length, 1500);
+      const rate = Math.min(40, capacity / 2), gapMs = 40 * (40 / rate);
+      const load = startLoad({ url: p.g.url, model: p.g.name, cases: cs, rate });
       const reports: SwitchReport[] = [];
       await sleep(150);
       for (let k = 0; k < SWITCHES; k++) {
         reports.push(await p.g.switcher.partition({ cuts: k % 2 === 0 ? B : A }));
-        await sleep(40);
+        await sleep(gapMs);
       }
       await sleep(150);
       const recs = await load.stop();

@@ -53,8 +53,28 @@ test('dashboard of a running 3-tier pipeline: model, cuts, tiers, growing chart,
     assert.deepEqual(await page.locator('#strip line[data-cut]').count(), 2);
     const tierText = await page.locator('#tiers tbody tr').allTextContents();
     assert.deepEqual(tierText.map((t) => /^(gateway|edge|cloud)/.exec(t)?.[1]), ['gateway', 'edge', 'cloud']);
-    // Per-tier compute figures arrive with the first second of load.
-    await page.waitForFunction(() => [...document.querySelectorAll('#tiers tbody tr')].every((tr) => /ms/.test(tr.children[3]?.textContent ?? '')), null, { timeout: 10_000 });
+    // Per-tier compute figures arrive with the first second of load; every tier's host, CPU share
+    // and memory from its own process (the workers report theirs to the gateway).
+    await page.waitForFunction(() => [...document.querySelectorAll('#tiers tbody tr')].every((tr) => /ms/.test(tr.children[4]?.textContent ?? '')), null, { timeout: 10_000 });
+    await page.waitForFunction(() => [...document.querySelectorAll('#tiers tbody tr')].every((tr) => /^\d+\.\d %/.test(tr.children[7]?.textContent ?? '')), null, { timeout: 10_000 });
+    const cells = await page.evaluate(() => [...document.querySelectorAll('#tiers tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent as string)));
+    const { hostname } = await import('node:os');
+    for (const row of cells) {
+      assert.equal(row[1], hostname(), `${row[0]}: host`);
+      assert.match(row[7]!, /^\d+\.\d %$/, `${row[0]}: CPU share`);
+      assert.match(row[8]!, /^\d+(\.\d+)? MB$/, `${row[0]}: memory`);
+    }
+    // Per hop: the gateway's bandwidth and RTT estimates (GET /v1/conditions; this up() has no
+    // profiles), learned from the requests, no longer the priors.
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('#hops tbody tr')];
+      return rows.length === 2 && rows.every((tr) => /Mbit\/s$/.test(tr.children[1]?.textContent ?? '') && /s$/.test(tr.children[2]?.textContent ?? ''));
+    }, null, { timeout: 20_000 });
+    const conditions = await (await fetch(`${h.url}/v1/conditions`)).json() as { profiled: boolean; monitor: { links: { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean }[] } };
+    assert.equal(conditions.profiled, false);
+    assert.deepEqual(conditions.monitor.links.map((l) => `${l.from}→${l.to}`), ['device→edge', 'edge→cloud']);
+    assert.ok(conditions.monitor.links.every((l) => l.bytesPerS > 0 && l.rttS > 0 && l.confident), JSON.stringify(conditions.monitor.links));
+    assert.match((await page.textContent('#chart-bw'))!, /device → edge/);
     const n0 = Number(await page.getAttribute('#chart-latency', 'data-points'));
     await page.waitForFunction((n) => Number(document.getElementById('chart-latency')!.dataset.points) >= n + 3, n0, { timeout: 10_000 });
     const p50 = await page.evaluate(() => document.querySelector('#chart-latency .u-legend')?.textContent ?? '');

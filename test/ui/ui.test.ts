@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { Gateway } from '../../src/serve/gateway.js';
 import { LatencyWindow, percentile } from '../../src/ui/window.js';
 import { classify, parseJsonOrLines } from '../../src/ui/report.js';
+import { pairedSummary, summarise, verdict, type Phase } from '../../src/cli/bench/dashboard.js';
 import { ocrModel } from '../support/shared.js';
 import { httpRequest, inferBinary, inputsFor } from '../serve/serve-helpers.js';
 
@@ -44,6 +45,30 @@ test('kerf view inputs: kinds by schema, JSON Lines as a list, clear errors for 
   assert.throws(() => classify({ a: 1 }, 'x.json'), { code: 'KERF_ERR_USAGE', message: /x\.json: neither/ });
   assert.deepEqual(parseJsonOrLines('{"a":1}\n{"a":2}\n', 'r.jsonl'), [{ a: 1 }, { a: 2 }]);
   assert.throws(() => parseJsonOrLines('{"a":1}\n{oops\n', 'r.jsonl'), { code: 'KERF_ERR_USAGE', message: /r\.jsonl: line 2 is not JSON/ });
+});
+
+test('bench dashboard: paired summaries, the sign-test interval of the median, the verdict', () => {
+  // n = 30: the 95 % interval of the median is the 10th … 21st smallest (coverage 95.7 %)
+  const s30 = pairedSummary(Array.from({ length: 30 }, (_, i) => 29 - i));
+  assert.deepEqual([s30.n, s30.median, s30.q25, s30.q75, s30.ciLow, s30.ciHigh], [30, 14.5, 7.25, 21.75, 9, 20]);
+  // n = 6: the smallest and largest (coverage 1 − 2/64); below 6 pairs there is no 95 % interval
+  assert.deepEqual([pairedSummary([5, 1, 3, 2, 4, 6]).ciLow, pairedSummary([5, 1, 3, 2, 4, 6]).ciHigh], [1, 6]);
+  assert.deepEqual([pairedSummary([1, 2, 3]).ciLow, pairedSummary([1, 2, 3]).ciHigh], [-Infinity, Infinity]);
+  assert.equal(pairedSummary([NaN, 1, Infinity]).n, 1);
+  assert.equal(verdict(pairedSummary(Array.from({ length: 30 }, (_, i) => -1 + i / 20)), 2), 'met');
+  assert.equal(verdict(pairedSummary(Array.from({ length: 30 }, (_, i) => 2.5 + i / 20)), 2), 'missed');
+  assert.equal(verdict(pairedSummary(Array.from({ length: 30 }, (_, i) => -10 + i)), 2), 'unclear');
+  // phases → paired ratios: pair 1 closed first, pair 2 open first
+  const ph = (open: boolean, lat: number, cpuS: number, dashS: number): Phase => ({ open, latMs: [lat, lat, lat, lat], cpuS, dashS, wallS: 1, events: open ? 1 : 0 });
+  const r = summarise([ph(false, 10, 0.04, 0.0001), ph(true, 11, 0.044, 0.0005), ph(true, 10, 0.04, 0.0005), ph(false, 10, 0.04, 0.0001)],
+    { model: 'm', cuts: [1], phaseS: 1, settleS: 0, viewer: 'stream', pages: 1 });
+  assert.equal(r.pairs, 2);
+  assert.ok(r.p50DiffPct.n === 2 && Math.abs(r.p50DiffPct.median - 5) < 1e-9, JSON.stringify(r.p50DiffPct));
+  assert.ok(Math.abs(r.cpuPerRequestDiffPct.median - 5) < 1e-9);
+  assert.deepEqual([r.closed.requests, r.open.requests, r.closed.cpuMsPerRequest, r.open.eventsPerS], [8, 8, 10, 1]);
+  assert.ok(Math.abs(r.closed.dashUsPerRequest - 25) < 1e-9 && Math.abs(r.open.dashUsPerRequest - 125) < 1e-9);
+  assert.ok(Math.abs(r.dashBoundPct - 1) < 1e-9, String(r.dashBoundPct));
+  assert.throws(() => summarise([ph(false, 1, 1, 0), ph(false, 1, 1, 0)], { model: 'm', cuts: [], phaseS: 1, settleS: 0, viewer: 'stream', pages: 1 }), /not a pair/);
 });
 
 /** The events of an SSE stream until `n` have arrived. */

@@ -23,13 +23,16 @@ interface DLinkEst { from: string; to: string; bytesPerS: number; rttS: number; 
 interface DTierEst { name: string; factor: number; queueS: number; confident: boolean }
 interface DConditions {
   mode: string;
+  profiled?: boolean;
   monitor?: { links: DLinkEst[]; tiers: DTierEst[]; ratePerS: number };
   events?: { at: string; reason: string; fromCuts: number[]; toCuts: number[]; error?: string; switch: boolean }[];
   lastDecision?: { reason: string } | null;
 }
 interface DSnapshot {
   t: number; point: DPoint | null; partition: DPartition;
-  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec?: string | null };
+  gateway: { ready: boolean; paused: boolean; queueDepth: number; cpuShare: number; rssBytes: number; pid: number; codec?: string | null; host?: string };
+  workers?: Record<string, { host: string | null; pid: number | null; address: string; cpuShare: number | null; rssBytes: number | null }>;
+  workersError?: string;
   panels: Record<string, unknown>;
 }
 interface DRanked { rank: number; totalS: number; bottleneckS: number; bytesSent: number; cuts: (number | null)[] }
@@ -155,20 +158,28 @@ class Dashboard {
     const rows = p.tiers.map((t, i) => {
       const time = pt?.tiers[t.name];
       const e = est.get(t.name) ?? this.conditions()?.monitor?.tiers[i];
-      const gw = i === 0;
+      const gw = i === 0 && t.part === 0 && t.name === 'gateway';
+      const w = gw ? undefined : s.workers?.[t.name];
+      const cpu = gw ? s.gateway.cpuShare : w?.cpuShare;
+      const rss = gw ? s.gateway.rssBytes : w?.rssBytes;
       return [
         el('span', {}, el('span', { class: 'swatch', style: `background:${tierColor(i)}`, 'aria-hidden': 'true' }), t.name),
-        t.address, String(t.part),
+        (gw ? s.gateway.host : w?.host) ?? '–', t.address, String(t.part),
         fmtS(time?.computeS), fmtS(time?.queueS),
-        e ? `${e.factor.toFixed(2)}×${e.confident ? '' : ' (prior)'}` : '–',
-        gw ? `${(s.gateway.cpuShare * 100).toFixed(1)} %` : typeof t.cpus === 'number' ? `${t.cpus} cores` : '–',
-        gw ? fmtBytes(s.gateway.rssBytes) : typeof t.memoryBytes === 'number' ? fmtBytes(t.memoryBytes as number) : '–',
+        // without profiles no run tells a load: the prior 1× says nothing
+        e && (e.confident || this.profiled()) ? `${e.factor.toFixed(2)}×${e.confident ? '' : ' (prior)'}` : '–',
+        typeof cpu === 'number' ? `${(cpu * 100).toFixed(1)} %${typeof t.cpus === 'number' ? ` of ${t.cpus}` : ''}` : typeof t.cpus === 'number' ? `${t.cpus} cores` : '–',
+        typeof rss === 'number' ? fmtBytes(rss) : typeof t.memoryBytes === 'number' ? fmtBytes(t.memoryBytes as number) : '–',
         ...extraKeys.map((k) => String(t[k] ?? '–')),
       ];
     });
-    $('tiers').replaceChildren(el('h3', {}, 'Tiers'), table(['tier', 'address', 'part', 'compute', 'queue', 'load factor', 'CPU', 'memory', ...extraKeys], rows, 'per-tier figures'),
-      el('p', { class: 'muted' }, `gateway queue depth ${s.gateway.queueDepth}; compute and queue are means over the last second; load factor is adapt's observed ÷ profiled time (when adapt runs)`));
+    $('tiers').replaceChildren(el('h3', {}, 'Tiers'), table(['tier', 'host', 'address', 'part', 'compute', 'queue', 'load factor', 'CPU', 'memory', ...extraKeys], rows, 'per-tier figures'),
+      el('p', { class: 'muted' }, `gateway queue depth ${s.gateway.queueDepth}; compute and queue are means over the last second; CPU is the process's share of one core, memory its resident set; ` +
+        `load factor is adapt's observed ÷ profiled time (with --profiles)${s.workersError ? `; workers' figures missing: ${s.workersError}` : ''}`));
   }
+
+  /** The gateway's monitors compare runs with profiles (false: monitors alone, links only). */
+  private profiled(): boolean { return this.conditions()?.profiled !== false; }
 
   private renderHops(): void {
     const p = this.snap!.partition, pt = this.points[this.points.length - 1];
@@ -182,7 +193,7 @@ class Dashboard {
       rows.push([`${a.name} → ${b.name}`, l ? fmtRate(l.bytesPerS) + (l.confident ? '' : ' (prior)') : '–', l ? fmtS(l.rttS) : '–', codec ?? '–']);
     }
     $('hops').replaceChildren(el('h3', {}, 'Hops'), table(['hop', 'bandwidth (est.)', 'RTT (est.)', 'codec'], rows, 'per-hop figures'),
-      el('p', { class: 'muted' }, `gateway's remote round trip ${fmtS(pt?.remoteS)}${links.length ? '' : '; bandwidth and RTT estimates come from adapt (kerf up --adapt …)'}`));
+      el('p', { class: 'muted' }, `gateway's remote round trip ${fmtS(pt?.remoteS)}; bandwidth and RTT are the gateway's estimates (GET /v1/conditions) from the bytes each hop carries and the tiers' timings, "(prior)" until requests have told them${links.length ? '' : ' — none on this gateway'}`));
   }
 
   private drawCharts(): void {
@@ -210,7 +221,7 @@ class Dashboard {
         this.bwChart = new Chart($('chart-bw'), { time: true, yLabel: 'Mbit/s', series: this.bwNames.map((n, i) => ({ label: n, color: tierColor(i) })) });
       }
       this.bwChart.set([this.bw.map((b) => b.t / 1000), ...this.bwNames.map((_, j) => this.bw.map((b) => b.rates[j] ?? null))]);
-    } else $('bw-note').textContent = 'No estimates: this gateway runs without adapt. Start it with kerf up … --adapt bandwidth --profiles DIR to see them.';
+    } else $('bw-note').textContent = 'No bandwidth estimates on this gateway (GET /v1/conditions): a pipeline of one tier has no hop.';
   }
 
   private renderLog(): void {

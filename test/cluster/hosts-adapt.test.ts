@@ -1,0 +1,77 @@
+/**
+ * `--adapt` across netns hosts deployed with `--parts segments` (the default): started on a split
+ * that gives the slow device most of the model, the gateway's controller repartitions by itself;
+ * the worker hosts fetch the whole model from the entry host on demand, and every answer stays
+ * bitwise the unsplit model's.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { prepareModel } from '../../src/engine/index.js';
+import { blockCuts } from '../../src/graph/cuts.js';
+import { profileModel } from '../../src/profile/profile.js';
+import type { Profile } from '../../src/profile/types.js';
+import { TestNet, netnsUnavailable } from '../support/netns.js';
+import { ocrModel } from '../support/shared.js';
+import { KERF, bytesOf, inferBinary, inputsFor, reference, sleep } from '../serve/serve-helpers.js';
+import { hostsFile, startAgent, type RunningAgent } from './helpers.js';
+
+const MODEL = ocrModel('cls');
+const NAME = 'ch_ppocr_mobile_v2.0_cls_infer';
+
+test('kerf up --hosts --adapt with --parts segments: repartitions by itself, whole model fetched on demand, exact answers', { skip: netnsUnavailable() ?? false, timeout: 300_000 }, async () => {
+  const net = (await TestNet.create(3, { names: ['device', 'edge', 'cloud'] }))!;
+  const agents: RunningAgent[] = [];
+  let kill = (): void => {};
+  try {
+    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
+    const prep = await prepareModel(MODEL, { inputShapes: { x: [1, 3, 48, 192] } });
+    const out = prep.model.outputs[0]!.name;
+    const feeds = inputsFor(prep, 4);
+    const refs = await Promise.all(feeds.map(async (f) => bytesOf((await reference(prep, f))[out]!)));
+    const base = await profileModel(MODEL, { system: 'core', repeats: 2, warmup: 1, tolerance: 10, inputShapes: { x: [1, 3, 48, 192] } });
+    const dir = mkdtempSync(join(tmpdir(), 'kerf-hosts-adapt-'));
+    // a device 20× slower than the edge and cloud: most of the model belongs off it
+    for (const [name, f] of [['device', 20], ['edge', 1], ['cloud', 1]] as const) {
+      const p: Profile = { ...base, system: { ...base.system, name, tier: name }, blocks: base.blocks.map((b) => ({ ...b, latency: { ...b.latency, median: b.latency.median * f } })) };
+      writeFileSync(join(dir, `${NAME}.${name}.profile.json`), JSON.stringify(p));
+    }
+    const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
+    const start = [ids[ids.length - 3]!, ids[ids.length - 2]!];
+    const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
+    const up = spawn(process.execPath, [KERF, 'up', '--model', MODEL, '--input-shape', 'x=1x3x48x192', '--cuts', start.join(','), '--hosts', file,
+      '--adapt', 'bandwidth', '--profiles', dir, '--adapt-period', '0.5', '--min-dwell', '1', '--link-probes', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    kill = () => up.kill('SIGKILL');
+    let upOut = '', upErr = '';
+    up.stdout!.on('data', (c: Buffer) => { upOut += c.toString(); });
+    up.stderr!.on('data', (c: Buffer) => { upErr += c.toString(); });
+    const exit = new Promise<number | null>((r) => up.once('exit', r));
+    for (let i = 0; i < 1200 && !/#token=/.test(upOut); i++) await sleep(100);
+    const url = /ready at (http:\/\/[\d.]+:\d+)\//.exec(upOut)?.[1];
+    assert.ok(url, `kerf up ready: ${upErr}`);
+    let ok = 0, retried = 0, cuts: number[] = start;
+    const failures: string[] = [];
+    const t0 = performance.now();
+    for (let i = 0; performance.now() - t0 < 150_000 && (ok < 60 || JSON.stringify(cuts) === JSON.stringify(start)); i++) {
+      const r = await inferBinary(url!, NAME, feeds[i % feeds.length]!).catch((e: Error) => ({ status: 0, error: e.message, outputs: {} as Record<string, Buffer> }));
+      if (r.status === 503 && /paused/.test(r.error ?? '')) { retried++; await sleep(20); continue; }
+      if (r.status !== 200) failures.push(`${r.status} ${r.error}`);
+      else if (!r.outputs[out]!.equals(refs[i % feeds.length]!)) failures.push(`request ${i}: answer differs`);
+      else ok++;
+      if (i % 10 === 0) cuts = ((await (await fetch(`${url}/v1/partition`)).json()) as { cuts: number[] }).cuts;
+    }
+    assert.deepEqual(failures.slice(0, 3), []);
+    assert.notDeepEqual(cuts, start, `the controller repartitioned away from ${start} (${ok} answers): ${agents[0]!.log().split('\n').filter((l) => /adapt/.test(l)).slice(-4).join(' | ')} ${JSON.stringify(((await (await fetch(`${url}/v1/conditions`)).json()) as { lastDecision?: unknown }).lastDecision ?? null).slice(0, 600)}`);
+    process.stdout.write(`# adapt: ${start.join(',')} → ${cuts.join(',')} after ${ok} exact answers (${retried} retried)\n`);
+    assert.ok(agents.slice(1).some((x) => /fetched part/.test(x.log())), 'a worker host fetched the whole model on demand');
+    up.kill('SIGTERM');
+    assert.equal(await exit, 0, upErr);
+  } finally {
+    kill();
+    for (const x of agents) x.proc.kill('SIGTERM');
+    await net.close();
+  }
+});
