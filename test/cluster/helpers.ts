@@ -99,3 +99,21 @@ export async function onlyAgentsLeft(net: TestNet, agents: RunningAgent[]): Prom
   const left = await Promise.all(net.hosts.map(async (h) => `${h.name}: ${(await net.pids(h)).join(',')}`));
   assert.fail(`processes left on the hosts besides the agents: ${left.join('; ')} (agents ${agents.map((a) => a.proc.pid).join(',')})`);
 }
+
+export interface UpRun { url: string; token: string; err: () => string; exit: Promise<number | null>; kill: (signal?: NodeJS.Signals) => void }
+
+/** Run `kerf up … --hosts` (plain output) as the controller; resolves once ready with its endpoint and control token. */
+export async function kerfUpHosts(args: string[]): Promise<UpRun> {
+  const up = spawn(process.execPath, [KERF, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  up.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+  up.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+  const exit = new Promise<number | null>((r) => up.once('exit', r));
+  let exited = false;
+  void exit.then(() => { exited = true; });
+  for (let i = 0; i < 1200 && !exited && !/#token=/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+  const url = /ready at (http:\/\/[\d.]+:\d+)\//.exec(out)?.[1];
+  const token = /#token=([0-9a-f]+)/.exec(out)?.[1];
+  if (!url || !token) { up.kill('SIGKILL'); throw new Error(`kerf up not ready: ${err}`); }
+  return { url, token, err: () => err, exit, kill: (s = 'SIGKILL') => { up.kill(s); } };
+}

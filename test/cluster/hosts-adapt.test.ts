@@ -6,7 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +15,8 @@ import { profileModel } from '../../src/profile/profile.js';
 import type { Profile } from '../../src/profile/types.js';
 import { TestNet, netnsUnavailable } from '../support/netns.js';
 import { ocrModel } from '../support/shared.js';
-import { KERF, bytesOf, inferBinary, inputsFor, reference, sleep } from '../serve/serve-helpers.js';
-import { hostsFile, startAgent, type RunningAgent } from './helpers.js';
+import { bytesOf, inferBinary, inputsFor, reference, sleep } from '../serve/serve-helpers.js';
+import { hostsFile, kerfUpHosts, startAgent, type RunningAgent } from './helpers.js';
 
 const MODEL = ocrModel('cls');
 const NAME = 'ch_ppocr_mobile_v2.0_cls_infer';
@@ -42,21 +41,15 @@ test('kerf up --hosts --adapt with --parts segments: repartitions by itself, who
     const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
     const start = [ids[ids.length - 3]!, ids[ids.length - 2]!];
     const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
-    const up = spawn(process.execPath, [KERF, 'up', '--model', MODEL, '--input-shape', 'x=1x3x48x192', '--cuts', start.join(','), '--hosts', file,
-      '--adapt', 'bandwidth', '--profiles', dir, '--adapt-period', '0.5', '--min-dwell', '1', '--link-probes', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    kill = () => up.kill('SIGKILL');
-    let upOut = '', upErr = '';
-    up.stdout!.on('data', (c: Buffer) => { upOut += c.toString(); });
-    up.stderr!.on('data', (c: Buffer) => { upErr += c.toString(); });
-    const exit = new Promise<number | null>((r) => up.once('exit', r));
-    for (let i = 0; i < 1200 && !/#token=/.test(upOut); i++) await sleep(100);
-    const url = /ready at (http:\/\/[\d.]+:\d+)\//.exec(upOut)?.[1];
-    assert.ok(url, `kerf up ready: ${upErr}`);
+    const up = await kerfUpHosts(['--model', MODEL, '--input-shape', 'x=1x3x48x192', '--cuts', start.join(','), '--hosts', file,
+      '--adapt', 'bandwidth', '--profiles', dir, '--adapt-period', '0.5', '--min-dwell', '1', '--link-probes', 'off']);
+    kill = () => up.kill();
+    const { url } = up;
     let ok = 0, retried = 0, cuts: number[] = start;
     const failures: string[] = [];
     const t0 = performance.now();
     for (let i = 0; performance.now() - t0 < 150_000 && (ok < 60 || JSON.stringify(cuts) === JSON.stringify(start)); i++) {
-      const r = await inferBinary(url!, NAME, feeds[i % feeds.length]!).catch((e: Error) => ({ status: 0, error: e.message, outputs: {} as Record<string, Buffer> }));
+      const r = await inferBinary(url, NAME, feeds[i % feeds.length]!).catch((e: Error) => ({ status: 0, error: e.message, outputs: {} as Record<string, Buffer> }));
       if (r.status === 503 && /paused/.test(r.error ?? '')) { retried++; await sleep(20); continue; }
       if (r.status !== 200) failures.push(`${r.status} ${r.error}`);
       else if (!r.outputs[out]!.equals(refs[i % feeds.length]!)) failures.push(`request ${i}: answer differs`);
@@ -68,7 +61,7 @@ test('kerf up --hosts --adapt with --parts segments: repartitions by itself, who
     process.stdout.write(`# adapt: ${start.join(',')} → ${cuts.join(',')} after ${ok} exact answers (${retried} retried)\n`);
     assert.ok(agents.slice(1).some((x) => /fetched part/.test(x.log())), 'a worker host fetched the whole model on demand');
     up.kill('SIGTERM');
-    assert.equal(await exit, 0, upErr);
+    assert.equal(await up.exit, 0, up.err());
   } finally {
     kill();
     for (const x of agents) x.proc.kill('SIGTERM');

@@ -13,7 +13,7 @@ import { blockCuts } from '../../src/graph/cuts.js';
 import { TestNet, netnsUnavailable } from '../support/netns.js';
 import { ocrModel } from '../support/shared.js';
 import { KERF, bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
-import { hostsFile, startAgent, type RunningAgent } from './helpers.js';
+import { hostsFile, kerfUpHosts, startAgent, type RunningAgent } from './helpers.js';
 
 const MODEL = ocrModel('cls');
 
@@ -41,16 +41,9 @@ test('kerf repartition across hosts with --parts segments: the whole model fetch
     const b = [ids[Math.floor(ids.length / 5)]!, ids[Math.floor(ids.length * 4 / 5)]!];
     assert.notDeepEqual(a, b);
     const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
-    const up = spawn(process.execPath, [KERF, 'up', '--model', MODEL, '--input-shape', 'x=1x3x48x192', '--cuts', a.join(','), '--hosts', file, '--link-probes', 'off'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    stopUp = () => up.kill('SIGKILL');
-    let upOut = '', upErr = '';
-    up.stdout!.on('data', (c: Buffer) => { upOut += c.toString(); });
-    up.stderr!.on('data', (c: Buffer) => { upErr += c.toString(); });
-    const exit = new Promise<number | null>((r) => up.once('exit', r));
-    for (let i = 0; i < 1200 && !/#token=/.test(upOut); i++) await sleep(100);
-    const url = /ready at (http:\/\/[\d.]+:\d+)\//.exec(upOut)?.[1];
-    const token = /#token=([0-9a-f]+)/.exec(upOut)?.[1];
-    assert.ok(url && token, `kerf up ready: ${upErr}`);
+    const up = await kerfUpHosts(['--model', MODEL, '--input-shape', 'x=1x3x48x192', '--cuts', a.join(','), '--hosts', file, '--link-probes', 'off']);
+    stopUp = () => up.kill();
+    const { url, token } = up;
     // the worker hosts hold only their parts
     const cachedBefore = agents.map((x) => readdirSync(x.cache).filter((f) => f.endsWith('.onnx')).length);
     assert.deepEqual(cachedBefore, [1, 1, 1]);
@@ -59,7 +52,7 @@ test('kerf repartition across hosts with --parts segments: the whole model fetch
     const failures: string[] = [];
     const load = Promise.all(Array.from({ length: 4 }, async (_, w) => {
       for (let i = w; !stop; i += 4) {
-        const r = await inferBinary(url!, 'ch_ppocr_mobile_v2.0_cls_infer', feeds[i % feeds.length]!).catch((e: Error) => ({ status: 0, error: e.message, outputs: {} as Record<string, Buffer> }));
+        const r = await inferBinary(url, 'ch_ppocr_mobile_v2.0_cls_infer', feeds[i % feeds.length]!).catch((e: Error) => ({ status: 0, error: e.message, outputs: {} as Record<string, Buffer> }));
         // pause-resume answers 503 "retry shortly" while it switches: a client retries
         if (r.status === 503 && /paused/.test(r.error ?? '')) { paused++; i -= 4; await sleep(20); continue; }
         if (r.status !== 200) failures.push(`${r.status} ${r.error}`);
@@ -71,7 +64,7 @@ test('kerf repartition across hosts with --parts segments: the whole model fetch
     let cur: number[] = a;
     for (const s of strategies) {
       const to = cur === a ? b : a;
-      const r = await kerf(['repartition', '--gateway', url!, '--token', token!, '--strategy', s, ...(s === 'standby' ? ['--standby', to.join(',')] : []), '--cuts', to.join(','), '--json']);
+      const r = await kerf(['repartition', '--gateway', url, '--token', token, '--strategy', s, ...(s === 'standby' ? ['--standby', to.join(',')] : []), '--cuts', to.join(','), '--json']);
       assert.equal(r.code, 0, `${s}: ${r.err}`);
       const st = await (await fetch(`${url}/v1/partition`)).json() as { cuts: number[] };
       assert.deepEqual(st.cuts, to, `${s}: now on ${to}`);
@@ -87,7 +80,7 @@ test('kerf repartition across hosts with --parts segments: the whole model fetch
     // the worker hosts fetched the whole model from the entry host's agent, once
     for (const x of agents.slice(1)) assert.equal((x.log().match(/fetched part/g) ?? []).length, 1, x.log());
     up.kill('SIGTERM');
-    assert.equal(await exit, 0, upErr);
+    assert.equal(await up.exit, 0, up.err());
   } finally {
     stopUp();
     for (const x of agents) x.proc.kill('SIGTERM');
