@@ -140,7 +140,10 @@ export async function run(argv: string[]): Promise<number> {
     say(`  network: ${NETWORK.links.map((l) => `${l.from}–${l.to} ${l.bandwidthMbps} Mbit/s ${l.rttMs} ms RTT`).join(', ')}`);
     if (!quota) say(`  no CPU quota can be set here (${quotaWhyNot}): the three tiers run at the same speed`);
     const shapeArgs = Object.entries(prep.inputShapes).flatMap(([k, v]) => ['--input-shape', `${k}=${v.join('x')}`]);
-    const profileArgs = (tier: Tier, cpus: number | null) => ['profile', modelFile, '--system', tier, '--tier', tier, '--repeats', '5', '--warmup', '1',
+    // --tolerance 0.2 (kerf profile's default is 0.1): beside other work on a 2-core machine the
+    // whole model runs up to ~14% slower than its blocks (seen in CI: 0.86–0.90 three times); the
+    // demo prints every configuration's measured ÷ predicted, so a looser profile shows, not hides.
+    const profileArgs = (tier: Tier, cpus: number | null) => ['profile', modelFile, '--system', tier, '--tier', tier, '--repeats', '5', '--warmup', '1', '--tolerance', '0.2',
       '--json', '-o', work, ...shapeArgs, ...(cpus !== null && cpus < 1 && quota ? ['--cpus', String(cpus)] : [])];
 
     // 1. Calibrate: the model on one whole core, and the shares that make the scenario.

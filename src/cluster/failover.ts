@@ -213,6 +213,8 @@ export class FailoverController extends EventEmitter {
   private readonly cleanups = new Set<Promise<void>>();
   /** stages left on lost hosts: stopped when their host is back */
   private readonly orphans = new Set<StageHandle>();
+  /** hosts this controller gave up on by its own probe: polled until they answer again */
+  private readonly backWatch = new Map<string, NodeJS.Timeout>();
 
   private constructor(private readonly o: FailoverOptions) {
     super();
@@ -324,7 +326,7 @@ export class FailoverController extends EventEmitter {
       this.suspects.add(host);
       gone = this.answers(host).then((ok) => {
         this.suspects.delete(host);
-        if (!ok) this.lost.add(host);
+        if (!ok) this.markLost(host);
         return !ok;
       });
     }
@@ -361,6 +363,28 @@ export class FailoverController extends EventEmitter {
         await new Promise((r) => setTimeout(r, 1000).unref());
       }
     }
+  }
+
+  /**
+   * Give a host up on this controller's own probe. The substrate announces `host-back` only for
+   * hosts it declared lost itself, and a host back before its own timeout (an agent restarted
+   * at once) never was: so poll it here until it answers, then treat it as back.
+   */
+  private markLost(host: string): void {
+    this.lost.add(host);
+    if (this.backWatch.has(host)) return;
+    let probing = false;
+    const t = setInterval(() => {
+      if (this.closed || !this.lost.has(host)) { clearInterval(t); this.backWatch.delete(host); return; }
+      if (probing) return;
+      probing = true;
+      void this.answers(host).then((ok) => {
+        probing = false;
+        if (ok && !this.closed && this.lost.has(host)) this.event({ type: 'host-back', onHost: host });
+      });
+    }, 1000);
+    t.unref();
+    this.backWatch.set(host, t);
   }
 
   /** Whether the host still answers its substrate within 500 ms. */
@@ -402,7 +426,7 @@ export class FailoverController extends EventEmitter {
         next = await this.deployChain(layout, `f${++this.seq}`);
       } catch (e) {
         // A host that does not answer now is given up (the next try re-plans without it).
-        await Promise.all(layout.workers.map(async (w) => { if (!(await this.answers(w.host))) this.lost.add(w.host); }));
+        await Promise.all(layout.workers.map(async (w) => { if (!(await this.answers(w.host))) this.markLost(w.host); }));
         throw e;
       }
       deployMs = now() - t1;
@@ -522,6 +546,8 @@ export class FailoverController extends EventEmitter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const t of this.backWatch.values()) clearInterval(t);
+    this.backWatch.clear();
     this.o.substrate.off('event', this.onEvent);
     await this.draining?.catch(() => {});
     await this.staging.catch(() => {});
