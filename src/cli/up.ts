@@ -86,7 +86,7 @@ options:
                          takes (<model>.<system>.profile.json, one per tier); --adapt-period S,
                          --min-gain F, --min-dwell S (docs/adapt.md); --adapt-codecs SET lets
                          it switch the links' codecs too (lossless, lossy, a list; docs/codec.md)
-  --json                 print one JSON line when ready (endpoint, pids, links with control URLs)
+  --json                 print one JSON line when ready (endpoint, control token, pids, links with control URLs)
   -h, --help             this help
 
 example:
@@ -395,6 +395,8 @@ export async function run(argv: string[]): Promise<number | void> {
     if (h.cpu.notice) process.stderr.write(`kerf up: ${h.cpu.notice}\n`);
     process.stdout.write(JSON.stringify({
       event: 'ready', url: h.url, model: h.name, infer: `${h.url}/v2/models/${h.name}/infer`, dashboard,
+      // the control token kerf rollout / kerf repartition --token need (the plain ready line carries it in the dashboard link)
+      token: opts.token,
       processes: h.processes.map((p, i) => (hosts ? { ...p, host: h.hostOf[i] } : p)), cpu: h.cpu, memory: h.memory(), links: h.links.map((l) => ({
         from: l.from, to: l.to, listen: `${l.link.address.host}:${l.link.address.port}`, control: ctl(l),
         config: { ...l.link.config, rateBps: Number.isFinite(l.link.config.rateBps) ? l.link.config.rateBps : null },
