@@ -113,7 +113,14 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
     assert.equal(snap.gateway.host, net.host('pi').ip);
     assert.deepEqual(Object.entries(snap.workers).map(([k, w]) => [k, w.host]), [['edge(edge)', net.host('edge').ip], ['cloud(cloud)', net.host('cloud').ip]]);
     for (const w of Object.values(snap.workers)) assert.ok(w.cpuShare! > 0 && w.rssBytes! > 10e6, JSON.stringify(w));
-    const cond = await (await fetch(`${ready.url}/v1/conditions`)).json() as { monitor: { links: { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean }[] } };
+    // a hop's estimate turns confident once enough transfers (or the link probes, every 5 s with
+    // --hosts, once traffic stops) informed it: wait for that up to 30 s, then check both hops
+    type Cond = { monitor: { links: { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean }[] } };
+    let cond = await (await fetch(`${ready.url}/v1/conditions`)).json() as Cond;
+    for (const until = performance.now() + 30_000; !cond.monitor.links.every((l) => l.confident) && performance.now() < until;) {
+      await new Promise((r) => setTimeout(r, 500));
+      cond = await (await fetch(`${ready.url}/v1/conditions`)).json() as Cond;
+    }
     assert.deepEqual(cond.monitor.links.map((l) => [l.from, l.to, l.confident]), [['device(pi)', 'edge(edge)', true], ['edge(edge)', 'cloud(cloud)', true]]);
     assert.ok(cond.monitor.links.every((l) => l.bytesPerS > 0 && l.rttS > 0), JSON.stringify(cond.monitor.links));
     a.proc.kill('SIGTERM');
