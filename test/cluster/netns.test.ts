@@ -69,3 +69,16 @@ test('netns hosts: TCP between them, egress held by tbf, kill and cut, nothing l
   assert.ok(!links.includes(net.bridge), 'bridge removed');
   assert.ok(!execFileSync('ip', ['netns', 'list']).toString().includes(net.hosts[0]!.ns), 'namespaces removed');
 });
+
+test('netns hosts: a run-unique name prefix is used, a bad one refused naming it', async (t) => {
+  const net = await TestNet.create(1, { prefix: 'kfo' });
+  if (!net) { t.skip('network namespaces unavailable'); return; }
+  try {
+    assert.match(net.hosts[0]!.ns, new RegExp(`^kfo-${process.pid.toString(36)}[0-9a-z]+-0$`));
+    assert.ok(execFileSync('ip', ['netns', 'list']).toString().includes(net.hosts[0]!.ns));
+  } finally {
+    await net.close();
+  }
+  assert.ok(!execFileSync('ip', ['netns', 'list']).toString().includes(net.hosts[0]!.ns), 'namespace removed');
+  await assert.rejects(TestNet.create(1, { prefix: 'bad name' }), /prefix 'bad name'/);
+});
