@@ -135,21 +135,28 @@ export class NextHop extends EventEmitter {
     let sentAt: number | null = null;
     let progressAt = performance.now();
     let seen = c.stats.bytesReceived, queued = c.pendingWriteBytes;
+    // Time this process itself was stalled (its event loop blocked or starved of CPU: the tick came
+    // late) since the last sign of life. Such time is not the peer's silence: an answer that came
+    // meanwhile waits unread in the socket until the loop runs again. Without this, a busy
+    // controller took a healthy stage for a lost one (seen on a loaded 2-core machine).
+    let lastTick = progressAt, stalled = 0;
     const timer = setInterval(() => {
       const now = performance.now();
+      stalled += Math.max(0, now - lastTick - every);
+      lastTick = now;
       const rx = c.stats.bytesReceived, q = c.pendingWriteBytes;
-      if (rx !== seen || q < queued) progressAt = now;
+      if (rx !== seen || q < queued) { progressAt = now; stalled = 0; }
       seen = rx; queued = q;
       if (sentAt !== null) {
-        if (now - Math.max(sentAt, progressAt) > limit) {
+        if (now - Math.max(sentAt, progressAt) - stalled > limit) {
           this.silent.set(c, kerfError('KERF_ERR_UPSTREAM', `next tier ${this.where} answered no heartbeat for ${Math.round(now - sentAt)} ms (link cut or host gone)`));
           clearInterval(timer);
           void c.close();
         }
         return;
       }
-      sentAt = now;
-      c.ping().then(() => { sentAt = null; progressAt = performance.now(); }, () => { /* the close handler reports it */ });
+      sentAt = now; stalled = 0;
+      c.ping().then(() => { sentAt = null; progressAt = performance.now(); stalled = 0; }, () => { /* the close handler reports it */ });
     }, every);
     timer.unref();
     return () => clearInterval(timer);
