@@ -3,7 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KERF, sleep } from '../serve/serve-helpers.js';
+import { KERF, bytesOf, inputsFor, reference, sleep } from '../serve/serve-helpers.js';
+import { prepareModel, type HostTensor, type Prepared } from '../../src/engine/index.js';
 import type { NetHost, TestNet } from '../support/netns.js';
 import { ModelBuilder, Rng } from '../../src/graph/builder.js';
 import assert from 'node:assert/strict';
@@ -116,4 +117,19 @@ export async function kerfUpHosts(args: string[]): Promise<UpRun> {
   const token = /#token=([0-9a-f]+)/.exec(out)?.[1];
   if (!url || !token) { up.kill('SIGKILL'); throw new Error(`kerf up not ready: ${err}`); }
   return { url, token, err: () => err, exit, kill: (s = 'SIGKILL') => { up.kill(s); } };
+}
+
+/** The PaddleOCR cls model (x = 1×3×48×192) on `net`: an agent on every host (pushed to `agents`,
+ *  so the caller's `finally` stops them), the model prepared, four inputs and the unsplit model's
+ *  answers to them (bytes), and a hosts file with `entry` as the entry host. */
+export async function ocrClsOnHosts(net: TestNet, model: string, agents: RunningAgent[], entry: string): Promise<{
+  prep: Prepared; out: string; feeds: Record<string, HostTensor>[]; refs: Buffer[]; file: string;
+}> {
+  for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
+  const prep = await prepareModel(model, { inputShapes: { x: [1, 3, 48, 192] } });
+  const out = prep.model.outputs[0]!.name;
+  const feeds = inputsFor(prep, 4);
+  const refs = await Promise.all(feeds.map(async (f) => bytesOf((await reference(prep, f))[out]!)));
+  const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), entry);
+  return { prep, out, feeds, refs, file };
 }

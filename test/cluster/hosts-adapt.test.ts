@@ -9,14 +9,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { prepareModel } from '../../src/engine/index.js';
 import { blockCuts } from '../../src/graph/cuts.js';
 import { profileModel } from '../../src/profile/profile.js';
 import type { Profile } from '../../src/profile/types.js';
 import { TestNet, netnsUnavailable } from '../support/netns.js';
 import { ocrModel } from '../support/shared.js';
-import { bytesOf, inferBinary, inputsFor, reference, sleep } from '../serve/serve-helpers.js';
-import { hostsFile, kerfUpHosts, startAgent, type RunningAgent } from './helpers.js';
+import { inferBinary, sleep } from '../serve/serve-helpers.js';
+import { kerfUpHosts, ocrClsOnHosts, type RunningAgent } from './helpers.js';
 
 const MODEL = ocrModel('cls');
 const NAME = 'ch_ppocr_mobile_v2.0_cls_infer';
@@ -26,11 +25,7 @@ test('kerf up --hosts --adapt with --parts segments: repartitions by itself, who
   const agents: RunningAgent[] = [];
   let kill = (): void => {};
   try {
-    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
-    const prep = await prepareModel(MODEL, { inputShapes: { x: [1, 3, 48, 192] } });
-    const out = prep.model.outputs[0]!.name;
-    const feeds = inputsFor(prep, 4);
-    const refs = await Promise.all(feeds.map(async (f) => bytesOf((await reference(prep, f))[out]!)));
+    const { prep, out, feeds, refs, file } = await ocrClsOnHosts(net, MODEL, agents, 'device');
     const base = await profileModel(MODEL, { system: 'core', repeats: 2, warmup: 1, tolerance: 10, inputShapes: { x: [1, 3, 48, 192] } });
     const dir = mkdtempSync(join(tmpdir(), 'kerf-hosts-adapt-'));
     // a device 20× slower than the edge and cloud: most of the model belongs off it
@@ -40,7 +35,6 @@ test('kerf up --hosts --adapt with --parts segments: repartitions by itself, who
     }
     const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
     const start = [ids[ids.length - 3]!, ids[ids.length - 2]!];
-    const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
     const up = await kerfUpHosts(['--model', MODEL, '--input-shape', 'x=1x3x48x192', '--cuts', start.join(','), '--hosts', file,
       '--adapt', 'bandwidth', '--profiles', dir, '--adapt-period', '0.5', '--min-dwell', '1', '--link-probes', 'off']);
     kill = () => up.kill();

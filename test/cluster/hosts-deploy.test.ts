@@ -66,6 +66,8 @@ function dashboardSnapshot(url: string, ok: (s: Snap) => boolean): Promise<Snap>
 test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placement, answers exact under load, nothing left', { skip, timeout: 600_000 }, async () => {
   const net = (await TestNet.create(3, { names: ['pi', 'edge', 'cloud'] }))!;
   const agents: RunningAgent[] = [];
+  // every `kerf up` started, stopped in `finally` too: a failed assert must not leave one running
+  const ups: ReturnType<typeof up>[] = [];
   try {
     for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
     const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'pi');
@@ -92,6 +94,7 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
     const planFile = join(dir, 'plan.json');
     writeFileSync(planFile, JSON.stringify(plan));
     const a = up([planFile, '--model', MODEL!, '--hosts', file]);
+    ups.push(a);
     const ready = await a.ready;
     assert.deepEqual(ready.processes.map((p) => [p.role, p.host]), [['gateway', 'pi'], ['worker', 'edge'], ['worker', 'cloud']]);
     assert.match(ready.url, new RegExp(`^http://${net.host('pi').ip.replace(/\./g, '\\.')}:\\d+$`), 'the endpoint is on the entry host');
@@ -143,6 +146,7 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
     const placementFile = join(dir, 'placement.json');
     writeFileSync(placementFile, JSON.stringify(placement));
     const b = up([placementFile, '--model', MODEL!, '--hosts', file]);
+    ups.push(b);
     const ready2 = await b.ready;
     assert.equal(ready2.processes[0]!.host, 'pi');
     assert.deepEqual(ready2.processes.slice(1).map((p) => p.host), placement.stages.map((s) => s.node));
@@ -151,6 +155,7 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
     assert.equal(await b.exit, 0, b.err());
     await onlyAgentsLeft(net, agents);
   } finally {
+    for (const u of ups) if (u.proc.exitCode === null && u.proc.signalCode === null) u.proc.kill('SIGKILL');
     for (const a of agents) a.proc.kill('SIGTERM');
     await net.close();
   }

@@ -8,12 +8,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { prepareModel } from '../../src/engine/index.js';
 import { blockCuts } from '../../src/graph/cuts.js';
 import { TestNet, netnsUnavailable } from '../support/netns.js';
 import { ocrModel } from '../support/shared.js';
-import { KERF, bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
-import { hostsFile, kerfUpHosts, startAgent, type RunningAgent } from './helpers.js';
+import { KERF, inferBinary, sleep, thirds } from '../serve/serve-helpers.js';
+import { kerfUpHosts, ocrClsOnHosts, type RunningAgent } from './helpers.js';
 
 const MODEL = ocrModel('cls');
 
@@ -31,16 +30,11 @@ test('kerf repartition across hosts with --parts segments: the whole model fetch
   const agents: RunningAgent[] = [];
   let stopUp = (): void => {};
   try {
-    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
-    const prep = await prepareModel(MODEL, { inputShapes: { x: [1, 3, 48, 192] } });
-    const out = prep.model.outputs[0]!.name;
-    const feeds = inputsFor(prep, 4);
-    const refs = await Promise.all(feeds.map(async (f) => bytesOf((await reference(prep, f))[out]!)));
+    const { prep, out, feeds, refs, file } = await ocrClsOnHosts(net, MODEL, agents, 'device');
     const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
     const a = thirds(prep);
     const b = [ids[Math.floor(ids.length / 5)]!, ids[Math.floor(ids.length * 4 / 5)]!];
     assert.notDeepEqual(a, b);
-    const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
     const up = await kerfUpHosts(['--model', MODEL, '--input-shape', 'x=1x3x48x192', '--cuts', a.join(','), '--hosts', file, '--link-probes', 'off']);
     stopUp = () => up.kill();
     const { url, token } = up;
