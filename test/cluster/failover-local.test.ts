@@ -131,7 +131,7 @@ test('failover under load on the local substrate: staged and unstaged, nothing l
     assert.equal(events.filter((e) => !e.staged).every((e) => e.deployMs > 0), true, 'an unstaged failover deploys');
     const st = await (await fetch(`${d.url}/v1/partition`)).json() as { history: { failover?: { reason: string; staged: boolean; replayed: number } }[] };
     const fo = st.history.filter((h) => h.failover);
-    assert.equal(fo.length, 2);
+    assert.equal(fo.length, 2, `two kills, two failovers; seen: ${fo.map((h) => h.failover!.reason).join(' | ')}`);
     const metrics = await (await fetch(`${d.url}/metrics`)).text();
     assert.match(metrics, /kerf_failover_seconds_count\{phase="switch"\} 2/);
   } finally {
