@@ -28,6 +28,7 @@ export const ErrorCodes = {
   KERF_ERR_REMOTE: 'a remote agent refused or failed a job',
   KERF_ERR_KUBERNETES: 'a Kubernetes object is malformed or the API server refused a request',
   KERF_ERR_INTEGRITY: 'a fetched file does not have the expected sha256',
+  KERF_ERR_MEMORY: 'a stage does not fit in the memory its host offers',
   KERF_ERR_CODEC: 'a peer does not decode the codec asked for, or this process cannot run it (its npm package failed to load: run npm ci)',
 } as const;
 

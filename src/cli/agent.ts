@@ -15,7 +15,10 @@ line on stdout is \`kerf agent listening on http://HOST:PORT\`.
                        port 0 picks a free one)
   --token T            token clients must present (default: env KERF_AGENT_TOKEN, else a random
                        one, printed on stdout)
-  --memory-mb M        memory this host offers stages, MB (default: the host's)
+  --memory-mb M        memory this host offers stages, MB (default: the host's). A stage is refused
+                       (KERF_ERR_MEMORY, with the figures) unless its memory by kerf's memory model fits
+                       beside the stages running here; with the cgroup v1 memory controller (root) the
+                       stages are also held together to M MB by a memory cgroup (removed on exit)
   --cpus C             cores it offers; stages are held to them with a cgroup CPU quota where
                        cgroups are writable (default: the host's cores, no quota)
   --cache DIR          where parts are cached (default ~/.cache/kerf/parts)

@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import { kerfError } from '../errors.js';
 import { up, type StartedTier, type TierLauncher, type UpHandle, type UpOptions } from '../serve/up.js';
 import { partBytes, writePart } from './parts.js';
+import { gatewayOnlyMemory, stageMemory, type StageMemory } from './memory.js';
 import type { PartRef, StageHandle, Substrate } from './substrate.js';
 
 export interface DeployOptions extends UpOptions {
@@ -54,14 +55,24 @@ export async function deploy(substrate: Substrate, opts: DeployOptions): Promise
   const files = new Map<number, { file: string; ref: PartRef }>();
   const staged: Deployment['staged'] = [];
   const refOf = new Map<string, PartRef>();
+  // each tier's memory by kerf's memory model, for the hosts' agents to admit it (hosts only)
+  const memoryOf = new Map<number, StageMemory>();
   try {
-    if (hostOf.some((_, i) => sliced(i))) {
+    if (hostOf.some((_, i) => sliced(i)) || substrate.kind === 'hosts') {
       const { prepareModel } = await import('../engine/prepare.js');
+      const { statSync } = await import('node:fs');
       // named as the gateway names the model: a rollout back to it makes the same parts (same hashes, cached)
       const prep = await prepareModel(opts.model, { name: opts.name ?? basename(opts.model).replace(/\.onnx$/i, ''), ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}) });
-      dir = await mkdtemp(join(tmpdir(), 'kerf-parts-'));
+      const wholeBytes = statSync(opts.model).size;
+      for (let i = 0; i < nTiers; i++) {
+        const k = partOfTier(i);
+        // the gateway, and a worker sent the whole model, hold the whole model beside their part
+        const whole = i === 0 || !sliced(i) ? wholeBytes : 0;
+        memoryOf.set(i, k < 0 ? gatewayOnlyMemory(prep.analysis, whole) : stageMemory(prep.analysis, k === 0 ? null : opts.cuts[k - 1]!, k === opts.cuts.length ? null : opts.cuts[k]!, whole));
+      }
       for (let i = 1; i < nTiers; i++) {
         if (!sliced(i)) continue;
+        dir ??= await mkdtemp(join(tmpdir(), 'kerf-parts-'));
         const k = partOfTier(i);
         files.set(i, await writePart(dir, partBytes(prep, opts.cuts, k, k)));
       }
@@ -104,6 +115,7 @@ export async function deploy(substrate: Substrate, opts: DeployOptions): Promise
       ...rest, ...(wholeShapes.length ? { args: [...rest.args, ...wholeShapes] } : {}),
       ...(f ? { cuts: [], blocks: null } : inputShapes ? { inputShapes } : {}), onHost, part, token,
       ...(whole ? { whole: { ...whole, onHost: hostOf[0]! } } : {}),
+      ...(memoryOf.has(t.index) ? { memory: memoryOf.get(t.index)! } : {}),
     });
     stages[t.index] = h;
     return {

@@ -17,7 +17,11 @@
  *   POST   /v1/host/bench                { seconds } → the reference block's time on this host's CPU share
  *
  * Stages are `kerf worker` children (they die with the agent), held to the host's declared
- * CPU share (`--cpus`: a cgroup every stage sits under) and to their own share inside it.
+ * CPU share (`--cpus`: a cgroup every stage sits under) and to their own share inside it, and
+ * together to its declared memory (`--memory-mb`: a memory cgroup every stage sits in, from the
+ * moment it is spawned). A stage is admitted only when its memory by kerf's memory model
+ * (src/cluster/memory.ts) fits in what the host offers beside the stages it runs; else the
+ * start is refused (KERF_ERR_MEMORY) before anything starts.
  * A session whose controller stops renewing its lease (default 15 s) is stopped: a controller
  * killed with SIGKILL leaves nothing running.
  */
@@ -32,7 +36,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isKerfError, kerfError, type ErrorCode } from '../errors.js';
 import { spawnWorker, type StartedTier, type TierStart } from '../serve/up.js';
-import { CpuGroup, cpuQuotaUnavailable, processCpuSeconds } from '../serve/cpu.js';
+import { CGROUP_CPU_ROOT, CpuGroup, MemoryGroup, cpuQuotaUnavailable, currentMemoryGroup, memoryLimitUnavailable, processCpuSeconds, sweepStaleCpuGroups } from '../serve/cpu.js';
+import { admissionRefusal, describeFileFloor, describeStageMemory, fileMemoryFloor, type Admitted, type StageMemory } from './memory.js';
 import { RequestVerifier, bodySha, signRequest } from './auth.js';
 import { CONTENT_SHA, agentRequest } from './client.js';
 import type { HostStatus, StageStatus } from './substrate.js';
@@ -54,6 +59,8 @@ export interface HostDaemonOptions {
   kerfBin?: string;
   log?: (line: string) => void;
   cpu?: { root?: string; periodUs?: number; disabled?: boolean };
+  /** the memory group stages are held in is made under `parent` (default: the agent's own memory group); `disabled`: never use one */
+  memory?: { parent?: string; disabled?: boolean };
   /** largest part accepted, bytes (default 2 GB) */
   maxPartBytes?: number;
   /**
@@ -75,6 +82,8 @@ export type StageRequest = Omit<TierStart, 'model' | 'host'> & {
   tls?: PeerTls;
   /** when `part` is only the stage's segment: the whole model by hash, and the agent ("host:port") to fetch it from when the stage asks */
   whole?: { sha256: string; from: string };
+  /** the controller's estimate of the stage's memory (kerf's memory model, src/cluster/memory.ts) */
+  memory?: StageMemory;
 };
 
 /** TLS between hosts as a controller asks for it: the CA (PEM) hops verify each other with, if not the agent's own or the system's. */
@@ -88,13 +97,15 @@ interface Running {
   role: 'gateway' | 'worker';
   tier: StartedTier;
   exit: string | null;
+  /** bytes it was admitted with */
+  estimate: number;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHA = /^[0-9a-f]{64}$/;
 const SESSION = /^[A-Za-z0-9_-]{8,64}$/;
 const STAGE = /^[A-Za-z0-9_.()@:-]{1,80}$/;
-const STATUS: Partial<Record<ErrorCode, number>> = { KERF_ERR_USAGE: 400, KERF_ERR_AUTH: 401, KERF_ERR_PROTOCOL: 400, KERF_ERR_CLOSED: 503, KERF_ERR_TIMEOUT: 504, KERF_ERR_UPSTREAM: 502 };
+const STATUS: Partial<Record<ErrorCode, number>> = { KERF_ERR_USAGE: 400, KERF_ERR_AUTH: 401, KERF_ERR_PROTOCOL: 400, KERF_ERR_CLOSED: 503, KERF_ERR_TIMEOUT: 504, KERF_ERR_UPSTREAM: 502, KERF_ERR_MEMORY: 507 };
 
 export class HostDaemon {
   readonly #o: HostDaemonOptions;
@@ -105,17 +116,24 @@ export class HostDaemon {
   readonly #group: CpuGroup | null;
   /** null when stages are held to CPU shares by cgroups, else why not */
   readonly cpuQuota: string | null;
+  readonly #mem: MemoryGroup | null;
+  /** null when stages are held to the declared memory by a memory cgroup, else why not (admission still holds) */
+  readonly memoryLimit: string | null;
+  /** stages admitted and still starting: name → bytes */
+  readonly #starting = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
   readonly #peers = new http.Agent({ keepAlive: true, maxSockets: 4 });
   readonly #peersTls = new Map<string, https.Agent>();
   #closed: Promise<void> | null = null;
 
-  private constructor(o: HostDaemonOptions, cache: string, group: CpuGroup | null, quota: string | null) {
+  private constructor(o: HostDaemonOptions, cache: string, group: CpuGroup | null, quota: string | null, mem: MemoryGroup | null, memWhy: string | null) {
     this.#o = o;
     this.#verify = new RequestVerifier(o.token);
     this.#cache = cache;
     this.#group = group;
     this.cpuQuota = quota;
+    this.#mem = mem;
+    this.memoryLimit = memWhy;
     this.#timer = setInterval(() => this.#expire(), 1000);
     this.#timer.unref();
   }
@@ -131,10 +149,30 @@ export class HostDaemon {
     const quota = o.cpu?.disabled ? 'CPU limits disabled' : cpuQuotaUnavailable(o.cpu?.root);
     let group: CpuGroup | null = null;
     if (quota === null && o.cpus !== undefined) {
+      for (const p of sweepStaleCpuGroups(o.cpu?.root ?? CGROUP_CPU_ROOT)) o.log?.(`removed stale cgroup ${p}`);
       group = await CpuGroup.create('host', o.cpus, { ...(o.cpu?.root ? { root: o.cpu.root } : {}), ...(o.cpu?.periodUs ? { periodUs: o.cpu.periodUs } : {}) });
     }
     if (quota !== null && o.cpus !== undefined) o.log?.(`CPU share ${o.cpus} not enforced (${quota}): stages run with 1 thread`);
-    return new HostDaemon(o, cache, group, quota);
+    // Memory: one group for all the stages, limited to what the host offers (only when it is declared).
+    let mem: MemoryGroup | null = null;
+    let memWhy: string | null = o.memoryMB === undefined ? 'no --memory-mb declared' : null;
+    if (o.memoryMB !== undefined) {
+      const parent = o.memory?.parent ?? currentMemoryGroup();
+      memWhy = o.memory?.disabled ? 'memory limits disabled' : memoryLimitUnavailable(parent);
+      if (memWhy === null) {
+        for (const p of sweepStaleCpuGroups(parent)) o.log?.(`removed stale cgroup ${p}`);
+        try {
+          mem = await MemoryGroup.create('host', o.memoryMB * 1e6, { parent });
+        } catch (e) {
+          await group?.remove().catch(() => {});
+          throw e;
+        }
+        o.log?.(`stages held to ${o.memoryMB} MB together (${mem.path}, memory.limit_in_bytes ${mem.limitBytes})`);
+      } else {
+        o.log?.(`memory limit of ${o.memoryMB} MB not enforced (${memWhy}): stages are only admitted by kerf's memory model`);
+      }
+    }
+    return new HostDaemon(o, cache, group, quota, mem, memWhy);
   }
 
   get memoryBytes(): number { return this.#o.memoryMB !== undefined ? this.#o.memoryMB * 1e6 : totalmem(); }
@@ -195,7 +233,7 @@ export class HostDaemon {
 
   status(): HostStatus {
     return {
-      name: '', ok: true, memoryBytes: this.memoryBytes, cpus: this.cpus, cpuQuota: this.cpuQuota ?? true,
+      name: '', ok: true, memoryBytes: this.memoryBytes, cpus: this.cpus, cpuQuota: this.cpuQuota ?? true, memoryLimit: this.memoryLimit ?? true,
       parts: readdirSync(this.#cache).filter((f) => /^[0-9a-f]{64}\.onnx$/.test(f)).map((f) => f.slice(0, 64)),
       stages: [...this.#stages.values()].map((s): StageStatus & { session: string; exit?: string } => {
         const m = s.tier.memory?.();
@@ -297,6 +335,7 @@ export class HostDaemon {
     if (whole) tlsArgs.push('--whole-model', this.#partFile(whole.sha256));
     const model = this.#partFile(r.part.sha256);
     if (!existsSync(model)) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: part ${r.part.sha256.slice(0, 12)} is not cached on this host (PUT /v1/host/parts/SHA first)`);
+    const need = this.#admit(key, r, model);
     this.#leases.set(session, Date.now());
     const cap = this.#o.cpus;
     const share = r.cpus !== undefined ? Math.min(r.cpus, cap ?? r.cpus) : undefined;
@@ -318,17 +357,60 @@ export class HostDaemon {
     delete (t as { whole?: unknown }).whole;
     if (tlsArgs.length) t.args = [...t.args, ...tlsArgs];
     let running: Running | null = null;
+    const mem = this.#mem;
+    const oomBefore = mem?.stat().oomKills ?? 0;
     const tier = await spawnWorker(t, {
       bin: this.#o.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js'), token: sessionToken(this.#o.token, session),
       log: (l) => this.#log(l), timeoutMs: 120_000, cpu: cgroups,
-      onExit: (why) => { if (running) { running.exit = why; this.#log(why); } },
+      onExit: (why) => { if (running) { running.exit = why + this.#oomNote(oomBefore); this.#log(running.exit); } },
       // a stage holding only its part asks for the whole model when a switch loads another segment
       onMessage: (m) => { if (m.event === 'need-model' && whole) void this.fetchPart(whole.sha256, whole.from, r.tls); },
+      // into the host's memory group before it loads anything
+      ...(mem ? { onSpawn: (pid: number) => mem.add(pid) } : {}),
+    }).catch((e: unknown) => {
+      this.#starting.delete(key);
+      const oom = this.#oomNote(oomBefore);
+      throw oom && isKerfError(e) ? kerfError(e.code, e.message + oom) : e;
     });
-    running = { session, name: r.name, role: r.role, tier, exit: null };
+    this.#starting.delete(key);
+    running = { session, name: r.name, role: r.role, tier, exit: null, estimate: need };
     this.#stages.set(key, running);
     this.#log(`session ${session.slice(0, 8)}: ${r.role} ${r.name} (pid ${tier.pid}) on port ${tier.address.split(':').pop()}${tier.cgroup ? `, ${tier.cpus} CPU` : ''}`);
     return { pid: tier.pid, port: Number(tier.address.split(':').pop()), ...(tier.cgroup ? { cpus: tier.cpus!, cgroup: tier.cgroup } : {}) };
+  }
+
+  /**
+   * Admission: the stage's memory (the controller's estimate, or the agent's floor from the part
+   * file, whichever is larger) must fit in what the host offers beside the stages running or
+   * starting here; reserved until the stage runs or fails. Returns the bytes admitted.
+   */
+  #admit(key: string, r: StageRequest, model: string): number {
+    const m = r.memory;
+    const given = m !== undefined && typeof m === 'object' && m !== null && [m.bytes, m.weightBytes, m.activationBytes, m.wholeBytes, m.margin, m.overheadBytes].every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0) ? m : null;
+    if (m !== undefined && !given) throw kerfError('KERF_ERR_USAGE', `start ${r.name}: memory must be {bytes, weightBytes, activationBytes, wholeBytes, margin, overheadBytes} (non-negative numbers)`);
+    const fileBytes = statSync(model).size;
+    const floor = fileMemoryFloor(fileBytes);
+    const need = Math.max(given?.bytes ?? 0, floor);
+    const why = given && given.bytes >= floor ? describeStageMemory(given)
+      : describeFileFloor(fileBytes);
+    const running: Admitted[] = [
+      ...[...this.#stages.values()].filter((s) => s.exit === null).map((s) => ({ name: s.name, estimateBytes: s.estimate, rssBytes: s.tier.memory?.()?.rss ?? null })),
+      ...[...this.#starting].map(([k, b]) => ({ name: `${k.split('/').pop()} (starting)`, estimateBytes: b, rssBytes: null })),
+    ];
+    const source = this.#o.memoryMB !== undefined ? `kerf agent --memory-mb ${this.#o.memoryMB}${this.#mem ? ', held by a memory cgroup' : ''}` : 'all of its memory';
+    const no = admissionRefusal(r.name, need, why, this.memoryBytes, source, running);
+    if (no) {
+      this.#log(`refused ${r.role} ${r.name}: ${no}`);
+      throw kerfError('KERF_ERR_MEMORY', no);
+    }
+    this.#starting.set(key, need);
+    return need;
+  }
+
+  /** ", killed by …" when the memory group's OOM killer ended processes since `before`. */
+  #oomNote(before: number): string {
+    const n = (this.#mem?.stat().oomKills ?? before) - before;
+    return n > 0 ? ` (the host's memory limit of ${this.#o.memoryMB} MB was reached: the kernel killed ${n} process${n > 1 ? 'es' : ''} of its stages)` : '';
   }
 
   /** A stage's TLS flags: this agent's certificate and key, the controller's CA (cached by hash) or the agent's own. */
@@ -455,6 +537,7 @@ export class HostDaemon {
       this.#peers.destroy();
       for (const a of this.#peersTls.values()) a.destroy();
       await this.#group?.remove().catch(() => {});
+      await this.#mem?.remove().catch((e: Error) => this.#log(e.message));
     })();
     return this.#closed;
   }

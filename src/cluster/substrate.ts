@@ -29,6 +29,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { TierStart } from '../serve/up.js';
+import type { StageMemory } from './memory.js';
 
 /** A model file staged on a host, named by its content. */
 export interface PartRef {
@@ -50,6 +51,8 @@ export interface StageSpec extends Omit<TierStart, 'model' | 'host'> {
   /** when `part` is only this stage's segment: the whole model and a host holding it, from
    * which the stage's host fetches it on demand (a repartition loading another segment) */
   whole?: PartRef & { onHost: string };
+  /** the stage's memory by kerf's memory model (src/cluster/memory.ts): a host's agent admits it only when it fits */
+  memory?: StageMemory;
 }
 
 /** A running stage. */
@@ -86,6 +89,8 @@ export interface HostStatus {
   cpus: number;
   /** whether CPU shares are held by cgroup quotas there (else: why not) */
   cpuQuota: true | string;
+  /** whether its stages are held to `memoryBytes` by a memory cgroup there (else: why not; stages are still admitted by the memory model) */
+  memoryLimit?: true | string;
   /** part hashes cached there */
   parts: string[];
   stages: StageStatus[];

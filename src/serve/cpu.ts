@@ -4,6 +4,10 @@
  * (`cpu.cfs_quota_us` / `cpu.cfs_period_us`), which throttles a process exactly. Groups are
  * named `kerf-<owner pid>-<label>` under the cpu hierarchy, so groups left by an owner that
  * died (SIGKILL) can be recognised and swept by the next one.
+ *
+ * Memory limits (`MemoryGroup`, what `kerf agent --memory-mb` holds its stages to): a cgroup v1
+ * memory group with `memory.limit_in_bytes`, nested in the memory group the owner runs in (so
+ * whatever limits the owner's own group has still hold), named the same way.
  */
 import { accessSync, constants, existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
@@ -204,5 +208,129 @@ export async function moveToCpuGroup(path: string, pid: number): Promise<void> {
     await writeFile(join(path, 'cgroup.procs'), String(pid));
   } catch (e) {
     throw kerfError('KERF_ERR_CONFIG', `${path}: cannot move process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** Where the cgroup v1 memory controller is mounted on most Linux systems. */
+export const CGROUP_MEMORY_ROOT = '/sys/fs/cgroup/memory';
+const PAGE = 4096;
+
+/** The `controller` cgroup process `pid` (default: this one) is in, as a path under `root`; null when unknown. */
+export function cgroupOf(controller: string, root: string, pid: number | 'self' = 'self'): string | null {
+  try {
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+      const [, controllers, path] = line.split(':');
+      if (controllers?.split(',').includes(controller) && path !== undefined) return join(root, path);
+    }
+  } catch {
+    // gone, not Linux, or no cgroup v1
+  }
+  return null;
+}
+
+/** The memory group this process runs in (where its own memory groups are made). */
+export function currentMemoryGroup(root = CGROUP_MEMORY_ROOT): string {
+  return cgroupOf('memory', root) ?? root;
+}
+
+/** Whether memory limits can be set under `dir` (a memory group): null when they can, else why not. */
+export function memoryLimitUnavailable(dir = currentMemoryGroup()): string | null {
+  if (process.platform !== 'linux') return `cgroups need Linux (this is ${process.platform})`;
+  if (!existsSync(join(dir, 'memory.limit_in_bytes'))) return `no cgroup v1 memory controller at ${dir}`;
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    return `${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  return null;
+}
+
+/** A memory group's kernel counters. */
+export interface MemoryGroupStat {
+  /** memory charged to the group now, and its peak, bytes */
+  usageBytes: number;
+  maxUsageBytes: number;
+  /** times the limit was hit */
+  failcnt: number;
+  /** processes of the group the kernel's OOM killer ended */
+  oomKills: number;
+}
+
+/**
+ * A cgroup holding its processes together to `limitBytes` of memory (`memory.limit_in_bytes`,
+ * and `memory.memsw.limit_in_bytes` where swap is accounted, so swapping does not get around
+ * it). Beyond the limit the kernel reclaims, then kills a process of the group. Create with
+ * `MemoryGroup.create`; `remove()` is idempotent and waits (bounded) for its processes to leave.
+ */
+export class MemoryGroup {
+  private removed: Promise<void> | null = null;
+
+  private constructor(readonly path: string, readonly limitBytes: number) {}
+
+  /** Make `<parent>/kerf-<owner>-<label>` (parent: the memory group this process is in) limited to `limitBytes` (rounded down to a page). */
+  static async create(label: string, limitBytes: number, opts: { parent?: string; owner?: number } = {}): Promise<MemoryGroup> {
+    if (!(limitBytes >= PAGE) || !Number.isFinite(limitBytes)) throw kerfError('KERF_ERR_USAGE', `memory limit of '${label}' must be at least ${PAGE} bytes (got ${limitBytes})`);
+    const parent = opts.parent ?? currentMemoryGroup();
+    const bytes = Math.floor(limitBytes / PAGE) * PAGE;
+    const path = join(parent, `kerf-${opts.owner ?? process.pid}-${safe(label)}`);
+    await mkdir(path);
+    try {
+      await writeFile(join(path, 'memory.limit_in_bytes'), String(bytes));
+      if (existsSync(join(path, 'memory.memsw.limit_in_bytes'))) await writeFile(join(path, 'memory.memsw.limit_in_bytes'), String(bytes));
+    } catch (e) {
+      await rmdir(path).catch(() => {});
+      throw kerfError('KERF_ERR_CONFIG', `${path}: cannot set the memory limit (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    return new MemoryGroup(path, bytes);
+  }
+
+  /** Move a process (and the children it starts later) into the group. */
+  async add(pid: number): Promise<void> {
+    if (this.removed) throw kerfError('KERF_ERR_CLOSED', `${this.path}: the group was removed`);
+    try {
+      await writeFile(join(this.path, 'cgroup.procs'), String(pid));
+    } catch (e) {
+      throw kerfError('KERF_ERR_CONFIG', `${this.path}: cannot add process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+
+  /** Process ids now in the group. */
+  async procs(): Promise<number[]> {
+    try {
+      return (await readFile(join(this.path, 'cgroup.procs'), 'utf8')).split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /** The kernel's counters (zeros once the group is gone). */
+  stat(): MemoryGroupStat {
+    const num = (f: string): number => { try { return Number(readFileSync(join(this.path, f), 'utf8').trim()) || 0; } catch { return 0; } };
+    let oomKills = 0;
+    try { oomKills = Number(/^oom_kill (\d+)/m.exec(readFileSync(join(this.path, 'memory.oom_control'), 'utf8'))?.[1] ?? 0); } catch { /* gone */ }
+    return { usageBytes: num('memory.usage_in_bytes'), maxUsageBytes: num('memory.max_usage_in_bytes'), failcnt: num('memory.failcnt'), oomKills };
+  }
+
+  /** Remove the group once its processes are gone (waits up to `waitMs`; what they were charged returns to the parent). */
+  remove(waitMs = 5000): Promise<void> {
+    this.removed ??= removeGroup(this.path, waitMs, () => this.procs());
+    return this.removed;
+  }
+}
+
+async function removeGroup(path: string, waitMs: number, procs: () => Promise<number[]>): Promise<void> {
+  const until = performance.now() + waitMs;
+  for (;;) {
+    try {
+      await rmdir(path);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || performance.now() > until) {
+        throw kerfError('KERF_ERR_CONFIG', `${path}: cannot remove the cgroup (${code ?? (e as Error).message}); processes inside: ${(await procs()).join(', ') || 'none'}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 }

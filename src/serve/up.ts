@@ -207,6 +207,9 @@ export interface SpawnOptions {
   onExit?: (reason: string) => void;
   /** the child's other IPC messages (e.g. a worker asking its agent for the whole model) */
   onMessage?: (m: { event?: string; [k: string]: unknown }) => void;
+  /** called with the child's pid as soon as it is spawned, before it loads anything (e.g. an
+   * agent putting it in its memory group); a rejection fails the start (the child is stopped) */
+  onSpawn?: (pid: number) => Promise<void>;
 }
 
 /**
@@ -236,6 +239,7 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
         .then(async (g) => { group = g; if (!cpu.fromReady) await g.add(proc.pid!); });
       grouped.catch(fail);
     }
+    if (o.onSpawn && proc.pid !== undefined) o.onSpawn(proc.pid).catch(fail);
     let stderr = '';
     // While starting, a child's lines are held: if it fails, its last line is the error (said
     // once); once it listens they are logged. Its JSON events are for this process, not people.
