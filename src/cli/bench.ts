@@ -12,6 +12,7 @@ const BENCHES: Record<string, string> = {
   blocksum: "profiles' block-sum/whole per model (../shared/models and the zoo) and method",
   codec: 'wire codecs: ratios on real activations, MB/s, the planner\'s choice, the demo split end to end (--accuracy: lossy codecs on OCR answers)',
   dashboard: "the live dashboard's cost on the gateway: p50 and CPU with the page open vs closed",
+  hosts: 'serving across 3 network-namespace hosts vs the same cuts on one machine with emulated links: p50 ratio',
   soak: 'minutes at a share of capacity with a live repartition every few seconds: RSS growth per process, lost/wrong, p99 first vs last',
 };
 
