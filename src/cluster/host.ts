@@ -42,6 +42,7 @@ import { RequestVerifier, bodySha, signRequest } from './auth.js';
 import { CONTENT_SHA, agentRequest } from './client.js';
 import type { HostStatus, StageStatus } from './substrate.js';
 import { referenceInChild } from './reference.js';
+import { boosted } from './boost.js';
 
 export interface HostDaemonOptions {
   /** the cluster token */
@@ -203,8 +204,8 @@ export class HostDaemon {
         case 'DELETE stages/*': await this.#stop(url.searchParams.get('session') ?? '', last); return send(res, 200, { stopped: last });
         case 'DELETE sessions/*': return send(res, 200, { stopped: await this.#stopSession(last) });
         case 'GET ping': return send(res, 200, { t: Date.now() });
-        case 'POST sink': return send(res, 200, await sink(req));
-        case 'GET source': return source(res, Number(url.searchParams.get('seconds') ?? 1));
+        case 'POST sink': return send(res, 200, await boosted(() => sink(req)));
+        case 'GET source': return void boosted(() => source(res, Number(url.searchParams.get('seconds') ?? 1)));
         case 'POST measure': {
           const b = await json(req, sha) as { peer?: unknown; seconds?: unknown };
           if (typeof b.peer !== 'string' || !/^[^/\s]+:\d+$/.test(b.peer)) throw kerfError('KERF_ERR_USAGE', 'measure: body needs peer: "host:port" of another agent');
@@ -472,7 +473,12 @@ export class HostDaemon {
   }
 
   /** This host's link to another agent: bandwidth both ways over `seconds` each, and RTT. */
-  async measure(peer: string, seconds: number, conn?: PeerConn): Promise<{ peer: string; upMbps: number; downMbps: number; rttMs: number }> {
+  measure(peer: string, seconds: number, conn?: PeerConn): Promise<{ peer: string; upMbps: number; downMbps: number; rttMs: number }> {
+    // at a raised priority where allowed: a host busy with other work must not read as a slow link
+    return boosted(() => this.#measure(peer, seconds, conn));
+  }
+
+  async #measure(peer: string, seconds: number, conn?: PeerConn): Promise<{ peer: string; upMbps: number; downMbps: number; rttMs: number }> {
     const pc = conn ?? { scheme: 'http', agent: this.#peers, opts: {} };
     const base = `${pc.scheme}://${peer}`;
     const o = { agent: pc.agent, label: `peer agent ${peer}`, timeoutMs: seconds * 1000 + 15_000, ...pc.opts };
@@ -580,9 +586,10 @@ async function sink(req: http.IncomingMessage): Promise<{ bytes: number; seconds
   return { bytes, seconds: (t1 - t0) / 1000 };
 }
 
-/** Write bytes for `seconds`, as fast as the link takes them. */
-function source(res: http.ServerResponse, seconds: number): void {
-  if (!(seconds > 0 && seconds <= 30)) { send(res, 400, { error: { code: 'KERF_ERR_USAGE', message: `source: seconds ${seconds}: expected 0 < s ≤ 30` } }); return; }
+/** Write bytes for `seconds`, as fast as the link takes them; resolves when the response is done. */
+function source(res: http.ServerResponse, seconds: number): Promise<void> {
+  if (!(seconds > 0 && seconds <= 30)) { send(res, 400, { error: { code: 'KERF_ERR_USAGE', message: `source: seconds ${seconds}: expected 0 < s ≤ 30` } }); return Promise.resolve(); }
+  const done = new Promise<void>((r) => res.once('close', () => r()));
   res.writeHead(200, { 'content-type': 'application/octet-stream' });
   const chunk = randomBytes(64 * 1024);
   const end = performance.now() + seconds * 1000;
@@ -592,4 +599,5 @@ function source(res: http.ServerResponse, seconds: number): void {
   };
   res.on('close', () => res.removeAllListeners('drain'));
   pump();
+  return done;
 }
