@@ -26,6 +26,8 @@ export interface LoadRecord {
   correct: boolean;
   /** error code for non-200 answers or transport errors */
   code?: string;
+  /** the error's message for non-200 answers (which limit refused, say) */
+  message?: string;
   /** the id came back as sent */
   idOk: boolean;
 }
@@ -93,7 +95,10 @@ export function startLoad(opts: LoadOptions): LoadHandle {
             }
             rec.correct = ok && doc.outputs.length === Object.keys(c.expect).length;
           } else {
-            rec.code = (JSON.parse(all.toString('utf8')) as { code?: string }).code ?? `HTTP ${rec.status}`;
+            const e = JSON.parse(all.toString('utf8')) as { code?: string; error?: string; message?: string };
+            rec.code = e.code ?? `HTTP ${rec.status}`;
+            const m = e.message ?? e.error;
+            if (typeof m === 'string') rec.message = m;
           }
         } catch { rec.code = rec.code ?? 'bad response'; }
         finish();

@@ -69,7 +69,7 @@ for (const strategy of ['pause-resume', 'standby', 'on-demand', 'hot-swap'] as S
         // Refused only while paused, with 503 and a reason; never an accepted request lost.
         for (const r of refused) assert.deepEqual([r.status, r.code], [503, 'KERF_ERR_OVERLOADED'], `request ${r.i}`);
       } else {
-        assert.deepEqual(refused.map((r) => `${r.i}: ${r.status} ${r.code}`), []);
+        assert.deepEqual(refused.map((r) => `${r.i}: ${r.status} ${r.code}${r.message ? ` (${r.message})` : ''}`), []);
       }
       assert.ok(ok.length > 20, `only ${ok.length} answers`);
       assert.deepEqual(ok.filter((r) => !r.correct || !r.idOk).map((r) => r.i), [], 'answers differing from the unsplit model or with the wrong id');
