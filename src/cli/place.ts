@@ -99,7 +99,7 @@ function loadProfile(file: string): Profile {
   return p;
 }
 
-function loadModel(modelArg: string, profiles: string[] | undefined, gflops: number | undefined): PlaceModel {
+export function loadModel(modelArg: string, profiles: string[] | undefined, gflops: number | undefined): PlaceModel {
   if (!profiles || profiles.length === 0) {
     if (modelArg in PLACE_MODELS) return zooPlaceModel(modelArg as PlaceModelName, gflops ?? 8);
     throw kerfError('KERF_ERR_USAGE', `--profile is required for '${modelArg}' (or name a built-in model: ${Object.keys(PLACE_MODELS).join(', ')})`);

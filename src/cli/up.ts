@@ -6,7 +6,8 @@ import { parse, parseInputShapes, parseIntList, TLS_OPTIONS, tlsFromFlags } from
 const HELP = `usage: kerf up plan.json [--model m.onnx] [options]
        kerf up placement.json [--model m.onnx] [--reference-cpus C] [--cpus NODE=C ...] [options]
        kerf up --model m.onnx --cuts C1,C2 [--links '10mbit/20ms,100mbit/5ms'] [options]
-       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [--failover [--standby]] [options]
+       kerf up plan.json|placement.json --hosts hosts.yaml [--model m.onnx] [--failover [--standby]
+               [--cluster cluster.yaml --profile p.json ...]] [options]
 
 Start the device gateway and one worker per further tier as child processes on this machine,
 with emulated links between tiers, wait until the pipeline is ready, print the endpoint, and
@@ -34,16 +35,24 @@ network, and every host's stages stop on Ctrl-C or SIGTERM (and by themselves wh
 controller dies: the agents' lease).
 
 With --failover (and --hosts) the controller keeps serving when a host is lost (its processes
-killed, the host unreachable, its link cut): the lost host's part moves to a spare host of the
-hosts file (one no tier uses), else joins its neighbour's part; the new chain is deployed and
-the gateway switched onto it, replaying every request in flight. --standby (no cut ids) keeps
-the chain that replaces each host deployed ahead, so a failover only switches. A host that
-comes back is used again from the next re-plan. Each failover is logged with its reason and
-timings (a JSON line with --json) and shows in GET /v1/partition history and /metrics.
+killed, the host unreachable, its link cut): it re-plans without it — a placement with
+kerf place on the hosts left (give --cluster and --profile, what kerf place was given), a
+plan with the best of its ranked placements that leaves the lost tier unused — else (no
+cluster given, --cuts, or nothing found) the lost host's part moves to a spare host of the
+hosts file (one no tier uses), or joins its neighbour's part. The re-planner in use is logged
+at start. The new chain is deployed and the gateway switched onto it, replaying every request
+in flight. --standby (no cut ids) keeps the chain that replaces each host deployed ahead, so a
+failover only switches. A host that comes back is used again from the next re-plan. The
+entry host runs the gateway: its own loss cannot be failed over (clients talk to it there)
+and is only reported. Each failover is logged with its reason and timings (a JSON line with
+--json) and shows in GET /v1/partition history and /metrics.
 
 options:
   --hosts FILE           deploy across the hosts of a kerf.hosts/v1 file
   --failover             with --hosts: fail over when a host is lost (see above)
+  --cluster FILE         with --failover and a placement: the kerf.cluster/v1 file it was
+                         placed on (kerf place re-plans on its nodes that are left)
+  --profile FILE         with --cluster: the kerf profile(s) kerf place was given (repeatable)
   --parts MODE           with --hosts: segments (default) or whole
   --link-probes S        probe a hop whose rate no transfer told for S seconds, keeping its
                          estimate live (GET /v1/conditions, /metrics; default 5 with --hosts,
@@ -99,6 +108,7 @@ const OPTIONS = {
   'reference-cpus': { type: 'string' }, cpus: { type: 'string', multiple: true }, 'cpu-period-us': { type: 'string' }, 'no-cpu-limit': { type: 'boolean' },
   switch: { type: 'string' }, standby: { type: 'string' }, 'link-probes': { type: 'string' }, trace: { type: 'string', multiple: true }, 'trace-loop': { type: 'boolean' }, ...TLS_OPTIONS,
   hosts: { type: 'string' }, parts: { type: 'string' }, failover: { type: 'boolean' }, 'failover-standby': { type: 'boolean' },
+  cluster: { type: 'string' }, profile: { type: 'string', multiple: true },
   adapt: { type: 'string' }, profiles: { type: 'string' }, 'adapt-period': { type: 'string' }, 'min-gain': { type: 'string' }, 'min-dwell': { type: 'string' }, 'adapt-codecs': { type: 'string' },
 } as const;
 
@@ -248,6 +258,13 @@ export async function run(argv: string[]): Promise<number | void> {
   }
   const workerArgs: string[] = [];
   if (v['failover-standby'] && !v.failover) note(kerfError('KERF_ERR_USAGE', '--failover-standby goes with --failover'));
+  if ((v.cluster !== undefined || v.profile?.length) && !(v.failover && placement)) {
+    note(kerfError('KERF_ERR_USAGE', '--cluster and --profile go with --failover and a placement.json (kerf place re-plans the placement with them)'));
+  } else if (v.cluster !== undefined && !v.profile?.length) {
+    note(kerfError('KERF_ERR_USAGE', '--cluster needs --profile p.json (the profile(s) kerf place was given)'));
+  } else if (v.cluster === undefined && v.profile?.length) {
+    note(kerfError('KERF_ERR_USAGE', '--profile needs --cluster cluster.yaml (the cluster kerf place was given)'));
+  }
   if (v.failover) {
     if (!v.hosts) note(kerfError('KERF_ERR_USAGE', '--failover needs --hosts hosts.yaml: on one machine there is no other host to fail over to'));
     // the gateway keeps every request's input until its answer, to replay it on the new chain
@@ -339,6 +356,8 @@ export async function run(argv: string[]): Promise<number | void> {
     const asked = new Set((v.cpus ?? []).map((c) => c.split('=')[0]));
     for (const t of opts.tiers ?? []) if (t.cpus !== undefined && !asked.has(t.name)) delete t.cpus;
   }
+  // how --failover re-plans (its files checked before anything starts)
+  const replan = v.failover && hosts ? await failoverReplan(v, placement, planDoc, hosts, opts.model, p.positionals[0] ?? '') : undefined;
   if (placement) {
     process.env.MALLOC_ARENA_MAX ??= '2';
     process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
@@ -382,7 +401,7 @@ export async function run(argv: string[]): Promise<number | void> {
   if (v.failover) {
     const { startUpFailover } = await import('../cluster/failover-up.js');
     failover = await startUpFailover({
-      deployment: h, model: opts.model, cuts: opts.cuts, local: opts.local ?? true, ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}),
+      deployment: h, model: opts.model, cuts: opts.cuts, local: opts.local ?? true, ...(opts.inputShapes ? { inputShapes: opts.inputShapes } : {}), ...(replan ? { replan } : {}),
       standby: v['failover-standby'] ?? false, workerArgs: opts.workerArgs ?? [], log: (l) => process.stderr.write(`kerf up: ${l}\n`),
       ...(v.json ? { json: (doc: Record<string, unknown>) => process.stdout.write(JSON.stringify(doc) + '\n') } : {}),
     }).catch(async (e: unknown) => { await h.close(); await substrate.close(); throw e; });
@@ -420,4 +439,42 @@ export async function run(argv: string[]): Promise<number | void> {
   await substrate.close();
   if (!quiet) process.stderr.write('kerf up: stopped\n');
   return 0;
+}
+
+/**
+ * How `kerf up --failover` re-plans: a placement with kerf place on the cluster and profiles
+ * given (--cluster, --profile; checked against the placement and the hosts file), a plan from
+ * its ranked placements, anything else (or a placement without --cluster) with the spare
+ * re-planner, saying why.
+ */
+async function failoverReplan(
+  v: { cluster?: string; profile?: string[] }, placement: import('../plan/place/types.js').Placement | undefined,
+  plan: import('../plan/types.js').PlanDocument | undefined, hosts: import('../cluster/hosts.js').HostsFile, model: string, file: string,
+): Promise<import('../cluster/failover-up.js').ReplanSource> {
+  const names = new Set(hosts.hosts.map((x) => x.name));
+  if (placement) {
+    if (v.cluster === undefined) return { kind: 'spare', why: `give --cluster cluster.yaml --profile p.json (what kerf place was given for ${file}) to re-plan with kerf place` };
+    const { loadCluster, loadModel } = await import('./place.js');
+    const cluster = await loadCluster(v.cluster);
+    const m = loadModel(model, v.profile, undefined);
+    if (m.blocks.length !== placement.model.blocks) {
+      throw kerfError('KERF_ERR_PROFILE', `--profile ${v.profile![0]}: ${m.blocks.length} blocks, but ${file} placed a model of ${placement.model.blocks} (field model.blocks); give the profile kerf place was given`);
+    }
+    if (cluster.entry !== (placement.entry ?? undefined) && !(cluster.entry === undefined && placement.entry === null)) {
+      throw kerfError('KERF_ERR_CONFIG', `--cluster ${v.cluster}: field 'entry' is '${cluster.entry ?? '(none)'}', but ${file} was placed with entry '${placement.entry ?? '(none)'}'; give the cluster kerf place was given`);
+    }
+    const strange = cluster.nodes.filter((n) => !names.has(n.name)).map((n) => n.name);
+    if (strange.length) throw kerfError('KERF_ERR_CONFIG', `--cluster ${v.cluster}: node${strange.length > 1 ? 's' : ''} ${strange.map((x) => `'${x}'`).join(', ')} not in the hosts file (hosts: ${[...names].join(', ')}); a node is the host of its name`);
+    const options: import('../plan/place/index.js').PlaceOptions = {
+      objective: placement.objective, memory: { margin: placement.memoryModel.margin, overheadMB: placement.memoryModel.overheadBytes / 2 ** 20 },
+    };
+    return { kind: 'placement', model: m, cluster, options, source: `${v.cluster}, ${v.profile!.join(', ')}; objective ${placement.objective}` };
+  }
+  if (plan) {
+    const hostOf = (t: import('../plan/types.js').TierPlacement): string | null => (t.system && names.has(t.system) ? t.system : names.has(t.tier) ? t.tier : null);
+    const top = { ...plan, rank: 1 } as unknown as import('../plan/types.js').RankedPlacement;
+    const ranked = [...(plan.ranked?.length ? plan.ranked : [top]), ...(plan.pareto ?? [])];
+    return { kind: 'plan', ranked, hostOf, source: file };
+  }
+  return { kind: 'spare', why: 'deployed from --cuts: no plan or placement to re-plan from' };
 }

@@ -24,7 +24,7 @@ import { isKerfError, kerfError, type KerfError } from '../errors.js';
 import type { Prepared } from '../engine/prepare.js';
 import { place, type Cluster, type Placement, type PlaceModel, type PlaceOptions } from '../plan/place/index.js';
 import { rankPlacements } from '../plan/search.js';
-import type { Network, PlanCriteria, PlanProblem, PlanSearchOptions, PlanTier, RankedPlacement } from '../plan/types.js';
+import type { Network, PlanCriteria, PlanProblem, PlanSearchOptions, PlanTier, RankedPlacement, TierPlacement } from '../plan/types.js';
 import { NextHop, parseAddress } from '../serve/nexthop.js';
 import type { SwitchReport } from '../serve/switch.js';
 import { partBytes, writePart } from './parts.js';
@@ -41,7 +41,7 @@ export interface Layout {
   note?: string;
 }
 
-/** A new layout on the hosts still usable (entry excluded: the gateway stays where it is). */
+/** A new layout on the hosts still usable (the entry excluded — the gateway stays where it is — unless the first layout ran workers on it). */
 export type Replanner = (hosts: readonly string[]) => Layout;
 
 /**
@@ -114,6 +114,48 @@ export function spareReplanner(initial: Layout): Replanner {
   };
 }
 
+/**
+ * Re-plan a 3-tier plan from the placements its file ranks (`kerf plan`'s `ranked` list, then
+ * its `pareto` front, in that order: best first by the plan's objective): the first whose
+ * tiers all run on usable hosts, i.e. the best plan kerf plan found without the lost tier.
+ * `hostOf` names a tier's host (null: no host of the hosts file); the device tier runs on the
+ * entry (with the gateway), which is never given up here. Throws KERF_ERR_PLAN when no ranked
+ * placement avoids the lost hosts (`kerf plan --result-count N` ranks more).
+ */
+export function rankedPlanReplanner(ranked: readonly RankedPlacement[], hostOf: (t: TierPlacement) => string | null, entry: string): Replanner {
+  // (the ranked list of a plan file is informational and not validated: what is not a full placement is passed over)
+  const usable = ranked.filter((r) => Array.isArray(r?.cuts) && Array.isArray(r?.tiers) && r.cuts.every((x) => Number.isInteger(x)));
+  return (hosts) => {
+    const ok = new Set([...hosts, entry]);
+    for (const r of usable) {
+      const used = r.tiers.filter((t) => t.blocks !== null);
+      const where = used.map((t) => (t.tier === 'device' ? entry : hostOf(t)));
+      if (where.some((h) => h === null || !ok.has(h))) continue;
+      // a host runs one tier: two tiers on one host is not what the plan priced
+      if (new Set(where).size !== where.length) continue;
+      const local = used[0]?.tier === 'device';
+      const workers = used.map((t, i) => ({ t, host: where[i]! })).filter((x) => x.t.tier !== 'device').map((x) => ({ host: x.host, profiledS: x.t.computeS }));
+      const rank = 'rank' in r ? ` (rank ${(r as RankedPlacement).rank})` : '';
+      return { cuts: r.cuts as number[], local, workers, note: `plan${rank}: ${used.map((t, i) => `${t.tier}(${where[i]})`).join(' → ')}, ${Number.isFinite(r.totalS) ? `${(r.totalS * 1000).toFixed(1)} ms` : 'no time'}` };
+    }
+    throw kerfError('KERF_ERR_PLAN', `none of the plan's ${usable.length} ranked placements runs on the hosts left (${[entry, ...hosts].join(', ')}); kerf plan --result-count N ranks more`);
+  };
+}
+
+/**
+ * `primary`, and where it finds no layout (a KERF_ERR_PLACE / KERF_ERR_PLAN error), `fallback`
+ * (e.g. the placer, then the spare re-planner); the layout's note says which and why.
+ */
+export function fallbackReplanner(primary: Replanner, fallback: Replanner): Replanner {
+  return (hosts) => {
+    try { return primary(hosts); } catch (e) {
+      if (!isKerfError(e) || (e.code !== 'KERF_ERR_PLACE' && e.code !== 'KERF_ERR_PLAN')) throw e;
+      const l = fallback(hosts);
+      return { ...l, note: `${l.note ?? 'fallback'} (the re-planner found none: ${e.message})` };
+    }
+  };
+}
+
 /** The layout of a ranked plan: the tiers it uses after the device, on their hosts. */
 export function planLayout(r: RankedPlacement, hostOf: Record<PlanTier, string>): Layout {
   if (r.cuts.some((x) => x === null)) throw kerfError('KERF_ERR_PLAN', 'the plan has no cut ids (made from imported profiles?); plan from kerf profiles');
@@ -139,8 +181,12 @@ export interface FailoverOptions {
   /** the whole model file and its preparation (parts are cut from it) */
   model: string;
   prep: Prepared;
-  /** the host the gateway runs on (never given up: requests arrive there) */
+  /** the host the gateway runs on (never given up: requests arrive there). Its loss cannot be
+   *  failed over from here — clients talk to the gateway there — and is only logged, plainly.
+   *  A worker on it whose process died (the host still answering) is re-planned like any other. */
   entry: string;
+  /** the gateway's stage name (its ending unasked is logged as the entry's loss) */
+  gatewayStage?: string;
   /** the layout in force and its worker stages (chain order), e.g. from `deploy()` */
   layout: Layout;
   stages: StageHandle[];
@@ -215,11 +261,16 @@ export class FailoverController extends EventEmitter {
   private readonly orphans = new Set<StageHandle>();
   /** hosts this controller gave up on by its own probe: polled until they answer again */
   private readonly backWatch = new Map<string, NodeJS.Timeout>();
+  /** the first layout runs workers on the entry host: the entry stays usable for them */
+  private readonly entryWorkers: boolean;
+  /** the entry's loss was logged (once until it answers again) */
+  private entryDown = false;
 
   private constructor(private readonly o: FailoverOptions) {
     super();
     this.on('error', () => { /* reported through history and the log; listeners may add more */ });
     this.chain = { layout: o.layout, stages: [...o.stages], watch: [], hosts: new Set(o.stages.map((s) => s.onHost)) };
+    this.entryWorkers = o.layout.workers.some((w) => w.host === o.entry);
   }
 
   static async start(o: FailoverOptions): Promise<FailoverController> {
@@ -267,8 +318,28 @@ export class FailoverController extends EventEmitter {
     await Promise.all(w.map((h) => h.close()));
   }
 
+  /** The entry (the gateway's host) is gone: nothing to fail over to, said once, plainly. */
+  private entryLost(why: string): void {
+    if (this.entryDown) return;
+    this.entryDown = true;
+    this.log(`the entry host ${this.o.entry} is lost (${why}): the gateway runs there and clients reach the pipeline through it, ` +
+      `so kerf cannot fail over from this; nothing is re-planned. It serves again if ${this.o.entry} comes back with the gateway still running; ` +
+      `otherwise restart kerf up (with another host as the hosts file's entry)`);
+  }
+
   private event(e: SubstrateEvent): void {
     if (this.closed) return;
+    if (e.type === 'host-back' && e.onHost === this.o.entry) {
+      if (this.entryDown) this.log(`the entry host ${this.o.entry} answers again`);
+      this.entryDown = false;
+      this.lost.delete(e.onHost);
+      return;
+    }
+    if (e.type === 'host-lost' && e.onHost === this.o.entry) { this.lost.add(e.onHost); this.entryLost(`host-lost: ${e.reason}`); return; }
+    if (e.type === 'stage-exit' && this.o.gatewayStage !== undefined && e.stage === this.o.gatewayStage) {
+      this.entryLost(`the gateway ${e.stage} ended: ${e.reason}`);
+      return;
+    }
     if (e.type === 'host-back') {
       if (this.lost.delete(e.onHost)) {
         this.log(`host ${e.onHost} is back: used again from the next re-plan`);
@@ -341,6 +412,12 @@ export class FailoverController extends EventEmitter {
       const batch = this.pending.splice(0);
       const hits: Loss[] = [];
       for (const l of batch) {
+        if (l.host === this.o.entry) {
+          // a worker on the entry host: re-planned when only its process died; the entry gone is not
+          // something to fail over from (the gateway is there)
+          if (await l.gone) { this.entryLost(l.reason); continue; }
+          this.log(`${l.stage ?? l.host} on the entry host ${l.host} ended, the entry still answers: re-planning (the gateway is unaffected)`);
+        }
         if (l.stage !== null && chain.stages.some((s) => s.name === l.stage)) hits.push(l);
         else if (chain.hosts.has(l.host) && await l.gone) hits.push(l);
         else {
@@ -350,6 +427,7 @@ export class FailoverController extends EventEmitter {
       }
       // A host of the chain in force given up meanwhile (e.g. lost while the chain was deployed).
       for (const h of chain.hosts) {
+        if (h === this.o.entry) continue;
         if (this.lost.has(h) && !hits.some((l) => l.host === h)) hits.push({ host: h, reason: `host ${h} is lost`, stage: null, detectedAt: now(), detectMs: 0, gone: Promise.resolve(true) });
       }
       if (!hits.length) return;
@@ -393,8 +471,9 @@ export class FailoverController extends EventEmitter {
     return Promise.race([this.o.substrate.status(host).then((s) => s.ok, () => false), t]);
   }
 
+  /** Hosts a re-plan may use: not lost, not suspect; the entry only where the first layout ran workers on it. */
   private usable(): string[] {
-    return this.o.substrate.hosts().filter((h) => !this.lost.has(h) && !this.suspects.has(h) && h !== this.o.entry);
+    return this.o.substrate.hosts().filter((h) => !this.lost.has(h) && !this.suspects.has(h) && (h !== this.o.entry || this.entryWorkers));
   }
 
   private async failover(old: Chain, hits: Loss[]): Promise<void> {
