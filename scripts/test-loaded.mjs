@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// `npm run test:loaded [-- --runs N] [-- --burners K]`: the test suite (`npm test`) with the
-// machine's cores kept busy by K other processes (default 2: both cores of the reference machine),
-// as users and CI run it. Starts K CPU burners (node processes spinning), runs `npm test` N times in
-// a row (default 1, stopping at the first failure), kills the burners by PID, and exits with the
-// tests' code.
+// `npm run test:loaded [-- --runs N] [-- --burners K] [-- FILE…]`: the test suite (`npm test`) with
+// the machine's cores kept busy by K other processes (default 2: both cores of the reference
+// machine), as users and CI run it. Starts K CPU burners (node processes spinning), runs `npm test`
+// N times in a row (default 1, stopping at the first failure), kills the burners by PID, and exits
+// with the tests' code. With FILEs (built tests, e.g. dist/test/adapt/live.test.js) it runs
+// `node --test --test-concurrency=2 FILE…` instead of the whole suite, to re-check a few files.
 import { spawn } from 'node:child_process';
 
 const args = process.argv.slice(2);
@@ -15,6 +16,7 @@ const opt = (name, dflt) => {
   return v;
 };
 const runs = Math.max(1, opt('--runs', 1));
+const files = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && (args[i - 1] === '--runs' || args[i - 1] === '--burners')));
 const burnerCount = opt('--burners', 2);
 
 const burners = [];
@@ -28,7 +30,7 @@ for (let i = 0; i < burnerCount; i++) {
   const b = spawn(process.execPath, ['-e', BURN], { stdio: 'ignore' });
   burners.push(b);
 }
-process.stdout.write(`test:loaded: ${burnerCount} CPU burners running (pids ${burners.map((b) => b.pid).join(', ')}), ${runs} run(s) of npm test\n`);
+process.stdout.write(`test:loaded: ${burnerCount} CPU burners running (pids ${burners.map((b) => b.pid).join(', ')}), ${runs} run(s) of ${files.length ? files.join(' ') : 'npm test'}\n`);
 
 let child = null;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -47,7 +49,9 @@ let code = 0;
 for (let r = 1; r <= runs; r++) {
   const t0 = Date.now();
   code = await new Promise((resolve) => {
-    child = spawn(npm, ['test'], { stdio: 'inherit', detached: true });
+    child = files.length
+      ? spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', detached: true })
+      : spawn(npm, ['test'], { stdio: 'inherit', detached: true });
     child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0)));
     child.on('error', () => resolve(1));
   });
