@@ -95,7 +95,19 @@ class ShiftDetector {
   reset(): void { this.n = 0; this.big = 0; this.dir = 0; }
 }
 
-interface TransferSample { bytes: number; seconds: number; atS: number }
+interface TransferSample { bytes: number; seconds: number; atS: number; stalledS: number }
+
+/**
+ * How much a transfer sample is trusted when the measuring process waited `stalledS` of its
+ * `seconds` for a CPU: (1 − stalled share)². A process that could not run read the answer late, so
+ * the sample reads as a slower link than it is; samples taken while it ran count fully, a sample
+ * half of whose time was such waiting counts a quarter, one that was all waiting next to nothing.
+ */
+export function stallTrust(seconds: number, stalledS: number): number {
+  if (!(stalledS > 0) || !(seconds > 0)) return 1;
+  const free = Math.max(0, 1 - stalledS / seconds);
+  return Math.max(1e-3, free * free);
+}
 interface RttSample { seconds: number; atS: number }
 
 function positive(v: number, what: string): void {
@@ -140,19 +152,23 @@ export class LinkEstimator {
     this.shift = opts.shift ? new ShiftDetector(opts.shift) : null;
   }
 
-  /** One finished transfer of `bytes` that took `seconds` (send start to receipt), at time atS.
+  /** One finished transfer of `bytes` that took `seconds` (send start to receipt), at time atS;
+   * `stalledS`: of those seconds, how long the measuring process waited for a CPU (0 when unknown):
+   * the sample then weighs less (`stallTrust`), its stalled time makes no transfer informative,
+   * and a sample mostly stalled never counts towards a level shift.
    * Returns true when it completed a level shift (the window restarted). */
-  addTransfer(bytes: number, seconds: number, atS: number): boolean {
+  addTransfer(bytes: number, seconds: number, atS: number, stalledS = 0): boolean {
     if (!(bytes >= 0 && seconds > 0 && Number.isFinite(seconds) && Number.isFinite(atS))) return false;
+    const stalled = stalledS > 0 && Number.isFinite(stalledS) ? Math.min(stalledS, seconds) : 0;
     let keep = 0;
-    if (this.shift && this.transfers.length > 0) {
+    if (this.shift && this.transfers.length > 0 && stalled <= 0.25 * seconds) {
       const e = this.estimate(atS);
       const payloadS = seconds - e.rttS;
-      if (e.confident && this.informative(bytes, seconds, e.rttS) && payloadS >= 0.1 * seconds) keep = this.shift.feed(bytes / payloadS, e.bytesPerS);
+      if (e.confident && this.informative(bytes, seconds - stalled, e.rttS) && payloadS >= 0.1 * seconds) keep = this.shift.feed(bytes / payloadS, e.bytesPerS);
     }
     const rttS = this.rttEstimate(atS);
-    if (this.informative(bytes, seconds, rttS) && seconds - rttS >= 0.1 * seconds && atS > this.lastInformativeAt) this.lastInformativeAt = atS;
-    this.transfers.push({ bytes, seconds, atS });
+    if (this.informative(bytes, seconds - stalled, rttS) && seconds - rttS >= 0.1 * seconds && atS > this.lastInformativeAt) this.lastInformativeAt = atS;
+    this.transfers.push({ bytes, seconds, atS, stalledS: stalled });
     if (keep > 0) this.transfers = this.transfers.slice(-keep);
     this.touch(atS);
     if (this.transfers.length > this.maxSamples) this.transfers.shift();
@@ -220,11 +236,11 @@ export class LinkEstimator {
     const ref = this.lastRate ?? this.prior.bytesPerS;
     for (const s of this.transfers) {
       const payloadS = s.seconds - rttS;
-      if (s.bytes > 0 && !this.informative(s.bytes, s.seconds, rttS)) { fixed.push(s.seconds - s.bytes / ref); continue; }
+      if (s.bytes > 0 && !this.informative(s.bytes, s.seconds - s.stalledS, rttS)) { fixed.push(s.seconds - s.stalledS - s.bytes / ref); continue; }
       // A transfer dominated by the RTT says almost nothing about throughput.
       if (s.bytes <= 0 || payloadS < 0.1 * s.seconds) continue;
       rates.push(s.bytes / payloadS);
-      weights.push(this.weight(atS - s.atS));
+      weights.push(this.weight(atS - s.atS) * stallTrust(s.seconds, s.stalledS));
     }
     const confident = rates.length > 0;
     if (confident) { this.lastRate = weightedMedian(rates, weights); this.lastRateAtS = atS; }

@@ -18,7 +18,7 @@ export {
 } from './offline.js';
 export { LiveMonitor, LOAD_SHIFT, type RequestObservation, type LiveMonitorOptions, type MonitorSnapshot } from './monitor.js';
 export {
-  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, warmCandidates, probeRanges, ADAPT_SETTINGS, LIVE_MIN_GAIN,
+  AdaptController, attachAdaptFromArgs, loadTierProfiles, liveCostModel, bestFeasible, warmCandidates, probeRanges, LOAD_PROBE_MAX_RANGES, ADAPT_SETTINGS, LIVE_MIN_GAIN,
   LOAD_PROBE_AFTER_S, LOAD_PROBE_EVERY_S,
   type AdaptSetting, type AdaptControllerOptions, type AdaptEvent, type AdaptArgs, type WarmStatus, type WarmGridOptions,
 } from './live.js';

@@ -10,6 +10,7 @@ import type * as http from 'node:http';
 import { isKerfError, kerfError } from '../errors.js';
 import type { Profile } from '../profile/types.js';
 import type { Analysis } from '../graph/cuts.js';
+import { enableStallClock } from '../serve/stall.js';
 import type { Gateway } from '../serve/gateway.js';
 import type { InferResult, Pipeline } from '../serve/pipeline.js';
 import type { WarmReport } from '../serve/switch.js';
@@ -107,10 +108,22 @@ const LOAD_PROBE_RANGE_S: [number, number] = [0.01, 0.05];
  * as soon as warming the likely splits has loaded their chunks) */
 const LOAD_PROBE_MISS_S = 10;
 
-/** Ranges of the model a probe of tier `j` may run, cheapest first (profiled seconds within `LOAD_PROBE_RANGE_S`). */
-export function probeRanges(model: SplitModel, j: number, cutOf: readonly number[]): { cuts: [number | null, number | null]; profiledS: number }[] {
-  const n = model.blocks, P = model.prefix[j]!, over = model.overheadS?.[j] ?? 0;
+/** At most this many ranges go in one probe request. */
+export const LOAD_PROBE_MAX_RANGES = 200;
+
+/**
+ * Ranges of the model a probe of tier `j` may run (profiled seconds within `LOAD_PROBE_RANGE_S`,
+ * at most `LOAD_PROBE_MAX_RANGES`): first tier j's segments of the splits in `likely` (the splits
+ * warmed and the one served: the tier holds those loaded), then the rest cheapest first. Without
+ * that order a warmed segment — often the longest range in the band — could fall past the cap
+ * (squeezenet's edge in test/adapt/live.test.ts: 180 ranges in the band on one profile, over 200 on
+ * one taken beside two CPU burners, its warmed segment the most expensive of them), and then no
+ * probe ever found anything loaded to run.
+ */
+export function probeRanges(model: SplitModel, j: number, cutOf: readonly number[], likely: readonly (readonly number[])[] = []): { cuts: [number | null, number | null]; profiledS: number }[] {
+  const n = model.blocks, P = model.prefix[j]!, over = model.overheadS?.[j] ?? 0, k = model.tiers.length;
   const out: { cuts: [number | null, number | null]; profiledS: number }[] = [];
+  const first = new Set(likely.filter((c) => c.length === k - 1).map((c) => `${j === 0 ? null : c[j - 1]},${j === k - 1 ? null : c[j]}`));
   for (let a = 0; a < n; a++) {
     for (let b = a + 1; b <= n; b++) {
       const s = P[b]! - P[a]! + over;
@@ -120,7 +133,8 @@ export function probeRanges(model: SplitModel, j: number, cutOf: readonly number
       out.push({ cuts: [start, end], profiledS: s });
     }
   }
-  return out.sort((x, y) => x.profiledS - y.profiledS).slice(0, 200);
+  const isFirst = (x: { cuts: [number | null, number | null] }): number => (first.has(`${x.cuts[0]},${x.cuts[1]}`) ? 0 : 1);
+  return out.sort((x, y) => isFirst(x) - isFirst(y) || x.profiledS - y.profiledS).slice(0, LOAD_PROBE_MAX_RANGES);
 }
 
 /** A cost model with the map between its boundaries and the model's cut ids. */
@@ -333,7 +347,7 @@ export class AdaptController {
     this.warm = { state: warm.length ? 'waiting' : 'off', candidates: warm };
     this.calibration = opts.mode === 'load-aware' && opts.calibrate !== false ? new Calibration() : null;
     this.probes = m.model.tiers.map((_, j) => ({
-      ranges: j > 0 && opts.mode === 'load-aware' && opts.loadProbe !== false ? probeRanges(m.model, j, m.cutOf) : [], busy: false, nextAtS: -Infinity, last: null, sent: 0,
+      ranges: j > 0 && opts.mode === 'load-aware' && opts.loadProbe !== false ? probeRanges(m.model, j, m.cutOf, [...warm, [...gateway.pipeline.cuts]]) : [], busy: false, nextAtS: -Infinity, last: null, sent: 0,
     }));
   }
 
@@ -399,6 +413,8 @@ export class AdaptController {
 
   static attach(gateway: Gateway, opts: AdaptControllerOptions): AdaptController {
     const c = new AdaptController(gateway, opts);
+    // the gateway's CPU waits during round trips: link samples taken while it could not run weigh less
+    enableStallClock();
     gateway.observers.push((p, r) => c.onRequest(p, r));
     gateway.mount('/v1/conditions', (req, res) => c.route(req, res));
     gateway.panels.set('conditions', () => c.conditions());
@@ -480,7 +496,7 @@ export class AdaptController {
     }
     // A level shift (load or bandwidth stepped) is decided on at once, not at the next period.
     const codecs = this.gateway.switcher.codecsOf(p);
-    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, latencyS, ...(codecs.some((x) => x !== 'none') ? { codecs: codecs.map(requestCodec) } : {}) })) this.shifted(nowS(), true);
+    if (this.monitor.observe({ atS: nowS(), boundaries: b, tiers, remoteS: t.remoteS, remoteStallS: t.remoteStallS, latencyS, ...(codecs.some((x) => x !== 'none') ? { codecs: codecs.map(requestCodec) } : {}) })) this.shifted(nowS(), true);
   }
 
   /**

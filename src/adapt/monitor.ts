@@ -17,6 +17,9 @@ export interface RequestObservation {
   tiers: readonly { queueS: number; computeS: number; downS?: number }[];
   /** seconds from sending to the first remote tier until its answer (all tiers beyond) */
   remoteS: number;
+  /** of remoteS, the seconds the gateway's event loop waited for a CPU (serve/stall.ts; absent
+   * or NaN: unknown): the first link's sample weighs less by it (`stallTrust`) */
+  remoteStallS?: number;
   /** seconds the request spent in the pipeline: it arrived at atS − latencyS (default: the
    * sum of the first tier's queue and compute and remoteS) */
   latencyS?: number;
@@ -137,7 +140,9 @@ export class LiveMonitor {
     const w = this.linkWire(o.boundaries, j, o.codecs?.[j], o.atS);
     if (!(w.bytes > 0 && seconds > 0)) return false;
     this.observed[j] = true;
-    return this.links[j]!.addTransfer(w.bytes, Math.max(seconds - w.codingS, 0.1 * seconds), o.atS);
+    // The gateway's own CPU wait is in its round trip, so it belongs to the first link's sample.
+    const stall = j === 0 && o.remoteStallS !== undefined && Number.isFinite(o.remoteStallS) ? o.remoteStallS : 0;
+    return this.links[j]!.addTransfer(w.bytes, Math.max(seconds - w.codingS, 0.1 * seconds), o.atS, stall);
   }
 
   /** Feed one request; returns true when it revealed a level shift in a load or link estimate

@@ -9,6 +9,7 @@ import type { Prepared } from '../engine/prepare.js';
 import type { Meta, WireTensor } from './frames.js';
 import { Segment, type SegmentRunner } from './segment.js';
 import { WorkQueue } from './queue.js';
+import { stallSeconds } from './stall.js';
 import { NextHop, parseAddress, type HostPort } from './nexthop.js';
 import { SEGMENT_META, STAGE_META_PREFIX } from './worker.js';
 
@@ -46,8 +47,10 @@ export interface PipelineOptions {
 export interface InferResult {
   tensors: WireTensor[];
   meta: Meta;
-  /** seconds: local queue, local compute, remote round trip (all tiers beyond) */
-  timings: { queueS: number; computeS: number; remoteS: number };
+  /** seconds: local queue, local compute, remote round trip (all tiers beyond); `remoteStallS`:
+   * of the round trip, the seconds this process's event loop waited for a CPU (stall.ts; NaN
+   * when not measured): on a busy host that time is in remoteS but is not the link's */
+  timings: { queueS: number; computeS: number; remoteS: number; remoteStallS: number };
   /** per remote stage: [queueS, computeS] from the tiers' meta */
   stages: Record<string, [number, number]>;
 }
@@ -156,7 +159,7 @@ export class Pipeline {
   async infer(inputs: WireTensor[], opts: { signal?: AbortSignal; meta?: Meta } = {}): Promise<InferResult> {
     if (this.closing) throw kerfError('KERF_ERR_CLOSED', `pipeline '${this.id}' is closed`);
     let tensors = inputs;
-    let queueS = 0, computeS = 0, remoteS = 0;
+    let queueS = 0, computeS = 0, remoteS = 0, remoteStallS = NaN;
     if (this.local) {
       const byName = this.local.check(inputs);
       const seg = this.local;
@@ -172,9 +175,10 @@ export class Pipeline {
     if (this.next) {
       const m: Meta = { ...(opts.meta ?? {}) };
       if (this.nextSegment) m[SEGMENT_META] = this.nextSegment;
-      const r0 = performance.now();
+      const r0 = performance.now(), w0 = stallSeconds();
       const r = await this.next.request(tensors, { meta: m, ...(opts.signal ? { signal: opts.signal } : {}) });
       remoteS = (performance.now() - r0) / 1000;
+      remoteStallS = stallSeconds() - w0;
       tensors = r.tensors;
       meta = r.meta;
     }
@@ -190,7 +194,7 @@ export class Pipeline {
       const [q, c] = v.split(',').map(Number);
       stages[k.slice(STAGE_META_PREFIX.length)] = [q ?? NaN, c ?? NaN];
     }
-    return { tensors: outputs, meta, timings: { queueS, computeS, remoteS }, stages };
+    return { tensors: outputs, meta, timings: { queueS, computeS, remoteS, remoteStallS }, stages };
   }
 
   /** Count a request in (call synchronously right after choosing this pipeline). */

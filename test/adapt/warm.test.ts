@@ -1,7 +1,7 @@
 /** Hot-swap warming for the controller (likely splits), per-hop link solving in the monitor, and fewest-chunk compositions. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { splitCostModel, bestFeasible, warmCandidates, probeRanges, LiveMonitor, type AdaptConditions } from '../../src/adapt/index.js';
+import { splitCostModel, bestFeasible, warmCandidates, probeRanges, LOAD_PROBE_MAX_RANGES, LiveMonitor, type AdaptConditions } from '../../src/adapt/index.js';
 import { prepareModel } from '../../src/engine/index.js';
 import { ChunkStore } from '../../src/serve/index.js';
 import { blockCuts } from '../../src/graph/cuts.js';
@@ -129,4 +129,24 @@ test('probe ranges: every range of blocks whose profiled time (with the overhead
   assert.ok(Math.abs(r[0]!.profiledS - 0.013) < 1e-12);
   // a tier whose every block is beyond the band (60 ms) has none
   assert.deepEqual(probeRanges(model, 0, cutOf), []);
+});
+
+test('probe ranges: the likely splits\' segments (warmed, served) go first, so the cap never drops what the tier holds loaded', () => {
+  const n = 40;
+  // 1 ms edge blocks: every range of 10..40 blocks is in the band, 496 of them, over the cap
+  const model = splitCostModel(
+    [{ name: 'device', blockS: Array(n).fill(0.06) }, { name: 'edge', blockS: Array(n).fill(0.001) }],
+    Array(n + 1).fill(1000), Array.from({ length: n + 1 }, (_, b) => b > 0 && b < n),
+  );
+  const cutOf = [-1, ...Array.from({ length: n - 1 }, (_, i) => 10 * (i + 1)), -1];
+  const warmed = [10]; // the edge runs blocks 1..40: cut 10 to the outputs, 39 ms
+  const plain = probeRanges(model, 1, cutOf);
+  assert.equal(plain.length, LOAD_PROBE_MAX_RANGES);
+  assert.ok(!plain.some((x) => x.cuts[0] === 10 && x.cuts[1] === null), 'cheapest first alone: the warmed segment is past the cap');
+  const r = probeRanges(model, 1, cutOf, [warmed, [390]]);
+  assert.equal(r.length, LOAD_PROBE_MAX_RANGES);
+  assert.deepEqual(r[0]!.cuts, [10, null], 'the warmed segment first');
+  assert.ok(!r.some((x) => x.cuts[0] === 390), 'the served segment (1 block, 1 ms) is below the band: not probed');
+  assert.ok(r.slice(1).every((x, i) => i === 0 || x.profiledS >= r[i]!.profiledS), 'the rest cheapest first');
+  assert.deepEqual(r.slice(1), plain.slice(0, LOAD_PROBE_MAX_RANGES - 1), 'the rest as before');
 });
