@@ -24,12 +24,17 @@ const NAME = /^kerf-(\d+)-[A-Za-z0-9_.-]+$/;
 
 /** Whether CPU quotas can be set under `root`: null when they can, else why not. */
 export function cpuQuotaUnavailable(root = CGROUP_CPU_ROOT): string | null {
+  return controllerUnavailable(root, 'cpu', 'cpu.cfs_quota_us');
+}
+
+/** Whether the cgroup v1 `controller` can be written at `dir` (`file` is one of its knobs): null when it can, else why not. */
+function controllerUnavailable(dir: string, controller: string, file: string): string | null {
   if (process.platform !== 'linux') return `cgroups need Linux (this is ${process.platform})`;
-  if (!existsSync(join(root, 'cpu.cfs_quota_us'))) return `no cgroup v1 cpu controller at ${root}`;
+  if (!existsSync(join(dir, file))) return `no cgroup v1 ${controller} controller at ${dir}`;
   try {
-    accessSync(root, constants.W_OK);
+    accessSync(dir, constants.W_OK);
   } catch (e) {
-    return `${root} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    return `${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
   }
   return null;
 }
@@ -235,14 +240,7 @@ export function currentMemoryGroup(root = CGROUP_MEMORY_ROOT): string {
 
 /** Whether memory limits can be set under `dir` (a memory group): null when they can, else why not. */
 export function memoryLimitUnavailable(dir = currentMemoryGroup()): string | null {
-  if (process.platform !== 'linux') return `cgroups need Linux (this is ${process.platform})`;
-  if (!existsSync(join(dir, 'memory.limit_in_bytes'))) return `no cgroup v1 memory controller at ${dir}`;
-  try {
-    accessSync(dir, constants.W_OK);
-  } catch (e) {
-    return `${dir} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
-  }
-  return null;
+  return controllerUnavailable(dir, 'memory', 'memory.limit_in_bytes');
 }
 
 /** A memory group's kernel counters. */
