@@ -25,7 +25,9 @@ test('dashboard of a running 3-tier pipeline: model, cuts, tiers, growing chart,
   const feeds = inputsFor(prep, 2);
   const refs = await Promise.all(feeds.map(async (f) => bytesOf((await reference(prep, f))['softmax_0.tmp_0']!)));
   const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
-  const h = await up({ model: MODEL, cuts: [20, 43], inputShapes: SHAPE, token: TOKEN, links: [{ rateBps: 200e6, delayMs: 1 }, null] });
+  // Link probes on (every 2 s): the edge→cloud hop is bare loopback and the cut-43 tensor is small,
+  // so the requests alone may never tell its rate (too few informative samples → not confident).
+  const h = await up({ model: MODEL, cuts: [20, 43], inputShapes: SHAPE, token: TOKEN, links: [{ rateBps: 200e6, delayMs: 1 }, null], workerArgs: ['--link-probes', '2'] });
   const browser = await launch();
   let load: Promise<void> | null = null;
   let stop = false;
@@ -65,15 +67,29 @@ test('dashboard of a running 3-tier pipeline: model, cuts, tiers, growing chart,
       assert.match(row[8]!, /^\d+(\.\d+)? MB$/, `${row[0]}: memory`);
     }
     // Per hop: the gateway's bandwidth and RTT estimates (GET /v1/conditions; this up() has no
-    // profiles), learned from the requests, no longer the priors.
+    // profiles), learned from the requests and the probes, no longer the priors.
+    // Under load a hop's estimate may restart on a level shift (a few samples, "(prior)" again for
+    // a second), so each hop need only have shown a learned figure once, not both at one instant.
     await page.waitForFunction(() => {
+      const w = globalThis as unknown as { seenLearned?: Set<number> };
+      const seen = (w.seenLearned ??= new Set<number>());
       const rows = [...document.querySelectorAll('#hops tbody tr')];
-      return rows.length === 2 && rows.every((tr) => /Mbit\/s$/.test(tr.children[1]?.textContent ?? '') && /s$/.test(tr.children[2]?.textContent ?? ''));
-    }, null, { timeout: 20_000 });
-    const conditions = await (await fetch(`${h.url}/v1/conditions`)).json() as { profiled: boolean; monitor: { links: { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean }[] } };
+      rows.forEach((tr: any, i: number) => { if (/Mbit\/s$/.test(tr.children[1]?.textContent ?? '') && /s$/.test(tr.children[2]?.textContent ?? '')) seen.add(i); });
+      return rows.length === 2 && seen.size === 2;
+    }, null, { timeout: 30_000 });
+    type Conditions = { profiled: boolean; monitor: { links: { from: string; to: string; bytesPerS: number; rttS: number; confident: boolean }[] } };
+    const confidentOnce = new Set<string>();
+    let conditions: Conditions;
+    for (const until = Date.now() + 20_000; ;) {
+      conditions = await (await fetch(`${h.url}/v1/conditions`)).json() as Conditions;
+      for (const l of conditions.monitor.links) if (l.confident) confidentOnce.add(`${l.from}→${l.to}`);
+      if (confidentOnce.size >= conditions.monitor.links.length || Date.now() > until) break;
+      await sleep(250);
+    }
     assert.equal(conditions.profiled, false);
     assert.deepEqual(conditions.monitor.links.map((l) => `${l.from}→${l.to}`), ['device→edge', 'edge→cloud']);
-    assert.ok(conditions.monitor.links.every((l) => l.bytesPerS > 0 && l.rttS > 0 && l.confident), JSON.stringify(conditions.monitor.links));
+    assert.ok(conditions.monitor.links.every((l) => l.bytesPerS > 0 && l.rttS > 0), JSON.stringify(conditions.monitor.links));
+    assert.deepEqual([...confidentOnce].sort(), ['device→edge', 'edge→cloud'], `every hop's estimate learned from transfers at least once: ${JSON.stringify(conditions.monitor.links)}`);
     assert.match((await page.textContent('#chart-bw'))!, /device → edge/);
     const n0 = Number(await page.getAttribute('#chart-latency', 'data-points'));
     await page.waitForFunction((n) => Number(document.getElementById('chart-latency')!.dataset.points) >= n + 3, n0, { timeout: 10_000 });
