@@ -5,7 +5,7 @@
  * used the agent's workers sit together in one memory group limited to M MB, removed when the
  * agent exits. Agents on loopback.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +36,15 @@ function childrenOf(pid: number): number[] {
     } catch { /* gone */ }
   }
   return out;
+}
+
+/** Skips `t`, visibly, where this machine has no memory cgroup to write (true: skipped). */
+function noMemoryGroup(t: TestContext): boolean {
+  const why = memoryLimitUnavailable();
+  if (why === null) return false;
+  t.skip(`no memory cgroup here: ${why}`);
+  console.log(`SKIPPED: memory cgroup unavailable (${why})`);
+  return true;
 }
 
 function tinyModel(): string {
@@ -107,8 +116,7 @@ test('kerf agent --memory-mb: a second stage that does not fit beside the first 
 });
 
 test('kerf agent --memory-mb: its workers sit in one memory cgroup limited to M MB, removed when the agent exits', { timeout: 120_000 }, async (t) => {
-  const why = memoryLimitUnavailable();
-  if (why !== null) { t.skip(`no memory cgroup here: ${why}`); console.log(`SKIPPED: memory cgroup unavailable (${why})`); return; }
+  if (noMemoryGroup(t)) return;
   const model = tinyModel();
   const prep = await prepareModel(model);
   const inputs = inputsFor(prep, 2);
@@ -159,8 +167,7 @@ test('kerf agent --memory-mb: its workers sit in one memory cgroup limited to M 
 });
 
 test('a memory group is enforced by the kernel: a process allocating beyond its limit is killed, and counted', { timeout: 60_000 }, async (t) => {
-  const why = memoryLimitUnavailable();
-  if (why !== null) { t.skip(`no memory cgroup here: ${why}`); console.log(`SKIPPED: memory cgroup unavailable (${why})`); return; }
+  if (noMemoryGroup(t)) return;
   const { MemoryGroup } = await import('../../src/serve/cpu.js');
   const { spawn } = await import('node:child_process');
   const g = await MemoryGroup.create(`test-${process.pid}`, 64e6);

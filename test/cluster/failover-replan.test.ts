@@ -25,7 +25,7 @@ import { TestNet, netnsUnavailable } from '../support/netns.js';
 import { ocrModel } from '../support/shared.js';
 import { exactLoad } from '../support/exact-load.js';
 import { inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
-import { hostsFile, kerfUp, onlyAgentsLeft, startAgent, type RunningAgent } from './helpers.js';
+import { agentHosts, kerfUp, onlyAgentsLeft, startAgent } from './helpers.js';
 
 const MODEL = ocrModel('cls');
 const SHAPE = { x: [1, 3, 48, 192] };
@@ -65,13 +65,10 @@ async function checkLoad(load: ReturnType<typeof exactLoad>): Promise<void> {
 
 test('kerf up placement.json --hosts --failover --standby --cluster --profile: a lost host leads to kerf place\'s choice on the hosts left', { skip, timeout: 300_000 }, async () => {
   const names = ['device', 'a', 'b', 'c'];
-  const net = (await TestNet.create(names.length, { names, prefix: 'kfo' }))!;
-  const agents: RunningAgent[] = [];
+  const { net, agents, file, close } = await agentHosts(names, { prefix: 'kfo' });
   let up: ReturnType<typeof kerfUp> | null = null;
   let load: ReturnType<typeof exactLoad> | null = null;
   try {
-    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
-    const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
     const prep = await prepareModel(MODEL, { inputShapes: SHAPE });
     // the profile kerf place is given (block times from FLOPs: the choice is the placer's, not the clock's)
     const ids = blockCuts(prep.analysis, 'single').map((c) => c.id);
@@ -132,20 +129,16 @@ test('kerf up placement.json --hosts --failover --standby --cluster --profile: a
   } finally {
     await load?.stop();
     if (up && up.proc.exitCode === null) up.proc.kill('SIGKILL');
-    for (const a of agents) a.proc.kill('SIGTERM');
-    await net.close();
+    await close();
   }
 });
 
 test('kerf up plan.json --hosts --failover: a lost tier leads to the plan\'s best ranked placement without it; the entry\'s loss is reported, not re-planned', { skip, timeout: 300_000 }, async () => {
   const names = ['device', 'edge', 'cloud'];
-  const net = (await TestNet.create(names.length, { names, prefix: 'kfo' }))!;
-  const agents: RunningAgent[] = [];
+  const { net, agents, file, close } = await agentHosts(names, { prefix: 'kfo' });
   let up: ReturnType<typeof kerfUp> | null = null;
   let load: ReturnType<typeof exactLoad> | null = null;
   try {
-    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
-    const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
     const prep = await prepareModel(MODEL, { inputShapes: SHAPE });
     const single = blockCuts(prep.analysis, 'single');
     const n = single.length + 1;
@@ -201,7 +194,6 @@ test('kerf up plan.json --hosts --failover: a lost tier leads to the plan\'s bes
   } finally {
     await load?.stop();
     if (up && up.proc.exitCode === null) up.proc.kill('SIGKILL');
-    for (const a of agents) a.proc.kill('SIGTERM');
-    await net.close();
+    await close();
   }
 });

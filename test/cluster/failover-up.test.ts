@@ -10,11 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { prepareModel } from '../../src/engine/index.js';
-import { TestNet, netnsUnavailable } from '../support/netns.js';
+import { netnsUnavailable } from '../support/netns.js';
 import { ocrModel } from '../support/shared.js';
 import { exactLoad } from '../support/exact-load.js';
 import { inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
-import { hostsFile, kerfUp, onlyAgentsLeft, startAgent, type RunningAgent } from './helpers.js';
+import { agentHosts, kerfUp, onlyAgentsLeft, startAgent } from './helpers.js';
 
 const MODEL = ocrModel('cls');
 const SHAPE = { x: [1, 3, 48, 192] };
@@ -32,13 +32,10 @@ async function line(lines: Record<string, unknown>[], pick: (d: Record<string, u
 
 test('kerf up --hosts --failover --standby: a host killed, then back and used again, under load; nothing lost or twice, answers exact', { skip, timeout: 300_000 }, async () => {
   const names = ['device', 'edge', 'cloud', 'spare'];
-  const net = (await TestNet.create(names.length, { names }))!;
-  const agents: RunningAgent[] = [];
+  const { net, agents, file, close } = await agentHosts(names);
   let up: ReturnType<typeof kerfUp> | null = null;
   let load: ReturnType<typeof exactLoad> | null = null;
   try {
-    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
-    const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'device');
     const prep = await prepareModel(MODEL, { inputShapes: SHAPE });
     const cuts = thirds(prep);
     up = kerfUp(['--model', MODEL, '--cuts', cuts.join(','), '--input-shape', 'x=1x3x48x192', '--hosts', file, '--failover', '--standby']);
@@ -95,7 +92,6 @@ test('kerf up --hosts --failover --standby: a host killed, then back and used ag
   } finally {
     await load?.stop();
     if (up && up.proc.exitCode === null) up.proc.kill('SIGKILL');
-    for (const a of agents) a.proc.kill('SIGTERM');
-    await net.close();
+    await close();
   }
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KERF, bytesOf, inputsFor, reference, sleep } from '../serve/serve-helpers.js';
 import { prepareModel, type HostTensor, type Prepared } from '../../src/engine/index.js';
-import type { NetHost, TestNet } from '../support/netns.js';
+import { TestNet, type NetHost } from '../support/netns.js';
 import { ModelBuilder, Rng } from '../../src/graph/builder.js';
 import assert from 'node:assert/strict';
 
@@ -88,6 +88,28 @@ export function kerfUp(args: string[]): { proc: ChildProcess; ready: Promise<UpR
     });
   });
   return { proc, ready, err: () => err, exit, lines };
+}
+
+/** Network-namespace hosts named `names`, a `kerf agent` on each, and a hosts file naming them
+ *  (`entry`, default the first, as the entry host). `close()` stops the agents then in `agents`
+ *  (a test may replace one) and removes the namespaces; a failed start undoes itself. */
+export async function agentHosts(names: string[], o: { prefix?: string; entry?: string; rateMbit?: (number | undefined)[] } = {}): Promise<{
+  net: TestNet; agents: RunningAgent[]; file: string; close: () => Promise<void>;
+}> {
+  const net = await TestNet.create(names.length, { names, ...(o.prefix ? { prefix: o.prefix } : {}), ...(o.rateMbit ? { rateMbit: o.rateMbit } : {}) });
+  if (!net) throw new Error('network namespaces unavailable (check netnsUnavailable() first)');
+  const agents: RunningAgent[] = [];
+  const close = async (): Promise<void> => {
+    for (const a of agents) a.proc.kill('SIGTERM');
+    await net.close();
+  };
+  try {
+    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
+    return { net, agents, file: hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), o.entry ?? names[0]), close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }
 
 /** Wait (≤ 10 s) until nothing but the agents runs on the hosts; fails naming what is left. */

@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { prepareModel, type HostTensor } from '../../src/engine/index.js';
 import { blockCuts, blocksOf } from '../../src/graph/cuts.js';
 import { place, validateCluster } from '../../src/plan/place/index.js';
-import { TestNet, netnsUnavailable } from '../support/netns.js';
+import { netnsUnavailable } from '../support/netns.js';
 import { sharedPath } from '../support/shared.js';
 import { bytesOf, inferBinary, inputsFor, reference, sleep, thirds } from '../serve/serve-helpers.js';
-import { hostsFile, kerfUp as up, onlyAgentsLeft, startAgent, type RunningAgent } from './helpers.js';
+import { agentHosts, kerfUp as up, onlyAgentsLeft } from './helpers.js';
 
 const MODEL = netnsUnavailable() === null ? sharedPath('models/resnet18.onnx') : null;
 const skip = netnsUnavailable() ?? (MODEL ? false : 'resnet18 absent');
@@ -64,13 +64,10 @@ function dashboardSnapshot(url: string, ok: (s: Snap) => boolean): Promise<Snap>
 }
 
 test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placement, answers exact under load, nothing left', { skip, timeout: 600_000 }, async () => {
-  const net = (await TestNet.create(3, { names: ['pi', 'edge', 'cloud'] }))!;
-  const agents: RunningAgent[] = [];
+  const { net, agents, file, close } = await agentHosts(['pi', 'edge', 'cloud']);
   // every `kerf up` started, stopped in `finally` too: a failed assert must not leave one running
   const ups: ReturnType<typeof up>[] = [];
   try {
-    for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
-    const file = hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), 'pi');
     const prep = await prepareModel(MODEL!);
     const out = prep.model.outputs[0]!.name;
     const feeds = inputsFor(prep, 6);
@@ -156,7 +153,6 @@ test('kerf up --hosts: resnet18 on 3 netns hosts from a plan and from a placemen
     await onlyAgentsLeft(net, agents);
   } finally {
     for (const u of ups) if (u.proc.exitCode === null && u.proc.signalCode === null) u.proc.kill('SIGKILL');
-    for (const a of agents) a.proc.kill('SIGTERM');
-    await net.close();
+    await close();
   }
 });
