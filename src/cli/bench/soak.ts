@@ -251,12 +251,16 @@ export async function run(argv: string[]): Promise<number | void> {
       names, pids, samples, warmupMs, windowMs, endMs, criteria,
       requests: recs.map((r) => ({ start: r.start - t0, end: r.end - t0, status: r.status, correct: r.correct && r.idOk })),
     });
+    const failureCounts = new Map<string, number>();
+    for (const r of failed) { const why = r.message ?? r.code ?? `HTTP ${r.status}`; failureCounts.set(why, (failureCounts.get(why) ?? 0) + 1); }
     const switchErrors = switches.filter((s) => s.error);
     const swMs = switches.filter((s) => !s.error).map((s) => s.ms);
     const result = {
       kind: 'soak', model: prep.model.name, strategy, minutes, everyS, cuts: A, to: B, capacityReqS: capacity, load: rate / capacity, rateReqS: rate,
       sent: load.sent, answered: recs.filter((r) => r.status === 200).length, failed: failed.length, lost, wrong,
       failedCodes: [...new Set(failed.map((r) => r.code ?? `HTTP ${r.status}`))],
+      // what refused, and how often (the three most frequent messages: which queue or limit)
+      failedMessages: [...failureCounts].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([message, n]) => ({ message, n })),
       switches: switches.length, switchErrors: switchErrors.length, switchErrorFirst: switchErrors[0]?.error,
       switchMsMedian: quantile(swMs, 0.5), switchMsMax: Math.max(...swMs), downtimeMsMax: Math.max(...switches.filter((s) => !s.error).map((s) => s.downtimeMs)),
       ...an,
@@ -272,6 +276,7 @@ export async function run(argv: string[]): Promise<number | void> {
       out.push(table(['process', 'pid', 'RSS first MB', 'RSS last MB', 'growth', 'peak MB', 'slope MB/min'],
         an.processes.map((x) => [x.name, x.pid, f(x.firstMB), f(x.lastMB), `${f(100 * x.growth, 2)}%`, f(x.peakMB), f(x.slopeMBPerMin, 3)])));
       out.push(`requests: ${result.sent} sent, ${result.answered} answered 200, ${result.failed} failed${result.failedCodes.length ? ` (${result.failedCodes.join(', ')})` : ''}, ${lost} lost, ${wrong} wrong (bytes vs the unsplit model)`);
+      for (const m of result.failedMessages) out.push(`  ${m.n}× ${m.message}`);
       out.push(`switches: ${result.switches} (${result.switchErrors} failed${result.switchErrorFirst ? `: ${result.switchErrorFirst}` : ''}), each ${f(result.switchMsMedian, 0)} ms median, ${f(result.switchMsMax, 0)} ms max; downtime max ${f(result.downtimeMsMax, 3)} ms`);
       out.push(`p99 first window ${f(an.p99FirstMs)} ms (${an.requestsFirst} requests), last ${f(an.p99LastMs)} ms (${an.requestsLast}): ratio ${f(an.p99Ratio, 2)}; p50 ${f(an.p50FirstMs)} → ${f(an.p50LastMs)} ms`);
       out.push(`p99 per ${f(an.windowS, 0)} s window: ${an.p99ByWindowMs.map((x) => f(x, 0)).join(', ')} ms`);
