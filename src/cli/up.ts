@@ -358,10 +358,6 @@ export async function run(argv: string[]): Promise<number | void> {
   }
   // how --failover re-plans (its files checked before anything starts)
   const replan = v.failover && hosts ? await failoverReplan(v, placement, planDoc, hosts, opts.model, p.positionals[0] ?? '') : undefined;
-  if (placement) {
-    process.env.MALLOC_ARENA_MAX ??= '2';
-    process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
-  }
   const quiet = v.json ?? false;
   opts.log = (line) => { if (!quiet) process.stderr.write(`kerf up: ${line}\n`); };
   // Signals during start-up must also stop the children started so far.

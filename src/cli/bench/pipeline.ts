@@ -286,10 +286,7 @@ export async function run(argv: string[]): Promise<number | void> {
     const rows: PipelineRow[] = [];
     /** wire CPU, seconds per byte received or sent on a whole core (measured at N=1) */
     let wire: number | null = null;
-    // Workers free the whole model once sliced; glibc returns freed memory to the system
-    // sooner with fewer arenas and a low trim threshold (the children inherit this).
-    process.env.MALLOC_ARENA_MAX ??= '2';
-    process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
+    // (workers start with fewer malloc arenas and a low trim threshold: WORKER_MALLOC_ENV, serve/up.ts)
     for (const n of stages) {
       const share = shareOf(n);
       const { tq, factor, pm } = await calibrated(share);
