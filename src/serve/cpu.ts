@@ -40,6 +40,16 @@ function controllerUnavailable(dir: string, controller: string, file: string): s
 }
 
 /** Turn a label into a safe cgroup directory suffix. */
+/** Move process `pid` into the cgroup at `path` (its cgroup.procs), unless the group was removed. */
+async function addProcess(path: string, removed: boolean, pid: number): Promise<void> {
+  if (removed) throw kerfError('KERF_ERR_CLOSED', `${path}: the group was removed`);
+  try {
+    await writeFile(join(path, 'cgroup.procs'), String(pid));
+  } catch (e) {
+    throw kerfError('KERF_ERR_CONFIG', `${path}: cannot add process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
 function safe(label: string): string {
   const s = label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._]+/, '');
   return s.slice(0, 64) || 'x';
@@ -85,12 +95,7 @@ export class CpuGroup {
 
   /** Move a process (all its threads, and the children it starts later) into the group. */
   async add(pid: number): Promise<void> {
-    if (this.removed) throw kerfError('KERF_ERR_CLOSED', `${this.path}: the group was removed`);
-    try {
-      await writeFile(join(this.path, 'cgroup.procs'), String(pid));
-    } catch (e) {
-      throw kerfError('KERF_ERR_CONFIG', `${this.path}: cannot add process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    await addProcess(this.path, this.removed !== null, pid);
     this.pids.push(pid);
   }
 
@@ -284,12 +289,7 @@ export class MemoryGroup {
 
   /** Move a process (and the children it starts later) into the group. */
   async add(pid: number): Promise<void> {
-    if (this.removed) throw kerfError('KERF_ERR_CLOSED', `${this.path}: the group was removed`);
-    try {
-      await writeFile(join(this.path, 'cgroup.procs'), String(pid));
-    } catch (e) {
-      throw kerfError('KERF_ERR_CONFIG', `${this.path}: cannot add process ${pid} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
+    await addProcess(this.path, this.removed !== null, pid);
   }
 
   /** Process ids now in the group. */
