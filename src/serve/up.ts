@@ -194,13 +194,14 @@ export function tierArgv(t: TierStart): string[] {
 }
 
 /**
- * glibc malloc settings every worker starts with, unless the environment sets them: two arenas
- * (not 8 per core) and a low trim threshold, so the memory a switch or rollout frees (the old
- * version's session, the whole model once sliced) goes back to the system. `kerf bench soak`
- * (resnet18, 10 min, a live repartition every 10 s): RSS growth 1.5 / −0.7 / −17 % per tier with
- * them; docs/switch.md has the run without them.
+ * glibc malloc setting every worker starts with, unless the environment sets it: two arenas, not
+ * 8 per core, so the memory a switch or rollout frees (the old version's session, the whole model
+ * once sliced) is reused instead of kept per thread. `kerf bench soak` (resnet18, 10 min, a live
+ * repartition every 10 s; docs/switch.md): RSS growth 1.5 / −0.7 / −17 % per tier with it,
+ * 11.6 / 23.1 / 14.1 % without. A low trim threshold as well (MALLOC_TRIM_THRESHOLD_=131072) gave
+ * the smallest RSS but a larger relative sawtooth (1.2 / 16 / 21 %), so it is not a default.
  */
-export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
+export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 /** Options of `spawnWorker` (beside the tier). */
 export interface SpawnOptions {

@@ -16,6 +16,9 @@ import { breakEvenBytesPerS } from '../../src/plan/codec-cost.js';
 import { sharedPath } from '../support/shared.js';
 import { TOKEN, loadCases, sleep } from '../serve/serve-helpers.js';
 
+// The profile is this test's input, not what it checks (test/profile does): on a busy machine its
+// blocks may sum to 0.85 of the whole, which `kerf profile` refuses by default.
+const ANY_BLOCK_SUM = 10;
 const path = sharedPath('models/squeezenet1_1.onnx');
 const CODEC = 'zstd-1';
 
@@ -38,7 +41,7 @@ const cases = loadCases;
 
 test('under load, a link rate change switches the link to and from a lossless codec at the priced break-even; 0 lost, answers exact', { skip: !path && '# SKIP: ../shared/models/squeezenet1_1.onnx is absent' }, async (t) => {
   const prep = await prepareModel(path!);
-  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1, codecs: [CODEC] });
+  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1, tolerance: ANY_BLOCK_SUM, codecs: [CODEC] });
   // The cut: a post-ReLU tensor of 0.3–2 MB that zstd-1 shrinks most.
   const cut = base.blocks.filter((b) => b.cutId !== undefined && b.outputBytes > 3e5 && b.outputBytes < 2e6 && b.codecs?.[CODEC])
     .sort((a, b) => b.codecs![CODEC]!.ratio - a.codecs![CODEC]!.ratio)[0]!;

@@ -15,6 +15,9 @@ import { AdaptController, liveCostModel, bestFeasible } from '../../src/adapt/in
 import { sharedPath } from '../support/shared.js';
 import { TOKEN, inferBinary, inputsFor } from '../serve/serve-helpers.js';
 
+// The profile is this test's input, not what it checks (test/profile does): on a busy machine its
+// blocks may sum to 0.85 of the whole, which `kerf profile` refuses by default.
+const ANY_BLOCK_SUM = 10;
 const path = sharedPath('models/squeezenet1_1.onnx');
 
 const scale = (p: Profile, name: 'device' | 'edge', f: number): Profile => ({
@@ -24,7 +27,7 @@ const scale = (p: Profile, name: 'device' | 'edge', f: number): Profile => ({
 
 test('link estimate converges on live transfers; the controller switches when bandwidth drops', { skip: !path }, async () => {
   const prep = await prepareModel(path!);
-  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1 });
+  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1, tolerance: ANY_BLOCK_SUM });
   // A slow device and the edge as profiled: at 20 Mbit/s the best cut sends early, at 0.5 Mbit/s
   // the tensors are too big and the device keeps more blocks. How much slower the device must
   // be for that depends on this machine's block times against the transfer times (a profile
@@ -123,7 +126,7 @@ test('link estimate converges on live transfers; the controller switches when ba
 
 test('load-aware: a tier whose own segment is too small to tell its load is probed, and the probe sets its factor', { skip: !path }, async () => {
   const prep = await prepareModel(path!);
-  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1 });
+  const base = await profileModel(path!, { system: 'core', repeats: 2, warmup: 1, tolerance: ANY_BLOCK_SUM });
   const device = scale(base, 'device', 4);
   const { model: m1, cutOf } = liveCostModel([device, base]);
   // The edge serves only the model's tail (one small block); the early split, warmed, leaves

@@ -286,7 +286,9 @@ export async function run(argv: string[]): Promise<number | void> {
     const rows: PipelineRow[] = [];
     /** wire CPU, seconds per byte received or sent on a whole core (measured at N=1) */
     let wire: number | null = null;
-    // (workers start with fewer malloc arenas and a low trim threshold: WORKER_MALLOC_ENV, serve/up.ts)
+    // Workers free the whole model once sliced; glibc returns freed memory to the system sooner
+    // with a low trim threshold (the children inherit it; two arenas they get anyway: WORKER_MALLOC_ENV).
+    process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
     for (const n of stages) {
       const share = shareOf(n);
       const { tq, factor, pm } = await calibrated(share);
