@@ -39,7 +39,6 @@ function controllerUnavailable(dir: string, controller: string, file: string): s
   return null;
 }
 
-/** Turn a label into a safe cgroup directory suffix. */
 /** Move process `pid` into the cgroup at `path` (its cgroup.procs), unless the group was removed. */
 async function addProcess(path: string, removed: boolean, pid: number): Promise<void> {
   if (removed) throw kerfError('KERF_ERR_CLOSED', `${path}: the group was removed`);
@@ -50,6 +49,7 @@ async function addProcess(path: string, removed: boolean, pid: number): Promise<
   }
 }
 
+/** Turn a label into a safe cgroup directory suffix. */
 function safe(label: string): string {
   const s = label.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[._]+/, '');
   return s.slice(0, 64) || 'x';

@@ -12,12 +12,9 @@ import { Link } from '../../src/link/index.js';
 import { profileModel } from '../../src/profile/profile.js';
 import type { Profile } from '../../src/profile/types.js';
 import { AdaptController, liveCostModel, bestFeasible } from '../../src/adapt/index.js';
-import { sharedPath } from '../support/shared.js';
+import { ANY_BLOCK_SUM, sharedPath } from '../support/shared.js';
 import { TOKEN, inferBinary, inputsFor } from '../serve/serve-helpers.js';
 
-// The profile is this test's input, not what it checks (test/profile does): on a busy machine its
-// blocks may sum to 0.85 of the whole, which `kerf profile` refuses by default.
-const ANY_BLOCK_SUM = 10;
 const path = sharedPath('models/squeezenet1_1.onnx');
 
 const scale = (p: Profile, name: 'device' | 'edge', f: number): Profile => ({

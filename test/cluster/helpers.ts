@@ -91,12 +91,12 @@ export function kerfUp(args: string[]): { proc: ChildProcess; ready: Promise<UpR
 }
 
 /** Network-namespace hosts named `names`, a `kerf agent` on each, and a hosts file naming them
- *  (`entry`, default the first, as the entry host). `close()` stops the agents then in `agents`
- *  (a test may replace one) and removes the namespaces; a failed start undoes itself. */
-export async function agentHosts(names: string[], o: { prefix?: string; entry?: string; rateMbit?: (number | undefined)[] } = {}): Promise<{
+ *  (the first as the entry host). `close()` stops the agents then in `agents` (a test may replace
+ *  one) and removes the namespaces; a failed start undoes itself. */
+export async function agentHosts(names: string[], o: { prefix?: string } = {}): Promise<{
   net: TestNet; agents: RunningAgent[]; file: string; close: () => Promise<void>;
 }> {
-  const net = await TestNet.create(names.length, { names, ...(o.prefix ? { prefix: o.prefix } : {}), ...(o.rateMbit ? { rateMbit: o.rateMbit } : {}) });
+  const net = await TestNet.create(names.length, { names, ...(o.prefix ? { prefix: o.prefix } : {}) });
   if (!net) throw new Error('network namespaces unavailable (check netnsUnavailable() first)');
   const agents: RunningAgent[] = [];
   const close = async (): Promise<void> => {
@@ -105,7 +105,7 @@ export async function agentHosts(names: string[], o: { prefix?: string; entry?: 
   };
   try {
     for (const h of net.hosts) agents.push(await startAgent({ net, host: h }));
-    return { net, agents, file: hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), o.entry ?? names[0]), close };
+    return { net, agents, file: hostsFile(net.hosts.map((h, i) => ({ name: h.name, agent: agents[i]!.agent })), names[0]), close };
   } catch (e) {
     await close();
     throw e;

@@ -22,3 +22,8 @@ export function ocrModel(which: 'det' | 'rec' | 'cls'): string {
   const file = { det: 'ch_PP-OCRv4_det_infer.onnx', rec: 'ch_PP-OCRv4_rec_infer.onnx', cls: 'ch_ppocr_mobile_v2.0_cls_infer.onnx' }[which];
   return join(ROOT, 'node_modules', '@gutenye', 'ocr-models', 'assets', file);
 }
+
+/** `profileModel`'s tolerance for tests whose profile is input, not what they check (test/profile
+ *  checks the block sum): on a busy machine the blocks may sum to 0.85 of the whole, which the
+ *  default tolerance refuses. */
+export const ANY_BLOCK_SUM = 10;
