@@ -24,10 +24,22 @@ function twoSplits(prep: Prepared): [number[], number[]] {
   return [[at(1 / 3), at(2 / 3)], [at(1 / 2), at(5 / 6)]];
 }
 
+/**
+ * Queues that hold every request the test can send. What this file checks is the switching:
+ * every request answered once, correctly, across 20 switches. Admission control (a full queue
+ * answers 503 at once, test/serve/queue.test.ts and the gateway's tests) is a separate policy, and
+ * at kerf's default of 64 waiting it turned a stall of another process on the shared cores into
+ * refusals here: CI saw 5 requests refused with "pipeline 'v13' device queue is full (64
+ * waiting)" while the test file beside this one (--test-concurrency=2) took the cores for ~2 s.
+ * With room for all, such a stall makes answers late, never missing, and a switch that loses or
+ * mixes up requests still fails every assertion below.
+ */
+const QUEUE_LIMIT = 100_000;
+
 async function start(prep: Prepared, cuts: number[]): Promise<{ g: Gateway; workers: Worker[]; close(): Promise<void> }> {
-  const cloud = await Worker.start({ token: TOKEN, model: prep, segment: { cuts, blocks: [2, 2] }, name: 'cloud' });
-  const edge = await Worker.start({ token: TOKEN, model: prep, segment: { cuts, blocks: [1, 1] }, name: 'edge', next: cloud.address });
-  const g = await Gateway.start({ model: prep, pipeline: { cuts, next: edge.address, token: TOKEN } });
+  const cloud = await Worker.start({ token: TOKEN, model: prep, segment: { cuts, blocks: [2, 2] }, name: 'cloud', queueLimit: QUEUE_LIMIT });
+  const edge = await Worker.start({ token: TOKEN, model: prep, segment: { cuts, blocks: [1, 1] }, name: 'edge', next: cloud.address, queueLimit: QUEUE_LIMIT });
+  const g = await Gateway.start({ model: prep, pipeline: { cuts, next: edge.address, token: TOKEN, queueLimit: QUEUE_LIMIT } });
   await g.waitReady(10_000);
   return { g, workers: [edge, cloud], close: async () => { await g.close(); await edge.close(); await cloud.close(); } };
 }
@@ -45,11 +57,10 @@ for (const strategy of ['pause-resume', 'standby', 'on-demand', 'hot-swap'] as S
     try {
       await p.g.switcher.setStrategy(strategy, strategy === 'standby' ? { standby: B } : {});
       // 40 req/s, or a third of what the pipeline answers on this machine now (4 in flight) when
-      // that is less: a busy machine must not be driven into admission control (503) that the
-      // switches did not cause. A third, not half: every switch loads a new version on the same
-      // two cores that serve, and the test file beside this one (--test-concurrency=2) may take
-      // a core mid-run; at half, the device queue filled (64 waiting) in the full suite while
-      // the capacity measured at the start no longer held. The gap between switches grows in
+      // that is less, so that the load does not outrun a busy machine (the queues hold what a
+      // stall leaves waiting, QUEUE_LIMIT). A third, not half: every switch loads a new version
+      // on the same two cores that serve, and the test file beside this one
+      // (--test-concurrency=2) may take a core mid-run. The gap between switches grows in
       // proportion, so each version still sees as many requests.
       const { head, data } = encodeInferRequest(cs[0]!.inputs);
       const capacity = await closedLoopRate(p.g.url, p.g.name, Buffer.concat([head, ...data]), head.length, 1500);
