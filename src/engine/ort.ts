@@ -2,6 +2,8 @@
  * The only file that imports onnxruntime-node. Everything else in kerf speaks HostTensor
  * (dtype, dims, typed array) and Session, so swapping the runtime touches this file alone.
  */
+// First: the environment onnxruntime reads when it initialises (telemetry off; see the file).
+import './ort-env.js';
 import * as ort from 'onnxruntime-node';
 import { kerfError } from '../errors.js';
 import type { DType } from '../graph/dtypes.js';
