@@ -8,6 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { formatCpu, formatMiB } from './quantity.js';
+import { envEntries, GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV } from '../serve/malloc-env.js';
 import type { K8sObject, OwnerReference, PlacementState } from './types.js';
 
 export const PORT_FRAMES = 9000;
@@ -201,7 +202,7 @@ export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObj
         image: ctx.image,
         command: ['kerf'],
         args,
-        env: [...tokenEnv(ctx), { name: 'MALLOC_ARENA_MAX', value: '2' }],
+        env: [...tokenEnv(ctx), ...envEntries(WORKER_MALLOC_ENV)],
         ports: [{ name: 'frames', containerPort: PORT_FRAMES, protocol: 'TCP' }, { name: 'metrics', containerPort: PORT_METRICS, protocol: 'TCP' }],
         resources: { requests: { cpu: formatCpu(s.cpuMilli), memory: mem }, limits: { memory: mem } },
         // the frames port opens once the segment is loaded; /metrics answers while the process runs
@@ -258,7 +259,7 @@ export function gatewayObjects(ctx: RenderContext, st: PlacementState, firstPlac
         '--replay', '--replay-hold-ms', String(ctx.replayHoldMs ?? 120_000),
         ...(ctx.queue ? ['--queue', String(ctx.queue)] : []), ...shapeArgs(ctx), '--json',
       ],
-      env: tokenEnv(ctx),
+      env: [...tokenEnv(ctx), ...envEntries(GATEWAY_MALLOC_ENV)],
       ports: [{ name: 'http', containerPort: PORT_OIP, protocol: 'TCP' }],
       resources: { requests: { cpu: '250m', memory: gmem }, limits: { memory: gmem } },
       readinessProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5, failureThreshold: 2 },

@@ -193,15 +193,8 @@ export function tierArgv(t: TierStart): string[] {
   return ['--listen', listen, ...(t.blocks !== null ? ['--blocks', t.blocks] : []), ...a];
 }
 
-/**
- * glibc malloc setting every worker starts with, unless the environment sets it: two arenas, not
- * 8 per core, so the memory a switch or rollout frees (the old version's session, the whole model
- * once sliced) is reused instead of kept per thread. `kerf bench soak` (resnet18, 10 min, a live
- * repartition every 10 s; docs/switch.md): RSS growth 1.5 / −0.7 / −17 % per tier with it,
- * 11.6 / 23.1 / 14.1 % without. A low trim threshold as well (MALLOC_TRIM_THRESHOLD_=131072) gave
- * the smallest RSS but a larger relative sawtooth (1.2 / 16 / 21 %), so it is not a default.
- */
-export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+import { GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV } from './malloc-env.js';
+export { GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV };
 
 /** Options of `spawnWorker` (beside the tier). */
 export interface SpawnOptions {
@@ -230,7 +223,7 @@ export interface SpawnOptions {
 export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier> {
   return new Promise((resolvePromise, reject) => {
     const role = t.role;
-    const proc = spawn(process.execPath, [o.bin, 'worker', ...tierArgv(t)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...WORKER_MALLOC_ENV, ...process.env, ...o.env, KERF_TOKEN: o.token } });
+    const proc = spawn(process.execPath, [o.bin, 'worker', ...tierArgv(t)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...(role === 'gateway' ? GATEWAY_MALLOC_ENV : WORKER_MALLOC_ENV), ...process.env, ...o.env, KERF_TOKEN: o.token } });
     let group: CpuGroup | null = null;
     let stopping: Promise<void> | null = null;
     const stop = (): Promise<void> => (stopping ??= stopChild(proc).then(async () => { await group?.remove(); }));

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { prepareModel } from '../../src/engine/index.js';
 import { ocrModel } from '../support/shared.js';
 import { KERF, alive, bytesOf, httpRequest, inferBinary, inputsFor, reference, sleep } from './serve-helpers.js';
+import { GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV } from '../../src/serve/malloc-env.js';
 
 const MODEL = ocrModel('cls');
 
@@ -46,11 +47,17 @@ test('kerf up: 3 tiers with an emulated link serve the unsplit answer; SIGTERM l
     assert.ok(r.outputs['softmax_0.tmp_0']!.equals(ref));
     const meta = JSON.parse((await httpRequest(`${ready.url}/v2/models/${ready.model}`, 'GET')).body.toString()) as { inputs: { name: string; datatype: string; shape: number[] }[] };
     assert.deepEqual(meta.inputs, [{ name: 'x', datatype: 'FP32', shape: [1, 3, 48, 192] }]);
-    // every tier starts with two malloc arenas (what a switch frees is reused, not kept per thread)
-    for (const pid of pids) {
+    // every tier starts with two malloc arenas (what a switch frees is reused, not kept per
+    // thread); the gateway also with the thresholds that keep a request's buffers for the next
+    for (const [k, pid] of pids.entries()) {
       const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      assert.ok(env.includes(`MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '2'}`), `pid ${pid}: ${env.filter((e) => e.startsWith('MALLOC')).join(' ') || 'no MALLOC_ settings'}`);
+      const want = k === 0 ? GATEWAY_MALLOC_ENV : WORKER_MALLOC_ENV;
+      for (const [name, value] of Object.entries(want)) {
+        assert.ok(env.includes(`${name}=${process.env[name] ?? value}`), `${ready.processes[k]!.name} (pid ${pid}): ${env.filter((e) => e.startsWith('MALLOC')).join(' ') || 'no MALLOC_ settings'}`);
+      }
     }
+    assert.equal(GATEWAY_MALLOC_ENV.MALLOC_ARENA_MAX, WORKER_MALLOC_ENV.MALLOC_ARENA_MAX);
+    assert.ok(!('MALLOC_TRIM_THRESHOLD_' in WORKER_MALLOC_ENV));
   } finally {
     const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
     process.kill(proc.pid!, 'SIGTERM');

@@ -287,8 +287,11 @@ export async function run(argv: string[]): Promise<number | void> {
     /** wire CPU, seconds per byte received or sent on a whole core (measured at N=1) */
     let wire: number | null = null;
     // Workers free the whole model once sliced; glibc returns freed memory to the system sooner
-    // with a low trim threshold (the children inherit it; two arenas they get anyway: WORKER_MALLOC_ENV).
+    // with a low trim threshold (the children inherit it; two arenas they get anyway:
+    // WORKER_MALLOC_ENV), and glibc's first mmap threshold with it (for the gateway, whose own,
+    // GATEWAY_MALLOC_ENV, keeps memory for speed).
     process.env.MALLOC_TRIM_THRESHOLD_ ??= '131072';
+    process.env.MALLOC_MMAP_THRESHOLD_ ??= '131072';
     for (const n of stages) {
       const share = shareOf(n);
       const { tq, factor, pm } = await calibrated(share);

@@ -1,0 +1,37 @@
+/*
+ * The environment of the tier processes kerf starts (kerf up, an agent's workers, the operator's
+ * pods): a module of its own, so the operator's manifests use it without the serving stack.
+ */
+
+/**
+ * glibc malloc setting every worker starts with, unless the environment sets it: two arenas, not
+ * 8 per core, so the memory a switch or rollout frees (the old version's session, the whole model
+ * once sliced) is reused instead of kept per thread. `kerf bench soak` (resnet18, 10 min, a live
+ * repartition every 10 s; docs/switch.md): RSS growth 1.5 / −0.7 / −17 % per tier with it,
+ * 11.6 / 23.1 / 14.1 % without. A low trim threshold as well (MALLOC_TRIM_THRESHOLD_=131072) gave
+ * the smallest RSS but a larger relative sawtooth (1.2 / 16 / 21 %), so it is not a default.
+ * Nor, for a worker, are the gateway's high thresholds (below): in the soak with them on every
+ * tier a worker, which frees a version's weights at every switch, settled 15.6 % higher after
+ * the warm-up (with 4 MiB / 64 MiB: 4.2 / 7.7 / 2.5 % per tier), where the gateway held (0.5 %).
+ */
+export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = Object.freeze({ MALLOC_ARENA_MAX: '2' });
+
+/**
+ * The gateway's: the workers', and buffers up to 32 MiB (glibc's own ceiling for its sliding
+ * threshold) from the heap rather than fresh mappings, with up to 256 MiB freed at the heap's top
+ * kept for reuse. A request's buffers (the body, the hand-off to the compute thread, the answer:
+ * ~4 MB for a 1.2 MB input) live until V8 collects them, every ten or so requests; with glibc's
+ * sliding thresholds that memory went back to the system at each collection and was faulted in
+ * again page by page until the thresholds had slid up: over its first 30 requests a gateway
+ * spent a median 14.5–15.2 ms of CPU on each, ~4 ms later; with these 4.5–5.0 ms from the first
+ * collection on (`node scripts/gateway-cpu.mjs --malloc worker` against `--malloc gateway`, 60
+ * requests; docs/profile.md). At 5 % of a core that is ~200 ms a request.
+ */
+export const GATEWAY_MALLOC_ENV: Readonly<Record<string, string>> = Object.freeze({
+  ...WORKER_MALLOC_ENV, MALLOC_MMAP_THRESHOLD_: String(32 * 2 ** 20), MALLOC_TRIM_THRESHOLD_: String(256 * 2 ** 20),
+});
+
+/** Entries as a container's `env`. */
+export function envEntries(env: Readonly<Record<string, string>>): { name: string; value: string }[] {
+  return Object.entries(env).map(([name, value]) => ({ name, value }));
+}
