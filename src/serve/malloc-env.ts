@@ -23,7 +23,7 @@ export const WORKER_MALLOC_ENV: Readonly<Record<string, string>> = Object.freeze
  * ~4 MB for a 1.2 MB input) live until V8 collects them, every ten or so requests; with glibc's
  * sliding thresholds that memory went back to the system at each collection and was faulted in
  * again page by page until the thresholds had slid up: over its first 30 requests a gateway
- * spent a median 14.5–15.2 ms of CPU on each, ~4 ms later; with these 4.5–5.0 ms from the first
+ * spent a median 12.5–15.2 ms of CPU on each, ~3–5 ms later; with these 3.5–5.0 ms from the first
  * collection on (`node scripts/gateway-cpu.mjs --malloc worker` against `--malloc gateway`, 60
  * requests; docs/profile.md). At 5 % of a core that is ~200 ms a request.
  */
