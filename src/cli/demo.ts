@@ -40,11 +40,12 @@ Runs the whole story on PaddleOCR's text detector (from the npm package @gutenye
      the device's and the edge's CPU shares so that the device runs the model in ${DEVICE_X}× and the
      edge in ${EDGE_X}× the time its input takes over the device–edge link, on any machine;
   2. profiles the device and the edge under those shares (kerf profile --cpus, cgroup quotas);
-  3. measures the gateway's own work per request (HTTP, copying, framing) under the device's share;
+  3. measures the gateway's own work per request (HTTP, copying, framing) as CPU at full speed,
+     scaled to the device's share as its blocks are;
   4. plans the split for a stated network (device–edge Wi-Fi, edge–cloud and device–cloud WAN);
   5. serves it and the two extremes (all on device, all on cloud) with emulated links, sends
-     requests, and compares each measured median with its prediction; every answer is checked
-     bitwise against the unsplit model.
+     requests (after a warm-up at full speed), and compares each measured median with its
+     prediction; every answer is checked bitwise against the unsplit model.
 options:
   --model FILE         another ONNX model (with --input-shape for dynamic dims)
   --requests N         timed requests per configuration (default 6)
@@ -64,6 +65,11 @@ const NETWORK = {
     { from: 'device', to: 'cloud', rttMs: 50, bandwidthMbps: 20 },
   ],
 };
+/** Requests the gateway's work is timed over (CPU per request, at full speed: ~15 ms each here). */
+const PROBE_REQUESTS = 21;
+/** Warm-up of every configuration before it is timed, at full speed: requests, at most seconds. */
+const WARM_REQUESTS = 60;
+const WARM_S = 4;
 /** Shares below this are not emulated (the kernel's 1 ms minimum quota, throttling granularity). */
 const MIN_SHARE = 0.05;
 
@@ -170,7 +176,12 @@ export async function run(argv: string[]): Promise<number> {
 
     // 4. Start the extremes, and measure the gateway's own work on a stand-in model with the
     // same input and output (its compute is next to nothing): served all on the device, it is the
-    // gateway's fixed time; forwarded to a worker, the extra is framing CPU per byte.
+    // gateway's fixed time and the hand-off to its compute thread; forwarded to a worker, its
+    // HTTP work and framing. Timed as CPU at full speed, a request at a time, and scaled like the
+    // device's blocks (the quota's slowdown): a tier held to a few % of a core is CPU-bound, and
+    // the wall time of a handful of requests at that share swings ±2× with whatever else the
+    // process does (a collection of its heap, say), where the CPU of one request at full speed
+    // holds to a few %. Where per-thread CPU cannot be read, at the device's share, as wall.
     const { up } = await import('../serve/up.js');
     const { OipClient } = await import('../serve/client.js');
     const { randomInputs } = await import('../engine/shapes.js');
@@ -207,20 +218,35 @@ export async function run(argv: string[]): Promise<number> {
     const allCloud0 = rankPlacements(bare, net, criteriaFromFlags({ device: '-1', edge: '-1' }), { ...opts, topK: 1 })[0]!;
     const guess = rankPlacements(bare, net, undefined, { ...opts, topK: 1 })[0]!;
     const guessIsExtreme = same(guess, allDevice0) || same(guess, allCloud0);
-    const gw = await step(4, `starting the configurations, and measuring the gateway's own work at ${pct(deviceCpu)} of a core`, async () => {
+    const { processThreadsCpuSeconds } = await import('../serve/cpu.js');
+    // The device's blocks are priced at full speed × this (kerf profile --cpus); so is the gateway.
+    const deviceSlow = device.settings?.cpuQuota?.slowdown ?? 1;
+    const gw = await step(4, `starting the configurations, and measuring the gateway's own work (CPU per request, scaled to ${pct(deviceCpu)} of a core)`, async () => {
+      const byCpu = processThreadsCpuSeconds(process.pid) !== null;
+      // Held to the device's share only when the wall time is what is measured.
+      const probeTier = { name: 'device', ...(byCpu ? {} : { cpus: deviceCpu }) };
       const [local, fwd, hDev, hCloud, hGuess] = await Promise.all([
-        startUp('gwl', { model: echoFile, cuts: [], local: true, tiers: [{ name: 'device', cpus: deviceCpu }], links: [] }),
-        startUp('gwf', { model: echoFile, cuts: [], local: false, tiers: [{ name: 'device', cpus: deviceCpu }, { name: 'cloud', cpus: 1 }], links: [link('device', 'edge')] }),
+        startUp('gwl', { model: echoFile, cuts: [], local: true, tiers: [probeTier], links: [] }),
+        // By CPU, the link's pacing changes nothing but the time the probe takes.
+        startUp('gwf', { model: echoFile, cuts: [], local: false, tiers: [probeTier, { name: 'cloud', cpus: 1 }], links: [byCpu ? null : link('device', 'edge')] }),
         startUp('dev', upOf(allDevice0, modelFile)),
         startUp('cld', upOf(allCloud0, modelFile)),
         guessIsExtreme ? Promise.resolve(null) : startUp('gss', upOf(guess, modelFile)),
       ]);
-      const probe = async (h: UpHandle) => {
+      /** Median seconds of the gateway's own work per request: CPU × the device's slowdown, or wall at its share. */
+      const probe = async (h: UpHandle): Promise<number> => {
+        const pid = h.processes.find((p) => p.role === 'gateway')!.pid;
         const c = new OipClient(h.url, name);
         try {
-          for (let i = 0; i < 2; i++) await c.infer(inputs[i % inputs.length]!);
+          const w0 = performance.now();
+          for (let i = 0; i < (byCpu ? WARM_REQUESTS : 3) && performance.now() - w0 < WARM_S * 1000; i++) await c.infer(inputs[i % inputs.length]!);
           const t: number[] = [];
-          for (let i = 0; i < 7; i++) t.push((await c.infer(inputs[i % inputs.length]!)).seconds);
+          for (let i = 0; i < (byCpu ? PROBE_REQUESTS : 7); i++) {
+            const c0 = byCpu ? processThreadsCpuSeconds(pid) : null;
+            const r = await c.infer(inputs[i % inputs.length]!);
+            const c1 = byCpu ? processThreadsCpuSeconds(pid) : null;
+            t.push(c0 !== null && c1 !== null ? (c1 - c0) * deviceSlow : r.seconds);
+          }
           return median(t);
         } finally { c.close(); }
       };
@@ -229,16 +255,15 @@ export async function run(argv: string[]): Promise<number> {
       await Promise.all([local.close(), fwd.close()]);
       handles.splice(handles.indexOf(local), 1);
       handles.splice(handles.indexOf(fwd), 1);
-      // Forwarded over an emulated link, the gateway's framing overlaps the link's pacing (it
-      // writes and reads while the bytes trickle): what stays is its HTTP work, priced as the
-      // fixed time beyond the link as the planner prices it. Served locally, it also hands this
-      // model's input and output to its compute thread: that is the call overhead of a segment
-      // on the gateway (the profile's, on a one-float model, is a floor).
+      // Forwarded, the gateway's work is its HTTP and framing, priced as the fixed time beyond the
+      // link as the planner prices it (as wall, what the link took comes off). Served locally, it
+      // also hands this model's input and output to its compute thread: that is the call overhead
+      // of a segment on the gateway (the profile's, on a one-float model, is a floor).
       const de = NETWORK.links[0]!, bw = (de.bandwidthMbps * 1e6) / 8;
-      const linkS = 2 * (de.rttMs / 1000) + (inBytes + outBytes) / bw;
-      const fixedS = Math.max(0, fwdS - linkS - (cloud.callOverheadS ?? 0));
+      const linkS = byCpu ? 0 : 2 * (de.rttMs / 1000) + (inBytes + outBytes) / bw;
+      const fixedS = Math.max(0, fwdS - linkS - (byCpu ? 0 : cloud.callOverheadS ?? 0));
       const callS = Math.max(device.callOverheadS ?? 0, localS - fixedS);
-      return { fixedS, callS, wireSPerByte: 0, localS, forwardedS: fwdS, devices: hDev, clouds: hCloud, guess: hGuess };
+      return { fixedS, callS, wireSPerByte: 0, localS, forwardedS: fwdS, by: byCpu ? 'cpu' as const : 'wall' as const, devices: hDev, clouds: hCloud, guess: hGuess };
     }, (g) => `${fmt(g.fixedS)} a request (HTTP, the answer), and ${fmt(g.callS)} to hand this model's input and output to its compute thread when it runs a segment`);
     device.callOverheadS = gw.callS;
 
@@ -296,7 +321,7 @@ export async function run(argv: string[]): Promise<number> {
         slowdown: { device: device.settings?.cpuQuota?.slowdown ?? 1, edge: edge.settings?.cpuQuota?.slowdown ?? 1 },
         callOverheadS: { device: device.callOverheadS ?? 0, edge: edge.callOverheadS ?? 0, cloud: cloud.callOverheadS ?? 0 },
         blockSumOverWhole: { device: device.blockSumOverWhole, edge: edge.blockSumOverWhole, cloud: cloud.blockSumOverWhole },
-        gateway: { fixedS: gw.fixedS, callOverheadS: gw.callS, wireSPerByte: gw.wireSPerByte, probeLocalS: gw.localS, probeForwardedS: gw.forwardedS },
+        gateway: { fixedS: gw.fixedS, callOverheadS: gw.callS, wireSPerByte: gw.wireSPerByte, probeLocalS: gw.localS, probeForwardedS: gw.forwardedS, measuredAs: gw.by },
       },
       plan: { cuts: best.cuts, tiers: best.tiers, transfers: best.transfers, predictedS: best.totalS, equals: extreme },
       results: measured, whereTheTimeGoes: where, steps, workdir: work, seconds: (performance.now() - t0) / 1000,
@@ -343,7 +368,7 @@ async function measure(
   const { OipClient } = await import('../serve/client.js');
   const client = new OipClient(h.url, name);
   try {
-    await client.infer(inputs[0]!); // warm-up: connections, first-run allocations
+    await warm(h, client, inputs);
     const times: number[] = [];
     let equal = 0, failed = 0;
     for (const [i, f] of inputs.entries()) {
@@ -359,6 +384,33 @@ async function measure(
   } finally {
     client.close();
   }
+}
+
+/**
+ * Warm a configuration up as a long-running one is: its processes at full speed (out of their CPU
+ * groups and back) and its links unthrottled, for WARM_REQUESTS requests or WARM_S seconds, then
+ * one request as configured. A process that just started spends 3–4× the CPU on its first ~30
+ * requests that it spends later: glibc hands back the memory each collection of V8's frees, and
+ * it is faulted in again page by page until malloc's sliding thresholds have grown (a gateway of
+ * this model: ~15 ms a request, then ~4; `node scripts/gateway-cpu.mjs`, docs/profile.md). At a
+ * few % of a core that is most of a request, and it is not what the profile or a deployment
+ * that has run for a minute shows.
+ */
+async function warm(h: UpHandle, client: import('../serve/client.js').OipClient, inputs: Record<string, HostTensor>[]): Promise<void> {
+  const { currentCpuGroup, moveToCpuGroup } = await import('../serve/cpu.js');
+  const held = h.processes.filter((p) => p.cgroup);
+  const links = h.links.map(({ link }) => ({ link, was: { ...link.config } }));
+  const here = currentCpuGroup();
+  for (const p of held) await moveToCpuGroup(here, p.pid);
+  for (const { link } of links) link.update({ rateBps: Infinity, delayMs: 0, jitterMs: 0 });
+  try {
+    const t0 = performance.now();
+    for (let i = 0; i < WARM_REQUESTS && performance.now() - t0 < WARM_S * 1000; i++) await client.infer(inputs[i % inputs.length]!);
+  } finally {
+    for (const { link, was } of links) link.update({ rateBps: was.rateBps, delayMs: was.delayMs, jitterMs: was.jitterMs });
+    for (const p of held) await moveToCpuGroup(p.cgroup!, p.pid);
+  }
+  await client.infer(inputs[0]!); // and once as configured: the quota's and the links' first periods
 }
 
 /** Per used tier: what its part of the plan's predicted latency is made of. */
@@ -382,7 +434,7 @@ function whereTheTimeGoes(p: RankedPlacement, deviceCpu: number, edgeCpu: number
 }
 
 /** A model with the same inputs and outputs whose compute is next to nothing (a max and an expand). */
-function echoModel(prep: import('../engine/prepare.js').Prepared): Uint8Array {
+export function echoModel(prep: import('../engine/prepare.js').Prepared): Uint8Array {
   const b = new ModelBuilder({ name: 'gateway-probe' });
   for (const i of prep.model.inputs) {
     const t = prep.analysis.tensors.get(i.name)!;

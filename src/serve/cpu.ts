@@ -179,6 +179,25 @@ export function processCpuSeconds(pid: number): number | null {
   }
 }
 
+/**
+ * CPU seconds the live threads of a process have run, from each thread's scheduler statistics
+ * (/proc/<pid>/task/<tid>/schedstat, nanoseconds; a thread that ended no longer counts): fine
+ * enough to time one request, where /proc/<pid>/stat counts 10 ms ticks. Null when the process
+ * is gone or the kernel keeps no scheduler statistics.
+ */
+export function processThreadsCpuSeconds(pid: number): number | null {
+  let tids: string[];
+  try { tids = readdirSync(`/proc/${pid}/task`); } catch { return null; }
+  let ns = 0, read = 0;
+  for (const tid of tids) {
+    try {
+      const v = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      if (Number.isFinite(v)) { ns += v; read++; }
+    } catch { /* the thread ended */ }
+  }
+  return read > 0 ? ns / 1e9 : null;
+}
+
 /** Resident memory of a process (VmRSS) and its peak (VmHWM), bytes; null when gone. */
 export function processMemory(pid: number): { rss: number; peak: number } | null {
   try {
