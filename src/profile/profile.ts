@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { kerfError } from '../errors.js';
@@ -500,20 +500,22 @@ async function underQuota(ctx: RunContext, share: number, root: string | undefin
 }
 
 /**
- * Pin every thread of process `pid` to the last CPU for a measurement under a CPU quota (Linux,
- * `taskset`); returns what restores the affinity it had, or null when it cannot pin. Under a CFS
- * quota of a few % of a core, a thread that moves between CPUs strands the runtime the kernel
- * handed the CPU it left: the same whole model at 5 % of a core here took 459–680 ms unpinned
- * (medians of 5, four profiles) and 459–519 ms pinned, with 20.1–22.4 ms of CPU each time.
+ * Pin every thread of process `pid` to the last CPU it may use (Linux, `taskset`) for the runs
+ * under a CPU quota; returns what restores the affinity it had, or null when it cannot pin. A
+ * thread that moves between CPUs strands the quota's runtime on the CPU it left. What it changed
+ * here (docs/profile.md): `kerf demo`'s device profile at 5 % of a core read a slowdown of 19.9–27.8
+ * pinned, 16.7–22.2 unpinned, and the demo's configurations stayed within 0.8–1.25× of their
+ * predictions in 6 of 8 runs pinned, 2 of 6 unpinned.
  */
-function pinToOneCpu(pid: number): (() => void) | null {
+export function pinToOneCpu(pid: number): (() => void) | null {
   if (process.platform !== 'linux') return null;
-  const was = spawnSync('taskset', ['-p', String(pid)], { encoding: 'utf8' });
-  const mask = /:\s*([0-9a-f,]+)\s*$/i.exec(was.stdout ?? '')?.[1];
-  if (was.status !== 0 || !mask) return null;
-  const cpu = Math.max(0, availableParallelism() - 1);
-  if (spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' }).status !== 0) return null;
-  return () => { spawnSync('taskset', ['-a', '-p', mask, String(pid)], { stdio: 'ignore' }); };
+  // "pid N's current affinity list: 0-1,4": pin to the last CPU it may use, give the list back after.
+  const was = spawnSync('taskset', ['-c', '-p', String(pid)], { encoding: 'utf8' });
+  const list = /:\s*([0-9,-]+)\s*$/.exec(was.stdout ?? '')?.[1];
+  const cpu = list?.split(',').pop()?.split('-').pop();
+  if (was.status !== 0 || !list || !cpu) return null;
+  if (spawnSync('taskset', ['-a', '-c', '-p', cpu, String(pid)], { stdio: 'ignore' }).status !== 0) return null;
+  return () => { spawnSync('taskset', ['-a', '-c', '-p', list, String(pid)], { stdio: 'ignore' }); };
 }
 
 /** The whole model's bytes for one session: the file as read, unless weights had to be inlined. */
