@@ -505,7 +505,7 @@ async function underQuota(ctx: RunContext, share: number, root: string | undefin
  * thread that moves between CPUs strands the quota's runtime on the CPU it left. What it changed
  * here (docs/profile.md): `kerf demo`'s device profile at 5 % of a core read a slowdown of 19.9–27.8
  * pinned, 16.7–22.2 unpinned, and the demo's configurations stayed within 0.8–1.25× of their
- * predictions in 6 of 8 runs pinned, 2 of 6 unpinned.
+ * predictions in 6 of 8 runs pinned, 2 of 5 unpinned.
  */
 export function pinToOneCpu(pid: number): (() => void) | null {
   if (process.platform !== 'linux') return null;
