@@ -50,7 +50,7 @@ try {
     { stdio: ['ignore', 'pipe', 'inherit'], env });
   const url = await new Promise((resolve, reject) => {
     let out = '';
-    gw.stdout.on('data', (c) => { out += c; const m = /listening on (\S+)|"address":"([^"]+)"/.exec(out); if (m) resolve(`http://${m[1] ?? m[2]}`); });
+    gw.stdout.on('data', (c) => { out += c; const m = /"address":"([^"]+)"/.exec(out); if (m) resolve(`http://${m[1]}`); });
     gw.once('exit', (code) => reject(new Error(`gateway exited (${code}) before listening: ${out.trim().split('\n').pop()}`)));
   });
   const c = new OipClient(url, 'm');
@@ -63,10 +63,9 @@ try {
       if (r.status !== 200) throw new Error(`request ${i}: ${r.status} ${r.error?.message}`);
       ms.push((processThreadsCpuSeconds(gw.pid) - c0) * 1e3);
     }
-    const s = [...ms].sort((a, b) => a - b);
-    const half = (xs) => { const t = [...xs].sort((a, b) => a - b); return t[t.length >> 1]; };
+    const median = (xs) => { const t = [...xs].sort((a, b) => a - b); return t[t.length >> 1]; };
     process.stdout.write(`malloc ${values.malloc}: CPU ms per request, in order: ${ms.map((x) => x.toFixed(1)).join(' ')}\n`);
-    process.stdout.write(`median ${half(ms).toFixed(1)} ms; first half ${half(ms.slice(0, n >> 1)).toFixed(1)}, second half ${half(ms.slice(n >> 1)).toFixed(1)}; max ${s[s.length - 1].toFixed(1)}\n`);
+    process.stdout.write(`median ${median(ms).toFixed(1)} ms; first half ${median(ms.slice(0, n >> 1)).toFixed(1)}, second half ${median(ms.slice(n >> 1)).toFixed(1)}; max ${Math.max(...ms).toFixed(1)}\n`);
   } finally {
     c.close();
     gw.kill();

@@ -120,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const work = a.values.keep ? resolve(a.values.keep) : mkdtempSync(join(tmpdir(), 'kerf-demo-'));
-  const { cpuQuotaUnavailable, cpuPeriodForShare } = await import('../serve/cpu.js');
+  const { cpuQuotaUnavailable, cpuPeriodForShare, processThreadsCpuSeconds } = await import('../serve/cpu.js');
   const quotaWhyNot = cpuQuotaUnavailable();
   const quota = quotaWhyNot === null;
   const handles: UpHandle[] = [];
@@ -218,7 +218,6 @@ export async function run(argv: string[]): Promise<number> {
     const allCloud0 = rankPlacements(bare, net, criteriaFromFlags({ device: '-1', edge: '-1' }), { ...opts, topK: 1 })[0]!;
     const guess = rankPlacements(bare, net, undefined, { ...opts, topK: 1 })[0]!;
     const guessIsExtreme = same(guess, allDevice0) || same(guess, allCloud0);
-    const { processThreadsCpuSeconds } = await import('../serve/cpu.js');
     // The device's blocks are priced at full speed × this (kerf profile --cpus); so is the gateway.
     const deviceSlow = device.settings?.cpuQuota?.slowdown ?? 1;
     const gw = await step(4, `starting the configurations, and measuring the gateway's own work (CPU per request, scaled to ${pct(deviceCpu)} of a core)`, async () => {
@@ -238,8 +237,7 @@ export async function run(argv: string[]): Promise<number> {
         const pid = h.processes.find((p) => p.role === 'gateway')!.pid;
         const c = new OipClient(h.url, name);
         try {
-          const w0 = performance.now();
-          for (let i = 0; i < (byCpu ? WARM_REQUESTS : 3) && performance.now() - w0 < WARM_S * 1000; i++) await c.infer(inputs[i % inputs.length]!);
+          await sendFor(c, inputs, byCpu ? WARM_REQUESTS : 3, WARM_S);
           const t: number[] = [];
           for (let i = 0; i < (byCpu ? PROBE_REQUESTS : 7); i++) {
             const c0 = byCpu ? processThreadsCpuSeconds(pid) : null;
@@ -404,13 +402,18 @@ async function warm(h: UpHandle, client: import('../serve/client.js').OipClient,
   for (const p of held) await moveToCpuGroup(here, p.pid);
   for (const { link } of links) link.update({ rateBps: Infinity, delayMs: 0, jitterMs: 0 });
   try {
-    const t0 = performance.now();
-    for (let i = 0; i < WARM_REQUESTS && performance.now() - t0 < WARM_S * 1000; i++) await client.infer(inputs[i % inputs.length]!);
+    await sendFor(client, inputs, WARM_REQUESTS, WARM_S);
   } finally {
     for (const { link, was } of links) link.update({ rateBps: was.rateBps, delayMs: was.delayMs, jitterMs: was.jitterMs });
     for (const p of held) await moveToCpuGroup(p.cgroup!, p.pid);
   }
   await client.infer(inputs[0]!); // and once as configured: the quota's and the links' first periods
+}
+
+/** Send up to `n` requests, one at a time, cycling through `inputs`, for at most `seconds`. */
+async function sendFor(client: import('../serve/client.js').OipClient, inputs: Record<string, HostTensor>[], n: number, seconds: number): Promise<void> {
+  const t0 = performance.now();
+  for (let i = 0; i < n && performance.now() - t0 < seconds * 1000; i++) await client.infer(inputs[i % inputs.length]!);
 }
 
 /** Per used tier: what its part of the plan's predicted latency is made of. */

@@ -21,6 +21,7 @@ import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
 import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
+import { GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV } from './malloc-env.js';
 import { parseHopCodec } from '../codec/index.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
@@ -192,9 +193,6 @@ export function tierArgv(t: TierStart): string[] {
   if (t.role === 'gateway') return ['--gateway', '--listen', listen, ...(t.blocks !== null ? ['--blocks', t.blocks] : []), ...(t.modelName ? ['--model-name', t.modelName] : []), ...a];
   return ['--listen', listen, ...(t.blocks !== null ? ['--blocks', t.blocks] : []), ...a];
 }
-
-import { GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV } from './malloc-env.js';
-export { GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV };
 
 /** Options of `spawnWorker` (beside the tier). */
 export interface SpawnOptions {
