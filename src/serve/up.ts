@@ -20,8 +20,8 @@ import type { PlanDocument } from '../plan/types.js';
 import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
-import { CpuGroup, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
-import { GATEWAY_MALLOC_ENV, WORKER_MALLOC_ENV } from './malloc-env.js';
+import { CpuGroup, cpuPeriodForShare, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
+import { GATEWAY_MALLOC_ENV, SERVING_NODE_FLAGS, WORKER_MALLOC_ENV } from './malloc-env.js';
 import { parseHopCodec } from '../codec/index.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
@@ -50,6 +50,9 @@ export interface CpuLimitOptions {
   root?: string;
   /** CFS period, µs (default 100000) */
   periodUs?: number;
+  /** each tier's period as `kerf profile --cpus` sets it for that share instead (cpuPeriodForShare:
+   * 10 ms, longer below 10 %), so tiers are held as their profiles were */
+  periodPerShare?: boolean;
   /** never use cgroups (as if they were not writable) */
   disabled?: boolean;
   /** prefix of the groups' labels, so several deployments of one process can hold CPU at once */
@@ -201,7 +204,7 @@ export interface SpawnOptions {
   log: (line: string) => void;
   timeoutMs: number;
   /** put the process in a cgroup with the tier's CPU share before it loads anything */
-  cpu?: { root?: string; periodUs?: number; label?: string; prefix?: string; fromReady?: boolean } | null;
+  cpu?: { root?: string; periodUs?: number | 'per-share'; label?: string; prefix?: string; fromReady?: boolean } | null;
   /** extra environment */
   env?: NodeJS.ProcessEnv;
   /** called when the process exits after it listened, unless `stop()` asked it to */
@@ -221,7 +224,7 @@ export interface SpawnOptions {
 export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier> {
   return new Promise((resolvePromise, reject) => {
     const role = t.role;
-    const proc = spawn(process.execPath, [o.bin, 'worker', ...tierArgv(t)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...(role === 'gateway' ? GATEWAY_MALLOC_ENV : WORKER_MALLOC_ENV), ...process.env, ...o.env, KERF_TOKEN: o.token } });
+    const proc = spawn(process.execPath, [...SERVING_NODE_FLAGS, o.bin, 'worker', ...tierArgv(t)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...(role === 'gateway' ? GATEWAY_MALLOC_ENV : WORKER_MALLOC_ENV), ...process.env, ...o.env, KERF_TOKEN: o.token } });
     let group: CpuGroup | null = null;
     let stopping: Promise<void> | null = null;
     const stop = (): Promise<void> => (stopping ??= stopChild(proc).then(async () => { await group?.remove(); }));
@@ -236,7 +239,7 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
     let grouped: Promise<void> = Promise.resolve();
     if (o.cpu && t.cpus !== undefined && proc.pid !== undefined) {
       const cpu = o.cpu;
-      grouped = CpuGroup.create(cpu.label ?? `${cpu.prefix ?? ''}${t.index}-${t.name}`, t.cpus, { ...(cpu.root ? { root: cpu.root } : {}), ...(cpu.periodUs ? { periodUs: cpu.periodUs } : {}) })
+      grouped = CpuGroup.create(cpu.label ?? `${cpu.prefix ?? ''}${t.index}-${t.name}`, t.cpus, { ...(cpu.root ? { root: cpu.root } : {}), ...(cpu.periodUs ? { periodUs: cpu.periodUs === 'per-share' ? cpuPeriodForShare(t.cpus) : cpu.periodUs } : {}) })
         .then(async (g) => { group = g; if (!cpu.fromReady) await g.add(proc.pid!); });
       grouped.catch(fail);
     }
@@ -321,7 +324,7 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
     }
     const bin = opts.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js');
     const cgroups = cpu.mode === 'cgroup' ? {
-      ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}),
+      ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodPerShare ? { periodUs: 'per-share' as const } : opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}),
       ...(opts.cpu?.label ? { prefix: opts.cpu.label } : {}), ...(opts.cpu?.fromReady ? { fromReady: true } : {}),
     } : null;
     launch = (t, tok) => spawnWorker(t, { bin, token: tok, log, timeoutMs: timeout, cpu: cgroups });
