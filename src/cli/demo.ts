@@ -48,7 +48,7 @@ Runs the whole story on PaddleOCR's text detector (from the npm package @gutenye
      prediction; every answer is checked bitwise against the unsplit model.
 options:
   --model FILE         another ONNX model (with --input-shape for dynamic dims)
-  --requests N         timed requests per configuration (default 6)
+  --requests N         timed requests per configuration (default 9)
   --device-cpu F       the device's share of one core (default: calibrated)
   --edge-cpu F         the edge's share of one core (default: calibrated)
   --keep DIR           keep profiles and plan.json in DIR
@@ -65,6 +65,8 @@ const NETWORK = {
     { from: 'device', to: 'cloud', rttMs: 50, bandwidthMbps: 20 },
   ],
 };
+/** Requests a probe gateway is timed over as served, at the device's share. */
+const SERVED_REQUESTS = 12;
 /** Requests the gateway's work is timed over (CPU per request, at full speed: ~15 ms each here). */
 const PROBE_REQUESTS = 21;
 /** Warm-up of every configuration before it is timed, at full speed: requests, at most seconds. */
@@ -72,6 +74,8 @@ const WARM_REQUESTS = 60;
 const WARM_S = 4;
 /** Shares below this are not emulated (the kernel's 1 ms minimum quota, throttling granularity). */
 const MIN_SHARE = 0.05;
+/** A change of the model's CPU time between the profiles and the measurements beyond this is reported. */
+const DRIFT = 0.1;
 
 type Tier = 'device' | 'edge' | 'cloud';
 
@@ -84,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, {
     model: { type: 'string' },
     'input-shape': { type: 'string', multiple: true },
-    requests: { type: 'string', default: '6' },
+    requests: { type: 'string', default: '9' },
     'device-cpu': { type: 'string' },
     'edge-cpu': { type: 'string' },
     keep: { type: 'string' },
@@ -120,7 +124,7 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const work = a.values.keep ? resolve(a.values.keep) : mkdtempSync(join(tmpdir(), 'kerf-demo-'));
-  const { cpuQuotaUnavailable, cpuPeriodForShare, processThreadsCpuSeconds } = await import('../serve/cpu.js');
+  const { cpuQuotaUnavailable, currentCpuGroup, moveToCpuGroup, processThreadsCpuSeconds } = await import('../serve/cpu.js');
   const quotaWhyNot = cpuQuotaUnavailable();
   const quota = quotaWhyNot === null;
   const handles: UpHandle[] = [];
@@ -189,7 +193,7 @@ export async function run(argv: string[]): Promise<number> {
     const echoFile = join(work, 'gateway-probe.onnx');
     writeFileSync(echoFile, echoModel(prep));
     // Processes load at full speed and are held to their shares once ready.
-    const cpuOpts = (label: string) => ({ periodUs: cpuPeriodForShare(Math.min(deviceCpu, edgeCpu)), label, fromReady: true });
+    const cpuOpts = (label: string) => ({ periodPerShare: true, label, fromReady: true });
     const withCpu = (t: { name: string; cpus?: number }) => ({ name: t.name, threads: 1, ...(quota && t.cpus !== undefined && t.cpus < 1 ? { cpus: t.cpus } : {}) });
     const startUp = async (label: string, o: { model: string; cuts: number[]; local: boolean; tiers: { name: string; cpus?: number }[]; links: (LinkSpec | null)[] }) => {
       const h = await up({ ...o, tiers: o.tiers.map(withCpu), inputShapes: prep.inputShapes, name, cpu: cpuOpts(`${label}-`), log: () => undefined });
@@ -222,8 +226,8 @@ export async function run(argv: string[]): Promise<number> {
     const deviceSlow = device.settings?.cpuQuota?.slowdown ?? 1;
     const gw = await step(4, `starting the configurations, and measuring the gateway's own work (CPU per request, scaled to ${pct(deviceCpu)} of a core)`, async () => {
       const byCpu = processThreadsCpuSeconds(process.pid) !== null;
-      // Held to the device's share only when the wall time is what is measured.
-      const probeTier = { name: 'device', ...(byCpu ? {} : { cpus: deviceCpu }) };
+      // Held to the device's share, out of it while its CPU is timed.
+      const probeTier = { name: 'device', cpus: deviceCpu };
       const [local, fwd, hDev, hCloud, hGuess] = await Promise.all([
         startUp('gwl', { model: echoFile, cuts: [], local: true, tiers: [probeTier], links: [] }),
         // By CPU, the link's pacing changes nothing but the time the probe takes.
@@ -232,37 +236,74 @@ export async function run(argv: string[]): Promise<number> {
         startUp('cld', upOf(allCloud0, modelFile)),
         guessIsExtreme ? Promise.resolve(null) : startUp('gss', upOf(guess, modelFile)),
       ]);
-      /** Median seconds of the gateway's own work per request: CPU × the device's slowdown, or wall at its share. */
-      const probe = async (h: UpHandle): Promise<number> => {
+      /**
+       * Median seconds of the gateway's own work per request: CPU at full speed × the device's
+       * slowdown (or, where per-thread CPU cannot be read, wall at its share). With `serial`, also
+       * the mean wall time, as served at its share, of what it does before a request leaves it
+       * and after the answer is back: its `decode` and `encode` stages (reading and parsing the
+       * body, writing the answer), from its /metrics.
+       */
+      const probe = async (h: UpHandle, serial: boolean): Promise<{ s: number; serialS: number; servedS: number }> => {
         const pid = h.processes.find((p) => p.role === 'gateway')!.pid;
+        const held = byCpu ? h.processes.filter((p) => p.cgroup) : [];
         const c = new OipClient(h.url, name);
         try {
-          await sendFor(c, inputs, byCpu ? WARM_REQUESTS : 3, WARM_S);
           const t: number[] = [];
-          for (let i = 0; i < (byCpu ? PROBE_REQUESTS : 7); i++) {
-            const c0 = byCpu ? processThreadsCpuSeconds(pid) : null;
-            const r = await c.infer(inputs[i % inputs.length]!);
-            const c1 = byCpu ? processThreadsCpuSeconds(pid) : null;
-            t.push(c0 !== null && c1 !== null ? (c1 - c0) * deviceSlow : r.seconds);
+          for (const p of held) await moveToCpuGroup(currentCpuGroup(), p.pid);
+          try {
+            await sendFor(c, inputs, byCpu ? WARM_REQUESTS : 3, WARM_S);
+            for (let i = 0; i < (byCpu ? PROBE_REQUESTS : 7); i++) {
+              const c0 = byCpu ? processThreadsCpuSeconds(pid) : null;
+              const r = await c.infer(inputs[i % inputs.length]!);
+              const c1 = byCpu ? processThreadsCpuSeconds(pid) : null;
+              t.push(c0 !== null && c1 !== null ? (c1 - c0) * deviceSlow : r.seconds);
+            }
+          } finally {
+            for (const p of held) await moveToCpuGroup(p.cgroup!, p.pid);
           }
-          return median(t);
+          let serialS = NaN, servedS = NaN;
+          if (held.length > 0) {
+            await c.infer(inputs[0]!);
+            const m0 = await gatewayStages(h.url);
+            const w: number[] = [];
+            for (let i = 0; i < SERVED_REQUESTS; i++) w.push((await c.infer(inputs[i % inputs.length]!)).seconds);
+            const m1 = await gatewayStages(h.url);
+            const n = (m1.get('decode')?.count ?? 0) - (m0.get('decode')?.count ?? 0);
+            const sum = (k: string) => (m1.get(k)?.sum ?? 0) - (m0.get(k)?.sum ?? 0);
+            if (serial && n > 0) serialS = (sum('decode') + sum('encode')) / n;
+            servedS = median(w);
+          }
+          return { s: median(t), serialS, servedS };
         } finally { c.close(); }
       };
-      const localS = await probe(local);
-      const fwdS = await probe(fwd);
+      const { s: localCpuS, servedS: localServedS } = await probe(local, false);
+      // Served all on the device, its gateway's whole work is in series with the compute: timed as served where it can be.
+      const localS = Number.isFinite(localServedS) ? localServedS : localCpuS;
+      const { s: fwdS, serialS } = await probe(fwd, true);
       await Promise.all([local.close(), fwd.close()]);
       handles.splice(handles.indexOf(local), 1);
       handles.splice(handles.indexOf(fwd), 1);
-      // Forwarded, the gateway's work is its HTTP and framing, priced as the fixed time beyond the
-      // link as the planner prices it (as wall, what the link took comes off). Served locally, it
-      // also hands this model's input and output to its compute thread: that is the call overhead
-      // of a segment on the gateway (the profile's, on a one-float model, is a floor).
+      // Forwarded, the gateway's work is its HTTP and framing. Only part of it is serial: reading
+      // the request and writing the answer, timed as served. Framing the input into the next hop
+      // and reading the answer back run while the link carries them (at 5 % of a core a gateway
+      // spent ~7 ms of CPU on a request of the OCR detector, ~140 ms of wall, while its decode and
+      // encode stages took 5–42 ms and the request 240–290 ms in all; priced in series, the
+      // all-on-edge plan was over-predicted by ~13 % in every run), so that part is priced only
+      // where it would outlast the input's transfer on the device's fastest link. As wall (no
+      // per-thread CPU), what the link took comes off, and all of it is priced in series.
+      // Served locally, the gateway also hands this model's input and output to its compute
+      // thread: that is the call overhead of a segment on the gateway (the profile's, on a
+      // one-float model, is a floor).
       const de = NETWORK.links[0]!, bw = (de.bandwidthMbps * 1e6) / 8;
       const linkS = byCpu ? 0 : 2 * (de.rttMs / 1000) + (inBytes + outBytes) / bw;
-      const fixedS = Math.max(0, fwdS - linkS - (byCpu ? 0 : cloud.callOverheadS ?? 0));
+      const wholeS = Math.max(0, fwdS - linkS - (byCpu ? 0 : cloud.callOverheadS ?? 0));
+      const fastest = Math.max(...NETWORK.links.filter((l) => l.from === 'device').map((l) => l.bandwidthMbps)) * 1e6 / 8;
+      const serial = byCpu && Number.isFinite(serialS) ? Math.min(wholeS, serialS) : wholeS;
+      const streamS = wholeS - serial;
+      const fixedS = serial + Math.max(0, streamS - inBytes / fastest);
       const callS = Math.max(device.callOverheadS ?? 0, localS - fixedS);
-      return { fixedS, callS, wireSPerByte: 0, localS, forwardedS: fwdS, by: byCpu ? 'cpu' as const : 'wall' as const, devices: hDev, clouds: hCloud, guess: hGuess };
-    }, (g) => `${fmt(g.fixedS)} a request (HTTP, the answer), and ${fmt(g.callS)} to hand this model's input and output to its compute thread when it runs a segment`);
+      return { fixedS, streamS, callS, wireSPerByte: 0, localS, localCpuS, forwardedS: fwdS, by: byCpu ? 'cpu' as const : 'wall' as const, devices: hDev, clouds: hCloud, guess: hGuess };
+    }, (g) => `${fmt(g.fixedS)} a request (reading it, writing the answer; its framing, ${fmt(g.streamS)}, runs while the link carries the input), and ${fmt(g.callS)} to hand this model's input and output to its compute thread when it runs a segment`);
     device.callOverheadS = gw.callS;
 
     // 5. Plan, with the per-tier cost every planner uses (src/plan/cost.ts).
@@ -289,8 +330,19 @@ export async function run(argv: string[]): Promise<number> {
     const { normalisedBytes, compareOutputs } = await import('../engine/verify.js');
     const ref = await Session.create(normalisedBytes(prep), { label: 'unsplit reference' });
     const expected: Record<string, HostTensor>[] = [];
-    for (const f of inputs) expected.push(await ref.run(f));
+    // The reference runs are timed too, as the calibration's were (CPU of the whole model, one
+    // thread): every prediction rests on the machine's speed when it was profiled, and a shared
+    // machine's can change within a minute (seen here: 20 ms, then 26.5 ms of CPU for the model).
+    const refCpu: number[] = [];
+    for (const f of inputs) {
+      const c0 = process.cpuUsage();
+      expected.push(await ref.run(f));
+      const d = process.cpuUsage(c0);
+      refCpu.push((d.user + d.system) / 1e6);
+    }
     await ref.close();
+    const nowCoreS = median(refCpu.slice(1).length ? refCpu.slice(1) : refCpu);
+    const drift = nowCoreS / coreS;
     const outNames = prep.model.outputs.map((o) => o.name);
     const configs: { label: string; placement: RankedPlacement; handle: UpHandle | null }[] = [
       { label: extreme ? `kerf plan (= ${extreme})` : 'kerf plan', placement: best, handle: hPlan },
@@ -310,16 +362,16 @@ export async function run(argv: string[]): Promise<number> {
     await closeAll();
 
     // Summary.
-    const where = whereTheTimeGoes(best, deviceCpu, edgeCpu, gw.fixedS);
+    const where = whereTheTimeGoes(best, deviceCpu, edgeCpu, gw.fixedS, gw.streamS);
     const summary = {
       model: name, inputShapes: prep.inputShapes, network: NETWORK,
       calibration: {
-        coreS, inputTripS: inTripS, deviceX: DEVICE_X, edgeX: EDGE_X, quota,
+        coreS, coreSAtMeasurement: nowCoreS, speedDrift: drift, inputTripS: inTripS, deviceX: DEVICE_X, edgeX: EDGE_X, quota,
         deviceCpu: quota ? deviceCpu : null, edgeCpu: quota ? edgeCpu : null,
         slowdown: { device: device.settings?.cpuQuota?.slowdown ?? 1, edge: edge.settings?.cpuQuota?.slowdown ?? 1 },
         callOverheadS: { device: device.callOverheadS ?? 0, edge: edge.callOverheadS ?? 0, cloud: cloud.callOverheadS ?? 0 },
         blockSumOverWhole: { device: device.blockSumOverWhole, edge: edge.blockSumOverWhole, cloud: cloud.blockSumOverWhole },
-        gateway: { fixedS: gw.fixedS, callOverheadS: gw.callS, wireSPerByte: gw.wireSPerByte, probeLocalS: gw.localS, probeForwardedS: gw.forwardedS, measuredAs: gw.by },
+        gateway: { fixedS: gw.fixedS, streamingS: gw.streamS, callOverheadS: gw.callS, wireSPerByte: gw.wireSPerByte, probeLocalS: gw.localS, probeLocalCpuS: gw.localCpuS, probeForwardedS: gw.forwardedS, measuredAs: gw.by },
       },
       plan: { cuts: best.cuts, tiers: best.tiers, transfers: best.transfers, predictedS: best.totalS, equals: extreme },
       results: measured, whereTheTimeGoes: where, steps, workdir: work, seconds: (performance.now() - t0) / 1000,
@@ -346,6 +398,9 @@ export async function run(argv: string[]): Promise<number> {
     const off = measured.filter((m) => !(m.ratio >= 0.8 && m.ratio <= 1.25));
     say(`${extreme ? `the plan is ${extreme}; it` : `the plan (${best.tiers.filter((t) => t.blocks).map((t) => t.tier).join(' → ')})`} answers in ${(split.p50 * 1e3).toFixed(0)} ms (measured): ${cmp}; ` +
       `${ok ? 'every output bitwise equal to the unsplit model' : 'SOME OUTPUTS DIFFER from the unsplit model'}.`);
+    if (Math.abs(drift - 1) > DRIFT) {
+      say(`the machine's speed moved during the run: the whole model took ${fmt(coreS)} of CPU when profiled, ${fmt(nowCoreS)} before the measurements (${drift.toFixed(2)}×); every prediction rests on the first.`);
+    }
     say(off.length === 0 ? 'every measured median is within 0.8–1.25× of its prediction.'
       : `OFF THE PREDICTION (outside 0.8–1.25×): ${off.map((m) => `${m.label} ${m.ratio.toFixed(2)}×`).join(', ')}.`);
     say(`profiles and plan.json in ${work}${a.values.keep ? '' : ' (removed at exit; --keep DIR keeps them)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s in all.`);
@@ -417,7 +472,7 @@ async function sendFor(client: import('../serve/client.js').OipClient, inputs: R
 }
 
 /** Per used tier: what its part of the plan's predicted latency is made of. */
-function whereTheTimeGoes(p: RankedPlacement, deviceCpu: number, edgeCpu: number, gatewayS: number): { tier: string; seconds: number; text: string }[] {
+function whereTheTimeGoes(p: RankedPlacement, deviceCpu: number, edgeCpu: number, gatewayS: number, streamS: number): { tier: string; seconds: number; text: string }[] {
   const share: Record<string, number> = { device: deviceCpu, edge: edgeCpu, cloud: 1 };
   const out: { tier: string; seconds: number; text: string }[] = [];
   for (const t of p.tiers) {
@@ -426,12 +481,26 @@ function whereTheTimeGoes(p: RankedPlacement, deviceCpu: number, edgeCpu: number
     const over = t.overheadS ?? 0;
     const parts = [
       t.blocks ? `compute ${fmt(t.computeS)} (blocks ${t.blocks[0]}–${t.blocks[1]} at ${pct(share[t.tier]!)} of a core)` : 'no compute (it runs no block)',
-      t.tier === 'device' ? `gateway ${fmt(over)} (HTTP and the answer: ${fmt(gatewayS)}; handing tensors to its compute thread: ${fmt(Math.max(0, over - gatewayS))})`
+      t.tier === 'device' ? `gateway ${fmt(over)} (reading the request and writing the answer: ${fmt(gatewayS)}; handing tensors to its compute thread: ${fmt(Math.max(0, over - gatewayS))}${t.blocks && p.transfers.every((x) => x.from !== 'device') ? '' : `; its framing, ${fmt(streamS)}, runs while the link carries the input`})`
         : `call overhead and framing ${fmt(over)}`,
       ...sent.map((x) => `${x.kind === 'return' ? 'returning the result' : 'sending'} ${fmtBytes(x.bytes)} to the ${x.to}: ${fmt(x.seconds)}`),
     ];
     const total = t.computeS + over + sent.reduce((s, x) => s + x.seconds, 0);
     out.push({ tier: t.tier, seconds: total, text: `${fmt(total)} of ${fmt(p.totalS)} — ${parts.join('; ')}.` });
+  }
+  return out;
+}
+
+/** The gateway's `kerf_gateway_stage_seconds` sums and counts by stage, from its /metrics. */
+async function gatewayStages(url: string): Promise<Map<string, { sum: number; count: number }>> {
+  const out = new Map<string, { sum: number; count: number }>();
+  const res = await fetch(`${url}/metrics`);
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^kerf_gateway_stage_seconds_(sum|count)\{(?:[^}]*,)?stage="(\w+)"[^}]*\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const e = out.get(m[2]!) ?? { sum: 0, count: 0 };
+    e[m[1] as 'sum' | 'count'] += Number(m[3]);
+    out.set(m[2]!, e);
   }
   return out;
 }
