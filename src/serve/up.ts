@@ -21,7 +21,7 @@ import { validatePlan } from '../plan/validate.js';
 import type { Placement } from '../plan/place/types.js';
 import { fmtAddress } from './nexthop.js';
 import { CpuGroup, cpuPeriodForShare, cpuQuotaUnavailable, processMemory, sweepStaleCpuGroups } from './cpu.js';
-import { GATEWAY_MALLOC_ENV, SERVING_NODE_FLAGS, WORKER_MALLOC_ENV } from './malloc-env.js';
+import { GATEWAY_MALLOC_ENV, GATEWAY_NODE_FLAGS, WORKER_MALLOC_ENV } from './malloc-env.js';
 import { parseHopCodec } from '../codec/index.js';
 
 /** An emulated link's settings (absent fields: unlimited rate, no delay). */
@@ -224,7 +224,7 @@ export interface SpawnOptions {
 export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier> {
   return new Promise((resolvePromise, reject) => {
     const role = t.role;
-    const proc = spawn(process.execPath, [...SERVING_NODE_FLAGS, o.bin, 'worker', ...tierArgv(t)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...(role === 'gateway' ? GATEWAY_MALLOC_ENV : WORKER_MALLOC_ENV), ...process.env, ...o.env, KERF_TOKEN: o.token } });
+    const proc = spawn(process.execPath, [...(role === 'gateway' ? GATEWAY_NODE_FLAGS : []), o.bin, 'worker', ...tierArgv(t)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...(role === 'gateway' ? GATEWAY_MALLOC_ENV : WORKER_MALLOC_ENV), ...process.env, ...o.env, KERF_TOKEN: o.token } });
     let group: CpuGroup | null = null;
     let stopping: Promise<void> | null = null;
     const stop = (): Promise<void> => (stopping ??= stopChild(proc).then(async () => { await group?.remove(); }));

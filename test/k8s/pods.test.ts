@@ -29,7 +29,7 @@ import { place, validateCluster } from '../../src/plan/place/index.js';
 import { ocrModel } from '../support/shared.js';
 import { KERF, bytesOf, inferBinary, inputsFor, killChild, reference } from '../serve/serve-helpers.js';
 import { IMAGE_KERF_BIN } from '../../src/k8s/objects.js';
-import { SERVING_NODE_FLAGS } from '../../src/serve/malloc-env.js';
+import { GATEWAY_NODE_FLAGS } from '../../src/serve/malloc-env.js';
 
 const MODEL = ocrModel('cls');
 const SHAPE = { x: [1, 3, 48, 192] };
@@ -113,7 +113,8 @@ async function runPods(objs: K8sObject[], token: string, dir: string, procs: Chi
       assert.ok(readFileSync(join(podDir, 'part.onnx')).equals(Buffer.from(partBytes(prep, cuts, k, k))), `stage ${k} got exactly its part`);
     }
     const c = d.spec.template.spec.containers[0]!;
-    assert.deepEqual(c.command, ['node', ...SERVING_NODE_FLAGS, IMAGE_KERF_BIN], 'node with the serving flags, then the image\'s kerf');
+    // the gateway runs node with its flags, then the image's kerf; the stages run kerf
+    assert.deepEqual(c.command, stage === undefined ? ['node', ...GATEWAY_NODE_FLAGS, IMAGE_KERF_BIN] : ['kerf']);
     const args = c.args!.map((a, i, all) => {
       const flag = all[i - 1];
       if (flag === '--listen' || flag === '--metrics') return '127.0.0.1:0';
@@ -121,7 +122,7 @@ async function runPods(objs: K8sObject[], token: string, dir: string, procs: Chi
       if (flag === '--next') { const host = a.split(':')[0]!; assert.ok(addressOf.has(host), `next hop ${a} is a stage started before`); return addressOf.get(host)!; }
       return a;
     });
-    const pod = await startPod(c.command.slice(1, -1), args, token);
+    const pod = await startPod(c.command[0] === 'node' ? c.command.slice(1, -1) : [], args, token);
     procs.push(pod.proc);
     // every Service whose selector picks this pod now reaches it (its own, and the first hop for stage 0)
     const labels = (d as unknown as { spec: { template: { metadata: { labels: Record<string, string> } } } }).spec.template.metadata.labels;
