@@ -474,10 +474,11 @@ async function warm(h: UpHandle, client: import('../serve/client.js').OipClient,
 
 /**
  * Pin every process held to a share of a core to the last CPU it may use, as `kerf profile --cpus`
- * pins its runs under the quota (pinToOneCpu): the tier then serves as it was profiled. Unpinned,
- * the device's compute thread spent 22–24 ms of CPU a request under its quota in one process and
- * 32–37 ms in the next (21–24 ms at full speed in both), as its threads landed on the two CPUs.
- * The shares held here add up to a fraction of that CPU (the device's and the edge's).
+ * pins its runs under the quota (pinToOneCpu), so the tier serves under the conditions it was
+ * profiled in. That it matters is not shown: the device's compute thread, held to 5 %, spent
+ * 22–24 ms of CPU a request in one process and 32–37 ms in the next, but pinned processes varied
+ * as much with the host's load a minute apart (docs/profile.md, "What is left"). The shares held
+ * here add up to a fraction of that CPU (the device's and the edge's).
  */
 function pinHeld(held: readonly { pid: number }[]): void {
   for (const p of held) pinToOneCpu(p.pid);
