@@ -49,7 +49,12 @@ async function checkBlocks(p: Profile, bytes: Uint8Array | string, repeats: numb
 
 test('profileModel on a built residual net: sessions and trace (the default); every block timed and truly sized', async () => {
   const bytes = tinyNet();
-  const single = await profileModel(bytes, { system: 'box', tier: 'edge', repeats: 3, warmup: 1, name: 'tiny', method: 'sessions' });
+  // The whole net runs in ~0.14 ms, so the sessions method's add-up check is at the mercy of each
+  // block's per-run overhead: beside a parallel test file, CI once read blocks 0.31 ms + overhead
+  // 0.08 ms against the whole's 0.14 ms, 3 times, and refused. This test is about the blocks and
+  // their sizes; the refusal is tested on real models (shared-models.test.ts), so here it is loose.
+  const loose = { tolerance: 10 };
+  const single = await profileModel(bytes, { system: 'box', tier: 'edge', repeats: 3, warmup: 1, name: 'tiny', method: 'sessions', ...loose });
   assert.equal(single.settings?.method, 'sessions');
   assert.equal(single.granularity, 'single');
   assert.ok(single.blocks.length >= 4, `${single.blocks.length} blocks`);
@@ -67,7 +72,7 @@ test('profileModel on a built residual net: sessions and trace (the default); ev
   // trace mode gives each block its one node's breakdown for free
   assert.deepEqual(all.blocks.map((b) => b.nodes?.[0]?.opType), ['Conv', 'Relu', 'Conv', 'Relu', 'Conv', 'Add', 'Relu', 'GlobalAveragePool', 'Flatten', 'Gemm']);
 
-  const nodes = await profileModel(bytes, { system: 'box', repeats: 2, warmup: 1, nodes: true, name: 'tiny', method: 'sessions' });
+  const nodes = await profileModel(bytes, { system: 'box', repeats: 2, warmup: 1, nodes: true, name: 'tiny', method: 'sessions', ...loose });
   for (const b of nodes.blocks) {
     assert.equal(b.nodes!.length, b.lastLayer - b.firstLayer + 1);
     assert.ok(b.nodes!.every((n) => n.seconds > 0 && n.opType), JSON.stringify(b.nodes));
