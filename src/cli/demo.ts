@@ -129,7 +129,7 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const work = a.values.keep ? resolve(a.values.keep) : mkdtempSync(join(tmpdir(), 'kerf-demo-'));
-  const { cpuQuotaUnavailable, currentCpuGroup, moveToCpuGroup, processThreadsCpuSeconds } = await import('../serve/cpu.js');
+  const { cpuQuotaUnavailable, processThreadsCpuSeconds } = await import('../serve/cpu.js');
   const quotaWhyNot = cpuQuotaUnavailable();
   const quota = quotaWhyNot === null;
   const handles: UpHandle[] = [];
@@ -250,12 +250,10 @@ export async function run(argv: string[]): Promise<number> {
        */
       const probe = async (h: UpHandle, serial: boolean): Promise<{ s: number; serialS: number; servedS: number }> => {
         const pid = h.processes.find((p) => p.role === 'gateway')!.pid;
-        const held = byCpu ? h.processes.filter((p) => p.cgroup) : [];
         const c = new OipClient(h.url, name);
         try {
           const t: number[] = [];
-          for (const p of held) await moveToCpuGroup(currentCpuGroup(), p.pid);
-          try {
+          const time = async (): Promise<void> => {
             await sendFor(c, inputs, byCpu ? WARM_REQUESTS : 3, WARM_S);
             for (let i = 0; i < (byCpu ? PROBE_REQUESTS : 7); i++) {
               const c0 = byCpu ? processThreadsCpuSeconds(pid) : null;
@@ -263,10 +261,10 @@ export async function run(argv: string[]): Promise<number> {
               const c1 = byCpu ? processThreadsCpuSeconds(pid) : null;
               t.push(c0 !== null && c1 !== null ? (c1 - c0) * deviceSlow : r.seconds);
             }
-          } finally {
-            for (const p of held) await moveToCpuGroup(p.cgroup!, p.pid);
-          }
-          pinHeld(held);
+          };
+          // By CPU at full speed; as wall (no per-thread CPU), at its share.
+          await (byCpu ? atFullSpeed(h, time) : time());
+          const held = byCpu ? h.processes.filter((p) => p.cgroup) : [];
           let serialS = NaN, servedS = NaN;
           if (held.length > 0) {
             await c.infer(inputs[0]!);
@@ -456,6 +454,15 @@ async function measure(
  * that has run for a minute shows.
  */
 async function warm(h: UpHandle, client: import('../serve/client.js').OipClient, inputs: Record<string, HostTensor>[]): Promise<void> {
+  await atFullSpeed(h, () => sendFor(client, inputs, WARM_REQUESTS, WARM_S));
+  await client.infer(inputs[0]!); // and once as configured: the quota's and the links' first periods
+}
+
+/**
+ * Run `fn` with the configuration's processes out of their CPU groups and its links unthrottled;
+ * then put both back as they were, and pin the held processes (pinHeld).
+ */
+async function atFullSpeed<T>(h: UpHandle, fn: () => Promise<T>): Promise<T> {
   const { currentCpuGroup, moveToCpuGroup } = await import('../serve/cpu.js');
   const held = h.processes.filter((p) => p.cgroup);
   const links = h.links.map(({ link }) => ({ link, was: { ...link.config } }));
@@ -463,13 +470,12 @@ async function warm(h: UpHandle, client: import('../serve/client.js').OipClient,
   for (const p of held) await moveToCpuGroup(here, p.pid);
   for (const { link } of links) link.update({ rateBps: Infinity, delayMs: 0, jitterMs: 0 });
   try {
-    await sendFor(client, inputs, WARM_REQUESTS, WARM_S);
+    return await fn();
   } finally {
     for (const { link, was } of links) link.update({ rateBps: was.rateBps, delayMs: was.delayMs, jitterMs: was.jitterMs });
     for (const p of held) await moveToCpuGroup(p.cgroup!, p.pid);
+    pinHeld(held);
   }
-  pinHeld(held);
-  await client.infer(inputs[0]!); // and once as configured: the quota's and the links' first periods
 }
 
 /**

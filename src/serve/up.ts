@@ -204,7 +204,7 @@ export interface SpawnOptions {
   log: (line: string) => void;
   timeoutMs: number;
   /** put the process in a cgroup with the tier's CPU share before it loads anything */
-  cpu?: { root?: string; periodUs?: number | 'per-share'; label?: string; prefix?: string; fromReady?: boolean } | null;
+  cpu?: { root?: string; periodUs?: number; periodPerShare?: boolean; label?: string; prefix?: string; fromReady?: boolean } | null;
   /** extra environment */
   env?: NodeJS.ProcessEnv;
   /** called when the process exits after it listened, unless `stop()` asked it to */
@@ -239,7 +239,7 @@ export function spawnWorker(t: TierStart, o: SpawnOptions): Promise<StartedTier>
     let grouped: Promise<void> = Promise.resolve();
     if (o.cpu && t.cpus !== undefined && proc.pid !== undefined) {
       const cpu = o.cpu;
-      grouped = CpuGroup.create(cpu.label ?? `${cpu.prefix ?? ''}${t.index}-${t.name}`, t.cpus, { ...(cpu.root ? { root: cpu.root } : {}), ...(cpu.periodUs ? { periodUs: cpu.periodUs === 'per-share' ? cpuPeriodForShare(t.cpus) : cpu.periodUs } : {}) })
+      grouped = CpuGroup.create(cpu.label ?? `${cpu.prefix ?? ''}${t.index}-${t.name}`, t.cpus, { ...(cpu.root ? { root: cpu.root } : {}), ...(cpu.periodPerShare ? { periodUs: cpuPeriodForShare(t.cpus) } : cpu.periodUs ? { periodUs: cpu.periodUs } : {}) })
         .then(async (g) => { group = g; if (!cpu.fromReady) await g.add(proc.pid!); });
       grouped.catch(fail);
     }
@@ -324,7 +324,7 @@ export async function up(opts: UpOptions): Promise<UpHandle> {
     }
     const bin = opts.kerfBin ?? resolve(here, '..', '..', '..', 'bin', 'kerf.js');
     const cgroups = cpu.mode === 'cgroup' ? {
-      ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodPerShare ? { periodUs: 'per-share' as const } : opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}),
+      ...(cpuRoot ? { root: cpuRoot } : {}), ...(opts.cpu?.periodUs ? { periodUs: opts.cpu.periodUs } : {}), ...(opts.cpu?.periodPerShare ? { periodPerShare: true } : {}),
       ...(opts.cpu?.label ? { prefix: opts.cpu.label } : {}), ...(opts.cpu?.fromReady ? { fromReady: true } : {}),
     } : null;
     launch = (t, tok) => spawnWorker(t, { bin, token: tok, log, timeoutMs: timeout, cpu: cgroups });
