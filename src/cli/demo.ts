@@ -329,7 +329,7 @@ export async function run(argv: string[]): Promise<number> {
       async () => (extreme ? null : kept ? gw.guess : startUp('pln', upOf(best, modelFile))), () => `plan: ${describe(best)}`);
     say(formatPlanTable(ranked.slice(0, 3), 'latency').split('\n').map((l) => '  ' + l).join('\n'));
 
-    // 6. Measure every configuration the same way, one at a time.
+    // 6. Measure every configuration the same way, a request to each in turn.
     const { Session } = await import('../engine/ort.js');
     const { normalisedBytes, compareOutputs } = await import('../engine/verify.js');
     const ref = await Session.create(normalisedBytes(prep), { label: 'unsplit reference' });
@@ -353,15 +353,11 @@ export async function run(argv: string[]): Promise<number> {
       { label: 'all on device', placement: allDevice, handle: gw.devices },
       { label: 'all on cloud', placement: allCloud, handle: gw.clouds },
     ];
-    const measured = await step(6, `sending ${requests} requests to each configuration`, async () => {
-      const out: Measured[] = [];
-      for (const c of configs) {
-        const h = c.handle ?? configs.find((x) => x.label === extreme)!.handle!;
-        out.push(await measure(c.label, c.placement, h, name, inputs, expected, outNames, compareOutputs));
-      }
+    const measured = await step(6, `sending ${requests} requests to each configuration, in turn`, async () => {
+      const distinct = configs.filter((c) => c.handle !== null);
+      const out = await measureInTurn(distinct.map((c) => ({ label: c.label, placement: c.placement, handle: c.handle! })), name, inputs, expected, outNames, compareOutputs);
       const plain = out.find((m) => m.label === extreme);
-      if (plain) out[0] = { ...plain, label: out[0]!.label, sameAs: extreme! };
-      return out;
+      return configs.map((c) => c.handle !== null ? out.find((m) => m.label === c.label)! : { ...plain!, label: c.label, sameAs: extreme! });
     });
     await closeAll();
 
@@ -417,45 +413,45 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
-async function measure(
-  label: string, p: RankedPlacement, h: UpHandle, name: string,
+/**
+ * Measure configurations the same way: each warmed (at full speed, then once as configured),
+ * then one unrecorded round, then `inputs` in rounds, one request to each configuration in
+ * turn. Taken in turn, a passing change in the shared machine's speed falls on every
+ * configuration alike and on a few of each one's requests, where one configuration's requests
+ * back to back (5 s of them all on the device) can fall wholly inside it.
+ */
+async function measureInTurn(
+  configs: readonly { label: string; placement: RankedPlacement; handle: UpHandle }[], name: string,
   inputs: Record<string, HostTensor>[], expected: Record<string, HostTensor>[], outNames: string[],
   compare: typeof import('../engine/verify.js').compareOutputs,
-): Promise<Measured> {
+): Promise<Measured[]> {
   const { OipClient } = await import('../serve/client.js');
-  const client = new OipClient(h.url, name);
+  const cs = configs.map((c) => ({ ...c, client: new OipClient(c.handle.url, name), times: [] as number[], equal: 0, failed: 0 }));
   try {
-    await warm(h, client, inputs);
-    const times: number[] = [];
-    let equal = 0, failed = 0;
+    for (const c of cs) await warm(c.handle, c.client, inputs);
+    for (const c of cs) await c.client.infer(inputs[0]!);
     for (const [i, f] of inputs.entries()) {
-      const r = await client.infer(f);
-      if (r.status !== 200) { failed++; if (failed === 1) process.stderr.write(`kerf demo: ${label}: ${r.status} ${r.error?.code}: ${r.error?.message}\n`); continue; }
-      times.push(r.seconds);
-      if (compare(expected[i]!, r.outputs, outNames).bitwiseEqual) equal++;
+      for (const c of cs) {
+        const r = await c.client.infer(f);
+        if (r.status !== 200) { c.failed++; if (c.failed === 1) process.stderr.write(`kerf demo: ${c.label}: ${r.status} ${r.error?.code}: ${r.error?.message}\n`); continue; }
+        c.times.push(r.seconds);
+        if (compare(expected[i]!, r.outputs, outNames).bitwiseEqual) c.equal++;
+      }
     }
-    const s = [...times].sort((x, y) => x - y);
-    const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? NaN;
-    const p50 = median(times);
-    return { label, cuts: p.cuts.filter((c): c is number => c !== null), p50, p90: q(0.9), mean: s.reduce((x, y) => x + y, 0) / s.length, predicted: p.totalS, ratio: p50 / p.totalS, equal, n: inputs.length, failed };
+    return cs.map((c) => {
+      const s = [...c.times].sort((x, y) => x - y);
+      const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? NaN;
+      const p50 = median(c.times);
+      const p = c.placement;
+      return { label: c.label, cuts: p.cuts.filter((x): x is number => x !== null), p50, p90: q(0.9), mean: s.reduce((x, y) => x + y, 0) / s.length, predicted: p.totalS, ratio: p50 / p.totalS, equal: c.equal, n: inputs.length, failed: c.failed };
+    });
   } finally {
-    client.close();
+    for (const c of cs) c.client.close();
   }
 }
 
-/**
- * Warm a configuration up as a long-running one is: its processes at full speed (out of their CPU
- * groups and back) and its links unthrottled, for WARM_REQUESTS requests or WARM_S seconds, then
- * one request as configured. A process that just started spends 3–4× the CPU on its first ~30
- * requests that it spends later: glibc hands back the memory each collection of V8's frees, and
- * it is faulted in again page by page until malloc's sliding thresholds have grown (a gateway of
- * this model: ~15 ms a request, then ~4; `node scripts/gateway-cpu.mjs`, docs/profile.md). At a
- * few % of a core that is most of a request, and it is not what the profile or a deployment
- * that has run for a minute shows.
- */
 async function warm(h: UpHandle, client: import('../serve/client.js').OipClient, inputs: Record<string, HostTensor>[]): Promise<void> {
   await atFullSpeed(h, () => sendFor(client, inputs, WARM_REQUESTS, WARM_S));
-  await client.infer(inputs[0]!); // and once as configured: the quota's and the links' first periods
 }
 
 /**
