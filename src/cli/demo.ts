@@ -87,6 +87,8 @@ type Tier = 'device' | 'edge' | 'cloud';
 interface Measured {
   label: string; cuts: number[]; p50: number; mean: number; p90: number; predicted: number; ratio: number;
   equal: number; n: number; failed: number; sameAs?: string;
+  /** median CPU seconds the device tier's processes (all threads) spent on a request as measured; null where per-thread CPU cannot be read */
+  deviceCpuS: number | null;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -363,6 +365,13 @@ export async function run(argv: string[]): Promise<number> {
 
     // Summary.
     const where = whereTheTimeGoes(best, deviceCpu, edgeCpu, gw.fixedS, gw.streamS);
+    // Held to its share, a tier's wall time is its CPU ÷ the share: all on device, the CPU it spent
+    // a request, against what its prediction allows at the share, says whether a miss is the work
+    // costing more CPU than profiled (the host's load) or the quota handing out less than the share.
+    const devM = measured[1]!;
+    const deviceServed = quota && deviceCpu < 1 && devM.deviceCpuS !== null
+      ? { cpuS: devM.deviceCpuS, allowedS: devM.predicted * deviceCpu, ratio: devM.deviceCpuS / (devM.predicted * deviceCpu), profiledWholeCpuS: device.settings?.cpuQuota?.cpuS ?? null }
+      : null;
     const summary = {
       model: name, inputShapes: prep.inputShapes, network: NETWORK,
       calibration: {
@@ -371,6 +380,7 @@ export async function run(argv: string[]): Promise<number> {
         slowdown: { device: device.settings?.cpuQuota?.slowdown ?? 1, edge: edge.settings?.cpuQuota?.slowdown ?? 1 },
         callOverheadS: { device: device.callOverheadS ?? 0, edge: edge.callOverheadS ?? 0, cloud: cloud.callOverheadS ?? 0 },
         blockSumOverWhole: { device: device.blockSumOverWhole, edge: edge.blockSumOverWhole, cloud: cloud.blockSumOverWhole },
+        deviceServed,
         gateway: { fixedS: gw.fixedS, streamingS: gw.streamS, callOverheadS: gw.callS, wireSPerByte: gw.wireSPerByte, probeLocalS: gw.localS, probeLocalCpuS: gw.localCpuS, probeForwardedS: gw.forwardedS, measuredAs: gw.by },
       },
       plan: { cuts: best.cuts, tiers: best.tiers, transfers: best.transfers, predictedS: best.totalS, equals: extreme },
@@ -401,6 +411,13 @@ export async function run(argv: string[]): Promise<number> {
     if (Math.abs(drift - 1) > DRIFT) {
       say(`the machine's speed moved during the run: the whole model took ${fmt(coreS)} of CPU when profiled, ${fmt(nowCoreS)} before the measurements (${drift.toFixed(2)}×); every prediction rests on the first.`);
     }
+    if (deviceServed) {
+      const devOff = !(dev.ratio >= 0.8 && dev.ratio <= 1.25);
+      const same = Math.abs(deviceServed.ratio / dev.ratio - 1) < 0.15;
+      say(`all on device, the device spent ${fmt(deviceServed.cpuS)} of CPU a request (median), where its prediction at ${pct(deviceCpu)} of a core allows ${fmt(deviceServed.allowedS)} (${deviceServed.ratio.toFixed(2)}×)` +
+        (!devOff ? '.' : same ? `: the work held to the quota cost ${dev.ratio > 1 ? 'more' : 'less'} CPU than when it was profiled (the host's load; docs/profile.md, "What is left").`
+          : dev.ratio > deviceServed.ratio ? ': it waited longer than that CPU at its share accounts for (the quota handed out less than the share).' : ': it ran faster than that CPU at its share accounts for.'));
+    }
     say(off.length === 0 ? 'every measured median is within 0.8–1.25× of its prediction.'
       : `OFF THE PREDICTION (outside 0.8–1.25×): ${off.map((m) => `${m.label} ${m.ratio.toFixed(2)}×`).join(', ')}.`);
     say(`profiles and plan.json in ${work}${a.values.keep ? '' : ' (removed at exit; --keep DIR keeps them)'}; ${((performance.now() - t0) / 1000).toFixed(1)} s in all.`);
@@ -426,15 +443,25 @@ async function measureInTurn(
   compare: typeof import('../engine/verify.js').compareOutputs,
 ): Promise<Measured[]> {
   const { OipClient } = await import('../serve/client.js');
-  const cs = configs.map((c) => ({ ...c, client: new OipClient(c.handle.url, name), times: [] as number[], equal: 0, failed: 0 }));
+  const { processThreadsCpuSeconds } = await import('../serve/cpu.js');
+  const cs = configs.map((c) => ({ ...c, client: new OipClient(c.handle.url, name), times: [] as number[], equal: 0, failed: 0,
+    devicePids: c.handle.processes.filter((p) => p.name === 'device').map((p) => p.pid), deviceCpu: [] as number[] }));
+  const cpuOf = (pids: readonly number[]): number | null => {
+    let t = 0;
+    for (const pid of pids) { const x = processThreadsCpuSeconds(pid); if (x === null) return null; t += x; }
+    return t;
+  };
   try {
     for (const c of cs) await warm(c.handle, c.client, inputs);
     for (const c of cs) await c.client.infer(inputs[0]!);
     for (const [i, f] of inputs.entries()) {
       for (const c of cs) {
+        const c0 = cpuOf(c.devicePids);
         const r = await c.client.infer(f);
+        const c1 = cpuOf(c.devicePids);
         if (r.status !== 200) { c.failed++; if (c.failed === 1) process.stderr.write(`kerf demo: ${c.label}: ${r.status} ${r.error?.code}: ${r.error?.message}\n`); continue; }
         c.times.push(r.seconds);
+        if (c0 !== null && c1 !== null) c.deviceCpu.push(c1 - c0);
         if (compare(expected[i]!, r.outputs, outNames).bitwiseEqual) c.equal++;
       }
     }
@@ -443,7 +470,8 @@ async function measureInTurn(
       const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? NaN;
       const p50 = median(c.times);
       const p = c.placement;
-      return { label: c.label, cuts: p.cuts.filter((x): x is number => x !== null), p50, p90: q(0.9), mean: s.reduce((x, y) => x + y, 0) / s.length, predicted: p.totalS, ratio: p50 / p.totalS, equal: c.equal, n: inputs.length, failed: c.failed };
+      return { label: c.label, cuts: p.cuts.filter((x): x is number => x !== null), p50, p90: q(0.9), mean: s.reduce((x, y) => x + y, 0) / s.length, predicted: p.totalS, ratio: p50 / p.totalS, equal: c.equal, n: inputs.length, failed: c.failed,
+        deviceCpuS: c.deviceCpu.length === c.times.length && c.times.length > 0 ? median(c.deviceCpu) : null };
     });
   } finally {
     for (const c of cs) c.client.close();

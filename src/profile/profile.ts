@@ -192,7 +192,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
 
   // Under a CPU share: the blocks were timed at full speed (where they add up); the whole
   // model is now timed under the quota, and every time scales by the slowdown it shows.
-  let slow = 1, quota: { share: number; periodUs: number; slowdown: number } | undefined;
+  let slow = 1, quota: { share: number; periodUs: number; slowdown: number; cpuS: number } | undefined;
   let callOverheadS = await callOverhead(threads);
   if (opts.cpus !== undefined && opts.cpus < 1) {
     const q = await underQuota(ctx, opts.cpus, opts.cpuRoot, threads);
@@ -202,7 +202,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
     // As the blocks: a median of short runs under a quota is either unthrottled or a whole
     // period's wait; what a request pays on average is the full-speed cost times the slowdown.
     if (callOverheadS !== null) callOverheadS *= slow;
-    quota = { share: opts.cpus, periodUs: q.periodUs, slowdown: slow };
+    quota = { share: opts.cpus, periodUs: q.periodUs, slowdown: slow, cpuS: q.cpuS };
   }
 
   const out: BlockProfile[] = blocks.map((b, k) => {
@@ -244,7 +244,7 @@ export async function profileModel(source: ProfileSource, opts: ProfileOptions):
     ...(callOverheadS !== null ? { callOverheadS } : {}),
     settings: {
       repeats, warmup, threads, optimization, method, seed, runtime: `onnxruntime-node ${ortVersion}`,
-      ...(quota ? { cpuQuota: { share: quota.share, periodUs: quota.periodUs, slowdown: quota.slowdown } } : {}),
+      ...(quota ? { cpuQuota: { share: quota.share, periodUs: quota.periodUs, slowdown: quota.slowdown, cpuS: quota.cpuS } } : {}),
     },
     createdAt: new Date().toISOString(),
   };
@@ -472,7 +472,7 @@ export async function runOverhead(threads: number, optimization: Optimization, r
  * by a cgroup CFS quota, then give the CPU back. The period is short (10 ms, or long enough
  * that the quota stays above the kernel's 1 ms minimum) so throttling is fine-grained.
  */
-async function underQuota(ctx: RunContext, share: number, root: string | undefined, threads: number): Promise<{ whole: ReturnType<typeof latencyStats>; periodUs: number }> {
+async function underQuota(ctx: RunContext, share: number, root: string | undefined, threads: number): Promise<{ whole: ReturnType<typeof latencyStats>; cpuS: number; periodUs: number }> {
   const { CpuGroup, cpuQuotaUnavailable, cpuPeriodForShare, currentCpuGroup, moveToCpuGroup, CGROUP_CPU_ROOT } = await import('../serve/cpu.js');
   const why = cpuQuotaUnavailable(root);
   if (why !== null) throw kerfError('KERF_ERR_CONFIG', `cannot hold the profiling to ${share} of a core: ${why}`);
@@ -484,13 +484,13 @@ async function underQuota(ctx: RunContext, share: number, root: string | undefin
   try {
     await group.add(process.pid);
     const outs = ctx.prep.model.outputs.map((o) => o.name);
-    const t: number[] = [];
+    const t: number[] = [], cpu: number[] = [];
     for (let i = 0; i < ctx.warmup + ctx.repeats; i++) {
-      const t0 = now();
+      const t0 = now(), c0 = process.cpuUsage();
       await whole.run(ctx.feeds, outs);
-      if (i >= ctx.warmup) t.push(now() - t0);
+      if (i >= ctx.warmup) { t.push(now() - t0); cpu.push(cpuSince(c0)); }
     }
-    return { whole: latencyStats(t), periodUs };
+    return { whole: latencyStats(t), cpuS: latencyStats(cpu).median, periodUs };
   } finally {
     await moveToCpuGroup(home, process.pid).catch(() => undefined);
     unpin?.();

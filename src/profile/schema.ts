@@ -63,9 +63,9 @@ export const PROFILE_JSON_SCHEMA = {
         method: { enum: ['sessions', 'trace'] }, seed: { type: 'integer' }, runtime: { type: 'string' },
         cpuQuota: {
           type: 'object',
-          description: 'kerf profile --cpus: the share of one core the timing was held to, the CFS period, and the slowdown of the whole model under it that scaled every block',
+          description: 'kerf profile --cpus: the share of one core the timing was held to, the CFS period, the slowdown of the whole model under it that scaled every block, and the CPU seconds (median) a run of the whole model took under it',
           required: ['share', 'periodUs', 'slowdown'],
-          properties: { share: nonneg, periodUs: count, slowdown: nonneg },
+          properties: { share: nonneg, periodUs: count, slowdown: nonneg, cpuS: nonneg },
         },
       },
     },

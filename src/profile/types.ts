@@ -100,8 +100,10 @@ export interface Profile {
     /** runtime and version that measured */
     runtime?: string;
     /** `kerf profile --cpus`: the share of one core the timing was held to (cgroup CFS quota),
-     * its period, and the slowdown of the whole model under it that scaled every block */
-    cpuQuota?: { share: number; periodUs: number; slowdown: number };
+     * its period, the slowdown of the whole model under it that scaled every block, and the CPU
+     * seconds a run of the whole model took under it (median; work held to a few % of a core
+     * costs more CPU when the host is busy, and this is how much it cost then) */
+    cpuQuota?: { share: number; periodUs: number; slowdown: number; cpuS?: number };
   };
   createdAt?: string;
 }

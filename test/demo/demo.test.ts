@@ -12,8 +12,9 @@ test('kerf demo: profiles three tiers, plans, serves the split, every answer equ
   assert.equal(r.status, 0, r.stderr);
   const s = JSON.parse(r.stdout) as {
     plan: { cuts: number[]; tiers: { tier: string; blocks: number[] | null }[]; predictedS: number };
-    results: { label: string; p50: number; predicted: number; ratio: number; equal: number; n: number; failed: number }[];
-    calibration: { coreS: number; deviceCpu: number | null; edgeCpu: number | null; quota: boolean; gateway: { fixedS: number; wireSPerByte: number } };
+    results: { label: string; p50: number; predicted: number; ratio: number; equal: number; n: number; failed: number; deviceCpuS: number | null }[];
+    calibration: { coreS: number; deviceCpu: number | null; edgeCpu: number | null; quota: boolean; gateway: { fixedS: number; wireSPerByte: number };
+      deviceServed: { cpuS: number; allowedS: number; ratio: number; profiledWholeCpuS: number | null } | null };
     steps: { step: string; seconds: number }[];
   };
   assert.equal(s.results.length, 3);
@@ -23,6 +24,14 @@ test('kerf demo: profiles three tiers, plans, serves the split, every answer equ
   const c = s.calibration;
   assert.ok(c.coreS > 0 && c.gateway.fixedS >= 0 && c.gateway.wireSPerByte >= 0, JSON.stringify(c));
   if (c.quota) assert.ok(c.deviceCpu! > 0 && c.deviceCpu! <= c.edgeCpu! && c.edgeCpu! <= 1, 'the device is the slowest tier');
+  // All on device, the CPU the device spent a request as served, against what its prediction allows at its share.
+  if (c.quota && c.deviceCpu! < 1) {
+    const d = c.deviceServed!, dev = s.results[1]!;
+    assert.ok(d.cpuS > 0 && d.cpuS === dev.deviceCpuS && Math.abs(d.allowedS - dev.predicted * c.deviceCpu!) < 1e-12 && Math.abs(d.ratio - d.cpuS / d.allowedS) < 1e-12, JSON.stringify(d));
+    assert.ok(d.profiledWholeCpuS! > 0, 'the device profile records the CPU of the whole model under its quota');
+    // all on cloud: the device's gateway only forwards, a fraction of the model's CPU
+    assert.ok(s.results[2]!.deviceCpuS! > 0 && s.results[2]!.deviceCpuS! < d.cpuS, JSON.stringify(s.results.map((x) => x.deviceCpuS)));
+  }
   assert.equal(s.steps.length, 6);
   for (const x of s.results) assert.ok(Math.abs(x.ratio - x.p50 / x.predicted) < 1e-9 && x.predicted > 0);
   for (const x of s.results) {
