@@ -48,9 +48,11 @@ Runs the whole story on PaddleOCR's text detector (from the npm package @gutenye
      answer; its framing runs while the link carries the input);
   4. plans the split for a stated network (device–edge Wi-Fi, edge–cloud and device–cloud WAN);
   5. serves it and the two extremes (all on device, all on cloud) with emulated links, sends
-     requests (after a warm-up at full speed), and compares each measured median with its
-     prediction; every answer is checked bitwise against the unsplit model. The model's CPU time
-     is read again before the measurements: a change of over 10 % is said.
+     requests (after a warm-up at full speed) a request to each configuration in turn, and
+     compares each measured median with its prediction; every answer is checked bitwise against
+     the unsplit model. The model's CPU time is read again before the measurements (a change of
+     over 10 % is said), and the CPU the device spent a request all on device is set against
+     what its prediction allows at its share.
 options:
   --model FILE         another ONNX model (with --input-shape for dynamic dims)
   --requests N         timed requests per configuration (default 9)

@@ -1,0 +1,72 @@
+#!/usr/bin/env node
+// `node scripts/quota-cpu.mjs [--share F] [--runs N] [--neighbour MB]`: what holding work to a
+// small share of a core (a cgroup CFS quota, as `kerf profile --cpus` and `kerf demo` hold their
+// tiers) does to the CPU that work costs. In this process, one onnxruntime thread, pinned to one
+// CPU: N runs of the demo's model (PaddleOCR's detector, 1×3×320×320) and N runs of a fixed
+// arithmetic loop, at full speed and then under the quota (period as `kerf profile --cpus` sets
+// it, cpuPeriodForShare), each run's CPU seconds from process.cpuUsage(). With `--neighbour MB`, a
+// child process pinned to the same CPU writes through MB of memory without pause (at nice 0, so
+// it takes the core whenever the quota leaves it idle), as other work on a shared machine would.
+// Prints the medians and quota ÷ full speed for each. Linux, cgroup v1 cpu controller, root.
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+
+const root = new URL('..', import.meta.url);
+const dist = (p) => new URL(`dist/src/${p}`, root).href;
+const { values } = parseArgs({ options: {
+  share: { type: 'string', default: '0.05' }, runs: { type: 'string', default: '9' }, neighbour: { type: 'string' },
+} });
+const share = Number(values.share), runs = Number(values.runs), mb = values.neighbour === undefined ? 0 : Number(values.neighbour);
+if (!(share > 0 && share < 1)) { process.stderr.write(`quota-cpu: --share '${values.share}': expected a share of one core between 0 and 1\n`); process.exit(2); }
+if (!Number.isInteger(runs) || runs < 1) { process.stderr.write(`quota-cpu: --runs '${values.runs}': expected a positive integer\n`); process.exit(2); }
+if (!(mb >= 0 && Number.isFinite(mb))) { process.stderr.write(`quota-cpu: --neighbour '${values.neighbour}': expected megabytes\n`); process.exit(2); }
+
+const { CpuGroup, cpuQuotaUnavailable, cpuPeriodForShare, currentCpuGroup, moveToCpuGroup } = await import(dist('serve/cpu.js'));
+const { pinToOneCpu } = await import(dist('profile/profile.js'));
+const { Session } = await import(dist('engine/ort.js'));
+const { prepareModel } = await import(dist('engine/prepare.js'));
+const { randomInputs } = await import(dist('engine/shapes.js'));
+const { normalisedBytes } = await import(dist('engine/verify.js'));
+const { ocrDetector } = await import(dist('cli/demo-model.js'));
+const why = cpuQuotaUnavailable();
+if (why !== null) { process.stderr.write(`quota-cpu: no CPU quota here: ${why}\n`); process.exit(1); }
+
+const prep = await prepareModel(ocrDetector(), { inputShapes: { x: [1, 3, 320, 320] } });
+const feeds = randomInputs(prep.model, prep.inputShapes, 1);
+const outs = prep.model.outputs.map((o) => o.name);
+const session = await Session.create(normalisedBytes(prep), { threads: 1, label: 'quota-cpu' });
+const cpuS = (c0) => { const d = process.cpuUsage(c0); return (d.user + d.system) / 1e6; };
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+let sink = 0;
+const loop = () => { let x = 0; for (let i = 0; i < 2e7; i++) x += i * 0.5; sink += x; };
+const time = async (fn) => { const t = []; for (let i = 0; i < runs; i++) { const c0 = process.cpuUsage(); await fn(); t.push(cpuS(c0)); } return median(t); };
+
+const unpin = pinToOneCpu(process.pid);
+const cpu = (await import('node:child_process')).execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/\s+/).pop();
+let neighbour = null;
+if (mb > 0) {
+  neighbour = spawn(process.execPath, ['-e', `const b = Buffer.alloc(${Math.round(mb * 2 ** 20)}); for (;;) for (let i = 0; i < b.length; i += 64) b[i]++;`], { stdio: 'ignore' });
+  (await import('node:child_process')).execFileSync('taskset', ['-c', '-p', cpu, String(neighbour.pid)], { stdio: 'ignore' });
+}
+const periodUs = cpuPeriodForShare(share);
+const group = await CpuGroup.create(`quota-cpu-${process.pid}`, share, { periodUs });
+const home = currentCpuGroup();
+try {
+  for (let i = 0; i < 3; i++) { await session.run(feeds, outs); loop(); }
+  const full = { model: await time(() => session.run(feeds, outs)), loop: await time(async () => loop()) };
+  await group.add(process.pid);
+  await session.run(feeds, outs);
+  const held = { model: await time(() => session.run(feeds, outs)), loop: await time(async () => loop()) };
+  await moveToCpuGroup(home, process.pid);
+  const ms = (s) => `${(s * 1e3).toFixed(1)} ms`;
+  process.stdout.write(`CPU ${cpu}, ${runs} runs each, median CPU a run${mb > 0 ? `, a neighbour writing through ${mb} MB on the same CPU` : ''}\n`);
+  process.stdout.write(`  model (one onnxruntime thread): full speed ${ms(full.model)}, held to ${share} of a core (period ${periodUs / 1000} ms) ${ms(held.model)}: ${(held.model / full.model).toFixed(2)}×\n`);
+  process.stdout.write(`  arithmetic loop:                full speed ${ms(full.loop)}, held to ${share} of a core (period ${periodUs / 1000} ms) ${ms(held.loop)}: ${(held.loop / full.loop).toFixed(2)}×\n`);
+} finally {
+  await moveToCpuGroup(home, process.pid).catch(() => undefined);
+  neighbour?.kill('SIGKILL');
+  unpin?.();
+  await session.close();
+  await group.remove(2000).catch(() => undefined);
+}
+if (sink === 42) process.stdout.write('');
