@@ -369,7 +369,7 @@ export async function run(argv: string[]): Promise<number> {
     const where = whereTheTimeGoes(best, deviceCpu, edgeCpu, gw.fixedS, gw.streamS);
     // Held to its share, a tier's wall time is its CPU ÷ the share: all on device, the CPU it spent
     // a request, against what its prediction allows at the share, says whether a miss is the work
-    // costing more CPU than profiled (the host's load) or the quota handing out less than the share.
+    // costing more CPU than profiled (seen with the host's load) or the quota handing out less than the share.
     const devM = measured[1]!;
     const deviceServed = quota && deviceCpu < 1 && devM.deviceCpuS !== null
       ? { cpuS: devM.deviceCpuS, allowedS: devM.predicted * deviceCpu, ratio: devM.deviceCpuS / (devM.predicted * deviceCpu), profiledWholeCpuS: device.settings?.cpuQuota?.cpuS ?? null }
@@ -417,7 +417,7 @@ export async function run(argv: string[]): Promise<number> {
       const devOff = !(dev.ratio >= 0.8 && dev.ratio <= 1.25);
       const same = Math.abs(deviceServed.ratio / dev.ratio - 1) < 0.15;
       say(`all on device, the device spent ${fmt(deviceServed.cpuS)} of CPU a request (median), where its prediction at ${pct(deviceCpu)} of a core allows ${fmt(deviceServed.allowedS)} (${deviceServed.ratio.toFixed(2)}×)` +
-        (!devOff ? '.' : same ? `: the work held to the quota cost ${dev.ratio > 1 ? 'more' : 'less'} CPU than when it was profiled (the host's load; docs/profile.md, "What is left").`
+        (!devOff ? '.' : same ? `: the work held to the quota cost ${dev.ratio > 1 ? 'more' : 'less'} CPU than when it was profiled (as the host's load makes it; docs/profile.md, "What is left").`
           : dev.ratio > deviceServed.ratio ? ': it waited longer than that CPU at its share accounts for (the quota handed out less than the share).' : ': it ran faster than that CPU at its share accounts for.'));
     }
     say(off.length === 0 ? 'every measured median is within 0.8–1.25× of its prediction.'
@@ -433,9 +433,9 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /**
- * Measure configurations the same way: each warmed (at full speed, then once as configured),
- * then one unrecorded round, then `inputs` in rounds, one request to each configuration in
- * turn. Taken in turn, a passing change in the shared machine's speed falls on every
+ * Measure configurations the same way: each warmed at full speed, then one unrecorded round
+ * as configured (the quotas' and the links' first periods), then `inputs` in rounds, one request
+ * to each configuration in turn. Taken in turn, a passing change in the shared machine's speed falls on every
  * configuration alike and on a few of each one's requests, where one configuration's requests
  * back to back (5 s of them all on the device) can fall wholly inside it.
  */
