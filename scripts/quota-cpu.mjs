@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `node scripts/quota-cpu.mjs [--share F] [--runs N] [--neighbour MB]`: what holding work to a
+// `node scripts/quota-cpu.mjs [--share F] [--runs N] [--neighbour MB] [--watch N]`: what holding work to a
 // small share of a core (a cgroup CFS quota, as `kerf profile --cpus` and `kerf demo` hold their
 // tiers) does to the CPU that work costs. In this process, one onnxruntime thread, pinned to one
 // CPU: N runs of the demo's model (PaddleOCR's detector, 1×3×320×320) and N runs of a fixed
@@ -7,15 +7,20 @@
 // it, cpuPeriodForShare), each run's CPU seconds from process.cpuUsage(). With `--neighbour MB`, a
 // child process pinned to the same CPU writes through MB of memory without pause (at nice 0, so
 // it takes the core whenever the quota leaves it idle), as other work on a shared machine would.
-// Prints the medians and quota ÷ full speed for each. Linux, cgroup v1 cpu controller, root.
+// Prints the medians and quota ÷ full speed for each. With `--watch N`, then N more runs of the
+// model held to the share, one a second: each run's wall and CPU milliseconds and the page
+// faults it took, and how many runs cost over 1.25× the median CPU (how steady work held to a
+// share is on this machine, minute to minute). Linux, cgroup v1 cpu controller, root.
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
 const root = new URL('..', import.meta.url);
 const dist = (p) => new URL(`dist/src/${p}`, root).href;
 const { values } = parseArgs({ options: {
-  share: { type: 'string', default: '0.05' }, runs: { type: 'string', default: '9' }, neighbour: { type: 'string' },
+  share: { type: 'string', default: '0.05' }, runs: { type: 'string', default: '9' }, neighbour: { type: 'string' }, watch: { type: 'string', default: '0' },
 } });
+const watch = Number(values.watch);
+if (!Number.isInteger(watch) || watch < 0) { process.stderr.write(`quota-cpu: --watch '${values.watch}': expected a whole number of runs\n`); process.exit(2); }
 const share = Number(values.share), runs = Number(values.runs), mb = values.neighbour === undefined ? 0 : Number(values.neighbour);
 if (!(share > 0 && share < 1)) { process.stderr.write(`quota-cpu: --share '${values.share}': expected a share of one core between 0 and 1\n`); process.exit(2); }
 if (!Number.isInteger(runs) || runs < 1) { process.stderr.write(`quota-cpu: --runs '${values.runs}': expected a positive integer\n`); process.exit(2); }
@@ -35,6 +40,7 @@ const prep = await prepareModel(ocrDetector(), { inputShapes: { x: [1, 3, 320, 3
 const feeds = randomInputs(prep.model, prep.inputShapes, 1);
 const outs = prep.model.outputs.map((o) => o.name);
 const session = await Session.create(normalisedBytes(prep), { threads: 1, label: 'quota-cpu' });
+const now = () => performance.now() / 1000;
 const cpuS = (c0) => { const d = process.cpuUsage(c0); return (d.user + d.system) / 1e6; };
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 let sink = 0;
@@ -62,6 +68,27 @@ try {
   process.stdout.write(`CPU ${cpu}, ${runs} runs each, median CPU a run${mb > 0 ? `, a neighbour writing through ${mb} MB on the same CPU` : ''}\n`);
   process.stdout.write(`  model (one onnxruntime thread): full speed ${ms(full.model)}, held to ${share} of a core (period ${periodUs / 1000} ms) ${ms(held.model)}: ${(held.model / full.model).toFixed(2)}×\n`);
   process.stdout.write(`  arithmetic loop:                full speed ${ms(full.loop)}, held to ${share} of a core (period ${periodUs / 1000} ms) ${ms(held.loop)}: ${(held.loop / full.loop).toFixed(2)}×\n`);
+  if (watch > 0) {
+    const { readFileSync } = await import('node:fs');
+    // minor and major faults of this process (fields 10 and 12 of /proc/self/stat)
+    const faults = () => { const f = readFileSync('/proc/self/stat', 'utf8'); const a = f.slice(f.lastIndexOf(')') + 2).split(' '); return Number(a[7]) + Number(a[9]); };
+    await group.add(process.pid);
+    process.stdout.write(`watching: ${watch} runs of the model held to ${share} of a core, one a second (time, wall ms, CPU ms, page faults)\n`);
+    const rows = [];
+    for (let i = 0; i < watch; i++) {
+      const t0 = now(), c0 = process.cpuUsage(), f0 = faults();
+      await session.run(feeds, outs);
+      const row = { at: new Date().toISOString().slice(11, 19), wall: now() - t0, cpu: cpuS(c0), faults: faults() - f0 };
+      rows.push(row);
+      process.stdout.write(`  ${row.at} ${(row.wall * 1e3).toFixed(0)} ${(row.cpu * 1e3).toFixed(1)} ${row.faults}\n`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    await moveToCpuGroup(home, process.pid);
+    const m = median(rows.map((r) => r.cpu));
+    const slow = rows.filter((r) => r.cpu > 1.25 * m);
+    process.stdout.write(`  median CPU ${ms(m)} (${(m / full.model).toFixed(2)}× full speed); ${slow.length} of ${watch} runs over 1.25× that` +
+      `${slow.length ? `, up to ${(Math.max(...slow.map((r) => r.cpu)) / m).toFixed(2)}×, at ${slow.map((r) => r.at).join(' ')}` : ''}\n`);
+  }
 } finally {
   await moveToCpuGroup(home, process.pid).catch(() => undefined);
   neighbour?.kill('SIGKILL');

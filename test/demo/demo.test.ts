@@ -13,7 +13,7 @@ test('kerf demo: profiles three tiers, plans, serves the split, every answer equ
   const s = JSON.parse(r.stdout) as {
     plan: { cuts: number[]; tiers: { tier: string; blocks: number[] | null }[]; predictedS: number };
     results: { label: string; p50: number; predicted: number; ratio: number; equal: number; n: number; failed: number; deviceCpuS: number | null }[];
-    calibration: { coreS: number; deviceCpu: number | null; edgeCpu: number | null; quota: boolean; gateway: { fixedS: number; wireSPerByte: number };
+    calibration: { coreS: number; coreSAtMeasurement: number; coreSAfterMeasurement: number; speedDriftAfter: number; deviceCpu: number | null; edgeCpu: number | null; quota: boolean; gateway: { fixedS: number; wireSPerByte: number };
       deviceServed: { cpuS: number; allowedS: number; ratio: number; profiledWholeCpuS: number | null } | null };
     steps: { step: string; seconds: number }[];
   };
@@ -23,6 +23,8 @@ test('kerf demo: profiles three tiers, plans, serves the split, every answer equ
   // The calibration the predictions rest on: this machine's speed, the shares, the gateway's own work.
   const c = s.calibration;
   assert.ok(c.coreS > 0 && c.gateway.fixedS >= 0 && c.gateway.wireSPerByte >= 0, JSON.stringify(c));
+  // the model's CPU at full speed, read again before and after the measurements
+  assert.ok(c.coreSAtMeasurement > 0 && c.coreSAfterMeasurement > 0 && Math.abs(c.speedDriftAfter - c.coreSAfterMeasurement / c.coreS) < 1e-12, JSON.stringify(c));
   if (c.quota) assert.ok(c.deviceCpu! > 0 && c.deviceCpu! <= c.edgeCpu! && c.edgeCpu! <= 1, 'the device is the slowest tier');
   // All on device, the CPU the device spent a request as served, against what its prediction allows at its share.
   if (c.quota && c.deviceCpu! < 1) {
