@@ -11,7 +11,8 @@
 // model held to the share, one a second: each run's wall and CPU milliseconds and the page
 // faults it took, and how many runs cost over 1.25× the median CPU (how steady work held to a
 // share is on this machine, minute to minute). Linux, cgroup v1 cpu controller, root.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const root = new URL('..', import.meta.url);
@@ -43,16 +44,17 @@ const session = await Session.create(normalisedBytes(prep), { threads: 1, label:
 const now = () => performance.now() / 1000;
 const cpuS = (c0) => { const d = process.cpuUsage(c0); return (d.user + d.system) / 1e6; };
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+// its result is kept, so the loop is not optimised away
 let sink = 0;
 const loop = () => { let x = 0; for (let i = 0; i < 2e7; i++) x += i * 0.5; sink += x; };
 const time = async (fn) => { const t = []; for (let i = 0; i < runs; i++) { const c0 = process.cpuUsage(); await fn(); t.push(cpuS(c0)); } return median(t); };
 
 const unpin = pinToOneCpu(process.pid);
-const cpu = (await import('node:child_process')).execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/\s+/).pop();
+const cpu = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/\s+/).pop();
 let neighbour = null;
 if (mb > 0) {
   neighbour = spawn(process.execPath, ['-e', `const b = Buffer.alloc(${Math.round(mb * 2 ** 20)}); for (;;) for (let i = 0; i < b.length; i += 64) b[i]++;`], { stdio: 'ignore' });
-  (await import('node:child_process')).execFileSync('taskset', ['-c', '-p', cpu, String(neighbour.pid)], { stdio: 'ignore' });
+  execFileSync('taskset', ['-c', '-p', cpu, String(neighbour.pid)], { stdio: 'ignore' });
 }
 const periodUs = cpuPeriodForShare(share);
 const group = await CpuGroup.create(`quota-cpu-${process.pid}`, share, { periodUs });
@@ -69,7 +71,6 @@ try {
   process.stdout.write(`  model (one onnxruntime thread): full speed ${ms(full.model)}, held to ${share} of a core (period ${periodUs / 1000} ms) ${ms(held.model)}: ${(held.model / full.model).toFixed(2)}×\n`);
   process.stdout.write(`  arithmetic loop:                full speed ${ms(full.loop)}, held to ${share} of a core (period ${periodUs / 1000} ms) ${ms(held.loop)}: ${(held.loop / full.loop).toFixed(2)}×\n`);
   if (watch > 0) {
-    const { readFileSync } = await import('node:fs');
     // minor and major faults of this process (fields 10 and 12 of /proc/self/stat)
     const faults = () => { const f = readFileSync('/proc/self/stat', 'utf8'); const a = f.slice(f.lastIndexOf(')') + 2).split(' '); return Number(a[7]) + Number(a[9]); };
     await group.add(process.pid);
@@ -96,4 +97,3 @@ try {
   await session.close();
   await group.remove(2000).catch(() => undefined);
 }
-if (sink === 42) process.stdout.write('');

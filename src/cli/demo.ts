@@ -25,6 +25,7 @@ import { parse, parseInputShapes } from './args.js';
 import { fmtBytes, table } from './format.js';
 import { ModelBuilder } from '../graph/builder.js';
 import { pinToOneCpu } from '../profile/profile.js';
+import { median } from '../adapt/robust.js';
 import type { Profile } from '../profile/types.js';
 import type { RankedPlacement } from '../plan/types.js';
 import type { LinkSpec, UpHandle } from '../serve/up.js';
@@ -341,19 +342,25 @@ export async function run(argv: string[]): Promise<number> {
     // The reference runs are timed too, as the calibration's were (CPU of the whole model, one
     // thread): every prediction rests on the machine's speed when it was profiled, and a shared
     // machine's can change within a minute (seen here: 20 ms, then 26.5 ms of CPU for the model).
+    const { processCpuSeconds } = await import('../serve/metrics.js');
+    /** One run of the unsplit model: its outputs and the CPU seconds it took (one thread, full speed). */
+    const refRun = async (f: Record<string, HostTensor>): Promise<{ out: Record<string, HostTensor>; cpuS: number }> => {
+      const c0 = processCpuSeconds();
+      const out = await ref.run(f);
+      return { out, cpuS: processCpuSeconds() - c0 };
+    };
     const refCpu: number[] = [];
     for (const f of inputs) {
-      const c0 = process.cpuUsage();
-      expected.push(await ref.run(f));
-      const d = process.cpuUsage(c0);
-      refCpu.push((d.user + d.system) / 1e6);
+      const r = await refRun(f);
+      expected.push(r.out);
+      refCpu.push(r.cpuS);
     }
     const nowCoreS = median(refCpu.slice(1).length ? refCpu.slice(1) : refCpu);
     const drift = nowCoreS / coreS;
     /** The whole model's CPU (one thread, at full speed, median of a few runs) now. */
     const coreNow = async (): Promise<number> => {
       const t: number[] = [];
-      for (const f of inputs.slice(0, 5)) { const c0 = process.cpuUsage(); await ref.run(f); const d = process.cpuUsage(c0); t.push((d.user + d.system) / 1e6); }
+      for (const f of inputs.slice(0, 5)) t.push((await refRun(f)).cpuS);
       return median(t);
     };
     const outNames = prep.model.outputs.map((o) => o.name);
@@ -496,6 +503,15 @@ async function measureInTurn(
   }
 }
 
+/**
+ * Warm a configuration up as a long-running one is: its processes at full speed and its links
+ * unthrottled (atFullSpeed), for WARM_REQUESTS requests or WARM_S seconds. A process that just
+ * started spends 3–4× the CPU on its first ~30 requests that it spends later: glibc hands back
+ * the memory each collection of V8's frees, and it is faulted in again page by page until
+ * malloc's sliding thresholds have grown (a gateway of this model: ~15 ms a request, then ~4;
+ * `node scripts/gateway-cpu.mjs`, docs/profile.md). At a few % of a core that is most of a
+ * request, and it is not what the profile or a deployment that has run for a minute shows.
+ */
 async function warm(h: UpHandle, client: import('../serve/client.js').OipClient, inputs: Record<string, HostTensor>[]): Promise<void> {
   await atFullSpeed(h, () => sendFor(client, inputs, WARM_REQUESTS, WARM_S));
 }
@@ -598,12 +614,6 @@ function bytesOf(dtype: string): number {
   return ({ float64: 8, int64: 8, float32: 4, int32: 4, float16: 2, int16: 2, uint16: 2 } as Record<string, number>)[dtype] ?? 1;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 const fmt = (s: number) => `${(s * 1e3).toFixed(1)} ms`;
 const pct = (c: number) => `${Math.round(c * 100)}%`;
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
