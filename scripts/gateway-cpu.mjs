@@ -14,10 +14,12 @@
 // period `kerf profile --cpus` uses, pinned to one CPU, as `kerf demo` holds its device), and after
 // each request this process runs the model alone, one thread, held to the same share: each
 // request's CPU and the model's alone, as multiples of the model's CPU at full speed, side by side
-// (what serving adds to work held to a share, in the same seconds). Linux only; --share needs root
-// and the cgroup v1 cpu controller.
+// (what serving adds to work held to a share, in the same seconds), with the gateway's minor page
+// faults and the KiB the kernel's free page reporting handed back to the host meanwhile (where
+// /sys/module/page_reporting exists: a VM whose balloon reports free pages). Linux only; --share
+// needs root and the cgroup v1 cpu controller.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -112,13 +114,16 @@ async function heldSideBySide(c, pid, prep, inputs, share, n) {
     await c.infer(inputs[0]);
     await session.run(inputs[0], outs);
     process.stdout.write(`the model at full speed: ${fullMs.toFixed(1)} ms of CPU a run; held to ${share} of a core (period ${periodUs / 1000} ms), pinned:\n`);
-    process.stdout.write('  time      served: wall ms, CPU ms (× full speed)   the model alone: CPU ms (× full speed)\n');
+    process.stdout.write('  time      served: wall ms, CPU ms (× full speed), faults, KiB reported   the model alone: CPU ms (× full speed)\n');
+    // minor faults (field 10 of /proc/PID/stat); KiB of free pages reported to the host so far
+    const faults = () => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8'); return Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[7]); };
+    const reported = () => { try { return Number(readFileSync('/sys/module/page_reporting/parameters/reported_kib', 'utf8')); } catch { return NaN; } };
     const served = [], alone = [];
     for (let i = 0; i < n; i++) {
-      const c0 = processThreadsCpuSeconds(pid), t0 = performance.now();
+      const c0 = processThreadsCpuSeconds(pid), t0 = performance.now(), f0 = faults(), k0 = reported();
       const r = await c.infer(inputs[i % inputs.length]);
       if (r.status !== 200) throw new Error(`request ${i}: ${r.status} ${r.error?.message}`);
-      const wall = performance.now() - t0, cpu = (processThreadsCpuSeconds(pid) - c0) * 1e3;
+      const wall = performance.now() - t0, cpu = (processThreadsCpuSeconds(pid) - c0) * 1e3, df = faults() - f0, dk = reported() - k0;
       await aloneGroup.add(process.pid);
       let a;
       try {
@@ -127,7 +132,7 @@ async function heldSideBySide(c, pid, prep, inputs, share, n) {
         await moveToCpuGroup(home, process.pid);
       }
       served.push(cpu); alone.push(a);
-      process.stdout.write(`  ${new Date().toISOString().slice(11, 19)}  ${wall.toFixed(0).padStart(5)}  ${cpu.toFixed(1).padStart(6)} (${(cpu / fullMs).toFixed(2)}×)              ${a.toFixed(1).padStart(6)} (${(a / fullMs).toFixed(2)}×)\n`);
+      process.stdout.write(`  ${new Date().toISOString().slice(11, 19)}  ${wall.toFixed(0).padStart(5)}  ${cpu.toFixed(1).padStart(6)} (${(cpu / fullMs).toFixed(2)}×)  ${String(df).padStart(4)}  ${Number.isNaN(dk) ? '   -' : String(dk).padStart(6)}                ${a.toFixed(1).padStart(6)} (${(a / fullMs).toFixed(2)}×)\n`);
     }
     process.stdout.write(`median: served ${(median(served) / fullMs).toFixed(2)}× the model's full-speed CPU, the model alone ${(median(alone) / fullMs).toFixed(2)}×\n`);
     unpin?.();

@@ -478,8 +478,8 @@ async function measureInTurn(
   };
   try {
     // All at once: a warm-up is so many requests (capped in time), not a measurement, and the
-    // configurations' processes share the machine's cores. This step took 26–34 s with them warmed
-    // one after another, 19–24 s at once (6 and 14 runs here, 3 December 2026).
+    // configurations' processes share the machine's cores. This step took 27–35 s with them warmed
+    // one after another, 19–24 s at once (6 and 14 runs here, 3 December 2026; docs/profile.md).
     await Promise.all(cs.map((c) => warm(c.handle, c.client, inputs)));
     for (const c of cs) await c.client.infer(inputs[0]!);
     for (const [i, f] of inputs.entries()) {
