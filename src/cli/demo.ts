@@ -477,10 +477,11 @@ async function measureInTurn(
     return t;
   };
   try {
-    // All at once: a warm-up is so many requests (capped in time), not a measurement, and the
-    // configurations' processes share the machine's cores. This step took 27–35 s with them warmed
-    // one after another, 19–24 s at once (6 and 14 runs here, 3 December 2026; docs/profile.md).
-    await Promise.all(cs.map((c) => warm(c.handle, c.client, inputs)));
+    // All at once: a warm-up is so many requests, not a measurement, and the configurations'
+    // processes share the machine's cores. This step took 27–35 s with them warmed one after
+    // another, 19–24 s at once (6 and 14 runs here, 3 December 2026; docs/profile.md). The time
+    // cap is what they had in all one after another, so sharing the cores never cuts a warm-up short.
+    await Promise.all(cs.map((c) => warm(c.handle, c.client, inputs, WARM_S * cs.length)));
     for (const c of cs) await c.client.infer(inputs[0]!);
     for (const [i, f] of inputs.entries()) {
       for (const c of cs) {
@@ -508,15 +509,15 @@ async function measureInTurn(
 
 /**
  * Warm a configuration up as a long-running one is: its processes at full speed and its links
- * unthrottled (atFullSpeed), for WARM_REQUESTS requests or WARM_S seconds. A process that just
+ * unthrottled (atFullSpeed), for WARM_REQUESTS requests or `seconds` (WARM_S). A process that just
  * started spends 3–4× the CPU on its first ~30 requests that it spends later: glibc hands back
  * the memory each collection of V8's frees, and it is faulted in again page by page until
  * malloc's sliding thresholds have grown (a gateway of this model: ~15 ms a request, then ~4;
  * `node scripts/gateway-cpu.mjs`, docs/profile.md). At a few % of a core that is most of a
  * request, and it is not what the profile or a deployment that has run for a minute shows.
  */
-async function warm(h: UpHandle, client: import('../serve/client.js').OipClient, inputs: Record<string, HostTensor>[]): Promise<void> {
-  await atFullSpeed(h, () => sendFor(client, inputs, WARM_REQUESTS, WARM_S));
+async function warm(h: UpHandle, client: import('../serve/client.js').OipClient, inputs: Record<string, HostTensor>[], seconds = WARM_S): Promise<void> {
+  await atFullSpeed(h, () => sendFor(client, inputs, WARM_REQUESTS, seconds));
 }
 
 /**
