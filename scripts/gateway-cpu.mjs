@@ -42,6 +42,7 @@ const { OipClient } = await import(dist('serve/client.js'));
 const { processThreadsCpuSeconds } = await import(dist('serve/cpu.js'));
 const { GATEWAY_MALLOC_ENV, GATEWAY_NODE_FLAGS, WORKER_MALLOC_ENV } = await import(dist('serve/malloc-env.js'));
 const { parseInputShapes } = await import(dist('cli/args.js'));
+const median = (xs) => { const t = [...xs].sort((a, b) => a - b); return t[t.length >> 1]; };
 const work = mkdtempSync(join(tmpdir(), 'kerf-gwcpu-'));
 try {
   let file = values.model, shapes = parseInputShapes(values['input-shape']);
@@ -75,7 +76,6 @@ try {
         if (r.status !== 200) throw new Error(`request ${i}: ${r.status} ${r.error?.message}`);
         ms.push((processThreadsCpuSeconds(gw.pid) - c0) * 1e3);
       }
-      const median = (xs) => { const t = [...xs].sort((a, b) => a - b); return t[t.length >> 1]; };
       process.stdout.write(`malloc ${values.malloc}: CPU ms per request, in order: ${ms.map((x) => x.toFixed(1)).join(' ')}\n`);
       process.stdout.write(`median ${median(ms).toFixed(1)} ms; first half ${median(ms.slice(0, n >> 1)).toFixed(1)}, second half ${median(ms.slice(n >> 1)).toFixed(1)}; max ${Math.max(...ms).toFixed(1)}\n`);
     }
@@ -93,7 +93,6 @@ async function heldSideBySide(c, pid, prep, inputs, share, n) {
   const { pinToOneCpu } = await import(dist('profile/profile.js'));
   const { Session } = await import(dist('engine/ort.js'));
   const { normalisedBytes } = await import(dist('engine/verify.js'));
-  const median = (xs) => { const t = [...xs].sort((a, b) => a - b); return t[t.length >> 1]; };
   const outs = prep.model.outputs.map((o) => o.name);
   const session = await Session.create(normalisedBytes(prep), { threads: 1, label: 'gateway-cpu (the model alone)' });
   const cpuMs = async (fn) => { const c0 = process.cpuUsage(); await fn(); const d = process.cpuUsage(c0); return (d.user + d.system) / 1e3; };
@@ -101,6 +100,7 @@ async function heldSideBySide(c, pid, prep, inputs, share, n) {
   const gwGroup = await CpuGroup.create(`gateway-cpu-${process.pid}-gw`, share, { periodUs });
   const aloneGroup = await CpuGroup.create(`gateway-cpu-${process.pid}-alone`, share, { periodUs });
   const home = currentCpuGroup();
+  let unpin = null;
   try {
     const full = [];
     for (let i = 0; i < 8; i++) full.push(await cpuMs(() => session.run(inputs[0], outs)));
@@ -110,7 +110,7 @@ async function heldSideBySide(c, pid, prep, inputs, share, n) {
     pinToOneCpu(pid);
     // Pinned once, here, to the same CPU: taskset forks this process, and the model's memory,
     // copy-on-write until it is written again, would cost the next run ~4× its CPU.
-    const unpin = pinToOneCpu(process.pid);
+    unpin = pinToOneCpu(process.pid);
     await c.infer(inputs[0]);
     await session.run(inputs[0], outs);
     process.stdout.write(`the model at full speed: ${fullMs.toFixed(1)} ms of CPU a run; held to ${share} of a core (period ${periodUs / 1000} ms), pinned:\n`);
@@ -135,11 +135,11 @@ async function heldSideBySide(c, pid, prep, inputs, share, n) {
       process.stdout.write(`  ${new Date().toISOString().slice(11, 19)}  ${wall.toFixed(0).padStart(5)}  ${cpu.toFixed(1).padStart(6)} (${(cpu / fullMs).toFixed(2)}×)  ${String(df).padStart(4)}  ${Number.isNaN(dk) ? '   -' : String(dk).padStart(6)}                ${a.toFixed(1).padStart(6)} (${(a / fullMs).toFixed(2)}×)\n`);
     }
     process.stdout.write(`median: served ${(median(served) / fullMs).toFixed(2)}× the model's full-speed CPU, the model alone ${(median(alone) / fullMs).toFixed(2)}×\n`);
-    unpin?.();
   } finally {
     await moveToCpuGroup(home, process.pid).catch(() => undefined);
+    unpin?.();
     await session.close();
-    c.close();
+    // the gateway ends here, not in the caller, so its group can go (the caller closes the client)
     process.kill(pid);
     await new Promise((r) => setTimeout(r, 300));
     await gwGroup.remove(3000).catch(() => undefined);

@@ -55,7 +55,9 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
 // its result is kept, so the loop is not optimised away
 let sink = 0;
 const loop = () => { let x = 0; for (let i = 0; i < 2e7; i++) x += i * 0.5; sink += x; };
-const time = async (fn) => { const t = []; for (let i = 0; i < runs; i++) { const c0 = process.cpuUsage(); await fn(); t.push(cpuS(c0)); } return median(t); };
+/** CPU seconds of one run of `fn`; the median of `runs` of them. */
+const one = async (fn) => { const c0 = process.cpuUsage(); await fn(); return cpuS(c0); };
+const time = async (fn) => { const t = []; for (let i = 0; i < runs; i++) t.push(await one(fn)); return median(t); };
 
 const unpin = pinToOneCpu(process.pid);
 const cpu = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' }).trim().split(/\s+/).pop();
@@ -66,15 +68,14 @@ if (mb > 0) {
 }
 const periodsUs = periodsMs ? periodsMs.map((p) => Math.round(p * 1000)) : [cpuPeriodForShare(share)];
 const groups = [];
-for (const periodUs of periodsUs) groups.push(await CpuGroup.create(`quota-cpu-${process.pid}-${periodUs}`, share, { periodUs }));
-const group = groups[0];
 const home = currentCpuGroup();
 try {
+  for (const periodUs of periodsUs) groups.push(await CpuGroup.create(`quota-cpu-${process.pid}-${periodUs}`, share, { periodUs }));
+  const group = groups[0];
   for (let i = 0; i < 3; i++) { await session.run(feeds, outs); loop(); }
   const full = { model: await time(() => session.run(feeds, outs)), loop: await time(async () => loop()) };
   // Held: a run of each under each period in turn (one unrecorded run of the model first).
   const held = groups.map(() => ({ model: [], loop: [] }));
-  const one = async (fn) => { const c0 = process.cpuUsage(); await fn(); return cpuS(c0); };
   for (let r = 0; r < runs; r++) {
     for (const [k, g] of groups.entries()) {
       await g.add(process.pid);
